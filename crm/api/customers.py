@@ -1,0 +1,346 @@
+"""Customer endpoints: list, detail, partial update, lookup and upsert by identity, bulk upsert."""
+
+from typing import Any
+
+import django_filters
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm.api.auth import may_see_personal_data
+from crm.api.identities import IdentityListField, IdentitySerializer
+from crm.errors import NotFound, ValidationFailed
+from crm.models import ApiKey, Customer, CustomerMerge, Gender, Identity, SourceChannel
+from crm.personal_data import display_value
+from crm.selectors.customers import (
+    customer_find_by_identity,
+    customer_list,
+    customer_profile_for_sidebar,
+)
+from crm.services.customers import (
+    ERROR_CUSTOMER_NOT_FOUND,
+    CustomerInput,
+    customer_update,
+    customer_upsert,
+    customers_bulk_upsert,
+)
+
+ERROR_CUSTOMER_MERGED = "customer_merged"
+ERROR_TOO_MANY_ROWS = "too_many_rows"
+
+
+def actor_of(request: Request) -> str:
+    """Who did it, for merge records and logs: the API key's name and prefix."""
+    auth = request.auth
+    if isinstance(auth, ApiKey):
+        return f"api_key:{auth.name}:{auth.prefix}"
+    return f"user:{request.user.pk}" if request.user else "unknown"
+
+
+class IdentityOutSerializer(serializers.ModelSerializer):
+    value = serializers.SerializerMethodField(method_name="display")
+
+    class Meta:
+        model = Identity
+        fields = ["provider", "namespace", "value", "is_sensitive"]
+
+    def display(self, identity: Identity) -> str:
+        return display_value(
+            provider=identity.provider,
+            value_masked=identity.value_masked,
+            value_encrypted=identity.value_encrypted,
+            is_sensitive=identity.is_sensitive,
+            may_see_personal_data=self.context.get("may_see_personal_data", False),
+        )
+
+
+class CustomerOutSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.wecom_userid", default=None, read_only=True)
+    identities = IdentityOutSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            "display_name",
+            "gender",
+            "birthday",
+            "province",
+            "city",
+            "source_channel",
+            "first_seen_at",
+            "owner",
+            "member_level",
+            "member_points",
+            "created_at",
+            "updated_at",
+            "identities",
+        ]
+
+
+class ProfileInSerializer(serializers.Serializer):
+    """Profile fields an integration may set; absent fields are left as they are."""
+
+    display_name = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    gender = serializers.ChoiceField(choices=Gender.choices, required=False)
+    birthday = serializers.DateField(required=False, allow_null=True)
+    province = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    city = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    source_channel = serializers.ChoiceField(
+        choices=SourceChannel.choices, required=False, allow_blank=True
+    )
+    first_seen_at = serializers.DateTimeField(required=False)
+    owner = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text=_("WeCom userid of the staff member who owns the customer."),
+    )
+    member_level = serializers.IntegerField(min_value=0, max_value=32767, required=False)
+    member_points = serializers.IntegerField(
+        min_value=-(2**31), max_value=2**31 - 1, required=False
+    )
+
+
+class CustomerUpsertInSerializer(ProfileInSerializer):
+    identities = IdentityListField(
+        required=False, help_text=_("More identities of the same customer.")
+    )
+
+
+class CustomerBulkRowSerializer(ProfileInSerializer):
+    identities = IdentityListField()
+
+
+class CustomerBulkInSerializer(serializers.Serializer):
+    customers = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+
+
+class BulkOutSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    rejected = serializers.ListField(child=serializers.DictField())
+
+
+class CustomerFilter(django_filters.FilterSet):
+    tag = django_filters.BaseInFilter(
+        method="noop", help_text=_("Tag ids, comma-separated; customers holding all of them.")
+    )
+    group = django_filters.NumberFilter(method="noop", help_text=_("Current member of group id."))
+    source_channel = django_filters.ChoiceFilter(choices=SourceChannel.choices, method="noop")
+    owner = django_filters.CharFilter(method="noop", help_text=_("Owner's WeCom userid."))
+    member_level = django_filters.NumberFilter(method="noop")
+    updated_since = django_filters.IsoDateTimeFilter(method="noop")
+    search = django_filters.CharFilter(
+        method="noop", help_text=_("Name contains, or an identity value equals.")
+    )
+
+    class Meta:
+        model = Customer
+        fields: list[str] = []
+
+    def noop(self, queryset: Any, name: str, value: Any) -> Any:
+        return queryset
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        data = self.form.cleaned_data
+        return customer_list(
+            tag_ids=[int(t) for t in data.get("tag") or []],
+            group_id=int(data["group"]) if data.get("group") is not None else None,
+            source_channel=data.get("source_channel") or None,
+            owner=data.get("owner") or None,
+            member_level=int(data["member_level"])
+            if data.get("member_level") is not None
+            else None,
+            updated_since=data.get("updated_since"),
+            search=data.get("search") or None,
+        )
+
+
+class PersonalDataContextMixin:
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()  # type: ignore[misc]
+        context["may_see_personal_data"] = may_see_personal_data(self.request)  # type: ignore[attr-defined]
+        return context
+
+
+class CustomerListView(PersonalDataContextMixin, generics.ListAPIView):
+    scope_resource = "customers"
+    serializer_class = CustomerOutSerializer
+    filterset_class = CustomerFilter
+    queryset = Customer.objects.all()
+
+
+def _customer_or_404(customer_id: int) -> Customer:
+    customer = Customer.objects.select_related("owner").filter(pk=customer_id).first()
+    if customer is not None:
+        return customer
+    merge = CustomerMerge.objects.filter(merged_customer_id=customer_id).first()
+    if merge is not None:
+        raise NotFound(
+            ERROR_CUSTOMER_MERGED,
+            f"Customer {customer_id} was merged into {merge.survivor_id}.",
+            detail={"survivor_id": merge.survivor_id},
+        )
+    raise NotFound(ERROR_CUSTOMER_NOT_FOUND, "No such customer.")
+
+
+class TagOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="tag.id")
+    name = serializers.CharField(source="tag.name")
+    group = serializers.CharField(source="tag.group.name")
+    source = serializers.CharField()  # type: ignore[assignment]
+    tagged_at = serializers.DateTimeField()
+
+
+class GroupOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="group.id")
+    kind = serializers.CharField(source="group.kind")
+    name = serializers.CharField(source="group.name")
+    joined_at = serializers.DateTimeField()
+
+
+class OrderSummarySerializer(serializers.Serializer):
+    paid_order_count = serializers.IntegerField()
+    refunded_order_count = serializers.IntegerField()
+    net_spend = serializers.DecimalField(max_digits=14, decimal_places=2)
+    first_paid_at = serializers.DateTimeField(allow_null=True)
+    last_paid_at = serializers.DateTimeField(allow_null=True)
+
+
+class RecentOrderSerializer(serializers.Serializer):
+    source = serializers.CharField()  # type: ignore[assignment]
+    external_id = serializers.CharField()
+    status = serializers.CharField()
+    total_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    refunded_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.CharField()
+    paid_at = serializers.DateTimeField(allow_null=True)
+
+
+class ConsentOutSerializer(serializers.Serializer):
+    channel = serializers.CharField()
+    status = serializers.CharField()
+    changed_at = serializers.DateTimeField()
+
+
+class CustomerDetailSerializer(serializers.Serializer):
+    customer = CustomerOutSerializer()
+    tags = TagOutSerializer(many=True)
+    groups = GroupOutSerializer(many=True)
+    order_summary = OrderSummarySerializer()
+    recent_orders = RecentOrderSerializer(many=True)
+    consents = ConsentOutSerializer(many=True)
+
+
+def _detail_payload(request: Request, customer: Customer) -> dict[str, Any]:
+    context = {"may_see_personal_data": may_see_personal_data(request)}
+    payload = {"customer": customer, **customer_profile_for_sidebar(customer)}
+    return CustomerDetailSerializer(payload, context=context).data
+
+
+class CustomerDetailView(APIView):
+    scope_resource = "customers"
+
+    @extend_schema(responses=CustomerDetailSerializer)
+    def get(self, request: Request, customer_id: int) -> Response:
+        return Response(_detail_payload(request, _customer_or_404(customer_id)))
+
+    @extend_schema(request=ProfileInSerializer, responses=CustomerDetailSerializer)
+    def patch(self, request: Request, customer_id: int) -> Response:
+        serializer = ProfileInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        _customer_or_404(customer_id)
+        customer_update(
+            customer_id=customer_id, profile=serializer.validated_data, actor=actor_of(request)
+        )
+        return Response(_detail_payload(request, _customer_or_404(customer_id)))
+
+
+_NAMESPACE_PARAMETER = OpenApiParameter(
+    "namespace", str, description="Corp id (wecom), appid (openid) or source system (external)."
+)
+
+
+class CustomerByIdentityView(APIView):
+    """`GET` looks a customer up by one identity (what a WeCom sidebar needs in one call);
+    `PUT` creates or updates the customer that identity names."""
+
+    scope_resource = "customers"
+
+    def _key(self, request: Request, provider: str, value: str) -> Any:
+        serializer = IdentitySerializer(
+            data={
+                "provider": provider,
+                "value": value,
+                "namespace": request.query_params.get("namespace", ""),
+            }
+        )
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    @extend_schema(parameters=[_NAMESPACE_PARAMETER], responses=CustomerDetailSerializer)
+    def get(self, request: Request, provider: str, value: str) -> Response:
+        customer = customer_find_by_identity(self._key(request, provider, value))
+        if customer is None:
+            raise NotFound(ERROR_CUSTOMER_NOT_FOUND, "No customer has this identity.")
+        return Response(_detail_payload(request, customer))
+
+    @extend_schema(
+        parameters=[_NAMESPACE_PARAMETER],
+        request=CustomerUpsertInSerializer,
+        responses=CustomerDetailSerializer,
+    )
+    def put(self, request: Request, provider: str, value: str) -> Response:
+        key = self._key(request, provider, value)
+        serializer = CustomerUpsertInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        profile = dict(serializer.validated_data)
+        extra_identities = profile.pop("identities", [])
+        customer, created = customer_upsert(
+            identities=[key, *extra_identities], profile=profile, actor=actor_of(request)
+        )
+        return Response(
+            _detail_payload(request, customer),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class CustomerBulkView(APIView):
+    scope_resource = "customers"
+
+    @extend_schema(request=CustomerBulkInSerializer, responses=BulkOutSerializer)
+    def post(self, request: Request) -> Response:
+        envelope = CustomerBulkInSerializer(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        raw_rows = envelope.validated_data["customers"]
+        if len(raw_rows) > settings.API_BULK_MAX_ROWS:
+            raise ValidationFailed(
+                ERROR_TOO_MANY_ROWS,
+                f"At most {settings.API_BULK_MAX_ROWS} customers per request.",
+                detail={"customers": [f"At most {settings.API_BULK_MAX_ROWS} rows."]},
+            )
+        rows: list[CustomerInput] = []
+        rejected: list[dict[str, Any]] = []
+        for index, raw in enumerate(raw_rows):
+            row = CustomerBulkRowSerializer(data=raw)
+            if row.is_valid():
+                profile = dict(row.validated_data)
+                rows.append(CustomerInput(identities=profile.pop("identities"), profile=profile))
+            else:
+                rejected.append({"index": index, "errors": row.errors})
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        if rows:
+            outcome = customers_bulk_upsert(rows=rows, actor=actor_of(request))
+            counts = {
+                "created": outcome.created,
+                "updated": outcome.updated,
+                "unchanged": outcome.unchanged,
+            }
+        return Response({**counts, "rejected": rejected})

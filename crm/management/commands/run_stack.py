@@ -1,0 +1,278 @@
+"""`run_stack [--port 8000] [--no-demo]`: the body of `make run`.
+
+Prepares the database (migrate, operator login, quickstart API key, static files, demo data
+once), then runs gunicorn, a Celery worker and Celery beat as child processes until Ctrl-C or
+SIGTERM. If any child dies, everything is stopped and the command exits non-zero. When
+DATABASE_URL was not set, the embedded PostgreSQL started by the settings is stopped at the end.
+
+Secrets that must survive restarts (the operator password unless CRM_OPERATOR_PASSWORD is set,
+and the quickstart key, whose plain form cannot be recovered from the database) are kept in
+CRM_LOCAL_DIR with mode 0600.
+"""
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+
+from config import embedded
+from crm.services.api_keys import api_key_authenticate, api_key_create
+
+OPERATOR_USERNAME = "operator"
+QUICKSTART_KEY_NAME = "quickstart"
+OPERATOR_PASSWORD_FILE = "operator_password"  # noqa: S105 - a file name
+QUICKSTART_KEY_FILE = "quickstart_api_key"
+STOP_TIMEOUT_SECONDS = 20.0
+READY_TIMEOUT_SECONDS = 60.0
+
+
+class Command(BaseCommand):
+    help = "Run web (gunicorn), Celery worker and beat with demo data: the body of `make run`."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-demo", action="store_true", help="Do not load demo data.")
+
+    def handle(self, *args: Any, port: int, no_demo: bool, **options: Any) -> None:
+        # The settings already started the embedded server if DATABASE_URL is unset.
+        uses_embedded_postgres = not os.environ.get("DATABASE_URL")
+        try:
+            self._run(port=port, no_demo=no_demo)
+        finally:
+            connections.close_all()
+            if uses_embedded_postgres:
+                self.stdout.write("Stopping the embedded PostgreSQL...")
+                embedded.postgres_stop()
+
+    def _run(self, *, port: int, no_demo: bool) -> None:
+        local = embedded.local_dir()
+        call_command("migrate", interactive=False, verbosity=1, stdout=self.stdout)
+        password = _operator_password(local)
+        _ensure_operator(password)
+        raw_key = _quickstart_key(local)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        if not no_demo:
+            call_command("load_demo_data", if_empty=True, stdout=self.stdout)
+        connections.close_all()  # the children open their own
+
+        stack = _Stack(self._child_env(local), stdout=self.stdout)
+        stack.start(port)
+        try:
+            if stack.wait_ready(port):
+                self._banner(port, password, raw_key, local)
+            stack.supervise()
+        finally:
+            stack.stop()
+        if stack.failure:
+            raise CommandError(stack.failure, returncode=1)
+
+    def _child_env(self, local: Path) -> dict[str, str]:
+        """The children share this process's database and broker instead of each starting
+        the embedded server."""
+        env = dict(os.environ)
+        env["DATABASE_URL"] = str(settings.DATABASE_URL)
+        env["CRM_LOCAL_DIR"] = str(local)
+        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        # CELERY_BROKER_URL is passed on only when the user set it: the settings derive the
+        # filesystem broker's folders only when it is unset, and that broker needs no server.
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _banner(self, port: int, password: str, raw_key: str, local: Path) -> None:
+        base = f"http://127.0.0.1:{port}"
+        lines = [
+            "",
+            "=" * 72,
+            "  Private-domain CRM is running (Ctrl-C stops everything)",
+            f"  Admin:       {base}/admin/",
+            f"  API docs:    {base}/api/docs/",
+            f"  Health:      {base}/healthz",
+            f"  Login:       {OPERATOR_USERNAME} / {password}",
+            f"  API key:     {raw_key}",
+            f"               (all scopes; kept in {local / QUICKSTART_KEY_FILE})",
+            "  Try:",
+            f'    curl -H "Authorization: Api-Key {raw_key}" {base}/api/schema/',
+            "=" * 72,
+            "",
+        ]
+        self.stdout.write("\n".join(lines))
+        self.stdout.flush()
+
+
+def _write_secret(path: Path, value: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(value + "\n")
+    path.chmod(0o600)
+
+
+def _operator_password(local: Path) -> str:
+    from_env = os.environ.get("CRM_OPERATOR_PASSWORD")
+    if from_env:
+        return from_env
+    path = local / OPERATOR_PASSWORD_FILE
+    if path.exists() and path.read_text().strip():
+        return path.read_text().strip()
+    password = secrets.token_urlsafe(12)
+    _write_secret(path, password)
+    return password
+
+
+def _ensure_operator(password: str) -> None:
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=OPERATOR_USERNAME).first()
+    if user is None:
+        user_model.objects.create_superuser(username=OPERATOR_USERNAME, password=password)
+        return
+    if not (
+        user.is_active and user.is_staff and user.is_superuser and user.check_password(password)
+    ):
+        user.is_active = user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+
+
+def _quickstart_key(local: Path) -> str:
+    """The stored quickstart key if it still authenticates, else a new one (stored 0600)."""
+    path = local / QUICKSTART_KEY_FILE
+    if path.exists():
+        raw_key = path.read_text().strip()
+        api_key = api_key_authenticate(raw_key) if raw_key else None
+        if api_key is not None and api_key.name == QUICKSTART_KEY_NAME:
+            return raw_key
+    _, raw_key = api_key_create(name=QUICKSTART_KEY_NAME, scopes=["*"])
+    _write_secret(path, raw_key)
+    return raw_key
+
+
+class _Stack:
+    """The child processes, each in its own session so that a terminal's Ctrl-C reaches only
+    this supervisor, which then stops them in order."""
+
+    def __init__(self, env: dict[str, str], *, stdout: Any) -> None:
+        self.env = env
+        self.stdout = stdout
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.stop_requested: str | None = None
+        self.failure: str | None = None
+
+    def start(self, port: int) -> None:
+        python = sys.executable
+        commands = {
+            "web": [
+                python,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--no-control-socket",  # several stacks may run on one machine
+                "--access-logfile",
+                "-",
+            ],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=INFO",
+                "--concurrency=2",
+            ],
+            "beat": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel=INFO",
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+            ],
+        }
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+        for name, command in commands.items():
+            self.children[name] = subprocess.Popen(  # noqa: S603 - fixed argument lists
+                command, env=self.env, cwd=settings.BASE_DIR, start_new_session=True
+            )
+            self.stdout.write(f"Started {name} (pid {self.children[name].pid})")
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = signal.Signals(signum).name
+
+    def _dead_child(self) -> str | None:
+        for name, process in self.children.items():
+            code = process.poll()
+            if code is not None:
+                return f"{name} exited with code {code}; stopped the stack."
+        return None
+
+    def wait_ready(self, port: int) -> bool:
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline and not self.stop_requested:
+            self.failure = self._dead_child()
+            if self.failure:
+                return False
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return True
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
+        if not self.stop_requested:
+            self.stdout.write(f"Web did not answer /healthz within {READY_TIMEOUT_SECONDS:.0f} s.")
+            return True  # still print how to reach it; supervision goes on
+        return False
+
+    def supervise(self) -> None:
+        while not self.stop_requested and not self.failure:
+            self.failure = self._dead_child()
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.stop_requested:
+            self.stdout.write(f"Received {self.stop_requested}: stopping web, worker and beat...")
+        elif self.failure:
+            self.stdout.write(self.failure)
+        # Ignore further Ctrl-C while shutting down: the children must not be orphaned.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        for process in self.children.values():
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for name, process in self.children.items():
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                self.stdout.write(f"{name} did not stop in time: killing it.")
+                _kill_group(process)
+                process.wait()
+            else:
+                _kill_group(process)  # leftovers of its session (pool processes), if any
+        self.stdout.write("All processes stopped.")
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)

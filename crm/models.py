@@ -1,0 +1,481 @@
+"""CRM data model: customers and their identities, tags, groups (社群), orders, interactions and
+consent, plus the integration API keys. Every hot table carries `customer_id` so that it can be
+sharded by customer (DESIGN.md §5). Business rules live in `crm.services`, not here."""
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class SourceChannel(models.TextChoices):
+    DOUYIN = "douyin", _("Douyin")
+    KUAISHOU = "kuaishou", _("Kuaishou")
+    WECHAT_CHANNELS = "wechat_channels", _("WeChat Channels")
+    XIAOHONGSHU = "xiaohongshu", _("Xiaohongshu")
+    BILIBILI = "bilibili", _("Bilibili")
+    MINIPROGRAM = "miniprogram", _("Mini-program")
+    OFFLINE_STORE = "offline_store", _("Offline store")
+    WECOM = "wecom", _("WeCom")
+    OTHER = "other", _("Other")
+
+
+class Gender(models.TextChoices):
+    UNKNOWN = "unknown", _("Unknown")
+    MALE = "male", _("Male")
+    FEMALE = "female", _("Female")
+
+
+class StaffMember(models.Model):
+    """A brand employee with a WeCom account who owns customers (跟进人)."""
+
+    wecom_userid = models.CharField(_("WeCom userid"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=64, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("staff member")
+        verbose_name_plural = _("staff members")
+        ordering = ["wecom_userid"]
+
+    def __str__(self) -> str:
+        return self.name or self.wecom_userid
+
+
+class Customer(models.Model):
+    display_name = models.CharField(_("display name"), max_length=128, blank=True)
+    gender = models.CharField(
+        _("gender"), max_length=8, choices=Gender.choices, default=Gender.UNKNOWN
+    )
+    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    province = models.CharField(_("province"), max_length=32, blank=True)
+    city = models.CharField(_("city"), max_length=32, blank=True)
+    source_channel = models.CharField(
+        _("source channel"), max_length=32, choices=SourceChannel.choices, blank=True
+    )
+    first_seen_at = models.DateTimeField(_("first seen"), default=timezone.now)
+    owner = models.ForeignKey(
+        StaffMember,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="customers",
+    )
+    member_level = models.PositiveSmallIntegerField(_("member level"), default=0)
+    member_points = models.IntegerField(_("member points"), default=0)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        permissions = [("view_personal_data", _("Can see unmasked personal data"))]
+
+    def __str__(self) -> str:
+        return self.display_name or f"#{self.pk}"
+
+
+class IdentityProvider(models.TextChoices):
+    WECOM = "wecom", _("WeCom external_userid")
+    UNIONID = "unionid", _("WeChat unionid")
+    OPENID = "openid", _("WeChat openid")
+    PHONE = "phone", _("Phone")
+    EXTERNAL = "external", _("External system id")
+
+
+class Identity(models.Model):
+    """One way to recognise a customer. The value is encrypted at rest and found by keyed hash;
+    `value_masked` is what anyone without the personal-data permission sees."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    provider = models.CharField(_("provider"), max_length=16, choices=IdentityProvider.choices)
+    namespace = models.CharField(
+        _("namespace"),
+        max_length=64,
+        blank=True,
+        help_text=_("Corp id for WeCom, appid for openid, system name for external ids."),
+    )
+    value_hash = models.CharField(max_length=64)
+    value_encrypted = models.TextField()
+    value_masked = models.CharField(_("value"), max_length=64)
+    is_sensitive = models.BooleanField(_("sensitive"), default=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("identity")
+        verbose_name_plural = _("identities")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "namespace", "value_hash"], name="identity_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.value_masked}"
+
+
+class TagGroup(models.Model):
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    is_exclusive = models.BooleanField(
+        _("exclusive"),
+        default=False,
+        help_text=_("A customer holds at most one tag of an exclusive group."),
+    )
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("tag group")
+        verbose_name_plural = _("tag groups")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    group = models.ForeignKey(
+        TagGroup, verbose_name=_("tag group"), on_delete=models.PROTECT, related_name="tags"
+    )
+    name = models.CharField(_("name"), max_length=64)
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+        ordering = ["group__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["group", "name"], name="tag_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.group.name}/{self.name}"
+
+
+class TagSource(models.TextChoices):
+    MANUAL = "manual", _("Manual")
+    IMPORT = "import", _("Import")
+    RULE = "rule", _("Rule")
+    MODEL = "model", _("Model")
+
+
+class CustomerTag(models.Model):
+    """A tag held by a customer. `exclusive_group` repeats the tag's group when that group is
+    exclusive (NULL otherwise) so that PostgreSQL itself enforces one tag per exclusive group."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="customer_tags")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="customer_tags")
+    exclusive_group = models.ForeignKey(
+        TagGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    source = models.CharField(
+        _("source"), max_length=16, choices=TagSource.choices, default=TagSource.MANUAL
+    )
+    tagged_at = models.DateTimeField(_("tagged at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("customer tag")
+        verbose_name_plural = _("customer tags")
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "tag"], name="customer_tag_unique"),
+            models.UniqueConstraint(
+                fields=["customer", "exclusive_group"], name="customer_tag_exclusive_group"
+            ),
+        ]
+        indexes = [models.Index(fields=["tag", "customer"], name="customer_tag_by_tag")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}:{self.tag_id}"
+
+
+class GroupKind(models.TextChoices):
+    WECOM_GROUP = "wecom_group", _("WeCom customer group")
+    WECHAT_GROUP = "wechat_group", _("WeChat group")
+    COMMUNITY = "community", _("Community")
+
+
+class Group(models.Model):
+    """A 社群: a WeCom customer group chat, a WeChat group or a community."""
+
+    kind = models.CharField(_("kind"), max_length=16, choices=GroupKind.choices)
+    external_id = models.CharField(_("external id"), max_length=64)
+    name = models.CharField(_("name"), max_length=128)
+    owner = models.ForeignKey(
+        StaffMember,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="groups",
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("group")
+        verbose_name_plural = _("groups")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "external_id"], name="group_unique_external")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GroupMembership(models.Model):
+    """One stay of a customer in a group. Leaving closes the row; re-joining opens a new one,
+    so the history is kept. At most one open row per (group, customer)."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="group_memberships"
+    )
+    joined_at = models.DateTimeField(_("joined at"))
+    left_at = models.DateTimeField(_("left at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("group membership")
+        verbose_name_plural = _("group memberships")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group", "customer"],
+                condition=Q(left_at__isnull=True),
+                name="group_membership_one_open",
+            ),
+            models.CheckConstraint(
+                condition=Q(left_at__isnull=True) | Q(left_at__gte=models.F("joined_at")),
+                name="group_membership_left_after_joined",
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "group"], name="membership_by_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.group_id}:{self.customer_id}"
+
+
+class OrderStatus(models.TextChoices):
+    PAID = "paid", _("Paid")
+    PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
+    REFUNDED = "refunded", _("Refunded")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Order(models.Model):
+    """An order from a shop system, unique by (source, external_id). `content_hash` digests the
+    payload it was last written from, so that a re-sent unchanged order writes nothing."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="orders")
+    source = models.CharField(_("source"), max_length=32)
+    external_id = models.CharField(_("external order id"), max_length=64)
+    status = models.CharField(_("status"), max_length=20, choices=OrderStatus.choices)
+    total_amount = models.DecimalField(_("total amount"), max_digits=14, decimal_places=2)
+    refunded_amount = models.DecimalField(
+        _("refunded amount"), max_digits=14, decimal_places=2, default=0
+    )
+    currency = models.CharField(_("currency"), max_length=3, default="CNY")
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    channel = models.CharField(_("channel"), max_length=32, blank=True)
+    store = models.CharField(_("store"), max_length=64, blank=True)
+    content_hash = models.CharField(max_length=32)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="order_unique_external"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(total_amount__gte=0),
+                name="order_amounts_not_negative",
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "paid_at"], name="order_by_customer_paid")]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id}"
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    line_no = models.PositiveSmallIntegerField()
+    sku = models.CharField(_("SKU"), max_length=64)
+    name = models.CharField(_("name"), max_length=128, blank=True)
+    category = models.CharField(_("category"), max_length=64, blank=True)
+    quantity = models.PositiveIntegerField(_("quantity"))
+    unit_price = models.DecimalField(_("unit price"), max_digits=14, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("order item")
+        verbose_name_plural = _("order items")
+        constraints = [
+            models.UniqueConstraint(fields=["order", "line_no"], name="order_item_unique_line")
+        ]
+        indexes = [models.Index(fields=["customer", "sku"], name="order_item_by_customer_sku")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}#{self.line_no}"
+
+
+class InteractionKind(models.TextChoices):
+    MESSAGE_REPLY = "message_reply", _("Message reply")
+    LINK_CLICK = "link_click", _("Link click")
+    CONTENT_VIEW = "content_view", _("Content view")
+    MINIPROGRAM_VISIT = "miniprogram_visit", _("Mini-program visit")
+    GROUP_MESSAGE = "group_message", _("Group message")
+    LIVE_STREAM_VIEW = "live_stream_view", _("Live stream view")
+    COUPON_CLAIM = "coupon_claim", _("Coupon claim")
+
+
+class Interaction(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="interactions")
+    kind = models.CharField(_("kind"), max_length=32, choices=InteractionKind.choices)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    properties = models.JSONField(_("properties"), default=dict, blank=True)
+    source = models.CharField(_("source"), max_length=32)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=128)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("interaction")
+        verbose_name_plural = _("interactions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "idempotency_key"], name="interaction_unique_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["customer", "kind", "occurred_at"], name="interaction_by_customer")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}@{self.occurred_at:%Y-%m-%d}"
+
+
+class ConsentChannel(models.TextChoices):
+    WECOM = "wecom", _("WeCom")
+    WECHAT = "wechat", _("WeChat")
+    SMS = "sms", _("SMS")
+    EMAIL = "email", _("Email")
+    PHONE_CALL = "phone_call", _("Phone call")
+
+
+class ConsentStatus(models.TextChoices):
+    OPTED_IN = "opted_in", _("Opted in")
+    OPTED_OUT = "opted_out", _("Opted out")
+
+
+class Consent(models.Model):
+    """Current consent of a customer on a channel: the latest event by `changed_at` wins, so
+    events that arrive out of order cannot resurrect an old state. No row means no decision."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
+    channel = models.CharField(_("channel"), max_length=16, choices=ConsentChannel.choices)
+    status = models.CharField(_("status"), max_length=16, choices=ConsentStatus.choices)
+    source = models.CharField(_("source"), max_length=32)
+    changed_at = models.DateTimeField(_("changed at"))
+
+    class Meta:
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "channel"], name="consent_unique_channel")
+        ]
+        indexes = [
+            models.Index(
+                fields=["channel", "customer"],
+                condition=Q(status="opted_out"),
+                name="consent_opted_out",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}:{self.channel}={self.status}"
+
+
+class ConsentEvent(models.Model):
+    """Append-only history of consent changes, as reported."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consent_events")
+    channel = models.CharField(_("channel"), max_length=16, choices=ConsentChannel.choices)
+    status = models.CharField(_("status"), max_length=16, choices=ConsentStatus.choices)
+    source = models.CharField(_("source"), max_length=32)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("consent event")
+        verbose_name_plural = _("consent events")
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["customer", "channel"], name="consent_event_by_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}:{self.channel}->{self.status}"
+
+
+class CustomerMerge(models.Model):
+    """Record of two customers found to be one person. The merged customer is deleted after
+    everything it owned moved to the survivor; its profile is kept here as a snapshot."""
+
+    survivor = models.ForeignKey(
+        Customer, verbose_name=_("survivor"), on_delete=models.CASCADE, related_name="merges"
+    )
+    merged_customer_id = models.BigIntegerField(_("merged customer id"), unique=True)
+    actor = models.CharField(_("actor"), max_length=128)
+    reason = models.CharField(_("reason"), max_length=255)
+    moved = models.JSONField(_("moved rows"), default=dict)
+    merged_profile = models.JSONField(_("merged profile"), default=dict)
+    merged_at = models.DateTimeField(_("merged at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("customer merge")
+        verbose_name_plural = _("customer merges")
+        ordering = ["-merged_at"]
+
+    def __str__(self) -> str:
+        return f"{self.merged_customer_id}->{self.survivor_id}"
+
+
+class DirtyCustomer(models.Model):
+    """Customers whose score-relevant data changed since the last recomputation. Written in the
+    same transaction as the change, so a mark is never lost; the recompute sweep consumes it."""
+
+    customer = models.OneToOneField(
+        Customer, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    marked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("customer to recompute")
+        verbose_name_plural = _("customers to recompute")
+
+    def __str__(self) -> str:
+        return str(self.customer_id)
+
+
+class ApiKey(models.Model):
+    """An integration API key. Only a SHA-256 digest of the secret is stored (the secret is 32
+    random bytes, so a slow password hash adds nothing); `prefix` finds the row."""
+
+    name = models.CharField(_("name"), max_length=64)
+    prefix = models.CharField(_("prefix"), max_length=12, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = ArrayField(models.CharField(max_length=32), verbose_name=_("scopes"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

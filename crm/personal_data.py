@@ -1,0 +1,146 @@
+"""Personal data at rest: identity values are normalised, encrypted (Fernet, key rotation with
+MultiFernet), found by a keyed HMAC-SHA256 hash and shown masked to anyone without the
+`crm.view_personal_data` permission (or the `personal_data:read` API scope)."""
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from cryptography.fernet import Fernet, MultiFernet
+from django.conf import settings
+
+from crm.models import IdentityProvider
+
+PROVIDERS_WITH_NAMESPACE = {
+    IdentityProvider.WECOM,
+    IdentityProvider.OPENID,
+    IdentityProvider.EXTERNAL,
+}
+ALWAYS_SENSITIVE = {IdentityProvider.PHONE}
+
+ERROR_UNKNOWN_PROVIDER = "unknown_provider"
+ERROR_NAMESPACE_REQUIRED = "namespace_required"
+ERROR_NAMESPACE_NOT_ALLOWED = "namespace_not_allowed"
+ERROR_INVALID_PHONE = "invalid_phone"
+ERROR_INVALID_VALUE = "invalid_value"
+
+_PHONE_STRIP = re.compile(r"[\s\-().]")
+_CN_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_ID_VALUE = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+class IdentityError(ValueError):
+    """A malformed identity; `code` is one of the ERROR_* constants, `field` the culprit."""
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityKey:
+    """A normalised identity: what makes it unique, and its value for encryption."""
+
+    provider: str
+    namespace: str
+    value: str
+    value_hash: str
+    is_sensitive: bool
+
+    @property
+    def unique_key(self) -> tuple[str, str, str]:
+        return (self.provider, self.namespace, self.value_hash)
+
+
+def normalize_phone(raw: str) -> str:
+    """A phone number in E.164 form; bare Chinese mobile numbers get the default region."""
+    phone = _PHONE_STRIP.sub("", raw)
+    if phone.startswith("00"):
+        phone = "+" + phone[2:]
+    if not phone.startswith("+"):
+        if not _CN_MOBILE.match(phone):
+            raise IdentityError(ERROR_INVALID_PHONE, "value", "Not a valid phone number.")
+        phone = f"+{settings.DEFAULT_PHONE_REGION}{phone}"
+    if not _E164.match(phone):
+        raise IdentityError(ERROR_INVALID_PHONE, "value", "Not a valid phone number.")
+    return phone
+
+
+def identity_key(
+    *, provider: str, value: str, namespace: str = "", is_sensitive: bool = False
+) -> IdentityKey:
+    """Validate and normalise one identity. Raises IdentityError."""
+    if provider not in IdentityProvider.values:
+        raise IdentityError(ERROR_UNKNOWN_PROVIDER, "provider", f"Unknown provider {provider!r}.")
+    namespace = (namespace or "").strip()
+    if provider == IdentityProvider.WECOM and not namespace:
+        namespace = settings.WECOM_CORP_ID
+    if provider in PROVIDERS_WITH_NAMESPACE:
+        if not namespace:
+            raise IdentityError(
+                ERROR_NAMESPACE_REQUIRED, "namespace", f"Provider {provider} needs a namespace."
+            )
+    elif namespace:
+        raise IdentityError(
+            ERROR_NAMESPACE_NOT_ALLOWED, "namespace", f"Provider {provider} has no namespace."
+        )
+    value = (value or "").strip()
+    if provider == IdentityProvider.PHONE:
+        value = normalize_phone(value)
+    elif not _ID_VALUE.match(value):
+        raise IdentityError(
+            ERROR_INVALID_VALUE, "value", "Expected 1 to 128 printable ASCII characters."
+        )
+    return IdentityKey(
+        provider=provider,
+        namespace=namespace,
+        value=value,
+        value_hash=hash_identity(provider, namespace, value),
+        is_sensitive=is_sensitive or provider in ALWAYS_SENSITIVE,
+    )
+
+
+def hash_identity(provider: str, namespace: str, value: str) -> str:
+    message = f"{provider}\x1f{namespace}\x1f{value}".encode()
+    return hmac.new(settings.PII_HASH_KEY.encode(), message, hashlib.sha256).hexdigest()
+
+
+@cache
+def _fernet() -> MultiFernet:
+    return MultiFernet([Fernet(key.encode()) for key in settings.PII_ENCRYPTION_KEYS])
+
+
+def encrypt(value: str) -> str:
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    return _fernet().decrypt(token.encode()).decode()
+
+
+def mask(provider: str, value: str) -> str:
+    """What a viewer without the personal-data permission sees: 138****1234 for phones."""
+    if provider == IdentityProvider.PHONE:
+        digits = value.removeprefix(f"+{settings.DEFAULT_PHONE_REGION}")
+        return f"{digits[:3]}****{digits[-4:]}" if len(digits) > 7 else "****"
+    if len(value) <= 8:
+        return value[:2] + "****"
+    return f"{value[:4]}****{value[-4:]}"
+
+
+def display_value(
+    *,
+    provider: str,
+    value_masked: str,
+    value_encrypted: str,
+    is_sensitive: bool,
+    may_see_personal_data: bool,
+) -> str:
+    """The identity value as a given viewer may see it."""
+    if may_see_personal_data or not is_sensitive:
+        return decrypt(value_encrypted)
+    return value_masked

@@ -1,0 +1,1 @@
+"""crm selectors: reads only. One module per area; nothing here writes."""

@@ -1,0 +1,158 @@
+"""Customer reads: the filtered list, one customer, lookup by identity, and the one-call view
+a WeCom sidebar needs."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, DecimalField, F, Max, Min, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+
+from crm.models import (
+    Consent,
+    Customer,
+    CustomerTag,
+    GroupMembership,
+    Identity,
+    IdentityProvider,
+    Order,
+    OrderStatus,
+)
+from crm.personal_data import IdentityError, IdentityKey, identity_key
+
+COUNTED_ORDER_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
+
+
+def customer_list(
+    *,
+    tag_ids: list[int] | None = None,
+    group_id: int | None = None,
+    source_channel: str | None = None,
+    owner: str | None = None,
+    member_level: int | None = None,
+    updated_since: datetime | None = None,
+    search: str | None = None,
+) -> QuerySet[Customer]:
+    """Customers matching every given filter, identities prefetched (two queries a page)."""
+    customers = Customer.objects.select_related("owner").prefetch_related(
+        Prefetch("identities", queryset=Identity.objects.order_by("id"))
+    )
+    for tag_id in tag_ids or []:
+        # Each tag narrows: customers holding all given tags (index customer_tag_by_tag).
+        customers = customers.filter(
+            pk__in=CustomerTag.objects.filter(tag_id=tag_id).values("customer_id")
+        )
+    if group_id is not None:
+        customers = customers.filter(
+            pk__in=GroupMembership.objects.filter(group_id=group_id, left_at__isnull=True).values(
+                "customer_id"
+            )
+        )
+    if source_channel:
+        customers = customers.filter(source_channel=source_channel)
+    if owner:
+        customers = customers.filter(owner__wecom_userid=owner)
+    if member_level is not None:
+        customers = customers.filter(member_level=member_level)
+    if updated_since is not None:
+        customers = customers.filter(updated_at__gte=updated_since)
+    if search:
+        customers = customers.filter(_search_condition(search))
+    return customers
+
+
+def _search_condition(term: str) -> Q:
+    """Name contains the term, or an identity equals it (matched by keyed hash, never by
+    decrypting): phone numbers, unionids and ids of any namespace already stored."""
+    condition = Q(display_name__icontains=term)
+    hashes: list[str] = []
+    for provider in IdentityProvider.values:
+        if provider in (IdentityProvider.WECOM, IdentityProvider.OPENID, IdentityProvider.EXTERNAL):
+            continue
+        try:
+            hashes.append(identity_key(provider=provider, value=term).value_hash)
+        except IdentityError:
+            continue
+    namespaced = _namespaced_hashes(term)
+    hashes.extend(namespaced)
+    if hashes:
+        condition |= Q(pk__in=Identity.objects.filter(value_hash__in=hashes).values("customer_id"))
+    return condition
+
+
+def _namespaced_hashes(term: str) -> list[str]:
+    """Hashes of `term` under every namespace in use (a handful of corp ids and appids)."""
+    namespaces = (
+        Identity.objects.filter(
+            provider__in=[
+                IdentityProvider.WECOM,
+                IdentityProvider.OPENID,
+                IdentityProvider.EXTERNAL,
+            ]
+        )
+        .values_list("provider", "namespace")
+        .distinct()
+    )
+    hashes = []
+    for provider, namespace in namespaces:
+        try:
+            hashes.append(
+                identity_key(provider=provider, namespace=namespace, value=term).value_hash
+            )
+        except IdentityError:
+            continue
+    return hashes
+
+
+def customer_find_by_identity(key: IdentityKey) -> Customer | None:
+    return (
+        Customer.objects.select_related("owner")
+        .filter(
+            identities__provider=key.provider,
+            identities__namespace=key.namespace,
+            identities__value_hash=key.value_hash,
+        )
+        .first()
+    )
+
+
+def customer_order_summary(customer_id: int) -> dict[str, Any]:
+    """Paid order count, net spend (refunds subtracted), first and last paid order."""
+    summary = Order.objects.filter(
+        customer_id=customer_id, status__in=COUNTED_ORDER_STATUSES
+    ).aggregate(
+        paid_order_count=Count("id"),
+        net_spend=Coalesce(
+            Sum(F("total_amount") - F("refunded_amount")),
+            Decimal("0.00"),
+            output_field=DecimalField(max_digits=14, decimal_places=2),
+        ),
+        first_paid_at=Min("paid_at"),
+        last_paid_at=Max("paid_at"),
+    )
+    summary["refunded_order_count"] = Order.objects.filter(
+        customer_id=customer_id, status=OrderStatus.REFUNDED
+    ).count()
+    return summary
+
+
+def customer_profile_for_sidebar(customer: Customer) -> dict[str, Any]:
+    """Everything a WeCom sidebar shows about a customer, in a fixed number of queries."""
+    tags = (
+        CustomerTag.objects.filter(customer_id=customer.pk)
+        .select_related("tag__group")
+        .order_by("tag__group__name", "tag__name")
+    )
+    groups = (
+        GroupMembership.objects.filter(customer_id=customer.pk, left_at__isnull=True)
+        .select_related("group")
+        .order_by("joined_at")
+    )
+    recent_orders = Order.objects.filter(customer_id=customer.pk).order_by("-paid_at", "-id")[:5]
+    return {
+        "tags": list(tags),
+        "groups": list(groups),
+        "order_summary": customer_order_summary(customer.pk),
+        "recent_orders": list(recent_orders),
+        "consents": list(Consent.objects.filter(customer_id=customer.pk).order_by("channel")),
+    }

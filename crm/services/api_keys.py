@@ -1,0 +1,90 @@
+"""API key services: keys are `<prefix>.<secret>`; only a SHA-256 digest of the secret is kept."""
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from crm.errors import NotFound, ValidationFailed
+from crm.models import ApiKey
+
+RESOURCES = ("customers", "orders", "tags", "groups", "interactions", "consents")
+SCOPES = (
+    *(f"{resource}:{access}" for resource in RESOURCES for access in ("read", "write")),
+    "personal_data:read",
+)
+ERROR_UNKNOWN_SCOPE = "unknown_scope"
+ERROR_NO_SCOPES = "no_scopes"
+ERROR_NAME_REQUIRED = "name_required"
+ERROR_API_KEY_NOT_FOUND = "api_key_not_found"
+
+KEY_PREFIX_LENGTH = 12
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_scopes(scopes: Iterable[str]) -> list[str]:
+    """Normalise scopes; `resource` alone means read and write, `*` means every scope."""
+    result: set[str] = set()
+    for scope in scopes:
+        scope = scope.strip()
+        if scope == "*":
+            result.update(SCOPES)
+        elif scope in RESOURCES:
+            result.update({f"{scope}:read", f"{scope}:write"})
+        elif scope in SCOPES:
+            result.add(scope)
+        else:
+            raise ValidationFailed(
+                ERROR_UNKNOWN_SCOPE,
+                f"Unknown scope {scope!r}.",
+                detail={"scopes": [f"Unknown scope {scope!r}. Known: {', '.join(SCOPES)}, *"]},
+            )
+    if not result:
+        raise ValidationFailed(ERROR_NO_SCOPES, "At least one scope is required.")
+    return sorted(result)
+
+
+def api_key_create(*, name: str, scopes: Iterable[str]) -> tuple[ApiKey, str]:
+    """Create a key; return it with the plain key, which is shown once and never stored."""
+    if not name.strip():
+        raise ValidationFailed(ERROR_NAME_REQUIRED, "A key needs a name.")
+    checked = check_scopes(scopes)
+    prefix = secrets.token_hex(KEY_PREFIX_LENGTH // 2)
+    secret = secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        name=name.strip(), prefix=prefix, secret_hash=_digest(secret), scopes=checked
+    )
+    return api_key, f"{prefix}.{secret}"
+
+
+def api_key_authenticate(raw_key: str) -> ApiKey | None:
+    """The active key matching `raw_key`, or None. Constant-time comparison of digests."""
+    prefix, _, secret = raw_key.partition(".")
+    if len(prefix) != KEY_PREFIX_LENGTH or not secret:
+        return None
+    api_key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+    if api_key is None or not hmac.compare_digest(api_key.secret_hash, _digest(secret)):
+        return None
+    now = timezone.now()
+    # Touch at most once a minute: a write per request would cost more than the request.
+    if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key
+
+
+@transaction.atomic
+def api_key_revoke(*, prefix: str) -> ApiKey:
+    api_key = ApiKey.objects.select_for_update().filter(prefix=prefix).first()
+    if api_key is None:
+        raise NotFound(ERROR_API_KEY_NOT_FOUND, "No such API key.")
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key

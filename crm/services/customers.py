@@ -1,0 +1,478 @@
+"""Customer services: resolve identities to customers (creating and merging as needed), upsert
+profiles, merge duplicates, and mark customers for recomputation.
+
+Resolution is set-based: one lookup query per batch, advisory locks only on identities not yet
+known (so that parallel requests naming the same new identity create one customer), one insert
+for new customers and one for new identities."""
+
+import logging
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from crm.models import Customer, CustomerMerge, Identity, StaffMember
+from crm.personal_data import IdentityKey, encrypt, mask
+
+logger = logging.getLogger(__name__)
+
+ERROR_CUSTOMER_NOT_FOUND = "customer_not_found"
+
+# Profile fields an integration may set. `owner` is a WeCom userid.
+PROFILE_FIELDS = (
+    "display_name",
+    "gender",
+    "birthday",
+    "province",
+    "city",
+    "source_channel",
+    "first_seen_at",
+    "owner",
+    "member_level",
+    "member_points",
+)
+ProfileValue = str | int | date | datetime | None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    customer_ids: list[int]
+    created: set[int] = field(default_factory=set)
+    survivors: set[int] = field(default_factory=set)  # absorbed another customer
+
+
+class _UnionFind:
+    def __init__(self, size: int) -> None:
+        self.parent = list(range(size))
+
+    def find(self, item: int) -> int:
+        while self.parent[item] != item:
+            self.parent[item] = self.parent[self.parent[item]]
+            item = self.parent[item]
+        return item
+
+    def union(self, a: int, b: int) -> None:
+        root_a, root_b = self.find(a), self.find(b)
+        if root_a != root_b:
+            self.parent[max(root_a, root_b)] = min(root_a, root_b)
+
+
+def _identities_lookup(keys: Collection[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+    if not keys:
+        return {}
+    providers, namespaces, hashes = zip(*keys, strict=True)
+    with connection.cursor() as cursor:
+        # Served by the unique index identity_unique (provider, namespace, value_hash).
+        cursor.execute(
+            """
+            SELECT i.provider, i.namespace, i.value_hash, i.customer_id
+            FROM crm_identity i
+            JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(provider, namespace, value_hash)
+              USING (provider, namespace, value_hash)
+            """,
+            [list(providers), list(namespaces), list(hashes)],
+        )
+        return {(p, n, h): customer_id for p, n, h, customer_id in cursor.fetchall()}
+
+
+def _identities_lock(keys: Iterable[tuple[str, str, str]]) -> None:
+    """Transaction-scoped advisory locks on identities about to be created, taken in sorted
+    order so that two batches never deadlock on each other."""
+    lock_ids = sorted({int(value_hash[:15], 16) for _, _, value_hash in keys})
+    if not lock_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [lock_ids]
+        )
+
+
+def _customers_create(count: int) -> list[int]:
+    if count == 0:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('crm_customer', 'id'))"
+            " FROM generate_series(1, %s)",
+            [count],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    now = timezone.now()
+    Customer.objects.bulk_create(
+        [
+            Customer(id=customer_id, first_seen_at=now, created_at=now, updated_at=now)
+            for customer_id in ids
+        ]
+    )
+    return ids
+
+
+def customers_resolve(*, identity_rows: Sequence[Sequence[IdentityKey]], actor: str) -> Resolution:
+    """The customer of each row of identities, in row order.
+
+    Rows that share an identity are one person; a row whose identities belong to several
+    customers merges them (lowest id survives); a row of unknown identities creates a customer.
+    Must run inside a transaction (the advisory locks last until it ends).
+    """
+    assert connection.in_atomic_block, "customers_resolve must run in a transaction"
+    key_index: dict[tuple[str, str, str], int] = {}
+    keys: list[IdentityKey] = []
+    for row in identity_rows:
+        for key in row:
+            if key.unique_key not in key_index:
+                key_index[key.unique_key] = len(keys)
+                keys.append(key)
+
+    known = _identities_lookup(key_index.keys())
+    missing = [k for k in key_index if k not in known]
+    if missing:
+        _identities_lock(missing)
+        known.update(_identities_lookup(missing))  # another transaction may have won the race
+
+    # Rows sharing an identity, or naming one customer, form one component.
+    components = _UnionFind(len(keys))
+    for row in identity_rows:
+        first = key_index[row[0].unique_key]
+        for key in row[1:]:
+            components.union(first, key_index[key.unique_key])
+    customer_key: dict[int, int] = {}
+    for unique_key, customer_id in known.items():
+        index = key_index[unique_key]
+        if customer_id in customer_key:
+            components.union(customer_key[customer_id], index)
+        else:
+            customer_key[customer_id] = index
+
+    customers_of_root: dict[int, set[int]] = {}
+    for unique_key, index in key_index.items():
+        root = components.find(index)
+        bucket = customers_of_root.setdefault(root, set())
+        if unique_key in known:
+            bucket.add(known[unique_key])
+
+    survivors: set[int] = set()
+    customer_of_root: dict[int, int] = {}
+    new_roots = [root for root, ids in customers_of_root.items() if not ids]
+    for root, ids in customers_of_root.items():
+        if len(ids) > 1:
+            survivor = customers_merge(
+                customer_ids=ids, actor=actor, reason="identities of one upsert"
+            )
+            survivors.add(survivor)
+            customer_of_root[root] = survivor
+        elif ids:
+            customer_of_root[root] = next(iter(ids))
+    created_ids = _customers_create(len(new_roots))
+    customer_of_root.update(zip(new_roots, created_ids, strict=True))
+
+    now = timezone.now()
+    Identity.objects.bulk_create(
+        [
+            Identity(
+                customer_id=customer_of_root[components.find(key_index[key.unique_key])],
+                provider=key.provider,
+                namespace=key.namespace,
+                value_hash=key.value_hash,
+                value_encrypted=encrypt(key.value),
+                value_masked=mask(key.provider, key.value),
+                is_sensitive=key.is_sensitive,
+                created_at=now,
+            )
+            for key in keys
+            if key.unique_key not in known
+        ]
+    )
+    customer_ids = [
+        customer_of_root[components.find(key_index[row[0].unique_key])] for row in identity_rows
+    ]
+    return Resolution(customer_ids=customer_ids, created=set(created_ids), survivors=survivors)
+
+
+def staff_members_ensure(userids: Iterable[str]) -> dict[str, int]:
+    """Ids of staff members by WeCom userid, creating the unknown ones."""
+    wanted = sorted({u for u in userids if u})
+    if not wanted:
+        return {}
+    StaffMember.objects.bulk_create(
+        [StaffMember(wecom_userid=u) for u in wanted], ignore_conflicts=True
+    )
+    return dict(
+        StaffMember.objects.filter(wecom_userid__in=wanted).values_list("wecom_userid", "id")
+    )
+
+
+def _profile_apply(
+    customer: Customer, profile: Mapping[str, Any], owner_ids: Mapping[str, int]
+) -> list[str]:
+    """Set the given profile fields; return the names of the fields that changed."""
+    changed: list[str] = []
+    for name, value in profile.items():
+        if name == "owner":
+            attribute, new = "owner_id", owner_ids.get(value) if value else None
+        else:
+            attribute, new = name, value
+        if getattr(customer, attribute) != new:
+            setattr(customer, attribute, new)
+            changed.append(attribute)
+    return changed
+
+
+@dataclass(frozen=True)
+class CustomerInput:
+    identities: Sequence[IdentityKey]
+    profile: Mapping[str, Any]
+
+
+@dataclass
+class BulkOutcome:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    customer_ids: list[int] = field(default_factory=list)
+
+
+@transaction.atomic
+def customers_bulk_upsert(*, rows: Sequence[CustomerInput], actor: str) -> BulkOutcome:
+    """Create or update customers named by identities. Profile fields absent from a row are
+    left as they are. Rows naming the same person are applied in order."""
+    resolution = customers_resolve(identity_rows=[r.identities for r in rows], actor=actor)
+    owner_ids = staff_members_ensure(r.profile.get("owner") or "" for r in rows)
+    customers = Customer.objects.in_bulk(set(resolution.customer_ids))
+    changed_fields: set[str] = set()
+    changed_ids: set[int] = set()
+    for row, customer_id in zip(rows, resolution.customer_ids, strict=True):
+        changed = _profile_apply(customers[customer_id], row.profile, owner_ids)
+        if changed:
+            changed_fields.update(changed)
+            changed_ids.add(customer_id)
+    now = timezone.now()
+    for customer_id in changed_ids | resolution.created:
+        customers[customer_id].updated_at = now
+    if changed_ids:
+        Customer.objects.bulk_update(
+            [customers[i] for i in changed_ids], [*changed_fields, "updated_at"], batch_size=1000
+        )
+    outcome = BulkOutcome(customer_ids=resolution.customer_ids)
+    for customer_id in set(resolution.customer_ids):
+        if customer_id in resolution.created:
+            outcome.created += 1
+        elif customer_id in changed_ids or customer_id in resolution.survivors:
+            outcome.updated += 1
+        else:
+            outcome.unchanged += 1
+    logger.info(
+        "customers.bulk_upsert",
+        extra={"actor": actor, "created_count": outcome.created, "updated_count": outcome.updated},
+    )
+    return outcome
+
+
+def customer_upsert(
+    *, identities: Sequence[IdentityKey], profile: Mapping[str, Any], actor: str
+) -> tuple[Customer, bool]:
+    """Create or update the one customer these identities name. Returns (customer, created)."""
+    outcome = customers_bulk_upsert(rows=[CustomerInput(identities, profile)], actor=actor)
+    return Customer.objects.get(pk=outcome.customer_ids[0]), outcome.created == 1
+
+
+@transaction.atomic
+def customer_update(*, customer_id: int, profile: Mapping[str, Any], actor: str) -> Customer:
+    from crm.errors import NotFound
+
+    customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
+    if customer is None:
+        raise NotFound(ERROR_CUSTOMER_NOT_FOUND, "No such customer.")
+    owner_ids = staff_members_ensure([profile.get("owner") or ""])
+    changed = _profile_apply(customer, profile, owner_ids)
+    if changed:
+        customer.updated_at = timezone.now()
+        customer.save(update_fields=[*changed, "updated_at"])
+        logger.info("customer.updated", extra={"actor": actor, "customer_id": customer_id})
+    return customer
+
+
+def customers_mark_dirty(customer_ids: Iterable[int]) -> None:
+    """Mark customers for score recomputation, in the caller's transaction (never lost)."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO crm_dirtycustomer (customer_id, marked_at)
+            SELECT id, now() FROM unnest(%s::bigint[]) AS id
+            ON CONFLICT (customer_id) DO UPDATE SET marked_at = EXCLUDED.marked_at
+            """,
+            [ids],
+        )
+
+
+# Each statement moves the merged customer's (%(loser)s) rows to the survivor (%(survivor)s).
+# Where both hold a row that must stay unique, the deterministic winner is named in a comment.
+_MERGE_STATEMENTS: tuple[tuple[str, str], ...] = (
+    (
+        "identities",
+        "UPDATE crm_identity SET customer_id = %(survivor)s WHERE customer_id = %(loser)s",
+    ),
+    ("orders", "UPDATE crm_order SET customer_id = %(survivor)s WHERE customer_id = %(loser)s"),
+    (
+        "order_items",
+        "UPDATE crm_orderitem SET customer_id = %(survivor)s WHERE customer_id = %(loser)s",
+    ),
+    (
+        "interactions",
+        "UPDATE crm_interaction SET customer_id = %(survivor)s WHERE customer_id = %(loser)s",
+    ),
+    # Exclusive tag groups: the most recently tagged value wins.
+    (
+        "-",
+        """
+        DELETE FROM crm_customertag ct USING crm_customertag other
+        WHERE ct.customer_id IN (%(survivor)s, %(loser)s)
+          AND other.customer_id IN (%(survivor)s, %(loser)s)
+          AND ct.customer_id <> other.customer_id
+          AND ct.exclusive_group_id = other.exclusive_group_id
+          AND ct.tag_id <> other.tag_id
+          AND (ct.tagged_at, ct.id) < (other.tagged_at, other.id)
+        """,
+    ),
+    # The same tag on both: the survivor's row (and its time and source) stays.
+    (
+        "-",
+        """
+        DELETE FROM crm_customertag l USING crm_customertag s
+        WHERE l.customer_id = %(loser)s AND s.customer_id = %(survivor)s AND l.tag_id = s.tag_id
+        """,
+    ),
+    ("tags", "UPDATE crm_customertag SET customer_id = %(survivor)s WHERE customer_id = %(loser)s"),
+    # Both in a group now: the stay that began first stays open.
+    (
+        "-",
+        """
+        DELETE FROM crm_groupmembership m USING crm_groupmembership o
+        WHERE m.customer_id IN (%(survivor)s, %(loser)s)
+          AND o.customer_id IN (%(survivor)s, %(loser)s)
+          AND m.customer_id <> o.customer_id
+          AND m.group_id = o.group_id AND m.left_at IS NULL AND o.left_at IS NULL
+          AND (m.joined_at, m.id) > (o.joined_at, o.id)
+        """,
+    ),
+    (
+        "group_memberships",
+        "UPDATE crm_groupmembership SET customer_id = %(survivor)s WHERE customer_id = %(loser)s",
+    ),
+    # Consent per channel: the latest decision wins; at the same instant, opting out wins.
+    (
+        "-",
+        """
+        DELETE FROM crm_consent c USING crm_consent o
+        WHERE c.customer_id IN (%(survivor)s, %(loser)s)
+          AND o.customer_id IN (%(survivor)s, %(loser)s)
+          AND c.customer_id <> o.customer_id AND c.channel = o.channel
+          AND (c.changed_at, c.status = 'opted_out', c.id)
+              < (o.changed_at, o.status = 'opted_out', o.id)
+        """,
+    ),
+    ("consents", "UPDATE crm_consent SET customer_id = %(survivor)s WHERE customer_id = %(loser)s"),
+    (
+        "consent_events",
+        "UPDATE crm_consentevent SET customer_id = %(survivor)s WHERE customer_id = %(loser)s",
+    ),
+    (
+        "earlier_merges",
+        "UPDATE crm_customermerge SET survivor_id = %(survivor)s WHERE survivor_id = %(loser)s",
+    ),
+    # Profile: the survivor's values stay; blanks are filled from the merged customer.
+    (
+        "-",
+        """
+        UPDATE crm_customer s SET
+            display_name = COALESCE(NULLIF(s.display_name, ''), l.display_name),
+            gender = CASE WHEN s.gender = 'unknown' THEN l.gender ELSE s.gender END,
+            birthday = COALESCE(s.birthday, l.birthday),
+            province = COALESCE(NULLIF(s.province, ''), l.province),
+            city = COALESCE(NULLIF(s.city, ''), l.city),
+            source_channel = COALESCE(NULLIF(s.source_channel, ''), l.source_channel),
+            first_seen_at = LEAST(s.first_seen_at, l.first_seen_at),
+            owner_id = COALESCE(s.owner_id, l.owner_id),
+            member_level = GREATEST(s.member_level, l.member_level),
+            member_points = GREATEST(s.member_points, l.member_points),
+            updated_at = now()
+        FROM crm_customer l
+        WHERE s.id = %(survivor)s AND l.id = %(loser)s
+        """,
+    ),
+)
+
+_MERGED_PROFILE_FIELDS = (
+    "display_name",
+    "gender",
+    "birthday",
+    "province",
+    "city",
+    "source_channel",
+    "first_seen_at",
+    "owner_id",
+    "member_level",
+    "member_points",
+    "created_at",
+)
+
+
+@transaction.atomic
+def customers_merge(*, customer_ids: Collection[int], actor: str, reason: str) -> int:
+    """Merge customers that are one person into the one with the lowest id; return its id.
+
+    Customers are locked in id order. Everything the others own moves to the survivor, each
+    merge is recorded with the counts of what moved, and the others are deleted.
+    """
+    wanted = set(customer_ids)
+    while True:
+        locked = list(
+            Customer.objects.select_for_update()
+            .filter(pk__in=wanted)
+            .order_by("pk")
+            .values(*_MERGED_PROFILE_FIELDS, "pk")
+        )
+        gone = wanted - {c["pk"] for c in locked}
+        if not gone:
+            break
+        # A concurrent merge removed some of them: follow it to its survivor.
+        survivors = dict(
+            CustomerMerge.objects.filter(merged_customer_id__in=gone).values_list(
+                "merged_customer_id", "survivor_id"
+            )
+        )
+        wanted = (wanted - gone) | set(survivors.values())
+    survivor, *losers = locked
+    survivor_id = survivor["pk"]
+    with connection.cursor() as cursor:
+        for loser in losers:
+            moved: dict[str, int] = {}
+            params = {"survivor": survivor_id, "loser": loser["pk"]}
+            for name, statement in _MERGE_STATEMENTS:
+                cursor.execute(statement, params)
+                if name != "-":
+                    moved[name] = cursor.rowcount
+            CustomerMerge.objects.create(
+                survivor_id=survivor_id,
+                merged_customer_id=loser["pk"],
+                actor=actor,
+                reason=reason,
+                moved=moved,
+                merged_profile={
+                    k: (v.isoformat() if isinstance(v, date | datetime) else v)
+                    for k, v in loser.items()
+                    if k != "pk"
+                },
+            )
+            Customer.objects.filter(pk=loser["pk"]).delete()
+            logger.info(
+                "customers.merged",
+                extra={"actor": actor, "survivor_id": survivor_id, "merged_id": loser["pk"]},
+            )
+    customers_mark_dirty([survivor_id])
+    return survivor_id

@@ -1,0 +1,1 @@
+"""Segmentation engine: RFM, lifecycle, segment rules (open issue)."""

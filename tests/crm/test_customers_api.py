@@ -1,0 +1,238 @@
+import logging
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from crm.models import Customer, CustomerMerge, Identity
+from crm.services.api_keys import api_key_create, api_key_revoke
+from tests.factories import (
+    CustomerFactory,
+    IdentityFactory,
+    OrderFactory,
+    StaffMemberFactory,
+    TagFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+PHONE = "13812341234"
+
+
+def test_list_without_a_key_is_refused(anonymous_client) -> None:
+    response = anonymous_client.get("/api/v1/customers")
+    assert response.status_code == 401
+
+
+def test_list_with_another_scope_is_refused(api_client_with_scopes) -> None:
+    response = api_client_with_scopes("orders:read").get("/api/v1/customers")
+    assert response.status_code == 403
+
+
+def test_revoked_key_is_refused(anonymous_client) -> None:
+    api_key, raw_key = api_key_create(name="t", scopes=["customers:read"])
+    api_key_revoke(prefix=api_key.prefix)
+    anonymous_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    assert anonymous_client.get("/api/v1/customers").status_code == 401
+
+
+def test_read_scope_cannot_write(api_client_with_scopes) -> None:
+    response = api_client_with_scopes("customers:read").put(
+        "/api/v1/customers/by-identity/unionid/u1", {}, format="json"
+    )
+    assert response.status_code == 403
+    assert Customer.objects.count() == 0
+
+
+def test_list_masks_phones_without_the_personal_data_scope(api_client_with_scopes) -> None:
+    IdentityFactory(provider="phone", raw_value=PHONE)
+    masked = api_client_with_scopes("customers:read").get("/api/v1/customers").json()
+    assert masked["results"][0]["identities"][0]["value"] == "138****1234"
+    full = api_client_with_scopes("customers:read", "personal_data:read").get("/api/v1/customers")
+    assert full.json()["results"][0]["identities"][0]["value"] == "+8613812341234"
+
+
+def test_list_filters_by_tag_and_source_channel(api_client_with_scopes) -> None:
+    tagged, _untagged = CustomerFactory(source_channel="douyin"), CustomerFactory()
+    tag = TagFactory()
+    tagged.customer_tags.create(tag=tag)
+    client = api_client_with_scopes("customers:read")
+    ids = [c["id"] for c in client.get(f"/api/v1/customers?tag={tag.pk}").json()["results"]]
+    assert ids == [tagged.pk]
+    response = client.get("/api/v1/customers?source_channel=kuaishou")
+    assert response.json()["results"] == []
+
+
+def test_list_searches_by_phone(api_client_with_scopes) -> None:
+    wanted = IdentityFactory(provider="phone", raw_value=PHONE).customer
+    IdentityFactory(provider="phone", raw_value="13900000000")
+    response = api_client_with_scopes("customers:read").get(
+        "/api/v1/customers?search=138-1234-1234"
+    )
+    assert [c["id"] for c in response.json()["results"]] == [wanted.pk]
+
+
+def test_list_has_no_n_plus_one(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("customers:read")
+
+    def queries_for_page() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/api/v1/customers?page_size=100").status_code == 200
+        return len(captured)
+
+    queries_for_page()  # the key's first use records last_used_at once
+    owner = StaffMemberFactory()
+    for _ in range(3):
+        IdentityFactory(provider="phone", customer=CustomerFactory(owner=owner))
+    few = queries_for_page()
+    for _ in range(30):
+        IdentityFactory(customer=CustomerFactory(owner=owner))
+    assert queries_for_page() == few
+
+
+def test_put_by_identity_creates_then_updates(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("customers:write", "customers:read")
+    url = "/api/v1/customers/by-identity/wecom/wmABCDEF123?namespace=ww_corp"
+    created = client.put(url, {"display_name": "林小姐", "owner": "zhangsan"}, format="json")
+    assert created.status_code == 201
+    body = created.json()
+    assert body["customer"]["display_name"] == "林小姐"
+    assert body["customer"]["owner"] == "zhangsan"
+    updated = client.put(url, {"member_level": 3}, format="json")
+    assert updated.status_code == 200
+    assert updated.json()["customer"]["member_level"] == 3
+    assert updated.json()["customer"]["display_name"] == "林小姐"
+    assert Customer.objects.count() == 1
+
+
+def test_put_with_bad_fields_names_them(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("customers:write")
+    response = client.put(
+        "/api/v1/customers/by-identity/phone/12345",
+        {"gender": "robot", "member_level": -1},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert set(response.json()) >= {"value"}
+    response = client.put(
+        f"/api/v1/customers/by-identity/phone/{PHONE}",
+        {"gender": "robot", "member_level": -1},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert set(response.json()) == {"gender", "member_level"}
+    assert Customer.objects.count() == 0
+
+
+def test_get_by_identity_returns_the_sidebar_view(api_client_with_scopes) -> None:
+    customer = IdentityFactory(provider="unionid", raw_value="oU1").customer
+    OrderFactory(
+        customer=customer,
+        total_amount="100.00",
+        refunded_amount="30.00",
+        status="partially_refunded",
+    )
+    OrderFactory(customer=customer, total_amount="50.00")
+    tag = TagFactory(name="护肤")
+    customer.customer_tags.create(tag=tag)
+    client = api_client_with_scopes("customers:read")
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/api/v1/customers/by-identity/unionid/oU1")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["customer"]["id"] == customer.pk
+    assert body["order_summary"]["paid_order_count"] == 2
+    assert body["order_summary"]["net_spend"] == "120.00"
+    assert [t["name"] for t in body["tags"]] == ["护肤"]
+    assert len(captured) <= 12
+    missing = client.get("/api/v1/customers/by-identity/unionid/nobody")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "customer_not_found"
+
+
+def test_patch_updates_profile_fields(api_client_with_scopes) -> None:
+    customer = CustomerFactory(city="上海")
+    client = api_client_with_scopes("customers:write")
+    response = client.patch(f"/api/v1/customers/{customer.pk}", {"city": "杭州"}, format="json")
+    assert response.status_code == 200
+    customer.refresh_from_db()
+    assert customer.city == "杭州"
+    assert client.patch("/api/v1/customers/999999", {"city": "x"}, format="json").status_code == 404
+
+
+def test_detail_of_a_merged_customer_points_to_the_survivor(api_client_with_scopes) -> None:
+    survivor = CustomerFactory()
+    CustomerMerge.objects.create(
+        survivor=survivor, merged_customer_id=424242, actor="t", reason="t"
+    )
+    response = api_client_with_scopes("customers:read").get("/api/v1/customers/424242")
+    assert response.status_code == 404
+    assert response.json()["code"] == "customer_merged"
+    assert response.json()["errors"]["survivor_id"] == survivor.pk
+
+
+def test_bulk_upsert_reports_each_bad_row_and_keeps_the_good(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("customers:write")
+    payload = {
+        "customers": [
+            {"identities": [{"provider": "unionid", "value": "u1"}], "display_name": "甲"},
+            {"identities": [{"provider": "openid", "value": "o1"}]},  # namespace missing
+            {"identities": [], "display_name": "乙"},
+            {"identities": [{"provider": "phone", "value": PHONE}], "gender": "female"},
+        ]
+    }
+    response = client.post("/api/v1/customers/bulk", payload, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["created"], body["updated"], body["unchanged"]) == (2, 0, 0)
+    assert [r["index"] for r in body["rejected"]] == [1, 2]
+    assert "namespace" in body["rejected"][0]["errors"]["identities"]["0"]
+    again = client.post("/api/v1/customers/bulk", payload, format="json").json()
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 2)
+
+
+def test_bulk_upsert_merges_customers_named_together(api_client_with_scopes) -> None:
+    first = IdentityFactory(provider="unionid", raw_value="u1").customer
+    second = IdentityFactory(provider="phone", raw_value=PHONE).customer
+    payload = {
+        "customers": [
+            {
+                "identities": [
+                    {"provider": "phone", "value": PHONE},
+                    {"provider": "unionid", "value": "u1"},
+                ]
+            }
+        ]
+    }
+    body = (
+        api_client_with_scopes("customers:write")
+        .post("/api/v1/customers/bulk", payload, format="json")
+        .json()
+    )
+    assert body["updated"] == 1
+    assert list(Customer.objects.values_list("pk", flat=True)) == [first.pk]
+    assert Identity.objects.filter(customer=first).count() == 2
+    assert CustomerMerge.objects.get().merged_customer_id == second.pk
+
+
+def test_bulk_rejects_more_than_the_limit(api_client_with_scopes, settings) -> None:
+    settings.API_BULK_MAX_ROWS = 2
+    rows = [{"identities": [{"provider": "unionid", "value": f"u{i}"}]} for i in range(3)]
+    response = api_client_with_scopes("customers:write").post(
+        "/api/v1/customers/bulk", {"customers": rows}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "too_many_rows"
+    assert Customer.objects.count() == 0
+
+
+def test_no_phone_number_reaches_the_logs(api_client_with_scopes, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = api_client_with_scopes("customers:write", "customers:read")
+    client.put(f"/api/v1/customers/by-identity/phone/{PHONE}", {"city": "北京"}, format="json")
+    client.get(f"/api/v1/customers/by-identity/phone/{PHONE}")
+    client.get(f"/api/v1/customers?search={PHONE}")
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert caplog.records
+    assert PHONE not in logged
+    assert PHONE[3:] not in logged

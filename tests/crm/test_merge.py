@@ -1,0 +1,118 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from crm.models import (
+    Consent,
+    ConsentEvent,
+    Customer,
+    CustomerMerge,
+    CustomerTag,
+    DirtyCustomer,
+    GroupMembership,
+    Identity,
+    Interaction,
+)
+from crm.services.customers import customers_merge
+from tests.factories import (
+    CustomerFactory,
+    GroupFactory,
+    IdentityFactory,
+    OrderFactory,
+    StaffMemberFactory,
+    TagFactory,
+    TagGroupFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def test_merge_moves_everything_to_the_lowest_id_and_records_it() -> None:
+    now = timezone.now()
+    survivor = CustomerFactory(display_name="", city="上海", member_points=10)
+    loser = CustomerFactory(
+        display_name="林小姐", city="杭州", member_points=50, owner=StaffMemberFactory()
+    )
+    IdentityFactory(customer=loser, provider="phone")
+    order = OrderFactory(customer=loser)
+    Interaction.objects.create(
+        customer=loser, kind="link_click", occurred_at=now, source="s", idempotency_key="k"
+    )
+    skin = TagGroupFactory(name="肤质", is_exclusive=True)
+    dry, oily = TagFactory(group=skin, name="干性"), TagFactory(group=skin, name="油性")
+    shared = TagFactory()
+    CustomerTag.objects.create(
+        customer=survivor, tag=dry, exclusive_group=skin, tagged_at=now - timedelta(days=2)
+    )
+    CustomerTag.objects.create(
+        customer=loser, tag=oily, exclusive_group=skin, tagged_at=now - timedelta(days=1)
+    )
+    CustomerTag.objects.create(customer=survivor, tag=shared)
+    CustomerTag.objects.create(customer=loser, tag=shared)
+    group = GroupFactory()
+    GroupMembership.objects.create(group=group, customer=survivor, joined_at=now)
+    GroupMembership.objects.create(group=group, customer=loser, joined_at=now - timedelta(days=9))
+    Consent.objects.create(
+        customer=survivor,
+        channel="wecom",
+        status="opted_in",
+        source="s",
+        changed_at=now - timedelta(days=5),
+    )
+    Consent.objects.create(
+        customer=loser, channel="wecom", status="opted_out", source="s", changed_at=now
+    )
+    ConsentEvent.objects.create(
+        customer=loser, channel="wecom", status="opted_out", source="s", occurred_at=now
+    )
+
+    assert (
+        customers_merge(customer_ids=[loser.pk, survivor.pk], actor="test", reason="dup")
+        == survivor.pk
+    )
+
+    assert list(Customer.objects.values_list("pk", flat=True)) == [survivor.pk]
+    survivor.refresh_from_db()
+    assert survivor.display_name == "林小姐"  # blank filled from the merged customer
+    assert survivor.city == "上海"  # the survivor's value stays
+    assert survivor.member_points == 50
+    assert survivor.owner_id == loser.owner_id
+    order.refresh_from_db()
+    assert order.customer_id == survivor.pk
+    assert Identity.objects.get().customer_id == survivor.pk
+    assert Interaction.objects.get().customer_id == survivor.pk
+    tags = set(CustomerTag.objects.filter(customer=survivor).values_list("tag__name", flat=True))
+    assert tags == {"油性", shared.name}  # the newer exclusive value wins
+    stays = list(
+        GroupMembership.objects.filter(customer=survivor).values_list("joined_at", flat=True)
+    )
+    assert stays == [now - timedelta(days=9)]  # the earlier open stay remains
+    consent = Consent.objects.get()
+    assert (consent.customer_id, consent.status) == (survivor.pk, "opted_out")
+    assert ConsentEvent.objects.get().customer_id == survivor.pk
+    merge = CustomerMerge.objects.get()
+    assert merge.merged_customer_id == loser.pk
+    assert merge.moved == {
+        "identities": 1,
+        "orders": 1,
+        "order_items": 0,
+        "interactions": 1,
+        "tags": 1,
+        "group_memberships": 1,
+        "consents": 1,
+        "consent_events": 1,
+        "earlier_merges": 0,
+    }
+    assert merge.merged_profile["display_name"] == "林小姐"
+    assert DirtyCustomer.objects.filter(customer_id=survivor.pk).exists()
+
+
+def test_merging_into_a_customer_that_absorbed_another_keeps_the_chain() -> None:
+    a, b, c = CustomerFactory(), CustomerFactory(), CustomerFactory()
+    customers_merge(customer_ids=[b.pk, c.pk], actor="t", reason="r")
+    customers_merge(customer_ids=[a.pk, b.pk], actor="t", reason="r")
+    assert set(CustomerMerge.objects.values_list("survivor_id", flat=True)) == {a.pk}
+    # Naming a merged id again follows its record to the survivor and merges nothing.
+    assert customers_merge(customer_ids=[c.pk, a.pk], actor="t", reason="r") == a.pk
+    assert CustomerMerge.objects.count() == 2
