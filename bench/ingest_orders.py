@@ -24,7 +24,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
+import msgspec
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -115,7 +115,7 @@ def send_all(port: int, key: str, bodies: list[bytes], clients: int) -> tuple[fl
                     totals["errors"] += 1
                     print(f"HTTP {response.status}: {payload[:300]!r}", file=sys.stderr)
                     continue
-                result = orjson.loads(payload)
+                result = msgspec.json.decode(payload)
                 for name in ("created", "updated", "unchanged"):
                     totals[name] += result[name]
                 totals["rejected"] += len(result["rejected"])
@@ -236,7 +236,7 @@ def main() -> None:
     print(f"building {args.orders:,} orders over {args.customers:,} customers", file=sys.stderr)
     orders = build_orders(args.orders, args.customers, args.seed)
     bodies = [
-        orjson.dumps({"orders": orders[i : i + args.batch]})
+        msgspec.json.encode({"orders": orders[i : i + args.batch]})
         for i in range(0, len(orders), args.batch)
     ]
     item_count = sum(len(o["items"]) for o in orders)

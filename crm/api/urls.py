@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from crm.api import customers
+from crm.api import consents, customers, interactions, orders
 
 urlpatterns = [
     path("customers", customers.CustomerListView.as_view(), name="customer-list"),
@@ -17,4 +17,11 @@ urlpatterns = [
         customers.CustomerDetailView.as_view(),
         name="customer-detail",
     ),
+    path("orders", orders.OrderListView.as_view(), name="order-list"),
+    path("orders/bulk", orders.OrderBulkView.as_view(), name="order-bulk"),
+    path("orders/<int:order_id>", orders.OrderDetailView.as_view(), name="order-detail"),
+    path("interactions", interactions.InteractionListView.as_view(), name="interaction-list"),
+    path("interactions/bulk", interactions.InteractionBulkView.as_view(), name="interaction-bulk"),
+    path("consents", consents.ConsentView.as_view(), name="consents"),
+    path("consents/events", consents.ConsentEventListView.as_view(), name="consent-events"),
 ]

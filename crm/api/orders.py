@@ -1,0 +1,127 @@
+"""Order endpoints: bulk upsert (idempotent by source + external id), list and detail."""
+
+from typing import Any
+
+import django_filters
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm.api.bulk import BulkOutSerializer, rows_decode, rows_last_per_key
+from crm.api.customers import actor_of
+from crm.inputs import OrderIn
+from crm.models import Order, OrderItem, OrderStatus
+from crm.selectors.orders import order_list
+from crm.services.orders import orders_bulk_upsert
+
+
+class OrderItemOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderItem
+        fields = ["line_no", "sku", "name", "category", "quantity", "unit_price"]
+
+
+class OrderOutSerializer(serializers.ModelSerializer):
+    items = OrderItemOutSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "customer_id",
+            "source",
+            "external_id",
+            "status",
+            "total_amount",
+            "refunded_amount",
+            "currency",
+            "paid_at",
+            "channel",
+            "store",
+            "created_at",
+            "updated_at",
+            "items",
+        ]
+
+
+class OrderFilter(django_filters.FilterSet):
+    customer_id = django_filters.NumberFilter(method="noop")
+    source = django_filters.CharFilter(method="noop")
+    status = django_filters.ChoiceFilter(choices=OrderStatus.choices, method="noop")
+    paid_since = django_filters.IsoDateTimeFilter(method="noop", help_text=_("Paid at or after."))
+    paid_until = django_filters.IsoDateTimeFilter(method="noop", help_text=_("Paid before."))
+    updated_since = django_filters.IsoDateTimeFilter(method="noop")
+
+    class Meta:
+        model = Order
+        fields: list[str] = []
+
+    def noop(self, queryset: Any, name: str, value: Any) -> Any:
+        return queryset
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        data = self.form.cleaned_data
+        return order_list(
+            customer_id=data.get("customer_id"),
+            source=data.get("source") or None,
+            status=data.get("status") or None,
+            paid_since=data.get("paid_since"),
+            paid_until=data.get("paid_until"),
+            updated_since=data.get("updated_since"),
+        )
+
+
+class OrderListView(generics.ListAPIView):
+    scope_resource = "orders"
+    serializer_class = OrderOutSerializer
+    filterset_class = OrderFilter
+    queryset = Order.objects.all()
+
+
+class OrderDetailView(generics.RetrieveAPIView):
+    scope_resource = "orders"
+    serializer_class = OrderOutSerializer
+    queryset = order_list()
+    lookup_url_kwarg = "order_id"
+
+
+_ORDERS_BULK_REQUEST = inline_serializer(
+    "OrdersBulkIn",
+    fields={
+        "orders": serializers.ListField(
+            child=serializers.DictField(),
+            help_text=_(
+                "Up to API_BULK_MAX_ROWS orders: source, external_id, customer {identities}, "
+                "status, total_amount, refunded_amount, currency, paid_at, channel, store, "
+                "items [{sku, name, category, quantity, unit_price}]."
+            ),
+        )
+    },
+)
+
+
+class OrderBulkView(APIView):
+    """Create or update up to API_BULK_MAX_ROWS orders. Re-sending a batch changes nothing; a
+    later version of an order (a refund, say) updates it and replaces its items. Customers are
+    found, or created, from the identities in each row. Bad rows are listed by index."""
+
+    scope_resource = "orders"
+
+    @extend_schema(request=_ORDERS_BULK_REQUEST, responses=BulkOutSerializer)
+    def post(self, request: Request) -> Response:
+        valid, rejected = rows_decode(request, OrderIn, field="orders")
+        valid = rows_last_per_key(
+            valid, lambda o: (o.source, o.external_id), rejected, field="external_id"
+        )
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        if valid:
+            outcome = orders_bulk_upsert(orders=[o for _, o in valid], actor=actor_of(request))
+            counts = {
+                "created": outcome.created,
+                "updated": outcome.updated,
+                "unchanged": outcome.unchanged,
+            }
+        return Response({**counts, "rejected": rejected})

@@ -1,0 +1,305 @@
+"""Orders over the API: bulk upsert idempotency, later versions, bad rows, dirty marks, reads."""
+
+import copy
+import logging
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from crm.models import Customer, DirtyCustomer, Identity, Order, OrderItem
+from crm.services.api_keys import api_key_create, api_key_revoke
+from tests.factories import CustomerFactory, OrderFactory
+
+pytestmark = pytest.mark.django_db
+
+PHONE = "13912345678"
+URL = "/api/v1/orders/bulk"
+
+
+def order_row(external_id: str = "SO1", **overrides) -> dict:
+    row = {
+        "source": "youzan",
+        "external_id": external_id,
+        "customer": {"identities": [{"provider": "phone", "value": PHONE}]},
+        "status": "paid",
+        "total_amount": "398.00",
+        "refunded_amount": "0.00",
+        "currency": "CNY",
+        "paid_at": "2026-06-18T20:15:00+08:00",
+        "channel": "miniprogram",
+        "items": [
+            {
+                "sku": "SERUM-30",
+                "name": "精华 30ml",
+                "category": "护肤",
+                "quantity": 2,
+                "unit_price": "199.00",
+            }
+        ],
+    }
+    row.update(overrides)
+    return row
+
+
+def test_without_a_key_is_refused(anonymous_client) -> None:
+    response = anonymous_client.post(URL, {"orders": [order_row()]}, format="json")
+    assert response.status_code in (401, 403)
+    assert Order.objects.count() == 0
+
+
+def test_wrong_scope_is_refused(api_client_with_scopes) -> None:
+    for scopes in (("customers:write",), ("orders:read",)):
+        response = api_client_with_scopes(*scopes).post(
+            URL, {"orders": [order_row()]}, format="json"
+        )
+        assert response.status_code == 403
+    assert Order.objects.count() == 0
+
+
+def test_revoked_key_is_refused(anonymous_client) -> None:
+    api_key, raw_key = api_key_create(name="shop", scopes=["orders:write"])
+    api_key_revoke(prefix=api_key.prefix)
+    anonymous_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    response = anonymous_client.post(URL, {"orders": [order_row()]}, format="json")
+    assert response.status_code in (401, 403)
+    assert Order.objects.count() == 0
+
+
+def test_creates_orders_items_and_the_customer(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("orders:write")
+    response = client.post(URL, {"orders": [order_row("SO1"), order_row("SO2")]}, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"created": 2, "updated": 0, "unchanged": 0, "rejected": []}
+    customer = Customer.objects.get()
+    assert Identity.objects.get().customer_id == customer.pk
+    assert customer.first_seen_at.isoformat() == "2026-06-18T12:15:00+00:00"
+    order = Order.objects.get(external_id="SO1")
+    assert (order.customer_id, order.total_amount, order.status) == (
+        customer.pk,
+        Decimal("398.00"),
+        "paid",
+    )
+    item = OrderItem.objects.get(order=order)
+    assert (item.line_no, item.sku, item.quantity, item.unit_price, item.customer_id) == (
+        1,
+        "SERUM-30",
+        2,
+        Decimal("199.00"),
+        customer.pk,
+    )
+    assert list(DirtyCustomer.objects.values_list("customer_id", flat=True)) == [customer.pk]
+
+
+def test_same_batch_twice_changes_nothing(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("orders:write")
+    batch = {"orders": [order_row("SO1"), order_row("SO2")]}
+    client.post(URL, batch, format="json")
+    before = list(Order.objects.values_list("id", "updated_at").order_by("id"))
+    items_before = list(OrderItem.objects.values_list("id", flat=True).order_by("id"))
+    DirtyCustomer.objects.all().delete()
+
+    response = client.post(URL, batch, format="json")
+    assert response.json() == {"created": 0, "updated": 0, "unchanged": 2, "rejected": []}
+    assert list(Order.objects.values_list("id", "updated_at").order_by("id")) == before
+    assert list(OrderItem.objects.values_list("id", flat=True).order_by("id")) == items_before
+    assert Customer.objects.count() == 1
+    assert not DirtyCustomer.objects.exists()
+
+
+def test_a_later_version_updates_the_order_and_replaces_items(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("orders:write")
+    client.post(URL, {"orders": [order_row("SO1")]}, format="json")
+    DirtyCustomer.objects.all().delete()
+    refund = order_row(
+        "SO1",
+        status="partially_refunded",
+        refunded_amount="199.00",
+        items=[{"sku": "SERUM-30", "quantity": 1, "unit_price": "199.00"}],
+    )
+    response = client.post(URL, {"orders": [refund]}, format="json")
+    assert response.json() == {"created": 0, "updated": 1, "unchanged": 0, "rejected": []}
+    order = Order.objects.get()
+    assert (order.status, order.refunded_amount) == ("partially_refunded", Decimal("199.00"))
+    assert list(order.items.values_list("line_no", "quantity")) == [(1, 1)]
+    assert DirtyCustomer.objects.filter(customer_id=order.customer_id).exists()
+
+
+def test_naming_another_customer_moves_the_order_and_marks_both(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("orders:write")
+    client.post(URL, {"orders": [order_row("SO1")]}, format="json")
+    first = Customer.objects.get()
+    DirtyCustomer.objects.all().delete()
+    moved = order_row("SO1", customer={"identities": [{"provider": "unionid", "value": "u-2"}]})
+    assert client.post(URL, {"orders": [moved]}, format="json").json()["updated"] == 1
+    second = Customer.objects.exclude(pk=first.pk).get()
+    assert Order.objects.get().customer_id == second.pk
+    assert OrderItem.objects.get().customer_id == second.pk
+    assert set(DirtyCustomer.objects.values_list("customer_id", flat=True)) == {
+        first.pk,
+        second.pk,
+    }
+
+
+def test_bad_rows_are_listed_and_good_rows_kept(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("orders:write")
+    rows = [
+        order_row("SO1"),
+        order_row("SO2", total_amount="-1"),
+        order_row("SO3", status="shipped"),
+        order_row("SO4", customer={"identities": [{"provider": "phone", "value": "12"}]}),
+        order_row("SO5", refunded_amount="999.00"),
+        order_row("SO6", paid_at=None),
+        order_row("SO7", items=[{"sku": "A", "quantity": 0, "unit_price": "1.00"}]),
+        {"external_id": "SO8"},
+        "not an object",
+        order_row("SO10", total_amount="1.001"),
+    ]
+    response = client.post(URL, {"orders": rows}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["created"], body["updated"], body["unchanged"]) == (1, 0, 0)
+    rejected = {r["index"]: r["errors"] for r in body["rejected"]}
+    assert sorted(rejected) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert rejected[1] == {"total_amount": ["Must be a number not below 0."]}
+    assert list(rejected[2]) == ["status"]
+    assert rejected[3] == {"customer.identities.0.value": ["Not a valid phone number."]}
+    assert rejected[4] == {"refunded_amount": ["Must not exceed total_amount."]}
+    assert rejected[5] == {"paid_at": ["Required unless the order is cancelled."]}
+    assert rejected[6] == {"items.0.quantity": ["Expected `int` >= 1"]}
+    assert list(rejected[7]) == ["source"]  # the first missing field
+    assert list(rejected[8]) == ["non_field_errors"]
+    assert rejected[9] == {
+        "total_amount": ["At most 12 digits before the decimal point and 2 after it."]
+    }
+    assert list(Order.objects.values_list("external_id", flat=True)) == ["SO1"]
+
+
+def test_a_repeated_order_in_one_batch_keeps_the_last_version(api_client_with_scopes) -> None:
+    rows = [order_row("SO1"), order_row("SO1", status="refunded", refunded_amount="398.00")]
+    body = api_client_with_scopes("orders:write").post(URL, {"orders": rows}, format="json").json()
+    assert body["created"] == 1
+    assert body["rejected"] == [
+        {"index": 0, "errors": {"external_id": ["Superseded by row 1 of the same batch."]}}
+    ]
+    assert Order.objects.get().status == "refunded"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [({"orders": []}, "rows_not_a_list"), ({"orders": {}}, "rows_not_a_list"), ({}, None)],
+)
+def test_a_malformed_envelope_is_a_400(api_client_with_scopes, body, code) -> None:
+    response = api_client_with_scopes("orders:write").post(URL, body, format="json")
+    assert response.status_code == 400
+    assert "orders" in response.json()["errors"]
+
+
+def test_malformed_json_is_a_400(api_client_with_scopes) -> None:
+    response = api_client_with_scopes("orders:write").post(
+        URL, b'{"orders": [', content_type="application/json"
+    )
+    assert response.status_code == 400
+
+
+def test_more_rows_than_the_limit_are_refused(api_client_with_scopes, settings) -> None:
+    settings.API_BULK_MAX_ROWS = 2
+    rows = [order_row(f"SO{i}") for i in range(3)]
+    response = api_client_with_scopes("orders:write").post(URL, {"orders": rows}, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "too_many_rows"
+    assert Order.objects.count() == 0
+
+
+def test_a_batch_costs_the_same_queries_for_one_or_many_orders(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("orders:write")
+    client.post(URL, {"orders": [order_row("warm")]}, format="json")  # key's last_used_at
+
+    def queries_for(rows: list[dict]) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.post(URL, {"orders": rows}, format="json").status_code == 200
+        return len(captured)
+
+    one = queries_for(
+        [order_row("A1", customer={"identities": [{"provider": "unionid", "value": "new"}]})]
+    )
+    many = [
+        order_row(f"B{i}", customer={"identities": [{"provider": "unionid", "value": f"u{i}"}]})
+        for i in range(50)
+    ]
+    assert queries_for(many) == one
+
+
+def test_list_filters_and_has_no_n_plus_one(api_client_with_scopes) -> None:
+    customer = CustomerFactory()
+    for _ in range(3):
+        order = OrderFactory(customer=customer)
+        OrderItem.objects.create(
+            order=order, customer=customer, line_no=1, sku="A", quantity=1, unit_price=1
+        )
+    OrderFactory(status="refunded")
+    client = api_client_with_scopes("orders:read")
+    client.get("/api/v1/orders?page_size=1")  # touches the key's last_used_at once
+
+    with CaptureQueriesContext(connection) as few:
+        response = client.get(f"/api/v1/orders?customer_id={customer.pk}&status=paid")
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == 3
+    assert results[0]["items"][0]["sku"] == "A"
+    for _ in range(10):
+        OrderFactory(customer=customer)
+    with CaptureQueriesContext(connection) as more:
+        client.get(f"/api/v1/orders?customer_id={customer.pk}&status=paid")
+    assert len(more) == len(few), [q["sql"] for q in more.captured_queries]
+
+
+def test_detail(api_client_with_scopes) -> None:
+    order = OrderFactory()
+    client = api_client_with_scopes("orders:read")
+    assert client.get(f"/api/v1/orders/{order.pk}").json()["external_id"] == order.external_id
+    assert client.get("/api/v1/orders/999999").status_code == 404
+
+
+def test_no_phone_number_reaches_the_logs(api_client_with_scopes, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = api_client_with_scopes("orders:write")
+    client.post(URL, {"orders": [order_row("SO1"), order_row("SO2", total_amount="x")]})
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert caplog.records
+    assert PHONE not in logged
+    assert PHONE[3:] not in logged
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_batches_naming_one_new_customer_create_it_once() -> None:
+    """Threads send overlapping batches (the same new phone, some of the same orders)."""
+    from rest_framework.test import APIClient
+
+    _, raw_key = api_key_create(name="shop", scopes=["orders:write"])
+    errors: list[BaseException] = []
+
+    def send(thread_no: int) -> None:
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+            rows = [order_row(f"T{thread_no}"), order_row("SHARED")]
+            response = client.post(URL, {"orders": copy.deepcopy(rows)}, format="json")
+            assert response.status_code == 200, response.content
+            assert response.json()["rejected"] == []
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Customer.objects.count() == 1
+    assert Order.objects.count() == 7
+    assert OrderItem.objects.count() == 7
