@@ -91,14 +91,18 @@ class Identity(models.Model):
     `value_masked` is what anyone without the personal-data permission sees."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
-    provider = models.CharField(_("provider"), max_length=16, choices=IdentityProvider.choices)
+    # Key columns compare bytewise (COLLATE "C"): every ingested row probes their index.
+    provider = models.CharField(
+        _("provider"), max_length=16, choices=IdentityProvider.choices, db_collation="C"
+    )
     namespace = models.CharField(
         _("namespace"),
         max_length=64,
+        db_collation="C",
         blank=True,
         help_text=_("Corp id for WeCom, appid for openid, system name for external ids."),
     )
-    value_hash = models.CharField(max_length=64)
+    value_hash = models.CharField(max_length=64, db_collation="C")
     value_encrypted = models.TextField()
     value_masked = models.CharField(_("value"), max_length=64)
     is_sensitive = models.BooleanField(_("sensitive"), default=False)
@@ -165,8 +169,13 @@ class CustomerTag(models.Model):
     """A tag held by a customer. `exclusive_group` repeats the tag's group when that group is
     exclusive (NULL otherwise) so that PostgreSQL itself enforces one tag per exclusive group."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="customer_tags")
-    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="customer_tags")
+    # Both foreign keys are served by the composite indexes below, not by indexes of their own.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="customer_tags", db_index=False
+    )
+    tag = models.ForeignKey(
+        Tag, on_delete=models.CASCADE, related_name="customer_tags", db_index=False
+    )
     exclusive_group = models.ForeignKey(
         TagGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
@@ -230,7 +239,7 @@ class GroupMembership(models.Model):
 
     group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="group_memberships"
+        Customer, on_delete=models.CASCADE, related_name="group_memberships", db_index=False
     )
     joined_at = models.DateTimeField(_("joined at"))
     left_at = models.DateTimeField(_("left at"), null=True, blank=True)
@@ -266,9 +275,12 @@ class Order(models.Model):
     """An order from a shop system, unique by (source, external_id). `content_hash` digests the
     payload it was last written from, so that a re-sent unchanged order writes nothing."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="orders")
-    source = models.CharField(_("source"), max_length=32)
-    external_id = models.CharField(_("external order id"), max_length=64)
+    # customer_id is served by order_by_customer_paid; the natural key compares bytewise.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="orders", db_index=False
+    )
+    source = models.CharField(_("source"), max_length=32, db_collation="C")
+    external_id = models.CharField(_("external order id"), max_length=64, db_collation="C")
     status = models.CharField(_("status"), max_length=20, choices=OrderStatus.choices)
     total_amount = models.DecimalField(_("total amount"), max_digits=14, decimal_places=2)
     refunded_amount = models.DecimalField(
@@ -299,8 +311,11 @@ class Order(models.Model):
 
 
 class OrderItem(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    # Served by order_item_unique_line and order_item_by_customer_sku.
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items", db_index=False)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     line_no = models.PositiveSmallIntegerField()
     sku = models.CharField(_("SKU"), max_length=64)
     name = models.CharField(_("name"), max_length=128, blank=True)
@@ -331,12 +346,14 @@ class InteractionKind(models.TextChoices):
 
 
 class Interaction(models.Model):
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="interactions")
+    customer = models.ForeignKey(  # served by interaction_by_customer
+        Customer, on_delete=models.CASCADE, related_name="interactions", db_index=False
+    )
     kind = models.CharField(_("kind"), max_length=32, choices=InteractionKind.choices)
     occurred_at = models.DateTimeField(_("occurred at"))
     properties = models.JSONField(_("properties"), default=dict, blank=True)
-    source = models.CharField(_("source"), max_length=32)
-    idempotency_key = models.CharField(_("idempotency key"), max_length=128)
+    source = models.CharField(_("source"), max_length=32, db_collation="C")
+    idempotency_key = models.CharField(_("idempotency key"), max_length=128, db_collation="C")
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -372,7 +389,9 @@ class Consent(models.Model):
     """Current consent of a customer on a channel: the latest event by `changed_at` wins, so
     events that arrive out of order cannot resurrect an old state. No row means no decision."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
+    customer = models.ForeignKey(  # served by consent_unique_channel
+        Customer, on_delete=models.CASCADE, related_name="consents", db_index=False
+    )
     channel = models.CharField(_("channel"), max_length=16, choices=ConsentChannel.choices)
     status = models.CharField(_("status"), max_length=16, choices=ConsentStatus.choices)
     source = models.CharField(_("source"), max_length=32)
@@ -399,7 +418,9 @@ class Consent(models.Model):
 class ConsentEvent(models.Model):
     """Append-only history of consent changes, as reported."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consent_events")
+    customer = models.ForeignKey(  # served by consent_event_by_customer
+        Customer, on_delete=models.CASCADE, related_name="consent_events", db_index=False
+    )
     channel = models.CharField(_("channel"), max_length=16, choices=ConsentChannel.choices)
     status = models.CharField(_("status"), max_length=16, choices=ConsentStatus.choices)
     source = models.CharField(_("source"), max_length=32)
@@ -440,11 +461,16 @@ class CustomerMerge(models.Model):
 
 
 class DirtyCustomer(models.Model):
-    """Customers whose score-relevant data changed since the last recomputation. Written in the
-    same transaction as the change, so a mark is never lost; the recompute sweep consumes it."""
+    """Marks of customers whose score-relevant data changed since the last recomputation.
 
-    customer = models.OneToOneField(
-        Customer, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    Append-only: a mark is inserted in the same transaction as the change (so it is never
+    lost) and no existing row is ever updated, so concurrent batches about the same customer
+    never wait on each other here. The recompute sweep deletes the marks up to the highest id
+    it has seen and recomputes their customers; marks committed later stay for the next sweep.
+    No foreign key: marks of customers merged away are skipped by the sweep."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
     marked_at = models.DateTimeField(default=timezone.now)
 

@@ -147,6 +147,25 @@ def _identities_create(rows: Sequence[tuple[int, IdentityKey]]) -> None:
         )
 
 
+def _customers_resolve_single(identity_rows: Sequence[Sequence[IdentityKey]]) -> Resolution:
+    """customers_resolve when every row names one identity (the usual order or event batch):
+    nothing can merge, so each unknown identity simply becomes a new customer."""
+    keys = {row[0].unique_key: row[0] for row in identity_rows}
+    known = _identities_lookup(list(keys))
+    missing = [k for k in keys if k not in known]
+    if missing:
+        _identities_lock(missing)
+        known.update(_identities_lookup(missing))  # another transaction may have won the race
+        missing = [k for k in missing if k not in known]
+    created_ids = _customers_create(len(missing))
+    known.update(zip(missing, created_ids, strict=True))
+    _identities_create([(known[k], keys[k]) for k in missing])
+    return Resolution(
+        customer_ids=[known[row[0].unique_key] for row in identity_rows],
+        created=set(created_ids),
+    )
+
+
 def customers_resolve(*, identity_rows: Sequence[Sequence[IdentityKey]], actor: str) -> Resolution:
     """The customer of each row of identities, in row order.
 
@@ -155,6 +174,8 @@ def customers_resolve(*, identity_rows: Sequence[Sequence[IdentityKey]], actor: 
     Must run inside a transaction (the advisory locks last until it ends).
     """
     assert connection.in_atomic_block, "customers_resolve must run in a transaction"
+    if all(len(row) == 1 for row in identity_rows):
+        return _customers_resolve_single(identity_rows)
     key_index: dict[tuple[str, str, str], int] = {}
     keys: list[IdentityKey] = []
     for row in identity_rows:
@@ -322,19 +343,44 @@ def customer_update(*, customer_id: int, profile: Mapping[str, Any], actor: str)
 
 
 def customers_mark_dirty(customer_ids: Iterable[int]) -> None:
-    """Mark customers for score recomputation, in the caller's transaction (never lost)."""
+    """Mark customers for score recomputation, in the caller's transaction (never lost). An
+    insert only (see DirtyCustomer): no lock on anything another batch may hold."""
     ids = sorted(set(customer_ids))
     if not ids:
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            INSERT INTO crm_dirtycustomer (customer_id, marked_at)
-            SELECT id, now() FROM unnest(%s::bigint[]) AS id
-            ON CONFLICT (customer_id) DO UPDATE SET marked_at = EXCLUDED.marked_at
-            """,
+            "INSERT INTO crm_dirtycustomer (customer_id, marked_at)"
+            " SELECT id, now() FROM unnest(%s::bigint[]) AS id",
             [ids],
         )
+
+
+# Customers seen (by an order, say) before the time they were first seen. Rows are locked in
+# id order so that concurrent batches sharing customers cannot deadlock here.
+_FIRST_SEEN_SQL = """
+WITH seen AS (
+    SELECT c AS customer_id, min(t) AS seen_at
+    FROM json_to_recordset(%s::json) AS s(c bigint, t timestamptz)
+    GROUP BY c
+),
+locked AS (
+    SELECT c.id, s.seen_at FROM crm_customer c JOIN seen s ON s.customer_id = c.id
+    WHERE s.seen_at < c.first_seen_at
+    ORDER BY c.id
+    FOR NO KEY UPDATE OF c
+)
+UPDATE crm_customer c SET first_seen_at = l.seen_at
+FROM locked l WHERE c.id = l.id AND l.seen_at < c.first_seen_at
+"""
+
+
+def customers_first_seen(customer_ids: Sequence[int], seen_at: Sequence[datetime | None]) -> None:
+    """Move first_seen_at back to the earliest `seen_at` of each customer where it is earlier."""
+    rows = [{"c": c, "t": t} for c, t in zip(customer_ids, seen_at, strict=True) if t is not None]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.execute(_FIRST_SEEN_SQL, [_encode(rows).decode()])
 
 
 # Each statement moves the merged customer's (%(loser)s) rows to the survivor (%(survivor)s).

@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.backends.utils import CursorWrapper
 
 from crm.inputs import OrderIn
-from crm.services.customers import customers_mark_dirty, customers_resolve
+from crm.services.customers import (
+    customers_first_seen,
+    customers_mark_dirty,
+    customers_resolve,
+)
 from crm.services.retry import on_deadlock_retry
 
 logger = logging.getLogger(__name__)
@@ -86,34 +90,44 @@ SELECT o, c, l, s, n, ca, q, p FROM json_to_recordset(%s::json) AS t(
     o bigint, c bigint, l smallint, s text, n text, ca text, q integer, p numeric)
 """
 
-# Customers of the orders just written, paid before the time they were first seen. Rows are
-# locked in id order so that concurrent batches sharing customers cannot deadlock here.
-_FIRST_SEEN_SQL = """
-WITH paid AS (
-    SELECT c AS customer_id, min(pa) AS first_paid_at
-    FROM json_to_recordset(%s::json) AS t(c bigint, pa timestamptz)
-    WHERE pa IS NOT NULL
-    GROUP BY c
-),
-locked AS (
-    SELECT c.id, p.first_paid_at FROM crm_customer c JOIN paid p ON p.customer_id = c.id
-    WHERE p.first_paid_at < c.first_seen_at
-    ORDER BY c.id
-    FOR NO KEY UPDATE OF c
-)
-UPDATE crm_customer c SET first_seen_at = l.first_paid_at
-FROM locked l WHERE c.id = l.id AND l.first_paid_at < c.first_seen_at
-"""
+
+def orders_bulk_upsert(*, orders: Sequence[OrderIn], actor: str) -> OrdersOutcome:
+    """Create or update orders. Each (source, external_id) must appear once in `orders`.
+
+    Customers are resolved (and created) in a first short transaction, so that the locks on
+    new identities are not held while the orders are written: concurrent batches naming the
+    same new customer wait for each other only that long. A failure after it leaves customers
+    without these orders, which a re-send completes."""
+    if not orders:
+        return OrdersOutcome()
+    for attempt in (1, 2):
+        customer_ids = _customers_of(orders, actor=actor)
+        try:
+            return _orders_write(orders, customer_ids, actor=actor)
+        except IntegrityError:
+            # A concurrent merge removed a customer between the two transactions (the foreign
+            # key fails at commit); resolving again finds the survivor.
+            if attempt == 2 or connection.in_atomic_block:
+                raise
+            logger.warning("orders.bulk_upsert.retry_after_merge", extra={"actor": actor})
+    raise AssertionError("unreachable")
 
 
 @on_deadlock_retry
 @transaction.atomic
-def orders_bulk_upsert(*, orders: Sequence[OrderIn], actor: str) -> OrdersOutcome:
-    """Create or update orders. Each (source, external_id) must appear once in `orders`."""
-    if not orders:
-        return OrdersOutcome()
-    resolution = customers_resolve(identity_rows=[o.customer.keys for o in orders], actor=actor)
-    customer_ids = resolution.customer_ids
+def _customers_of(orders: Sequence[OrderIn], *, actor: str) -> list[int]:
+    customer_ids = customers_resolve(
+        identity_rows=[o.customer.keys for o in orders], actor=actor
+    ).customer_ids
+    customers_first_seen(customer_ids, [o.paid_at for o in orders])
+    return customer_ids
+
+
+@on_deadlock_retry
+@transaction.atomic
+def _orders_write(
+    orders: Sequence[OrderIn], customer_ids: list[int], *, actor: str
+) -> OrdersOutcome:
     rows = _encode(
         [
             {
@@ -136,15 +150,7 @@ def orders_bulk_upsert(*, orders: Sequence[OrderIn], actor: str) -> OrdersOutcom
         cursor.execute(_UPSERT_SQL, [rows])
         written = cursor.fetchall()
         if written:
-            by_key = {(o.source, o.external_id): o for o in orders}
-            _items_replace(cursor, by_key, written)
-            paid = [
-                {"c": row[3], "pa": by_key[(row[1], row[2])].paid_at}
-                for row in written
-                if by_key[(row[1], row[2])].paid_at is not None
-            ]
-            if paid:
-                cursor.execute(_FIRST_SEEN_SQL, [_encode(paid).decode()])
+            _items_replace(cursor, {(o.source, o.external_id): o for o in orders}, written)
 
     outcome = OrdersOutcome(customer_ids=customer_ids)
     touched: set[int] = set()
