@@ -92,6 +92,26 @@ def wait_healthy(port: int, timeout: float = 60) -> None:
     raise SystemExit("web server did not become healthy")
 
 
+def cpu_seconds(markers: tuple[str, ...]) -> dict[str, float]:
+    """CPU time (user + system) used so far by the processes whose command line contains each
+    marker: the web workers and the database backends serving this run. Unlike wall time, it
+    does not depend on whatever else the machine is doing."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(markers, 0.0)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        for marker in markers:
+            if marker in command:
+                used[marker] += (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 def send_all(port: int, key: str, bodies: list[bytes], clients: int) -> tuple[float, dict]:
     work: queue.Queue[bytes] = queue.Queue()
     for body in bodies:
@@ -259,14 +279,26 @@ def main() -> None:
     )
     try:
         wait_healthy(args.port)
+        # The web workers, and the PostgreSQL backends ("postgres: ... <db> 127.0.0.1(...)").
+        markers = (f"--bind 127.0.0.1:{args.port}", f" {db_name} 127.0.0.1(")
         print("first ingestion...", file=sys.stderr)
+        cpu_before = cpu_seconds(markers)
         first_seconds, first = send_all(args.port, key, bodies, args.clients)
+        cpu_first = cpu_seconds(markers)
         print("re-sending the same batches...", file=sys.stderr)
         again_seconds, again = send_all(args.port, key, bodies, args.clients)
+        cpu_again = cpu_seconds(markers)
     finally:
         web.terminate()
         web.wait(timeout=30)
     floor_seconds = copy_floor(orders)
+
+    def cpu_ms_per_1000(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        web, database = (after[m] - before[m] for m in markers)
+        return {
+            "web": round(web * 1e6 / args.orders, 1),
+            "database": round(database * 1e6 / args.orders, 1),
+        }
 
     result = {
         "orders": args.orders,
@@ -278,11 +310,13 @@ def main() -> None:
         "first_ingest": {
             "seconds": round(first_seconds, 2),
             "orders_per_second": round(args.orders / first_seconds),
+            "cpu_ms_per_1000_orders": cpu_ms_per_1000(cpu_before, cpu_first),
             **first,
         },
         "resend_unchanged": {
             "seconds": round(again_seconds, 2),
             "orders_per_second": round(args.orders / again_seconds),
+            "cpu_ms_per_1000_orders": cpu_ms_per_1000(cpu_first, cpu_again),
             **again,
         },
         "copy_floor": {

@@ -311,10 +311,15 @@ class Order(models.Model):
 
 
 class OrderItem(models.Model):
-    # Served by order_item_unique_line and order_item_by_customer_sku.
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items", db_index=False)
+    # Served by order_item_unique_line and order_item_by_customer_sku. Items are written only
+    # with their order, by the order services, which keep customer_id equal to the order's (so
+    # that item queries need no join). Neither key has a database constraint: checking them
+    # would lock the order and customer rows once per item on ingestion (a third of its cost).
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="items", db_index=False, db_constraint=False
+    )
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="+", db_index=False
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
     line_no = models.PositiveSmallIntegerField()
     sku = models.CharField(_("SKU"), max_length=64)
@@ -460,26 +465,26 @@ class CustomerMerge(models.Model):
         return f"{self.merged_customer_id}->{self.survivor_id}"
 
 
-class DirtyCustomer(models.Model):
-    """Marks of customers whose score-relevant data changed since the last recomputation.
+class DirtyMark(models.Model):
+    """Customers whose score-relevant data changed since the last recomputation: one row per
+    change (an ingested batch, say) naming all the customers it touched.
 
-    Append-only: a mark is inserted in the same transaction as the change (so it is never
-    lost) and no existing row is ever updated, so concurrent batches about the same customer
-    never wait on each other here. The recompute sweep deletes the marks up to the highest id
-    it has seen and recomputes their customers; marks committed later stay for the next sweep.
-    No foreign key: marks of customers merged away are skipped by the sweep."""
+    Append-only: a mark is inserted in the same transaction as the change, so it is never lost,
+    and no existing row is ever updated, so concurrent batches about the same customer never
+    wait on each other here; one row per batch rather than per customer keeps it cheap. The
+    recompute sweep deletes the marks up to the highest id it has seen and recomputes their
+    customers; marks committed later stay for the next sweep. Ids of customers merged away
+    are skipped by the sweep."""
 
-    customer = models.ForeignKey(
-        Customer, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
-    )
+    customer_ids = ArrayField(models.BigIntegerField())
     marked_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        verbose_name = _("customer to recompute")
-        verbose_name_plural = _("customers to recompute")
+        verbose_name = _("recomputation mark")
+        verbose_name_plural = _("recomputation marks")
 
     def __str__(self) -> str:
-        return str(self.customer_id)
+        return f"{len(self.customer_ids)} @ {self.marked_at:%Y-%m-%d %H:%M}"
 
 
 class ApiKey(models.Model):

@@ -5,6 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, DecimalField, F, Max, Min, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
@@ -156,3 +157,10 @@ def customer_profile_for_sidebar(customer: Customer) -> dict[str, Any]:
         "recent_orders": list(recent_orders),
         "consents": list(Consent.objects.filter(customer_id=customer.pk).order_by("channel")),
     }
+
+
+def dirty_customer_ids() -> set[int]:
+    """Ids of the customers marked for recomputation and not yet swept."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT unnest(customer_ids) FROM crm_dirtymark")
+        return {row[0] for row in cursor.fetchall()}

@@ -43,6 +43,8 @@ class Resolution:
     customer_ids: list[int]
     created: set[int] = field(default_factory=set)
     survivors: set[int] = field(default_factory=set)  # absorbed another customer
+    # first_seen_at of the customers found (not created or merged) by the lookup
+    first_seen: dict[int, datetime] = field(default_factory=dict)
 
 
 class _UnionFind:
@@ -64,18 +66,22 @@ class _UnionFind:
 _encode = msgspec.json.Encoder().encode
 
 
-def _identities_lookup(keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
-    """Customer ids of the known identities among `keys`. The keys travel as one JSON parameter
-    (parsed by PostgreSQL in C) and come back as positions, not values."""
+def _identities_lookup(
+    keys: Sequence[tuple[str, str, str]], first_seen: dict[int, datetime] | None = None
+) -> dict[tuple[str, str, str], int]:
+    """Customer ids of the known identities among `keys` (and, into `first_seen`, when those
+    customers were first seen). The keys travel as one JSON parameter, parsed by PostgreSQL in
+    C, and come back as positions, not values."""
     if not keys:
         return {}
     with connection.cursor() as cursor:
         # Served by the unique index identity_unique (provider, namespace, value_hash).
         cursor.execute(
             """
-            SELECT k.position, i.customer_id
+            SELECT k.position, i.customer_id, c.first_seen_at
             FROM json_to_recordset(%s::json) AS k(position int, p text, n text, h text)
             JOIN crm_identity i ON i.provider = k.p AND i.namespace = k.n AND i.value_hash = k.h
+            JOIN crm_customer c ON c.id = i.customer_id
             """,
             [
                 _encode(
@@ -83,7 +89,12 @@ def _identities_lookup(keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, 
                 ).decode()
             ],
         )
-        return {keys[position]: customer_id for position, customer_id in cursor.fetchall()}
+        found = {}
+        for position, customer_id, first_seen_at in cursor.fetchall():
+            found[keys[position]] = customer_id
+            if first_seen is not None:
+                first_seen[customer_id] = first_seen_at
+        return found
 
 
 def _identities_lock(keys: Iterable[tuple[str, str, str]]) -> None:
@@ -98,22 +109,33 @@ def _identities_lock(keys: Iterable[tuple[str, str, str]]) -> None:
         )
 
 
-def _customers_create(count: int) -> list[int]:
-    """Create `count` blank customers in one statement; their ids in creation order."""
-    if count == 0:
+def _customers_create(first_seen: Sequence[datetime | None]) -> list[int]:
+    """Create one blank customer per entry of `first_seen` (None: now), in one statement;
+    their ids in the same order."""
+    if not first_seen:
         return []
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO crm_customer (display_name, gender, province, city, source_channel,
-                                      first_seen_at, member_level, member_points, created_at,
-                                      updated_at)
-            SELECT '', %s, '', '', '', now(), 0, 0, now(), now() FROM generate_series(1, %s)
-            RETURNING id
+            WITH new AS (
+                SELECT nextval(pg_get_serial_sequence('crm_customer', 'id')) AS id, k.position,
+                       coalesce(k.t, now()) AS first_seen_at
+                FROM json_to_recordset(%s::json) AS k(position int, t timestamptz)
+            ),
+            created AS (
+                INSERT INTO crm_customer (id, display_name, gender, province, city,
+                                          source_channel, first_seen_at, member_level,
+                                          member_points, created_at, updated_at)
+                SELECT id, '', %s, '', '', '', first_seen_at, 0, 0, now(), now() FROM new
+            )
+            SELECT id FROM new ORDER BY position
             """,
-            [Gender.UNKNOWN.value, count],
+            [
+                _encode([{"position": n, "t": t} for n, t in enumerate(first_seen)]).decode(),
+                Gender.UNKNOWN.value,
+            ],
         )
-        return sorted(row[0] for row in cursor.fetchall())
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _identities_create(rows: Sequence[tuple[int, IdentityKey]]) -> None:
@@ -147,35 +169,67 @@ def _identities_create(rows: Sequence[tuple[int, IdentityKey]]) -> None:
         )
 
 
-def _customers_resolve_single(identity_rows: Sequence[Sequence[IdentityKey]]) -> Resolution:
+def _customers_resolve_single(
+    identity_rows: Sequence[Sequence[IdentityKey]], seen_at: Sequence[datetime | None]
+) -> Resolution:
     """customers_resolve when every row names one identity (the usual order or event batch):
     nothing can merge, so each unknown identity simply becomes a new customer."""
-    keys = {row[0].unique_key: row[0] for row in identity_rows}
-    known = _identities_lookup(list(keys))
+    keys: dict[tuple[str, str, str], IdentityKey] = {}
+    first_seen_of_key: dict[tuple[str, str, str], datetime | None] = {}
+    for row, seen in zip(identity_rows, seen_at, strict=True):
+        unique_key = row[0].unique_key
+        keys[unique_key] = row[0]
+        earliest = first_seen_of_key.get(unique_key)
+        if earliest is None or (seen is not None and seen < earliest):
+            first_seen_of_key[unique_key] = seen
+    first_seen: dict[int, datetime] = {}
+    known = _identities_lookup(list(keys), first_seen)
     missing = [k for k in keys if k not in known]
     if missing:
         _identities_lock(missing)
-        known.update(_identities_lookup(missing))  # another transaction may have won the race
+        # Another transaction may have won the race.
+        known.update(_identities_lookup(missing, first_seen))
         missing = [k for k in missing if k not in known]
-    created_ids = _customers_create(len(missing))
+    created_ids = _customers_create([first_seen_of_key[k] for k in missing])
     known.update(zip(missing, created_ids, strict=True))
+    now = timezone.now()
+    for unique_key, customer_id in zip(missing, created_ids, strict=True):
+        first_seen[customer_id] = first_seen_of_key[unique_key] or now
     _identities_create([(known[k], keys[k]) for k in missing])
     return Resolution(
         customer_ids=[known[row[0].unique_key] for row in identity_rows],
         created=set(created_ids),
+        first_seen=first_seen,
     )
 
 
-def customers_resolve(*, identity_rows: Sequence[Sequence[IdentityKey]], actor: str) -> Resolution:
+def customers_resolve(
+    *,
+    identity_rows: Sequence[Sequence[IdentityKey]],
+    actor: str,
+    seen_at: Sequence[datetime | None] | None = None,
+) -> Resolution:
     """The customer of each row of identities, in row order.
 
     Rows that share an identity are one person; a row whose identities belong to several
     customers merges them (lowest id survives); a row of unknown identities creates a customer.
-    Must run inside a transaction (the advisory locks last until it ends).
+    `seen_at` (per row, optional) moves first_seen_at of the customers back to the earliest
+    time they were seen (an order's paid time, say). Must run inside a transaction (the
+    advisory locks last until it ends).
     """
     assert connection.in_atomic_block, "customers_resolve must run in a transaction"
+    seen_at = seen_at if seen_at is not None else [None] * len(identity_rows)
     if all(len(row) == 1 for row in identity_rows):
-        return _customers_resolve_single(identity_rows)
+        resolution = _customers_resolve_single(identity_rows, seen_at)
+    else:
+        resolution = _customers_resolve_general(identity_rows, actor)
+    _first_seen_update(resolution, seen_at)
+    return resolution
+
+
+def _customers_resolve_general(
+    identity_rows: Sequence[Sequence[IdentityKey]], actor: str
+) -> Resolution:
     key_index: dict[tuple[str, str, str], int] = {}
     keys: list[IdentityKey] = []
     for row in identity_rows:
@@ -223,7 +277,7 @@ def customers_resolve(*, identity_rows: Sequence[Sequence[IdentityKey]], actor: 
             customer_of_root[root] = survivor
         elif ids:
             customer_of_root[root] = next(iter(ids))
-    created_ids = _customers_create(len(new_roots))
+    created_ids = _customers_create([None] * len(new_roots))
     customer_of_root.update(zip(new_roots, created_ids, strict=True))
 
     _identities_create(
@@ -343,17 +397,15 @@ def customer_update(*, customer_id: int, profile: Mapping[str, Any], actor: str)
 
 
 def customers_mark_dirty(customer_ids: Iterable[int]) -> None:
-    """Mark customers for score recomputation, in the caller's transaction (never lost). An
-    insert only (see DirtyCustomer): no lock on anything another batch may hold."""
+    """Mark customers for score recomputation, in the caller's transaction (never lost): one
+    inserted row for all of them, touching nothing another batch may hold (see DirtyMark)."""
     ids = sorted(set(customer_ids))
-    if not ids:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO crm_dirtycustomer (customer_id, marked_at)"
-            " SELECT id, now() FROM unnest(%s::bigint[]) AS id",
-            [ids],
-        )
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO crm_dirtymark (customer_ids, marked_at) VALUES (%s::bigint[], now())",
+                [ids],
+            )
 
 
 # Customers seen (by an order, say) before the time they were first seen. Rows are locked in
@@ -375,9 +427,17 @@ FROM locked l WHERE c.id = l.id AND l.seen_at < c.first_seen_at
 """
 
 
-def customers_first_seen(customer_ids: Sequence[int], seen_at: Sequence[datetime | None]) -> None:
-    """Move first_seen_at back to the earliest `seen_at` of each customer where it is earlier."""
-    rows = [{"c": c, "t": t} for c, t in zip(customer_ids, seen_at, strict=True) if t is not None]
+def _first_seen_update(resolution: Resolution, seen_at: Sequence[datetime | None]) -> None:
+    """Move first_seen_at back to the earliest `seen_at` of each customer, where earlier. Only
+    rows that may change are sent: customers found by the lookup whose known first_seen_at is
+    later, and customers created or merged in this resolution."""
+    rows = []
+    for customer_id, seen in zip(resolution.customer_ids, seen_at, strict=True):
+        if seen is None:
+            continue
+        known = resolution.first_seen.get(customer_id)
+        if known is None or seen < known:
+            rows.append({"c": customer_id, "t": seen})
     if rows:
         with connection.cursor() as cursor:
             cursor.execute(_FIRST_SEEN_SQL, [_encode(rows).decode()])

@@ -19,7 +19,6 @@ from django.db.backends.utils import CursorWrapper
 
 from crm.inputs import OrderIn
 from crm.services.customers import (
-    customers_first_seen,
     customers_mark_dirty,
     customers_resolve,
 )
@@ -47,40 +46,37 @@ def order_content_hash(order: OrderIn) -> str:
 
 # The batch travels as one JSON parameter unpacked by json_to_recordset: PostgreSQL parses it in
 # C, where binding a dozen arrays of a thousand values costs Python milliseconds per batch.
-# Served by the unique index order_unique_external (source, external_id). `previous` reads the
-# snapshot before the upsert, so it names the customer an updated order belonged to.
-_UPSERT_SQL = """
-WITH input AS (
+_INPUT = """
     SELECT * FROM json_to_recordset(%s::json) AS t(
         c bigint, s text, e text, st text, ta numeric, ra numeric, cu text, pa timestamptz,
         ch text, so text, h text)
-),
+"""
+
+# New orders first, by the cheapest path: served by the unique index order_unique_external.
+_INSERT_SQL = f"""
+INSERT INTO crm_order (customer_id, source, external_id, status, total_amount, refunded_amount,
+                       currency, paid_at, channel, store, content_hash, created_at, updated_at)
+SELECT c, s, e, st, ta, ra, cu, pa, ch, so, h, now(), now() FROM ({_INPUT}) AS input
+ON CONFLICT (source, external_id) DO NOTHING
+RETURNING id, source, external_id, customer_id
+"""  # noqa: S608 - composed of constants only
+
+# Then the orders that exist already, where their content changed. `previous` reads the
+# snapshot before the update, so it names the customer an order belonged to.
+_UPDATE_SQL = f"""
+WITH input AS ({_INPUT}),
 previous AS (
     SELECT o.id, o.customer_id
     FROM crm_order o JOIN input i ON o.source = i.s AND o.external_id = i.e
-),
-written AS (
-    INSERT INTO crm_order (customer_id, source, external_id, status, total_amount,
-                           refunded_amount, currency, paid_at, channel, store, content_hash,
-                           created_at, updated_at)
-    SELECT c, s, e, st, ta, ra, cu, pa, ch, so, h, now(), now() FROM input
-    ON CONFLICT (source, external_id) DO UPDATE SET
-        customer_id = EXCLUDED.customer_id,
-        status = EXCLUDED.status,
-        total_amount = EXCLUDED.total_amount,
-        refunded_amount = EXCLUDED.refunded_amount,
-        currency = EXCLUDED.currency,
-        paid_at = EXCLUDED.paid_at,
-        channel = EXCLUDED.channel,
-        store = EXCLUDED.store,
-        content_hash = EXCLUDED.content_hash,
-        updated_at = now()
-    WHERE crm_order.content_hash <> EXCLUDED.content_hash
-    RETURNING id, source, external_id, customer_id, (xmax = 0) AS inserted
 )
-SELECT w.id, w.source, w.external_id, w.customer_id, w.inserted, p.customer_id
-FROM written w LEFT JOIN previous p ON p.id = w.id
-"""
+UPDATE crm_order o SET
+    customer_id = i.c, status = i.st, total_amount = i.ta, refunded_amount = i.ra,
+    currency = i.cu, paid_at = i.pa, channel = i.ch, store = i.so, content_hash = i.h,
+    updated_at = now()
+FROM input i, previous p
+WHERE o.source = i.s AND o.external_id = i.e AND p.id = o.id AND o.content_hash <> i.h
+RETURNING o.id, o.source, o.external_id, o.customer_id, p.customer_id
+"""  # noqa: S608 - composed of constants only
 
 _ITEMS_DELETE_SQL = "DELETE FROM crm_orderitem WHERE order_id = ANY(%s::bigint[])"
 _ITEMS_INSERT_SQL = """
@@ -116,11 +112,11 @@ def orders_bulk_upsert(*, orders: Sequence[OrderIn], actor: str) -> OrdersOutcom
 @on_deadlock_retry
 @transaction.atomic
 def _customers_of(orders: Sequence[OrderIn], *, actor: str) -> list[int]:
-    customer_ids = customers_resolve(
-        identity_rows=[o.customer.keys for o in orders], actor=actor
+    return customers_resolve(
+        identity_rows=[o.customer.keys for o in orders],
+        actor=actor,
+        seen_at=[o.paid_at for o in orders],
     ).customer_ids
-    customers_first_seen(customer_ids, [o.paid_at for o in orders])
-    return customer_ids
 
 
 @on_deadlock_retry
@@ -128,27 +124,35 @@ def _customers_of(orders: Sequence[OrderIn], *, actor: str) -> list[int]:
 def _orders_write(
     orders: Sequence[OrderIn], customer_ids: list[int], *, actor: str
 ) -> OrdersOutcome:
-    rows = _encode(
-        [
-            {
-                "c": customer_id,
-                "s": o.source,
-                "e": o.external_id,
-                "st": o.status,
-                "ta": o.total_amount,
-                "ra": o.refunded_amount,
-                "cu": o.currency,
-                "pa": o.paid_at,
-                "ch": o.channel,
-                "so": o.store,
-                "h": order_content_hash(o),
-            }
-            for o, customer_id in zip(orders, customer_ids, strict=True)
-        ]
-    ).decode()
+    rows = [
+        {
+            "c": customer_id,
+            "s": o.source,
+            "e": o.external_id,
+            "st": o.status,
+            "ta": o.total_amount,
+            "ra": o.refunded_amount,
+            "cu": o.currency,
+            "pa": o.paid_at,
+            "ch": o.channel,
+            "so": o.store,
+            "h": order_content_hash(o),
+        }
+        for o, customer_id in zip(orders, customer_ids, strict=True)
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(_UPSERT_SQL, [rows])
-        written = cursor.fetchall()
+        cursor.execute(_INSERT_SQL, [_encode(rows).decode()])
+        inserted = cursor.fetchall()
+        updated = []
+        if len(inserted) < len(rows):
+            new_keys = {(source, external_id) for _id, source, external_id, _c in inserted}
+            existing = [r for r in rows if (r["s"], r["e"]) not in new_keys]
+            cursor.execute(_UPDATE_SQL, [_encode(existing).decode()])
+            updated = cursor.fetchall()
+        written = [(*row, True, None) for row in inserted] + [
+            (order_id, source, external_id, customer_id, False, previous)
+            for order_id, source, external_id, customer_id, previous in updated
+        ]
         if written:
             _items_replace(cursor, {(o.source, o.external_id): o for o in orders}, written)
 

@@ -7,7 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from crm.models import Consent, ConsentEvent, Customer, DirtyCustomer, Interaction
+from crm.models import Consent, ConsentEvent, Customer, DirtyMark, Interaction
+from crm.selectors.customers import dirty_customer_ids
 from crm.services.api_keys import api_key_create, api_key_revoke
 from tests.factories import CustomerFactory
 
@@ -64,16 +65,16 @@ def test_interactions_are_recorded_once(api_client_with_scopes) -> None:
     first = client.post("/api/v1/interactions/bulk", batch, format="json")
     assert first.json() == {"created": 2, "unchanged": 0, "rejected": []}
     customer = Customer.objects.get()
-    assert list(DirtyCustomer.objects.values_list("customer_id", flat=True)) == [customer.pk]
+    assert sorted(dirty_customer_ids()) == [customer.pk]
     recorded = Interaction.objects.get(idempotency_key="evt-1")
     assert recorded.properties == {"url": "https://shop.example.com/p/1", "campaign": 7}
     assert recorded.customer_id == customer.pk
 
-    DirtyCustomer.objects.all().delete()
+    DirtyMark.objects.all().delete()
     again = client.post("/api/v1/interactions/bulk", batch, format="json")
     assert again.json() == {"created": 0, "unchanged": 2, "rejected": []}
     assert Interaction.objects.count() == 2
-    assert not DirtyCustomer.objects.exists()
+    assert not DirtyMark.objects.exists()
 
 
 def test_bad_interaction_rows_are_listed(api_client_with_scopes) -> None:
