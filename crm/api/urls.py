@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from crm.api import consents, customers, interactions, orders
+from crm.api import consents, customers, groups, interactions, orders, tags
 
 urlpatterns = [
     path("customers", customers.CustomerListView.as_view(), name="customer-list"),
@@ -24,4 +24,13 @@ urlpatterns = [
     path("interactions/bulk", interactions.InteractionBulkView.as_view(), name="interaction-bulk"),
     path("consents", consents.ConsentView.as_view(), name="consents"),
     path("consents/events", consents.ConsentEventListView.as_view(), name="consent-events"),
+    path("tag-groups", tags.TagGroupListView.as_view(), name="tag-group-list"),
+    path("tag-groups/<int:group_id>", tags.TagGroupDetailView.as_view(), name="tag-group-detail"),
+    path("tags", tags.TagListView.as_view(), name="tag-list"),
+    path("tags/assign", tags.TagsAssignView.as_view(), name="tags-assign"),
+    path("tags/remove", tags.TagsRemoveView.as_view(), name="tags-remove"),
+    path("tags/<int:tag_id>", tags.TagDetailView.as_view(), name="tag-detail"),
+    path("groups", groups.GroupListView.as_view(), name="group-list"),
+    path("groups/<int:group_id>", groups.GroupDetailView.as_view(), name="group-detail"),
+    path("groups/<int:group_id>/members", groups.GroupMembersView.as_view(), name="group-members"),
 ]

@@ -164,3 +164,24 @@ def dirty_customer_ids() -> set[int]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT DISTINCT unnest(customer_ids) FROM crm_dirtymark")
         return {row[0] for row in cursor.fetchall()}
+
+
+def customer_ids_by_identities(keys: list[IdentityKey]) -> dict[tuple[str, str, str], int]:
+    """Customer ids of the known identities among `keys` (one query; unknown ones absent)."""
+    if not keys:
+        return {}
+    query = Q()
+    for key in keys:
+        query |= Q(provider=key.provider, namespace=key.namespace, value_hash=key.value_hash)
+    return {
+        (provider, namespace, value_hash): customer_id
+        for provider, namespace, value_hash, customer_id in Identity.objects.filter(
+            query
+        ).values_list("provider", "namespace", "value_hash", "customer_id")
+    }
+
+
+def customer_ids_missing(customer_ids: list[int]) -> list[int]:
+    """The ids among `customer_ids` that name no customer."""
+    found = set(Customer.objects.filter(pk__in=customer_ids).values_list("pk", flat=True))
+    return sorted(set(customer_ids) - found)

@@ -14,13 +14,17 @@ from typing import Any
 import msgspec
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from crm.errors import NotFound, ValidationFailed
 from crm.models import Customer, CustomerMerge, Gender, StaffMember
 from crm.personal_data import IdentityKey, encrypt, mask
+from crm.selectors.customers import customer_ids_by_identities, customer_ids_missing
 
 logger = logging.getLogger(__name__)
 
 ERROR_CUSTOMER_NOT_FOUND = "customer_not_found"
+ERROR_UNKNOWN_CUSTOMERS = "unknown_customers"
 
 # Profile fields an integration may set. `owner` is a WeCom userid.
 PROFILE_FIELDS = (
@@ -382,8 +386,6 @@ def customer_upsert(
 
 @transaction.atomic
 def customer_update(*, customer_id: int, profile: Mapping[str, Any], actor: str) -> Customer:
-    from crm.errors import NotFound
-
     customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
     if customer is None:
         raise NotFound(ERROR_CUSTOMER_NOT_FOUND, "No such customer.")
@@ -609,3 +611,29 @@ def customers_merge(*, customer_ids: Collection[int], actor: str, reason: str) -
             )
     customers_mark_dirty([survivor_id])
     return survivor_id
+
+
+@transaction.atomic
+def customers_named(
+    *,
+    customer_ids: Sequence[int],
+    identities: Sequence[IdentityKey],
+    create_missing: bool,
+    actor: str,
+) -> tuple[list[int], int]:
+    """The customers named by ids and by identities (each naming one customer), as
+    (customer ids, how many identities named nobody). Unknown customer ids are refused;
+    unknown identities create customers when `create_missing`, else are counted and skipped."""
+    ids = list(customer_ids)
+    missing = customer_ids_missing(ids)
+    if missing:
+        message = _("Unknown customer ids: %(ids)s.") % {"ids": ", ".join(map(str, missing))}
+        raise ValidationFailed(ERROR_UNKNOWN_CUSTOMERS, message, detail={"customer_ids": [message]})
+    if not identities:
+        return ids, 0
+    if create_missing:
+        resolution = customers_resolve(identity_rows=[[k] for k in identities], actor=actor)
+        return ids + resolution.customer_ids, 0
+    known = customer_ids_by_identities(list(identities))
+    found = [known[k.unique_key] for k in identities if k.unique_key in known]
+    return ids + found, len(identities) - len(found)

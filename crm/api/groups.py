@@ -1,0 +1,162 @@
+"""Group (社群) endpoints: CRUD with current member counts, membership list and sync."""
+
+from typing import Any
+
+import django_filters
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from crm.api.customer_refs import CustomerRefsSerializer
+from crm.api.customers import actor_of
+from crm.errors import NotFound
+from crm.models import Group, GroupKind, GroupMembership
+from crm.selectors.groups import group_list, group_memberships
+from crm.services.customers import customers_named
+from crm.services.groups import (
+    ERROR_GROUP_NOT_FOUND,
+    group_create,
+    group_delete,
+    group_members_sync,
+    group_update,
+)
+
+
+class GroupOutSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.wecom_userid", default=None, read_only=True)
+    member_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Group
+        fields = ["id", "kind", "external_id", "name", "owner", "created_at", "member_count"]
+
+
+class GroupInSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=GroupKind.choices)
+    external_id = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=128)
+    owner = serializers.CharField(
+        max_length=64, required=False, help_text=_("WeCom userid of the group owner.")
+    )
+
+
+class GroupUpdateInSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=128, required=False)
+    owner = serializers.CharField(max_length=64, required=False)
+
+
+class GroupFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=GroupKind.choices, method="noop")
+    search = django_filters.CharFilter(method="noop", help_text=_("Name contains."))
+
+    class Meta:
+        model = Group
+        fields: list[str] = []
+
+    def noop(self, queryset: Any, name: str, value: Any) -> Any:
+        return queryset
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        data = self.form.cleaned_data
+        return group_list(kind=data.get("kind") or None, search=data.get("search") or None)
+
+
+def _group_out(group_id: int) -> dict[str, Any]:
+    return GroupOutSerializer(group_list().get(pk=group_id)).data
+
+
+class GroupListView(generics.ListAPIView):
+    scope_resource = "groups"
+    serializer_class = GroupOutSerializer
+    filterset_class = GroupFilter
+    queryset = Group.objects.all()
+
+    @extend_schema(request=GroupInSerializer, responses={201: GroupOutSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = GroupInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        group = group_create(**serializer.validated_data)
+        return Response(_group_out(group.pk), status=status.HTTP_201_CREATED)
+
+
+class GroupDetailView(generics.RetrieveAPIView):
+    scope_resource = "groups"
+    serializer_class = GroupOutSerializer
+    queryset = group_list()
+    lookup_url_kwarg = "group_id"
+
+    @extend_schema(request=GroupUpdateInSerializer, responses=GroupOutSerializer)
+    def patch(self, request: Request, group_id: int) -> Response:
+        serializer = GroupUpdateInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        group_update(group_id=group_id, **serializer.validated_data)
+        return Response(_group_out(group_id))
+
+    def delete(self, request: Request, group_id: int) -> Response:
+        group_delete(group_id=group_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MembershipOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GroupMembership
+        fields = ["id", "customer_id", "joined_at", "left_at"]
+
+
+class MembersSyncInSerializer(CustomerRefsSerializer):
+    allows_none = True  # everyone left
+    observed_at = serializers.DateTimeField(
+        required=False, help_text=_("When the member list was read; now when absent.")
+    )
+
+
+class MembersSyncOutSerializer(serializers.Serializer):
+    joined = serializers.IntegerField()
+    left = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+
+
+class GroupMembersView(generics.ListAPIView):
+    """`GET`: the current members (`?include_left=true`: every stay, past ones too).
+    `PUT`: the full member list; joins and leaves are recorded, history kept."""
+
+    scope_resource = "groups"
+    serializer_class = MembershipOutSerializer
+
+    def get_queryset(self) -> Any:
+        group_id = self.kwargs["group_id"]
+        if not Group.objects.filter(pk=group_id).exists():
+            raise NotFound(ERROR_GROUP_NOT_FOUND, gettext("No such group."))
+        include_left = self.request.query_params.get("include_left") in ("true", "1")
+        return group_memberships(group_id=group_id, include_left=include_left)
+
+    @extend_schema(parameters=[OpenApiParameter("include_left", bool)])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=MembersSyncInSerializer, responses=MembersSyncOutSerializer)
+    def put(self, request: Request, group_id: int) -> Response:
+        serializer = MembersSyncInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if not Group.objects.filter(pk=group_id).exists():
+            raise NotFound(ERROR_GROUP_NOT_FOUND, gettext("No such group."))
+        customer_ids, _unknown = customers_named(
+            customer_ids=data["customer_ids"],
+            identities=data["identities"],
+            create_missing=True,
+            actor=actor_of(request),
+        )
+        outcome = group_members_sync(
+            group_id=group_id,
+            customer_ids=customer_ids,
+            observed_at=data.get("observed_at") or timezone.now(),
+            actor=actor_of(request),
+        )
+        return Response(
+            {"joined": outcome.joined, "left": outcome.left, "unchanged": outcome.unchanged}
+        )

@@ -1,0 +1,23 @@
+"""Group reads: groups with their current member counts, and a group's members."""
+
+from django.db.models import Count, Q, QuerySet
+
+from crm.models import Group, GroupMembership
+
+
+def group_list(*, kind: str | None = None, search: str | None = None) -> QuerySet[Group]:
+    groups = Group.objects.select_related("owner").annotate(
+        member_count=Count("memberships", filter=Q(memberships__left_at__isnull=True))
+    )
+    if kind:
+        groups = groups.filter(kind=kind)
+    if search:
+        groups = groups.filter(name__icontains=search)
+    return groups
+
+
+def group_memberships(*, group_id: int, include_left: bool) -> QuerySet[GroupMembership]:
+    memberships = GroupMembership.objects.filter(group_id=group_id)
+    if not include_left:
+        memberships = memberships.filter(left_at__isnull=True)
+    return memberships

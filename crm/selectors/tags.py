@@ -1,0 +1,22 @@
+"""Tag reads: groups with their tag counts, tags with their customer counts (one query each)."""
+
+from django.db.models import Count, QuerySet
+
+from crm.models import Tag, TagGroup
+
+
+def tag_group_list(*, search: str | None = None) -> QuerySet[TagGroup]:
+    groups = TagGroup.objects.annotate(tag_count=Count("tags"))
+    if search:
+        groups = groups.filter(name__icontains=search)
+    return groups
+
+
+def tag_list(*, group_id: int | None = None, search: str | None = None) -> QuerySet[Tag]:
+    # The count is served by the index customer_tag_by_tag (tag, customer).
+    tags = Tag.objects.select_related("group").annotate(customer_count=Count("customer_tags"))
+    if group_id is not None:
+        tags = tags.filter(group_id=group_id)
+    if search:
+        tags = tags.filter(name__icontains=search)
+    return tags

@@ -1,0 +1,102 @@
+"""Group (社群) services: groups and the membership sync.
+
+A sync sends the full member list of a group as observed at one time; the service opens a stay
+for each newcomer, closes the stay of each member missing from the list, and leaves the rest
+alone. Leaving closes a row and re-joining opens a new one, so the history is kept."""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils.translation import gettext as _
+
+from crm.errors import Conflict, NotFound
+from crm.models import Group
+from crm.services.customers import staff_members_ensure
+
+logger = logging.getLogger(__name__)
+
+ERROR_GROUP_NOT_FOUND = "group_not_found"
+ERROR_GROUP_EXTERNAL_ID_TAKEN = "group_external_id_taken"
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    joined: int
+    left: int
+    unchanged: int
+
+
+def _group_for_update(group_id: int) -> Group:
+    group = Group.objects.select_for_update().filter(pk=group_id).first()
+    if group is None:
+        raise NotFound(ERROR_GROUP_NOT_FOUND, _("No such group."))
+    return group
+
+
+def _owner_id(owner: str | None) -> int | None:
+    return staff_members_ensure([owner])[owner] if owner else None
+
+
+@transaction.atomic
+def group_create(*, kind: str, external_id: str, name: str, owner: str | None = None) -> Group:
+    if Group.objects.filter(kind=kind, external_id=external_id).exists():
+        message = _("A group of this kind with this external id exists.")
+        raise Conflict(ERROR_GROUP_EXTERNAL_ID_TAKEN, message, detail={"external_id": [message]})
+    return Group.objects.create(
+        kind=kind, external_id=external_id, name=name, owner_id=_owner_id(owner)
+    )
+
+
+@transaction.atomic
+def group_update(*, group_id: int, name: str | None = None, owner: str | None = None) -> Group:
+    group = _group_for_update(group_id)
+    if name is not None:
+        group.name = name
+    if owner is not None:
+        group.owner_id = _owner_id(owner)
+    group.save()
+    return group
+
+
+@transaction.atomic
+def group_delete(*, group_id: int) -> None:
+    """Delete a group with its membership history."""
+    _group_for_update(group_id).delete()
+
+
+@transaction.atomic
+def group_members_sync(
+    *, group_id: int, customer_ids: Sequence[int], observed_at: datetime, actor: str
+) -> SyncOutcome:
+    """Make `customer_ids` the group's current members as of `observed_at`. The group row is
+    locked, so two syncs of one group run one after the other."""
+    _group_for_update(group_id)
+    members = sorted(set(customer_ids))
+    with connection.cursor() as cursor:
+        # Served by the partial unique index group_membership_one_open (group, customer).
+        cursor.execute(
+            """
+            UPDATE crm_groupmembership SET left_at = greatest(%s, joined_at)
+            WHERE group_id = %s AND left_at IS NULL AND NOT (customer_id = ANY(%s::bigint[]))
+            """,
+            [observed_at, group_id, members],
+        )
+        left = cursor.rowcount
+        cursor.execute(
+            """
+            INSERT INTO crm_groupmembership (group_id, customer_id, joined_at)
+            SELECT %s, c, %s FROM unnest(%s::bigint[]) AS c
+            ORDER BY c
+            ON CONFLICT (group_id, customer_id) WHERE left_at IS NULL DO NOTHING
+            """,
+            [group_id, observed_at, members],
+        )
+        joined = cursor.rowcount
+    logger.info(
+        "group.members_synced",
+        extra={"actor": actor, "group_id": group_id, "joined_count": joined, "left_count": left},
+    )
+    return SyncOutcome(joined=joined, left=left, unchanged=len(members) - joined)

@@ -1,0 +1,263 @@
+"""Tag services: tag groups and tags, and assigning or removing tags for many customers at once.
+
+An exclusive tag group (消费能力 高/中/低, say) lets a customer hold at most one of its tags:
+CustomerTag.exclusive_group repeats the group of such tags, and a unique constraint on
+(customer, exclusive_group) makes PostgreSQL itself refuse a second one. Assigning a tag of an
+exclusive group replaces the customer's other tag of that group in the same transaction."""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils.translation import gettext as _
+
+from crm.errors import Conflict, NotFound, ValidationFailed
+from crm.models import CustomerTag, Tag, TagGroup, TagSource
+
+logger = logging.getLogger(__name__)
+
+ERROR_TAG_GROUP_NOT_FOUND = "tag_group_not_found"
+ERROR_TAG_NOT_FOUND = "tag_not_found"
+ERROR_TAG_GROUP_NAME_TAKEN = "tag_group_name_taken"
+ERROR_TAG_NAME_TAKEN = "tag_name_taken"
+ERROR_TAG_GROUP_HAS_TAGS = "tag_group_has_tags"
+ERROR_SEVERAL_TAGS_OF_EXCLUSIVE_GROUP = "several_tags_of_exclusive_group"
+ERROR_CUSTOMERS_HOLD_SEVERAL_TAGS = "customers_hold_several_tags_of_group"
+ERROR_UNKNOWN_TAGS = "unknown_tags"
+
+
+@dataclass(frozen=True)
+class TagRef:
+    """A tag named by id, or by group name and tag name."""
+
+    tag_id: int | None = None
+    group: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class AssignOutcome:
+    assigned: int  # new customer tags
+    replaced: int  # of these, how many replaced another tag of an exclusive group
+    unchanged: int  # already held
+
+
+def _group_for_update(group_id: int) -> TagGroup:
+    group = TagGroup.objects.select_for_update().filter(pk=group_id).first()
+    if group is None:
+        raise NotFound(ERROR_TAG_GROUP_NOT_FOUND, _("No such tag group."))
+    return group
+
+
+@transaction.atomic
+def tag_group_create(*, name: str, is_exclusive: bool = False, description: str = "") -> TagGroup:
+    if TagGroup.objects.filter(name=name).exists():
+        raise Conflict(
+            ERROR_TAG_GROUP_NAME_TAKEN,
+            _("A tag group with this name exists."),
+            detail={"name": [_("A tag group with this name exists.")]},
+        )
+    return TagGroup.objects.create(name=name, is_exclusive=is_exclusive, description=description)
+
+
+@transaction.atomic
+def tag_group_update(
+    *,
+    group_id: int,
+    name: str | None = None,
+    description: str | None = None,
+    is_exclusive: bool | None = None,
+) -> TagGroup:
+    """Rename or describe a group, or switch its exclusivity. Making a group exclusive is
+    refused while any customer holds more than one of its tags."""
+    group = _group_for_update(group_id)
+    if name is not None and name != group.name:
+        if TagGroup.objects.filter(name=name).exclude(pk=group_id).exists():
+            raise Conflict(
+                ERROR_TAG_GROUP_NAME_TAKEN,
+                _("A tag group with this name exists."),
+                detail={"name": [_("A tag group with this name exists.")]},
+            )
+        group.name = name
+    if description is not None:
+        group.description = description
+    if is_exclusive is not None and is_exclusive != group.is_exclusive:
+        _exclusivity_switch(group, is_exclusive=is_exclusive)
+        group.is_exclusive = is_exclusive
+    group.save()
+    return group
+
+
+def _exclusivity_switch(group: TagGroup, *, is_exclusive: bool) -> None:
+    holding_several = (
+        CustomerTag.objects.filter(tag__group=group)
+        .values("customer_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+    )
+    if is_exclusive:
+        count = holding_several.count()
+        if count:
+            message = _(
+                "%(count)d customers hold more than one tag of this group; remove the extra "
+                "tags first."
+            ) % {"count": count}
+            raise Conflict(
+                ERROR_CUSTOMERS_HOLD_SEVERAL_TAGS, message, detail={"is_exclusive": [message]}
+            )
+        CustomerTag.objects.filter(tag__group=group).update(exclusive_group=group)
+    else:
+        CustomerTag.objects.filter(exclusive_group=group).update(exclusive_group=None)
+
+
+@transaction.atomic
+def tag_group_delete(*, group_id: int) -> None:
+    group = _group_for_update(group_id)
+    if group.tags.exists():
+        raise Conflict(ERROR_TAG_GROUP_HAS_TAGS, _("Delete or move the group's tags first."))
+    group.delete()
+
+
+@transaction.atomic
+def tag_create(*, group_id: int, name: str, description: str = "") -> Tag:
+    group = _group_for_update(group_id)
+    if Tag.objects.filter(group=group, name=name).exists():
+        raise Conflict(
+            ERROR_TAG_NAME_TAKEN,
+            _("This group has a tag with this name."),
+            detail={"name": [_("This group has a tag with this name.")]},
+        )
+    return Tag.objects.create(group=group, name=name, description=description)
+
+
+@transaction.atomic
+def tag_update(*, tag_id: int, name: str | None = None, description: str | None = None) -> Tag:
+    tag = Tag.objects.select_for_update().select_related("group").filter(pk=tag_id).first()
+    if tag is None:
+        raise NotFound(ERROR_TAG_NOT_FOUND, _("No such tag."))
+    if name is not None and name != tag.name:
+        if Tag.objects.filter(group_id=tag.group_id, name=name).exclude(pk=tag_id).exists():
+            raise Conflict(
+                ERROR_TAG_NAME_TAKEN,
+                _("This group has a tag with this name."),
+                detail={"name": [_("This group has a tag with this name.")]},
+            )
+        tag.name = name
+    if description is not None:
+        tag.description = description
+    tag.save()
+    return tag
+
+
+@transaction.atomic
+def tag_delete(*, tag_id: int) -> int:
+    """Delete a tag and every customer's holding of it; returns how many customers held it."""
+    tag = Tag.objects.select_for_update().filter(pk=tag_id).first()
+    if tag is None:
+        raise NotFound(ERROR_TAG_NOT_FOUND, _("No such tag."))
+    held, _detail = CustomerTag.objects.filter(tag=tag).delete()
+    tag.delete()
+    return held
+
+
+def tags_resolve(*, refs: Sequence[TagRef], create_missing: bool) -> list[Tag]:
+    """The tags named by `refs`, creating missing ones (and their non-exclusive groups) when
+    asked. Unknown tags are a ValidationFailed naming them."""
+    by_id = [r.tag_id for r in refs if r.tag_id is not None]
+    by_name = {(r.group, r.name) for r in refs if r.tag_id is None}
+    found = list(Tag.objects.filter(pk__in=by_id).select_related("group"))
+    missing_ids = sorted(set(by_id) - {t.pk for t in found})
+    named: dict[tuple[str, str], Tag] = {}
+    if by_name:
+        groups = {group_name for group_name, _tag_name in by_name}
+        for tag in Tag.objects.filter(group__name__in=groups).select_related("group"):
+            if (tag.group.name, tag.name) in by_name:
+                named[(tag.group.name, tag.name)] = tag
+    missing_names = sorted(by_name - named.keys())
+    if missing_ids or (missing_names and not create_missing):
+        unknown = [str(i) for i in missing_ids] + [f"{g}/{n}" for g, n in missing_names]
+        message = _("Unknown tags: %(tags)s.") % {"tags": ", ".join(unknown)}
+        raise ValidationFailed(ERROR_UNKNOWN_TAGS, message, detail={"tags": [message]})
+    for group_name, tag_name in missing_names:
+        TagGroup.objects.bulk_create([TagGroup(name=group_name)], ignore_conflicts=True)
+        group = TagGroup.objects.get(name=group_name)
+        Tag.objects.bulk_create([Tag(group=group, name=tag_name)], ignore_conflicts=True)
+        named[(group_name, tag_name)] = Tag.objects.select_related("group").get(
+            group=group, name=tag_name
+        )
+    return found + list(named.values())
+
+
+@transaction.atomic
+def tags_assign(
+    *, customer_ids: Sequence[int], tags: Sequence[Tag], source: str, actor: str
+) -> AssignOutcome:
+    """Give every customer every tag. A tag of an exclusive group replaces the customer's other
+    tag of that group; two tags of one exclusive group in one call are refused."""
+    exclusive_groups = [t.group_id for t in tags if t.group.is_exclusive]
+    if len(exclusive_groups) != len(set(exclusive_groups)):
+        message = _("At most one tag of an exclusive group can be assigned at once.")
+        raise ValidationFailed(
+            ERROR_SEVERAL_TAGS_OF_EXCLUSIVE_GROUP, message, detail={"tags": [message]}
+        )
+    if source not in TagSource.values:
+        raise ValidationFailed("invalid_source", _("Unknown tag source."))
+    customers = sorted(set(customer_ids))
+    tag_ids = [t.pk for t in tags]
+    with connection.cursor() as cursor:
+        # Other tags of the same exclusive groups give way, in customer order (fixed lock order).
+        cursor.execute(
+            """
+            DELETE FROM crm_customertag ct
+            USING unnest(%s::bigint[], %s::bigint[]) AS t(tag_id, group_id)
+            WHERE ct.customer_id = ANY(%s::bigint[])
+              AND ct.exclusive_group_id = t.group_id AND ct.tag_id <> t.tag_id
+            """,
+            [
+                [t.pk for t in tags if t.group.is_exclusive],
+                [t.group_id for t in tags if t.group.is_exclusive],
+                customers,
+            ],
+        )
+        replaced = cursor.rowcount
+        cursor.execute(
+            """
+            INSERT INTO crm_customertag (customer_id, tag_id, exclusive_group_id, source,
+                                         tagged_at)
+            SELECT c, t.tag_id, t.group_id, %s, now()
+            FROM unnest(%s::bigint[]) AS c
+            CROSS JOIN unnest(%s::bigint[], %s::bigint[]) AS t(tag_id, group_id)
+            ORDER BY c
+            -- Any unique constraint: a concurrent assignment of another tag of the same
+            -- exclusive group that committed first keeps its tag.
+            ON CONFLICT DO NOTHING
+            """,
+            [
+                source,
+                customers,
+                tag_ids,
+                [t.group_id if t.group.is_exclusive else None for t in tags],
+            ],
+        )
+        assigned = cursor.rowcount
+    logger.info(
+        "tags.assigned",
+        extra={"actor": actor, "assigned_count": assigned, "replaced_count": replaced},
+    )
+    return AssignOutcome(
+        assigned=assigned,
+        replaced=replaced,
+        unchanged=len(customers) * len(tag_ids) - assigned,
+    )
+
+
+@transaction.atomic
+def tags_remove(*, customer_ids: Sequence[int], tags: Sequence[Tag], actor: str) -> int:
+    """Take the tags away from the customers; returns how many holdings were removed."""
+    removed, _detail = CustomerTag.objects.filter(
+        customer_id__in=set(customer_ids), tag__in=tags
+    ).delete()
+    logger.info("tags.removed", extra={"actor": actor, "removed_count": removed})
+    return removed
