@@ -14,7 +14,7 @@ def api_client_with_scopes(db: None) -> Callable[..., APIClient]:
 
     def make(*scopes: str) -> APIClient:
         _, raw_key = api_key_create(name="test", scopes=scopes)
-        client = APIClient()
+        client = APIClient(HTTP_ACCEPT_LANGUAGE="en")  # messages asserted in English
         client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
         return client
 
@@ -23,4 +23,4 @@ def api_client_with_scopes(db: None) -> Callable[..., APIClient]:
 
 @pytest.fixture
 def anonymous_client() -> APIClient:
-    return APIClient()
+    return APIClient(HTTP_ACCEPT_LANGUAGE="en")

@@ -58,11 +58,11 @@ def customer_list(
     if updated_since is not None:
         customers = customers.filter(updated_at__gte=updated_since)
     if search:
-        customers = customers.filter(_search_condition(search))
+        customers = customers.filter(customer_search_condition(search))
     return customers
 
 
-def _search_condition(term: str) -> Q:
+def customer_search_condition(term: str) -> Q:
     """Name contains the term, or an identity equals it (matched by keyed hash, never by
     decrypting): phone numbers, unionids and ids of any namespace already stored."""
     condition = Q(display_name__icontains=term)

@@ -2,7 +2,7 @@
 
 from django.db.models import Count, QuerySet
 
-from crm.models import Tag, TagGroup
+from crm.models import CustomerTag, Tag, TagGroup
 
 
 def tag_group_list(*, search: str | None = None) -> QuerySet[TagGroup]:
@@ -20,3 +20,15 @@ def tag_list(*, group_id: int | None = None, search: str | None = None) -> Query
     if search:
         tags = tags.filter(name__icontains=search)
     return tags
+
+
+def tag_group_customers_with_several_tags(*, group_id: int) -> int:
+    """How many customers hold more than one tag of the group (which may then not be made
+    exclusive)."""
+    return (
+        CustomerTag.objects.filter(tag__group_id=group_id)
+        .values("customer_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .count()
+    )

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import Count
 from django.utils.translation import gettext as _
 
 from crm.errors import Conflict, NotFound, ValidationFailed
 from crm.models import CustomerTag, Tag, TagGroup, TagSource
+from crm.selectors.tags import tag_group_customers_with_several_tags
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +91,8 @@ def tag_group_update(
 
 
 def _exclusivity_switch(group: TagGroup, *, is_exclusive: bool) -> None:
-    holding_several = (
-        CustomerTag.objects.filter(tag__group=group)
-        .values("customer_id")
-        .annotate(n=Count("id"))
-        .filter(n__gt=1)
-    )
     if is_exclusive:
-        count = holding_several.count()
+        count = tag_group_customers_with_several_tags(group_id=group.pk)
         if count:
             message = _(
                 "%(count)d customers hold more than one tag of this group; remove the extra "

@@ -284,7 +284,7 @@ def test_parallel_batches_naming_one_new_customer_create_it_once() -> None:
 
     def send(thread_no: int) -> None:
         try:
-            client = APIClient()
+            client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
             client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
             rows = [order_row(f"T{thread_no}"), order_row("SHARED")]
             response = client.post(URL, {"orders": copy.deepcopy(rows)}, format="json")
@@ -304,3 +304,13 @@ def test_parallel_batches_naming_one_new_customer_create_it_once() -> None:
     assert Customer.objects.count() == 1
     assert Order.objects.count() == 7
     assert OrderItem.objects.count() == 7
+
+
+def test_row_errors_speak_chinese_by_default() -> None:
+    from rest_framework.test import APIClient
+
+    _, raw_key = api_key_create(name="shop", scopes=["orders:write"])
+    client = APIClient()  # no Accept-Language: the default language, zh-hans
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    body = client.post(URL, {"orders": [order_row(total_amount="-1")]}, format="json").json()
+    assert body["rejected"][0]["errors"] == {"total_amount": ["必须是不小于 0 的数。"]}

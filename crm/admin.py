@@ -1,0 +1,593 @@
+"""Operator admin of the CRM. Reads use selectors, every write goes through a service; personal
+data is shown masked unless the operator holds `crm.view_personal_data`. Lists select or
+prefetch what they show, so a page costs the same queries whatever its length."""
+
+from contextvars import ContextVar
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from crm.errors import DomainError
+from crm.models import (
+    ApiKey,
+    Consent,
+    ConsentChannel,
+    ConsentEvent,
+    ConsentStatus,
+    Customer,
+    CustomerMerge,
+    CustomerTag,
+    Group,
+    GroupMembership,
+    Identity,
+    IdentityProvider,
+    Interaction,
+    Order,
+    OrderItem,
+    StaffMember,
+    Tag,
+    TagGroup,
+    TagSource,
+)
+from crm.personal_data import display_value
+from crm.selectors.customers import customer_search_condition
+from crm.selectors.tags import tag_group_customers_with_several_tags, tag_group_list, tag_list
+from crm.services.api_keys import SCOPES, api_key_create, api_key_revoke
+from crm.services.customers import customer_update, customers_mark_dirty, customers_merge
+from crm.services.tags import tag_group_create, tag_group_update, tags_assign, tags_remove
+
+PERSONAL_DATA_PERMISSION = "crm.view_personal_data"
+
+admin.site.site_header = _("Private-domain CRM")
+admin.site.site_title = _("Private-domain CRM")
+admin.site.index_title = _("Operations")
+
+
+# Whether whoever the current request serves may see personal data. Set around each customer
+# page (a context variable, so concurrent requests never see each other's), read by the
+# columns that show identity values.
+_may_see_personal_data: ContextVar[bool] = ContextVar("may_see_personal_data", default=False)
+
+
+def _identity_display(identity: Identity) -> str:
+    return display_value(
+        provider=identity.provider,
+        value_masked=identity.value_masked,
+        value_encrypted=identity.value_encrypted,
+        is_sensitive=identity.is_sensitive,
+        may_see_personal_data=_may_see_personal_data.get(),
+    )
+
+
+def _rendered(response: Any) -> Any:
+    """Render a template response now, while the context variable above is set."""
+    if hasattr(response, "render"):
+        response.render()
+    return response
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class IdentityInline(ReadOnlyInline):
+    model = Identity
+    readonly_fields = ("provider", "namespace", "value", "is_sensitive", "created_at")
+    fields = readonly_fields
+
+    @admin.display(description=_("value"))
+    def value(self, identity: Identity) -> str:
+        return _identity_display(identity)
+
+
+class CustomerTagFormSet(BaseInlineFormSet):
+    """Tags added or removed in the customer form go through the tag services (an exclusive
+    group's other tag gives way), not straight to the table."""
+
+    request_user_id: int | None = None
+
+    def save(self, commit: bool = True) -> list[Any]:
+        self.new_objects, self.changed_objects, self.deleted_objects = [], [], []
+        customer = self.instance
+        actor = f"user:{self.request_user_id}"
+        added = [
+            form.cleaned_data["tag"]
+            for form in self.extra_forms
+            if form.has_changed() and form.cleaned_data.get("tag")
+        ]
+        removed = [form.instance.tag for form in self.deleted_forms if form.instance.pk]
+        if removed:
+            tags_remove(customer_ids=[customer.pk], tags=removed, actor=actor)
+        for tag in added:  # one at a time: two of one exclusive group replace each other
+            tags_assign(
+                customer_ids=[customer.pk], tags=[tag], source=TagSource.MANUAL, actor=actor
+            )
+        return []
+
+
+class CustomerTagInline(admin.TabularInline):
+    model = CustomerTag
+    formset = CustomerTagFormSet
+    fk_name = "customer"
+    extra = 0
+    fields = ["tag", "source", "tagged_at"]
+    readonly_fields = ["source", "tagged_at"]
+    autocomplete_fields = ["tag"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CustomerTag]:
+        return super().get_queryset(request).select_related("tag__group")
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        return type(formset.__name__, (formset,), {"request_user_id": request.user.pk})
+
+
+class GroupMembershipInline(ReadOnlyInline):
+    model = GroupMembership
+    readonly_fields = (
+        "group",
+        "joined_at",
+        "left_at",
+    )
+    fields = readonly_fields
+    ordering = ["-joined_at"]
+    verbose_name_plural = _("group memberships (past stays included)")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[GroupMembership]:
+        return super().get_queryset(request).select_related("group")
+
+
+class ConsentInline(ReadOnlyInline):
+    model = Consent
+    readonly_fields = (
+        "channel",
+        "status",
+        "source",
+        "changed_at",
+    )
+    fields = readonly_fields
+
+
+class ConsentEventInline(ReadOnlyInline):
+    model = ConsentEvent
+    readonly_fields = (
+        "channel",
+        "status",
+        "source",
+        "occurred_at",
+        "recorded_at",
+    )
+    fields = readonly_fields
+    verbose_name_plural = _("consent history")
+
+
+class OrderInline(ReadOnlyInline):
+    model = Order
+    readonly_fields = (
+        "order_link",
+        "status",
+        "total_amount",
+        "refunded_amount",
+        "currency",
+        "paid_at",
+    )
+    fields = readonly_fields
+    ordering = ["-paid_at"]
+
+    @admin.display(description=_("order"))
+    def order_link(self, order: Order) -> str:
+        url = reverse("admin:crm_order_change", args=[order.pk])
+        return format_html('<a href="{}">{}</a>', url, order)
+
+
+class TagListFilter(admin.SimpleListFilter):
+    title = _("tag")
+    parameter_name = "tag"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(tag.pk), str(tag)) for tag in Tag.objects.select_related("group")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        # Served by the index customer_tag_by_tag (tag, customer).
+        holders = CustomerTag.objects.filter(tag_id=value).values("customer_id")
+        return queryset.filter(pk__in=holders)
+
+
+class GroupListFilter(admin.SimpleListFilter):
+    title = _("group (current member)")
+    parameter_name = "group"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(pk), name) for pk, name in Group.objects.values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        members = GroupMembership.objects.filter(group_id=value, left_at__isnull=True).values(
+            "customer_id"
+        )
+        return queryset.filter(pk__in=members)
+
+
+class ConsentListFilter(admin.SimpleListFilter):
+    title = _("consent")
+    parameter_name = "consent"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            (f"{channel.value}:{status.value}", f"{channel.label}: {status.label}")
+            for channel in ConsentChannel
+            for status in ConsentStatus
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value or ":" not in value:
+            return queryset
+        channel, status = value.split(":", 1)
+        holders = Consent.objects.filter(channel=channel, status=status).values("customer_id")
+        return queryset.filter(pk__in=holders)
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "display_name",
+        "phone",
+        "source_channel",
+        "owner",
+        "member_level",
+        "updated_at",
+    ]
+    list_filter = [
+        TagListFilter,
+        GroupListFilter,
+        "source_channel",
+        ConsentListFilter,
+        "member_level",
+        "owner",
+    ]
+    search_fields = ["display_name"]
+    search_help_text = _("Name, or a full phone number, unionid or other identity.")
+    list_select_related = ["owner"]
+    show_full_result_count = False  # no second count(*) over every customer
+    autocomplete_fields = ["owner"]
+    readonly_fields = ["first_seen_at", "created_at", "updated_at"]
+    inlines = [
+        IdentityInline,
+        CustomerTagInline,
+        GroupMembershipInline,
+        ConsentInline,
+        ConsentEventInline,
+        OrderInline,
+    ]
+    actions = ["merge_customers", "mark_for_recomputation"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
+        phones = Identity.objects.filter(provider=IdentityProvider.PHONE).order_by("id")
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(Prefetch("identities", queryset=phones, to_attr="phones"))
+        )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Customer], search_term: str
+    ) -> tuple[QuerySet[Customer], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(customer_search_condition(term)), False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        token = _may_see_personal_data.set(request.user.has_perm(PERSONAL_DATA_PERMISSION))
+        try:
+            return _rendered(super().changelist_view(request, extra_context))
+        finally:
+            _may_see_personal_data.reset(token)
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        token = _may_see_personal_data.set(request.user.has_perm(PERSONAL_DATA_PERMISSION))
+        try:
+            return _rendered(super().changeform_view(request, *args, **kwargs))
+        finally:
+            _may_see_personal_data.reset(token)
+
+    @admin.display(description=_("phone"))
+    def phone(self, customer: Customer) -> str:
+        phones = getattr(customer, "phones", [])
+        return _identity_display(phones[0]) if phones else "-"
+
+    def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        profile = {name: form.cleaned_data[name] for name in form.changed_data}
+        if "owner" in profile:
+            profile["owner"] = profile["owner"].wecom_userid if profile["owner"] else None
+        customer_update(customer_id=obj.pk, profile=profile, actor=f"user:{request.user.pk}")
+
+    @admin.action(description=_("Merge the selected customers into one"))
+    def merge_customers(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        if len(ids) < 2:
+            self.message_user(request, _("Select at least two customers."), messages.ERROR)
+            return
+        # Synchronous: a handful of customers merge in milliseconds, and the operator sees
+        # the survivor at once.
+        survivor = customers_merge(
+            customer_ids=ids, actor=f"user:{request.user.pk}", reason="merged in admin"
+        )
+        self.message_user(
+            request,
+            _("Merged %(count)d customers into customer %(survivor)d.")
+            % {"count": len(ids), "survivor": survivor},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Recompute scores of the selected customers"))
+    def mark_for_recomputation(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        customers_mark_dirty(ids)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d customer marked for recomputation.",
+                "%(count)d customers marked for recomputation.",
+                len(ids),
+            )
+            % {"count": len(ids)},
+        )
+
+
+@admin.register(StaffMember)
+class StaffMemberAdmin(admin.ModelAdmin):
+    list_display = ["wecom_userid", "name", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["wecom_userid", "name"]
+
+
+class TagGroupForm(forms.ModelForm):
+    class Meta:
+        model = TagGroup
+        fields = ["name", "is_exclusive", "description"]
+
+    def clean_is_exclusive(self) -> bool:
+        is_exclusive = bool(self.cleaned_data["is_exclusive"])
+        if is_exclusive and self.instance.pk and not self.instance.is_exclusive:
+            count = tag_group_customers_with_several_tags(group_id=self.instance.pk)
+            if count:
+                raise forms.ValidationError(
+                    _(
+                        "%(count)d customers hold more than one tag of this group; remove the "
+                        "extra tags first."
+                    )
+                    % {"count": count}
+                )
+        return is_exclusive
+
+
+@admin.register(TagGroup)
+class TagGroupAdmin(admin.ModelAdmin):
+    form = TagGroupForm
+    list_display = ["name", "is_exclusive", "tag_count", "description"]
+    list_filter = ["is_exclusive"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TagGroup]:
+        return tag_group_list()
+
+    @admin.display(description=_("tags"), ordering="tag_count")
+    def tag_count(self, group: TagGroup) -> int:
+        return group.tag_count  # type: ignore[attr-defined]
+
+    def save_model(self, request: HttpRequest, obj: TagGroup, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        try:
+            if change:
+                tag_group_update(group_id=obj.pk, **data)
+            else:
+                obj.pk = tag_group_create(**data).pk
+        except DomainError as error:  # a concurrent change; the form checked the rest
+            self.message_user(request, error.message, messages.ERROR)
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ["name", "group", "customer_count", "created_at"]
+    list_filter = ["group"]
+    search_fields = ["name", "group__name"]
+    list_select_related = ["group"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tag]:
+        return tag_list()
+
+    @admin.display(description=_("customers"), ordering="customer_count")
+    def customer_count(self, tag: Tag) -> int:
+        return tag.customer_count  # type: ignore[attr-defined]
+
+
+@admin.register(Group)
+class GroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "external_id", "owner", "member_count", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["name", "external_id"]
+    list_select_related = ["owner"]
+    autocomplete_fields = ["owner"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                member_count=Count("memberships", filter=Q(memberships__left_at__isnull=True))
+            )
+        )
+
+    @admin.display(description=_("current members"), ordering="member_count")
+    def member_count(self, group: Group) -> int:
+        return group.member_count  # type: ignore[attr-defined]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Data that arrives from other systems: operators look, integrations write."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OrderItemInline(ReadOnlyInline):
+    model = OrderItem
+    readonly_fields = (
+        "line_no",
+        "sku",
+        "name",
+        "category",
+        "quantity",
+        "unit_price",
+    )
+    fields = readonly_fields
+    ordering = ["line_no"]
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = [
+        "external_id",
+        "source",
+        "customer",
+        "status",
+        "total_amount",
+        "refunded_amount",
+        "currency",
+        "paid_at",
+        "channel",
+    ]
+    list_filter = ["status", "source", "channel"]
+    search_fields = ["=external_id"]
+    date_hierarchy = "paid_at"
+    list_select_related = ["customer"]
+    show_full_result_count = False
+    inlines = [OrderItemInline]
+
+
+@admin.register(GroupMembership)
+class GroupMembershipAdmin(ReadOnlyAdmin):
+    list_display = ["group", "customer", "joined_at", "left_at"]
+    list_filter = ["group__kind", ("left_at", admin.EmptyFieldListFilter)]
+    search_fields = ["group__name"]
+    list_select_related = ["group", "customer"]
+
+
+@admin.register(Interaction)
+class InteractionAdmin(ReadOnlyAdmin):
+    list_display = ["kind", "customer", "occurred_at", "source"]
+    list_filter = ["kind", "source"]
+    date_hierarchy = "occurred_at"
+    list_select_related = ["customer"]
+    show_full_result_count = False
+
+
+@admin.register(Consent)
+class ConsentAdmin(ReadOnlyAdmin):
+    list_display = ["customer", "channel", "status", "source", "changed_at"]
+    list_filter = ["channel", "status"]
+    list_select_related = ["customer"]
+
+
+@admin.register(CustomerMerge)
+class CustomerMergeAdmin(ReadOnlyAdmin):
+    list_display = ["merged_customer_id", "survivor", "actor", "reason", "merged_at"]
+    search_fields = ["=merged_customer_id", "=survivor__id"]
+    list_select_related = ["survivor"]
+    fields = ["survivor", "merged_customer_id", "actor", "reason", "moved", "merged_at"]
+
+
+class ApiKeyCreateForm(forms.ModelForm):
+    scope_choices = forms.MultipleChoiceField(
+        label=_("scopes"),
+        choices=[(scope, scope) for scope in SCOPES],
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["name"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "scope_list", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "=prefix"]
+    readonly_fields = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = ApiKeyCreateForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj is not None else ["name", "scope_choices"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # keys are created and revoked, never edited
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        api_key, raw_key = api_key_create(
+            name=form.cleaned_data["name"], scopes=form.cleaned_data["scope_choices"]
+        )
+        obj.pk = api_key.pk
+        self.message_user(
+            request,
+            _("The new key, shown this once only: %(key)s") % {"key": raw_key},
+            messages.WARNING,
+        )
+
+    @admin.display(description=_("scopes"))
+    def scope_list(self, api_key: ApiKey) -> str:
+        return ", ".join(api_key.scopes)
+
+    @admin.action(description=_("Revoke the selected keys"))
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        prefixes = list(queryset.values_list("prefix", flat=True))
+        for prefix in prefixes:
+            api_key_revoke(prefix=prefix)
+        self.message_user(
+            request,
+            ngettext("%(count)d key revoked.", "%(count)d keys revoked.", len(prefixes))
+            % {"count": len(prefixes)},
+        )
