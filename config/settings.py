@@ -143,6 +143,8 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 API_BULK_MAX_ROWS = get_from_env("API_BULK_MAX_ROWS", 1000, cast=int)
+# Largest request body: a bulk request of API_BULK_MAX_ROWS orders with their items fits.
+DATA_UPLOAD_MAX_MEMORY_SIZE = get_from_env("API_MAX_BODY_BYTES", 16 * 1024 * 1024, cast=int)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Private-domain CRM API",
     "DESCRIPTION": "Integration API v1 for WeCom tools, shop backends and data pipelines. "

@@ -8,12 +8,13 @@ decoding errors into per-row field errors. Checks that msgspec constraints canno
 `__post_init__`, which msgspec calls while decoding, so a bad row fails like any other.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
 from django.utils.translation import gettext as _
+from msgspec import UNSET, UnsetType
 
 from crm.personal_data import IdentityError, IdentityKey, identity_key
 
@@ -79,6 +80,49 @@ class CustomerRefIn(msgspec.Struct, frozen=True):
     @property
     def keys(self) -> list[IdentityKey]:
         return [identity.key for identity in self.identities]
+
+
+class CustomerIn(msgspec.Struct, frozen=True):
+    """A customer named by identities, with the profile fields to set (absent ones are left as
+    they are)."""
+
+    identities: Annotated[list[IdentityIn], msgspec.Meta(min_length=1, max_length=20)]
+    display_name: Annotated[str, msgspec.Meta(max_length=128)] | UnsetType = UNSET
+    gender: Literal["unknown", "male", "female"] | UnsetType = UNSET
+    birthday: date | UnsetType | None = UNSET
+    province: Annotated[str, msgspec.Meta(max_length=32)] | UnsetType = UNSET
+    city: Annotated[str, msgspec.Meta(max_length=32)] | UnsetType = UNSET
+    source_channel: (
+        Literal[
+            "",
+            "douyin",
+            "kuaishou",
+            "wechat_channels",
+            "xiaohongshu",
+            "bilibili",
+            "miniprogram",
+            "offline_store",
+            "wecom",
+            "other",
+        ]
+        | UnsetType
+    ) = UNSET
+    first_seen_at: AwareDatetime | UnsetType = UNSET
+    owner: Annotated[str, msgspec.Meta(max_length=64)] | UnsetType | None = UNSET  # WeCom userid
+    member_level: Annotated[int, msgspec.Meta(ge=0, le=32767)] | UnsetType = UNSET
+    member_points: Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)] | UnsetType = UNSET
+
+    @property
+    def keys(self) -> list[IdentityKey]:
+        return [identity.key for identity in self.identities]
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        return {
+            name: value
+            for name in self.__struct_fields__
+            if name != "identities" and (value := getattr(self, name)) is not UNSET
+        }
 
 
 class OrderItemIn(msgspec.Struct, frozen=True):

@@ -9,6 +9,7 @@ from functools import cache
 
 from cryptography.fernet import Fernet, MultiFernet
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from crm.models import IdentityProvider
 
@@ -61,10 +62,10 @@ def normalize_phone(raw: str) -> str:
         phone = "+" + phone[2:]
     if not phone.startswith("+"):
         if not _CN_MOBILE.match(phone):
-            raise IdentityError(ERROR_INVALID_PHONE, "value", "Not a valid phone number.")
+            raise IdentityError(ERROR_INVALID_PHONE, "value", _("Not a valid phone number."))
         phone = f"+{settings.DEFAULT_PHONE_REGION}{phone}"
     if not _E164.match(phone):
-        raise IdentityError(ERROR_INVALID_PHONE, "value", "Not a valid phone number.")
+        raise IdentityError(ERROR_INVALID_PHONE, "value", _("Not a valid phone number."))
     return phone
 
 
@@ -73,25 +74,33 @@ def identity_key(
 ) -> IdentityKey:
     """Validate and normalise one identity. Raises IdentityError."""
     if provider not in PROVIDERS:
-        raise IdentityError(ERROR_UNKNOWN_PROVIDER, "provider", f"Unknown provider {provider!r}.")
+        raise IdentityError(
+            ERROR_UNKNOWN_PROVIDER,
+            "provider",
+            _("Unknown provider %(provider)s.") % {"provider": provider},
+        )
     namespace = (namespace or "").strip()
     if provider == "wecom" and not namespace:
         namespace = settings.WECOM_CORP_ID
     if provider in PROVIDERS_WITH_NAMESPACE:
         if not namespace:
             raise IdentityError(
-                ERROR_NAMESPACE_REQUIRED, "namespace", f"Provider {provider} needs a namespace."
+                ERROR_NAMESPACE_REQUIRED,
+                "namespace",
+                _("Provider %(provider)s needs a namespace.") % {"provider": provider},
             )
     elif namespace:
         raise IdentityError(
-            ERROR_NAMESPACE_NOT_ALLOWED, "namespace", f"Provider {provider} has no namespace."
+            ERROR_NAMESPACE_NOT_ALLOWED,
+            "namespace",
+            _("Provider %(provider)s has no namespace.") % {"provider": provider},
         )
     value = (value or "").strip()
     if provider == "phone":
         value = normalize_phone(value)
     elif not _ID_VALUE.match(value):
         raise IdentityError(
-            ERROR_INVALID_VALUE, "value", "Expected 1 to 128 printable ASCII characters."
+            ERROR_INVALID_VALUE, "value", _("Expected 1 to 128 printable ASCII characters.")
         )
     return IdentityKey(
         provider=provider,

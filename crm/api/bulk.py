@@ -13,15 +13,17 @@ from typing import Any, TypeVar
 
 import msgspec
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from crm.errors import ValidationFailed
+from crm.errors import TooLarge, ValidationFailed
 
 ERROR_TOO_MANY_ROWS = "too_many_rows"
 ERROR_NOT_A_LIST = "rows_not_a_list"
 ERROR_MALFORMED_JSON = "malformed_json"
+ERROR_BODY_TOO_LARGE = "body_too_large"
 
 RowT = TypeVar("RowT")
 
@@ -66,7 +68,14 @@ def rows_decode(
     """Decode the `field` list of a bulk body into `row_type` rows.
     Returns ([(index, row)], [{"index", "errors"}]); a malformed envelope is a 400."""
     batch_decoder, row_decoder = _decoders(row_type, field)  # type: ignore[arg-type]
-    body = request.body
+    try:
+        body = request.body
+    except RequestDataTooBig as error:
+        raise TooLarge(
+            ERROR_BODY_TOO_LARGE,
+            _("The body is larger than %(limit)d bytes.")
+            % {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+        ) from error
     try:
         rows: list[RowT] = getattr(batch_decoder.decode(body), field)
     except msgspec.DecodeError:

@@ -3,17 +3,19 @@
 from typing import Any
 
 import django_filters
-from django.conf import settings
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.auth import may_see_personal_data
+from crm.api.bulk import BulkOutSerializer, rows_decode
 from crm.api.identities import IdentityListField, IdentitySerializer
-from crm.errors import NotFound, ValidationFailed
+from crm.errors import NotFound
+from crm.inputs import CustomerIn
 from crm.models import ApiKey, Customer, CustomerMerge, Gender, Identity, SourceChannel
 from crm.personal_data import display_value
 from crm.selectors.customers import (
@@ -30,7 +32,6 @@ from crm.services.customers import (
 )
 
 ERROR_CUSTOMER_MERGED = "customer_merged"
-ERROR_TOO_MANY_ROWS = "too_many_rows"
 
 
 def actor_of(request: Request) -> str:
@@ -113,21 +114,6 @@ class CustomerUpsertInSerializer(ProfileInSerializer):
     )
 
 
-class CustomerBulkRowSerializer(ProfileInSerializer):
-    identities = IdentityListField()
-
-
-class CustomerBulkInSerializer(serializers.Serializer):
-    customers = serializers.ListField(child=serializers.DictField(), allow_empty=False)
-
-
-class BulkOutSerializer(serializers.Serializer):
-    created = serializers.IntegerField()
-    updated = serializers.IntegerField()
-    unchanged = serializers.IntegerField()
-    rejected = serializers.ListField(child=serializers.DictField())
-
-
 class CustomerFilter(django_filters.FilterSet):
     tag = django_filters.BaseInFilter(
         method="noop", help_text=_("Tag ids, comma-separated; customers holding all of them.")
@@ -185,10 +171,11 @@ def _customer_or_404(customer_id: int) -> Customer:
     if merge is not None:
         raise NotFound(
             ERROR_CUSTOMER_MERGED,
-            f"Customer {customer_id} was merged into {merge.survivor_id}.",
+            gettext("Customer %(id)d was merged into %(survivor)d.")
+            % {"id": customer_id, "survivor": merge.survivor_id},
             detail={"survivor_id": merge.survivor_id},
         )
-    raise NotFound(ERROR_CUSTOMER_NOT_FOUND, "No such customer.")
+    raise NotFound(ERROR_CUSTOMER_NOT_FOUND, gettext("No such customer."))
 
 
 class TagOutSerializer(serializers.Serializer):
@@ -289,7 +276,7 @@ class CustomerByIdentityView(APIView):
     def get(self, request: Request, provider: str, value: str) -> Response:
         customer = customer_find_by_identity(self._key(request, provider, value))
         if customer is None:
-            raise NotFound(ERROR_CUSTOMER_NOT_FOUND, "No customer has this identity.")
+            raise NotFound(ERROR_CUSTOMER_NOT_FOUND, gettext("No customer has this identity."))
         return Response(_detail_payload(request, customer))
 
     @extend_schema(
@@ -312,32 +299,34 @@ class CustomerByIdentityView(APIView):
         )
 
 
+_CUSTOMERS_BULK_REQUEST = inline_serializer(
+    "CustomersBulkIn",
+    fields={
+        "customers": serializers.ListField(
+            child=serializers.DictField(),
+            help_text=_(
+                "Up to API_BULK_MAX_ROWS customers: identities, and any profile fields to set."
+            ),
+        )
+    },
+)
+
+
 class CustomerBulkView(APIView):
+    """Create or update up to API_BULK_MAX_ROWS customers named by identities. Rows naming the
+    same person are applied in order; customers named together are merged."""
+
     scope_resource = "customers"
 
-    @extend_schema(request=CustomerBulkInSerializer, responses=BulkOutSerializer)
+    @extend_schema(request=_CUSTOMERS_BULK_REQUEST, responses=BulkOutSerializer)
     def post(self, request: Request) -> Response:
-        envelope = CustomerBulkInSerializer(data=request.data)
-        envelope.is_valid(raise_exception=True)
-        raw_rows = envelope.validated_data["customers"]
-        if len(raw_rows) > settings.API_BULK_MAX_ROWS:
-            raise ValidationFailed(
-                ERROR_TOO_MANY_ROWS,
-                f"At most {settings.API_BULK_MAX_ROWS} customers per request.",
-                detail={"customers": [f"At most {settings.API_BULK_MAX_ROWS} rows."]},
-            )
-        rows: list[CustomerInput] = []
-        rejected: list[dict[str, Any]] = []
-        for index, raw in enumerate(raw_rows):
-            row = CustomerBulkRowSerializer(data=raw)
-            if row.is_valid():
-                profile = dict(row.validated_data)
-                rows.append(CustomerInput(identities=profile.pop("identities"), profile=profile))
-            else:
-                rejected.append({"index": index, "errors": row.errors})
+        valid, rejected = rows_decode(request, CustomerIn, field="customers")
         counts = {"created": 0, "updated": 0, "unchanged": 0}
-        if rows:
-            outcome = customers_bulk_upsert(rows=rows, actor=actor_of(request))
+        if valid:
+            outcome = customers_bulk_upsert(
+                rows=[CustomerInput(identities=row.keys, profile=row.profile) for _, row in valid],
+                actor=actor_of(request),
+            )
             counts = {
                 "created": outcome.created,
                 "updated": outcome.updated,

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from crm.errors import NotFound, ValidationFailed
 from crm.models import ApiKey
@@ -42,18 +43,23 @@ def check_scopes(scopes: Iterable[str]) -> list[str]:
         else:
             raise ValidationFailed(
                 ERROR_UNKNOWN_SCOPE,
-                f"Unknown scope {scope!r}.",
-                detail={"scopes": [f"Unknown scope {scope!r}. Known: {', '.join(SCOPES)}, *"]},
+                _("Unknown scope %(scope)s.") % {"scope": scope},
+                detail={
+                    "scopes": [
+                        _("Unknown scope %(scope)s. Known: %(known)s, *")
+                        % {"scope": scope, "known": ", ".join(SCOPES)}
+                    ]
+                },
             )
     if not result:
-        raise ValidationFailed(ERROR_NO_SCOPES, "At least one scope is required.")
+        raise ValidationFailed(ERROR_NO_SCOPES, _("At least one scope is required."))
     return sorted(result)
 
 
 def api_key_create(*, name: str, scopes: Iterable[str]) -> tuple[ApiKey, str]:
     """Create a key; return it with the plain key, which is shown once and never stored."""
     if not name.strip():
-        raise ValidationFailed(ERROR_NAME_REQUIRED, "A key needs a name.")
+        raise ValidationFailed(ERROR_NAME_REQUIRED, _("A key needs a name."))
     checked = check_scopes(scopes)
     prefix = secrets.token_hex(KEY_PREFIX_LENGTH // 2)
     secret = secrets.token_urlsafe(32)
@@ -83,7 +89,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
 def api_key_revoke(*, prefix: str) -> ApiKey:
     api_key = ApiKey.objects.select_for_update().filter(prefix=prefix).first()
     if api_key is None:
-        raise NotFound(ERROR_API_KEY_NOT_FOUND, "No such API key.")
+        raise NotFound(ERROR_API_KEY_NOT_FOUND, _("No such API key."))
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])

@@ -388,7 +388,7 @@ def customer_upsert(
 def customer_update(*, customer_id: int, profile: Mapping[str, Any], actor: str) -> Customer:
     customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
     if customer is None:
-        raise NotFound(ERROR_CUSTOMER_NOT_FOUND, "No such customer.")
+        raise NotFound(ERROR_CUSTOMER_NOT_FOUND, _("No such customer."))
     owner_ids = staff_members_ensure([profile.get("owner") or ""])
     changed = _profile_apply(customer, profile, owner_ids)
     if changed:

@@ -36,7 +36,7 @@ def test_create_api_key_star_grants_every_scope() -> None:
 
 
 def test_create_api_key_rejects_an_unknown_scope_with_a_clear_message() -> None:
-    with pytest.raises(CommandError, match="Unknown scope 'orders:delete'"):
+    with pytest.raises(CommandError, match="Unknown scope orders:delete"):
         _create("--name", "bad", "--scopes", "orders:delete")
     assert not ApiKey.objects.exists()
 

@@ -186,7 +186,10 @@ def test_bulk_upsert_reports_each_bad_row_and_keeps_the_good(api_client_with_sco
     body = response.json()
     assert (body["created"], body["updated"], body["unchanged"]) == (2, 0, 0)
     assert [r["index"] for r in body["rejected"]] == [1, 2]
-    assert "namespace" in body["rejected"][0]["errors"]["identities"]["0"]
+    assert body["rejected"][0]["errors"] == {
+        "identities.0.namespace": ["Provider openid needs a namespace."]
+    }
+    assert list(body["rejected"][1]["errors"]) == ["identities"]
     again = client.post("/api/v1/customers/bulk", payload, format="json").json()
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 2)
 

@@ -314,3 +314,12 @@ def test_row_errors_speak_chinese_by_default() -> None:
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
     body = client.post(URL, {"orders": [order_row(total_amount="-1")]}, format="json").json()
     assert body["rejected"][0]["errors"] == {"total_amount": ["必须是不小于 0 的数。"]}
+
+
+def test_a_body_over_the_size_limit_is_a_413(api_client_with_scopes, settings) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    rows = [order_row(f"SO{i}") for i in range(5)]
+    response = api_client_with_scopes("orders:write").post(URL, {"orders": rows}, format="json")
+    assert response.status_code == 413
+    assert response.json()["code"] == "body_too_large"
+    assert Order.objects.count() == 0
