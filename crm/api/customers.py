@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from crm.api.auth import may_see_personal_data
 from crm.api.bulk import BulkOutSerializer, rows_decode
+from crm.api.filters import SelectorFilterSet
 from crm.api.identities import IdentityListField, IdentitySerializer
 from crm.errors import NotFound
 from crm.inputs import CustomerIn
@@ -114,7 +115,7 @@ class CustomerUpsertInSerializer(ProfileInSerializer):
     )
 
 
-class CustomerFilter(django_filters.FilterSet):
+class CustomerFilter(SelectorFilterSet):
     tag = django_filters.BaseInFilter(
         method="noop", help_text=_("Tag ids, comma-separated; customers holding all of them.")
     )
@@ -131,11 +132,7 @@ class CustomerFilter(django_filters.FilterSet):
         model = Customer
         fields: list[str] = []
 
-    def noop(self, queryset: Any, name: str, value: Any) -> Any:
-        return queryset
-
-    def filter_queryset(self, queryset: Any) -> Any:
-        data = self.form.cleaned_data
+    def select(self, data: dict[str, Any]) -> Any:
         return customer_list(
             tag_ids=[int(t) for t in data.get("tag") or []],
             group_id=int(data["group"]) if data.get("group") is not None else None,

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from crm.api.customer_refs import CustomerRefsSerializer
 from crm.api.customers import actor_of
+from crm.api.filters import SelectorFilterSet
 from crm.errors import NotFound
 from crm.models import Group, GroupKind, GroupMembership
 from crm.selectors.groups import group_list, group_memberships
@@ -49,7 +50,7 @@ class GroupUpdateInSerializer(serializers.Serializer):
     owner = serializers.CharField(max_length=64, required=False)
 
 
-class GroupFilter(django_filters.FilterSet):
+class GroupFilter(SelectorFilterSet):
     kind = django_filters.ChoiceFilter(choices=GroupKind.choices, method="noop")
     search = django_filters.CharFilter(method="noop", help_text=_("Name contains."))
 
@@ -57,11 +58,7 @@ class GroupFilter(django_filters.FilterSet):
         model = Group
         fields: list[str] = []
 
-    def noop(self, queryset: Any, name: str, value: Any) -> Any:
-        return queryset
-
-    def filter_queryset(self, queryset: Any) -> Any:
-        data = self.form.cleaned_data
+    def select(self, data: dict[str, Any]) -> Any:
         return group_list(kind=data.get("kind") or None, search=data.get("search") or None)
 
 

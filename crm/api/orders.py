@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from crm.api.bulk import BulkOutSerializer, rows_decode, rows_last_per_key
 from crm.api.customers import actor_of
+from crm.api.filters import SelectorFilterSet
 from crm.inputs import OrderIn
 from crm.models import Order, OrderItem, OrderStatus
 from crm.selectors.orders import order_list
@@ -47,7 +48,7 @@ class OrderOutSerializer(serializers.ModelSerializer):
         ]
 
 
-class OrderFilter(django_filters.FilterSet):
+class OrderFilter(SelectorFilterSet):
     customer_id = django_filters.NumberFilter(method="noop")
     source = django_filters.CharFilter(method="noop")
     status = django_filters.ChoiceFilter(choices=OrderStatus.choices, method="noop")
@@ -59,11 +60,7 @@ class OrderFilter(django_filters.FilterSet):
         model = Order
         fields: list[str] = []
 
-    def noop(self, queryset: Any, name: str, value: Any) -> Any:
-        return queryset
-
-    def filter_queryset(self, queryset: Any) -> Any:
-        data = self.form.cleaned_data
+    def select(self, data: dict[str, Any]) -> Any:
         return order_list(
             customer_id=data.get("customer_id"),
             source=data.get("source") or None,

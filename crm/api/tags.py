@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from crm.api.customer_refs import CustomerRefsSerializer
 from crm.api.customers import actor_of
+from crm.api.filters import SelectorFilterSet
 from crm.models import Tag, TagGroup, TagSource
 from crm.selectors.tags import tag_group_list, tag_list
 from crm.services.customers import customers_named
@@ -59,11 +60,8 @@ class TagInSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=255, required=False, allow_blank=True)
 
 
-class NameSearchFilter(django_filters.FilterSet):
+class NameSearchFilter(SelectorFilterSet):
     search = django_filters.CharFilter(method="noop", help_text=_("Name contains."))
-
-    def noop(self, queryset: Any, name: str, value: Any) -> Any:
-        return queryset
 
 
 class TagGroupFilter(NameSearchFilter):
@@ -71,8 +69,8 @@ class TagGroupFilter(NameSearchFilter):
         model = TagGroup
         fields: list[str] = []
 
-    def filter_queryset(self, queryset: Any) -> Any:
-        return tag_group_list(search=self.form.cleaned_data.get("search") or None)
+    def select(self, data: dict[str, Any]) -> Any:
+        return tag_group_list(search=data.get("search") or None)
 
 
 class TagFilter(NameSearchFilter):
@@ -82,8 +80,7 @@ class TagFilter(NameSearchFilter):
         model = Tag
         fields: list[str] = []
 
-    def filter_queryset(self, queryset: Any) -> Any:
-        data = self.form.cleaned_data
+    def select(self, data: dict[str, Any]) -> Any:
         return tag_list(group_id=data.get("group"), search=data.get("search") or None)
 
 

@@ -44,6 +44,10 @@ class AssignOutcome:
     unchanged: int  # already held
 
 
+def _name_taken(code: str, message: str) -> Conflict:
+    return Conflict(code, message, detail={"name": [message]})
+
+
 def _group_for_update(group_id: int) -> TagGroup:
     group = TagGroup.objects.select_for_update().filter(pk=group_id).first()
     if group is None:
@@ -54,11 +58,7 @@ def _group_for_update(group_id: int) -> TagGroup:
 @transaction.atomic
 def tag_group_create(*, name: str, is_exclusive: bool = False, description: str = "") -> TagGroup:
     if TagGroup.objects.filter(name=name).exists():
-        raise Conflict(
-            ERROR_TAG_GROUP_NAME_TAKEN,
-            _("A tag group with this name exists."),
-            detail={"name": [_("A tag group with this name exists.")]},
-        )
+        raise _name_taken(ERROR_TAG_GROUP_NAME_TAKEN, _("A tag group with this name exists."))
     return TagGroup.objects.create(name=name, is_exclusive=is_exclusive, description=description)
 
 
@@ -75,11 +75,7 @@ def tag_group_update(
     group = _group_for_update(group_id)
     if name is not None and name != group.name:
         if TagGroup.objects.filter(name=name).exclude(pk=group_id).exists():
-            raise Conflict(
-                ERROR_TAG_GROUP_NAME_TAKEN,
-                _("A tag group with this name exists."),
-                detail={"name": [_("A tag group with this name exists.")]},
-            )
+            raise _name_taken(ERROR_TAG_GROUP_NAME_TAKEN, _("A tag group with this name exists."))
         group.name = name
     if description is not None:
         group.description = description
@@ -118,11 +114,7 @@ def tag_group_delete(*, group_id: int) -> None:
 def tag_create(*, group_id: int, name: str, description: str = "") -> Tag:
     group = _group_for_update(group_id)
     if Tag.objects.filter(group=group, name=name).exists():
-        raise Conflict(
-            ERROR_TAG_NAME_TAKEN,
-            _("This group has a tag with this name."),
-            detail={"name": [_("This group has a tag with this name.")]},
-        )
+        raise _name_taken(ERROR_TAG_NAME_TAKEN, _("This group has a tag with this name."))
     return Tag.objects.create(group=group, name=name, description=description)
 
 
@@ -133,11 +125,7 @@ def tag_update(*, tag_id: int, name: str | None = None, description: str | None 
         raise NotFound(ERROR_TAG_NOT_FOUND, _("No such tag."))
     if name is not None and name != tag.name:
         if Tag.objects.filter(group_id=tag.group_id, name=name).exclude(pk=tag_id).exists():
-            raise Conflict(
-                ERROR_TAG_NAME_TAKEN,
-                _("This group has a tag with this name."),
-                detail={"name": [_("This group has a tag with this name.")]},
-            )
+            raise _name_taken(ERROR_TAG_NAME_TAKEN, _("This group has a tag with this name."))
         tag.name = name
     if description is not None:
         tag.description = description

@@ -1,0 +1,19 @@
+"""Filter sets whose filters only validate query parameters: the cleaned values go to a
+selector, which owns the query (so the API and the admin filter the same way)."""
+
+from typing import Any
+
+import django_filters
+
+
+class SelectorFilterSet(django_filters.FilterSet):
+    """Declare filters with `method="noop"` and implement `select(data)`."""
+
+    def noop(self, queryset: Any, name: str, value: Any) -> Any:
+        return queryset
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        return self.select(self.form.cleaned_data)
+
+    def select(self, data: dict[str, Any]) -> Any:
+        raise NotImplementedError
