@@ -47,8 +47,6 @@ class Resolution:
     customer_ids: list[int]
     created: set[int] = field(default_factory=set)
     survivors: set[int] = field(default_factory=set)  # absorbed another customer
-    # first_seen_at of the customers found (not created or merged) by the lookup
-    first_seen: dict[int, datetime] = field(default_factory=dict)
 
 
 class _UnionFind:
@@ -70,22 +68,18 @@ class _UnionFind:
 _encode = msgspec.json.Encoder().encode
 
 
-def _identities_lookup(
-    keys: Sequence[tuple[str, str, str]], first_seen: dict[int, datetime] | None = None
-) -> dict[tuple[str, str, str], int]:
-    """Customer ids of the known identities among `keys` (and, into `first_seen`, when those
-    customers were first seen). The keys travel as one JSON parameter, parsed by PostgreSQL in
-    C, and come back as positions, not values."""
+def _identities_lookup(keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+    """Customer ids of the known identities among `keys`. The keys travel as one JSON
+    parameter, parsed by PostgreSQL in C, and come back as positions, not values."""
     if not keys:
         return {}
     with connection.cursor() as cursor:
         # Served by the unique index identity_unique (provider, namespace, value_hash).
         cursor.execute(
             """
-            SELECT k.position, i.customer_id, c.first_seen_at
+            SELECT k.position, i.customer_id
             FROM json_to_recordset(%s::json) AS k(position int, p text, n text, h text)
             JOIN crm_identity i ON i.provider = k.p AND i.namespace = k.n AND i.value_hash = k.h
-            JOIN crm_customer c ON c.id = i.customer_id
             """,
             [
                 _encode(
@@ -93,12 +87,7 @@ def _identities_lookup(
                 ).decode()
             ],
         )
-        found = {}
-        for position, customer_id, first_seen_at in cursor.fetchall():
-            found[keys[position]] = customer_id
-            if first_seen is not None:
-                first_seen[customer_id] = first_seen_at
-        return found
+        return {keys[position]: customer_id for position, customer_id in cursor.fetchall()}
 
 
 def _identities_lock(keys: Iterable[tuple[str, str, str]]) -> None:
@@ -173,37 +162,32 @@ def _identities_create(rows: Sequence[tuple[int, IdentityKey]]) -> None:
         )
 
 
+def _earliest(seen_at: Iterable[datetime | None]) -> datetime | None:
+    return min((t for t in seen_at if t is not None), default=None)
+
+
 def _customers_resolve_single(
     identity_rows: Sequence[Sequence[IdentityKey]], seen_at: Sequence[datetime | None]
 ) -> Resolution:
     """customers_resolve when every row names one identity (the usual order or event batch):
     nothing can merge, so each unknown identity simply becomes a new customer."""
     keys: dict[tuple[str, str, str], IdentityKey] = {}
-    first_seen_of_key: dict[tuple[str, str, str], datetime | None] = {}
+    seen_of_key: dict[tuple[str, str, str], list[datetime | None]] = {}
     for row, seen in zip(identity_rows, seen_at, strict=True):
-        unique_key = row[0].unique_key
-        keys[unique_key] = row[0]
-        earliest = first_seen_of_key.get(unique_key)
-        if earliest is None or (seen is not None and seen < earliest):
-            first_seen_of_key[unique_key] = seen
-    first_seen: dict[int, datetime] = {}
-    known = _identities_lookup(list(keys), first_seen)
+        keys[row[0].unique_key] = row[0]
+        seen_of_key.setdefault(row[0].unique_key, []).append(seen)
+    known = _identities_lookup(list(keys))
     missing = [k for k in keys if k not in known]
     if missing:
         _identities_lock(missing)
-        # Another transaction may have won the race.
-        known.update(_identities_lookup(missing, first_seen))
+        known.update(_identities_lookup(missing))  # another transaction may have won the race
         missing = [k for k in missing if k not in known]
-    created_ids = _customers_create([first_seen_of_key[k] for k in missing])
+    created_ids = _customers_create([_earliest(seen_of_key[k]) for k in missing])
     known.update(zip(missing, created_ids, strict=True))
-    now = timezone.now()
-    for unique_key, customer_id in zip(missing, created_ids, strict=True):
-        first_seen[customer_id] = first_seen_of_key[unique_key] or now
     _identities_create([(known[k], keys[k]) for k in missing])
     return Resolution(
         customer_ids=[known[row[0].unique_key] for row in identity_rows],
         created=set(created_ids),
-        first_seen=first_seen,
     )
 
 
@@ -217,22 +201,21 @@ def customers_resolve(
 
     Rows that share an identity are one person; a row whose identities belong to several
     customers merges them (lowest id survives); a row of unknown identities creates a customer.
-    `seen_at` (per row, optional) moves first_seen_at of the customers back to the earliest
-    time they were seen (an order's paid time, say). Must run inside a transaction (the
-    advisory locks last until it ends).
+    `seen_at` (per row, optional: an order's paid time, say) gives new customers their
+    first_seen_at; for known customers, seeing them earlier than first thought (a backfill of
+    old orders) is reconciled by the recomputation sweep from their orders, set-based, rather
+    than here on every batch. Must run inside a transaction (the advisory locks last until it
+    ends).
     """
     assert connection.in_atomic_block, "customers_resolve must run in a transaction"
     seen_at = seen_at if seen_at is not None else [None] * len(identity_rows)
     if all(len(row) == 1 for row in identity_rows):
-        resolution = _customers_resolve_single(identity_rows, seen_at)
-    else:
-        resolution = _customers_resolve_general(identity_rows, actor)
-    _first_seen_update(resolution, seen_at)
-    return resolution
+        return _customers_resolve_single(identity_rows, seen_at)
+    return _customers_resolve_general(identity_rows, seen_at, actor)
 
 
 def _customers_resolve_general(
-    identity_rows: Sequence[Sequence[IdentityKey]], actor: str
+    identity_rows: Sequence[Sequence[IdentityKey]], seen_at: Sequence[datetime | None], actor: str
 ) -> Resolution:
     key_index: dict[tuple[str, str, str], int] = {}
     keys: list[IdentityKey] = []
@@ -281,7 +264,10 @@ def _customers_resolve_general(
             customer_of_root[root] = survivor
         elif ids:
             customer_of_root[root] = next(iter(ids))
-    created_ids = _customers_create([None] * len(new_roots))
+    seen_of_root: dict[int, list[datetime | None]] = {}
+    for row, seen in zip(identity_rows, seen_at, strict=True):
+        seen_of_root.setdefault(components.find(key_index[row[0].unique_key]), []).append(seen)
+    created_ids = _customers_create([_earliest(seen_of_root[root]) for root in new_roots])
     customer_of_root.update(zip(new_roots, created_ids, strict=True))
 
     _identities_create(
@@ -408,41 +394,6 @@ def customers_mark_dirty(customer_ids: Iterable[int]) -> None:
                 "INSERT INTO crm_dirtymark (customer_ids, marked_at) VALUES (%s::bigint[], now())",
                 [ids],
             )
-
-
-# Customers seen (by an order, say) before the time they were first seen. Rows are locked in
-# id order so that concurrent batches sharing customers cannot deadlock here.
-_FIRST_SEEN_SQL = """
-WITH seen AS (
-    SELECT c AS customer_id, min(t) AS seen_at
-    FROM json_to_recordset(%s::json) AS s(c bigint, t timestamptz)
-    GROUP BY c
-),
-locked AS (
-    SELECT c.id, s.seen_at FROM crm_customer c JOIN seen s ON s.customer_id = c.id
-    WHERE s.seen_at < c.first_seen_at
-    ORDER BY c.id
-    FOR NO KEY UPDATE OF c
-)
-UPDATE crm_customer c SET first_seen_at = l.seen_at
-FROM locked l WHERE c.id = l.id AND l.seen_at < c.first_seen_at
-"""
-
-
-def _first_seen_update(resolution: Resolution, seen_at: Sequence[datetime | None]) -> None:
-    """Move first_seen_at back to the earliest `seen_at` of each customer, where earlier. Only
-    rows that may change are sent: customers found by the lookup whose known first_seen_at is
-    later, and customers created or merged in this resolution."""
-    rows = []
-    for customer_id, seen in zip(resolution.customer_ids, seen_at, strict=True):
-        if seen is None:
-            continue
-        known = resolution.first_seen.get(customer_id)
-        if known is None or seen < known:
-            rows.append({"c": customer_id, "t": seen})
-    if rows:
-        with connection.cursor() as cursor:
-            cursor.execute(_FIRST_SEEN_SQL, [_encode(rows).decode()])
 
 
 # Each statement moves the merged customer's (%(loser)s) rows to the survivor (%(survivor)s).

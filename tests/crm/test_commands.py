@@ -1,14 +1,23 @@
 """Management commands: API keys (the plain key is the last stdout line, by contract)."""
 
+from collections.abc import Iterator
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
 
 from crm.models import ApiKey
 from crm.services.api_keys import SCOPES, api_key_authenticate
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    """Commands speak the default language (Chinese); these tests assert English messages."""
+    with translation.override("en"):
+        yield
 
 
 def _create(*args: str) -> list[str]:
