@@ -1,9 +1,9 @@
 """Order ingestion: bulk upsert idempotent by (source, external_id).
 
 One batch is one transaction of a fixed number of statements whatever its size: customers are
-resolved from the rows' identities in one pass, orders are upserted by one INSERT .. ON CONFLICT
-that writes only rows whose content changed, the items of written orders are replaced by one
-DELETE and one INSERT, and the customers concerned are marked for recomputation. A re-sent
+resolved from the rows' identities in one pass (in a short transaction of its own), new orders
+and their items are inserted by one statement, orders whose content changed are updated and
+their items replaced, and the customers concerned are marked for recomputation. A re-sent
 unchanged batch therefore writes no order, no item and marks nobody.
 """
 
@@ -11,17 +11,12 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 from django.db import IntegrityError, connection, transaction
-from django.db.backends.utils import CursorWrapper
 
 from crm.inputs import OrderIn
-from crm.services.customers import (
-    customers_mark_dirty,
-    customers_resolve,
-)
+from crm.services.customers import customers_mark_dirty, customers_resolve
 from crm.services.retry import on_deadlock_retry
 
 logger = logging.getLogger(__name__)
@@ -47,18 +42,39 @@ def order_content_hash(order: OrderIn) -> str:
 # The batch travels as one JSON parameter unpacked by json_to_recordset: PostgreSQL parses it in
 # C, where binding a dozen arrays of a thousand values costs Python milliseconds per batch.
 _INPUT = """
-    SELECT * FROM json_to_recordset(%s::json) AS t(
-        c bigint, s text, e text, st text, ta numeric, ra numeric, cu text, pa timestamptz,
-        ch text, so text, h text)
+    SELECT * FROM json_to_recordset(%(orders)s::json) AS t(
+        n int, c bigint, s text, e text, st text, ta numeric, ra numeric, cu text,
+        pa timestamptz, ch text, so text, h text)
+"""
+_ITEMS_INPUT = """
+    SELECT * FROM json_to_recordset(%(items)s::json) AS t(
+        n int, l smallint, s text, nm text, ca text, q integer, p numeric)
 """
 
-# New orders first, by the cheapest path: served by the unique index order_unique_external.
+# New orders first, with their items, in one statement: the insert is served by the unique
+# index order_unique_external, and `n` (the row's position in the batch) ties each item to the
+# id of its order without a round trip.
 _INSERT_SQL = f"""
-INSERT INTO crm_order (customer_id, source, external_id, status, total_amount, refunded_amount,
-                       currency, paid_at, channel, store, content_hash, created_at, updated_at)
-SELECT c, s, e, st, ta, ra, cu, pa, ch, so, h, now(), now() FROM ({_INPUT}) AS input
-ON CONFLICT (source, external_id) DO NOTHING
-RETURNING id, source, external_id, customer_id
+WITH input AS ({_INPUT}),
+inserted AS (
+    INSERT INTO crm_order (customer_id, source, external_id, status, total_amount,
+                           refunded_amount, currency, paid_at, channel, store, content_hash,
+                           created_at, updated_at)
+    SELECT c, s, e, st, ta, ra, cu, pa, ch, so, h, now(), now() FROM input
+    ON CONFLICT (source, external_id) DO NOTHING
+    RETURNING id, source, external_id, customer_id
+),
+written AS (
+    SELECT i.n, ins.id, ins.customer_id
+    FROM inserted ins JOIN input i ON i.s = ins.source AND i.e = ins.external_id
+),
+items AS (
+    INSERT INTO crm_orderitem (order_id, customer_id, line_no, sku, name, category, quantity,
+                               unit_price)
+    SELECT w.id, w.customer_id, it.l, it.s, it.nm, it.ca, it.q, it.p
+    FROM written w JOIN ({_ITEMS_INPUT}) AS it ON it.n = w.n
+)
+SELECT n, customer_id FROM written
 """  # noqa: S608 - composed of constants only
 
 # Then the orders that exist already, where their content changed. `previous` reads the
@@ -75,16 +91,19 @@ UPDATE crm_order o SET
     updated_at = now()
 FROM input i, previous p
 WHERE o.source = i.s AND o.external_id = i.e AND p.id = o.id AND o.content_hash <> i.h
-RETURNING o.id, o.source, o.external_id, o.customer_id, p.customer_id
+RETURNING i.n, o.id, o.customer_id, p.customer_id
 """  # noqa: S608 - composed of constants only
 
+# Updated orders get their items anew (the old ones are deleted first, in a statement of
+# their own so that the new lines never meet the old ones in the unique index).
 _ITEMS_DELETE_SQL = "DELETE FROM crm_orderitem WHERE order_id = ANY(%s::bigint[])"
-_ITEMS_INSERT_SQL = """
+_ITEMS_REPLACE_SQL = f"""
 INSERT INTO crm_orderitem (order_id, customer_id, line_no, sku, name, category, quantity,
                            unit_price)
-SELECT o, c, l, s, n, ca, q, p FROM json_to_recordset(%s::json) AS t(
-    o bigint, c bigint, l smallint, s text, n text, ca text, q integer, p numeric)
-"""
+SELECT w.id, w.c, it.l, it.s, it.nm, it.ca, it.q, it.p
+FROM json_to_recordset(%(written)s::json) AS w(n int, id bigint, c bigint)
+JOIN ({_ITEMS_INPUT}) AS it ON it.n = w.n
+"""  # noqa: S608 - composed of constants only
 
 
 def orders_bulk_upsert(*, orders: Sequence[OrderIn], actor: str) -> OrdersOutcome:
@@ -126,6 +145,7 @@ def _orders_write(
 ) -> OrdersOutcome:
     rows = [
         {
+            "n": position,
             "c": customer_id,
             "s": o.source,
             "e": o.external_id,
@@ -138,36 +158,49 @@ def _orders_write(
             "so": o.store,
             "h": order_content_hash(o),
         }
-        for o, customer_id in zip(orders, customer_ids, strict=True)
+        for position, (o, customer_id) in enumerate(zip(orders, customer_ids, strict=True))
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL, [_encode(rows).decode()])
-        inserted = cursor.fetchall()
-        updated = []
-        if len(inserted) < len(rows):
-            new_keys = {(source, external_id) for _id, source, external_id, _c in inserted}
-            existing = [r for r in rows if (r["s"], r["e"]) not in new_keys]
-            cursor.execute(_UPDATE_SQL, [_encode(existing).decode()])
-            updated = cursor.fetchall()
-        written = [(*row, True, None) for row in inserted] + [
-            (order_id, source, external_id, customer_id, False, previous)
-            for order_id, source, external_id, customer_id, previous in updated
+    items = _encode(
+        [
+            {
+                "n": position,
+                "l": line_no,
+                "s": item.sku,
+                "nm": item.name,
+                "ca": item.category,
+                "q": item.quantity,
+                "p": item.unit_price,
+            }
+            for position, o in enumerate(orders)
+            for line_no, item in enumerate(o.items, start=1)
         ]
-        if written:
-            _items_replace(cursor, {(o.source, o.external_id): o for o in orders}, written)
+    ).decode()
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL, {"orders": _encode(rows).decode(), "items": items})
+        inserted = cursor.fetchall()  # (position, customer_id)
+        updated = []  # (position, order_id, customer_id, previous customer_id)
+        if len(inserted) < len(rows):
+            new_positions = {position for position, _customer_id in inserted}
+            existing = [r for r in rows if r["n"] not in new_positions]
+            cursor.execute(_UPDATE_SQL, {"orders": _encode(existing).decode()})
+            updated = cursor.fetchall()
+        if updated:
+            cursor.execute(_ITEMS_DELETE_SQL, [[order_id for _n, order_id, _c, _p in updated]])
+            written = [{"n": n, "id": order_id, "c": c} for n, order_id, c, _p in updated]
+            cursor.execute(
+                _ITEMS_REPLACE_SQL, {"written": _encode(written).decode(), "items": items}
+            )
 
-    outcome = OrdersOutcome(customer_ids=customer_ids)
-    touched: set[int] = set()
-    for _id, _source, _external_id, customer_id, inserted, previous_customer_id in written:
-        touched.add(customer_id)
-        if previous_customer_id is not None:
-            touched.add(previous_customer_id)
-        if inserted:
-            outcome.created += 1
-        else:
-            outcome.updated += 1
-    outcome.unchanged = len(orders) - len(written)
+    touched = {customer_id for _position, customer_id in inserted}
+    for _position, _order_id, customer_id, previous_customer_id in updated:
+        touched.update((customer_id, previous_customer_id))
     customers_mark_dirty(touched)
+    outcome = OrdersOutcome(
+        created=len(inserted),
+        updated=len(updated),
+        unchanged=len(orders) - len(inserted) - len(updated),
+        customer_ids=customer_ids,
+    )
     logger.info(
         "orders.bulk_upsert",
         extra={
@@ -178,28 +211,3 @@ def _orders_write(
         },
     )
     return outcome
-
-
-def _items_replace(
-    cursor: CursorWrapper, by_key: dict[tuple[str, str], OrderIn], written: list[Any]
-) -> None:
-    """Replace the items of the orders just written (those of unchanged orders stay)."""
-    updated_ids = [row[0] for row in written if not row[4]]
-    if updated_ids:
-        cursor.execute(_ITEMS_DELETE_SQL, [updated_ids])
-    items = [
-        {
-            "o": order_id,
-            "c": customer_id,
-            "l": line_no,
-            "s": item.sku,
-            "n": item.name,
-            "ca": item.category,
-            "q": item.quantity,
-            "p": item.unit_price,
-        }
-        for order_id, source, external_id, customer_id, _inserted, _previous in written
-        for line_no, item in enumerate(by_key[(source, external_id)].items, start=1)
-    ]
-    if items:
-        cursor.execute(_ITEMS_INSERT_SQL, [_encode(items).decode()])
