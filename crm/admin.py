@@ -41,7 +41,12 @@ from crm.personal_data import display_value
 from crm.selectors.customers import customer_search_condition
 from crm.selectors.tags import tag_group_customers_with_several_tags, tag_group_list, tag_list
 from crm.services.api_keys import SCOPES, api_key_create, api_key_revoke
-from crm.services.customers import customer_update, customers_mark_dirty, customers_merge
+from crm.services.customers import (
+    customer_update,
+    customers_delete,
+    customers_mark_dirty,
+    customers_merge,
+)
 from crm.services.tags import tag_group_create, tag_group_update, tags_assign, tags_remove
 
 PERSONAL_DATA_PERMISSION = "crm.view_personal_data"
@@ -328,6 +333,13 @@ class CustomerAdmin(admin.ModelAdmin):
             profile["owner"] = profile["owner"].wecom_userid if profile["owner"] else None
         customer_update(customer_id=obj.pk, profile=profile, actor=f"user:{request.user.pk}")
 
+    def delete_model(self, request: HttpRequest, obj: Customer) -> None:
+        customers_delete(customer_ids=[obj.pk], actor=f"user:{request.user.pk}")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        customers_delete(customer_ids=ids, actor=f"user:{request.user.pk}")
+
     @admin.action(description=_("Merge the selected customers into one"))
     def merge_customers(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
@@ -451,15 +463,13 @@ class GroupAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Data that arrives from other systems: operators look, integrations write."""
+    """Data that arrives from other systems: operators look, integrations write. Deleting
+    stays with the usual permission, so that erasing a customer (PIPL) can take it along."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -508,6 +508,33 @@ _MERGED_PROFILE_FIELDS = (
 )
 
 
+# Customer rows are removed only by merges (and by operators deleting customers). Writers of
+# rows that point at customers without a foreign-key constraint (orders) hold this lock shared
+# while they check that their customers exist and write; removals hold it exclusively. One
+# lock, never a row lock: taking row locks on a batch's customers cost as much as the foreign
+# key did. Merges are rare and short, so the writers they hold up wait milliseconds.
+CUSTOMER_REMOVAL_LOCK = 0x43524D5F52454D  # "CRM_REM"
+
+
+def customers_removal_lock(*, exclusive: bool) -> None:
+    """Take the customer-removal lock until the end of the current transaction."""
+    assert connection.in_atomic_block, "the lock lasts for a transaction"
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s)", [CUSTOMER_REMOVAL_LOCK])
+
+
+@transaction.atomic
+def customers_delete(*, customer_ids: Collection[int], actor: str) -> int:
+    """Delete customers with everything they own; returns how many were deleted."""
+    customers_removal_lock(exclusive=True)
+    deleted = Customer.objects.filter(pk__in=list(customer_ids))
+    count = deleted.count()
+    deleted.delete()
+    logger.info("customers.deleted", extra={"actor": actor, "deleted_count": count})
+    return count
+
+
 @transaction.atomic
 def customers_merge(*, customer_ids: Collection[int], actor: str, reason: str) -> int:
     """Merge customers that are one person into the one with the lowest id; return its id.
@@ -515,6 +542,7 @@ def customers_merge(*, customer_ids: Collection[int], actor: str, reason: str) -
     Customers are locked in id order. Everything the others own moves to the survivor, each
     merge is recorded with the counts of what moved, and the others are deleted.
     """
+    customers_removal_lock(exclusive=True)
     wanted = set(customer_ids)
     while True:
         locked = list(

@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import msgspec
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from crm.inputs import OrderIn
-from crm.services.customers import customers_mark_dirty, customers_resolve
+from crm.services.customers import (
+    customers_mark_dirty,
+    customers_removal_lock,
+    customers_resolve,
+)
 from crm.services.retry import on_deadlock_retry
 
 logger = logging.getLogger(__name__)
@@ -41,6 +45,15 @@ def order_content_hash(order: OrderIn) -> str:
 
 # The batch travels as one JSON parameter unpacked by json_to_recordset: PostgreSQL parses it in
 # C, where binding a dozen arrays of a thousand values costs Python milliseconds per batch.
+RESOLVE_ATTEMPTS = 3
+
+_CUSTOMERS_COUNT_SQL = "SELECT count(*) FROM crm_customer WHERE id = ANY(%s::bigint[])"
+
+
+class CustomerGone(Exception):
+    """A customer resolved for the batch was merged away before its orders were written."""
+
+
 _INPUT = """
     SELECT * FROM json_to_recordset(%(orders)s::json) AS t(
         n int, c bigint, s text, e text, st text, ta numeric, ra numeric, cu text,
@@ -115,14 +128,14 @@ def orders_bulk_upsert(*, orders: Sequence[OrderIn], actor: str) -> OrdersOutcom
     without these orders, which a re-send completes."""
     if not orders:
         return OrdersOutcome()
-    for attempt in (1, 2):
+    for attempt in range(1, RESOLVE_ATTEMPTS + 1):
         customer_ids = _customers_of(orders, actor=actor)
         try:
             return _orders_write(orders, customer_ids, actor=actor)
-        except IntegrityError:
-            # A concurrent merge removed a customer between the two transactions (the foreign
-            # key fails at commit); resolving again finds the survivor.
-            if attempt == 2 or connection.in_atomic_block:
+        except CustomerGone:
+            # A concurrent merge removed a customer between the two transactions; resolving
+            # again finds the survivor.
+            if attempt == RESOLVE_ATTEMPTS:
                 raise
             logger.warning("orders.bulk_upsert.retry_after_merge", extra={"actor": actor})
     raise AssertionError("unreachable")
@@ -176,6 +189,14 @@ def _orders_write(
         ]
     ).decode()
     with connection.cursor() as cursor:
+        # What a foreign key would check, for the whole batch at once: every customer exists,
+        # and none can be removed before this transaction ends.
+        customers_removal_lock(exclusive=False)
+        distinct_ids = sorted(set(customer_ids))
+        cursor.execute(_CUSTOMERS_COUNT_SQL, [distinct_ids])
+        row = cursor.fetchone()
+        if row is None or row[0] != len(distinct_ids):
+            raise CustomerGone
         cursor.execute(_INSERT_SQL, {"orders": _encode(rows).decode(), "items": items})
         inserted = cursor.fetchall()  # (position, customer_id)
         updated = []  # (position, order_id, customer_id, previous customer_id)

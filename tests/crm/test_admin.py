@@ -259,3 +259,13 @@ def test_admin_speaks_chinese_by_default_and_english_on_request(admin_user) -> N
     english.force_login(admin_user)
     page = english.get(reverse("admin:crm_customer_changelist")).content.decode()
     assert "Private-domain CRM" in page
+
+
+def test_deleting_a_customer_deletes_what_it_owns(superuser_client, customer) -> None:
+    response = superuser_client.post(
+        reverse("admin:crm_customer_delete", args=[customer.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert not Customer.objects.exists()
+    assert not OrderItem.objects.exists()
+    assert not customer.orders.exists()

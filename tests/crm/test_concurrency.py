@@ -64,3 +64,52 @@ def test_parallel_upserts_linking_identities_end_in_one_customer() -> None:
     assert _run_in_threads(upsert) == []
     assert Customer.objects.count() == 1
     assert Identity.objects.count() == THREADS + 1
+
+
+def test_a_merge_waits_for_orders_being_written_to_its_customers() -> None:
+    """Orders have no foreign-key constraint: an order write holds the customer-removal lock
+    shared, so a merge (which removes a customer) waits until those orders are committed and
+    then moves them; nothing is left pointing at a removed customer."""
+    from django.db import transaction
+
+    from crm.models import Order
+    from crm.services.customers import customers_merge, customers_removal_lock
+    from tests.factories import CustomerFactory, OrderFactory
+
+    survivor, loser = CustomerFactory(), CustomerFactory()
+    writing, merged = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def write_orders() -> None:
+        try:
+            with transaction.atomic():
+                customers_removal_lock(exclusive=False)
+                writing.set()
+                OrderFactory(customer=loser, external_id="in-flight")
+                # The merge has started meanwhile and must not finish before this commits.
+                assert not merged.wait(timeout=1.0)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def merge() -> None:
+        try:
+            writing.wait(timeout=10)
+            customers_merge(customer_ids=[survivor.pk, loser.pk], actor="t", reason="t")
+            merged.set()
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write_orders), threading.Thread(target=merge)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert merged.is_set()
+    assert list(Order.objects.values_list("external_id", "customer_id")) == [
+        ("in-flight", survivor.pk)
+    ]

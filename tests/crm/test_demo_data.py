@@ -49,8 +49,8 @@ def _truncate() -> None:
         # Deferred foreign-key checks of the first load must fire before TRUNCATE may run.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(
-            "TRUNCATE crm_customer, crm_orderitem, crm_dirtymark, crm_group, crm_staffmember,"
-            " crm_tag, crm_taggroup CASCADE"
+            "TRUNCATE crm_customer, crm_order, crm_orderitem, crm_dirtymark, crm_group,"
+            " crm_staffmember, crm_tag, crm_taggroup CASCADE"
         )
 
 

@@ -323,3 +323,33 @@ def test_a_body_over_the_size_limit_is_a_413(api_client_with_scopes, settings) -
     assert response.status_code == 413
     assert response.json()["code"] == "body_too_large"
     assert Order.objects.count() == 0
+
+
+def test_a_customer_merged_away_before_the_orders_are_written_is_resolved_again(
+    api_client_with_scopes, monkeypatch, caplog
+) -> None:
+    """Orders have no foreign-key constraint; the batch's customers are locked instead, and a
+    customer that a concurrent merge removed sends the batch back to resolution."""
+    from crm.services import orders as orders_service
+    from crm.services.customers import customers_merge
+
+    survivor = CustomerFactory()
+    resolve = orders_service._customers_of
+    merged: list[int] = []
+
+    def resolve_then_lose_the_race(orders, *, actor):
+        customer_ids = resolve(orders, actor=actor)
+        if not merged:  # another request merges the new customer away meanwhile
+            merged.append(customer_ids[0])
+            customers_merge(customer_ids=[survivor.pk, customer_ids[0]], actor="t", reason="t")
+        return customer_ids
+
+    monkeypatch.setattr(orders_service, "_customers_of", resolve_then_lose_the_race)
+    body = api_client_with_scopes("orders:write").post(
+        URL, {"orders": [order_row("SO1")]}, format="json"
+    )
+    assert body.json()["created"] == 1
+    assert "orders.bulk_upsert.retry_after_merge" in caplog.messages
+    assert merged and not Customer.objects.filter(pk=merged[0]).exists()
+    assert Order.objects.get().customer_id == survivor.pk
+    assert OrderItem.objects.get().customer_id == survivor.pk
