@@ -1,14 +1,18 @@
 """Error responses: domain errors become 400/404/409 with a code and field-level detail; DRF's
 own errors keep their shape and gain a code. Nothing a caller sends may produce a 500."""
 
+import logging
 from typing import Any
 
-from django.db import DataError
+from django.db import DataError, IntegrityError
+from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from crm.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -22,5 +26,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(
             {"code": "invalid_value", "detail": str(exc).splitlines()[0]},
             status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, IntegrityError):
+        # A concurrent change won a race this request lost (a customer merged away between
+        # two steps, say); the same request sent again succeeds.
+        logger.warning("api.integrity_conflict", extra={"view": type(context.get("view")).__name__})
+        return Response(
+            {"code": "conflict_retry", "detail": _("A concurrent change got in the way; retry.")},
+            status=status.HTTP_409_CONFLICT,
         )
     return drf_exception_handler(exc, context)
