@@ -22,7 +22,8 @@ def _test_database_url() -> str:
     db = connection.settings_dict
     user = db.get("USER") or "postgres"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or ""
+    # The embedded server is reached by its socket folder, given as the `host` option.
+    host = db.get("HOST") or db.get("OPTIONS", {}).get("host") or ""
     if host.startswith("/"):
         return f"postgres://{user}{password}@/{db['NAME']}?host={host}"
     port = f":{db['PORT']}" if db.get("PORT") else ""
