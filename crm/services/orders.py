@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import msgspec
 from django.db import connection, transaction
+from django.utils.translation import gettext
 
+from crm.errors import Conflict
 from crm.inputs import OrderIn
 from crm.services.customers import (
     customers_mark_dirty,
@@ -50,8 +52,14 @@ RESOLVE_ATTEMPTS = 3
 _CUSTOMERS_COUNT_SQL = "SELECT count(*) FROM crm_customer WHERE id = ANY(%s::bigint[])"
 
 
-class CustomerGone(Exception):
-    """A customer resolved for the batch was merged away before its orders were written."""
+class CustomerGone(Conflict):
+    """A customer resolved for the batch was merged away before its orders were written
+    (answered 409 if it keeps happening: the caller sends the batch again)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "conflict_retry", gettext("Customers of this batch were merged meanwhile; retry.")
+        )
 
 
 _INPUT = """
