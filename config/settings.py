@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_celery_beat",
     "crm",
+    "segments",
 ]
 
 MIDDLEWARE = [
@@ -171,6 +172,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+
+# --- Segmentation: recomputation of scores, lifecycle and segment membership. ---
+# Connections a full recomputation scores its customer batches on, at once (about one per core
+# the database may use).
+RECOMPUTE_WORKERS = get_from_env("RECOMPUTE_WORKERS", 2, cast=int)
 
 # --- Logging: structured event names with ids, never personal data. ---
 LOG_LEVEL = get_from_env("LOG_LEVEL", "INFO")

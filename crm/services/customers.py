@@ -396,6 +396,27 @@ def customers_mark_dirty(customer_ids: Iterable[int]) -> None:
             )
 
 
+def customers_pull_first_seen(*, customer_ids: Sequence[int]) -> int:
+    """Move first_seen_at back to the earliest paid time of each customer's orders where an
+    older order arrived later (a backfill). Called by the recomputation sweep rather than by
+    ingestion, where it cost a query per batch. Returns how many customers changed."""
+    if not customer_ids:
+        return 0
+    with connection.cursor() as cursor:
+        # order_by_customer_paid (customer_id, paid_at) serves min(paid_at) per customer.
+        cursor.execute(
+            """
+            UPDATE crm_customer c SET first_seen_at = o.first_paid_at
+            FROM (SELECT customer_id, min(paid_at) AS first_paid_at FROM crm_order
+                  WHERE customer_id = ANY(%s::bigint[]) AND paid_at IS NOT NULL
+                  GROUP BY customer_id) o
+            WHERE c.id = o.customer_id AND o.first_paid_at < c.first_seen_at
+            """,
+            [list(customer_ids)],
+        )
+        return cursor.rowcount
+
+
 # Each statement moves the merged customer's (%(loser)s) rows to the survivor (%(survivor)s).
 # Where both hold a row that must stay unique, the deterministic winner is named in a comment.
 _MERGE_STATEMENTS: tuple[tuple[str, str], ...] = (

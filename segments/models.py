@@ -1,0 +1,411 @@
+"""Segmentation data model: the RFM and lifecycle policies (versioned, one active each), the
+per-customer metrics row the recomputation writes, lifecycle transitions (a feed), the record of
+each recomputation run, and segments with their materialised membership and its history.
+
+Every customer-keyed table carries `customer_id` (DESIGN.md §5). These tables are derived data
+written in sets of up to a million rows, so their `customer_id` has no database constraint (a
+per-row check would cost a third of a refresh): they are written only from queries over
+existing customers, and a deleted or merged customer's rows go with it (Django cascades them).
+Business rules live in `segments.services`, not here."""
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from crm.models import Customer
+
+
+class RfmScoringMethod(models.TextChoices):
+    QUANTILE = "quantile", _("Quantiles (quintiles over buyers in the window)")
+    THRESHOLDS = "thresholds", _("Thresholds set by the operator")
+
+
+class RfmTier(models.TextChoices):
+    """The classic 8 tiers, in the order R/F/M high-low patterns are usually listed."""
+
+    IMPORTANT_VALUE = "important_value", _("Important value")
+    IMPORTANT_DEVELOP = "important_develop", _("Important develop")
+    IMPORTANT_RETAIN = "important_retain", _("Important retain")
+    IMPORTANT_WINBACK = "important_winback", _("Important win-back")
+    GENERAL_VALUE = "general_value", _("General value")
+    GENERAL_DEVELOP = "general_develop", _("General develop")
+    GENERAL_RETAIN = "general_retain", _("General retain")
+    GENERAL_WINBACK = "general_winback", _("General win-back")
+
+
+class LifecycleState(models.TextChoices):
+    PROSPECT = "prospect", _("Prospect")
+    NEW = "new", _("New")
+    ACTIVE = "active", _("Active")
+    SLEEPING = "sleeping", _("Sleeping")
+    CHURNED = "churned", _("Churned")
+    REACTIVATED = "reactivated", _("Reactivated")
+
+
+class PolicyBase(models.Model):
+    """A policy is never edited in place: a change is a new version, and exactly one version
+    is active (enforced by a partial unique index)."""
+
+    version = models.PositiveIntegerField(_("version"), unique=True)
+    is_active = models.BooleanField(_("active"), default=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    created_by = models.CharField(_("created by"), max_length=128, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-version"]
+
+
+class RfmPolicy(PolicyBase):
+    lookback_days = models.PositiveIntegerField(_("lookback window (days)"), default=365)
+    scoring_method = models.CharField(
+        _("scoring method"),
+        max_length=16,
+        choices=RfmScoringMethod.choices,
+        default=RfmScoringMethod.QUANTILE,
+    )
+    # Four ascending breakpoints per dimension give scores 1-5 (thresholds method only).
+    recency_breakpoints = ArrayField(
+        models.PositiveIntegerField(),
+        verbose_name=_("recency breakpoints (days)"),
+        default=list,
+        blank=True,
+        help_text=_("E.g. 30,60,90,180: at most 30 days scores 5, over 180 days scores 1."),
+    )
+    frequency_breakpoints = ArrayField(
+        models.PositiveIntegerField(),
+        verbose_name=_("frequency breakpoints (orders)"),
+        default=list,
+        blank=True,
+        help_text=_("E.g. 1,2,3,5: one order scores 1, more than 5 orders score 5."),
+    )
+    monetary_breakpoints = ArrayField(
+        models.DecimalField(max_digits=14, decimal_places=2),
+        verbose_name=_("monetary breakpoints (net spend)"),
+        default=list,
+        blank=True,
+        help_text=_("E.g. 200,500,1000,3000: up to 200 scores 1, over 3000 scores 5."),
+    )
+    high_score_threshold = models.PositiveSmallIntegerField(
+        _("high score threshold"),
+        default=3,
+        help_text=_("A score at least this high counts as high when tiers are assigned."),
+    )
+
+    class Meta(PolicyBase.Meta):
+        verbose_name = _("RFM policy")
+        verbose_name_plural = _("RFM policies")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="rfm_policy_one_active"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"RFM v{self.version}"
+
+
+class LifecyclePolicy(PolicyBase):
+    new_days = models.PositiveIntegerField(
+        _("new for (days)"), default=30, help_text=_("Days after the first paid order.")
+    )
+    active_days = models.PositiveIntegerField(
+        _("active within (days)"),
+        default=90,
+        help_text=_("Active while the last paid order is at most this many days old."),
+    )
+    sleeping_days = models.PositiveIntegerField(
+        _("sleeping within (days)"),
+        default=180,
+        help_text=_("Sleeping up to this many days since the last paid order; churned after."),
+    )
+    reactivated_days = models.PositiveIntegerField(
+        _("reactivated for (days)"),
+        default=30,
+        help_text=_(
+            "Days a customer stays reactivated after ordering again from sleeping or churned."
+        ),
+    )
+
+    class Meta(PolicyBase.Meta):
+        verbose_name = _("lifecycle policy")
+        verbose_name_plural = _("lifecycle policies")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=Q(is_active=True),
+                name="lifecycle_policy_one_active",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Lifecycle v{self.version}"
+
+
+class CustomerMetrics(models.Model):
+    """One narrow row per customer, written only by the recomputation, and only where a value
+    changed (so `changed_at` says when). Order figures count paid orders net of refunds; the
+    window is the active RFM policy's lookback."""
+
+    customer = models.OneToOneField(
+        Customer,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="metrics",
+        db_constraint=False,
+    )
+    first_paid_at = models.DateTimeField(_("first paid order"), null=True, blank=True)
+    last_paid_at = models.DateTimeField(_("last paid order"), null=True, blank=True)
+    orders_in_window = models.PositiveIntegerField(_("orders in window"), default=0)
+    net_spend_in_window = models.DecimalField(
+        _("net spend in window"), max_digits=14, decimal_places=2, default=0
+    )
+    lifetime_orders = models.PositiveIntegerField(_("lifetime orders"), default=0)
+    lifetime_net_spend = models.DecimalField(
+        _("lifetime net spend"), max_digits=14, decimal_places=2, default=0
+    )
+    avg_order_value = models.DecimalField(
+        _("average order value"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
+    avg_days_between_orders = models.DecimalField(
+        _("average days between orders"), max_digits=8, decimal_places=1, null=True, blank=True
+    )
+    r_score = models.PositiveSmallIntegerField(_("R score"), null=True, blank=True)
+    f_score = models.PositiveSmallIntegerField(_("F score"), null=True, blank=True)
+    m_score = models.PositiveSmallIntegerField(_("M score"), null=True, blank=True)
+    # NULL: no paid order in the window, hence no tier (a value no tier can be confused with).
+    rfm_tier = models.CharField(  # noqa: DJ001
+        _("RFM tier"), max_length=20, choices=RfmTier.choices, null=True, blank=True
+    )
+    lifecycle_state = models.CharField(
+        _("lifecycle state"),
+        max_length=12,
+        choices=LifecycleState.choices,
+        default=LifecycleState.PROSPECT,
+    )
+    lifecycle_since = models.DateTimeField(_("in this state since"), null=True, blank=True)
+    previous_lifecycle_state = models.CharField(
+        _("previous lifecycle state"),
+        max_length=12,
+        choices=LifecycleState.choices,
+        blank=True,
+    )
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("customer metrics")
+        verbose_name_plural = _("customer metrics")
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.lifecycle_state} {self.rfm_tier or '-'}"
+
+
+class LifecycleTransition(models.Model):
+    """A change of lifecycle state, as a feed (read by id cursor). `at` is when the new state
+    began by the policy (the order's time, or the day a window ran out); `recorded_at` is when
+    the recomputation noticed it."""
+
+    customer = models.ForeignKey(  # served by transition_by_customer
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="lifecycle_transitions",
+        db_index=False,
+        db_constraint=False,
+    )
+    from_state = models.CharField(_("from"), max_length=12, choices=LifecycleState.choices)
+    to_state = models.CharField(_("to"), max_length=12, choices=LifecycleState.choices)
+    at = models.DateTimeField(_("at"))
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+    run = models.ForeignKey(
+        "RecomputeRun",
+        verbose_name=_("run"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+    )
+
+    class Meta:
+        verbose_name = _("lifecycle transition")
+        verbose_name_plural = _("lifecycle transitions")
+        indexes = [models.Index(fields=["customer", "at"], name="transition_by_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.from_state}->{self.to_state}"
+
+
+class RecomputeKind(models.TextChoices):
+    FULL = "full", _("Full")
+    INCREMENTAL = "incremental", _("Incremental")
+
+
+class RecomputeStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    SKIPPED = "skipped", _("Skipped (another run was in progress)")
+
+
+class RecomputeRun(models.Model):
+    """One recomputation: what it computed as of when, with which policies and breakpoints,
+    how long it took and what it changed. Incremental runs reuse the breakpoints of the last
+    successful full run."""
+
+    kind = models.CharField(_("kind"), max_length=12, choices=RecomputeKind.choices)
+    trigger = models.CharField(_("trigger"), max_length=32)
+    as_of = models.DateField(_("as of"))
+    status = models.CharField(
+        _("status"),
+        max_length=12,
+        choices=RecomputeStatus.choices,
+        default=RecomputeStatus.RUNNING,
+    )
+    rfm_policy = models.ForeignKey(
+        RfmPolicy, verbose_name=_("RFM policy"), null=True, on_delete=models.PROTECT
+    )
+    lifecycle_policy = models.ForeignKey(
+        LifecyclePolicy, verbose_name=_("lifecycle policy"), null=True, on_delete=models.PROTECT
+    )
+    breakpoints = models.JSONField(_("breakpoints"), default=dict, blank=True)
+    customers_processed = models.PositiveIntegerField(_("customers processed"), default=0)
+    rows_changed = models.PositiveIntegerField(_("rows changed"), default=0)
+    transitions_written = models.PositiveIntegerField(_("transitions written"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("recomputation run")
+        verbose_name_plural = _("recomputation runs")
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["kind", "status", "-id"], name="recompute_run_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class SegmentKind(models.TextChoices):
+    DYNAMIC = "dynamic", _("Dynamic (rule)")
+    STATIC = "static", _("Static (list)")
+
+
+class Segment(models.Model):
+    """A 人群. Dynamic segments are defined by a rule tree (see `segments.rules`) and refreshed
+    after each recomputation; static ones hold an uploaded list. `rule_version` grows with every
+    change of the rule, and each membership row records the version it came from."""
+
+    name = models.CharField(_("name"), max_length=128, unique=True)
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    kind = models.CharField(
+        _("kind"), max_length=8, choices=SegmentKind.choices, default=SegmentKind.DYNAMIC
+    )
+    rule = models.JSONField(_("rule"), null=True, blank=True)
+    rule_version = models.PositiveIntegerField(_("rule version"), default=1)
+    member_count = models.PositiveIntegerField(_("members"), default=0)
+    refreshed_at = models.DateTimeField(_("refreshed at"), null=True, blank=True)
+    refresh_error = models.TextField(_("refresh error"), blank=True)
+    created_by = models.CharField(_("created by"), max_length=128, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="static") | Q(rule__isnull=False),
+                name="segment_dynamic_has_rule",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentMembership(models.Model):
+    """A customer currently in a segment."""
+
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
+    customer = models.ForeignKey(  # served by membership_by_customer_seg
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="segment_memberships",
+        db_index=False,
+        db_constraint=False,
+    )
+    rule_version = models.PositiveIntegerField(_("rule version"))
+    entered_at = models.DateTimeField(_("entered at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("segment member")
+        verbose_name_plural = _("segment members")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["segment", "customer"], name="segment_membership_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["customer", "segment"], name="membership_by_customer_seg")]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id}:{self.customer_id}"
+
+
+class SegmentMembershipEventKind(models.TextChoices):
+    ENTERED = "entered", _("Entered")
+    EXITED = "exited", _("Exited")
+
+
+class SegmentMembershipEvent(models.Model):
+    """Append-only history of customers entering and leaving segments."""
+
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="membership_events", db_index=False
+    )
+    customer = models.ForeignKey(  # served by segment_event_by_customer
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    kind = models.CharField(_("kind"), max_length=8, choices=SegmentMembershipEventKind.choices)
+    rule_version = models.PositiveIntegerField(_("rule version"))
+    at = models.DateTimeField(_("at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("segment membership event")
+        verbose_name_plural = _("segment membership events")
+        indexes = [
+            models.Index(fields=["segment", "at"], name="segment_event_by_segment"),
+            models.Index(fields=["customer", "at"], name="segment_event_by_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id}:{self.customer_id} {self.kind}"
+
+
+class SegmentSizeSnapshot(models.Model):
+    """The size of a segment after each refresh: its size time series."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="size_history")
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    size = models.PositiveIntegerField(_("size"))
+    entered = models.PositiveIntegerField(_("entered"), default=0)
+    exited = models.PositiveIntegerField(_("exited"), default=0)
+    rule_version = models.PositiveIntegerField(_("rule version"))
+
+    class Meta:
+        verbose_name = _("segment size")
+        verbose_name_plural = _("segment sizes")
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id}@{self.at:%Y-%m-%d %H:%M}: {self.size}"

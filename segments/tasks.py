@@ -1,0 +1,36 @@
+"""Celery entry points of segmentation: thin wrappers that call one service each. Both are safe
+to run twice: a recomputation writes only what differs, and runs never overlap."""
+
+import logging
+from datetime import date
+
+from celery import shared_task
+
+from crm.models import DirtyMark
+from segments.services.recompute import RunSkipped, recompute_customers, recompute_full
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="segments.recompute_full")
+def recompute_full_task(trigger: str = "schedule", as_of: str | None = None) -> int:
+    """The nightly run (and on-demand runs from the admin and the API): waits for a run in
+    progress rather than skipping the night."""
+    run = recompute_full(
+        trigger=trigger, as_of=date.fromisoformat(as_of) if as_of else None, wait=True
+    )
+    return run.pk
+
+
+@shared_task(name="segments.recompute_dirty")
+def recompute_dirty_task() -> int | None:
+    """The every-minute sweep of customers marked by ingestion. Skips (and says so) while
+    another run holds the lock: the marks wait for the next sweep."""
+    if not DirtyMark.objects.exists():
+        return None
+    try:
+        run = recompute_customers(trigger="sweep", wait=False)
+    except RunSkipped as skipped:
+        logger.info("recompute_dirty.skipped", extra={"run_id": skipped.run.pk})
+        return None
+    return run.pk

@@ -1,0 +1,227 @@
+"""Recomputation runs: incremental sweeps of marked customers, runs that never interleave,
+interrupted and crashed runs repeated safely, the command and the tasks."""
+
+import threading
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.utils import timezone
+
+from crm.models import Customer, DirtyMark
+from crm.services.customers import customers_mark_dirty
+from segments.models import CustomerMetrics, LifecycleTransition, RecomputeRun, RecomputeStatus
+from segments.services import recompute
+from segments.services.recompute import (
+    ERROR_ANOTHER_RUN,
+    ERROR_INTERRUPTED,
+    RunSkipped,
+    recompute_customers,
+    recompute_full,
+)
+from segments.tasks import recompute_dirty_task
+from tests.factories import CustomerFactory
+from tests.segments.recompute_support import AS_OF, at, buyer, metrics, order
+
+
+@pytest.mark.django_db
+def test_sweep_recomputes_marked_customers_with_last_full_breakpoints() -> None:
+    customers = [buyer(recency=r, orders=1, spend=100 * r) for r in range(1, 11)]
+    full = recompute_full(trigger="test", as_of=AS_OF)
+    changed = customers[0]
+    for extra in range(5):
+        order(changed, days_ago=2 + extra, amount="5000.00")
+    customers_mark_dirty([changed.pk])
+    untouched = {c.pk: metrics(c).changed_at for c in customers[1:]}
+
+    sweep = recompute_customers(trigger="sweep", as_of=AS_OF)
+
+    assert (sweep.kind, sweep.status, sweep.customers_processed) == (
+        "incremental",
+        "succeeded",
+        1,
+    )
+    assert sweep.breakpoints == full.breakpoints
+    assert sweep.rfm_policy_id == full.rfm_policy_id
+    row = metrics(changed)
+    assert (row.orders_in_window, row.f_score, row.m_score) == (6, 5, 5)
+    assert not DirtyMark.objects.exists()
+    assert {c.pk: metrics(c).changed_at for c in customers[1:]} == untouched
+
+
+@pytest.mark.django_db
+def test_marks_committed_after_the_sweep_read_them_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+    recompute_full(trigger="test", as_of=AS_OF)
+    first, second = CustomerFactory(), CustomerFactory()
+    customers_mark_dirty([first.pk])
+    seen = list(DirtyMark.objects.values_list("id", flat=True))
+    customers_mark_dirty([second.pk])
+    monkeypatch.setattr(recompute, "_marks_seen", lambda: seen)
+    run = recompute_customers(trigger="sweep", as_of=AS_OF)
+    assert run.customers_processed == 1
+    assert list(DirtyMark.objects.values_list("customer_ids", flat=True)) == [[second.pk]]
+
+
+@pytest.mark.django_db
+def test_first_sweep_without_a_full_run_makes_a_full_run() -> None:
+    customer = buyer(recency=3, orders=2, spend=400)
+    CustomerFactory()
+    customers_mark_dirty([customer.pk])
+    run = recompute_customers(trigger="sweep", as_of=AS_OF)
+    assert (run.kind, run.customers_processed) == ("full", 2)
+    assert run.breakpoints["recency"] == [3, 3, 3, 3]
+    assert not DirtyMark.objects.exists()
+
+
+@pytest.mark.django_db
+def test_sweep_pulls_first_seen_back_for_backfilled_orders() -> None:
+    recompute_full(trigger="test", as_of=AS_OF)
+    customer = CustomerFactory(first_seen_at=at(AS_OF))
+    order(customer, days_ago=100)
+    customers_mark_dirty([customer.pk])
+    recompute_customers(trigger="sweep", as_of=AS_OF)
+    customer.refresh_from_db()
+    assert customer.first_seen_at == at(AS_OF - timedelta(days=100))
+
+
+@pytest.mark.django_db
+def test_named_customers_leave_marks_alone() -> None:
+    recompute_full(trigger="test", as_of=AS_OF)
+    customer = buyer(recency=1, orders=1, spend=50)
+    customers_mark_dirty([customer.pk])
+    run = recompute_customers(customer_ids=[customer.pk], trigger="test", as_of=AS_OF)
+    assert run.customers_processed == 1
+    assert metrics(customer).lifecycle_state == "new"
+    assert DirtyMark.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_interrupted_run_is_marked_failed_by_the_next() -> None:
+    stuck = RecomputeRun.objects.create(kind="full", trigger="schedule", as_of=AS_OF)
+    run = recompute_full(trigger="test", as_of=AS_OF)
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.error) == (RecomputeStatus.FAILED, ERROR_INTERRUPTED)
+    assert stuck.finished_at is not None
+    assert run.status == RecomputeStatus.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_crashed_run_can_simply_be_run_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    customers = [buyer(recency=r, orders=1 + r % 4, spend=30 * r) for r in range(1, 21)]
+    monkeypatch.setattr(recompute, "BATCH_SIZE", 5)
+    real_batch = recompute._batch
+    calls = {"n": 0}
+
+    def crashing_batch(*args: Any, **kwargs: Any) -> tuple[int, int]:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("worker lost")
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(recompute, "_batch", crashing_batch)
+    failed = recompute_full(trigger="test", as_of=AS_OF)
+    assert (failed.status, failed.error) == (RecomputeStatus.FAILED, "RuntimeError: worker lost")
+    assert CustomerMetrics.objects.count() == 10
+
+    monkeypatch.setattr(recompute, "_batch", real_batch)
+    again = recompute_full(trigger="test", as_of=AS_OF)
+    assert (again.status, again.rows_changed) == (RecomputeStatus.SUCCEEDED, 10)
+    after_crash = {
+        c.pk: (metrics(c).r_score, metrics(c).lifecycle_state, metrics(c).lifecycle_since)
+        for c in customers
+    }
+    CustomerMetrics.objects.all().delete()
+    recompute_full(trigger="test", as_of=AS_OF)
+    assert {
+        c.pk: (metrics(c).r_score, metrics(c).lifecycle_state, metrics(c).lifecycle_since)
+        for c in customers
+    } == after_crash
+    per_customer = LifecycleTransition.objects.filter(run__in=[failed.pk, again.pk])
+    assert per_customer.count() == len(customers)
+    assert per_customer.values("customer_id").distinct().count() == len(customers)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_runs_never_interleave() -> None:
+    """Run A holds the lock (slowed down in its progress callback); B, not waiting, is
+    recorded as skipped; C waits, says so, and runs after A."""
+    for r in range(1, 6):
+        buyer(recency=r, orders=1, spend=100)
+    inside_a = threading.Event()
+    release_a = threading.Event()
+    c_waiting = threading.Event()
+    results: dict[str, RecomputeRun | BaseException] = {}
+
+    def in_thread(name: str, **kwargs: Any) -> None:
+        try:
+            results[name] = recompute_full(trigger=name, as_of=AS_OF, **kwargs)
+        except BaseException as error:
+            results[name] = error
+        finally:
+            connection.close()
+
+    def slow_progress(done: int, total: int) -> None:
+        inside_a.set()
+        release_a.wait(timeout=30)
+
+    a = threading.Thread(target=in_thread, args=("a",), kwargs={"progress": slow_progress})
+    a.start()
+    assert inside_a.wait(timeout=30)
+    b = threading.Thread(target=in_thread, args=("b",), kwargs={"wait": False})
+    b.start()
+    b.join(timeout=30)
+    c = threading.Thread(target=in_thread, args=("c",), kwargs={"on_wait": c_waiting.set})
+    c.start()
+    assert c_waiting.wait(timeout=30)
+    release_a.set()
+    a.join(timeout=30)
+    c.join(timeout=30)
+
+    run_a, skipped, run_c = results["a"], results["b"], results["c"]
+    assert isinstance(run_a, RecomputeRun) and isinstance(run_c, RecomputeRun)
+    assert isinstance(skipped, RunSkipped)
+    assert (skipped.run.status, skipped.run.error) == (RecomputeStatus.SKIPPED, ERROR_ANOTHER_RUN)
+    assert run_a.status == run_c.status == RecomputeStatus.SUCCEEDED
+    assert run_a.finished_at is not None and run_a.finished_at <= run_c.started_at
+    assert (run_a.rows_changed, run_c.rows_changed) == (5, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_full_run_scores_batches_on_several_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    customers = [buyer(recency=r, orders=1 + r % 3, spend=40 * r) for r in range(1, 31)]
+    monkeypatch.setattr(recompute, "BATCH_SIZE", 4)
+    run = recompute_full(trigger="test", as_of=AS_OF)
+    parallel = {c.pk: (metrics(c).r_score, metrics(c).rfm_tier) for c in customers}
+    assert run.rows_changed == 30
+    CustomerMetrics.objects.all().delete()
+    with transaction.atomic():  # inside a transaction the batches run on this connection
+        recompute_full(trigger="test", as_of=AS_OF)
+    assert {c.pk: (metrics(c).r_score, metrics(c).rfm_tier) for c in customers} == parallel
+
+
+@pytest.mark.django_db
+def test_command_prints_the_run() -> None:
+    buyer(recency=2, orders=1, spend=100)
+    out = StringIO()
+    call_command("recompute", "--as-of", AS_OF.isoformat(), "--no-progress", stdout=out)
+    assert "(full, as of 2026-06-30): 1 customers, 1 rows changed, 1 lifecycle transitions" in (
+        out.getvalue()
+    )
+    customer = Customer.objects.get()
+    out = StringIO()
+    call_command("recompute", "--customers", str(customer.pk), "--no-progress", stdout=out)
+    assert "(incremental, as of " in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_sweep_task_does_nothing_without_marks() -> None:
+    assert recompute_dirty_task() is None
+    assert not RecomputeRun.objects.exists()
+    customer = CustomerFactory()
+    customers_mark_dirty([customer.pk])
+    run_id = recompute_dirty_task()
+    assert RecomputeRun.objects.get(pk=run_id).status == RecomputeStatus.SUCCEEDED
+    assert timezone.now() - RecomputeRun.objects.get(pk=run_id).started_at < timedelta(minutes=1)
