@@ -22,6 +22,20 @@ def recompute_full_task(trigger: str = "schedule", as_of: str | None = None) -> 
     return run.pk
 
 
+@shared_task(name="segments.recompute_customers")
+def recompute_customers_task(
+    customer_ids: list[int], trigger: str = "api", as_of: str | None = None
+) -> int:
+    """Recompute the named customers (waits for a run in progress)."""
+    run = recompute_customers(
+        customer_ids=customer_ids,
+        trigger=trigger,
+        as_of=date.fromisoformat(as_of) if as_of else None,
+        wait=True,
+    )
+    return run.pk
+
+
 @shared_task(name="segments.recompute_dirty")
 def recompute_dirty_task() -> int | None:
     """The every-minute sweep of customers marked by ingestion. Skips (and says so) while

@@ -31,6 +31,8 @@ from crm.services.customers import (
     customer_upsert,
     customers_bulk_upsert,
 )
+from segments.api.serializers import CustomerMetricsSerializer, SegmentRefSerializer
+from segments.selectors import customer_scores_for_sidebar
 
 ERROR_CUSTOMER_MERGED = "customer_merged"
 
@@ -221,11 +223,19 @@ class CustomerDetailSerializer(serializers.Serializer):
     order_summary = OrderSummarySerializer()
     recent_orders = RecentOrderSerializer(many=True)
     consents = ConsentOutSerializer(many=True)
+    metrics = CustomerMetricsSerializer(
+        allow_null=True, help_text=_("Null until the customer's first recomputation.")
+    )
+    segments = SegmentRefSerializer(many=True)
 
 
 def _detail_payload(request: Request, customer: Customer) -> dict[str, Any]:
     context = {"may_see_personal_data": may_see_personal_data(request)}
-    payload = {"customer": customer, **customer_profile_for_sidebar(customer)}
+    payload = {
+        "customer": customer,
+        **customer_profile_for_sidebar(customer),
+        **customer_scores_for_sidebar(customer.pk),
+    }
     return CustomerDetailSerializer(payload, context=context).data
 
 

@@ -699,3 +699,19 @@ def _execute(
     )
     if mark_ids:
         DirtyMark.objects.filter(pk__in=mark_ids).delete()
+
+
+def recompute_enqueue(
+    *, trigger: str, as_of: date | None = None, customer_ids: Sequence[int] | None = None
+) -> None:
+    """Queue a recomputation once the caller's transaction commits (admin, API)."""
+    from segments.tasks import recompute_customers_task, recompute_full_task
+
+    as_of_text = as_of.isoformat() if as_of else None
+    if customer_ids:
+        ids = sorted(set(customer_ids))
+        transaction.on_commit(
+            lambda: recompute_customers_task.delay(ids, trigger=trigger, as_of=as_of_text)
+        )
+    else:
+        transaction.on_commit(lambda: recompute_full_task.delay(trigger=trigger, as_of=as_of_text))

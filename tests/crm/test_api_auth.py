@@ -5,19 +5,21 @@ import pytest
 from django.urls import URLPattern
 from rest_framework.test import APIClient
 
-from crm.api.urls import urlpatterns
+from crm.api.urls import urlpatterns as crm_urlpatterns
 from crm.services.api_keys import RESOURCES, api_key_create, api_key_revoke
+from segments.api.urls import urlpatterns as segments_urlpatterns
 
 pytestmark = pytest.mark.django_db
 
 ARGUMENTS = {"customer_id": "1", "order_id": "1", "group_id": "1", "tag_id": "1"}
+ARGUMENTS |= {"segment_id": "1"}
 ARGUMENTS |= {"provider": "phone", "value": "13912345678"}
 
 
 def _routes() -> list[tuple[str, str, str]]:
     """(method, url, resource) of every route and method the API serves."""
     routes = []
-    for pattern in urlpatterns:
+    for pattern in [*crm_urlpatterns, *segments_urlpatterns]:
         assert isinstance(pattern, URLPattern)
         view = pattern.callback.view_class  # type: ignore[attr-defined]
         url = "/api/v1/" + str(pattern.pattern)
@@ -38,7 +40,8 @@ def test_every_resource_has_routes() -> None:
 
 @pytest.mark.parametrize(("method", "url", "resource"), ROUTES)
 def test_refused_without_a_valid_key_with_the_scope(method, url, resource) -> None:
-    access = "read" if method == "get" else "write"
+    view_reads = method == "post" and url.endswith("/preview")
+    access = "read" if method == "get" or view_reads else "write"
     anonymous = APIClient()
     assert getattr(anonymous, method)(url, {}, format="json").status_code in (401, 403)
 

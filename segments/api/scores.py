@@ -1,0 +1,279 @@
+"""Score endpoints: the RFM and lifecycle policies, tier and lifecycle distributions, the
+lifecycle transition feed, and recomputation (runs and requests)."""
+
+from typing import Any
+
+import django_filters
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm.api.customers import actor_of
+from crm.api.filters import SelectorFilterSet
+from crm.api.pagination import IdCursorPagination
+from segments.models import (
+    LifecyclePolicy,
+    LifecycleState,
+    LifecycleTransition,
+    RecomputeKind,
+    RecomputeRun,
+    RecomputeStatus,
+    RfmPolicy,
+    RfmScoringMethod,
+)
+from segments.selectors import (
+    lifecycle_distribution,
+    lifecycle_transition_list,
+    recompute_run_list,
+    rfm_tier_distribution,
+)
+from segments.services.policies import (
+    lifecycle_policy_active,
+    lifecycle_policy_update,
+    rfm_policy_active,
+    rfm_policy_update,
+)
+from segments.services.recompute import recompute_enqueue
+
+POLICY_META = ["version", "created_at", "created_by"]
+
+
+class RfmPolicySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RfmPolicy
+        fields = [
+            *POLICY_META,
+            "lookback_days",
+            "scoring_method",
+            "recency_breakpoints",
+            "frequency_breakpoints",
+            "monetary_breakpoints",
+            "high_score_threshold",
+        ]
+        read_only_fields = POLICY_META
+
+
+class RfmPolicyInSerializer(serializers.Serializer):
+    """Fields left out keep their current values."""
+
+    lookback_days = serializers.IntegerField(required=False)
+    scoring_method = serializers.ChoiceField(choices=RfmScoringMethod.choices, required=False)
+    recency_breakpoints = serializers.ListField(
+        child=serializers.IntegerField(min_value=0), required=False
+    )
+    frequency_breakpoints = serializers.ListField(
+        child=serializers.IntegerField(min_value=0), required=False
+    )
+    monetary_breakpoints = serializers.ListField(
+        child=serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0),
+        required=False,
+    )
+    high_score_threshold = serializers.IntegerField(required=False)
+
+
+class LifecyclePolicySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LifecyclePolicy
+        fields = [*POLICY_META, "new_days", "active_days", "sleeping_days", "reactivated_days"]
+        read_only_fields = POLICY_META
+
+
+class LifecyclePolicyInSerializer(serializers.Serializer):
+    """Fields left out keep their current values."""
+
+    new_days = serializers.IntegerField(required=False)
+    active_days = serializers.IntegerField(required=False)
+    sleeping_days = serializers.IntegerField(required=False)
+    reactivated_days = serializers.IntegerField(required=False)
+
+
+class RfmPolicyView(APIView):
+    """The active RFM policy. `PUT` writes a new version (fields left out keep their values)
+    and queues a full recomputation."""
+
+    scope_resource = "segments"
+
+    @extend_schema(responses=RfmPolicySerializer)
+    def get(self, request: Request) -> Response:
+        return Response(RfmPolicySerializer(rfm_policy_active()).data)
+
+    @extend_schema(request=RfmPolicyInSerializer, responses=RfmPolicySerializer)
+    def put(self, request: Request) -> Response:
+        serializer = RfmPolicyInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        before = rfm_policy_active().version
+        policy = rfm_policy_update(changes=serializer.validated_data, actor=actor_of(request))
+        if policy.version != before:
+            recompute_enqueue(trigger="policy")
+        return Response(RfmPolicySerializer(policy).data)
+
+
+class LifecyclePolicyView(APIView):
+    """The active lifecycle policy. `PUT` writes a new version (fields left out keep their
+    values) and queues a full recomputation."""
+
+    scope_resource = "segments"
+
+    @extend_schema(responses=LifecyclePolicySerializer)
+    def get(self, request: Request) -> Response:
+        return Response(LifecyclePolicySerializer(lifecycle_policy_active()).data)
+
+    @extend_schema(request=LifecyclePolicyInSerializer, responses=LifecyclePolicySerializer)
+    def put(self, request: Request) -> Response:
+        serializer = LifecyclePolicyInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        before = lifecycle_policy_active().version
+        policy = lifecycle_policy_update(changes=serializer.validated_data, actor=actor_of(request))
+        if policy.version != before:
+            recompute_enqueue(trigger="policy")
+        return Response(LifecyclePolicySerializer(policy).data)
+
+
+class TierCountSerializer(serializers.Serializer):
+    tier = serializers.CharField(allow_null=True)
+    label = serializers.CharField()  # type: ignore[assignment]
+    count = serializers.IntegerField()
+    share = serializers.FloatField()
+
+
+class StateCountSerializer(serializers.Serializer):
+    state = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    count = serializers.IntegerField()
+    share = serializers.FloatField()
+
+
+class RfmTierStatsView(APIView):
+    """Customers per RFM tier (`tier: null`: no paid order in the window)."""
+
+    scope_resource = "segments"
+
+    @extend_schema(responses=TierCountSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(TierCountSerializer(rfm_tier_distribution(), many=True).data)
+
+
+class LifecycleStatsView(APIView):
+    """Customers per lifecycle state."""
+
+    scope_resource = "segments"
+
+    @extend_schema(responses=StateCountSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(StateCountSerializer(lifecycle_distribution(), many=True).data)
+
+
+class TransitionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LifecycleTransition
+        fields = ["id", "customer_id", "from_state", "to_state", "at", "recorded_at", "run_id"]
+
+
+class TransitionFilter(SelectorFilterSet):
+    customer_id = django_filters.NumberFilter(method="noop")
+    from_state = django_filters.ChoiceFilter(choices=LifecycleState.choices, method="noop")
+    to_state = django_filters.ChoiceFilter(choices=LifecycleState.choices, method="noop")
+    recorded_since = django_filters.IsoDateTimeFilter(method="noop")
+
+    class Meta:
+        model = LifecycleTransition
+        fields: list[str] = []
+
+    def select(self, data: dict[str, Any]) -> Any:
+        return lifecycle_transition_list(
+            customer_id=int(data["customer_id"]) if data.get("customer_id") else None,
+            from_state=data.get("from_state") or None,
+            to_state=data.get("to_state") or None,
+            recorded_since=data.get("recorded_since"),
+        )
+
+
+class FeedCursorPagination(IdCursorPagination):
+    """Oldest first: a consumer keeps the `next` link and polls it for new transitions."""
+
+    ordering = "id"
+
+
+class TransitionFeedView(generics.ListAPIView):
+    """Lifecycle transitions as a feed, oldest first, by cursor (what campaigns trigger on)."""
+
+    scope_resource = "segments"
+    serializer_class = TransitionSerializer
+    filterset_class = TransitionFilter
+    pagination_class = FeedCursorPagination
+    queryset = LifecycleTransition.objects.all()
+
+
+class RecomputeRunSerializer(serializers.ModelSerializer):
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    rfm_policy_version = serializers.IntegerField(source="rfm_policy.version", default=None)
+    lifecycle_policy_version = serializers.IntegerField(
+        source="lifecycle_policy.version", default=None
+    )
+
+    class Meta:
+        model = RecomputeRun
+        fields = [
+            "id",
+            "kind",
+            "trigger",
+            "as_of",
+            "status",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "customers_processed",
+            "rows_changed",
+            "transitions_written",
+            "error",
+            "breakpoints",
+            "rfm_policy_version",
+            "lifecycle_policy_version",
+        ]
+
+
+class RecomputeRunFilter(SelectorFilterSet):
+    kind = django_filters.ChoiceFilter(choices=RecomputeKind.choices, method="noop")
+    status = django_filters.ChoiceFilter(choices=RecomputeStatus.choices, method="noop")
+
+    class Meta:
+        model = RecomputeRun
+        fields: list[str] = []
+
+    def select(self, data: dict[str, Any]) -> Any:
+        return recompute_run_list(kind=data.get("kind") or None, status=data.get("status") or None)
+
+
+class RecomputeInSerializer(serializers.Serializer):
+    as_of = serializers.DateField(
+        required=False, help_text=_("Compute as if today were this date. Default: today.")
+    )
+    customer_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        max_length=100_000,
+        help_text=_("Recompute only these customers. Default: everyone."),
+    )
+
+
+class RecomputeView(generics.ListAPIView):
+    """`GET`: recomputation runs, newest first. `POST`: queue a recomputation (202)."""
+
+    scope_resource = "segments"
+    serializer_class = RecomputeRunSerializer
+    filterset_class = RecomputeRunFilter
+    queryset = RecomputeRun.objects.all()
+
+    @extend_schema(request=RecomputeInSerializer, responses={202: RecomputeInSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = RecomputeInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        recompute_enqueue(
+            trigger="api",
+            as_of=serializer.validated_data.get("as_of"),
+            customer_ids=serializer.validated_data.get("customer_ids"),
+        )
+        return Response(serializer.data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,115 @@
+"""Segmentation reads: active policies, tier and lifecycle distributions, the transition feed,
+recomputation runs, and what a customer page or the customer lookup shows. Reads only."""
+
+from datetime import date, datetime
+from typing import Any
+
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from segments.models import (
+    CustomerMetrics,
+    LifecycleState,
+    LifecycleTransition,
+    RecomputeRun,
+    RfmTier,
+    Segment,
+)
+
+
+def rfm_tier_distribution() -> list[dict[str, Any]]:
+    """Customers per RFM tier, every tier listed in the order of the model (one query);
+    `tier: None` counts customers without a paid order in the window."""
+    counts = dict(
+        CustomerMetrics.objects.values_list("rfm_tier").annotate(n=Count("pk")).order_by()
+    )
+    total = sum(counts.values())
+    return [
+        {
+            "tier": tier,
+            "label": str(label),
+            "count": counts.get(tier, 0),
+            "share": round(counts.get(tier, 0) / total, 4) if total else 0.0,
+        }
+        for tier, label in [*RfmTier.choices, (None, "-")]
+    ]
+
+
+def lifecycle_distribution() -> list[dict[str, Any]]:
+    """Customers per lifecycle state, every state listed (one query)."""
+    counts = dict(
+        CustomerMetrics.objects.values_list("lifecycle_state").annotate(n=Count("pk")).order_by()
+    )
+    total = sum(counts.values())
+    return [
+        {
+            "state": state,
+            "label": str(label),
+            "count": counts.get(state, 0),
+            "share": round(counts.get(state, 0) / total, 4) if total else 0.0,
+        }
+        for state, label in LifecycleState.choices
+    ]
+
+
+def lifecycle_transition_list(
+    *,
+    customer_id: int | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    recorded_since: datetime | None = None,
+) -> QuerySet[LifecycleTransition]:
+    """The transition feed; readers page through it by id (ids only grow)."""
+    transitions = LifecycleTransition.objects.all()
+    if customer_id is not None:
+        transitions = transitions.filter(customer_id=customer_id)
+    if from_state:
+        transitions = transitions.filter(from_state=from_state)
+    if to_state:
+        transitions = transitions.filter(to_state=to_state)
+    if recorded_since is not None:
+        transitions = transitions.filter(recorded_at__gte=recorded_since)
+    return transitions
+
+
+def recompute_run_list(*, kind: str | None = None, status: str | None = None) -> QuerySet:
+    runs = RecomputeRun.objects.select_related("rfm_policy", "lifecycle_policy")
+    if kind:
+        runs = runs.filter(kind=kind)
+    if status:
+        runs = runs.filter(status=status)
+    return runs
+
+
+def days_since(moment: datetime | None, *, today: date | None = None) -> int | None:
+    """Business days from `moment` to today (both in the business time zone)."""
+    if moment is None:
+        return None
+    today = today or timezone.localdate()
+    return (today - timezone.localtime(moment).date()).days
+
+
+def customer_metrics(customer_id: int) -> CustomerMetrics | None:
+    return CustomerMetrics.objects.filter(customer_id=customer_id).first()
+
+
+def customer_transitions(customer_id: int, *, limit: int = 20) -> list[LifecycleTransition]:
+    """The latest transitions of a customer, newest first (index transition_by_customer)."""
+    return list(
+        LifecycleTransition.objects.filter(customer_id=customer_id).order_by("-at", "-id")[:limit]
+    )
+
+
+def customer_segments(customer_id: int) -> list[Segment]:
+    """The segments a customer is in now (index membership_by_customer_seg)."""
+    return list(
+        Segment.objects.filter(memberships__customer_id=customer_id)
+        .order_by("name")
+        .only("id", "name", "kind")
+    )
+
+
+def customer_scores_for_sidebar(customer_id: int) -> dict[str, Any]:
+    """What the customer lookup adds about a customer: its metrics (None until its first
+    recomputation) and its segments. Two queries."""
+    return {"metrics": customer_metrics(customer_id), "segments": customer_segments(customer_id)}

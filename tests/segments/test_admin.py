@@ -1,0 +1,129 @@
+"""Segmentation admin: policy editors write new versions through the services, runs are
+listed with their figures and can be requested, the customer page shows scores and
+transitions, and lists cost a fixed number of queries."""
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from segments.models import LifecyclePolicy, RfmPolicy
+from segments.services.recompute import recompute_full
+from tests.factories import CustomerFactory
+from tests.segments.recompute_support import AS_OF, buyer
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client_en() -> Client:
+    user = User.objects.create_superuser("boss", password="x")
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    return client
+
+
+def test_policy_add_starts_from_active_values_and_saves_a_new_version(
+    admin_client_en: Client, django_capture_on_commit_callbacks: Callable
+) -> None:
+    page = admin_client_en.get(reverse("admin:segments_lifecyclepolicy_add"))
+    assert page.status_code == 200
+    assert page.context["adminform"].form.initial["active_days"] == 90
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client_en.post(
+            reverse("admin:segments_lifecyclepolicy_add"),
+            {"new_days": 14, "active_days": 60, "sleeping_days": 120, "reactivated_days": 14},
+        )
+    assert response.status_code == 302
+    active = LifecyclePolicy.objects.get(is_active=True)
+    assert (active.version, active.new_days, active.active_days) == (2, 14, 60)
+    assert active.created_by.startswith("user:")
+    assert len(callbacks) == 1
+    assert LifecyclePolicy.objects.count() == 2
+    old = admin_client_en.get(
+        reverse(
+            "admin:segments_lifecyclepolicy_change",
+            args=[LifecyclePolicy.objects.get(version=1).pk],
+        )
+    )
+    assert old.status_code == 200
+    assert b'name="active_days"' not in old.content  # read-only
+
+
+def test_invalid_policy_is_refused_with_the_reason(admin_client_en: Client) -> None:
+    response = admin_client_en.post(
+        reverse("admin:segments_rfmpolicy_add"),
+        {
+            "lookback_days": 365,
+            "scoring_method": "thresholds",
+            "recency_breakpoints": "30,60",
+            "frequency_breakpoints": "1,2,3,5",
+            "monetary_breakpoints": "100,200,500,1000",
+            "high_score_threshold": 3,
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "Give exactly 4 breakpoints." in response.content.decode()
+    assert RfmPolicy.objects.count() == 1
+
+
+def test_runs_list_and_recompute_now(
+    admin_client_en: Client, django_capture_on_commit_callbacks: Callable
+) -> None:
+    buyer(recency=3, orders=1, spend=100)
+    recompute_full(trigger="test", as_of=AS_OF)
+    page = admin_client_en.get(reverse("admin:segments_recomputerun_changelist"))
+    assert page.status_code == 200
+    assert "Recompute everyone now" in page.content.decode()
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client_en.post(reverse("admin:segments_recomputerun_recompute_now"))
+    assert response.status_code == 302
+    assert len(callbacks) == 1
+
+
+def test_customer_page_shows_scores_and_transitions(admin_client_en: Client) -> None:
+    customer = buyer(recency=3, orders=2, spend=300)
+    recompute_full(trigger="test", as_of=AS_OF)
+    page = admin_client_en.get(reverse("admin:crm_customer_change", args=[customer.pk]))
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "Scores and lifecycle" in content
+    assert "General develop" in content
+    assert "Lifecycle transitions" in content
+
+
+def test_chinese_labels(admin_client_en: Client) -> None:
+    buyer(recency=3, orders=2, spend=300)
+    recompute_full(trigger="test", as_of=AS_OF)
+    page = admin_client_en.get(
+        reverse("admin:segments_customermetrics_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans"
+    )
+    content = page.content.decode()
+    assert "一般发展" in content
+    assert "新客" in content
+
+
+def test_metrics_and_transition_lists_cost_fixed_queries(admin_client_en: Client) -> None:
+    def queries(url: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client_en.get(url).status_code == 200
+        return len(captured)
+
+    buyer(recency=3, orders=1, spend=100)
+    recompute_full(trigger="test", as_of=AS_OF)
+    urls = [
+        reverse("admin:segments_customermetrics_changelist"),
+        reverse("admin:segments_lifecycletransition_changelist"),
+        reverse("admin:segments_recomputerun_changelist"),
+    ]
+    few = [queries(url) for url in urls]
+    for r in range(5, 25):
+        buyer(recency=r, orders=1, spend=100)
+    CustomerFactory()
+    recompute_full(trigger="test", as_of=AS_OF)
+    assert [queries(url) for url in urls] == few
