@@ -32,4 +32,7 @@ lint: install ## ruff, mypy and a check that no migration is missing
 bench: install ## Ingestion benchmark over real HTTP (see bench/README.md)
 	$(BIN)/python bench/ingest_orders.py
 
-.PHONY: help install run test lint bench
+bench-seg: install ## Segmentation benchmark at 10k, 100k and 1M customers (see bench/README.md)
+	$(BIN)/python bench/segmentation.py --sizes 10000,100000,1000000
+
+.PHONY: help install run test lint bench bench-seg

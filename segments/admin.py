@@ -5,9 +5,11 @@ write goes through a service."""
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from crm.admin import CustomerAdmin, ReadOnlyAdmin, ReadOnlyInline
@@ -20,7 +22,12 @@ from segments.models import (
     PolicyBase,
     RecomputeRun,
     RfmPolicy,
+    Segment,
+    SegmentKind,
+    SegmentMembership,
+    SegmentSizeSnapshot,
 )
+from segments.rules import InvalidRule, rule_check
 from segments.services.policies import (
     LIFECYCLE_FIELDS,
     RFM_FIELDS,
@@ -30,6 +37,13 @@ from segments.services.policies import (
     rfm_policy_update,
 )
 from segments.services.recompute import recompute_enqueue
+from segments.services.segments import (
+    segment_create,
+    segment_delete,
+    segment_preview,
+    segment_refresh_enqueue,
+    segment_update,
+)
 
 
 class PolicyAdmin(admin.ModelAdmin):
@@ -226,11 +240,147 @@ class LifecycleTransitionInline(ReadOnlyInline):
     ordering = ["-at", "-id"]
 
 
-class CustomerWithScoresAdmin(CustomerAdmin):
-    """The CRM's customer page with the scores, lifecycle and transitions of this app."""
+class CustomerSegmentInline(ReadOnlyInline):
+    model = SegmentMembership
+    verbose_name_plural = _("segments")
+    fields = readonly_fields = ("segment", "rule_version", "entered_at")
 
-    inlines = [CustomerMetricsInline, LifecycleTransitionInline, *CustomerAdmin.inlines]
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("segment")
+
+
+class CustomerWithScoresAdmin(CustomerAdmin):
+    """The CRM's customer page with the scores, lifecycle, transitions and segments of this
+    app."""
+
+    inlines = [
+        CustomerMetricsInline,
+        LifecycleTransitionInline,
+        CustomerSegmentInline,
+        *CustomerAdmin.inlines,
+    ]
 
 
 admin.site.unregister(Customer)
 admin.site.register(Customer, CustomerWithScoresAdmin)
+
+
+class SegmentForm(forms.ModelForm):
+    """The rule is checked (with its path in the tree) before anything is saved."""
+
+    class Meta:
+        model = Segment
+        fields = ["name", "description", "kind", "rule"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("kind") == SegmentKind.DYNAMIC:
+            rule = cleaned.get("rule")
+            if rule is None:
+                self.add_error("rule", _("A dynamic segment needs a rule."))
+            else:
+                try:
+                    rule_check(rule, segment_id=self.instance.pk)
+                except InvalidRule as error:
+                    for problem in error.problems:
+                        self.add_error("rule", f"{problem.path}: {problem.message}")
+        return cleaned
+
+
+class SizeSnapshotInline(ReadOnlyInline):
+    model = SegmentSizeSnapshot
+    fields = readonly_fields = ("at", "size", "entered", "exited", "rule_version")
+    ordering = ["-at", "-id"]
+    max_num = 30
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    form = SegmentForm
+    list_display = [
+        "name",
+        "kind",
+        "member_count",
+        "rule_version",
+        "refreshed_at",
+        "members_link",
+        "refresh_error",
+    ]
+    list_filter = ["kind"]
+    search_fields = ["name"]
+    readonly_fields = [
+        "preview_size",
+        "member_count",
+        "rule_version",
+        "refreshed_at",
+        "members_link",
+        "refresh_error",
+        "created_by",
+        "created_at",
+    ]
+    inlines = [SizeSnapshotInline]
+    actions = ["refresh_now"]
+
+    @admin.display(description=_("size if refreshed now"))
+    def preview_size(self, segment: Segment) -> str:
+        if segment.pk is None or segment.kind != SegmentKind.DYNAMIC or segment.rule is None:
+            return "-"
+        try:
+            return str(segment_preview(rule=segment.rule).size)
+        except DomainError as error:
+            return error.message
+
+    @admin.display(description=_("members"))
+    def members_link(self, segment: Segment) -> str:
+        if segment.pk is None:
+            return "-"
+        url = reverse("admin:segments_segmentmembership_changelist")
+        return format_html(
+            '<a href="{}?segment__id__exact={}">{}</a>', url, segment.pk, _("member list")
+        )
+
+    def save_model(self, request: HttpRequest, obj: Segment, form: Any, change: bool) -> None:
+        actor = f"user:{request.user.pk}"
+        data = form.cleaned_data
+        if change:
+            saved = segment_update(
+                segment_id=obj.pk,
+                name=data["name"],
+                description=data["description"],
+                rule=data["rule"] if obj.kind == SegmentKind.DYNAMIC else None,
+                actor=actor,
+            )
+        else:
+            saved = segment_create(
+                name=data["name"],
+                kind=data["kind"],
+                rule=data["rule"],
+                description=data["description"],
+                actor=actor,
+            )
+        obj.pk = saved.pk
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [*self.readonly_fields, "kind"] if obj is not None else self.readonly_fields
+
+    def delete_model(self, request: HttpRequest, obj: Segment) -> None:
+        segment_delete(segment_id=obj.pk, actor=f"user:{request.user.pk}")
+
+    @admin.action(description=_("Refresh the selected segments now"))
+    def refresh_now(self, request: HttpRequest, queryset: Any) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        segment_refresh_enqueue(ids)
+        self.message_user(request, _("Refresh queued."), messages.SUCCESS)
+
+
+@admin.register(SegmentMembership)
+class SegmentMembershipAdmin(ReadOnlyAdmin):
+    list_display = ["segment", "customer", "rule_version", "entered_at"]
+    list_filter = ["segment"]
+    list_select_related = ["segment", "customer"]
+    search_fields = ["=customer__id"]
+    search_help_text = _("Customer id.")
+    show_full_result_count = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

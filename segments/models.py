@@ -277,6 +277,9 @@ class RecomputeRun(models.Model):
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
+    # Not stored: the customers an incremental run recomputed, for the segment refresh after it.
+    recomputed_customer_ids: list[int] | None = None
+
     class Meta:
         verbose_name = _("recomputation run")
         verbose_name_plural = _("recomputation runs")

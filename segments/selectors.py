@@ -7,6 +7,8 @@ from typing import Any
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
+from crm.models import Customer
+from crm.selectors.customers import customer_list
 from segments.models import (
     CustomerMetrics,
     LifecycleState,
@@ -14,6 +16,8 @@ from segments.models import (
     RecomputeRun,
     RfmTier,
     Segment,
+    SegmentMembership,
+    SegmentSizeSnapshot,
 )
 
 
@@ -113,3 +117,33 @@ def customer_scores_for_sidebar(customer_id: int) -> dict[str, Any]:
     """What the customer lookup adds about a customer: its metrics (None until its first
     recomputation) and its segments. Two queries."""
     return {"metrics": customer_metrics(customer_id), "segments": customer_segments(customer_id)}
+
+
+def segment_list(*, kind: str | None = None, search: str | None = None) -> QuerySet[Segment]:
+    segments = Segment.objects.all()
+    if kind:
+        segments = segments.filter(kind=kind)
+    if search:
+        segments = segments.filter(name__icontains=search)
+    return segments
+
+
+def segment_members(segment_id: int) -> QuerySet[Customer]:
+    """The members of a segment as customers with identities (two queries a page; the
+    membership subquery is served by segment_membership_unique)."""
+    return customer_list().filter(
+        pk__in=SegmentMembership.objects.filter(segment_id=segment_id).values("customer_id")
+    )
+
+
+def segment_size_history(segment_id: int) -> QuerySet[SegmentSizeSnapshot]:
+    return SegmentSizeSnapshot.objects.filter(segment_id=segment_id)
+
+
+def customer_memberships(customer_id: int) -> QuerySet[SegmentMembership]:
+    """A customer's segments with when it entered each (index membership_by_customer_seg)."""
+    return (
+        SegmentMembership.objects.filter(customer_id=customer_id)
+        .select_related("segment")
+        .order_by("segment__name")
+    )

@@ -7,7 +7,9 @@ from datetime import date
 from celery import shared_task
 
 from crm.models import DirtyMark
+from segments.models import RecomputeRun, RecomputeStatus, Segment
 from segments.services.recompute import RunSkipped, recompute_customers, recompute_full
+from segments.services.segments import segment_refresh, segments_refresh_all
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +21,7 @@ def recompute_full_task(trigger: str = "schedule", as_of: str | None = None) -> 
     run = recompute_full(
         trigger=trigger, as_of=date.fromisoformat(as_of) if as_of else None, wait=True
     )
+    _refresh_segments_after(run)
     return run.pk
 
 
@@ -33,6 +36,7 @@ def recompute_customers_task(
         as_of=date.fromisoformat(as_of) if as_of else None,
         wait=True,
     )
+    _refresh_segments_after(run)
     return run.pk
 
 
@@ -47,4 +51,24 @@ def recompute_dirty_task() -> int | None:
     except RunSkipped as skipped:
         logger.info("recompute_dirty.skipped", extra={"run_id": skipped.run.pk})
         return None
+    _refresh_segments_after(run)
     return run.pk
+
+
+@shared_task(name="segments.segment_refresh")
+def segment_refresh_task(segment_id: int) -> int | None:
+    """Materialise one segment now (after a change of its rule, or on demand)."""
+    if not Segment.objects.filter(pk=segment_id).exists():
+        return None
+    return segment_refresh(segment_id=segment_id).size
+
+
+def _refresh_segments_after(run: RecomputeRun) -> None:
+    """Dynamic segments follow each recomputation: every customer after a full run, only
+    the recomputed ones after an incremental run."""
+    if run.status != RecomputeStatus.SUCCEEDED:
+        return
+    if run.recomputed_customer_ids is None:
+        segments_refresh_all()
+    elif run.recomputed_customer_ids:
+        segments_refresh_all(customer_ids=run.recomputed_customer_ids)

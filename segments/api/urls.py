@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from segments.api import scores
+from segments.api import scores, segments
 
 urlpatterns = [
     path("policies/rfm", scores.RfmPolicyView.as_view(), name="policy-rfm"),
@@ -15,4 +15,27 @@ urlpatterns = [
         name="lifecycle-transition-list",
     ),
     path("recompute", scores.RecomputeView.as_view(), name="recompute"),
+    path("segments", segments.SegmentListView.as_view(), name="segment-list"),
+    path("segments/preview", segments.SegmentPreviewView.as_view(), name="segment-preview"),
+    path("segments/<int:segment_id>", segments.SegmentDetailView.as_view(), name="segment-detail"),
+    path(
+        "segments/<int:segment_id>/refresh",
+        segments.SegmentRefreshView.as_view(),
+        name="segment-refresh",
+    ),
+    path(
+        "segments/<int:segment_id>/members",
+        segments.SegmentMembersView.as_view(),
+        name="segment-members",
+    ),
+    path(
+        "segments/<int:segment_id>/history",
+        segments.SegmentHistoryView.as_view(),
+        name="segment-history",
+    ),
+    path(
+        "customers/<int:customer_id>/segments",
+        segments.CustomerSegmentsView.as_view(),
+        name="customer-segments",
+    ),
 ]

@@ -119,11 +119,8 @@ def _parameters(
     }
 
 
-# Per-customer aggregates of paid orders up to the end of the as-of day. A full run scans the
-# whole table (a parallel sequential scan); an incremental one reads the marked customers'
-# orders through order_by_customer_paid.
-_AGGREGATE_SELECT = """
-    SELECT o.customer_id,
+# Per-customer aggregates of paid orders up to the end of the as-of day.
+_AGGREGATES = """
            min(o.paid_at) AS first_paid_at,
            max(o.paid_at) AS last_paid_at,
            count(*) AS lifetime_orders,
@@ -133,15 +130,27 @@ _AGGREGATE_SELECT = """
                     FILTER (WHERE o.paid_at >= %(window_start)s), 0) AS net_spend_in_window,
            min(o.paid_at) FILTER (WHERE o.paid_at >= %(recent_start)s) AS first_recent_paid_at,
            max(o.paid_at) FILTER (WHERE o.paid_at < %(recent_start)s) AS last_earlier_paid_at
+"""
+# A full run scans the whole table (a parallel sequential scan).
+AGGREGATE_ALL_SQL = f"""
+    SELECT o.customer_id, {_AGGREGATES}
     FROM crm_order o
     WHERE o.status = ANY(%(statuses)s) AND o.paid_at < %(end)s
-"""
-AGGREGATE_ALL_SQL = _AGGREGATE_SELECT + " GROUP BY o.customer_id"
-_AGGREGATE_SCOPE_SQL = (
-    _AGGREGATE_SELECT  # noqa: S608 - constants only
-    + " AND o.customer_id IN (SELECT customer_id FROM segments_work_scope)"
-    + " GROUP BY o.customer_id"
-)
+    GROUP BY o.customer_id
+"""  # noqa: S608 - constants only
+# An incremental run reads each scope customer's orders through order_by_customer_paid (a
+# lateral lookup: a join would let a misestimate of orders per customer pick a full scan).
+_AGGREGATE_SCOPE_SQL = f"""
+    SELECT s.customer_id, x.*
+    FROM segments_work_scope s
+    CROSS JOIN LATERAL (
+        SELECT {_AGGREGATES}
+        FROM crm_order o
+        WHERE o.customer_id = s.customer_id
+          AND o.status = ANY(%(statuses)s) AND o.paid_at < %(end)s
+    ) x
+    WHERE x.lifetime_orders > 0
+"""  # noqa: S608 - constants only
 
 _BREAKPOINTS_SQL = """
     SELECT percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY recency_days),
@@ -175,7 +184,7 @@ METRIC_COLUMNS = (
     "previous_lifecycle_state",
 )
 _COLUMNS = ", ".join(METRIC_COLUMNS)
-_SET_EXCLUDED = ", ".join(f"{c} = EXCLUDED.{c}" for c in METRIC_COLUMNS)
+_SET_CHANGED = ", ".join(f"{c} = n.{c}" for c in METRIC_COLUMNS)
 
 
 def _day(expression: str) -> str:
@@ -189,7 +198,7 @@ _OLD_VALUES = ", ".join(f"old_{c}" for c in METRIC_COLUMNS)
 # One batch: the customers of an id range (all of them, or those in segments_work_scope), their
 # new values, and the rows that differ from the stored ones, written with their transitions.
 # Every table is read by its primary key within the range (no scan of a whole table).
-BATCH_SQL = f"""
+_BATCH_TEMPLATE = f"""
 WITH base AS (
     SELECT c.id AS customer_id, a.first_paid_at, a.last_paid_at, a.first_recent_paid_at,
            coalesce(a.lifetime_orders, 0) AS lifetime_orders,
@@ -204,13 +213,7 @@ WITH base AS (
                - (a.last_earlier_paid_at AT TIME ZONE %(tz)s)::date AS recent_gap_days,
            m.customer_id IS NOT NULL AS has_row, {_OLD_COLUMNS},
            c.id IN (SELECT customer_id FROM segments_work_dirty) AS is_dirty
-    FROM crm_customer c
-    LEFT JOIN segments_work_agg a ON a.customer_id = c.id
-        AND a.customer_id >= %(id_low)s AND a.customer_id < %(id_high)s
-    LEFT JOIN segments_customermetrics m ON m.customer_id = c.id
-        AND m.customer_id >= %(id_low)s AND m.customer_id < %(id_high)s
-    WHERE c.id >= %(id_low)s AND c.id < %(id_high)s
-      AND (%(everyone)s OR c.id IN (SELECT customer_id FROM segments_work_scope))
+    {{candidates}}
 ),
 classified AS (
     SELECT b.*,
@@ -300,10 +303,15 @@ changed AS (
     SELECT * FROM new
     WHERE NOT has_row OR ({_COLUMNS}) IS DISTINCT FROM ({_OLD_VALUES})
 ),
-written AS (
+-- Rows are new or updated, never both: only a run writes them, and runs never overlap.
+inserted AS (
     INSERT INTO segments_customermetrics (customer_id, {_COLUMNS}, changed_at)
-    SELECT customer_id, {_COLUMNS}, now() FROM changed
-    ON CONFLICT (customer_id) DO UPDATE SET {_SET_EXCLUDED}, changed_at = EXCLUDED.changed_at
+    SELECT customer_id, {_COLUMNS}, now() FROM changed WHERE NOT has_row
+    RETURNING 1
+),
+updated AS (
+    UPDATE segments_customermetrics t SET {_SET_CHANGED}, changed_at = now()
+    FROM changed n WHERE n.has_row AND t.customer_id = n.customer_id
     RETURNING 1
 ),
 transitions AS (
@@ -314,8 +322,27 @@ transitions AS (
     FROM changed WHERE lifecycle_state <> from_state
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM transitions)
+SELECT (SELECT count(*) FROM inserted) + (SELECT count(*) FROM updated),
+       (SELECT count(*) FROM transitions)
 """  # noqa: S608 - composed of constants only
+
+# The customers of a batch: a full run takes an id range of all customers, reading each table
+# by its primary key within the range; an incremental run starts from its scope.
+BATCH_ALL_SQL = _BATCH_TEMPLATE.format(
+    candidates="""FROM crm_customer c
+    LEFT JOIN segments_work_agg a ON a.customer_id = c.id
+        AND a.customer_id >= %(id_low)s AND a.customer_id < %(id_high)s
+    LEFT JOIN segments_customermetrics m ON m.customer_id = c.id
+        AND m.customer_id >= %(id_low)s AND m.customer_id < %(id_high)s
+    WHERE c.id >= %(id_low)s AND c.id < %(id_high)s"""
+)
+BATCH_SCOPE_SQL = _BATCH_TEMPLATE.format(
+    candidates="""FROM segments_work_scope k
+    JOIN crm_customer c ON c.id = k.customer_id
+    LEFT JOIN segments_work_agg a ON a.customer_id = k.customer_id
+    LEFT JOIN segments_customermetrics m ON m.customer_id = k.customer_id
+    WHERE k.customer_id >= %(id_low)s AND k.customer_id < %(id_high)s"""
+)
 
 
 class RunSkipped(Exception):
@@ -495,7 +522,7 @@ def _batch(params: dict[str, Any], low: int, high: int, *, scoped: bool) -> tupl
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")  # compiling costs more than running a batch
         cursor.execute(
-            BATCH_SQL, {**params, "id_low": low, "id_high": high, "everyone": not scoped}
+            BATCH_SCOPE_SQL if scoped else BATCH_ALL_SQL, {**params, "id_low": low, "id_high": high}
         )
         changed, transitions = cursor.fetchone()  # type: ignore[misc]
     return changed, transitions
@@ -699,6 +726,7 @@ def _execute(
     )
     if mark_ids:
         DirtyMark.objects.filter(pk__in=mark_ids).delete()
+    run.recomputed_customer_ids = dirty if scoped else None
 
 
 def recompute_enqueue(

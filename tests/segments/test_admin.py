@@ -11,8 +11,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from segments.models import LifecyclePolicy, RfmPolicy
+from segments.models import LifecyclePolicy, RfmPolicy, Segment
 from segments.services.recompute import recompute_full
+from segments.services.segments import segment_create, segment_members_change
 from tests.factories import CustomerFactory
 from tests.segments.recompute_support import AS_OF, buyer
 
@@ -89,12 +90,15 @@ def test_runs_list_and_recompute_now(
 def test_customer_page_shows_scores_and_transitions(admin_client_en: Client) -> None:
     customer = buyer(recency=3, orders=2, spend=300)
     recompute_full(trigger="test", as_of=AS_OF)
+    static = segment_create(name="试用名单", kind="static", actor="t")
+    segment_members_change(segment_id=static.pk, add=[customer.pk], actor="t")
     page = admin_client_en.get(reverse("admin:crm_customer_change", args=[customer.pk]))
     assert page.status_code == 200
     content = page.content.decode()
     assert "Scores and lifecycle" in content
     assert "General develop" in content
     assert "Lifecycle transitions" in content
+    assert "试用名单" in content
 
 
 def test_chinese_labels(admin_client_en: Client) -> None:
@@ -127,3 +131,48 @@ def test_metrics_and_transition_lists_cost_fixed_queries(admin_client_en: Client
     CustomerFactory()
     recompute_full(trigger="test", as_of=AS_OF)
     assert [queries(url) for url in urls] == few
+
+
+def test_segment_editor_checks_the_rule_and_shows_the_preview_size(
+    admin_client_en: Client, django_capture_on_commit_callbacks: Callable
+) -> None:
+    buyer(recency=3, orders=1, spend=500)
+    buyer(recency=3, orders=1, spend=50)
+    recompute_full(trigger="test", as_of=AS_OF)
+    add = reverse("admin:segments_segment_add")
+    wrong = admin_client_en.post(
+        add,
+        {
+            "name": "高消费",
+            "kind": "dynamic",
+            "rule": '{"all": [{"field": "spend", "op": "gte", "value": "many"}]}',
+            "size_history-TOTAL_FORMS": "0",
+            "size_history-INITIAL_FORMS": "0",
+        },
+    )
+    assert wrong.status_code == 200
+    assert "$.all[0].value" in wrong.content.decode()
+    assert not Segment.objects.exists()
+    with django_capture_on_commit_callbacks() as callbacks:
+        created = admin_client_en.post(
+            add,
+            {
+                "name": "高消费",
+                "kind": "dynamic",
+                "rule": '{"field": "spend", "op": "gte", "value": 100}',
+                "size_history-TOTAL_FORMS": "0",
+                "size_history-INITIAL_FORMS": "0",
+            },
+        )
+    assert created.status_code == 302
+    assert len(callbacks) == 1
+    segment = Segment.objects.get()
+    page = admin_client_en.get(reverse("admin:segments_segment_change", args=[segment.pk]))
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "Size if refreshed now" in content
+    assert '<div class="readonly">1</div>' in content
+    members = admin_client_en.get(
+        reverse("admin:segments_segmentmembership_changelist") + f"?segment__id__exact={segment.pk}"
+    )
+    assert members.status_code == 200

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from crm.models import Customer, DirtyMark
-from crm.services.customers import customers_mark_dirty
+from crm.services.customers import customers_mark_dirty, customers_merge
 from segments.models import CustomerMetrics, LifecycleTransition, RecomputeRun, RecomputeStatus
 from segments.services import recompute
 from segments.services.recompute import (
@@ -225,3 +225,17 @@ def test_sweep_task_does_nothing_without_marks() -> None:
     run_id = recompute_dirty_task()
     assert RecomputeRun.objects.get(pk=run_id).status == RecomputeStatus.SUCCEEDED
     assert timezone.now() - RecomputeRun.objects.get(pk=run_id).started_at < timedelta(minutes=1)
+
+
+@pytest.mark.django_db
+def test_merge_takes_the_merged_customers_scores_along_and_marks_the_survivor() -> None:
+    first = buyer(recency=3, orders=1, spend=100)
+    second = buyer(recency=200, orders=2, spend=900)
+    recompute_full(trigger="test", as_of=AS_OF)
+    customers_merge(customer_ids=[first.pk, second.pk], actor="test", reason="duplicate")
+    assert not CustomerMetrics.objects.filter(customer_id=second.pk).exists()
+    assert not LifecycleTransition.objects.filter(customer_id=second.pk).exists()
+    run = recompute_customers(trigger="sweep", as_of=AS_OF)
+    assert run.customers_processed == 1
+    row = metrics(first)
+    assert (row.lifetime_orders, row.lifetime_net_spend) == (3, 1000)

@@ -1,9 +1,10 @@
 """`run_stack [--port 8000] [--no-demo]`: the body of `make run`.
 
 Prepares the database (migrate, operator login, quickstart API key, static files, demo data
-once), then runs gunicorn, a Celery worker and Celery beat as child processes until Ctrl-C or
-SIGTERM. If any child dies, everything is stopped and the command exits non-zero. When
-DATABASE_URL was not set, the embedded PostgreSQL started by the settings is stopped at the end.
+once, a recomputation of scores, demo segments once), then runs gunicorn, a Celery worker and
+Celery beat as child processes until Ctrl-C or SIGTERM. If any child dies, everything is
+stopped and the command exits non-zero. When DATABASE_URL was not set, the embedded PostgreSQL
+started by the settings is stopped at the end.
 
 Secrets that must survive restarts (the operator password unless CRM_OPERATOR_PASSWORD is set,
 and the quickstart key, whose plain form cannot be recovered from the database) are kept in
@@ -67,6 +68,10 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         if not no_demo:
             call_command("load_demo_data", if_empty=True, stdout=self.stdout)
+        # Scores before the first nightly run, so that the admin shows them at once.
+        call_command("recompute", no_progress=True, stdout=self.stdout)
+        if not no_demo:
+            call_command("load_demo_segments", if_empty=True, stdout=self.stdout)
         connections.close_all()  # the children open their own
 
         stack = _Stack(self._child_env(local), stdout=self.stdout)

@@ -1,0 +1,269 @@
+"""Segment endpoints: CRUD, preview without saving, refresh, members (cursor-paginated, with
+identities), size history, and the segments a customer is in."""
+
+from typing import Any
+
+import django_filters
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm.api.customer_refs import CustomerRefsSerializer
+from crm.api.customers import CustomerOutSerializer, PersonalDataContextMixin, actor_of
+from crm.api.filters import SelectorFilterSet
+from crm.api.pagination import IdCursorPagination
+from crm.errors import NotFound
+from crm.models import Customer
+from crm.services.customers import ERROR_CUSTOMER_NOT_FOUND, customers_named
+from segments.models import Segment, SegmentKind, SegmentMembership, SegmentSizeSnapshot
+from segments.selectors import (
+    customer_memberships,
+    segment_list,
+    segment_members,
+    segment_size_history,
+)
+from segments.services.segments import (
+    segment_create,
+    segment_delete,
+    segment_get_or_404,
+    segment_members_change,
+    segment_preview,
+    segment_refresh_enqueue,
+    segment_update,
+)
+
+RULE_HELP = _("A rule tree: see the rule language in the README.")
+
+
+class SegmentOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Segment
+        fields = [
+            "id",
+            "name",
+            "description",
+            "kind",
+            "rule",
+            "rule_version",
+            "member_count",
+            "refreshed_at",
+            "refresh_error",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class SegmentInSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=128)
+    description = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=SegmentKind.choices, default=SegmentKind.DYNAMIC)
+    rule = serializers.JSONField(required=False, allow_null=True, help_text=RULE_HELP)
+
+
+class SegmentPatchSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=128, required=False)
+    description = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    rule = serializers.JSONField(required=False, help_text=RULE_HELP)
+
+
+class SegmentFilter(SelectorFilterSet):
+    kind = django_filters.ChoiceFilter(choices=SegmentKind.choices, method="noop")
+    search = django_filters.CharFilter(method="noop", help_text=_("Name contains."))
+
+    class Meta:
+        model = Segment
+        fields: list[str] = []
+
+    def select(self, data: dict[str, Any]) -> Any:
+        return segment_list(kind=data.get("kind") or None, search=data.get("search") or None)
+
+
+class SegmentListView(generics.ListAPIView):
+    """`GET`: segments. `POST`: create one (a dynamic one is materialised after commit)."""
+
+    scope_resource = "segments"
+    serializer_class = SegmentOutSerializer
+    filterset_class = SegmentFilter
+    queryset = Segment.objects.all()
+
+    @extend_schema(request=SegmentInSerializer, responses={201: SegmentOutSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = SegmentInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        segment = segment_create(
+            name=data["name"],
+            kind=data["kind"],
+            rule=data.get("rule"),
+            description=data.get("description", ""),
+            actor=actor_of(request),
+        )
+        return Response(SegmentOutSerializer(segment).data, status=status.HTTP_201_CREATED)
+
+
+class SegmentDetailView(APIView):
+    scope_resource = "segments"
+
+    @extend_schema(responses=SegmentOutSerializer)
+    def get(self, request: Request, segment_id: int) -> Response:
+        return Response(SegmentOutSerializer(segment_get_or_404(segment_id)).data)
+
+    @extend_schema(request=SegmentPatchSerializer, responses=SegmentOutSerializer)
+    def patch(self, request: Request, segment_id: int) -> Response:
+        serializer = SegmentPatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        segment = segment_update(
+            segment_id=segment_id, actor=actor_of(request), **serializer.validated_data
+        )
+        return Response(SegmentOutSerializer(segment).data)
+
+    def delete(self, request: Request, segment_id: int) -> Response:
+        segment_delete(segment_id=segment_id, actor=actor_of(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PreviewInSerializer(serializers.Serializer):
+    rule = serializers.JSONField(help_text=RULE_HELP)
+
+
+class SampleCustomerSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    display_name = serializers.CharField()
+    lifecycle_state = serializers.CharField(allow_null=True)
+    rfm_tier = serializers.CharField(allow_null=True)
+
+
+class PreviewOutSerializer(serializers.Serializer):
+    size = serializers.IntegerField()
+    condition_counts = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text=_("Customers each top-level condition matches on its own, in order."),
+    )
+    sample = SampleCustomerSerializer(many=True)
+
+
+class SegmentPreviewView(APIView):
+    """Size, per-condition counts and 20 sample customers of a rule, nothing saved."""
+
+    scope_resource = "segments"
+    post_is_read = True
+
+    @extend_schema(request=PreviewInSerializer, responses=PreviewOutSerializer)
+    def post(self, request: Request) -> Response:
+        serializer = PreviewInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        preview = segment_preview(rule=serializer.validated_data["rule"])
+        return Response(PreviewOutSerializer(preview).data)
+
+
+class SegmentRefreshView(APIView):
+    """Queue a refresh of the segment's membership (202)."""
+
+    scope_resource = "segments"
+
+    @extend_schema(request=None, responses={202: None})
+    def post(self, request: Request, segment_id: int) -> Response:
+        segment_get_or_404(segment_id)
+        segment_refresh_enqueue([segment_id])
+        return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
+
+
+class MembersChangeSerializer(CustomerRefsSerializer):
+    allows_none = True  # replacing the list with an empty one is allowed
+    action = serializers.ChoiceField(
+        choices=["add", "remove", "replace"],
+        help_text=_("add to, remove from, or replace a static segment's list."),
+    )
+
+
+class SegmentMembersView(PersonalDataContextMixin, generics.ListAPIView):
+    """`GET`: members with identities (masked without personal_data:read), newest customer
+    first, by cursor. `POST`: change a static segment's list; identities naming nobody are
+    counted as unknown."""
+
+    scope_resource = "segments"
+    serializer_class = CustomerOutSerializer
+    pagination_class = IdCursorPagination
+
+    def get_queryset(self) -> Any:
+        segment_id = self.kwargs["segment_id"]
+        segment_get_or_404(segment_id)
+        return segment_members(segment_id)
+
+    @extend_schema(request=MembersChangeSerializer)
+    def post(self, request: Request, segment_id: int) -> Response:
+        serializer = MembersChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        customer_ids, unknown = customers_named(
+            customer_ids=data["customer_ids"],
+            identities=data["identities"],
+            create_missing=False,
+            actor=actor_of(request),
+        )
+        action = data["action"]
+        outcome = segment_members_change(
+            segment_id=segment_id,
+            add=customer_ids if action == "add" else (),
+            remove=customer_ids if action == "remove" else (),
+            replace=customer_ids if action == "replace" else None,
+            actor=actor_of(request),
+        )
+        return Response(
+            {
+                "size": outcome.size,
+                "entered": outcome.entered,
+                "exited": outcome.exited,
+                "unknown_identities": unknown,
+            }
+        )
+
+
+class SizeSnapshotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SegmentSizeSnapshot
+        fields = ["at", "size", "entered", "exited", "rule_version"]
+
+
+class SnapshotPagination(IdCursorPagination):
+    ordering = "-at"
+
+
+class SegmentHistoryView(generics.ListAPIView):
+    """The segment's size after each refresh, newest first."""
+
+    scope_resource = "segments"
+    serializer_class = SizeSnapshotSerializer
+    pagination_class = SnapshotPagination
+
+    def get_queryset(self) -> Any:
+        segment_id = self.kwargs["segment_id"]
+        segment_get_or_404(segment_id)
+        return segment_size_history(segment_id)
+
+
+class CustomerSegmentSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="segment.id")
+    name = serializers.CharField(source="segment.name")
+    kind = serializers.CharField(source="segment.kind")
+
+    class Meta:
+        model = SegmentMembership
+        fields = ["id", "name", "kind", "rule_version", "entered_at"]
+
+
+class CustomerSegmentsView(APIView):
+    """The segments a customer is in now, with when it entered each."""
+
+    scope_resource = "segments"
+
+    @extend_schema(responses=CustomerSegmentSerializer(many=True))
+    def get(self, request: Request, customer_id: int) -> Response:
+        if not Customer.objects.filter(pk=customer_id).exists():
+            raise NotFound(ERROR_CUSTOMER_NOT_FOUND, str(_("No such customer.")))
+        memberships = customer_memberships(customer_id)
+        return Response(CustomerSegmentSerializer(memberships, many=True).data)

@@ -1,0 +1,468 @@
+"""The rule compiler: checks a rule tree (shape, fields, operators, values, the rows it names,
+segment cycles) and compiles it to one SQL condition over `c` (crm_customer) and `m`
+(segments_customermetrics), with its values as positional parameters.
+
+Checking reads the database (tags, tag groups, groups and segments the rule names, a query per
+kind and one per level of segment references) but writes nothing. `rule_compile` and the SQL
+builders check first and raise InvalidRule, so that a stored rule whose tag was deleted since
+fails loudly instead of matching nobody. Nothing is filtered in Python: the whole rule is one
+statement."""
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from crm.models import Group, Tag, TagGroup
+from segments.models import Segment, SegmentKind
+from segments.rules import builtin  # noqa: F401 - registers the built-in fields
+from segments.rules.errors import InvalidRule, RuleError, RuleProblem
+from segments.rules.fields import CompileContext, Leaf, field_named
+from segments.rules.sql import Sql, join, negate
+from segments.rules.values import (
+    ALL_OPS,
+    GroupRef,
+    Reference,
+    SegmentRef,
+    TagGroupRef,
+    TagRef,
+)
+
+FROM_CLAUSE = "crm_customer c LEFT JOIN segments_customermetrics m ON m.customer_id = c.id"
+MAX_DEPTH = 20
+# PostgreSQL hashes `c.id IN (subquery)` under OR and NOT only when it expects the subquery's
+# ids to fit in work_mem x hash_mem_multiplier; otherwise it rescans the subquery once per
+# customer, which at a million customers does not finish (measured: with the default 4MB a set
+# of 500,000 ids is not hashed). Statements built here run after this one, in the same
+# transaction: 128MB lets the planner hash sets of up to some ten million customers, and the
+# memory used is only what the sets need (some 50 bytes per id).
+RULE_SESSION_SQL = "SELECT set_config('work_mem', '128MB', true)"
+
+_LOGIC_KEYS = ("all", "any", "not")
+_LEAF_KEYS = frozenset({"field", "op", "value", "params"})
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """`condition` is SQL over the aliases of FROM_CLAUSE, true or false (never NULL) for every
+    customer; `params` are its positional `%s` values, in order."""
+
+    condition: str
+    params: list[Any]
+
+
+# --- The checked tree ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AllOf:
+    path: str
+    children: tuple["Node", ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    path: str
+    children: tuple["Node", ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    path: str
+    child: "Node"
+
+
+Node = AllOf | AnyOf | Not | Leaf
+
+
+def _leaves(node: Node) -> Iterator[Leaf]:
+    if isinstance(node, Leaf):
+        yield node
+    elif isinstance(node, Not):
+        yield from _leaves(node.child)
+    else:
+        for child in node.children:
+            yield from _leaves(child)
+
+
+class _Parser:
+    """Checks a rule's shape, fields, operators, values and params, without the database. A
+    wrong leaf is reported with its first problem and the walk goes on, so that one answer
+    lists every wrong leaf."""
+
+    def __init__(self) -> None:
+        self.problems: list[RuleProblem] = []
+
+    def node(self, raw: object, path: str, depth: int = 1) -> Node | None:
+        if depth > MAX_DEPTH:
+            message = _("the rule is nested deeper than %(depth)s levels") % {"depth": MAX_DEPTH}
+            self.problems.append(RuleProblem(path, message))
+            return None
+        if not isinstance(raw, dict):
+            self.problems.append(RuleProblem(path, _("expected an object")))
+            return None
+        logic_keys = [key for key in _LOGIC_KEYS if key in raw]
+        if not logic_keys:
+            return self.leaf(raw, path)
+        if len(logic_keys) > 1:
+            self.problems.append(RuleProblem(path, _("expected only one of all, any and not")))
+            return None
+        key = logic_keys[0]
+        extra_keys = [other for other in raw if other != key]
+        if extra_keys:
+            self.problems.append(RuleProblem(f"{path}.{extra_keys[0]}", _("unknown key")))
+            return None
+        if key == "not":
+            child = self.node(raw["not"], f"{path}.not", depth + 1)
+            return None if child is None else Not(path, child)
+        items = raw[key]
+        if not isinstance(items, list) or not items:
+            self.problems.append(RuleProblem(f"{path}.{key}", _("expected a non-empty list")))
+            return None
+        children = [
+            self.node(item, f"{path}.{key}[{index}]", depth + 1) for index, item in enumerate(items)
+        ]
+        checked = tuple(child for child in children if child is not None)
+        if len(checked) != len(children):
+            return None
+        return AllOf(path, checked) if key == "all" else AnyOf(path, checked)
+
+    def leaf(self, raw: dict[str, Any], path: str) -> Leaf | None:
+        try:
+            return _parse_leaf(raw, path)
+        except RuleError as error:
+            self.problems.append(error.problem)
+            return None
+
+
+def _parse_leaf(raw: dict[str, Any], path: str) -> Leaf:
+    for key in raw:
+        if key not in _LEAF_KEYS:
+            raise RuleError(f"{path}.{key}", _("unknown key"))
+    for key in ("field", "op", "value"):
+        if key not in raw:
+            raise RuleError(f"{path}.{key}", _("this key is required"))
+    name, op = raw["field"], raw["op"]
+    if not isinstance(name, str):
+        raise RuleError(f"{path}.field", _("expected a string"))
+    field = field_named(name)
+    if field is None:
+        raise RuleError(f"{path}.field", _("unknown field %(field)s") % {"field": name})
+    if not isinstance(op, str):
+        raise RuleError(f"{path}.op", _("expected a string"))
+    if op not in ALL_OPS:
+        raise RuleError(f"{path}.op", _("unknown operator %(op)s") % {"op": op})
+    if op not in field.ops:
+        raise RuleError(
+            f"{path}.op",
+            _("operator %(op)s does not apply to field %(field)s; it takes %(ops)s")
+            % {"op": op, "field": name, "ops": ", ".join(sorted(field.ops))},
+        )
+    if field.params_parser is None:
+        if "params" in raw:
+            raise RuleError(f"{path}.params", _("this field takes no params"))
+        params: Mapping[str, Any] = {}
+    else:
+        params = field.params_parser(raw.get("params"), f"{path}.params")
+    value = field.value_type.parse(op, raw["value"], f"{path}.value")
+    return Leaf(path=path, field=field, op=op, value=value, params=params)
+
+
+# --- Checking against the database --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Whose rule a tree is: the rule being checked (segment_id None), or the stored rule of a
+    segment it reaches through the reference at `via` in the checked rule. Problems in a
+    segment's rule are reported at `via`, naming the segment."""
+
+    segment_id: int | None = None
+    via: str = ""
+
+    def problem(self, path: str, message: str) -> RuleProblem:
+        if self.segment_id is None:
+            return RuleProblem(path, message)
+        return RuleProblem(
+            self.via,
+            _("segment %(segment)s has an invalid rule at %(path)s: %(message)s")
+            % {"segment": self.segment_id, "path": path, "message": message},
+        )
+
+
+@dataclass(frozen=True)
+class _ReachedSegment:
+    kind: str
+    rule: Node | None  # None for a static segment
+    origin: _Origin  # the origin of the segment's own rule
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    rule: Node
+    segments: Mapping[int, _ReachedSegment]
+    tag_ids: Mapping[TagRef, int]
+    tag_group_ids: Mapping[TagGroupRef, int]
+
+
+def _segment_refs(node: Node | None) -> list[SegmentRef]:
+    if node is None:
+        return []
+    return [
+        ref for leaf in _leaves(node) for ref in leaf.references() if isinstance(ref, SegmentRef)
+    ]
+
+
+def _reach_segments(
+    rule: Node, *, segment_id: int | None, problems: list[RuleProblem]
+) -> dict[int, _ReachedSegment]:
+    """Every segment the rule reaches, directly or through segments' rules, level by level (a
+    query per level). The segment being edited (`segment_id`) is never loaded: reaching it is a
+    cycle, which `_cycle_problems` reports."""
+    reached: dict[int, _ReachedSegment] = {}
+    frontier = [(ref, _Origin()) for ref in _segment_refs(rule)]
+    while frontier:
+        wanted = {ref.segment_id for ref, _origin in frontier} - reached.keys() - {segment_id}
+        rows = Segment.objects.filter(pk__in=wanted).values_list("pk", "kind", "rule")
+        found = {pk: (kind, stored_rule) for pk, kind, stored_rule in rows}
+        next_frontier: list[tuple[SegmentRef, _Origin]] = []
+        for ref, origin in frontier:
+            target = ref.segment_id
+            if target in reached or target == segment_id:
+                continue
+            if target not in found:
+                message = _("unknown segment %(segment)s") % {"segment": target}
+                problems.append(origin.problem(ref.path, message))
+                continue
+            kind, stored_rule = found[target]
+            # Problems inside this segment's rule are shown at the checked rule's reference.
+            own_origin = _Origin(segment_id=target, via=origin.via or ref.path)
+            tree = None
+            if kind == SegmentKind.DYNAMIC:
+                parser = _Parser()
+                tree = parser.node(stored_rule, "$")
+                problems.extend(own_origin.problem(p.path, p.message) for p in parser.problems)
+                next_frontier.extend((sub, own_origin) for sub in _segment_refs(tree))
+            reached[target] = _ReachedSegment(kind=kind, rule=tree, origin=own_origin)
+        frontier = next_frontier
+    return reached
+
+
+def _cycle_problems(
+    rule: Node, segments: Mapping[int, _ReachedSegment], *, segment_id: int | None
+) -> list[RuleProblem]:
+    """A reference that leads back to the segment being edited, or into a loop of segments."""
+    edges = {
+        pk: [ref.segment_id for ref in _segment_refs(segment.rule)]
+        for pk, segment in segments.items()
+    }
+    problems = []
+    for ref in _segment_refs(rule):
+        loop = _loop_from(ref.segment_id, edges, edited=segment_id)
+        if loop is not None:
+            chain = " → ".join(str(pk) for pk in loop)
+            message = _("segment references form a cycle: %(chain)s") % {"chain": chain}
+            problems.append(RuleProblem(ref.path, message))
+    return problems
+
+
+def _loop_from(
+    start: int, edges: Mapping[int, list[int]], *, edited: int | None
+) -> list[int] | None:
+    """The chain of segment ids from `start` that returns to `edited` (starting the chain with
+    it) or to a segment already on the chain (from its first visit), if there is one."""
+    on_chain: list[int] = []
+    finished: set[int] = set()
+
+    def visit(pk: int) -> list[int] | None:
+        if pk == edited:
+            return [pk, *on_chain, pk]
+        if pk in on_chain:
+            return [*on_chain[on_chain.index(pk) :], pk]
+        if pk in finished:
+            return None
+        on_chain.append(pk)
+        for target in edges.get(pk, []):
+            loop = visit(target)
+            if loop is not None:
+                return loop
+        on_chain.pop()
+        finished.add(pk)
+        return None
+
+    return visit(start)
+
+
+def _resolve(
+    trees: list[tuple[Node, _Origin]], problems: list[RuleProblem]
+) -> tuple[dict[TagRef, int], dict[TagGroupRef, int]]:
+    """Looks up every tag, tag group and group the trees name: a query per kind."""
+    refs: list[tuple[Reference, _Origin]] = [
+        (ref, origin)
+        for tree, origin in trees
+        for leaf in _leaves(tree)
+        for ref in leaf.references()
+    ]
+    tag_refs = {ref for ref, _origin in refs if isinstance(ref, TagRef)}
+    tag_ids = _tag_ids(tag_refs)
+    group_refs = {ref for ref, _origin in refs if isinstance(ref, TagGroupRef)}
+    tag_group_ids = _tag_group_ids(group_refs)
+    group_ids = {ref.group_id for ref, _origin in refs if isinstance(ref, GroupRef)}
+    known_groups = set(Group.objects.filter(pk__in=group_ids).values_list("pk", flat=True))
+    for ref, origin in refs:
+        if isinstance(ref, TagRef) and ref not in tag_ids:
+            problems.append(origin.problem(ref.path, _("unknown tag %(tag)s") % {"tag": ref}))
+        elif isinstance(ref, TagGroupRef) and ref not in tag_group_ids:
+            message = _("unknown tag group %(group)s") % {"group": ref}
+            problems.append(origin.problem(ref.path, message))
+        elif isinstance(ref, GroupRef) and ref.group_id not in known_groups:
+            message = _("unknown group %(group)s") % {"group": ref.group_id}
+            problems.append(origin.problem(ref.path, message))
+    return tag_ids, tag_group_ids
+
+
+def _tag_ids(refs: set[TagRef]) -> dict[TagRef, int]:
+    if not refs:
+        return {}
+    ids = {ref.tag_id for ref in refs if ref.tag_id is not None}
+    wanted = Q(pk__in=ids)
+    for ref in refs:
+        if ref.tag_id is None:
+            wanted |= Q(group__name=ref.group, name=ref.name)
+    rows = list(Tag.objects.filter(wanted).values_list("pk", "group__name", "name"))
+    by_id = {pk for pk, _group, _name in rows}
+    by_name = {(group, name): pk for pk, group, name in rows}
+    resolved = {}
+    for ref in refs:
+        if ref.tag_id is not None and ref.tag_id in by_id:
+            resolved[ref] = ref.tag_id
+        elif ref.tag_id is None and (ref.group, ref.name) in by_name:
+            resolved[ref] = by_name[(ref.group, ref.name)]
+    return resolved
+
+
+def _tag_group_ids(refs: set[TagGroupRef]) -> dict[TagGroupRef, int]:
+    if not refs:
+        return {}
+    ids = {ref.group_id for ref in refs if ref.group_id is not None}
+    names = {ref.name for ref in refs if ref.group_id is None}
+    rows = list(
+        TagGroup.objects.filter(Q(pk__in=ids) | Q(name__in=names)).values_list("pk", "name")
+    )
+    by_id = {pk for pk, _name in rows}
+    by_name = {name: pk for pk, name in rows}
+    resolved = {}
+    for ref in refs:
+        if ref.group_id is not None and ref.group_id in by_id:
+            resolved[ref] = ref.group_id
+        elif ref.group_id is None and ref.name in by_name:
+            resolved[ref] = by_name[ref.name]
+    return resolved
+
+
+def _analyse(rule: object, *, segment_id: int | None) -> _Analysis:
+    parser = _Parser()
+    tree = parser.node(rule, "$")
+    if tree is None:
+        raise InvalidRule(parser.problems)
+    problems: list[RuleProblem] = []
+    segments = _reach_segments(tree, segment_id=segment_id, problems=problems)
+    problems.extend(_cycle_problems(tree, segments, segment_id=segment_id))
+    trees = [(tree, _Origin())] + [
+        (segment.rule, segment.origin) for segment in segments.values() if segment.rule is not None
+    ]
+    tag_ids, tag_group_ids = _resolve(trees, problems)
+    if problems:
+        raise InvalidRule(problems)
+    return _Analysis(tree, segments, tag_ids, tag_group_ids)
+
+
+# --- Compilation ---------------------------------------------------------------------------
+
+
+class _Compilation:
+    def __init__(self, analysis: _Analysis, *, as_of: datetime) -> None:
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be an aware datetime")
+        self.analysis = analysis
+        self.context = CompileContext(
+            as_of=as_of,
+            tag_ids=analysis.tag_ids,
+            tag_group_ids=analysis.tag_group_ids,
+            segment_kinds={pk: segment.kind for pk, segment in analysis.segments.items()},
+            segment_condition=self.segment_condition,
+        )
+
+    def segment_condition(self, segment_id: int) -> Sql:
+        rule = self.analysis.segments[segment_id].rule
+        if rule is None:
+            raise ValueError(f"segment {segment_id} has no rule to compile")
+        return self.condition(rule)
+
+    def condition(self, node: Node) -> Sql:
+        if isinstance(node, Leaf):
+            return "(" + node.field.compiler(node, self.context) + ")"
+        if isinstance(node, Not):
+            # Every condition is true or false, never NULL, so NOT is exactly "does not match".
+            return negate(self.condition(node.child))
+        separator = " AND " if isinstance(node, AllOf) else " OR "
+        return "(" + join(separator, [self.condition(child) for child in node.children]) + ")"
+
+
+def rule_check(rule: object, *, segment_id: int | None = None) -> None:
+    """Raises InvalidRule listing the rule's problems. Give `segment_id` when the rule is to
+    become that segment's: a rule reaching the segment again, through other segments' rules
+    or directly, is a cycle."""
+    _analyse(rule, segment_id=segment_id)
+
+
+def rule_compile(rule: object, *, as_of: datetime) -> CompiledRule:
+    """Checks the rule (raising InvalidRule) and compiles it to one condition over FROM_CLAUSE.
+    Relative dates count back from `as_of` (an aware datetime); calendar days are taken in
+    settings.TIME_ZONE."""
+    analysis = _analyse(rule, segment_id=None)
+    condition = _Compilation(analysis, as_of=as_of).condition(analysis.rule)
+    return CompiledRule(condition=condition.text, params=list(condition.params))
+
+
+def rule_members_sql(rule: object, *, as_of: datetime) -> tuple[str, list[Any]]:
+    """`SELECT c.id AS customer_id FROM ... WHERE <rule>`: the customers the rule matches."""
+    compiled = rule_compile(rule, as_of=as_of)
+    # The condition holds placeholders, never values.
+    sql = f"SELECT c.id AS customer_id FROM {FROM_CLAUSE} WHERE {compiled.condition}"  # noqa: S608
+    return sql, compiled.params
+
+
+def rule_preview_sql(rule: object, *, as_of: datetime) -> tuple[str, list[Any]]:
+    """One query, one scan of the customers, answering one row: the number of customers the
+    rule matches, then, for a top-level `all` or `any`, the number each of its conditions
+    matches on its own (a leaf or `not` at the top has just the first count)."""
+    analysis = _analyse(rule, segment_id=None)
+    compilation = _Compilation(analysis, as_of=as_of)
+    tree = analysis.rule
+    parts = list(tree.children) if isinstance(tree, AllOf | AnyOf) else [tree]
+    flags = [f"t.p{index}" for index in range(len(parts))]
+    whole = (" OR " if isinstance(tree, AnyOf) else " AND ").join(flags)
+    counted = [whole, *flags] if isinstance(tree, AllOf | AnyOf) else [whole]
+    counts = ", ".join(f"count(*) FILTER (WHERE {condition})" for condition in counted)
+    columns = join(
+        ", ", [compilation.condition(part) + f" AS p{index}" for index, part in enumerate(parts)]
+    )
+    # OFFSET 0 keeps the planner from pulling the inner query up, which would copy each
+    # condition (and its subplans) into both the whole rule's count and its own.
+    counting = Sql(f"SELECT {counts} FROM (SELECT ")  # noqa: S608 - names of this module only
+    sql = counting + columns + f" FROM {FROM_CLAUSE} OFFSET 0) AS t"
+    return sql.text, list(sql.params)
+
+
+def rule_referenced_segments(rule: object) -> set[int]:
+    """The ids of the segments the rule names itself (not those their rules name in turn).
+    Raises InvalidRule if the rule is malformed; the database is not read."""
+    parser = _Parser()
+    tree = parser.node(rule, "$")
+    if tree is None:
+        raise InvalidRule(parser.problems)
+    return {ref.segment_id for ref in _segment_refs(tree)}

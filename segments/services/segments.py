@@ -1,0 +1,389 @@
+"""Segments: create, change and delete them, materialise the membership of dynamic ones, keep
+the lists of static ones, and preview a rule without saving it.
+
+Materialising is one SQL statement per segment: the members the rule selects now, compared
+with the stored ones by hashed anti-joins, leavers deleted and newcomers inserted, each with an
+entered/exited event, kept members relabelled with the rule version when it changed. A refresh
+that finds no change writes nothing but the size snapshot. Refreshes of one segment are
+serialised by a row lock on the segment."""
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.errors import Conflict, NotFound, ValidationFailed
+from segments.models import Segment, SegmentKind, SegmentSizeSnapshot
+from segments.rules import RULE_SESSION_SQL, rule_check, rule_members_sql, rule_preview_sql
+from segments.rules.compiler import FROM_CLAUSE, rule_compile
+
+logger = logging.getLogger(__name__)
+
+ERROR_SEGMENT_NOT_FOUND = "segment_not_found"
+ERROR_SEGMENT_NAME_TAKEN = "segment_name_taken"
+ERROR_NAME_REQUIRED = "segment_name_required"
+ERROR_RULE_REQUIRED = "rule_required"
+ERROR_NOT_STATIC = "segment_not_static"
+ERROR_SEGMENT_REFERENCED = "segment_referenced"
+PREVIEW_SAMPLE_SIZE = 20
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    size: int
+    entered: int
+    exited: int
+
+
+@dataclass(frozen=True)
+class Preview:
+    size: int
+    condition_counts: list[int]  # one per top-level condition (empty for a single one)
+    sample: list[dict[str, Any]]
+
+
+def segment_get_or_404(segment_id: int, *, for_update: bool = False) -> Segment:
+    segments = Segment.objects.select_for_update() if for_update else Segment.objects.all()
+    segment = segments.filter(pk=segment_id).first()
+    if segment is None:
+        raise NotFound(ERROR_SEGMENT_NOT_FOUND, _("No such segment."))
+    return segment
+
+
+def _check_name(name: str, *, segment_id: int | None = None) -> str:
+    name = name.strip()
+    if not name:
+        raise ValidationFailed(
+            ERROR_SEGMENT_NAME_TAKEN,
+            _("A segment needs a name."),
+            detail={"name": [_("Required.")]},
+        )
+    others = Segment.objects.filter(name=name)
+    if segment_id is not None:
+        others = others.exclude(pk=segment_id)
+    if others.exists():
+        message = _("A segment named %(name)s exists already.") % {"name": name}
+        raise Conflict(ERROR_SEGMENT_NAME_TAKEN, message, detail={"name": [message]})
+    return name
+
+
+def _referencing(segment_id: int) -> list[Segment]:
+    """Dynamic segments whose own rule names `segment_id` (segments are few: read in Python)."""
+    return [
+        segment
+        for segment in Segment.objects.filter(kind=SegmentKind.DYNAMIC).exclude(pk=segment_id)
+        if segment_id in _segment_ids_in(segment.rule)
+    ]
+
+
+def _segment_ids_in(node: Any) -> set[int]:
+    """Segment ids a stored (valid) rule names, without reading the database."""
+    if isinstance(node, Mapping):
+        found: set[int] = set()
+        if node.get("field") == "segment":
+            found.update(v for v in node.get("value") or [] if isinstance(v, int))
+        for key in ("all", "any"):
+            for child in node.get(key) or []:
+                found |= _segment_ids_in(child)
+        if "not" in node:
+            found |= _segment_ids_in(node["not"])
+        return found
+    return set()
+
+
+def segment_refresh_enqueue(segment_ids: Sequence[int]) -> None:
+    """Queue refreshes once the caller's transaction commits."""
+    from segments.tasks import segment_refresh_task
+
+    ids = sorted(set(segment_ids))
+    transaction.on_commit(lambda: [segment_refresh_task.delay(i) for i in ids])
+
+
+@transaction.atomic
+def segment_create(
+    *, name: str, kind: str, rule: Any = None, description: str = "", actor: str
+) -> Segment:
+    """Create a segment; a dynamic one is materialised after commit."""
+    name = _check_name(name)
+    if kind == SegmentKind.DYNAMIC:
+        if rule is None:
+            raise ValidationFailed(
+                ERROR_RULE_REQUIRED,
+                _("A dynamic segment needs a rule."),
+                detail={"rule": [_("Required.")]},
+            )
+        rule_check(rule)
+    else:
+        rule = None
+    segment = Segment.objects.create(
+        name=name, kind=kind, rule=rule, description=description, created_by=actor
+    )
+    if kind == SegmentKind.DYNAMIC:
+        segment_refresh_enqueue([segment.pk])
+    logger.info("segment.created", extra={"segment_id": segment.pk, "actor": actor})
+    return segment
+
+
+@transaction.atomic
+def segment_update(
+    *,
+    segment_id: int,
+    name: str | None = None,
+    description: str | None = None,
+    rule: Any = None,
+    actor: str,
+) -> Segment:
+    """Change a segment. A new rule (dynamic segments only) gets the next rule version and the
+    segment is materialised again after commit."""
+    segment = segment_get_or_404(segment_id, for_update=True)
+    if name is not None:
+        segment.name = _check_name(name, segment_id=segment.pk)
+    if description is not None:
+        segment.description = description
+    if rule is not None and rule != segment.rule:
+        if segment.kind != SegmentKind.DYNAMIC:
+            raise ValidationFailed(
+                ERROR_NOT_STATIC,
+                _("A static segment has no rule."),
+                detail={"rule": [_("A static segment has no rule.")]},
+            )
+        rule_check(rule, segment_id=segment.pk)
+        segment.rule = rule
+        segment.rule_version += 1
+        segment_refresh_enqueue([segment.pk])
+    segment.updated_at = timezone.now()
+    segment.save()
+    logger.info("segment.updated", extra={"segment_id": segment.pk, "actor": actor})
+    return segment
+
+
+@transaction.atomic
+def segment_delete(*, segment_id: int, actor: str) -> None:
+    """Delete a segment no other segment's rule names."""
+    segment = segment_get_or_404(segment_id, for_update=True)
+    users = _referencing(segment.pk)
+    if users:
+        message = _("Segments %(names)s name this segment in their rules.") % {
+            "names": ", ".join(s.name for s in users)
+        }
+        raise Conflict(ERROR_SEGMENT_REFERENCED, message)
+    segment.delete()
+    logger.info("segment.deleted", extra={"segment_id": segment_id, "actor": actor})
+
+
+# The reconciliation of one segment's stored members with `wanted` (a statement selecting
+# customer_id), in one statement. Anti-joins are hashed; the unique index
+# segment_membership_unique serves the segment's rows.
+_RECONCILE_SQL = """
+WITH wanted AS MATERIALIZED ({wanted}),
+current AS MATERIALIZED (
+    SELECT customer_id, rule_version FROM segments_segmentmembership
+    WHERE segment_id = %s {scope}
+),
+gone AS (
+    DELETE FROM segments_segmentmembership m
+    WHERE m.segment_id = %s {scope_m}
+      AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.customer_id = m.customer_id)
+    RETURNING m.customer_id
+),
+added AS (
+    INSERT INTO segments_segmentmembership (segment_id, customer_id, rule_version, entered_at)
+    SELECT %s, w.customer_id, %s, now() FROM wanted w
+    WHERE NOT EXISTS (SELECT 1 FROM current c WHERE c.customer_id = w.customer_id)
+    RETURNING customer_id
+),
+relabelled AS (
+    UPDATE segments_segmentmembership m SET rule_version = %s
+    WHERE m.segment_id = %s {scope_m} AND m.rule_version <> %s
+      AND EXISTS (SELECT 1 FROM wanted w WHERE w.customer_id = m.customer_id)
+    RETURNING 1
+),
+events AS (
+    INSERT INTO segments_segmentmembershipevent (segment_id, customer_id, kind, rule_version, at)
+    SELECT %s, customer_id, 'exited', %s, now() FROM gone
+    UNION ALL
+    SELECT %s, customer_id, 'entered', %s, now() FROM added
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM gone),
+       (SELECT count(*) FROM relabelled), (SELECT count(*) FROM events)
+"""
+
+
+def _reconcile(
+    segment: Segment,
+    wanted_sql: str,
+    wanted_params: list[Any],
+    *,
+    customer_ids: Sequence[int] | None,
+) -> tuple[int, int]:
+    scope, scope_m, scope_params = "", "", []
+    if customer_ids is not None:
+        scope, scope_m = "AND customer_id = ANY(%s)", "AND m.customer_id = ANY(%s)"
+        scope_params = [list(customer_ids)]
+        # The condition reaches the rule's customer scan (c.id), not only its result.
+        wanted_sql = f"SELECT customer_id FROM ({wanted_sql}) s WHERE customer_id = ANY(%s)"  # noqa: S608
+        wanted_params = [*wanted_params, list(customer_ids)]
+    sql = _RECONCILE_SQL.format(wanted=wanted_sql, scope=scope, scope_m=scope_m)
+    pk, version = segment.pk, segment.rule_version
+    params = [
+        *wanted_params,
+        pk,
+        *scope_params,
+        pk,
+        *scope_params,
+        pk,
+        version,
+        version,
+        pk,
+        *scope_params,
+        version,
+        pk,
+        version,
+        pk,
+        version,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(RULE_SESSION_SQL)  # room for the rule's hashed subplans
+        cursor.execute("SET LOCAL jit = off")  # compiling costs more than running it
+        cursor.execute(sql, params)
+        entered, exited, _relabelled, _events = cursor.fetchone()  # type: ignore[misc]
+    return entered, exited
+
+
+@transaction.atomic
+def segment_refresh(
+    *, segment_id: int, customer_ids: Sequence[int] | None = None, as_of: datetime | None = None
+) -> RefreshOutcome:
+    """Materialise a dynamic segment's membership now (all customers, or only `customer_ids`
+    after they were recomputed). A full refresh records the size in the size history."""
+    segment = segment_get_or_404(segment_id, for_update=True)
+    if segment.kind != SegmentKind.DYNAMIC:
+        return RefreshOutcome(size=segment.member_count, entered=0, exited=0)
+    members_sql, params = rule_members_sql(segment.rule, as_of=as_of or timezone.now())
+    if customer_ids is not None:
+        members_sql = f"SELECT customer_id FROM ({members_sql}) s WHERE customer_id = ANY(%s)"  # noqa: S608
+        params = [*params, list(customer_ids)]
+    entered, exited = _reconcile(segment, members_sql, params, customer_ids=customer_ids)
+    segment.member_count = segment.memberships.count()
+    segment.refreshed_at = timezone.now()
+    segment.refresh_error = ""
+    segment.save(update_fields=["member_count", "refreshed_at", "refresh_error"])
+    if customer_ids is None:
+        SegmentSizeSnapshot.objects.create(
+            segment=segment,
+            size=segment.member_count,
+            entered=entered,
+            exited=exited,
+            rule_version=segment.rule_version,
+        )
+    logger.info(
+        "segment.refreshed",
+        extra={
+            "segment_id": segment.pk,
+            "size": segment.member_count,
+            "entered_count": entered,
+            "exited_count": exited,
+            "scoped": customer_ids is not None,
+        },
+    )
+    return RefreshOutcome(size=segment.member_count, entered=entered, exited=exited)
+
+
+def segments_refresh_all(*, customer_ids: Sequence[int] | None = None) -> int:
+    """Refresh every dynamic segment, each in its own transaction; a segment whose refresh
+    fails keeps its members and records the error. Returns how many were refreshed."""
+    refreshed = 0
+    for segment_id in Segment.objects.filter(kind=SegmentKind.DYNAMIC).values_list("pk", flat=True):
+        try:
+            segment_refresh(segment_id=segment_id, customer_ids=customer_ids)
+        except Exception as error:
+            logger.exception("segment.refresh_failed", extra={"segment_id": segment_id})
+            Segment.objects.filter(pk=segment_id).update(
+                refresh_error=f"{type(error).__name__}: {error}"[:2000]
+            )
+            continue
+        refreshed += 1
+    return refreshed
+
+
+@transaction.atomic
+def segment_members_change(
+    *,
+    segment_id: int,
+    add: Sequence[int] = (),
+    remove: Sequence[int] = (),
+    replace: Sequence[int] | None = None,
+    actor: str,
+) -> RefreshOutcome:
+    """Change a static segment's list: add and remove customers, or replace the whole list.
+    Ids must name existing customers (the caller resolves identities). Segments whose rules
+    name this one are refreshed after commit."""
+    segment = segment_get_or_404(segment_id, for_update=True)
+    if segment.kind != SegmentKind.STATIC:
+        raise ValidationFailed(
+            ERROR_NOT_STATIC, _("Only a static segment's members are set by hand.")
+        )
+    if replace is not None:
+        wanted_sql = "SELECT id AS customer_id FROM crm_customer WHERE id = ANY(%s)"
+        outcome = _reconcile(segment, wanted_sql, [sorted(set(replace))], customer_ids=None)
+    else:
+        wanted_sql = (
+            "SELECT id AS customer_id FROM crm_customer WHERE id = ANY(%s) "
+            "UNION SELECT customer_id FROM segments_segmentmembership "
+            "WHERE segment_id = %s AND customer_id <> ALL(%s)"
+        )
+        touched = sorted(set(add) | set(remove))
+        outcome = _reconcile(
+            segment,
+            wanted_sql,
+            [sorted(set(add) - set(remove)), segment.pk, sorted(set(remove))],
+            customer_ids=touched,
+        )
+    entered, exited = outcome
+    segment.member_count = segment.memberships.count()
+    segment.refreshed_at = segment.updated_at = timezone.now()
+    segment.save(update_fields=["member_count", "refreshed_at", "updated_at"])
+    SegmentSizeSnapshot.objects.create(
+        segment=segment,
+        size=segment.member_count,
+        entered=entered,
+        exited=exited,
+        rule_version=segment.rule_version,
+    )
+    if entered or exited:
+        segment_refresh_enqueue([s.pk for s in _referencing(segment.pk)])
+    logger.info(
+        "segment.members_changed",
+        extra={"segment_id": segment.pk, "actor": actor, "entered_count": entered},
+    )
+    return RefreshOutcome(size=segment.member_count, entered=entered, exited=exited)
+
+
+def segment_preview(*, rule: Any, as_of: datetime | None = None) -> Preview:
+    """Size, the count behind each top-level condition and 20 sample customers (the newest)
+    of a rule, without saving anything. Two queries."""
+    rule_check(rule)
+    moment = as_of or timezone.now()
+    counts_sql, counts_params = rule_preview_sql(rule, as_of=moment)
+    compiled = rule_compile(rule, as_of=moment)
+    sample_sql = (
+        "SELECT c.id, c.display_name, m.lifecycle_state, m.rfm_tier "  # noqa: S608
+        f"FROM {FROM_CLAUSE} WHERE {compiled.condition} ORDER BY c.id DESC LIMIT %s"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(RULE_SESSION_SQL)  # room for the rule's hashed subplans
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(counts_sql, counts_params)
+        size, *condition_counts = cursor.fetchone()  # type: ignore[misc]
+        cursor.execute(sample_sql, [*compiled.params, PREVIEW_SAMPLE_SIZE])
+        sample = [
+            {"id": row[0], "display_name": row[1], "lifecycle_state": row[2], "rfm_tier": row[3]}
+            for row in cursor.fetchall()
+        ]
+    return Preview(size=size, condition_counts=condition_counts, sample=sample)

@@ -1,0 +1,28 @@
+"""The demo brand's segments: created once, materialised from a recomputation of demo data."""
+
+from datetime import date
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from crm import demo
+from segments.models import Segment, SegmentMembership
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_segments_have_members_and_load_once() -> None:
+    as_of = date(2026, 6, 30)
+    demo.generate(customers=400, seed=3, orders_per_customer=4, as_of=as_of, progress=False)
+    call_command("recompute", "--as-of", as_of.isoformat(), "--no-progress", stdout=StringIO())
+    out = StringIO()
+    call_command("load_demo_segments", "--if-empty", stdout=out)
+    sizes = dict(Segment.objects.values_list("name", "member_count"))
+    assert set(sizes) == {"重要价值客户", "沉睡高消费客户", "近 30 天新客", "护肤复购客户"}
+    assert sizes["重要价值客户"] > 0
+    assert sizes["沉睡高消费客户"] > 0
+    assert sum(sizes.values()) == SegmentMembership.objects.count()
+    call_command("load_demo_segments", "--if-empty", stdout=out)
+    assert Segment.objects.count() == 4
+    assert "not loaded" in out.getvalue()
