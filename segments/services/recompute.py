@@ -311,7 +311,10 @@ inserted AS (
 ),
 updated AS (
     UPDATE segments_customermetrics t SET {_SET_CHANGED}, changed_at = now()
-    FROM changed n WHERE n.has_row AND t.customer_id = n.customer_id
+    FROM changed n
+    -- Rows found by primary key (the planner cannot tell how few rows changed).
+    WHERE t.customer_id = ANY(ARRAY(SELECT customer_id FROM changed WHERE has_row))
+      AND n.has_row AND t.customer_id = n.customer_id
     RETURNING 1
 ),
 transitions AS (

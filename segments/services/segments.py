@@ -207,7 +207,7 @@ events AS (
     INSERT INTO segments_segmentmembershipevent (segment_id, customer_id, kind, rule_version, at)
     SELECT %s, customer_id, 'exited', %s, now() FROM gone
     UNION ALL
-    SELECT %s, customer_id, 'entered', %s, now() FROM added
+    SELECT %s, customer_id, 'entered', %s, now() FROM added WHERE %s
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM gone),
@@ -221,6 +221,7 @@ def _reconcile(
     wanted_params: list[Any],
     *,
     customer_ids: Sequence[int] | None,
+    record_entries: bool = True,
 ) -> tuple[int, int]:
     scope, scope_m, scope_params = "", "", []
     if customer_ids is not None:
@@ -247,6 +248,7 @@ def _reconcile(
         version,
         pk,
         version,
+        record_entries,
     ]
     with connection.cursor() as cursor:
         cursor.execute(RULE_SESSION_SQL)  # room for the rule's hashed subplans
@@ -266,10 +268,15 @@ def segment_refresh(
     if segment.kind != SegmentKind.DYNAMIC:
         return RefreshOutcome(size=segment.member_count, entered=0, exited=0)
     members_sql, params = rule_members_sql(segment.rule, as_of=as_of or timezone.now())
-    if customer_ids is not None:
-        members_sql = f"SELECT customer_id FROM ({members_sql}) s WHERE customer_id = ANY(%s)"  # noqa: S608
-        params = [*params, list(customer_ids)]
-    entered, exited = _reconcile(segment, members_sql, params, customer_ids=customer_ids)
+    # The first materialisation is the segment's starting list, recorded by its size
+    # snapshot and each member's entered_at: the history records changes from then on.
+    entered, exited = _reconcile(
+        segment,
+        members_sql,
+        params,
+        customer_ids=customer_ids,
+        record_entries=segment.refreshed_at is not None,
+    )
     segment.member_count = segment.memberships.count()
     segment.refreshed_at = timezone.now()
     segment.refresh_error = ""
