@@ -177,31 +177,30 @@ def segment_delete(*, segment_id: int, actor: str) -> None:
 
 
 # The reconciliation of one segment's stored members with `wanted` (a statement selecting
-# customer_id), in one statement. Anti-joins are hashed; the unique index
-# segment_membership_unique serves the segment's rows.
+# customer_id), in one statement: a single hashed full join finds who leaves and who comes;
+# leavers are deleted by the unique index segment_membership_unique, newcomers inserted in
+# customer order (their index entries then land side by side).
 _RECONCILE_SQL = """
 WITH wanted AS MATERIALIZED ({wanted}),
 current AS MATERIALIZED (
-    SELECT customer_id, rule_version FROM segments_segmentmembership
-    WHERE segment_id = %s {scope}
+    SELECT customer_id FROM segments_segmentmembership WHERE segment_id = %s {scope}
+),
+diff AS MATERIALIZED (
+    SELECT coalesce(w.customer_id, c.customer_id) AS customer_id,
+           w.customer_id IS NULL AS is_gone
+    FROM wanted w FULL JOIN current c ON c.customer_id = w.customer_id
+    WHERE w.customer_id IS NULL OR c.customer_id IS NULL
 ),
 gone AS (
     DELETE FROM segments_segmentmembership m
-    WHERE m.segment_id = %s {scope_m}
-      AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.customer_id = m.customer_id)
+    WHERE m.segment_id = %s
+      AND m.customer_id = ANY(ARRAY(SELECT customer_id FROM diff WHERE is_gone))
     RETURNING m.customer_id
 ),
 added AS (
     INSERT INTO segments_segmentmembership (segment_id, customer_id, rule_version, entered_at)
-    SELECT %s, w.customer_id, %s, now() FROM wanted w
-    WHERE NOT EXISTS (SELECT 1 FROM current c WHERE c.customer_id = w.customer_id)
+    SELECT %s, customer_id, %s, now() FROM diff WHERE NOT is_gone ORDER BY customer_id
     RETURNING customer_id
-),
-relabelled AS (
-    UPDATE segments_segmentmembership m SET rule_version = %s
-    WHERE m.segment_id = %s {scope_m} AND m.rule_version <> %s
-      AND EXISTS (SELECT 1 FROM wanted w WHERE w.customer_id = m.customer_id)
-    RETURNING 1
 ),
 events AS (
     INSERT INTO segments_segmentmembershipevent (segment_id, customer_id, kind, rule_version, at)
@@ -210,8 +209,7 @@ events AS (
     SELECT %s, customer_id, 'entered', %s, now() FROM added WHERE %s
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM gone),
-       (SELECT count(*) FROM relabelled), (SELECT count(*) FROM events)
+SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM gone), (SELECT count(*) FROM events)
 """
 
 
@@ -223,39 +221,38 @@ def _reconcile(
     customer_ids: Sequence[int] | None,
     record_entries: bool = True,
 ) -> tuple[int, int]:
-    scope, scope_m, scope_params = "", "", []
+    scope, scope_params = "", []
     if customer_ids is not None:
-        scope, scope_m = "AND customer_id = ANY(%s)", "AND m.customer_id = ANY(%s)"
-        scope_params = [list(customer_ids)]
+        scope, scope_params = "AND customer_id = ANY(%s)", [list(customer_ids)]
         # The condition reaches the rule's customer scan (c.id), not only its result.
         wanted_sql = f"SELECT customer_id FROM ({wanted_sql}) s WHERE customer_id = ANY(%s)"  # noqa: S608
         wanted_params = [*wanted_params, list(customer_ids)]
-    sql = _RECONCILE_SQL.format(wanted=wanted_sql, scope=scope, scope_m=scope_m)
+    sql = _RECONCILE_SQL.format(wanted=wanted_sql, scope=scope)
     pk, version = segment.pk, segment.rule_version
-    params = [
-        *wanted_params,
-        pk,
-        *scope_params,
-        pk,
-        *scope_params,
-        pk,
-        version,
-        version,
-        pk,
-        *scope_params,
-        version,
-        pk,
-        version,
-        pk,
-        version,
-        record_entries,
-    ]
+    params = [*wanted_params, pk, *scope_params, pk, pk, version, pk, version, pk, version]
+    params.append(record_entries)
     with connection.cursor() as cursor:
         cursor.execute(RULE_SESSION_SQL)  # room for the rule's hashed subplans
         cursor.execute("SET LOCAL jit = off")  # compiling costs more than running it
         cursor.execute(sql, params)
-        entered, exited, _relabelled, _events = cursor.fetchone()  # type: ignore[misc]
+        entered, exited, _events = cursor.fetchone()  # type: ignore[misc]
     return entered, exited
+
+
+def _relabel(segment: Segment) -> None:
+    """Members kept across a change of rule now come from the new rule version. Needed only
+    when the rule changed since the last full refresh (the last size snapshot's version)."""
+    last_version = (
+        segment.size_history.order_by("-at", "-id").values_list("rule_version", flat=True).first()
+    )
+    if last_version is None or last_version == segment.rule_version:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE segments_segmentmembership SET rule_version = %s "
+            "WHERE segment_id = %s AND rule_version <> %s",
+            [segment.rule_version, segment.pk, segment.rule_version],
+        )
 
 
 @transaction.atomic
@@ -277,6 +274,8 @@ def segment_refresh(
         customer_ids=customer_ids,
         record_entries=segment.refreshed_at is not None,
     )
+    if customer_ids is None:
+        _relabel(segment)
     segment.member_count = segment.memberships.count()
     segment.refreshed_at = timezone.now()
     segment.refresh_error = ""
