@@ -403,13 +403,18 @@ def customers_pull_first_seen(*, customer_ids: Sequence[int]) -> int:
     if not customer_ids:
         return 0
     with connection.cursor() as cursor:
-        # order_by_customer_paid (customer_id, paid_at) serves min(paid_at) per customer.
+        # The first entry of each customer in order_by_customer_paid (customer_id, paid_at)
+        # is its earliest order: one index probe per customer.
         cursor.execute(
             """
             UPDATE crm_customer c SET first_seen_at = o.first_paid_at
-            FROM (SELECT customer_id, min(paid_at) AS first_paid_at FROM crm_order
-                  WHERE customer_id = ANY(%s::bigint[]) AND paid_at IS NOT NULL
-                  GROUP BY customer_id) o
+            FROM (
+                SELECT k.id AS customer_id,
+                       (SELECT paid_at FROM crm_order
+                        WHERE customer_id = k.id AND paid_at IS NOT NULL
+                        ORDER BY paid_at LIMIT 1) AS first_paid_at
+                FROM unnest(%s::bigint[]) AS k(id)
+            ) o
             WHERE c.id = o.customer_id AND o.first_paid_at < c.first_seen_at
             """,
             [list(customer_ids)],
