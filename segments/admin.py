@@ -78,7 +78,6 @@ class PolicyAdmin(admin.ModelAdmin):
         policy = type(self).update(changes=changes, actor=f"user:{request.user.pk}")
         obj.pk = policy.pk  # the response redirects to the version written
         if policy.version != before:
-            recompute_enqueue(trigger="policy")
             self.message_user(
                 request,
                 _("Version %(version)d is active; a full recomputation is queued.")

@@ -21,39 +21,29 @@ from segments.models import (
 )
 
 
-def rfm_tier_distribution() -> list[dict[str, Any]]:
-    """Customers per RFM tier, every tier listed in the order of the model (one query);
-    `tier: None` counts customers without a paid order in the window."""
-    counts = dict(
-        CustomerMetrics.objects.values_list("rfm_tier").annotate(n=Count("pk")).order_by()
-    )
+def _distribution(column: str, key: str, choices: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
+    """Customers per value of a metrics column, every choice listed in order (one query)."""
+    counts = dict(CustomerMetrics.objects.values_list(column).annotate(n=Count("pk")).order_by())
     total = sum(counts.values())
     return [
         {
-            "tier": tier,
+            key: value,
             "label": str(label),
-            "count": counts.get(tier, 0),
-            "share": round(counts.get(tier, 0) / total, 4) if total else 0.0,
+            "count": counts.get(value, 0),
+            "share": round(counts.get(value, 0) / total, 4) if total else 0.0,
         }
-        for tier, label in [*RfmTier.choices, (None, "-")]
+        for value, label in choices
     ]
+
+
+def rfm_tier_distribution() -> list[dict[str, Any]]:
+    """Customers per RFM tier; `tier: None` counts those without a paid order in the window."""
+    return _distribution("rfm_tier", "tier", [*RfmTier.choices, (None, "-")])
 
 
 def lifecycle_distribution() -> list[dict[str, Any]]:
-    """Customers per lifecycle state, every state listed (one query)."""
-    counts = dict(
-        CustomerMetrics.objects.values_list("lifecycle_state").annotate(n=Count("pk")).order_by()
-    )
-    total = sum(counts.values())
-    return [
-        {
-            "state": state,
-            "label": str(label),
-            "count": counts.get(state, 0),
-            "share": round(counts.get(state, 0) / total, 4) if total else 0.0,
-        }
-        for state, label in LifecycleState.choices
-    ]
+    """Customers per lifecycle state."""
+    return _distribution("lifecycle_state", "state", LifecycleState.choices)
 
 
 def lifecycle_transition_list(

@@ -1,11 +1,12 @@
 """Score endpoints: the RFM and lifecycle policies, tier and lifecycle distributions, the
 lifecycle transition feed, and recomputation (runs and requests)."""
 
+from collections.abc import Callable
 from typing import Any
 
 import django_filters
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -90,46 +91,46 @@ class LifecyclePolicyInSerializer(serializers.Serializer):
     reactivated_days = serializers.IntegerField(required=False)
 
 
-class RfmPolicyView(APIView):
-    """The active RFM policy. `PUT` writes a new version (fields left out keep their values)
-    and queues a full recomputation."""
+class PolicyView(APIView):
+    """The active policy. `PUT` writes a new version (fields left out keep their values),
+    which queues a full recomputation."""
 
     scope_resource = "segments"
+    out_serializer: type[serializers.ModelSerializer]
+    in_serializer: type[serializers.Serializer]
+    active: Callable[[], Any]
+    update: Callable[..., Any]  # (changes=, actor=) -> the active version
 
-    @extend_schema(responses=RfmPolicySerializer)
     def get(self, request: Request) -> Response:
-        return Response(RfmPolicySerializer(rfm_policy_active()).data)
+        return Response(self.out_serializer(type(self).active()).data)
 
-    @extend_schema(request=RfmPolicyInSerializer, responses=RfmPolicySerializer)
     def put(self, request: Request) -> Response:
-        serializer = RfmPolicyInSerializer(data=request.data)
+        serializer = self.in_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        before = rfm_policy_active().version
-        policy = rfm_policy_update(changes=serializer.validated_data, actor=actor_of(request))
-        if policy.version != before:
-            recompute_enqueue(trigger="policy")
-        return Response(RfmPolicySerializer(policy).data)
+        policy = type(self).update(changes=serializer.validated_data, actor=actor_of(request))
+        return Response(self.out_serializer(policy).data)
 
 
-class LifecyclePolicyView(APIView):
-    """The active lifecycle policy. `PUT` writes a new version (fields left out keep their
-    values) and queues a full recomputation."""
+@extend_schema_view(
+    get=extend_schema(responses=RfmPolicySerializer),
+    put=extend_schema(request=RfmPolicyInSerializer, responses=RfmPolicySerializer),
+)
+class RfmPolicyView(PolicyView):
+    out_serializer = RfmPolicySerializer
+    in_serializer = RfmPolicyInSerializer
+    active = staticmethod(rfm_policy_active)
+    update = staticmethod(rfm_policy_update)
 
-    scope_resource = "segments"
 
-    @extend_schema(responses=LifecyclePolicySerializer)
-    def get(self, request: Request) -> Response:
-        return Response(LifecyclePolicySerializer(lifecycle_policy_active()).data)
-
-    @extend_schema(request=LifecyclePolicyInSerializer, responses=LifecyclePolicySerializer)
-    def put(self, request: Request) -> Response:
-        serializer = LifecyclePolicyInSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        before = lifecycle_policy_active().version
-        policy = lifecycle_policy_update(changes=serializer.validated_data, actor=actor_of(request))
-        if policy.version != before:
-            recompute_enqueue(trigger="policy")
-        return Response(LifecyclePolicySerializer(policy).data)
+@extend_schema_view(
+    get=extend_schema(responses=LifecyclePolicySerializer),
+    put=extend_schema(request=LifecyclePolicyInSerializer, responses=LifecyclePolicySerializer),
+)
+class LifecyclePolicyView(PolicyView):
+    out_serializer = LifecyclePolicySerializer
+    in_serializer = LifecyclePolicyInSerializer
+    active = staticmethod(lifecycle_policy_active)
+    update = staticmethod(lifecycle_policy_update)
 
 
 class TierCountSerializer(serializers.Serializer):

@@ -436,10 +436,13 @@ def rule_members_sql(rule: object, *, as_of: datetime) -> tuple[str, list[Any]]:
     return sql, compiled.params
 
 
-def rule_preview_sql(rule: object, *, as_of: datetime) -> tuple[str, list[Any]]:
+def rule_preview_sql(
+    rule: object, *, as_of: datetime, sample_size: int = 0
+) -> tuple[str, list[Any]]:
     """One query, one scan of the customers, answering one row: the number of customers the
     rule matches, then, for a top-level `all` or `any`, the number each of its conditions
-    matches on its own (a leaf or `not` at the top has just the first count)."""
+    matches on its own (a leaf or `not` at the top has just the first count), then, with a
+    `sample_size`, the ids of that many matching customers, newest first."""
     analysis = _analyse(rule, segment_id=None)
     compilation = _Compilation(analysis, as_of=as_of)
     tree = analysis.rule
@@ -448,12 +451,16 @@ def rule_preview_sql(rule: object, *, as_of: datetime) -> tuple[str, list[Any]]:
     whole = (" OR " if isinstance(tree, AnyOf) else " AND ").join(flags)
     counted = [whole, *flags] if isinstance(tree, AllOf | AnyOf) else [whole]
     counts = ", ".join(f"count(*) FILTER (WHERE {condition})" for condition in counted)
+    if sample_size:
+        counts += (
+            f", (array_agg(t.id ORDER BY t.id DESC) FILTER (WHERE {whole}))[1:{int(sample_size)}]"
+        )
     columns = join(
         ", ", [compilation.condition(part) + f" AS p{index}" for index, part in enumerate(parts)]
     )
     # OFFSET 0 keeps the planner from pulling the inner query up, which would copy each
     # condition (and its subplans) into both the whole rule's count and its own.
-    counting = Sql(f"SELECT {counts} FROM (SELECT ")  # noqa: S608 - names of this module only
+    counting = Sql(f"SELECT {counts} FROM (SELECT c.id, ")  # noqa: S608 - names of this module only
     sql = counting + columns + f" FROM {FROM_CLAUSE} OFFSET 0) AS t"
     return sql.text, list(sql.params)
 

@@ -99,9 +99,13 @@ def check_lifecycle_policy(values: Mapping[str, Any]) -> None:
 
 
 def _new_version(model: type[P], values: Mapping[str, Any], actor: str) -> P:
+    """Write the active version, and queue a full recomputation once it is committed."""
+    from segments.services.recompute import recompute_enqueue
+
     # The caller locked the active row: concurrent updates take their versions one by one.
     latest = model._default_manager.aggregate(latest=Max("version"))["latest"] or 0
     model._default_manager.filter(is_active=True).update(is_active=False)
+    recompute_enqueue(trigger="policy")
     return model._default_manager.create(
         version=latest + 1, is_active=True, created_by=actor, **dict(values)
     )
@@ -118,8 +122,8 @@ def _merged(
 
 @transaction.atomic
 def rfm_policy_update(*, changes: Mapping[str, Any], actor: str) -> RfmPolicy:
-    """Write the active RFM policy with `changes` applied as a new active version. Nothing
-    changes when the values are those of the active version."""
+    """Write the active RFM policy with `changes` applied as a new active version (a full
+    recomputation follows). Nothing changes when the values are those of the active version."""
     current = rfm_policy_active(for_update=True)
     values = _merged(current, RFM_FIELDS, changes)
     values["monetary_breakpoints"] = [Decimal(str(v)) for v in values["monetary_breakpoints"]]

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from crm.errors import Conflict, NotFound, ValidationFailed
 from segments.models import Segment, SegmentKind, SegmentSizeSnapshot
 from segments.rules import RULE_SESSION_SQL, rule_check, rule_members_sql, rule_preview_sql
-from segments.rules.compiler import FROM_CLAUSE, rule_compile
+from segments.rules.compiler import FROM_CLAUSE
 
 logger = logging.getLogger(__name__)
 
@@ -373,21 +373,21 @@ def segment_members_change(
 
 def segment_preview(*, rule: Any, as_of: datetime | None = None) -> Preview:
     """Size, the count behind each top-level condition and 20 sample customers (the newest)
-    of a rule, without saving anything. Two queries."""
+    of a rule, without saving anything: one scan of the customers, then the sample's rows."""
     rule_check(rule)
-    moment = as_of or timezone.now()
-    counts_sql, counts_params = rule_preview_sql(rule, as_of=moment)
-    compiled = rule_compile(rule, as_of=moment)
-    sample_sql = (
-        "SELECT c.id, c.display_name, m.lifecycle_state, m.rfm_tier "  # noqa: S608
-        f"FROM {FROM_CLAUSE} WHERE {compiled.condition} ORDER BY c.id DESC LIMIT %s"
+    counts_sql, counts_params = rule_preview_sql(
+        rule, as_of=as_of or timezone.now(), sample_size=PREVIEW_SAMPLE_SIZE
     )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(RULE_SESSION_SQL)  # room for the rule's hashed subplans
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(counts_sql, counts_params)
-        size, *condition_counts = cursor.fetchone()  # type: ignore[misc]
-        cursor.execute(sample_sql, [*compiled.params, PREVIEW_SAMPLE_SIZE])
+        size, *condition_counts, sample_ids = cursor.fetchone()  # type: ignore[misc]
+        cursor.execute(
+            "SELECT c.id, c.display_name, m.lifecycle_state, m.rfm_tier "  # noqa: S608
+            f"FROM {FROM_CLAUSE} WHERE c.id = ANY(%s) ORDER BY c.id DESC",
+            [sample_ids or []],
+        )
         sample = [
             {"id": row[0], "display_name": row[1], "lifecycle_state": row[2], "rfm_tier": row[3]}
             for row in cursor.fetchall()
