@@ -174,9 +174,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 
 # --- Segmentation: recomputation of scores, lifecycle and segment membership. ---
-# Connections a full recomputation scores its customer batches on, at once (about one per core
-# the database may use).
-RECOMPUTE_WORKERS = get_from_env("RECOMPUTE_WORKERS", 2, cast=int)
+# Connections a full recomputation scores its customer batches on, at once: about twice the
+# cores the database may use, as batches wait on writes as well as on the CPU.
+RECOMPUTE_WORKERS = get_from_env("RECOMPUTE_WORKERS", 4, cast=int)
 
 # --- Logging: structured event names with ids, never personal data. ---
 LOG_LEVEL = get_from_env("LOG_LEVEL", "INFO")

@@ -60,9 +60,10 @@ from segments.services.policies import lifecycle_policy_active, rfm_policy_activ
 logger = logging.getLogger(__name__)
 
 RECOMPUTE_LOCK = 0x5345475F52454300  # "SEG_REC\0": one recomputation at a time
-# 100k customers a transaction: a few hundred milliseconds each at a million customers, so
-# progress moves and locks are short, while per-statement overhead stays negligible.
-BATCH_SIZE = 100_000
+# 50k customers a transaction: a few hundred milliseconds each, so progress moves and locks
+# are short while per-statement overhead stays negligible, and a million customers make 20
+# batches, enough to keep RECOMPUTE_WORKERS connections evenly busy to the end.
+BATCH_SIZE = 50_000
 WAIT_POLL_SECONDS = 1.0
 COUNTED_STATUSES = ("paid", "partially_refunded")
 ERROR_ANOTHER_RUN = "skipped: another run was in progress"
@@ -524,6 +525,7 @@ def _count(*, scoped: bool) -> int:
 def _batch(params: dict[str, Any], low: int, high: int, *, scoped: bool) -> tuple[int, int]:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")  # compiling costs more than running a batch
+        cursor.execute("SET LOCAL work_mem = '64MB'")  # its hash joins stay in memory
         cursor.execute(
             BATCH_SCOPE_SQL if scoped else BATCH_ALL_SQL, {**params, "id_low": low, "id_high": high}
         )
