@@ -363,7 +363,15 @@ class SegmentAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "kind"] if obj is not None else self.readonly_fields
 
     def delete_model(self, request: HttpRequest, obj: Segment) -> None:
-        segment_delete(segment_id=obj.pk, actor=f"user:{request.user.pk}")
+        self.delete_queryset(request, Segment.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        """Through the service, which refuses a segment another rule names."""
+        for segment_id in queryset.values_list("pk", flat=True):
+            try:
+                segment_delete(segment_id=segment_id, actor=f"user:{request.user.pk}")
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
 
     @admin.action(description=_("Refresh the selected segments now"))
     def refresh_now(self, request: HttpRequest, queryset: Any) -> None:

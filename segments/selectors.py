@@ -52,9 +52,12 @@ def lifecycle_transition_list(
     from_state: str | None = None,
     to_state: str | None = None,
     recorded_since: datetime | None = None,
+    after_id: int | None = None,
 ) -> QuerySet[LifecycleTransition]:
     """The transition feed; readers page through it by id (ids only grow)."""
     transitions = LifecycleTransition.objects.all()
+    if after_id is not None:
+        transitions = transitions.filter(pk__gt=after_id)
     if customer_id is not None:
         transitions = transitions.filter(customer_id=customer_id)
     if from_state:

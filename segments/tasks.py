@@ -7,9 +7,13 @@ from datetime import date
 from celery import shared_task
 
 from crm.models import DirtyMark
-from segments.models import RecomputeRun, RecomputeStatus, Segment
+from segments.models import Segment
 from segments.services.recompute import RunSkipped, recompute_customers, recompute_full
-from segments.services.segments import segment_refresh, segments_refresh_all
+from segments.services.segments import (
+    segment_refresh,
+    segment_refresh_failed,
+    segments_refresh_after_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +25,7 @@ def recompute_full_task(trigger: str = "schedule", as_of: str | None = None) -> 
     run = recompute_full(
         trigger=trigger, as_of=date.fromisoformat(as_of) if as_of else None, wait=True
     )
-    _refresh_segments_after(run)
+    segments_refresh_after_run(run)
     return run.pk
 
 
@@ -36,7 +40,7 @@ def recompute_customers_task(
         as_of=date.fromisoformat(as_of) if as_of else None,
         wait=True,
     )
-    _refresh_segments_after(run)
+    segments_refresh_after_run(run)
     return run.pk
 
 
@@ -51,7 +55,7 @@ def recompute_dirty_task() -> int | None:
     except RunSkipped as skipped:
         logger.info("recompute_dirty.skipped", extra={"run_id": skipped.run.pk})
         return None
-    _refresh_segments_after(run)
+    segments_refresh_after_run(run)
     return run.pk
 
 
@@ -60,15 +64,9 @@ def segment_refresh_task(segment_id: int) -> int | None:
     """Materialise one segment now (after a change of its rule, or on demand)."""
     if not Segment.objects.filter(pk=segment_id).exists():
         return None
-    return segment_refresh(segment_id=segment_id).size
-
-
-def _refresh_segments_after(run: RecomputeRun) -> None:
-    """Dynamic segments follow each recomputation: every customer after a full run, only
-    the recomputed ones after an incremental run."""
-    if run.status != RecomputeStatus.SUCCEEDED:
-        return
-    if run.recomputed_customer_ids is None:
-        segments_refresh_all()
-    elif run.recomputed_customer_ids:
-        segments_refresh_all(customer_ids=run.recomputed_customer_ids)
+    try:
+        return segment_refresh(segment_id=segment_id).size
+    except Exception as error:
+        logger.exception("segment_refresh.failed", extra={"segment_id": segment_id})
+        segment_refresh_failed(segment_id=segment_id, error=error)
+        raise

@@ -2,9 +2,11 @@
 lifecycle transition feed, and recomputation (runs and requests)."""
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import django_filters
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -178,6 +180,9 @@ class TransitionFilter(SelectorFilterSet):
     from_state = django_filters.ChoiceFilter(choices=LifecycleState.choices, method="noop")
     to_state = django_filters.ChoiceFilter(choices=LifecycleState.choices, method="noop")
     recorded_since = django_filters.IsoDateTimeFilter(method="noop")
+    after_id = django_filters.NumberFilter(
+        method="noop", help_text=_("Only transitions with a greater id: poll with the last seen.")
+    )
 
     class Meta:
         model = LifecycleTransition
@@ -189,6 +194,7 @@ class TransitionFilter(SelectorFilterSet):
             from_state=data.get("from_state") or None,
             to_state=data.get("to_state") or None,
             recorded_since=data.get("recorded_since"),
+            after_id=int(data["after_id"]) if data.get("after_id") is not None else None,
         )
 
 
@@ -255,9 +261,15 @@ class RecomputeInSerializer(serializers.Serializer):
     customer_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1),
         required=False,
+        min_length=1,
         max_length=100_000,
         help_text=_("Recompute only these customers. Default: everyone."),
     )
+
+    def validate_as_of(self, value: date) -> date:
+        if value > timezone.localdate():
+            raise serializers.ValidationError(_("A date in the future cannot be computed yet."))
+        return value
 
 
 class RecomputeView(generics.ListAPIView):

@@ -34,11 +34,11 @@ from segments.rules.values import (
     TagGroupType,
     TagsType,
     count_comparison_holds,
+    parse_day_count,
     parse_group_ref,
     parse_list,
     parse_object,
     parse_string,
-    parse_whole_number,
 )
 
 STRING = StringType()
@@ -246,7 +246,7 @@ def _count_condition(leaf: Leaf, per_customer: Sql, count: str, ctx: CompileCont
 def _parse_within_days(params: Mapping[str, object], path: str) -> int | None:
     if "within_days" not in params:
         return None
-    return parse_whole_number(params["within_days"], f"{path}.within_days", minimum=1)
+    return parse_day_count(params["within_days"], f"{path}.within_days", minimum=1)
 
 
 def _parse_purchase_params(raw: object, path: str) -> Mapping[str, Any]:

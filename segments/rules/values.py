@@ -148,12 +148,25 @@ def parse_id(raw: object, path: str) -> int:
     return raw
 
 
+# Day counts and dates a rule may name: a century either way keeps every date arithmetic of
+# the compiler within Python's and PostgreSQL's calendars.
+MAX_DAYS = 36_500
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2199
+
+
 def parse_whole_number(raw: object, path: str, *, minimum: int) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
         raise RuleError(
             path, _("expected a whole number of at least %(minimum)s") % {"minimum": minimum}
         )
     return raw
+
+
+def parse_day_count(raw: object, path: str, *, minimum: int) -> int:
+    days = parse_whole_number(raw, path, minimum=minimum)
+    if days > MAX_DAYS:
+        raise RuleError(path, _("expected at most %(maximum)s days") % {"maximum": MAX_DAYS})
+    return days
 
 
 def parse_list(raw: object, path: str, item: Callable[[object, str], T]) -> tuple[T, ...]:
@@ -188,6 +201,9 @@ def parse_object(
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+_YEARS = {"first": EARLIEST_YEAR, "last": LATEST_YEAR}
+
+
 def parse_date_value(raw: object, path: str) -> DateValue:
     expected = _(
         'expected a date (YYYY-MM-DD), an ISO datetime with a UTC offset or {"days_ago": N}'
@@ -196,17 +212,22 @@ def parse_date_value(raw: object, path: str) -> DateValue:
         days = parse_object(
             raw, path, allowed=frozenset({"days_ago"}), required=frozenset({"days_ago"})
         )
-        return DaysAgo(parse_whole_number(days["days_ago"], f"{path}.days_ago", minimum=0))
+        return DaysAgo(parse_day_count(days["days_ago"], f"{path}.days_ago", minimum=0))
     if not isinstance(raw, str):
         raise RuleError(path, expected)
     try:
         if _DAY.fullmatch(raw):
-            return Day(date.fromisoformat(raw))
+            day = date.fromisoformat(raw)
+            if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+                raise RuleError(path, _("expected a year from %(first)s to %(last)s") % _YEARS)
+            return Day(day)
         at = datetime.fromisoformat(raw)
     except ValueError:
         raise RuleError(path, expected) from None
     if at.tzinfo is None:
         raise RuleError(path, expected)
+    if not EARLIEST_YEAR <= at.year <= LATEST_YEAR:
+        raise RuleError(path, _("expected a year from %(first)s to %(last)s") % _YEARS)
     return Instant(at)
 
 
@@ -375,7 +396,7 @@ class DateTimeType(ColumnType):
 
     def parse_operand(self, op: str, raw: object, path: str) -> Any:
         if op == "within_last_days":
-            return parse_whole_number(raw, path, minimum=1)
+            return parse_day_count(raw, path, minimum=1)
         if op == "between":
             return parse_pair(raw, path, parse_date_value)
         return parse_date_value(raw, path)

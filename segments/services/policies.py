@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils.translation import gettext as _
 
@@ -29,13 +29,21 @@ BREAKPOINT_COUNT = 4  # four breakpoints split a dimension into scores 1 to 5
 P = TypeVar("P", bound=PolicyBase)
 
 
+# Writers of a policy queue on a transaction-level lock, so that each reads the version the
+# previous one made active (a row lock would leave the second writer with no active row).
+_POLICY_LOCKS = {"rfmpolicy": 0x5345475F52464D00, "lifecyclepolicy": 0x5345475F4C494600}
+
+
 def _active(model: type[P], *, for_update: bool) -> P:
-    """The active version; version 1 with the defaults if there is none (a fresh database
-    whose migration data was flushed)."""
-    policies = (
-        model._default_manager.select_for_update() if for_update else model._default_manager.all()
-    )
-    active = policies.filter(is_active=True).first()
+    """The active version (the writers' lock taken first with `for_update`); version 1 with
+    the defaults in a table that has none (a fresh database whose migration data was
+    flushed)."""
+    if for_update:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s)", [_POLICY_LOCKS[model._meta.model_name or ""]]
+            )
+    active = model._default_manager.filter(is_active=True).first()
     if active is None:
         active, _created = model._default_manager.get_or_create(
             version=1, defaults={"is_active": True, "created_by": "default"}

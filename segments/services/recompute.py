@@ -253,7 +253,8 @@ reactivations AS (
         WHERE o.customer_id IN (
                 SELECT customer_id FROM classified
                 WHERE lifecycle_state = 'active'
-                  AND (is_dirty OR old_lifecycle_state IS DISTINCT FROM 'active'))
+                  AND (is_dirty OR %(policy_changed)s
+                       OR old_lifecycle_state IS DISTINCT FROM 'active'))
           AND o.status = ANY(%(statuses)s) AND o.paid_at < %(end)s
     ) r
     GROUP BY r.customer_id
@@ -655,8 +656,8 @@ def _recompute(
     on_wait: Callable[[], None] | None,
     customer_ids: Sequence[int] | None,
 ) -> RecomputeRun:
-    as_of = as_of or timezone.localdate()
     with _recompute_lock(wait=wait, on_wait=on_wait) as obtained:
+        as_of = as_of or timezone.localdate()  # the day the run starts, after any wait
         if not obtained:
             run = RecomputeRun.objects.create(
                 kind=kind,
@@ -670,7 +671,10 @@ def _recompute(
             raise RunSkipped(run)
         _reset_interrupted_runs()
         last_full = _last_full_run()
-        if kind == RecomputeKind.INCREMENTAL and last_full is None:
+        if kind == RecomputeKind.INCREMENTAL and (
+            last_full is None or None in last_full.breakpoints.values()
+        ):
+            # No breakpoints to score with yet (no full run, or nobody had bought then).
             kind, customer_ids = RecomputeKind.FULL, None
         if kind == RecomputeKind.FULL or last_full is None:
             rfm, lifecycle = rfm_policy_active(), lifecycle_policy_active()
@@ -713,6 +717,10 @@ def _execute(
     params = _parameters(
         as_of=run.as_of, rfm=run.rfm_policy, lifecycle=run.lifecycle_policy, run_id=run.pk
     )
+    # The start of an active spell is carried over only under the policy that computed it.
+    params["policy_changed"] = (
+        last_full is None or last_full.lifecycle_policy_id != run.lifecycle_policy_id
+    )
     mark_ids = _marks_seen() if customer_ids is None else []
     scoped = run.kind == RecomputeKind.INCREMENTAL
     dirty = _prepare_tables(mark_ids=mark_ids, customer_ids=customer_ids, scoped=scoped)
@@ -741,7 +749,7 @@ def recompute_enqueue(
     from segments.tasks import recompute_customers_task, recompute_full_task
 
     as_of_text = as_of.isoformat() if as_of else None
-    if customer_ids:
+    if customer_ids is not None:
         ids = sorted(set(customer_ids))
         transaction.on_commit(
             lambda: recompute_customers_task.delay(ids, trigger=trigger, as_of=as_of_text)

@@ -18,7 +18,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.errors import Conflict, NotFound, ValidationFailed
-from segments.models import Segment, SegmentKind, SegmentSizeSnapshot
+from segments.models import (
+    RecomputeRun,
+    RecomputeStatus,
+    Segment,
+    SegmentKind,
+    SegmentSizeSnapshot,
+)
 from segments.rules import RULE_SESSION_SQL, rule_check, rule_members_sql, rule_preview_sql
 from segments.rules.compiler import FROM_CLAUSE
 
@@ -58,11 +64,8 @@ def segment_get_or_404(segment_id: int, *, for_update: bool = False) -> Segment:
 def _check_name(name: str, *, segment_id: int | None = None) -> str:
     name = name.strip()
     if not name:
-        raise ValidationFailed(
-            ERROR_SEGMENT_NAME_TAKEN,
-            _("A segment needs a name."),
-            detail={"name": [_("Required.")]},
-        )
+        message = _("A segment needs a name.")
+        raise ValidationFailed(ERROR_NAME_REQUIRED, message, detail={"name": [message]})
     others = Segment.objects.filter(name=name)
     if segment_id is not None:
         others = others.exclude(pk=segment_id)
@@ -79,6 +82,18 @@ def _referencing(segment_id: int) -> list[Segment]:
         for segment in Segment.objects.filter(kind=SegmentKind.DYNAMIC).exclude(pk=segment_id)
         if segment_id in _segment_ids_in(segment.rule)
     ]
+
+
+def _dependents(segment_id: int) -> list[int]:
+    """Segments whose rules reach `segment_id`, directly or through other segments."""
+    found: set[int] = set()
+    frontier = [segment_id]
+    while frontier:
+        reached = [s.pk for s in _referencing(frontier.pop()) if s.pk not in found]
+        found.update(reached)
+        frontier.extend(reached)
+    found.discard(segment_id)
+    return sorted(found)
 
 
 def _segment_ids_in(node: Any) -> set[int]:
@@ -155,7 +170,7 @@ def segment_update(
         rule_check(rule, segment_id=segment.pk)
         segment.rule = rule
         segment.rule_version += 1
-        segment_refresh_enqueue([segment.pk])
+        segment_refresh_enqueue([segment.pk, *_dependents(segment.pk)])
     segment.updated_at = timezone.now()
     segment.save()
     logger.info("segment.updated", extra={"segment_id": segment.pk, "actor": actor})
@@ -262,7 +277,10 @@ def segment_refresh(
     """Materialise a dynamic segment's membership now (all customers, or only `customer_ids`
     after they were recomputed). A full refresh records the size in the size history."""
     segment = segment_get_or_404(segment_id, for_update=True)
-    if segment.kind != SegmentKind.DYNAMIC:
+    if segment.kind != SegmentKind.DYNAMIC or (
+        customer_ids is not None and segment.refreshed_at is None
+    ):
+        # A segment's first fill covers every customer: its own refresh makes it.
         return RefreshOutcome(size=segment.member_count, entered=0, exited=0)
     members_sql, params = rule_members_sql(segment.rule, as_of=as_of or timezone.now())
     # The first materialisation is the segment's starting list, recorded by its size
@@ -301,6 +319,13 @@ def segment_refresh(
     return RefreshOutcome(size=segment.member_count, entered=entered, exited=exited)
 
 
+def segment_refresh_failed(*, segment_id: int, error: Exception) -> None:
+    """Record why a refresh failed; the segment keeps its members."""
+    Segment.objects.filter(pk=segment_id).update(
+        refresh_error=f"{type(error).__name__}: {error}"[:2000]
+    )
+
+
 def segments_refresh_all(*, customer_ids: Sequence[int] | None = None) -> int:
     """Refresh every dynamic segment, each in its own transaction; a segment whose refresh
     fails keeps its members and records the error. Returns how many were refreshed."""
@@ -310,9 +335,7 @@ def segments_refresh_all(*, customer_ids: Sequence[int] | None = None) -> int:
             segment_refresh(segment_id=segment_id, customer_ids=customer_ids)
         except Exception as error:
             logger.exception("segment.refresh_failed", extra={"segment_id": segment_id})
-            Segment.objects.filter(pk=segment_id).update(
-                refresh_error=f"{type(error).__name__}: {error}"[:2000]
-            )
+            segment_refresh_failed(segment_id=segment_id, error=error)
             continue
         refreshed += 1
     return refreshed
@@ -363,7 +386,7 @@ def segment_members_change(
         rule_version=segment.rule_version,
     )
     if entered or exited:
-        segment_refresh_enqueue([s.pk for s in _referencing(segment.pk)])
+        segment_refresh_enqueue(_dependents(segment.pk))
     logger.info(
         "segment.members_changed",
         extra={"segment_id": segment.pk, "actor": actor, "entered_count": entered},
@@ -393,3 +416,14 @@ def segment_preview(*, rule: Any, as_of: datetime | None = None) -> Preview:
             for row in cursor.fetchall()
         ]
     return Preview(size=size, condition_counts=condition_counts, sample=sample)
+
+
+def segments_refresh_after_run(run: RecomputeRun) -> None:
+    """Dynamic segments follow each recomputation: every customer after a full run, only
+    the recomputed ones after an incremental run."""
+    if run.status != RecomputeStatus.SUCCEEDED:
+        return
+    if run.recomputed_customer_ids is None:
+        segments_refresh_all()
+    elif run.recomputed_customer_ids:
+        segments_refresh_all(customer_ids=run.recomputed_customer_ids)

@@ -17,6 +17,7 @@ def test_sweep_on_the_worker_recomputes_and_refreshes_segments(celery_worker) ->
     segment = Segment.objects.create(
         name="buyers", kind="dynamic", rule={"field": "order_count", "op": "gte", "value": 1}
     )
+    OrderFactory(customer=CustomerFactory())  # a buyer: the full run gets breakpoints
     recompute_full_task.apply_async(kwargs={"trigger": "test"}, queue=celery_worker.queue)
     wait_for(lambda: RecomputeRun.objects.filter(status="succeeded").exists(), worker=celery_worker)
     customer = CustomerFactory()

@@ -176,3 +176,25 @@ def test_segment_editor_checks_the_rule_and_shows_the_preview_size(
         reverse("admin:segments_segmentmembership_changelist") + f"?segment__id__exact={segment.pk}"
     )
     assert members.status_code == 200
+
+
+def test_deleting_a_segment_another_rule_names_is_refused_with_a_message(
+    admin_client_en: Client,
+) -> None:
+    static = segment_create(name="名单", kind="static", actor="t")
+    Segment.objects.create(
+        name="引用", kind="dynamic", rule={"field": "segment", "op": "in", "value": [static.pk]}
+    )
+    response = admin_client_en.post(
+        reverse("admin:segments_segment_changelist"),
+        {"action": "delete_selected", "_selected_action": [static.pk], "post": "yes"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "name this segment in their rules" in response.content.decode()
+    assert Segment.objects.filter(pk=static.pk).exists()
+    page = admin_client_en.post(
+        reverse("admin:segments_segment_delete", args=[static.pk]), {"post": "yes"}, follow=True
+    )
+    assert page.status_code == 200
+    assert Segment.objects.filter(pk=static.pk).exists()

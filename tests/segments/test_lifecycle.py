@@ -158,3 +158,14 @@ def test_policy_change_applies_on_next_run() -> None:
     run_on(45)
     row = metrics(customer)
     assert (row.lifecycle_state, row.previous_lifecycle_state) == ("new", "active")
+
+
+def test_active_since_follows_a_change_of_policy() -> None:
+    customer = CustomerFactory()
+    order(customer, days_ago=0, as_of=day(0))
+    run_on(45)
+    assert metrics(customer).lifecycle_since == at(day(31), 0)
+    lifecycle_policy_update(changes={"new_days": 14}, actor="test")
+    run_on(45)
+    row = metrics(customer)
+    assert (row.lifecycle_state, row.lifecycle_since) == ("active", at(day(15), 0))

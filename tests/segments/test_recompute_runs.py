@@ -54,6 +54,7 @@ def test_sweep_recomputes_marked_customers_with_last_full_breakpoints() -> None:
 
 @pytest.mark.django_db
 def test_marks_committed_after_the_sweep_read_them_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+    buyer(recency=5, orders=1, spend=100)
     recompute_full(trigger="test", as_of=AS_OF)
     first, second = CustomerFactory(), CustomerFactory()
     customers_mark_dirty([first.pk])
@@ -77,7 +78,21 @@ def test_first_sweep_without_a_full_run_makes_a_full_run() -> None:
 
 
 @pytest.mark.django_db
+def test_sweep_without_breakpoints_makes_a_full_run() -> None:
+    """The last full run found nobody who bought in the window: no breakpoints to score a
+    sweep with, so the sweep scores everyone afresh."""
+    recompute_full(trigger="test", as_of=AS_OF)
+    customer = buyer(recency=1, orders=1, spend=100)
+    customers_mark_dirty([customer.pk])
+    run = recompute_customers(trigger="sweep", as_of=AS_OF)
+    assert run.kind == "full"
+    assert run.breakpoints["recency"] == [1, 1, 1, 1]
+    assert metrics(customer).r_score == 5
+
+
+@pytest.mark.django_db
 def test_sweep_pulls_first_seen_back_for_backfilled_orders() -> None:
+    buyer(recency=5, orders=1, spend=100)
     recompute_full(trigger="test", as_of=AS_OF)
     customer = CustomerFactory(first_seen_at=at(AS_OF))
     order(customer, days_ago=100)
@@ -89,6 +104,7 @@ def test_sweep_pulls_first_seen_back_for_backfilled_orders() -> None:
 
 @pytest.mark.django_db
 def test_named_customers_leave_marks_alone() -> None:
+    buyer(recency=5, orders=1, spend=100)
     recompute_full(trigger="test", as_of=AS_OF)
     customer = buyer(recency=1, orders=1, spend=50)
     customers_mark_dirty([customer.pk])
@@ -239,3 +255,52 @@ def test_merge_takes_the_merged_customers_scores_along_and_marks_the_survivor() 
     assert run.customers_processed == 1
     row = metrics(first)
     assert (row.lifetime_orders, row.lifetime_net_spend) == (3, 1000)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_policy_edits_build_on_each_other() -> None:
+    from segments.models import RfmPolicy
+    from segments.services.policies import rfm_policy_update
+
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def edit(changes: dict[str, Any]) -> None:
+        try:
+            barrier.wait(timeout=10)
+            rfm_policy_update(changes=changes, actor="test")
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=edit, args=({"high_score_threshold": 4},)),
+        threading.Thread(target=edit, args=({"lookback_days": 200},)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    active = RfmPolicy.objects.get(is_active=True)
+    assert (active.high_score_threshold, active.lookback_days) == (4, 200)
+    assert active.version == RfmPolicy.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_command_refuses_a_future_date_and_refreshes_segments() -> None:
+    from django.core.management.base import CommandError
+
+    from segments.models import Segment, SegmentMembership
+
+    with pytest.raises(CommandError, match="future"):
+        call_command("recompute", "--as-of", "2999-01-01", "--no-progress", stdout=StringIO())
+    customer = buyer(recency=2, orders=1, spend=100)
+    segment = Segment.objects.create(
+        name="new", kind="dynamic", rule={"field": "lifecycle_state", "op": "eq", "value": "new"}
+    )
+    call_command("recompute", "--as-of", AS_OF.isoformat(), "--no-progress", stdout=StringIO())
+    assert list(
+        SegmentMembership.objects.filter(segment=segment).values_list("customer_id", flat=True)
+    ) == [customer.pk]

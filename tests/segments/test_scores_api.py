@@ -196,3 +196,24 @@ def test_customer_lookup_carries_metrics_and_segments(api_client_with_scopes: Cl
     assert metrics["days_since_last_order"] is not None
     assert metrics["lifetime_orders"] == 2
     assert Decimal(metrics["lifetime_net_spend"]) == Decimal("300.00")
+
+
+def test_recompute_request_refuses_empty_lists_and_future_dates(
+    api_client_with_scopes: Client, django_capture_on_commit_callbacks: Callable
+) -> None:
+    client = api_client_with_scopes("segments")
+    with django_capture_on_commit_callbacks() as callbacks:
+        empty = client.post("/api/v1/recompute", {"customer_ids": []}, format="json")
+        future = client.post("/api/v1/recompute", {"as_of": "2999-01-01"}, format="json")
+    assert (empty.status_code, future.status_code) == (400, 400)
+    assert "customer_ids" in empty.json() and "as_of" in future.json()
+    assert callbacks == []
+
+
+def test_transition_feed_after_id(api_client_with_scopes: Client) -> None:
+    customers = [buyer(recency=r, orders=1, spend=100) for r in (1, 2, 100)]
+    recompute_full(trigger="test", as_of=AS_OF)
+    client = api_client_with_scopes("segments:read")
+    ids = [t["id"] for t in client.get("/api/v1/lifecycle-transitions").json()["results"]]
+    later = client.get(f"/api/v1/lifecycle-transitions?after_id={ids[0]}").json()["results"]
+    assert [t["customer_id"] for t in later] == [c.pk for c in customers[1:]]

@@ -2,6 +2,7 @@
 versions, scoped refreshes, static lists, preview, the API and the refresh after a run."""
 
 from collections.abc import Callable
+from unittest import mock
 
 import pytest
 from django.db import connection
@@ -91,12 +92,18 @@ def test_refresh_materialises_with_history_and_size_series(spenders: list) -> No
 
 def test_scoped_refresh_touches_only_the_named_customers(spenders: list) -> None:
     low, mid, high = spenders
-    segment = segment_create(name="all buyers", kind="dynamic", rule=spend_rule(1), actor="t")
+    segment = segment_create(name="buyers", kind="dynamic", rule=spend_rule(400), actor="t")
+    # Before its first fill a segment is left alone by scoped refreshes (sweeps).
+    assert segment_refresh(segment_id=segment.pk, customer_ids=[low.pk]).size == 0
+    assert members(segment.pk) == set()
+    segment_refresh(segment_id=segment.pk)
+    assert members(segment.pk) == {high.pk}
+    segment_update(segment_id=segment.pk, rule=spend_rule(1), actor="t")
     segment_refresh(segment_id=segment.pk, customer_ids=[low.pk])
-    assert members(segment.pk) == {low.pk}
+    assert members(segment.pk) == {low.pk, high.pk}
     outcome = segment_refresh(segment_id=segment.pk, customer_ids=[mid.pk, high.pk])
-    assert (outcome.size, outcome.entered) == (3, 2)
-    assert not SegmentSizeSnapshot.objects.filter(segment=segment).exists()
+    assert (outcome.size, outcome.entered) == (3, 1)
+    assert SegmentSizeSnapshot.objects.filter(segment=segment).count() == 1
 
 
 def test_full_recompute_refreshes_dynamic_segments() -> None:
@@ -241,3 +248,54 @@ def test_members_page_costs_fixed_queries(api_client_with_scopes: Client) -> Non
         IdentityFactory(customer=customer)
     segment_members_change(segment_id=static.pk, add=[c.pk for c in many], actor="t")
     assert queries() == few
+
+
+@pytest.mark.parametrize(
+    ("leaf", "path"),
+    [
+        ({"field": "first_seen_at", "op": "within_last_days", "value": 10**9}, "$.value"),
+        ({"field": "first_seen_at", "op": "gt", "value": {"days_ago": 10**6}}, "$.value.days_ago"),
+        ({"field": "first_seen_at", "op": "gt", "value": "9999-12-31"}, "$.value"),
+        (
+            {
+                "field": "purchased",
+                "op": "gte",
+                "value": 1,
+                "params": {"sku": ["A"], "within_days": 10**9},
+            },
+            "$.params.within_days",
+        ),
+    ],
+)
+def test_out_of_range_days_and_dates_are_rule_errors(
+    api_client_with_scopes: Client, leaf: dict, path: str
+) -> None:
+    response = api_client_with_scopes("segments").post(
+        "/api/v1/segments/preview", {"rule": leaf}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"]["rule"][0]["path"] == path
+
+
+def test_rule_change_refreshes_segments_that_name_it(
+    django_capture_on_commit_callbacks: Callable,
+) -> None:
+    base = segment_create(name="base", kind="dynamic", rule=spend_rule(1), actor="t")
+    middle = segment_create(
+        name="middle",
+        kind="dynamic",
+        rule={"field": "segment", "op": "in", "value": [base.pk]},
+        actor="t",
+    )
+    top = segment_create(
+        name="top",
+        kind="dynamic",
+        rule={"field": "segment", "op": "not_in", "value": [middle.pk]},
+        actor="t",
+    )
+    with (
+        mock.patch("segments.tasks.segment_refresh_task.delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        segment_update(segment_id=base.pk, rule=spend_rule(5), actor="t")
+    assert sorted(call.args[0] for call in delay.call_args_list) == [base.pk, middle.pk, top.pk]

@@ -3,16 +3,19 @@ scores and tiers and lifecycle states now, with a progress bar.
 
 Without `--customers`, every customer (a full run: new quintile breakpoints). With it, only
 those customers, with the breakpoints of the last full run. `--as-of` computes as if today were
-that date (backfills, audits). A run in progress is waited for unless `--no-wait`."""
+that date (backfills, audits; not a future one). A run in progress is waited for unless
+`--no-wait`. Dynamic segments are refreshed after the run."""
 
 from datetime import date
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 from tqdm import tqdm
 
 from segments.models import RecomputeStatus
 from segments.services.recompute import RunSkipped, recompute_customers, recompute_full
+from segments.services.segments import segments_refresh_after_run
 
 
 class Command(BaseCommand):
@@ -39,6 +42,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["as_of"] is not None and options["as_of"] > timezone.localdate():
+            raise CommandError("--as-of cannot be in the future.")
         bar = None if options["no_progress"] else tqdm(unit="batch", file=self.stderr)
         waited = False
 
@@ -75,6 +80,7 @@ class Command(BaseCommand):
                 bar.close()
         if run.status != RecomputeStatus.SUCCEEDED:
             raise CommandError(f"Run #{run.pk} failed: {run.error}")
+        segments_refresh_after_run(run)
         self.stdout.write(
             f"Run #{run.pk} ({run.kind}, as of {run.as_of}): {run.customers_processed} customers, "
             f"{run.rows_changed} rows changed, {run.transitions_written} lifecycle transitions, "
