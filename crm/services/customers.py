@@ -396,28 +396,21 @@ def customers_mark_dirty(customer_ids: Iterable[int]) -> None:
             )
 
 
-def customers_pull_first_seen(*, customer_ids: Sequence[int]) -> int:
-    """Move first_seen_at back to the earliest paid time of each customer's orders where an
-    older order arrived later (a backfill). Called by the recomputation sweep rather than by
-    ingestion, where it cost a query per batch. Returns how many customers changed."""
-    if not customer_ids:
+def customers_pull_first_seen(*, first_paid: Sequence[tuple[int, datetime]]) -> int:
+    """Move first_seen_at back to each customer's earliest paid order where an older order
+    arrived later (a backfill): `first_paid` pairs customer ids with those times, as the
+    recomputation sweep computes them anyway (ingestion leaves it to the sweep, where it
+    would cost a query per batch). Returns how many customers changed."""
+    if not first_paid:
         return 0
     with connection.cursor() as cursor:
-        # The first entry of each customer in order_by_customer_paid (customer_id, paid_at)
-        # is its earliest order: one index probe per customer.
         cursor.execute(
             """
-            UPDATE crm_customer c SET first_seen_at = o.first_paid_at
-            FROM (
-                SELECT k.id AS customer_id,
-                       (SELECT paid_at FROM crm_order
-                        WHERE customer_id = k.id AND paid_at IS NOT NULL
-                        ORDER BY paid_at LIMIT 1) AS first_paid_at
-                FROM unnest(%s::bigint[]) AS k(id)
-            ) o
-            WHERE c.id = o.customer_id AND o.first_paid_at < c.first_seen_at
+            UPDATE crm_customer c SET first_seen_at = k.first_paid_at
+            FROM unnest(%s::bigint[], %s::timestamptz[]) AS k(id, first_paid_at)
+            WHERE c.id = k.id AND k.first_paid_at < c.first_seen_at
             """,
-            [list(customer_ids)],
+            [[customer_id for customer_id, _at in first_paid], [at for _id, at in first_paid]],
         )
         return cursor.rowcount
 

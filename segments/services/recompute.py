@@ -457,6 +457,16 @@ def _aggregate(params: dict[str, Any], *, scoped: bool) -> None:
         cursor.execute("RESET work_mem")
 
 
+def _first_paid_of_dirty() -> list[tuple[int, datetime]]:
+    """The first paid order of each customer whose orders changed, from the aggregates."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.customer_id, a.first_paid_at FROM segments_work_agg a "
+            "JOIN segments_work_dirty d ON d.customer_id = a.customer_id"
+        )
+        return [(customer_id, first_paid_at) for customer_id, first_paid_at in cursor.fetchall()]
+
+
 def _quantile_breakpoints(params: dict[str, Any]) -> Breakpoints:
     with connection.cursor() as cursor:
         cursor.execute(_BREAKPOINTS_SQL, params)
@@ -724,9 +734,9 @@ def _execute(
     mark_ids = _marks_seen() if customer_ids is None else []
     scoped = run.kind == RecomputeKind.INCREMENTAL
     dirty = _prepare_tables(mark_ids=mark_ids, customer_ids=customer_ids, scoped=scoped)
-    if mark_ids:
-        customers_pull_first_seen(customer_ids=dirty)
     _aggregate(params, scoped=scoped)
+    if mark_ids:
+        customers_pull_first_seen(first_paid=_first_paid_of_dirty())
     if scoped:
         assert last_full is not None
         breakpoints = Breakpoints.from_json(last_full.breakpoints)
