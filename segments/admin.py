@@ -149,6 +149,9 @@ class RecomputeRunAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "status", "trigger"]
     list_select_related = ["rfm_policy", "lifecycle_policy"]
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the record of what ran; sweeps take their breakpoints from it
+
     @admin.display(description=_("duration (s)"))
     def duration(self, run: RecomputeRun) -> str:
         seconds = run.duration_seconds
@@ -166,7 +169,7 @@ class RecomputeRunAdmin(ReadOnlyAdmin):
 
     def recompute_now(self, request: HttpRequest) -> HttpResponse:
         changelist = reverse("admin:segments_recomputerun_changelist")
-        if request.method != "POST" or not request.user.has_perm("segments.view_recomputerun"):
+        if request.method != "POST" or not request.user.has_perm("segments.request_recompute"):
             return HttpResponseRedirect(changelist)
         recompute_enqueue(trigger=f"admin:user:{request.user.pk}")
         self.message_user(request, _("A full recomputation is queued."), messages.SUCCESS)

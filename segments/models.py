@@ -284,6 +284,7 @@ class RecomputeRun(models.Model):
         verbose_name = _("recomputation run")
         verbose_name_plural = _("recomputation runs")
         ordering = ["-started_at", "-id"]
+        permissions = [("request_recompute", _("Can request a recomputation of everyone"))]
         indexes = [models.Index(fields=["kind", "status", "-id"], name="recompute_run_latest")]
 
     def __str__(self) -> str:

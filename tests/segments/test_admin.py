@@ -5,7 +5,7 @@ transitions, and lists cost a fixed number of queries."""
 from collections.abc import Callable
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -85,6 +85,16 @@ def test_runs_list_and_recompute_now(
         response = admin_client_en.post(reverse("admin:segments_recomputerun_recompute_now"))
     assert response.status_code == 302
     assert len(callbacks) == 1
+    viewer = User.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_recomputerun"))
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(viewer)
+    page = client.get(reverse("admin:segments_recomputerun_changelist"))
+    assert page.status_code == 200
+    assert "Recompute everyone now" not in page.content.decode()
+    with django_capture_on_commit_callbacks() as callbacks:
+        client.post(reverse("admin:segments_recomputerun_recompute_now"))
+    assert callbacks == []
 
 
 def test_customer_page_shows_scores_and_transitions(admin_client_en: Client) -> None:
