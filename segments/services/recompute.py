@@ -46,7 +46,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from crm.models import DirtyMark
-from crm.services.customers import customers_pull_first_seen
+from crm.services.customers import customers_pull_first_seen, customers_removal_lock
 from segments.models import (
     LifecyclePolicy,
     RecomputeKind,
@@ -535,6 +535,9 @@ def _count(*, scoped: bool) -> int:
 
 def _batch(params: dict[str, Any], low: int, high: int, *, scoped: bool) -> tuple[int, int]:
     with transaction.atomic(), connection.cursor() as cursor:
+        # No customer is merged away or deleted while its rows are written (their
+        # customer_id has no foreign key): removals wait for the batch, or it sees them gone.
+        customers_removal_lock(exclusive=False)
         cursor.execute("SET LOCAL jit = off")  # compiling costs more than running a batch
         cursor.execute("SET LOCAL work_mem = '64MB'")  # its hash joins stay in memory
         cursor.execute(

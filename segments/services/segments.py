@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.errors import Conflict, NotFound, ValidationFailed
+from crm.services.customers import customers_removal_lock
 from segments.models import (
     RecomputeRun,
     RecomputeStatus,
@@ -246,6 +247,9 @@ def _reconcile(
     pk, version = segment.pk, segment.rule_version
     params = [*wanted_params, pk, *scope_params, pk, pk, version, pk, version, pk, version]
     params.append(record_entries)
+    # No customer is merged away or deleted while members are written (customer_id has no
+    # foreign key): removals wait for this transaction, or it sees them gone.
+    customers_removal_lock(exclusive=False)
     with connection.cursor() as cursor:
         cursor.execute(RULE_SESSION_SQL)  # room for the rule's hashed subplans
         cursor.execute("SET LOCAL jit = off")  # compiling costs more than running it

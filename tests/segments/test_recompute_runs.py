@@ -2,6 +2,7 @@
 interrupted and crashed runs repeated safely, the command and the tasks."""
 
 import threading
+import time
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -304,3 +305,31 @@ def test_command_refuses_a_future_date_and_refreshes_segments() -> None:
     assert list(
         SegmentMembership.objects.filter(segment=segment).values_list("customer_id", flat=True)
     ) == [customer.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_deleted_during_a_run_leaves_no_metrics_behind() -> None:
+    """The delete holds the customer-removal lock until it commits; the run's batch waits for
+    it and then sees the customer gone (without the wait it would write a row for it)."""
+    from crm.services.customers import customers_delete
+
+    kept, removed = buyer(recency=3, orders=1, spend=100), buyer(recency=4, orders=1, spend=90)
+    deleting = threading.Event()
+
+    def delete_slowly() -> None:
+        try:
+            with transaction.atomic():
+                customers_delete(customer_ids=[removed.pk], actor="test")
+                deleting.set()
+                time.sleep(1.0)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=delete_slowly)
+    thread.start()
+    assert deleting.wait(timeout=10)
+    run = recompute_full(trigger="test", as_of=AS_OF)
+    thread.join(timeout=10)
+    assert run.status == RecomputeStatus.SUCCEEDED
+    assert list(CustomerMetrics.objects.values_list("customer_id", flat=True)) == [kept.pk]
+    assert not LifecycleTransition.objects.filter(customer_id=removed.pk).exists()
