@@ -90,26 +90,13 @@ def customer_metrics(customer_id: int) -> CustomerMetrics | None:
     return CustomerMetrics.objects.filter(customer_id=customer_id).first()
 
 
-def customer_transitions(customer_id: int, *, limit: int = 20) -> list[LifecycleTransition]:
-    """The latest transitions of a customer, newest first (index transition_by_customer)."""
-    return list(
-        LifecycleTransition.objects.filter(customer_id=customer_id).order_by("-at", "-id")[:limit]
-    )
-
-
-def customer_segments(customer_id: int) -> list[Segment]:
-    """The segments a customer is in now (index membership_by_customer_seg)."""
-    return list(
-        Segment.objects.filter(memberships__customer_id=customer_id)
-        .order_by("name")
-        .only("id", "name", "kind")
-    )
-
-
 def customer_scores_for_sidebar(customer_id: int) -> dict[str, Any]:
     """What the customer lookup adds about a customer: its metrics (None until its first
     recomputation) and its segments. Two queries."""
-    return {"metrics": customer_metrics(customer_id), "segments": customer_segments(customer_id)}
+    return {
+        "metrics": customer_metrics(customer_id),
+        "segments": list(customer_memberships(customer_id)),
+    }
 
 
 def segment_list(*, kind: str | None = None, search: str | None = None) -> QuerySet[Segment]:

@@ -31,7 +31,7 @@ from crm.services.customers import (
     customer_upsert,
     customers_bulk_upsert,
 )
-from segments.api.serializers import CustomerMetricsSerializer, SegmentRefSerializer
+from segments.api.serializers import CustomerMetricsSerializer, CustomerSegmentSerializer
 from segments.selectors import customer_scores_for_sidebar
 
 ERROR_CUSTOMER_MERGED = "customer_merged"
@@ -226,7 +226,7 @@ class CustomerDetailSerializer(serializers.Serializer):
     metrics = CustomerMetricsSerializer(
         allow_null=True, help_text=_("Null until the customer's first recomputation.")
     )
-    segments = SegmentRefSerializer(many=True)
+    segments = CustomerSegmentSerializer(many=True)
 
 
 def _detail_payload(request: Request, customer: Customer) -> dict[str, Any]:

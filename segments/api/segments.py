@@ -18,7 +18,8 @@ from crm.api.pagination import IdCursorPagination
 from crm.errors import NotFound
 from crm.models import Customer
 from crm.services.customers import ERROR_CUSTOMER_NOT_FOUND, customers_named
-from segments.models import Segment, SegmentKind, SegmentMembership, SegmentSizeSnapshot
+from segments.api.serializers import CustomerSegmentSerializer
+from segments.models import Segment, SegmentKind, SegmentSizeSnapshot
 from segments.selectors import (
     customer_memberships,
     segment_list,
@@ -244,16 +245,6 @@ class SegmentHistoryView(generics.ListAPIView):
         segment_id = self.kwargs["segment_id"]
         segment_get_or_404(segment_id)
         return segment_size_history(segment_id)
-
-
-class CustomerSegmentSerializer(serializers.ModelSerializer):
-    id = serializers.IntegerField(source="segment.id")
-    name = serializers.CharField(source="segment.name")
-    kind = serializers.CharField(source="segment.kind")
-
-    class Meta:
-        model = SegmentMembership
-        fields = ["id", "name", "kind", "rule_version", "entered_at"]
 
 
 class CustomerSegmentsView(APIView):

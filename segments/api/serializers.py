@@ -3,7 +3,7 @@
 from django.utils import timezone
 from rest_framework import serializers
 
-from segments.models import CustomerMetrics, Segment
+from segments.models import CustomerMetrics, SegmentMembership
 from segments.selectors import days_since
 
 
@@ -39,7 +39,13 @@ class CustomerMetricsSerializer(serializers.ModelSerializer):
         return days_since(metrics.last_paid_at, today=timezone.localdate())
 
 
-class SegmentRefSerializer(serializers.ModelSerializer):
+class CustomerSegmentSerializer(serializers.ModelSerializer):
+    """A segment a customer is in, with when it entered and by which rule version."""
+
+    id = serializers.IntegerField(source="segment.id")
+    name = serializers.CharField(source="segment.name")
+    kind = serializers.CharField(source="segment.kind")
+
     class Meta:
-        model = Segment
-        fields = ["id", "name", "kind"]
+        model = SegmentMembership
+        fields = ["id", "name", "kind", "rule_version", "entered_at"]

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -55,10 +54,12 @@ from segments.models import (
     RfmPolicy,
     RfmScoringMethod,
 )
+from segments.rules.values import start_of_day
 from segments.services.policies import lifecycle_policy_active, rfm_policy_active
 
 logger = logging.getLogger(__name__)
 
+WORK_TABLES = ("segments_work_agg", "segments_work_dirty", "segments_work_scope")
 RECOMPUTE_LOCK = 0x5345475F52454300  # "SEG_REC\0": one recomputation at a time
 # 50k customers a transaction: a few hundred milliseconds each, so progress moves and locks
 # are short while per-statement overhead stays negligible, and a million customers make 20
@@ -97,19 +98,15 @@ class Breakpoints:
         )
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo(settings.TIME_ZONE))
-
-
 def _parameters(
     *, as_of: date, rfm: RfmPolicy, lifecycle: LifecyclePolicy, run_id: int
 ) -> dict[str, Any]:
     return {
         "tz": settings.TIME_ZONE,
         "as_of": as_of,
-        "end": _day_start(as_of + timedelta(days=1)),
-        "window_start": _day_start(as_of - timedelta(days=rfm.lookback_days - 1)),
-        "recent_start": _day_start(as_of - timedelta(days=lifecycle.reactivated_days)),
+        "end": start_of_day(as_of + timedelta(days=1)),
+        "window_start": start_of_day(as_of - timedelta(days=rfm.lookback_days - 1)),
+        "recent_start": start_of_day(as_of - timedelta(days=lifecycle.reactivated_days)),
         "new_days": lifecycle.new_days,
         "active_days": lifecycle.active_days,
         "sleeping_days": lifecycle.sleeping_days,
@@ -378,10 +375,6 @@ def _recompute_lock(*, wait: bool, on_wait: Callable[[], None] | None) -> Iterat
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [RECOMPUTE_LOCK])
 
 
-def _running_run() -> RecomputeRun | None:
-    return RecomputeRun.objects.filter(status=RecomputeStatus.RUNNING).order_by("-id").first()
-
-
 def _reset_interrupted_runs() -> None:
     """Runs still marked running while this process holds the lock died on the way."""
     RecomputeRun.objects.filter(status=RecomputeStatus.RUNNING).update(
@@ -405,16 +398,12 @@ def _marks_seen() -> list[int]:
 
 def _prepare_tables(
     *, mark_ids: Sequence[int], customer_ids: Sequence[int] | None, scoped: bool
-) -> list[int]:
+) -> None:
     """Work tables: the customers whose orders changed (segments_work_dirty: those named,
     or those the marks name) and, for an incremental run, the customers to recompute
-    (segments_work_scope). Returns the customers whose orders changed."""
+    (segments_work_scope)."""
     with connection.cursor() as cursor:
-        for table in (
-            "segments_work_agg",
-            "segments_work_dirty",
-            "segments_work_scope",
-        ):
+        for table in WORK_TABLES:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
         if customer_ids is not None:
             cursor.execute(
@@ -437,8 +426,13 @@ def _prepare_tables(
         cursor.execute("ALTER TABLE segments_work_scope ADD PRIMARY KEY (customer_id)")
         cursor.execute("ANALYZE segments_work_dirty")
         cursor.execute("ANALYZE segments_work_scope")
+
+
+def _scope_ids() -> list[int]:
+    """The customers an incremental run recomputed, for the segment refresh after it."""
+    with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT array_agg(customer_id ORDER BY customer_id) FROM segments_work_dirty"
+            "SELECT array_agg(customer_id ORDER BY customer_id) FROM segments_work_scope"
         )
         return list(cursor.fetchone()[0] or [])  # type: ignore[index]
 
@@ -597,11 +591,7 @@ def _run_batches(
 
 def _drop_tables() -> None:
     with connection.cursor() as cursor:
-        for table in (
-            "segments_work_agg",
-            "segments_work_dirty",
-            "segments_work_scope",
-        ):
+        for table in WORK_TABLES:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -736,7 +726,7 @@ def _execute(
     )
     mark_ids = _marks_seen() if customer_ids is None else []
     scoped = run.kind == RecomputeKind.INCREMENTAL
-    dirty = _prepare_tables(mark_ids=mark_ids, customer_ids=customer_ids, scoped=scoped)
+    _prepare_tables(mark_ids=mark_ids, customer_ids=customer_ids, scoped=scoped)
     _aggregate(params, scoped=scoped)
     if mark_ids:
         customers_pull_first_seen(first_paid=_first_paid_of_dirty())
@@ -752,7 +742,7 @@ def _execute(
     )
     if mark_ids:
         DirtyMark.objects.filter(pk__in=mark_ids).delete()
-    run.recomputed_customer_ids = dirty if scoped else None
+    run.recomputed_customer_ids = _scope_ids() if scoped else None
 
 
 def recompute_enqueue(

@@ -8,7 +8,7 @@ that finds no change writes nothing but the size snapshot. Refreshes of one segm
 serialised by a row lock on the segment."""
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,13 @@ from segments.models import (
     SegmentKind,
     SegmentSizeSnapshot,
 )
-from segments.rules import RULE_SESSION_SQL, rule_check, rule_members_sql, rule_preview_sql
+from segments.rules import (
+    RULE_SESSION_SQL,
+    rule_check,
+    rule_members_sql,
+    rule_preview_sql,
+    rule_referenced_segments,
+)
 from segments.rules.compiler import FROM_CLAUSE
 
 logger = logging.getLogger(__name__)
@@ -81,7 +87,7 @@ def _referencing(segment_id: int) -> list[Segment]:
     return [
         segment
         for segment in Segment.objects.filter(kind=SegmentKind.DYNAMIC).exclude(pk=segment_id)
-        if segment_id in _segment_ids_in(segment.rule)
+        if segment_id in rule_referenced_segments(segment.rule)
     ]
 
 
@@ -95,21 +101,6 @@ def _dependents(segment_id: int) -> list[int]:
         frontier.extend(reached)
     found.discard(segment_id)
     return sorted(found)
-
-
-def _segment_ids_in(node: Any) -> set[int]:
-    """Segment ids a stored (valid) rule names, without reading the database."""
-    if isinstance(node, Mapping):
-        found: set[int] = set()
-        if node.get("field") == "segment":
-            found.update(v for v in node.get("value") or [] if isinstance(v, int))
-        for key in ("all", "any"):
-            for child in node.get(key) or []:
-                found |= _segment_ids_in(child)
-        if "not" in node:
-            found |= _segment_ids_in(node["not"])
-        return found
-    return set()
 
 
 def segment_refresh_enqueue(segment_ids: Sequence[int]) -> None:
