@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from tqdm import tqdm
 
-from crm.models import IdentityProvider
+from crm.models import PURCHASE_STATUSES, IdentityProvider
 from crm.personal_data import encrypt, hash_identity, mask
 
 DEMO_CORP_ID = "ww_demo_corp"
@@ -598,6 +598,8 @@ def _write_chunk(ctx: _Context, n: int, counts: dict[str, int]) -> None:
     iid0 = _reserve_ids("crm_orderitem", n_items)
     item_customer_ids = cids[item_customer]
     item_order_ids = order_ids[item_order]
+    purchased = np.isin(status, PURCHASE_STATUSES)
+    order_purchased_text = [paid_text[j] if purchased[j] else None for j in range(total)]
     item_rows = (
         (
             iid0 + k,
@@ -609,6 +611,7 @@ def _write_chunk(ctx: _Context, n: int, counts: dict[str, int]) -> None:
             CATALOGUE[sku[k]][2],
             int(quantity[k]),
             f"{price[k]:.2f}",
+            order_purchased_text[item_order[k]],
         )
         for k in range(n_items)
     )
@@ -624,6 +627,7 @@ def _write_chunk(ctx: _Context, n: int, counts: dict[str, int]) -> None:
             "category",
             "quantity",
             "unit_price",
+            "purchased_at",
         ],
         item_rows,
     )

@@ -2,6 +2,8 @@
 consent, plus the integration API keys. Every hot table carries `customer_id` so that it can be
 sharded by customer (DESIGN.md §5). Business rules live in `crm.services`, not here."""
 
+from datetime import datetime
+
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
@@ -271,6 +273,11 @@ class OrderStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+# An order in one of these counts as a purchase (its refunds net out of its amount); refunded
+# and cancelled orders do not.
+PURCHASE_STATUSES = (OrderStatus.PAID.value, OrderStatus.PARTIALLY_REFUNDED.value)
+
+
 class Order(models.Model):
     """An order from a shop system, unique by (source, external_id). `content_hash` digests the
     payload it was last written from, so that a re-sent unchanged order writes nothing."""
@@ -312,10 +319,23 @@ class Order(models.Model):
                 name="order_amounts_not_negative",
             ),
         ]
-        indexes = [models.Index(fields=["customer", "paid_at"], name="order_by_customer_paid")]
+        indexes = [
+            # Covers the per-customer reads of the recomputation (its sweep and the start of
+            # an active spell) so that they never visit the table.
+            models.Index(
+                fields=["customer", "paid_at"],
+                include=["status", "total_amount", "refunded_amount"],
+                name="order_by_customer_paid",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.source}:{self.external_id}"
+
+    @property
+    def purchased_at(self) -> datetime | None:
+        """What its items' `purchased_at` holds: when it was paid, if it counts as a purchase."""
+        return self.paid_at if self.status in PURCHASE_STATUSES else None
 
 
 class OrderItem(models.Model):
@@ -335,6 +355,10 @@ class OrderItem(models.Model):
     category = models.CharField(_("category"), max_length=64, blank=True)
     quantity = models.PositiveIntegerField(_("quantity"))
     unit_price = models.DecimalField(_("unit price"), max_digits=14, decimal_places=2)
+    # The order's purchased_at, copied so that "bought this category within N days" reads one
+    # index range of the items (order_item_purchases_by_sku, _by_cat) instead of joining every
+    # item to its order. Items are rewritten whenever their order's status or paid_at changes.
+    purchased_at = models.DateTimeField(_("purchased at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("order item")
@@ -342,7 +366,21 @@ class OrderItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["order", "line_no"], name="order_item_unique_line")
         ]
-        indexes = [models.Index(fields=["customer", "sku"], name="order_item_by_customer_sku")]
+        indexes = [
+            models.Index(fields=["customer", "sku"], name="order_item_by_customer_sku"),
+            models.Index(
+                fields=["sku", "purchased_at"],
+                include=["customer", "order"],
+                condition=Q(purchased_at__isnull=False),
+                name="order_item_purchases_by_sku",
+            ),
+            models.Index(
+                fields=["category", "purchased_at"],
+                include=["customer", "order"],
+                condition=Q(purchased_at__isnull=False),
+                name="order_item_purchases_by_cat",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.order_id}#{self.line_no}"

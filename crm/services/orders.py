@@ -18,6 +18,7 @@ from django.utils.translation import gettext
 
 from crm.errors import Conflict
 from crm.inputs import OrderIn
+from crm.models import PURCHASE_STATUSES
 from crm.services.customers import (
     customers_mark_dirty,
     customers_removal_lock,
@@ -72,6 +73,11 @@ _ITEMS_INPUT = """
         n int, l smallint, s text, nm text, ca text, q integer, p numeric)
 """
 
+# What an order's items copy into purchased_at (see OrderItem), in RETURNING of crm_order.
+_PURCHASED_AT = "CASE WHEN status IN ({}) THEN paid_at END".format(
+    ", ".join(f"'{status}'" for status in PURCHASE_STATUSES)
+)
+
 # New orders first, with their items, in one statement: the insert is served by the unique
 # index order_unique_external, and `n` (the row's position in the batch) ties each item to the
 # id of its order without a round trip.
@@ -83,16 +89,16 @@ inserted AS (
                            created_at, updated_at)
     SELECT c, s, e, st, ta, ra, cu, pa, ch, so, h, now(), now() FROM input
     ON CONFLICT (source, external_id) DO NOTHING
-    RETURNING id, source, external_id, customer_id
+    RETURNING id, source, external_id, customer_id, {_PURCHASED_AT} AS purchased_at
 ),
 written AS (
-    SELECT i.n, ins.id, ins.customer_id
+    SELECT i.n, ins.id, ins.customer_id, ins.purchased_at
     FROM inserted ins JOIN input i ON i.s = ins.source AND i.e = ins.external_id
 ),
 items AS (
     INSERT INTO crm_orderitem (order_id, customer_id, line_no, sku, name, category, quantity,
-                               unit_price)
-    SELECT w.id, w.customer_id, it.l, it.s, it.nm, it.ca, it.q, it.p
+                               unit_price, purchased_at)
+    SELECT w.id, w.customer_id, it.l, it.s, it.nm, it.ca, it.q, it.p, w.purchased_at
     FROM written w JOIN ({_ITEMS_INPUT}) AS it ON it.n = w.n
 )
 SELECT n, customer_id FROM written
@@ -112,7 +118,7 @@ UPDATE crm_order o SET
     updated_at = now()
 FROM input i, previous p
 WHERE o.source = i.s AND o.external_id = i.e AND p.id = o.id AND o.content_hash <> i.h
-RETURNING i.n, o.id, o.customer_id, p.customer_id
+RETURNING i.n, o.id, o.customer_id, p.customer_id, {_PURCHASED_AT}
 """  # noqa: S608 - composed of constants only
 
 # Updated orders get their items anew (the old ones are deleted first, in a statement of
@@ -120,9 +126,9 @@ RETURNING i.n, o.id, o.customer_id, p.customer_id
 _ITEMS_DELETE_SQL = "DELETE FROM crm_orderitem WHERE order_id = ANY(%s::bigint[])"
 _ITEMS_REPLACE_SQL = f"""
 INSERT INTO crm_orderitem (order_id, customer_id, line_no, sku, name, category, quantity,
-                           unit_price)
-SELECT w.id, w.c, it.l, it.s, it.nm, it.ca, it.q, it.p
-FROM json_to_recordset(%(written)s::json) AS w(n int, id bigint, c bigint)
+                           unit_price, purchased_at)
+SELECT w.id, w.c, it.l, it.s, it.nm, it.ca, it.q, it.p, w.pu
+FROM json_to_recordset(%(written)s::json) AS w(n int, id bigint, c bigint, pu timestamptz)
 JOIN ({_ITEMS_INPUT}) AS it ON it.n = w.n
 """  # noqa: S608 - composed of constants only
 
@@ -207,21 +213,25 @@ def _orders_write(
             raise CustomerGone
         cursor.execute(_INSERT_SQL, {"orders": _encode(rows).decode(), "items": items})
         inserted = cursor.fetchall()  # (position, customer_id)
-        updated = []  # (position, order_id, customer_id, previous customer_id)
+        # (position, order_id, customer_id, previous customer_id, purchased_at)
+        updated = []
         if len(inserted) < len(rows):
             new_positions = {position for position, _customer_id in inserted}
             existing = [r for r in rows if r["n"] not in new_positions]
             cursor.execute(_UPDATE_SQL, {"orders": _encode(existing).decode()})
             updated = cursor.fetchall()
         if updated:
-            cursor.execute(_ITEMS_DELETE_SQL, [[order_id for _n, order_id, _c, _p in updated]])
-            written = [{"n": n, "id": order_id, "c": c} for n, order_id, c, _p in updated]
+            cursor.execute(_ITEMS_DELETE_SQL, [[row[1] for row in updated]])
+            written = [
+                {"n": n, "id": order_id, "c": c, "pu": purchased_at}
+                for n, order_id, c, _previous, purchased_at in updated
+            ]
             cursor.execute(
                 _ITEMS_REPLACE_SQL, {"written": _encode(written).decode(), "items": items}
             )
 
     touched = {customer_id for _position, customer_id in inserted}
-    for _position, _order_id, customer_id, previous_customer_id in updated:
+    for _position, _order_id, customer_id, previous_customer_id, _purchased_at in updated:
         touched.update((customer_id, previous_customer_id))
     customers_mark_dirty(touched)
     outcome = OrdersOutcome(

@@ -16,7 +16,6 @@ from crm.models import (
     ConsentStatus,
     Gender,
     InteractionKind,
-    OrderStatus,
     SourceChannel,
 )
 from segments.models import LifecycleState, RfmTier, SegmentKind
@@ -47,9 +46,6 @@ INTEGER = NumberType(is_integer=True)
 SCORE = NumberType(is_integer=True, minimum=1, maximum=5)
 COUNT = NumberType(is_integer=True, minimum=0)
 DATETIME = DateTimeType()
-
-# Orders that were paid, whatever part of them was refunded since.
-PAID_STATUSES = [OrderStatus.PAID.value, OrderStatus.PARTIALLY_REFUNDED.value]
 
 
 def _nullable(expression: str) -> RowColumn:
@@ -264,25 +260,21 @@ def _parse_purchase_params(raw: object, path: str) -> Mapping[str, Any]:
 
 
 def _compile_purchased(leaf: Leaf, ctx: CompileContext) -> Sql:
-    if "sku" in leaf.params:
-        items = Sql("i.sku = ANY(") + param(list(leaf.params["sku"])) + "::text[])"
-    else:
-        items = Sql("i.category = ANY(") + param(list(leaf.params["category"])) + "::text[])"
-    # No index leads with sku, category or paid_at, so items and paid orders are each read
-    # once and hash-joined. Items carry their order's customer_id: joining on it as well keeps
-    # the join within one customer's rows (one shard, DESIGN.md §5).
-    orders = Sql(
-        "SELECT o.customer_id FROM crm_order o JOIN crm_orderitem i"
-        " ON i.order_id = o.id AND i.customer_id = o.customer_id WHERE "
-    )
-    orders = orders + items + " AND o.status = ANY(" + param(PAID_STATUSES) + "::text[])"
+    key = "sku" if "sku" in leaf.params else "category"
+    # order_item_purchases_by_sku / _cat answer this from one index range, index-only: the
+    # items of these SKUs or categories in purchased orders, newest last, with their customer
+    # and order.
+    items = Sql(f"SELECT i.customer_id FROM crm_orderitem i WHERE i.{key} = ANY(")  # noqa: S608
+    items = items + param(list(leaf.params[key])) + "::text[]) AND i.purchased_at IS NOT NULL"
     within_days = leaf.params["within_days"]
     if within_days is not None:
-        paid_at = Sql("o.paid_at")
-        in_window = DATETIME.compare("within_last_days", within_days, paid_at, as_of=ctx.as_of)
-        orders = orders + " AND " + in_window
+        purchased_at = Sql("i.purchased_at")
+        in_window = DATETIME.compare("within_last_days", within_days, purchased_at, as_of=ctx.as_of)
+        items = items + " AND " + in_window
     # An order with several matching items counts once.
-    return _count_condition(leaf, orders + " GROUP BY o.customer_id", "count(DISTINCT o.id)", ctx)
+    return _count_condition(
+        leaf, items + " GROUP BY i.customer_id", "count(DISTINCT i.order_id)", ctx
+    )
 
 
 def _parse_interaction_params(raw: object, path: str) -> Mapping[str, Any]:

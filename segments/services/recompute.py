@@ -44,7 +44,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from crm.models import DirtyMark
+from crm.models import PURCHASE_STATUSES, DirtyMark
 from crm.services.customers import customers_pull_first_seen, customers_removal_lock
 from segments.models import (
     LifecyclePolicy,
@@ -66,7 +66,6 @@ RECOMPUTE_LOCK = 0x5345475F52454300  # "SEG_REC\0": one recomputation at a time
 # batches, enough to keep RECOMPUTE_WORKERS connections evenly busy to the end.
 BATCH_SIZE = 50_000
 WAIT_POLL_SECONDS = 1.0
-COUNTED_STATUSES = ("paid", "partially_refunded")
 ERROR_ANOTHER_RUN = "skipped: another run was in progress"
 ERROR_INTERRUPTED = "interrupted: the process stopped before the run finished"
 
@@ -112,7 +111,7 @@ def _parameters(
         "sleeping_days": lifecycle.sleeping_days,
         "reactivated_days": lifecycle.reactivated_days,
         "high_score": rfm.high_score_threshold,
-        "statuses": list(COUNTED_STATUSES),
+        "statuses": list(PURCHASE_STATUSES),
         "run_id": run_id,
     }
 

@@ -104,6 +104,10 @@ def test_demo_data_looks_like_a_real_brand() -> None:
         items_total=Sum(F("items__quantity") * F("items__unit_price"))
     ).first()
     assert order is not None and order.total_amount == order.items_total
+    # items carry their order's purchase time exactly when the order counts as a purchase
+    items = OrderItem.objects.select_related("order")
+    assert items.filter(purchased_at__isnull=True).exists()
+    assert all(item.purchased_at == item.order.purchased_at for item in items)
 
 
 def test_exclusive_tag_groups_hold_one_tag_per_customer() -> None:

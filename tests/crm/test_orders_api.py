@@ -128,6 +128,25 @@ def test_a_later_version_updates_the_order_and_replaces_items(api_client_with_sc
     assert order.customer_id in dirty_customer_ids()
 
 
+def test_items_carry_the_purchase_time_while_their_order_counts(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("orders:write")
+    client.post(URL, {"orders": [order_row("SO1")]}, format="json")
+    paid_at = Order.objects.get().paid_at
+    assert paid_at is not None
+    assert list(OrderItem.objects.values_list("purchased_at", flat=True)) == [paid_at]
+
+    partly = order_row("SO1", status="partially_refunded", refunded_amount="100.00")
+    client.post(URL, {"orders": [partly]}, format="json")
+    assert list(OrderItem.objects.values_list("purchased_at", flat=True)) == [paid_at]
+
+    refunded = order_row("SO1", status="refunded", refunded_amount="398.00")
+    assert client.post(URL, {"orders": [refunded]}, format="json").json()["updated"] == 1
+    assert list(OrderItem.objects.values_list("purchased_at", flat=True)) == [None]
+
+    client.post(URL, {"orders": [order_row("SO2", status="cancelled")]}, format="json")
+    assert OrderItem.objects.get(order__external_id="SO2").purchased_at is None
+
+
 def test_naming_another_customer_moves_the_order_and_marks_both(api_client_with_scopes) -> None:
     client = api_client_with_scopes("orders:write")
     client.post(URL, {"orders": [order_row("SO1")]}, format="json")

@@ -72,6 +72,7 @@ def order_create(
             category=category,
             quantity=1,
             unit_price=Decimal("50.00"),
+            purchased_at=order.purchased_at,
         )
     return order
 

@@ -200,6 +200,7 @@ def world_build(rng: random.Random, catalog: Catalog) -> None:
                 category=category,
                 quantity=1,
                 unit_price=Decimal("5"),
+                purchased_at=order.purchased_at,
             )
             for order, items in orders
             for line_no, (sku, category) in enumerate(items, start=1)
