@@ -422,11 +422,15 @@ _MERGE_STATEMENTS: tuple[tuple[str, str], ...] = (
         "identities",
         "UPDATE crm_identity SET customer_id = %(survivor)s WHERE customer_id = %(loser)s",
     ),
-    ("orders", "UPDATE crm_order SET customer_id = %(survivor)s WHERE customer_id = %(loser)s"),
+    # Items before their orders: they are found through the loser's orders.
     (
         "order_items",
-        "UPDATE crm_orderitem SET customer_id = %(survivor)s WHERE customer_id = %(loser)s",
+        """
+        UPDATE crm_orderitem i SET customer_id = %(survivor)s
+        FROM crm_order o WHERE o.customer_id = %(loser)s AND i.order_id = o.id
+        """,
     ),
+    ("orders", "UPDATE crm_order SET customer_id = %(survivor)s WHERE customer_id = %(loser)s"),
     (
         "interactions",
         "UPDATE crm_interaction SET customer_id = %(survivor)s WHERE customer_id = %(loser)s",

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -12,6 +13,7 @@ from crm.models import (
     GroupMembership,
     Identity,
     Interaction,
+    OrderItem,
 )
 from crm.selectors.customers import dirty_customer_ids
 from crm.services.customers import customers_merge
@@ -36,6 +38,9 @@ def test_merge_moves_everything_to_the_lowest_id_and_records_it() -> None:
     )
     IdentityFactory(customer=loser, provider="phone")
     order = OrderFactory(customer=loser)
+    item = OrderItem.objects.create(
+        order=order, customer=loser, line_no=1, sku="S1", quantity=1, unit_price=Decimal("9.90")
+    )
     Interaction.objects.create(
         customer=loser, kind="link_click", occurred_at=now, source="s", idempotency_key="k"
     )
@@ -80,6 +85,8 @@ def test_merge_moves_everything_to_the_lowest_id_and_records_it() -> None:
     assert survivor.owner_id == loser.owner_id
     order.refresh_from_db()
     assert order.customer_id == survivor.pk
+    item.refresh_from_db()
+    assert item.customer_id == survivor.pk
     assert Identity.objects.get().customer_id == survivor.pk
     assert Interaction.objects.get().customer_id == survivor.pk
     tags = set(CustomerTag.objects.filter(customer=survivor).values_list("tag__name", flat=True))
@@ -96,7 +103,7 @@ def test_merge_moves_everything_to_the_lowest_id_and_records_it() -> None:
     assert merge.moved == {
         "identities": 1,
         "orders": 1,
-        "order_items": 0,
+        "order_items": 1,
         "interactions": 1,
         "tags": 1,
         "group_memberships": 1,
