@@ -85,8 +85,8 @@ Fields
   Behaviour (count fields: the op compares a number of rows; `gte 1` is "at least once")
     purchased    params {"sku": [...]} or {"category": [...]} (exactly one, a non-empty list),
                  optional "within_days": N (all time without it): the number of distinct paid
-                 orders (paid or partially refunded) paid within the last N days holding at
-                 least one such item.
+                 orders (paid or partially refunded, with a paid time) paid within the last N
+                 days holding at least one such item.
     interacted   params {"kind": <interaction kind>, "within_days": N (optional)}: the number
                  of interactions of that kind (message_reply, link_click, content_view,
                  miniprogram_visit, group_message, live_stream_view, coupon_claim).

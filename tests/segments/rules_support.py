@@ -384,9 +384,9 @@ class ReferenceEvaluator:
         wanted = set(params[wanted_column])
         orders = 0
         for order in self.data.orders.get(pk, []):
-            if order.status not in PAID:
+            if order.status not in PAID or order.paid_at is None:
                 continue
-            if since is not None and (order.paid_at is None or order.paid_at < since):
+            if since is not None and order.paid_at < since:
                 continue
             items = self.data.order_items.get(order.pk, [])
             if any(getattr(item, wanted_column) in wanted for item in items):
