@@ -1,1 +1,2 @@
-"""Campaign engine: targeted pushes, frequency caps, holdouts, attribution (open issue)."""
+"""Campaign engine: targeted pushes, frequency caps, holdouts, attribution (issue 4, under way:
+frequency rules and the local WeCom fake so far)."""

@@ -12,7 +12,16 @@ from django.utils.translation import gettext as _
 from crm.errors import NotFound, ValidationFailed
 from crm.models import ApiKey
 
-RESOURCES = ("customers", "orders", "tags", "groups", "interactions", "consents", "segments")
+RESOURCES = (
+    "customers",
+    "orders",
+    "tags",
+    "groups",
+    "interactions",
+    "consents",
+    "segments",
+    "campaigns",
+)
 SCOPES = (
     *(f"{resource}:{access}" for resource in RESOURCES for access in ("read", "write")),
     "personal_data:read",

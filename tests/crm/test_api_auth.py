@@ -5,6 +5,7 @@ import pytest
 from django.urls import URLPattern
 from rest_framework.test import APIClient
 
+from campaigns.api.urls import urlpatterns as campaigns_urlpatterns
 from crm.api.urls import urlpatterns as crm_urlpatterns
 from crm.services.api_keys import RESOURCES, api_key_create, api_key_revoke
 from segments.api.urls import urlpatterns as segments_urlpatterns
@@ -12,14 +13,14 @@ from segments.api.urls import urlpatterns as segments_urlpatterns
 pytestmark = pytest.mark.django_db
 
 ARGUMENTS = {"customer_id": "1", "order_id": "1", "group_id": "1", "tag_id": "1"}
-ARGUMENTS |= {"segment_id": "1"}
+ARGUMENTS |= {"segment_id": "1", "rule_id": "1"}
 ARGUMENTS |= {"provider": "phone", "value": "13912345678"}
 
 
 def _routes() -> list[tuple[str, str, str]]:
     """(method, url, resource) of every route and method the API serves."""
     routes = []
-    for pattern in [*crm_urlpatterns, *segments_urlpatterns]:
+    for pattern in [*crm_urlpatterns, *segments_urlpatterns, *campaigns_urlpatterns]:
         assert isinstance(pattern, URLPattern)
         view = pattern.callback.view_class  # type: ignore[attr-defined]
         url = "/api/v1/" + str(pattern.pattern)

@@ -1,0 +1,79 @@
+"""Frequency rules: create, change and delete them. Validation is the model's `clean`, so the
+admin and the API refuse the same rules with the same messages."""
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from campaigns.models import FrequencyRule
+from crm.errors import NotFound, ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+ERROR_RULE_NOT_FOUND = "frequency_rule_not_found"
+ERROR_INVALID_RULE = "invalid_frequency_rule"
+
+EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "scope",
+    "channel",
+    "label",
+    "max_count",
+    "window_kind",
+    "window_hours",
+    "calendar_unit",
+    "on_hit",
+    "max_delay_hours",
+    "is_active",
+)
+
+
+def frequency_rule_get_or_404(rule_id: int, *, for_update: bool = False) -> FrequencyRule:
+    rules = FrequencyRule.objects.select_for_update() if for_update else FrequencyRule.objects
+    try:
+        return rules.get(pk=rule_id)
+    except FrequencyRule.DoesNotExist:
+        raise NotFound(ERROR_RULE_NOT_FOUND, _("No such frequency rule.")) from None
+
+
+def _check(rule: FrequencyRule) -> None:
+    try:
+        rule.full_clean()
+    except ValidationError as error:
+        raise ValidationFailed(
+            ERROR_INVALID_RULE, _("The frequency rule is not valid."), detail=error.message_dict
+        ) from None
+
+
+@transaction.atomic
+def frequency_rule_create(*, actor: str, **fields: Any) -> FrequencyRule:
+    rule = FrequencyRule(**{key: fields[key] for key in EDITABLE_FIELDS if key in fields})
+    _check(rule)
+    rule.save()
+    logger.info("frequency_rule.created", extra={"rule_id": rule.pk, "actor": actor})
+    return rule
+
+
+@transaction.atomic
+def frequency_rule_update(*, rule_id: int, actor: str, **changes: Any) -> FrequencyRule:
+    """Change the fields given; the others keep their values."""
+    rule = frequency_rule_get_or_404(rule_id, for_update=True)
+    for key in EDITABLE_FIELDS:
+        if key in changes:
+            setattr(rule, key, changes[key])
+    rule.updated_at = timezone.now()
+    _check(rule)
+    rule.save()
+    logger.info("frequency_rule.updated", extra={"rule_id": rule.pk, "actor": actor})
+    return rule
+
+
+@transaction.atomic
+def frequency_rule_delete(*, rule_id: int, actor: str) -> None:
+    frequency_rule_get_or_404(rule_id, for_update=True).delete()
+    logger.info("frequency_rule.deleted", extra={"rule_id": rule_id, "actor": actor})
