@@ -102,6 +102,18 @@ def test_sweep_pulls_first_seen_back_for_backfilled_orders() -> None:
     customer.refresh_from_db()
     assert customer.first_seen_at == at(AS_OF - timedelta(days=100))
 
+    # Recomputed since: a later order leaves it, an older one still moves it back.
+    order(customer, days_ago=1)
+    customers_mark_dirty([customer.pk])
+    recompute_customers(trigger="sweep", as_of=AS_OF)
+    customer.refresh_from_db()
+    assert customer.first_seen_at == at(AS_OF - timedelta(days=100))
+    order(customer, days_ago=200)
+    customers_mark_dirty([customer.pk])
+    recompute_customers(trigger="sweep", as_of=AS_OF)
+    customer.refresh_from_db()
+    assert customer.first_seen_at == at(AS_OF - timedelta(days=200))
+
 
 @pytest.mark.django_db
 def test_named_customers_leave_marks_alone() -> None:
