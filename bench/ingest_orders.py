@@ -191,7 +191,7 @@ def copy_floor(orders: list[dict]) -> float:
                     )
             with cursor.copy(
                 "COPY crm_orderitem (order_id, customer_id, line_no, sku, name, category,"
-                " quantity, unit_price) FROM STDIN"
+                " quantity, unit_price, purchased_at) FROM STDIN"
             ) as copy:
                 for offset, order in enumerate(orders):
                     for line, item in enumerate(order["items"], start=1):
@@ -205,6 +205,7 @@ def copy_floor(orders: list[dict]) -> float:
                                 item["category"],
                                 item["quantity"],
                                 item["unit_price"],
+                                order["paid_at"] if order["status"] == "paid" else None,
                             )
                         )
             elapsed = time.perf_counter() - started

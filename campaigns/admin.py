@@ -3,7 +3,7 @@ rule with the same `clean` the API uses; saving and deleting go through the serv
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
@@ -14,6 +14,7 @@ from campaigns.services.frequency_rules import (
     frequency_rule_delete,
     frequency_rule_update,
 )
+from crm.errors import DomainError
 
 
 @admin.register(FrequencyRule)
@@ -60,9 +61,18 @@ class FrequencyRuleAdmin(admin.ModelAdmin):
             saved = frequency_rule_create(actor=actor, **fields)
         obj.pk = saved.pk
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.is_platform_preset:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def delete_model(self, request: HttpRequest, obj: FrequencyRule) -> None:
-        frequency_rule_delete(rule_id=obj.pk, actor=f"user:{request.user.pk}")
+        self.delete_queryset(request, FrequencyRule.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        """Through the service, which keeps the platform preset."""
         for rule_id in queryset.values_list("pk", flat=True):
-            frequency_rule_delete(rule_id=rule_id, actor=f"user:{request.user.pk}")
+            try:
+                frequency_rule_delete(rule_id=rule_id, actor=f"user:{request.user.pk}")
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)

@@ -101,6 +101,7 @@ class FrequencyRule(models.Model):
                 condition=(
                     Q(
                         window_kind=WindowKind.ROLLING,
+                        window_hours__isnull=False,
                         window_hours__gte=1,
                         window_hours__lte=MAX_WINDOW_HOURS,
                         calendar_unit="",
@@ -117,6 +118,7 @@ class FrequencyRule(models.Model):
                     Q(on_hit=OnHit.SKIP, max_delay_hours__isnull=True)
                     | Q(
                         on_hit=OnHit.DEFER,
+                        max_delay_hours__isnull=False,
                         max_delay_hours__gte=1,
                         max_delay_hours__lte=MAX_DELAY_HOURS,
                     )
@@ -131,6 +133,8 @@ class FrequencyRule(models.Model):
     def clean(self) -> None:
         """The field-level errors the check constraints above would raise, in words."""
         errors: dict[str, Any] = {}
+        if self.max_count is not None and self.max_count < 1:
+            errors["max_count"] = _("At least one send.")
         if self.scope == RuleScope.CHANNEL and not self.channel:
             errors["channel"] = _("A rule scoped to one channel names the channel.")
         if self.scope == RuleScope.LABEL and not self.label:

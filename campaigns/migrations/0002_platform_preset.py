@@ -7,9 +7,9 @@ def create_preset(apps, schema_editor):
     # results). Its documented limit changes; one a day per customer never exceeds the forms
     # it has taken. Operators set it to what WeCom allows their corp now.
     FrequencyRule.objects.get_or_create(
-        name="WeCom platform limit",
+        name="企业微信平台群发限制",
         defaults={
-            "description": "WeCom's own limit on bulk messages per customer",
+            "description": "企业微信平台自身对每位客户可接收群发消息数的限制",
             "scope": "channel",
             "channel": "wecom_customer",
             "max_count": 1,

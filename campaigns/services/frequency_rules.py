@@ -10,12 +10,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import FrequencyRule
-from crm.errors import NotFound, ValidationFailed
+from crm.errors import Conflict, NotFound, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
 ERROR_RULE_NOT_FOUND = "frequency_rule_not_found"
 ERROR_INVALID_RULE = "invalid_frequency_rule"
+ERROR_PRESET_KEPT = "frequency_rule_preset_kept"
 
 EDITABLE_FIELDS = (
     "name",
@@ -75,5 +76,13 @@ def frequency_rule_update(*, rule_id: int, actor: str, **changes: Any) -> Freque
 
 @transaction.atomic
 def frequency_rule_delete(*, rule_id: int, actor: str) -> None:
-    frequency_rule_get_or_404(rule_id, for_update=True).delete()
+    """Delete a rule. The platform preset stays (nothing would bring it back): it can be
+    deactivated or changed instead."""
+    rule = frequency_rule_get_or_404(rule_id, for_update=True)
+    if rule.is_platform_preset:
+        raise Conflict(
+            ERROR_PRESET_KEPT,
+            _("The platform limit preset cannot be deleted; deactivate or change it instead."),
+        )
+    rule.delete()
     logger.info("frequency_rule.deleted", extra={"rule_id": rule_id, "actor": actor})

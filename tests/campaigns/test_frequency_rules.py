@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from campaigns.models import FrequencyRule
@@ -81,6 +82,28 @@ def test_an_incoherent_rule_is_refused_naming_the_field(
     assert FrequencyRule.objects.count() == before
 
 
+def test_the_platform_preset_is_kept(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("campaigns:write")
+    preset = FrequencyRule.objects.get(is_platform_preset=True)
+    response = client.delete(f"{LIST_URL}/{preset.pk}")
+    assert response.status_code == 409
+    assert response.json()["code"] == "frequency_rule_preset_kept"
+    assert FrequencyRule.objects.filter(pk=preset.pk).exists()
+    changed = client.patch(f"{LIST_URL}/{preset.pk}", {"is_active": False}, format="json")
+    assert changed.status_code == 200
+    assert changed.json()["is_active"] is False
+
+
+def test_the_database_refuses_what_clean_refuses() -> None:
+    rule = FrequencyRule.objects.get(is_platform_preset=True)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        FrequencyRule.objects.filter(pk=rule.pk).update(window_kind="rolling", calendar_unit="")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        FrequencyRule.objects.filter(pk=rule.pk).update(on_hit="defer")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        FrequencyRule.objects.filter(pk=rule.pk).update(max_count=0)
+
+
 def test_field_shapes_are_checked_before_the_rule(api_client_with_scopes) -> None:
     client = api_client_with_scopes("campaigns:write")
     response = client.post(LIST_URL, rolling(max_count=0, scope="everywhere"), format="json")
@@ -121,7 +144,7 @@ def test_list_filters_by_channel_and_activity(api_client_with_scopes) -> None:
     assert {r.name for r in frequency_rule_list(channel="wecom_customer", is_active=True)} == {
         "all",
         "promo",
-        "WeCom platform limit",
+        "企业微信平台群发限制",
     }
 
 
