@@ -1,2 +1,2 @@
-"""Campaign engine: targeted pushes, frequency caps, holdouts, attribution (issue 4, under way:
-frequency rules and the local WeCom fake so far)."""
+"""Campaign engine: targeted pushes, frequency caps, holdouts, attribution. Built so far: the
+frequency rules and a local fake of the WeCom API."""
