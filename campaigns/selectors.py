@@ -1,8 +1,12 @@
 """Campaign reads: selectors only, no writes."""
 
-from django.db.models import Q, QuerySet
+from collections.abc import Collection
+from datetime import datetime
 
-from campaigns.models import FrequencyRule
+from django.db.models import Count, F, Prefetch, Q, QuerySet
+
+from campaigns.models import Campaign, Delivery, DeliveryStatus, FrequencyRule, Variant
+from segments.models import Segment
 
 
 def frequency_rule_list(
@@ -16,3 +20,94 @@ def frequency_rule_list(
     if channel:
         rules = rules.filter(Q(channel="") | Q(channel=channel))
     return rules
+
+
+def campaign_search_condition(term: str) -> Q:
+    """A name containing the term, or a label equal to it."""
+    return Q(name__icontains=term) | Q(labels__contains=[term])
+
+
+def campaign_list(
+    *,
+    state: str | None = None,
+    channel: str | None = None,
+    label: str | None = None,
+    search: str | None = None,
+) -> QuerySet[Campaign]:
+    """Campaigns, newest first, with their variants and segment ids prefetched: a page costs
+    three queries besides its own, whatever its length (delivery counts: see
+    `campaign_delivery_counts`)."""
+    segment_ids = Segment.objects.only("pk")
+    campaigns = Campaign.objects.prefetch_related(
+        # By name alone: the model's ordering (campaign, name) would join the campaigns again.
+        Prefetch("variants", queryset=Variant.objects.order_by("name")),
+        Prefetch("include_segments", queryset=segment_ids),
+        Prefetch("exclude_segments", queryset=segment_ids),
+    ).order_by("-created_at", "-id")
+    if state:
+        campaigns = campaigns.filter(state=state)
+    if channel:
+        campaigns = campaigns.filter(channel=channel)
+    if label:
+        campaigns = campaigns.filter(labels__contains=[label])
+    if search:
+        campaigns = campaigns.filter(name__icontains=search)
+    return campaigns
+
+
+def campaign_delivery_counts(campaign_ids: Collection[int]) -> dict[int, dict[str, int]]:
+    """Deliveries per status of each campaign, every status listed (0 when none), in one
+    aggregate query. Served by index delivery_by_campaign (campaign, status), which holds
+    every column the query reads."""
+    counts = {campaign_id: dict.fromkeys(DeliveryStatus.values, 0) for campaign_id in campaign_ids}
+    if not counts:
+        return counts
+    rows = (
+        Delivery.objects.filter(campaign_id__in=counts)
+        .values_list("campaign_id", "status")
+        .annotate(count=Count("*"))
+        .order_by()
+    )
+    for campaign_id, status, count in rows:
+        counts[campaign_id][status] = count
+    return counts
+
+
+def delivery_list(
+    *,
+    campaign_id: int,
+    status: str | None = None,
+    reason: str | None = None,
+    is_holdout: bool | None = None,
+    variant: str | None = None,
+) -> QuerySet[Delivery]:
+    """A campaign's deliveries, each with `variant_name`; `variant` is a variant's name."""
+    deliveries = Delivery.objects.filter(campaign_id=campaign_id).annotate(
+        variant_name=F("variant__name")
+    )
+    if status:
+        deliveries = deliveries.filter(status=status)
+    if reason:
+        deliveries = deliveries.filter(reason=reason)
+    if is_holdout is not None:
+        deliveries = deliveries.filter(is_holdout=is_holdout)
+    if variant:
+        deliveries = deliveries.filter(variant__name=variant)
+    return deliveries
+
+
+def customer_delivery_list(*, customer_id: int, since: datetime) -> QuerySet[Delivery]:
+    """A customer's deliveries planned, reserved or sent at `since` or later, newest first,
+    each with `campaign_name`, `channel` and `variant_name`: how hard the customer has been
+    pressed lately. Served by index delivery_unique (customer, campaign, step); one customer
+    has few deliveries, so the time condition is checked on its rows."""
+    return (
+        Delivery.objects.filter(customer_id=customer_id)
+        .filter(Q(planned_at__gte=since) | Q(reserved_at__gte=since) | Q(sent_at__gte=since))
+        .annotate(
+            campaign_name=F("campaign__name"),
+            channel=F("campaign__channel"),
+            variant_name=F("variant__name"),
+        )
+        .order_by("-id")
+    )

@@ -130,6 +130,30 @@ PII_HASH_KEY = get_from_env("PII_HASH_KEY", _derived_key("pii-hash"), required_i
 DEFAULT_PHONE_REGION = get_from_env("DEFAULT_PHONE_REGION", "86")
 WECOM_CORP_ID = get_from_env("WECOM_CORP_ID", "")
 
+# --- Campaign channels ---
+# Where customers reach this server: tracked links in messages point here.
+PUBLIC_BASE_URL = get_from_env("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+# WeCom server API (ends with /cgi-bin/); `make run` points it at the local fake.
+WECOM_API_BASE_URL = get_from_env("WECOM_API_BASE_URL", "https://qyapi.weixin.qq.com/cgi-bin/")
+# Secret of the WeCom app allowed to bulk-message customers (客户联系 secret).
+WECOM_SECRET = get_from_env("WECOM_SECRET", "")
+# Seconds between two looks at a bulk-message task's per-customer results.
+WECOM_POLL_SECONDS = get_from_env("WECOM_POLL_SECONDS", 300, cast=int)
+# Hours a staff member has to confirm a bulk message before its unsent part is given up.
+WECOM_CONFIRM_HOURS = get_from_env("WECOM_CONFIRM_HOURS", 72, cast=int)
+# Seconds after which a channel call still unanswered, held by no worker, is looked up and
+# retried; above the clients' timeouts (10 s WeCom, WEBHOOK_TIMEOUT_SECONDS), so that a dead
+# worker's request has reached the platform, or never will, before anything is sent again.
+CHANNEL_ORPHAN_SECONDS = get_from_env("CHANNEL_ORPHAN_SECONDS", 60, cast=int)
+# Key of the HMAC-SHA256 signature on webhook posts (the receiver checks it).
+WEBHOOK_SIGNING_SECRET = get_from_env(
+    "WEBHOOK_SIGNING_SECRET", _derived_key("webhook-signing"), required_in_production=True
+)
+WEBHOOK_TIMEOUT_SECONDS = get_from_env("WEBHOOK_TIMEOUT_SECONDS", 5.0, cast=float)
+# Attempts of one webhook post before it goes to the dead letters; waits double from the base.
+WEBHOOK_MAX_ATTEMPTS = get_from_env("WEBHOOK_MAX_ATTEMPTS", 6, cast=int)
+WEBHOOK_RETRY_BASE_SECONDS = get_from_env("WEBHOOK_RETRY_BASE_SECONDS", 30, cast=int)
+
 # --- REST API: deny by default; API keys carry scopes. ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

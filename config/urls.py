@@ -1,14 +1,17 @@
-"""URL map: admin, health check, the integration API v1 and its OpenAPI docs."""
+"""URL map: admin, health check, tracked-link redirects, the integration API v1 and its
+OpenAPI docs."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from campaigns.views import link_redirect
 from config.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("l/<str:token>", link_redirect, name="link-redirect"),
     path("api/v1/", include("crm.api.urls")),
     path("api/v1/", include("segments.api.urls")),
     path("api/v1/", include("campaigns.api.urls")),

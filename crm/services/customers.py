@@ -6,7 +6,7 @@ known (so that parallel requests naming the same new identity create one custome
 for new customers and one for new identities."""
 
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -558,6 +558,17 @@ def customers_delete(*, customer_ids: Collection[int], actor: str) -> int:
     return count
 
 
+# Steps other apps add to a merge (campaigns move their deliveries): called in the merge's
+# transaction with (survivor id, merged id) before the merged customer is deleted, each
+# answering counts of what it moved for the merge record. Subscribed from AppConfig.ready.
+_MERGE_SUBSCRIBERS: list[Callable[[int, int], dict[str, int]]] = []
+
+
+def customers_merge_subscribe(step: Callable[[int, int], dict[str, int]]) -> None:
+    if step not in _MERGE_SUBSCRIBERS:
+        _MERGE_SUBSCRIBERS.append(step)
+
+
 @transaction.atomic
 def customers_merge(*, customer_ids: Collection[int], actor: str, reason: str) -> int:
     """Merge customers that are one person into the one with the lowest id; return its id.
@@ -594,6 +605,8 @@ def customers_merge(*, customer_ids: Collection[int], actor: str, reason: str) -
                 cursor.execute(statement, params)
                 if name != "-":
                     moved[name] = cursor.rowcount
+            for step in _MERGE_SUBSCRIBERS:
+                moved.update(step(survivor_id, loser["pk"]))
             CustomerMerge.objects.create(
                 survivor_id=survivor_id,
                 merged_customer_id=loser["pk"],

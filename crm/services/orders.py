@@ -7,9 +7,10 @@ their items replaced, and the customers concerned are marked for recomputation. 
 unchanged batch therefore writes no order, no item and marks nobody.
 """
 
+import functools
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -38,6 +39,24 @@ class OrdersOutcome:
 
 
 _encode = msgspec.json.Encoder(decimal_format="string").encode
+
+# Called after the commit of each batch that wrote orders, with the ids of the customers whose
+# orders changed. Other apps subscribe from their AppConfig.ready (campaign attribution does);
+# this module knows nothing of them.
+_ORDERS_CHANGED_SUBSCRIBERS: list[Callable[[list[int]], None]] = []
+
+
+def orders_changed_subscribe(callback: Callable[[list[int]], None]) -> None:
+    if callback not in _ORDERS_CHANGED_SUBSCRIBERS:
+        _ORDERS_CHANGED_SUBSCRIBERS.append(callback)
+
+
+def _orders_changed_after_commit(customer_ids: set[int]) -> None:
+    if not customer_ids or not _ORDERS_CHANGED_SUBSCRIBERS:
+        return
+    ids = sorted(customer_ids)
+    for callback in _ORDERS_CHANGED_SUBSCRIBERS:
+        transaction.on_commit(functools.partial(callback, ids))
 
 
 def order_content_hash(order: OrderIn) -> str:
@@ -234,6 +253,7 @@ def _orders_write(
     for _position, _order_id, customer_id, previous_customer_id, _purchased_at in updated:
         touched.update((customer_id, previous_customer_id))
     customers_mark_dirty(touched)
+    _orders_changed_after_commit(touched)
     outcome = OrdersOutcome(
         created=len(inserted),
         updated=len(updated),

@@ -6,6 +6,11 @@ Celery beat as child processes until Ctrl-C or SIGTERM. If any child dies, every
 stopped and the command exits non-zero. When DATABASE_URL was not set, the embedded PostgreSQL
 started by the settings is stopped at the end.
 
+Unless WECOM_API_BASE_URL is set, campaigns must not reach the real WeCom: the local WeCom fake
+(`campaigns.wecom_fake`) runs as a fourth child on loopback, and web and worker are pointed at
+it (WECOM_API_BASE_URL, and WECOM_CORP_ID / WECOM_SECRET unless set: the demo corp, whose
+customers the demo data holds, and a made-up secret).
+
 Secrets that must survive restarts (the operator password unless CRM_OPERATOR_PASSWORD is set,
 and the quickstart key, whose plain form cannot be recovered from the database) are kept in
 CRM_LOCAL_DIR with mode 0600.
@@ -15,6 +20,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,7 +36,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
+from campaigns.wecom_fake import ADMIN_PREFIX, API_PREFIX
 from config import embedded
+from crm.demo import DEMO_CORP_ID
 from crm.services.api_keys import api_key_authenticate, api_key_create
 
 OPERATOR_USERNAME = "operator"
@@ -39,6 +47,10 @@ OPERATOR_PASSWORD_FILE = "operator_password"  # noqa: S105 - a file name
 QUICKSTART_KEY_FILE = "quickstart_api_key"
 STOP_TIMEOUT_SECONDS = 20.0
 READY_TIMEOUT_SECONDS = 60.0
+# The WeCom fake's port when it is free (the README's `python -m campaigns.wecom_fake` uses it
+# too); another stack on the machine may hold it, and then any free port is taken.
+WECOM_FAKE_PORT = 8811
+WECOM_FAKE_SECRET = "local-wecom-fake-secret"  # noqa: S105 - the fake accepts any secret
 
 
 class Command(BaseCommand):
@@ -74,21 +86,24 @@ class Command(BaseCommand):
             call_command("load_demo_segments", if_empty=True, stdout=self.stdout)
         connections.close_all()  # the children open their own
 
-        stack = _Stack(self._child_env(local), stdout=self.stdout)
-        stack.start(port)
+        wecom_fake_port = _wecom_fake_port()
+        stack = _Stack(self._child_env(local, wecom_fake_port), stdout=self.stdout)
+        stack.start(port, wecom_fake_port=wecom_fake_port)
         try:
             if stack.wait_ready(port):
-                self._banner(port, password, raw_key, local)
+                self._banner(port, password, raw_key, local, wecom_fake_port)
             stack.supervise()
         finally:
             stack.stop()
         if stack.failure:
             raise CommandError(stack.failure, returncode=1)
 
-    def _child_env(self, local: Path) -> dict[str, str]:
+    def _child_env(self, local: Path, wecom_fake_port: int | None = None) -> dict[str, str]:
         """The children share this process's database and broker instead of each starting
-        the embedded server."""
+        the embedded server, and the WeCom fake on `wecom_fake_port` when there is one."""
         env = dict(os.environ)
+        if wecom_fake_port is not None:
+            env.update(_wecom_fake_env(wecom_fake_port))
         env["DATABASE_URL"] = str(settings.DATABASE_URL)
         env["CRM_LOCAL_DIR"] = str(local)
         env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -97,7 +112,14 @@ class Command(BaseCommand):
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _banner(self, port: int, password: str, raw_key: str, local: Path) -> None:
+    def _banner(
+        self,
+        port: int,
+        password: str,
+        raw_key: str,
+        local: Path,
+        wecom_fake_port: int | None = None,
+    ) -> None:
         base = f"http://127.0.0.1:{port}"
         lines = [
             "",
@@ -106,6 +128,14 @@ class Command(BaseCommand):
             f"  Admin:       {base}/admin/",
             f"  API docs:    {base}/api/docs/",
             f"  Health:      {base}/healthz",
+        ]
+        if wecom_fake_port is not None:
+            fake = _wecom_fake_url(wecom_fake_port)
+            lines += [
+                f"  WeCom fake:  {fake}{ADMIN_PREFIX}messages  (what campaigns sent;",
+                f"               API {fake}{API_PREFIX}, switches under {fake}{ADMIN_PREFIX})",
+            ]
+        lines += [
             f"  Login:       {OPERATOR_USERNAME} / {password}",
             f"  API key:     {raw_key}",
             f"               (all scopes; kept in {local / QUICKSTART_KEY_FILE})",
@@ -116,6 +146,41 @@ class Command(BaseCommand):
         ]
         self.stdout.write("\n".join(lines))
         self.stdout.flush()
+
+
+def _wecom_fake_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def _wecom_fake_env(port: int) -> dict[str, str]:
+    """WeCom settings that point web and worker at the fake on `port`. A corp id or secret
+    set in the environment is kept (the fake accepts any); else the demo corp's id, so that
+    the demo customers' WeCom identities are the ones the campaigns address."""
+    return {
+        "WECOM_API_BASE_URL": f"{_wecom_fake_url(port)}{API_PREFIX}",
+        "WECOM_CORP_ID": os.environ.get("WECOM_CORP_ID") or DEMO_CORP_ID,
+        "WECOM_SECRET": os.environ.get("WECOM_SECRET") or WECOM_FAKE_SECRET,
+    }
+
+
+def _wecom_fake_port() -> int | None:
+    """The port for the WeCom fake, or None when WECOM_API_BASE_URL names a WeCom to use."""
+    return None if os.environ.get("WECOM_API_BASE_URL") else _free_port()
+
+
+def _free_port(preferred: int = WECOM_FAKE_PORT) -> int:
+    """`preferred` when nothing listens on it on loopback, else a port the system picks. Probed
+    as the fake's server binds (SO_REUSEADDR), so a port left in TIME_WAIT still counts as
+    free; the fake binds it a moment later, and a child that cannot stops the stack."""
+    for port in (preferred, 0):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise CommandError("No free port on 127.0.0.1 for the WeCom fake.")
 
 
 def _write_secret(path: Path, value: str) -> None:
@@ -164,6 +229,58 @@ def _quickstart_key(local: Path) -> str:
     return raw_key
 
 
+def _commands(port: int, wecom_fake_port: int | None) -> dict[str, list[str]]:
+    """The children's command lines by name; the WeCom fake first, so that it listens before
+    web or worker may call it."""
+    python = sys.executable
+    commands: dict[str, list[str]] = {}
+    if wecom_fake_port is not None:
+        commands["wecom"] = [
+            python,
+            "-m",
+            "campaigns.wecom_fake",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(wecom_fake_port),
+        ]
+    commands["web"] = [
+        python,
+        "-m",
+        "gunicorn",
+        "config.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--no-control-socket",  # several stacks may run on one machine
+        "--access-logfile",
+        "-",
+    ]
+    commands["worker"] = [
+        python,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "--loglevel=INFO",
+        "--concurrency=2",
+    ]
+    commands["beat"] = [
+        python,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "beat",
+        "--loglevel=INFO",
+        "--scheduler",
+        "django_celery_beat.schedulers:DatabaseScheduler",
+    ]
+    return commands
+
+
 class _Stack:
     """The child processes, each in its own session so that a terminal's Ctrl-C reaches only
     this supervisor, which then stops them in order."""
@@ -175,44 +292,8 @@ class _Stack:
         self.stop_requested: str | None = None
         self.failure: str | None = None
 
-    def start(self, port: int) -> None:
-        python = sys.executable
-        commands = {
-            "web": [
-                python,
-                "-m",
-                "gunicorn",
-                "config.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--no-control-socket",  # several stacks may run on one machine
-                "--access-logfile",
-                "-",
-            ],
-            "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--loglevel=INFO",
-                "--concurrency=2",
-            ],
-            "beat": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "beat",
-                "--loglevel=INFO",
-                "--scheduler",
-                "django_celery_beat.schedulers:DatabaseScheduler",
-            ],
-        }
+    def start(self, port: int, *, wecom_fake_port: int | None = None) -> None:
+        commands = _commands(port, wecom_fake_port)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
         for name, command in commands.items():
@@ -256,7 +337,9 @@ class _Stack:
 
     def stop(self) -> None:
         if self.stop_requested:
-            self.stdout.write(f"Received {self.stop_requested}: stopping web, worker and beat...")
+            self.stdout.write(
+                f"Received {self.stop_requested}: stopping {', '.join(self.children)}..."
+            )
         elif self.failure:
             self.stdout.write(self.failure)
         # Ignore further Ctrl-C while shutting down: the children must not be orphaned.

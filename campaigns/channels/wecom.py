@@ -1,0 +1,332 @@
+"""WeCom customer messages (企业群发, chat_type single) through wechatpy.
+
+A ChannelSend is one `add_msg_template` call: one sender, one text, up to 10,000 customers.
+Creating the task is not sending: the staff member confirms it in WeCom, and the results per
+customer (sent, not a contact any more, refused by the platform's own limit) are polled later
+(`wecom_results_poll`). The call's outcome is unknown when it timed out or the server failed;
+before calling again, the platform's list of bulk messages is searched for it, so a customer is
+never sent one message twice.
+"""
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from wechatpy.enterprise import WeChatClient
+from wechatpy.exceptions import WeChatClientException
+
+from campaigns.channels import chunks
+from campaigns.models import ChannelSend, ChannelSendState, DeliveryReason, DeliveryStatus
+from campaigns.services.dispatch import channel_send_deliveries, delivery_outcomes_record
+from crm.personal_data import decrypt, hash_identity
+
+logger = logging.getLogger(__name__)
+
+MAX_RECEIVERS = 10_000  # external_userid per add_msg_template call (WeCom's limit)
+# The platform's clock and ours may differ; a task created this long before the request was
+# written is still taken for it when looking up an unknown outcome.
+CLOCK_SKEW = timedelta(seconds=60)
+# get_groupmsg_send_result status of one customer
+RESULT_SENT = 1
+RESULT_NOT_CONTACT = 2
+RESULT_OVER_PLATFORM_CAP = 3
+
+
+class WeComClient(WeChatClient):
+    """wechatpy's enterprise client, its token request included, on WECOM_API_BASE_URL
+    (wechatpy 1.8.18 fetches tokens from a hard-coded host otherwise)."""
+
+    def __init__(self, api_base_url: str, corp_id: str, secret: str, **kwargs: Any) -> None:
+        super().__init__(corp_id, secret, timeout=10, **kwargs)
+        self.API_BASE_URL = api_base_url
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        return self._fetch_access_token(
+            url=f"{self.API_BASE_URL}gettoken",
+            params={"corpid": self.corp_id, "corpsecret": self.secret},
+        )
+
+    def pages(self, endpoint: str, body: dict[str, Any], field: str) -> Iterator[dict[str, Any]]:
+        """Every entry of a paged list endpoint (wechatpy has no methods for these)."""
+        cursor = ""
+        while True:
+            page: dict[str, Any] = self.post(endpoint, data={**body, "cursor": cursor})
+            yield from page.get(field, [])
+            cursor = page.get("next_cursor", "")
+            if not cursor:
+                return
+
+
+@cache
+def _client(api_base_url: str, corp_id: str, secret: str) -> WeComClient:
+    return WeComClient(api_base_url, corp_id, secret)
+
+
+def wecom_client() -> WeComClient:
+    """One client per process and configuration: it keeps its access token between calls."""
+    return _client(settings.WECOM_API_BASE_URL, settings.WECOM_CORP_ID, settings.WECOM_SECRET)
+
+
+def _is_unknown_outcome(error: Exception) -> bool:
+    """A timeout, a dropped connection or an HTTP error: the task may exist. An errcode is the
+    server's refusal: it does not."""
+    return isinstance(error, requests.RequestException) or (
+        isinstance(error, WeChatClientException) and error.errcode is None
+    )
+
+
+class WeComCustomerChannel:
+    groups_by_sender = True
+
+    def split(self, delivery_ids: list[int]) -> Iterator[list[int]]:
+        return chunks(delivery_ids, MAX_RECEIVERS)
+
+    def run(self, send: ChannelSend) -> None:
+        deliveries = channel_send_deliveries(send)
+        if not deliveries:
+            _finish(send, ChannelSendState.FINISHED)
+            return
+        client = wecom_client()
+        receivers = _external_userids([row["customer_id"] for row in deliveries])
+        if send.attempts:
+            msgid = _find_created(client, send, set(receivers.values()))
+            if msgid is not None:
+                logger.info("wecom.send_found", extra={"channel_send_id": send.pk})
+                _accepted(send, msgid, deliveries, fail_list=[], receivers={})
+                return
+        unreachable = [row["id"] for row in deliveries if row["customer_id"] not in receivers]
+        delivery_outcomes_record(
+            [(i, DeliveryStatus.FAILED, DeliveryReason.NO_IDENTITY, None, "") for i in unreachable]
+        )
+        if len(unreachable) == len(deliveries):
+            _finish(send, ChannelSendState.FINISHED)
+            return
+        body: dict[str, Any] = {
+            "chat_type": "single",
+            "external_userid": [
+                receivers[row["customer_id"]]
+                for row in deliveries
+                if row["customer_id"] in receivers
+            ],
+            "text": {"content": send.content},
+        }
+        if send.sender is not None:
+            body["sender"] = send.sender.wecom_userid
+        # Written before the call: from here on its outcome is unknown until answered.
+        send.attempts += 1
+        send.attempted_at = timezone.now()
+        send.save(update_fields=["attempts", "attempted_at"])
+        try:
+            result = client.external_contact.add_msg_template(body)
+        except (WeChatClientException, requests.RequestException) as error:
+            if _is_unknown_outcome(error):
+                logger.warning(
+                    "wecom.send_unknown_outcome",
+                    extra={"channel_send_id": send.pk, "error": type(error).__name__},
+                )
+                return  # stays requested: the next tick looks it up, then retries
+            errcode = getattr(error, "errcode", None)
+            logger.warning(
+                "wecom.send_refused", extra={"channel_send_id": send.pk, "errcode": errcode}
+            )
+            delivery_outcomes_record(
+                [
+                    (
+                        row["id"],
+                        DeliveryStatus.FAILED,
+                        DeliveryReason.CHANNEL_ERROR,
+                        None,
+                        f"errcode {errcode}",
+                    )
+                    for row in deliveries
+                ]
+            )
+            _finish(send, ChannelSendState.FAILED, error=f"errcode {errcode}")
+            return
+        _accepted(
+            send,
+            result["msgid"],
+            deliveries,
+            fail_list=result.get("fail_list", []),
+            receivers=receivers,
+        )
+
+
+def _external_userids(customer_ids: list[int]) -> dict[int, str]:
+    """Each customer's WeCom external_userid in this corp (the oldest, if several), decrypted
+    in memory only for the call."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT DISTINCT ON (customer_id) customer_id, value_encrypted FROM crm_identity
+            WHERE customer_id = ANY(%s) AND provider = 'wecom' AND namespace = %s
+            ORDER BY customer_id, id
+            """,
+            [customer_ids, settings.WECOM_CORP_ID],
+        )
+        return {customer_id: decrypt(token) for customer_id, token in cursor.fetchall()}
+
+
+def _accepted(
+    send: ChannelSend,
+    msgid: str,
+    deliveries: list[dict[str, Any]],
+    *,
+    fail_list: list[str],
+    receivers: dict[int, str],
+) -> None:
+    """The task exists: its deliveries wait for the staff member; those WeCom refused at once
+    (not the sender's contact) failed."""
+    refused = set(fail_list)
+    outcomes = [
+        (
+            row["id"],
+            DeliveryStatus.FAILED
+            if receivers.get(row["customer_id"]) in refused
+            else DeliveryStatus.SUBMITTED,
+            DeliveryReason.NOT_CONTACT if receivers.get(row["customer_id"]) in refused else "",
+            None,
+            "",
+        )
+        for row in deliveries
+    ]
+    delivery_outcomes_record(outcomes)
+    now = timezone.now()
+    send.state = ChannelSendState.ACCEPTED
+    send.external_id = msgid
+    send.answered_at = now
+    send.next_poll_at = now + timedelta(seconds=settings.WECOM_POLL_SECONDS)
+    send.save(update_fields=["state", "external_id", "answered_at", "next_poll_at"])
+    logger.info(
+        "wecom.send_accepted",
+        extra={"channel_send_id": send.pk, "receivers": len(deliveries), "refused": len(refused)},
+    )
+
+
+def _finish(send: ChannelSend, state: str, *, error: str = "") -> None:
+    send.state = state
+    send.error = error
+    send.answered_at = send.answered_at or timezone.now()
+    send.next_poll_at = None
+    send.save(update_fields=["state", "error", "answered_at", "next_poll_at"])
+
+
+def _find_created(client: WeComClient, send: ChannelSend, receivers: set[str]) -> str | None:
+    """The msgid of a task this send created in an attempt whose answer was lost: same text,
+    created since the request was written, from the same sender, not taken by another send,
+    and addressed to some of this send's customers only (a sender with many customers has one
+    text sent in several tasks, each to others)."""
+    start = send.requested_at - CLOCK_SKEW
+    entries = client.pages(
+        "externalcontact/get_groupmsg_list_v2",
+        {
+            "chat_type": "single",
+            "start_time": int(start.timestamp()),
+            "end_time": int((timezone.now() + CLOCK_SKEW).timestamp()),
+            "filter_type": 2,
+        },
+        "group_msg_list",
+    )
+    candidates = [
+        entry["msgid"] for entry in entries if entry.get("text", {}).get("content") == send.content
+    ]
+    taken = set(
+        ChannelSend.objects.filter(external_id__in=candidates).values_list("external_id", flat=True)
+    )
+    for msgid in candidates:
+        if msgid in taken:
+            continue
+        senders = {
+            task["userid"]
+            for task in client.pages(
+                "externalcontact/get_groupmsg_task", {"msgid": msgid}, "task_list"
+            )
+        }
+        if send.sender is not None:
+            if send.sender.wecom_userid not in senders:
+                continue
+            senders = {send.sender.wecom_userid}
+        addressed = {
+            entry["external_userid"]
+            for userid in senders
+            for entry in client.pages(
+                "externalcontact/get_groupmsg_send_result",
+                {"msgid": msgid, "userid": userid},
+                "send_list",
+            )
+        }
+        if addressed and addressed <= receivers:
+            return str(msgid)
+    return None
+
+
+def wecom_results_poll(*, send: ChannelSend, now: datetime | None = None) -> int:
+    """Collect the per-customer results of an accepted task; answers deliveries settled. A
+    task its staff member has not confirmed in WECOM_CONFIRM_HOURS is given up (its
+    deliveries fail as unconfirmed and stop counting toward caps)."""
+    now = now or timezone.now()
+    client = wecom_client()
+    results: list[tuple[str, int, int | None]] = []  # external_userid, status, send_time
+    for task in client.pages(
+        "externalcontact/get_groupmsg_task", {"msgid": send.external_id}, "task_list"
+    ):
+        if task.get("status") != 2:  # the sender has not sent it yet
+            continue
+        for entry in client.pages(
+            "externalcontact/get_groupmsg_send_result",
+            {"msgid": send.external_id, "userid": task["userid"]},
+            "send_list",
+        ):
+            results.append((entry["external_userid"], entry["status"], entry.get("send_time")))
+    settled = _record_results(send, results)
+    remaining = send.deliveries.filter(status=DeliveryStatus.SUBMITTED)
+    if not remaining.exists():
+        _finish(send, ChannelSendState.FINISHED)
+    elif now - send.requested_at > timedelta(hours=settings.WECOM_CONFIRM_HOURS):
+        settled += remaining.update(status=DeliveryStatus.FAILED, reason=DeliveryReason.UNCONFIRMED)
+        _finish(send, ChannelSendState.FINISHED)
+    else:
+        send.next_poll_at = now + timedelta(seconds=settings.WECOM_POLL_SECONDS)
+        send.save(update_fields=["next_poll_at"])
+    return settled
+
+
+def _record_results(send: ChannelSend, results: list[tuple[str, int, int | None]]) -> int:
+    """Match results to deliveries by the keyed hash of the external_userid."""
+    outcome = {
+        RESULT_SENT: (DeliveryStatus.SENT, ""),
+        RESULT_NOT_CONTACT: (DeliveryStatus.FAILED, DeliveryReason.NOT_CONTACT),
+        RESULT_OVER_PLATFORM_CAP: (DeliveryStatus.FAILED, DeliveryReason.PLATFORM_CAP),
+    }
+    final = [(eid, status, at) for eid, status, at in results if status in outcome]
+    if not final:
+        return 0
+    hashes = [hash_identity("wecom", settings.WECOM_CORP_ID, eid) for eid, _s, _t in final]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE campaigns_delivery d SET status = r.status, reason = r.reason,
+                   sent_at = r.sent_at
+            FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[])
+                 AS r(value_hash, status, reason, sent_at)
+            JOIN crm_identity i  -- index identity_unique
+                 ON i.provider = 'wecom' AND i.namespace = %s AND i.value_hash = r.value_hash
+            WHERE d.channel_send_id = %s AND d.customer_id = i.customer_id
+              AND d.status = 'submitted'
+            """,
+            [
+                hashes,
+                [outcome[status][0] for _e, status, _t in final],
+                [outcome[status][1] for _e, status, _t in final],
+                [datetime.fromtimestamp(at, tz=UTC) if at else None for _e, _s, at in final],
+                settings.WECOM_CORP_ID,
+                send.pk,
+            ],
+        )
+        return cursor.rowcount

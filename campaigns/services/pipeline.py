@@ -1,0 +1,190 @@
+"""The send pipeline's steps as the tasks run them, and the every-minute tick that moves
+campaigns along: start scheduled ones, plan trigger entrants, queue reservations that are due,
+rerun channel sends whose worker died, and finish campaigns with nothing left to send."""
+
+import functools
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from campaigns.models import (
+    Campaign,
+    CampaignState,
+    Channel,
+    ChannelSend,
+    ChannelSendState,
+    Delivery,
+    DeliveryStatus,
+    ScheduleKind,
+)
+from campaigns.services.campaigns import campaign_get_or_404, campaign_plan
+from campaigns.services.dispatch import (
+    channel_send_run,
+    deliveries_dispatch,
+    orphaned_channel_sends,
+)
+from campaigns.services.planning import audience_query, deliveries_plan
+from campaigns.services.reservation import deliveries_reserve_batch
+
+logger = logging.getLogger(__name__)
+
+TRIGGERED = (ScheduleKind.LIFECYCLE, ScheduleKind.SEGMENT_ENTRY)
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.RESERVED, DeliveryStatus.SENDING)
+
+
+def campaign_plan_step(*, campaign_id: int) -> int:
+    return campaign_plan(campaign_id=campaign_id)
+
+
+def campaign_reserve_step(*, campaign_id: int, deadline: float) -> int:
+    """Reserve batch after batch (each dispatched after its commit); hand over to a new task
+    when the time slice is used and more is due. Answers deliveries reserved."""
+    from campaigns.tasks import campaign_reserve_task
+
+    reserved = 0
+    while True:
+        outcome = deliveries_reserve_batch(campaign_id=campaign_id)
+        reserved += len(outcome.reserved_ids)
+        if outcome.is_exhausted:
+            return reserved
+        if time.monotonic() > deadline:
+            campaign_reserve_task.delay(campaign_id)
+            return reserved
+
+
+def campaign_dispatch_step(*, campaign_id: int, delivery_ids: list[int]) -> int:
+    return deliveries_dispatch(campaign_id=campaign_id, delivery_ids=delivery_ids)
+
+
+def channel_send_step(*, channel_send_id: int) -> str | None:
+    return channel_send_run(channel_send_id=channel_send_id)
+
+
+def campaign_plan_entrants(*, campaign_id: int, at: datetime | None = None) -> int:
+    """Plan the customers a triggered campaign's feed brought since it last looked."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        campaign = campaign_get_or_404(campaign_id, for_update=True)
+        if campaign.state != CampaignState.SENDING or campaign.schedule_kind not in TRIGGERED:
+            return 0
+        value: Any
+        if campaign.schedule_kind == ScheduleKind.LIFECYCLE:
+            table, condition, value = (
+                "segments_lifecycletransition",
+                "to_state = %s",
+                campaign.trigger_lifecycle_state,
+            )
+        else:
+            table, condition, value = (
+                "segments_segmentmembershipevent",
+                "segment_id = %s AND kind = 'entered'",
+                campaign.trigger_segment_id,
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}")  # noqa: S608 - fixed
+            upto = int(cursor.fetchone()[0])
+        if upto <= campaign.trigger_cursor:
+            return 0
+        candidates = f"SELECT customer_id FROM {table} WHERE id > %s AND id <= %s AND {condition}"  # noqa: S608
+        quiet_until = campaign.quiet_until(at)
+        outcome = deliveries_plan(
+            campaign,
+            audience=audience_query(
+                campaign,
+                include_ids=sorted(s.pk for s in campaign.include_segments.all()),
+                exclude_ids=sorted(s.pk for s in campaign.exclude_segments.all()),
+                as_of=at,
+                candidates_sql=candidates,
+                candidates_params=[campaign.trigger_cursor, upto, value],
+            ),
+            at=at,
+            due_at=quiet_until or at,
+            is_quiet=quiet_until is not None,
+            reserve=quiet_until is None and campaign.throttle_per_minute is None,
+        )
+        campaign.trigger_cursor = upto
+        campaign.save(update_fields=["trigger_cursor"])
+    return sum(outcome.counts.values())
+
+
+def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
+    """One turn of the scheduler; every part is safe to repeat."""
+    from campaigns.tasks import (
+        campaign_plan_task,
+        campaign_reserve_task,
+        channel_send_run_task,
+    )
+
+    now = now or timezone.now()
+    counts = {"started": 0, "entrants": 0, "reserving": 0, "recovered": 0, "completed": 0}
+    due = Campaign.objects.filter(state=CampaignState.SCHEDULED, scheduled_at__lte=now)
+    for campaign_id in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            campaign = campaign_get_or_404(campaign_id, for_update=True)
+            if campaign.state == CampaignState.SCHEDULED:
+                campaign.state = CampaignState.SENDING
+                campaign.save(update_fields=["state"])
+                transaction.on_commit(functools.partial(campaign_plan_task.delay, campaign.pk))
+                counts["started"] += 1
+    sending = Campaign.objects.filter(state=CampaignState.SENDING).order_by("-priority", "id")
+    for campaign_id in sending.filter(schedule_kind__in=TRIGGERED).values_list("pk", flat=True):
+        counts["entrants"] += campaign_plan_entrants(campaign_id=campaign_id, at=now)
+    has_due = Delivery.objects.filter(
+        campaign=OuterRef("pk"), status=DeliveryStatus.PENDING, due_at__lte=now
+    )
+    for campaign_id in sending.filter(Exists(has_due)).values_list("pk", flat=True):
+        campaign_reserve_task.delay(campaign_id)
+        counts["reserving"] += 1
+    for send_id in orphaned_channel_sends(now=now):
+        channel_send_run_task.delay(send_id)
+        counts["recovered"] += 1
+    counts["completed"] = _complete_finished(now)
+    return counts
+
+
+def _complete_finished(now: datetime) -> int:
+    """Sending campaigns with nothing left to reserve or dispatch: planned one-shots, and
+    triggered ones past their end."""
+    unfinished = Delivery.objects.filter(campaign=OuterRef("pk"), status__in=UNFINISHED)
+    candidates = Campaign.objects.filter(state=CampaignState.SENDING).exclude(Exists(unfinished))
+    one_shot = candidates.exclude(schedule_kind__in=TRIGGERED).filter(planned_at__isnull=False)
+    ended = candidates.filter(schedule_kind__in=TRIGGERED, trigger_ends_at__lte=now)
+    completed = 0
+    for campaign_id in [
+        *one_shot.values_list("pk", flat=True),
+        *ended.values_list("pk", flat=True),
+    ]:
+        with transaction.atomic():
+            campaign = campaign_get_or_404(campaign_id, for_update=True)
+            still_open = campaign.deliveries.filter(status__in=UNFINISHED).exists()
+            if campaign.state == CampaignState.SENDING and not still_open:
+                campaign.state = CampaignState.COMPLETED
+                campaign.finished_at = now
+                campaign.save(update_fields=["state", "finished_at"])
+                completed += 1
+                logger.info("campaign.completed", extra={"campaign_id": campaign.pk})
+    return completed
+
+
+def wecom_results_poll_due(*, now: datetime | None = None) -> int:
+    """Poll the WeCom tasks whose turn has come; answers deliveries settled."""
+    from campaigns.channels.wecom import wecom_results_poll
+
+    now = now or timezone.now()
+    sends = ChannelSend.objects.filter(
+        state=ChannelSendState.ACCEPTED,
+        channel=Channel.WECOM_CUSTOMER,
+        next_poll_at__lte=now,
+    ).order_by("next_poll_at")[:500]
+    settled = 0
+    for send in sends:
+        try:
+            settled += wecom_results_poll(send=send, now=now)
+        except Exception:
+            logger.exception("wecom.poll_failed", extra={"channel_send_id": send.pk})
+    return settled

@@ -1,0 +1,342 @@
+"""Planning: freeze a campaign's audience into deliveries, one per customer, in one set-based
+statement per batch of customer ids. Opted-out customers and those the channel cannot reach
+are written as suppressed with their reason; the others are split into holdout and variants by
+a stable salted hash of (campaign, customer), so that planning again, or a dry run, draws the
+same split."""
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+
+from campaigns.models import Campaign, CampaignState, Channel, DeliveryReason, DeliveryStatus
+from campaigns.services.reservation import (
+    CUSTOMER_BUCKET,
+    NO_JIT_SQL,
+    ReserveOutcome,
+    applicable_rules,
+    customer_params,
+    dispatch_after_commit,
+    lock_customers,
+    tally,
+    verdict_sql,
+)
+from segments.rules import RULE_SESSION_SQL, rule_members_sql
+
+logger = logging.getLogger(__name__)
+
+# Hash buckets for the holdout and the variant draws: fine enough for shares of 0.1 %.
+BUCKETS = 100_000
+# A launch plans one bucket of customer ids (reservation.CUSTOMER_BUCKET, up to 20,000
+# customers) per transaction: its lock is held for a fraction of a second, and two campaigns
+# planned at once over the same customers follow each other bucket by bucket instead of one
+# waiting for the other to finish.
+# The audience of one batch: the ids given as %(chunk)s.
+CHUNK_AUDIENCE = "SELECT unnest(%(chunk)s::bigint[]) AS customer_id"
+
+
+@dataclass(frozen=True)
+class Audience:
+    """SQL answering `customer_id` for every audience member (no duplicates), and its params."""
+
+    sql: str
+    params: list[Any]
+
+
+def audience_query(
+    campaign: Campaign,
+    *,
+    include_ids: Sequence[int],
+    exclude_ids: Sequence[int],
+    as_of: datetime,
+    candidates_sql: str | None = None,
+    candidates_params: Sequence[Any] = (),
+) -> Audience:
+    """The members of any included segment (or, with none, every customer the extra rule
+    matches), minus the members of any excluded segment, within the extra rule. With
+    `candidates_sql` (a query answering `customer_id`) the audience is limited to those
+    candidates: the customers a trigger fired for."""
+    params: list[Any] = []
+    if candidates_sql is not None:
+        source = f"SELECT DISTINCT customer_id FROM ({candidates_sql}) AS cand"  # noqa: S608
+        params.extend(candidates_params)
+        if include_ids:
+            source += (
+                " WHERE EXISTS (SELECT 1 FROM segments_segmentmembership m"
+                "  WHERE m.customer_id = cand.customer_id AND m.segment_id = ANY(%s))"
+            )
+            params.append(list(include_ids))
+    elif include_ids:
+        # Index membership_by_customer_seg is not used here: a segment's members are read
+        # through segment_membership_unique (segment_id, customer_id).
+        source = (
+            "SELECT DISTINCT customer_id FROM segments_segmentmembership WHERE segment_id = ANY(%s)"
+        )
+        params.append(list(include_ids))
+    else:
+        assert campaign.extra_rule is not None, "a campaign has segments or an extra rule"
+        source, rule_params = rule_members_sql(campaign.extra_rule, as_of=as_of)
+        params.extend(rule_params)
+    sql = f"SELECT a.customer_id FROM ({source}) AS a WHERE TRUE"  # noqa: S608
+    if exclude_ids:
+        sql += (
+            " AND NOT EXISTS (SELECT 1 FROM segments_segmentmembership x"
+            " WHERE x.customer_id = a.customer_id AND x.segment_id = ANY(%s))"
+        )
+        params.append(list(exclude_ids))
+    if campaign.extra_rule is not None and (include_ids or candidates_sql is not None):
+        rule_sql, rule_params = rule_members_sql(campaign.extra_rule, as_of=as_of)
+        sql += f" AND a.customer_id IN ({rule_sql})"
+        params.extend(rule_params)
+    return Audience(sql=sql, params=params)
+
+
+# The per-customer tests below are scalar subqueries, not EXISTS: PostgreSQL may run an EXISTS
+# as one hash of the whole table, which for a batch of 20,000 customers read all million
+# identities each time; a scalar subquery is always one index probe per customer.
+
+
+def reachable_sql(channel: str) -> str:
+    """A condition on `a.customer_id`: the channel has a way to reach the customer."""
+    if channel == Channel.WECOM_CUSTOMER:
+        return (
+            "(SELECT TRUE FROM crm_identity i"  # the index on customer_id
+            " WHERE i.customer_id = a.customer_id AND i.provider = 'wecom' LIMIT 1) IS NOT NULL"
+        )
+    if channel == Channel.WECOM_GROUP:
+        return (
+            "(SELECT TRUE FROM crm_groupmembership gm JOIN crm_group g ON g.id = gm.group_id"
+            " WHERE gm.customer_id = a.customer_id AND gm.left_at IS NULL"
+            " AND g.kind = 'wecom_group' LIMIT 1) IS NOT NULL"
+        )
+    return "TRUE"  # a webhook receiver gets the customer id and looks the person up itself
+
+
+def _bucket(draw: str, buckets: int) -> str:
+    """A number in [0, buckets) from the salted hash of the customer id (64 bits, so the
+    modulo's bias is nil); `draw` keeps the holdout and variant draws independent."""
+    hashed = f"hashtextextended(%(salt)s || '{draw}' || a.customer_id::text, 0)"
+    return f"(({hashed} %% {buckets}) + {buckets}) %% {buckets}"
+
+
+def assignment_columns(campaign: Campaign, variants: Sequence[tuple[int, int]]) -> tuple[str, str]:
+    """SQL for (is the customer held out, which variant id), on `a.customer_id`, from the
+    campaign's salt: holdout when its bucket falls below the share, the variant by weight from
+    a second, independent draw. `variants` are (id, weight) in a fixed order."""
+    share = int(campaign.holdout_share * BUCKETS)
+    holdout = f"{_bucket(':h:', BUCKETS)} < {share}"
+    total = sum(weight for _id, weight in variants)
+    draw = _bucket(":v:", total)
+    whens, bound = [], 0
+    for variant_id, weight in variants[:-1]:
+        bound += weight
+        whens.append(f"WHEN {draw} < {bound} THEN {int(variant_id)}")
+    last = int(variants[-1][0])
+    variant = f"CASE {' '.join(whens)} ELSE {last} END" if whens else str(last)
+    return holdout, variant
+
+
+def judged_ctes(campaign: Campaign, audience_sql: str, variants: Sequence[tuple[int, int]]) -> str:
+    """`WITH a AS (...), judged AS (...)`: each audience member with whether they opted out of
+    the campaign's consent channel, whether the channel can reach them, and their draws.
+    Named params: salt, consent_channel, and the audience's. Shared by planning and the dry
+    run, so that both judge alike."""
+    holdout, variant = assignment_columns(campaign, variants)
+    return f"""
+        WITH a AS MATERIALIZED ({audience_sql}),
+        judged AS (
+            SELECT a.customer_id,
+                   (SELECT TRUE FROM crm_consent co  -- index consent_unique_channel
+                    WHERE co.customer_id = a.customer_id AND co.channel = %(consent_channel)s
+                      AND co.status = 'opted_out') IS NOT NULL AS is_opted_out,
+                   {reachable_sql(campaign.channel)} AS is_reachable,
+                   {holdout} AS is_holdout,
+                   {variant} AS variant_id
+            FROM a
+        )"""  # noqa: S608 - the interpolated parts are this module's SQL and integers
+
+
+def _sender_sql(channel: str, alias: str) -> str:
+    """The staff member a WeCom message goes out from: the customer's owner when planned."""
+    if channel in (Channel.WECOM_CUSTOMER, Channel.WECOM_GROUP):
+        return f"(SELECT c.owner_id FROM crm_customer c WHERE c.id = {alias}.customer_id)"  # noqa: S608
+    return "NULL::bigint"
+
+
+def _insert_sql(campaign: Campaign, audience_sql: str, variants: Sequence[tuple[int, int]]) -> str:
+    """One statement writing the audience's deliveries (already planned ones stay as they are),
+    answering (id, status, reason, sender) of each new one.
+    Named params: campaign, due_at, quiet, and those of `judged_ctes`."""
+    tail = f""",
+        written AS (
+            INSERT INTO campaigns_delivery (
+                customer_id, campaign_id, step, variant_id, is_holdout, status, reason,
+                due_at, first_due_at, planned_at, attempts, error, sender_id)
+            SELECT customer_id, %(campaign)s, 0,
+                   CASE WHEN is_opted_out OR NOT is_reachable OR NOT is_holdout
+                        THEN variant_id END,
+                   is_holdout AND NOT is_opted_out AND is_reachable,
+                   CASE WHEN is_opted_out OR NOT is_reachable THEN '{DeliveryStatus.SUPPRESSED}'
+                        ELSE '{DeliveryStatus.PENDING}' END,
+                   CASE WHEN is_opted_out THEN '{DeliveryReason.OPTED_OUT}'
+                        WHEN NOT is_reachable THEN '{DeliveryReason.NO_IDENTITY}'
+                        WHEN %(quiet)s THEN '{DeliveryReason.QUIET_HOURS}'
+                        ELSE '' END,
+                   %(due_at)s, %(due_at)s, now(), 0, '', {_sender_sql(campaign.channel, "judged")}
+            FROM judged
+            ON CONFLICT (customer_id, campaign_id, step) DO NOTHING
+            RETURNING id, status, reason, sender_id
+        )
+        SELECT id, status, reason, sender_id FROM written
+    """  # noqa: S608 - this package's SQL and integers
+    return judged_ctes(campaign, audience_sql, variants) + tail
+
+
+def _insert_judged_sql(
+    campaign: Campaign, variants: Sequence[tuple[int, int]], verdicts: str
+) -> str:
+    """Write a batch's deliveries with their verdicts (see `reservation.verdict_sql`), answering
+    (id, status, reason, sender) of each new one."""
+    tail = f""",
+        b AS (
+            SELECT customer_id AS id, customer_id, is_holdout,
+                   %(at)s::timestamptz AS first_due_at
+            FROM judged WHERE is_reachable AND NOT is_opted_out
+        ),
+        v AS ({verdicts})
+        INSERT INTO campaigns_delivery (
+            customer_id, campaign_id, step, variant_id, is_holdout, status, reason, rule_id,
+            due_at, first_due_at, reserved_at, planned_at, attempts, error, sender_id)
+        SELECT j.customer_id, %(campaign)s, 0,
+               CASE WHEN j.is_opted_out OR NOT j.is_reachable OR NOT j.is_holdout
+                    THEN j.variant_id END,
+               j.is_holdout AND NOT j.is_opted_out AND j.is_reachable,
+               CASE WHEN j.is_opted_out OR NOT j.is_reachable OR v.is_opted_out
+                         OR v.until = 'infinity' THEN '{DeliveryStatus.SUPPRESSED}'
+                    WHEN v.until IS NOT NULL THEN '{DeliveryStatus.PENDING}'
+                    WHEN j.is_holdout THEN '{DeliveryStatus.HELD_OUT}'
+                    ELSE '{DeliveryStatus.RESERVED}' END,
+               CASE WHEN j.is_opted_out OR v.is_opted_out THEN '{DeliveryReason.OPTED_OUT}'
+                    WHEN NOT j.is_reachable THEN '{DeliveryReason.NO_IDENTITY}'
+                    WHEN v.is_delay_exceeded THEN '{DeliveryReason.CAP_DELAY_EXCEEDED}'
+                    WHEN v.until IS NOT NULL THEN '{DeliveryReason.CAPPED}'
+                    ELSE '' END,
+               v.rule_id,
+               CASE WHEN v.until <> 'infinity' THEN v.until ELSE %(at)s END,
+               %(at)s,
+               CASE WHEN v.id IS NOT NULL AND NOT v.is_opted_out AND v.until IS NULL
+                    THEN %(at)s::timestamptz END,
+               now(), 0, '', {_sender_sql(campaign.channel, "j")}
+        FROM judged j LEFT JOIN v ON v.id = j.customer_id
+        ON CONFLICT (customer_id, campaign_id, step) DO NOTHING
+        RETURNING id, status, reason, sender_id
+    """  # noqa: S608 - this package's SQL and integers
+    return judged_ctes(campaign, CHUNK_AUDIENCE, variants) + tail
+
+
+def named_params(audience: Audience) -> tuple[str, dict[str, Any]]:
+    """The audience SQL with its positional placeholders turned into named ones."""
+    parts = audience.sql.replace("%%", "\0").split("%s")
+    assert len(parts) == len(audience.params) + 1
+    named = parts[0]
+    params: dict[str, Any] = {}
+    for index, part in enumerate(parts[1:]):
+        named += f"%(aud{index})s" + part
+        params[f"aud{index}"] = audience.params[index]
+    return named.replace("\0", "%%"), params
+
+
+def audience_ids(audience: Audience) -> list[int]:
+    """The audience's customer ids, ascending (one statement)."""
+    sql = f"SELECT customer_id FROM ({audience.sql}) AS audience ORDER BY 1"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(RULE_SESSION_SQL)
+        cursor.execute(sql, audience.params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def deliveries_plan(
+    campaign: Campaign,
+    *,
+    audience: Audience,
+    at: datetime,
+    due_at: datetime,
+    is_quiet: bool,
+    reserve: bool,
+) -> ReserveOutcome:
+    """Write the deliveries of `audience` for `campaign` (variants must exist), a bucket of
+    customer ids per transaction, in customer-id order. With `reserve` (a campaign due now, not
+    throttled, outside quiet hours), each batch is judged against consent and the frequency
+    rules at `at` as it is written, exactly as a reservation batch would judge it, so that each
+    delivery is written once; otherwise deliveries are written pending, due at `due_at`.
+    Answers what was written (deliveries already planned are left as they are). Planning
+    stops when the campaign is cancelled, and stops reserving when it is paused."""
+    variants = list(campaign.variants.order_by("name", "id").values_list("id", "weight"))
+    assert variants, "a campaign has at least one variant"
+    ids = audience_ids(audience)
+    outcome = ReserveOutcome()
+    for chunk in _bucket_chunks(ids):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(NO_JIT_SQL)
+            cursor.execute(
+                "SELECT state FROM campaigns_campaign WHERE id = %s FOR SHARE", [campaign.pk]
+            )
+            (state,) = cursor.fetchone()
+            if state == CampaignState.CANCELLED:
+                break
+            params: dict[str, Any] = {
+                "chunk": chunk,
+                "salt": campaign.salt,
+                "campaign": campaign.pk,
+                "consent_channel": campaign.consent_channel,
+                "at": at,
+                "due_at": due_at,
+                "quiet": is_quiet,
+            }
+            if reserve and state == CampaignState.SENDING:
+                _plan_reserved(cursor, campaign, variants, params, outcome)
+            else:
+                cursor.execute(_insert_sql(campaign, CHUNK_AUDIENCE, variants), params)
+                tally(outcome, cursor.fetchall())
+    logger.info(
+        "campaign.planned",
+        extra={"campaign_id": campaign.pk, "audience": len(ids), **outcome.counts},
+    )
+    return outcome
+
+
+def _bucket_chunks(ids: list[int]) -> Iterator[list[int]]:
+    """The ascending ids split at bucket boundaries (see `reservation.CUSTOMER_BUCKET`), so
+    that each batch locks one bucket."""
+    start = 0
+    for index in range(1, len(ids) + 1):
+        if index == len(ids) or ids[index] // CUSTOMER_BUCKET != ids[start] // CUSTOMER_BUCKET:
+            yield ids[start:index]
+            start = index
+
+
+def _plan_reserved(
+    cursor: Any,
+    campaign: Campaign,
+    variants: list[tuple[int, int]],
+    params: dict[str, Any],
+    outcome: ReserveOutcome,
+) -> None:
+    """Write one batch already judged: lock its customers' bucket, then one statement judges
+    and inserts (see `reservation`)."""
+    rules = applicable_rules(campaign)
+    if rules or campaign.counts_toward_caps:
+        lock_customers(cursor, params["chunk"])
+    verdicts, verdict_params = verdict_sql(rules, params["at"])
+    params.update(verdict_params)
+    params.update(customer_params(params["chunk"]))
+    cursor.execute(_insert_judged_sql(campaign, variants, verdicts), params)
+    batch = ReserveOutcome()
+    tally(batch, cursor.fetchall())
+    dispatch_after_commit(campaign.pk, batch)
+    for key, count in batch.counts.items():
+        outcome.counts[key] = outcome.counts.get(key, 0) + count
+    outcome.reserved_ids.extend(batch.reserved_ids)

@@ -1,0 +1,338 @@
+"""Reservation: the step that decides, just before a send, whether it may go. For one batch of
+a campaign's due deliveries, in one transaction: consent is checked again, and every frequency
+rule that applies is checked and consumed, so that no customer ever exceeds a cap even when
+several campaigns reserve at once on several workers.
+
+How that holds: before counting, a batch takes the advisory lock of every bucket of customer
+ids its customers fall in (CUSTOMER_BUCKET ids each), in ascending order, so two transactions
+reserving for one customer take turns (and never deadlock), and the second counts the first's
+reservation (a new statement, a new snapshot, under READ COMMITTED). Buckets rather than one
+lock per customer: a launch's batches are bucket-aligned, so each takes one lock where a
+million row locks cost some 5 µs each, and two campaigns launched together still work side by
+side, one bucket apart. A reservation counts at `reserved_at` (the moment it is made) for as
+long as its delivery is reserved, sending, submitted or sent (`COUNTED_STATUSES`).
+
+The verdict for each delivery is computed in SQL: suppressed (opted out; capped by a skipping
+rule; deferred past a rule's maximum delay), deferred (pending again, due when the window frees
+up), held out (a holdout member who would have been sent now: it does not count), or reserved.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from campaigns.models import (
+    COUNTED_STATUSES,
+    Campaign,
+    CampaignState,
+    DeliveryReason,
+    DeliveryStatus,
+    FrequencyRule,
+    OnHit,
+    RuleScope,
+    WindowKind,
+)
+
+logger = logging.getLogger(__name__)
+
+# Outcomes reported by status; the others (suppressed, deferred) by their reason.
+_COUNTED_BY_STATUS = (DeliveryStatus.RESERVED, DeliveryStatus.HELD_OUT)
+
+# Deliveries judged per transaction: the fixed cost of a batch (a dozen statements) shrinks
+# to nothing per delivery, while the customers' locks are still held for a fraction of a
+# second. Reserved ones are dispatched in tasks of DISPATCH_BATCH_SIZE, one sender each.
+RESERVE_BATCH_SIZE = 5000
+DISPATCH_BATCH_SIZE = 1000
+CUSTOMER_BUCKET = 20_000
+_BUCKET_LOCK_NAMESPACE = 0x43_42  # "CB": keeps these advisory keys apart from other users
+# Batch statements (arrays, CTEs) are planned for far more rows than a batch holds, which sets
+# off JIT compilation: it took 0.9 s of a 1.3 s planning statement for 20,000 customers.
+# Every batch transaction of the pipeline runs this first.
+NO_JIT_SQL = "SET LOCAL jit = off"
+
+
+@dataclass
+class ReserveOutcome:
+    reserved_ids: list[int] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # delivery status (or reason) -> n
+    by_sender: dict[int | None, list[int]] = field(default_factory=dict)  # reserved ids
+    is_exhausted: bool = True  # nothing more is due now
+
+
+def applicable_rules(campaign: Campaign) -> list[FrequencyRule]:
+    """The active rules that judge a send of this campaign: all-channel rules, its channel's,
+    and those of its labels. None when the campaign does not respect caps."""
+    if not campaign.respects_caps:
+        return []
+    scope = Q(scope=RuleScope.ALL_CHANNELS) | Q(scope=RuleScope.CHANNEL, channel=campaign.channel)
+    if campaign.labels:
+        scope |= Q(scope=RuleScope.LABEL, label__in=campaign.labels)
+    return list(FrequencyRule.objects.filter(scope, is_active=True).order_by("id"))
+
+
+def _scope_condition(rule: FrequencyRule, params: dict[str, Any], index: int) -> str:
+    """A condition on the counted campaign `c`: its sends are in the rule's scope."""
+    if rule.scope == RuleScope.CHANNEL:
+        params[f"channel{index}"] = rule.channel
+        return f"c.channel = %(channel{index})s"
+    if rule.scope == RuleScope.LABEL:
+        params[f"label{index}"] = rule.label
+        return f"%(label{index})s = ANY(c.labels)"
+    return "TRUE"
+
+
+# Which counted sends to read: those of the batch's customers, given as a sorted array, so
+# that the planner reads one range of delivery_counted_by_customer (or probes it per id).
+BATCH_CUSTOMERS = "d.customer_id = ANY(%(customers)s) AND d.customer_id BETWEEN %(lo)s AND %(hi)s"
+
+
+def customer_params(customer_ids: list[int]) -> dict[str, Any]:
+    """The params of BATCH_CUSTOMERS."""
+    ordered = sorted(customer_ids)
+    return {
+        "customers": ordered,
+        "lo": ordered[0] if ordered else 0,
+        "hi": ordered[-1] if ordered else 0,
+    }
+
+
+def verdict_sql(
+    rules: list[FrequencyRule], at: datetime, *, customers: str = BATCH_CUSTOMERS
+) -> tuple[str, dict[str, Any]]:
+    """A query over the batch `b(id, customer_id, is_holdout, first_due_at)` answering, per
+    delivery: `is_opted_out`; `until`, NULL when no rule holds the send back, 'infinity' when a
+    rule refuses it, else when the latest window it hits frees up; the `rule_id` that set
+    `until`; and `is_delay_exceeded` when that rule defers but not that long. Judged at `at`.
+    `customers` is a condition on `d.customer_id` naming (at least) the batch's customers."""
+    params: dict[str, Any] = {"at": at}
+    counts: list[str] = []
+    holds: list[str] = []
+    picks: list[tuple[str, int, bool]] = []
+    for index, rule in enumerate(rules):
+        params[f"start{index}"] = rule.window_start(at)
+        # A send holds a rolling window for its length from the moment it is reserved, so the
+        # window at `at` excludes its start (a send made exactly N hours ago has left, as
+        # `window_frees_at` promises); a calendar window includes its start.
+        after = ">" if rule.window_kind == WindowKind.ROLLING else ">="
+        scope = _scope_condition(rule, params, index)
+        in_window = f"d.reserved_at {after} %(start{index})s AND {scope}"
+        counts.append(f"count(*) FILTER (WHERE {in_window}) AS n{index}")
+        if rule.window_kind == WindowKind.ROLLING:
+            counts.append(
+                f"array_agg(d.reserved_at ORDER BY d.reserved_at) FILTER (WHERE {in_window})"
+                f" AS sent{index}"
+            )
+            # Room again once the count falls below the maximum: when the (n - max + 1)-th
+            # oldest send leaves (the oldest, unless sends made before the rule existed, or by
+            # a campaign ignoring caps, overfill the window).
+            frees = (
+                f"k.sent{index}[k.n{index} - {int(rule.max_count)} + 1]"
+                f" + interval '{int(rule.window_hours or 0)} hours'"
+            )
+        else:
+            params[f"frees{index}"] = rule.window_frees_at(at, at)
+            frees = f"%(frees{index})s::timestamptz"
+        if rule.on_hit == OnHit.SKIP:
+            until = "'infinity'::timestamptz"
+        else:
+            params[f"delay{index}"] = timedelta(hours=rule.max_delay_hours or 0)
+            until = (
+                f"CASE WHEN {frees} > b.first_due_at + %(delay{index})s"
+                f" THEN 'infinity'::timestamptz ELSE {frees} END"
+            )
+        holds.append(f"CASE WHEN k.n{index} >= {int(rule.max_count)} THEN {until} END AS u{index}")
+        picks.append((f"WHEN h.u{index} = g.until", int(rule.pk), rule.on_hit == OnHit.DEFER))
+    if not rules:
+        until_sql = "SELECT NULL::timestamptz AS until, NULL::bigint AS rule_id,"
+        until_sql += " FALSE AS is_delay_exceeded"
+        judging = f"CROSS JOIN LATERAL ({until_sql}) AS j"
+    else:
+        params["window"] = min(rule.window_start(at) for rule in rules)
+        counted = ", ".join(f"'{status}'" for status in COUNTED_STATUSES)
+        judging = f"""
+            LEFT JOIN (
+                SELECT d.customer_id, {", ".join(counts)}
+                FROM campaigns_delivery d  -- index delivery_counted_by_customer
+                JOIN campaigns_campaign c ON c.id = d.campaign_id AND c.counts_toward_caps
+                WHERE {customers} AND d.status IN ({counted})
+                  AND d.reserved_at >= %(window)s
+                GROUP BY d.customer_id
+            ) AS k ON k.customer_id = b.customer_id
+            CROSS JOIN LATERAL (SELECT {", ".join(holds)}) AS h
+            CROSS JOIN LATERAL (
+                SELECT GREATEST({", ".join(f"h.u{i}" for i in range(len(rules)))}) AS until
+            ) AS g
+            CROSS JOIN LATERAL (
+                SELECT g.until, CASE {" ".join(f"{w} THEN {pk}" for w, pk, _d in picks)} END
+                           AS rule_id,
+                       g.until = 'infinity' AND coalesce(
+                           CASE {" ".join(f"{w} THEN {d}" for w, _pk, d in picks)} END, FALSE)
+                           AS is_delay_exceeded
+            ) AS j
+        """  # noqa: S608 - this module's SQL, integers and placeholders
+    sql = f"""
+        SELECT b.id, b.is_holdout, co.customer_id IS NOT NULL AS is_opted_out,
+               j.until, j.rule_id, j.is_delay_exceeded
+        FROM b
+        LEFT JOIN crm_consent co  -- index consent_unique_channel
+               ON co.customer_id = b.customer_id AND co.channel = %(consent_channel)s
+              AND co.status = 'opted_out'
+        {judging}
+    """  # noqa: S608 - this module's SQL
+    return sql, params
+
+
+def _apply_sql(verdicts: str) -> str:
+    """Update the batch's deliveries from their verdicts, answering (id, status, reason)."""
+    return f"""
+        , v AS ({verdicts})
+        UPDATE campaigns_delivery d SET
+            status = CASE
+                WHEN v.is_opted_out OR v.until = 'infinity' THEN '{DeliveryStatus.SUPPRESSED}'
+                WHEN v.until IS NOT NULL THEN '{DeliveryStatus.PENDING}'
+                WHEN v.is_holdout THEN '{DeliveryStatus.HELD_OUT}'
+                ELSE '{DeliveryStatus.RESERVED}' END,
+            reason = CASE
+                WHEN v.is_opted_out THEN '{DeliveryReason.OPTED_OUT}'
+                WHEN v.is_delay_exceeded THEN '{DeliveryReason.CAP_DELAY_EXCEEDED}'
+                WHEN v.until IS NOT NULL THEN '{DeliveryReason.CAPPED}'
+                ELSE d.reason END,
+            rule_id = CASE WHEN v.is_opted_out THEN NULL ELSE v.rule_id END,
+            due_at = CASE WHEN NOT v.is_opted_out AND v.until <> 'infinity'
+                          THEN v.until ELSE d.due_at END,
+            reserved_at = CASE WHEN NOT v.is_opted_out AND v.until IS NULL
+                               THEN %(at)s END
+        FROM v
+        WHERE d.id = v.id AND d.id = ANY(%(ids)s)  -- the primary key, not a scan of the table
+        RETURNING d.id, d.status, d.reason, d.sender_id
+    """  # noqa: S608 - this module's SQL
+
+
+def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) -> ReserveOutcome:
+    """Reserve up to one batch of the campaign's due deliveries, in one transaction. Answers
+    the ids reserved (to dispatch after commit) and whether more are due now."""
+    at = at or timezone.now()
+    outcome = ReserveOutcome()
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+        if campaign is None or campaign.state != CampaignState.SENDING:
+            return outcome
+        with connection.cursor() as cursor:
+            cursor.execute(NO_JIT_SQL)
+            quiet_until = campaign.quiet_until(at)
+            if quiet_until is not None:
+                cursor.execute(
+                    """
+                    UPDATE campaigns_delivery SET due_at = %s, reason = %s
+                    WHERE campaign_id = %s AND status = 'pending' AND due_at <= %s
+                    """,  # index delivery_pending_due
+                    [quiet_until, DeliveryReason.QUIET_HOURS, campaign.pk, at],
+                )
+                outcome.counts[DeliveryReason.QUIET_HOURS] = cursor.rowcount
+                return outcome
+            limit = _throttle_allowance(campaign, at)
+            if limit == 0:
+                outcome.is_exhausted = False
+                return outcome
+            cursor.execute(
+                """
+                SELECT id, customer_id, is_holdout, first_due_at FROM campaigns_delivery
+                WHERE campaign_id = %s AND status = 'pending' AND due_at <= %s
+                ORDER BY due_at, sender_id, id LIMIT %s
+                FOR UPDATE SKIP LOCKED
+                """,  # index delivery_pending_due
+                [campaign.pk, at, limit],
+            )
+            batch = cursor.fetchall()
+            if not batch:
+                return outcome
+            ids = [row[0] for row in batch]
+            customer_ids = [row[1] for row in batch]
+            rules = applicable_rules(campaign)
+            if rules or campaign.counts_toward_caps:
+                lock_customers(cursor, customer_ids)
+            verdicts, params = verdict_sql(rules, at)
+            params.update(customer_params(customer_ids))
+            params.update(
+                {
+                    "ids": ids,
+                    "batch_customers": customer_ids,
+                    "holdouts": [row[2] for row in batch],
+                    "first_due": [row[3] for row in batch],
+                    "consent_channel": campaign.consent_channel,
+                }
+            )
+            batch_cte = (
+                "WITH b AS (SELECT * FROM unnest(%(ids)s::bigint[], %(batch_customers)s::bigint[],"
+                " %(holdouts)s::boolean[], %(first_due)s::timestamptz[])"
+                " AS b(id, customer_id, is_holdout, first_due_at))"
+            )
+            cursor.execute(batch_cte + _apply_sql(verdicts), params)
+            tally(outcome, cursor.fetchall())
+            if campaign.throttle_per_minute is not None:
+                Campaign.objects.filter(pk=campaign.pk).update(
+                    throttle_minute=at.replace(second=0, microsecond=0),
+                    throttle_used=campaign.throttle_used + len(batch),
+                )
+            outcome.is_exhausted = len(batch) < limit
+            dispatch_after_commit(campaign.pk, outcome)
+    logger.info(
+        "campaign.reserved",
+        extra={"campaign_id": campaign_id, "batch": len(batch), **outcome.counts},
+    )
+    return outcome
+
+
+def lock_customers(cursor: Any, customer_ids: list[int]) -> None:
+    """Take, until the transaction ends, the lock of every bucket these customers fall in, in
+    ascending order (the sorted subquery feeds the aggregate in its order)."""
+    cursor.execute(
+        """
+        SELECT count(pg_advisory_xact_lock(%s, bucket)) FROM (
+            SELECT DISTINCT (customer_id / %s)::int AS bucket
+            FROM unnest(%s::bigint[]) AS customer_id ORDER BY 1
+        ) AS buckets
+        """,
+        [_BUCKET_LOCK_NAMESPACE, CUSTOMER_BUCKET, customer_ids],
+    )
+
+
+def tally(outcome: ReserveOutcome, rows: list[tuple[int, str, str, int | None]]) -> None:
+    """Count judged deliveries (id, status, reason, sender) into `outcome`, keeping the
+    reserved ones by sender for dispatch."""
+    for delivery_id, status, reason, sender_id in rows:
+        key = status if status in _COUNTED_BY_STATUS or not reason else reason
+        outcome.counts[key] = outcome.counts.get(key, 0) + 1
+        if status == DeliveryStatus.RESERVED:
+            outcome.reserved_ids.append(delivery_id)
+            outcome.by_sender.setdefault(sender_id, []).append(delivery_id)
+
+
+def dispatch_after_commit(campaign_id: int, outcome: ReserveOutcome) -> None:
+    """Queue the dispatch of what `outcome` reserved, in tasks of up to DISPATCH_BATCH_SIZE
+    deliveries of one sender each, once the caller's transaction commits."""
+    for ids in outcome.by_sender.values():
+        for start in range(0, len(ids), DISPATCH_BATCH_SIZE):
+            _dispatch_after_commit(campaign_id, ids[start : start + DISPATCH_BATCH_SIZE])
+
+
+def _dispatch_after_commit(campaign_id: int, delivery_ids: list[int]) -> None:
+    from campaigns.tasks import campaign_dispatch_task
+
+    transaction.on_commit(lambda: campaign_dispatch_task.delay(campaign_id, delivery_ids))
+
+
+def _throttle_allowance(campaign: Campaign, at: datetime) -> int:
+    """How many deliveries this batch may take under the campaign's throttle. It counts every
+    delivery judged in the minute, sent or not, so that a minute's work stays bounded; the
+    counter starts again each minute (`throttle_used` is reset in memory for the caller)."""
+    if campaign.throttle_per_minute is None:
+        return RESERVE_BATCH_SIZE
+    if campaign.throttle_minute != at.replace(second=0, microsecond=0):
+        campaign.throttle_used = 0
+    return max(0, min(RESERVE_BATCH_SIZE, campaign.throttle_per_minute - campaign.throttle_used))

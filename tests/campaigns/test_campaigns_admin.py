@@ -1,0 +1,752 @@
+"""Campaign admin: drafts created and changed through the services (variants inline), the
+service's reasons shown on the form, read-only once launched, state changes as actions behind
+a confirmation page, the dry run and report pages, the read-only ledger, and a customer's
+recent deliveries on the customer page."""
+
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+from pytest_django.asserts import assertContains, assertNotContains
+
+from campaigns.models import (
+    Campaign,
+    CampaignState,
+    ChannelSend,
+    Delivery,
+    DeliveryReason,
+    DeliveryStatus,
+    FrequencyRule,
+    LinkClick,
+    Variant,
+)
+from campaigns.services.attribution import conversions_attribute
+from campaigns.services.campaigns import (
+    VariantInput,
+    campaign_launch,
+    campaign_plan,
+)
+from campaigns.services.frequency_rules import frequency_rule_create
+from crm.models import Customer
+from crm.services.consents import consent_record
+from segments.models import Segment
+from tests.campaigns.support import audience, make_campaign, statuses, wecom_customers
+from tests.factories import CustomerFactory, OrderFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:campaigns_campaign_changelist"
+
+
+@pytest.fixture
+def superuser() -> User:
+    return User.objects.create_superuser("boss", password="x")
+
+
+@pytest.fixture
+def admin_client_en(superuser: User) -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
+def segment() -> Segment:
+    return audience(wecom_customers(3), name="老客")
+
+
+def launched(segment: Segment, **overrides: Any) -> Campaign:
+    """A sending campaign with its deliveries planned."""
+    campaign = make_campaign(segment, **overrides)
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def counts_shown(campaign: Campaign) -> str:
+    """The delivery counts as the campaign pages show them."""
+    counts = statuses(campaign)
+    return ", ".join(f"{s.label}: {counts[s]}" for s in DeliveryStatus if s in counts)
+
+
+def form_data(page: Any, **fields: Any) -> dict[str, Any]:
+    """What the page's form would post unchanged, with `fields` changed (inline rows by their
+    prefixed names)."""
+    form = page.context["adminform"].form
+    data: dict[str, Any] = {}
+    for name in form.fields:
+        value = form[name].value()
+        if value is not None:  # absent: empty
+            data[name] = value
+    for inline in page.context["inline_admin_formsets"]:
+        formset = inline.formset
+        data.update(
+            {
+                f"{formset.prefix}-TOTAL_FORMS": str(formset.total_form_count()),
+                f"{formset.prefix}-INITIAL_FORMS": str(formset.initial_form_count()),
+            }
+        )
+        for row in formset.forms:
+            for name in row.fields:
+                value = row[name].value()
+                if value is not None and value is not False:
+                    data[row.add_prefix(name)] = value
+    data.update(fields)
+    return {name: value for name, value in data.items() if value is not None}
+
+
+def test_pages_render(admin_client_en: Client, segment: Segment) -> None:
+    draft = make_campaign(segment, name="草稿活动")
+    sending = launched(segment, name="进行中活动")
+    assert sum(statuses(sending).values()) == 3
+    page = admin_client_en.get(reverse(CHANGELIST))
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "草稿活动" in content
+    assert "进行中活动" in content
+    assert counts_shown(sending) in content
+    assert "Launch the selected campaigns" in content
+
+    assert admin_client_en.get(reverse("admin:campaigns_campaign_add")).status_code == 200
+    editable = admin_client_en.get(reverse("admin:campaigns_campaign_change", args=[draft.pk]))
+    assert editable.status_code == 200
+    assert 'name="name"' in editable.content.decode()
+    assert 'name="variants-0-content"' in editable.content.decode()
+
+    frozen = admin_client_en.get(reverse("admin:campaigns_campaign_change", args=[sending.pk]))
+    assert frozen.status_code == 200
+    content = frozen.content.decode()
+    assert 'name="name"' not in content
+    assert 'name="variants-0-content"' not in content
+    assert "新品上市" in content  # the variant, shown read-only
+    assert counts_shown(sending) in content
+
+    for name in ("delivery", "channelsend"):
+        listing = admin_client_en.get(reverse(f"admin:campaigns_{name}_changelist"))
+        assert listing.status_code == 200, name
+
+
+def test_create_through_the_service_with_an_inline_variant(
+    admin_client_en: Client, superuser: User, segment: Segment
+) -> None:
+    url = reverse("admin:campaigns_campaign_add")
+    page = admin_client_en.get(url)
+    response = admin_client_en.post(
+        url,
+        form_data(
+            page,
+            name="会员日",
+            channel="wecom_customer",
+            include_segments=[segment.pk],
+            holdout_share="0.2",
+            labels="promo,vip",
+            **{
+                "variants-0-name": "A",
+                "variants-0-weight": "2",
+                "variants-0-content": "{{ display_name }}，会员日快乐",
+            },
+        ),
+    )
+    assert response.status_code == 302, response.context and response.context["errors"]
+    campaign = Campaign.objects.get()
+    assert response["Location"] == reverse("admin:campaigns_campaign_changelist")
+    assert (campaign.name, campaign.state, campaign.consent_channel) == ("会员日", "draft", "wecom")
+    assert (str(campaign.holdout_share), campaign.labels) == ("0.200", ["promo", "vip"])
+    assert campaign.created_by == f"user:{superuser.pk}"
+    assert list(campaign.include_segments.values_list("pk", flat=True)) == [segment.pk]
+    assert list(campaign.variants.values_list("name", "weight", "content")) == [
+        ("A", 2, "{{ display_name }}，会员日快乐")
+    ]
+
+
+def test_the_service_s_reasons_are_shown_on_the_form_and_nothing_is_saved(
+    admin_client_en: Client, segment: Segment
+) -> None:
+    url = reverse("admin:campaigns_campaign_add")
+    page = admin_client_en.get(url)
+    response = admin_client_en.post(
+        url,
+        form_data(
+            page,
+            name="会员日",
+            channel="webhook",
+            include_segments=[segment.pk],
+            **{"variants-0-name": "A", "variants-0-content": "{{ foo }}，你好"},
+        ),
+    )
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert form.errors["webhook_url"] == ["A webhook campaign needs the URL it posts to."]
+    assert form.errors["consent_channel"] == ["A webhook campaign names the consent it honours."]
+    assert form.non_field_errors() == [
+        "The campaign is not valid.",
+        "variants[0].content: Unknown variables: foo. Known: display_name, city, province, "
+        "member_level, owner_name.",
+    ]
+    content = response.content.decode()
+    assert 'value="会员日"' in content  # as entered
+    assert "{{ foo }}，你好" in content
+    assert not Campaign.objects.exists()
+
+
+def test_change_a_draft_replaces_its_variants(admin_client_en: Client, segment: Segment) -> None:
+    campaign = make_campaign(
+        segment,
+        name="周年庆",
+        variants=[VariantInput(name="A", content="甲"), VariantInput(name="B", content="乙")],
+    )
+    url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+    page = admin_client_en.get(url)
+    response = admin_client_en.post(
+        url,
+        form_data(
+            page,
+            priority="3",
+            **{
+                "variants-0-content": "甲改",
+                "variants-1-DELETE": "on",
+                "variants-TOTAL_FORMS": "3",
+                "variants-2-name": "C",
+                "variants-2-weight": "4",
+                "variants-2-content": "丙",
+            },
+        ),
+    )
+    assert response.status_code == 302, response.context and response.context["errors"]
+    campaign.refresh_from_db()
+    assert campaign.priority == 3
+    assert list(campaign.variants.values_list("name", "weight", "content")) == [
+        ("A", 1, "甲改"),
+        ("C", 4, "丙"),
+    ]
+
+
+def test_a_launched_campaign_cannot_be_changed_or_deleted(
+    admin_client_en: Client, segment: Segment
+) -> None:
+    campaign = launched(segment, name="进行中")
+    url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+    assert admin_client_en.post(url, {"name": "改名"}).status_code == 403
+    assert (
+        admin_client_en.post(
+            reverse("admin:campaigns_campaign_delete", args=[campaign.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    response = admin_client_en.post(
+        reverse(CHANGELIST),
+        {"action": "delete_selected", "_selected_action": [campaign.pk], "post": "yes"},
+    )
+    assert response.status_code == 200
+    assert "Cannot delete campaign" in response.content.decode()
+    campaign.refresh_from_db()
+    assert (campaign.name, campaign.state) == ("进行中", "sending")
+
+
+def test_launch_asks_first_then_launches(
+    admin_client_en: Client, segment: Segment, django_capture_on_commit_callbacks: Callable
+) -> None:
+    campaign = make_campaign(segment, name="会员日")
+    asked = admin_client_en.post(
+        reverse(CHANGELIST), {"action": "launch", "_selected_action": [campaign.pk]}
+    )
+    assert asked.status_code == 200
+    content = asked.content.decode()
+    assert "Launch these campaigns?" in content
+    assert "会员日" in content
+    assert 'name="confirm" value="yes"' in content
+    campaign.refresh_from_db()
+    assert campaign.state == CampaignState.DRAFT
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        done = admin_client_en.post(
+            reverse(CHANGELIST),
+            {"action": "launch", "_selected_action": [campaign.pk], "confirm": "yes"},
+            follow=True,
+        )
+    assert done.status_code == 200
+    assert [str(m) for m in done.context["messages"]] == ["1 campaign launched."]
+    campaign.refresh_from_db()
+    assert campaign.state == CampaignState.SENDING
+    assert campaign.launched_at is not None
+    assert len(callbacks) == 1  # planning queued after commit
+
+
+def test_an_action_reports_each_refusal_and_does_the_rest(
+    admin_client_en: Client, segment: Segment
+) -> None:
+    draft = make_campaign(segment, name="草稿")
+    sending = launched(segment, name="进行中")
+    response = admin_client_en.post(
+        reverse(CHANGELIST),
+        {"action": "cancel", "_selected_action": [draft.pk, sending.pk], "confirm": "yes"},
+        follow=True,
+    )
+    assert [str(m) for m in response.context["messages"]] == [
+        "草稿: A Draft campaign cannot be cancelled.",
+        "1 campaign cancelled.",
+    ]
+    draft.refresh_from_db()
+    sending.refresh_from_db()
+    assert (draft.state, sending.state) == ("draft", "cancelled")
+    assert set(Delivery.objects.filter(campaign=sending).values_list("status", "reason")) == {
+        (DeliveryStatus.CANCELLED, "campaign_cancelled")
+    }
+
+
+def test_state_changes_need_the_launch_permission(segment: Segment) -> None:
+    campaign = make_campaign(segment, name="会员日")
+    user = User.objects.create_user("editor", password="x", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="campaigns").exclude(
+            codename="launch_campaign"
+        )
+    )
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    page = client.get(reverse(CHANGELIST))
+    assert page.status_code == 200
+    assert "Launch the selected campaigns" not in page.content.decode()
+    client.post(
+        reverse(CHANGELIST),
+        {"action": "launch", "_selected_action": [campaign.pk], "confirm": "yes"},
+    )
+    campaign.refresh_from_db()
+    assert campaign.state == CampaignState.DRAFT
+
+
+def test_the_ledger_is_read_only(admin_client_en: Client, segment: Segment) -> None:
+    campaign = launched(segment)
+    delivery = Delivery.objects.filter(campaign=campaign).order_by("pk").first()
+    assert delivery is not None
+    ChannelSend.objects.create(campaign=campaign, channel="wecom_customer", content="x")
+    assert admin_client_en.get(reverse("admin:campaigns_delivery_add")).status_code == 403
+    assert admin_client_en.get(reverse("admin:campaigns_channelsend_add")).status_code == 403
+    detail = admin_client_en.get(reverse("admin:campaigns_delivery_change", args=[delivery.pk]))
+    assert detail.status_code == 200
+    assert 'name="status"' not in detail.content.decode()
+    delete = reverse("admin:campaigns_delivery_delete", args=[delivery.pk])
+    assert admin_client_en.post(delete, {"post": "yes"}).status_code == 403
+    assert Delivery.objects.filter(pk=delivery.pk).exists()
+
+    listing = reverse("admin:campaigns_delivery_changelist")
+    found = admin_client_en.get(listing, {"q": str(delivery.customer_id)})
+    assert [d.pk for d in found.context["cl"].result_list] == [delivery.pk]
+    assert admin_client_en.get(listing, {"q": "abc"}).status_code == 200
+    filtered = admin_client_en.get(
+        listing, {"status__exact": delivery.status, "is_holdout__exact": "0"}
+    )
+    assert list(filtered.context["cl"].result_list) == list(
+        Delivery.objects.filter(status=delivery.status, is_holdout=False).order_by("-pk")
+    )
+
+
+def test_the_customer_page_shows_the_deliveries_of_the_last_30_days(
+    admin_client_en: Client,
+) -> None:
+    customer, other = wecom_customers(2)
+    recent = launched(audience([customer, other], name="近"), name="近期活动")
+    old = launched(audience([customer], name="远"), name="上季活动")
+    long_ago = timezone.now() - timedelta(days=40)
+    Delivery.objects.filter(campaign=old).update(
+        planned_at=long_ago, reserved_at=long_ago, sent_at=long_ago
+    )
+    page = admin_client_en.get(reverse("admin:crm_customer_change", args=[customer.pk]))
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "Contact pressure: deliveries of the last 30 days" in content
+    assert reverse("admin:campaigns_campaign_change", args=[recent.pk]) in content
+    assert "近期活动" in content
+    assert "上季活动" not in content
+    quiet = wecom_customers(1)[0]
+    page = admin_client_en.get(reverse("admin:crm_customer_change", args=[quiet.pk]))
+    assert "近期活动" not in page.content.decode()
+
+
+def test_the_campaign_list_costs_the_same_queries_for_1_or_10_rows(
+    admin_client_en: Client, segment: Segment
+) -> None:
+    url = reverse(CHANGELIST)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client_en.get(url).status_code == 200
+        return len(captured)
+
+    launched(segment, name="活动0")
+    one = queries()
+    for number in range(1, 10):
+        launched(segment, name=f"活动{number}")
+    assert queries() == one
+
+
+# --- The dry run and report pages ---------------------------------------------------------
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+NIGHT = datetime(2026, 3, 2, 22, 0, tzinfo=SHANGHAI)  # within the quiet hours 21:00-09:00
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=SHANGHAI)
+
+
+def dry_run_url(campaign: Campaign) -> str:
+    return reverse("admin:campaigns_campaign_dry_run", args=[campaign.pk])
+
+
+def report_url(campaign: Campaign) -> str:
+    return reverse("admin:campaigns_campaign_report", args=[campaign.pk])
+
+
+def staff_client(username: str, *codenames: str) -> Client:
+    user = User.objects.create_user(username, password="x", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="campaigns", codename__in=codenames)
+    )
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def viewer() -> Client:
+    """Staff who may view campaigns, nothing more."""
+    return staff_client("viewer", "view_campaign")
+
+
+def row(label: str, *cells: str) -> str:
+    """A line of a figure table, as the pages write it."""
+    return f'<tr><th scope="row">{label}</th>{"".join(f"<td>{c}</td>" for c in cells)}</tr>'
+
+
+def sent_before(campaign: Campaign, customer: Customer, at: datetime) -> Delivery:
+    return Delivery.objects.create(
+        campaign=campaign,
+        customer=customer,
+        status=DeliveryStatus.SENT,
+        due_at=at,
+        first_due_at=at,
+        reserved_at=at,
+        sent_at=at,
+    )
+
+
+def sample_row(customer: Customer, outcome: str, rule: str, until: str, variant: str) -> str:
+    url = reverse("admin:crm_customer_change", args=[customer.pk])
+    return (
+        f'<tr><td><a href="{url}">{customer.pk}</a></td><td>{customer.display_name}</td>'
+        f"<td>{outcome}</td><td>{rule}</td><td>{until}</td><td>{variant}</td></tr>"
+    )
+
+
+def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> None:
+    reachable = wecom_customers(6)
+    unreachable = CustomerFactory()
+    consent_record(
+        customer_id=reachable[5].pk,
+        channel="wecom",
+        status="opted_out",
+        source="test",
+        occurred_at=NIGHT - timedelta(days=1),
+        actor="test",
+    )
+    # Sent to twice today: the platform preset (1 a day on WeCom) caps them.
+    earlier = make_campaign(audience(reachable[:2], "earlier"), name="earlier")
+    for customer in reachable[:2]:
+        sent_before(earlier, customer, NIGHT - timedelta(hours=1))
+    # Sent a promotion yesterday: a promotion rule defers the next one until 72 hours after.
+    promo_rule = frequency_rule_create(
+        actor="test",
+        name="Promo once in 3 days",
+        scope="label",
+        label="promo",
+        max_count=1,
+        window_kind="rolling",
+        window_hours=72,
+        on_hit="defer",
+        max_delay_hours=48,
+    )
+    promotion = make_campaign(audience(reachable[2:3], "promo"), name="promo", labels=["promo"])
+    sent_before(promotion, reachable[2], NIGHT - timedelta(hours=30))
+    campaign = make_campaign(
+        audience([*reachable, unreachable], "all"),
+        name="会员日",
+        labels=["promo"],
+        quiet_hours_start=time(21, 0),
+        quiet_hours_end=time(9, 0),
+    )
+    preset = FrequencyRule.objects.get(is_platform_preset=True).name
+    deliveries_before = Delivery.objects.count()
+
+    with time_machine.travel(NIGHT, tick=False):
+        page = viewer.get(dry_run_url(campaign))
+
+    assert page.status_code == 200
+    assert Delivery.objects.count() == deliveries_before  # nothing written
+    assertContains(page, "What launching this campaign at March 2, 2026, 10 p.m. would do.")
+    for fragment in [
+        row("Audience after exclusions", "7"),
+        row("Opted out", "1"),
+        row("No identity for the channel", "1"),
+        row("Held back by frequency rules", "3"),
+        row("Holdout (control group)", "0"),
+        row("Would be sent", "2"),
+        row(preset, "2", "0"),  # capped, deferred
+        row("Promo once in 3 days", "0", "1"),
+        row("A", "1", "2", "100.00%"),  # weight, would be sent, share
+        sample_row(reachable[0], "Capped by a frequency rule", preset, "—", "—"),
+        sample_row(
+            reachable[2],
+            "Deferred by a frequency rule",
+            promo_rule.name,
+            "March 4, 2026, 4 p.m.",  # 72 hours after the promotion
+            "—",
+        ),
+        sample_row(reachable[3], "Would be sent", "—", "—", "A"),
+        sample_row(reachable[5], "Opted out", "—", "—", "—"),
+        sample_row(unreachable, "No identity for the channel", "—", "—", "—"),
+    ]:
+        assertContains(page, fragment, count=1, html=True)
+    assertContains(
+        page,
+        "Now is within the campaign's quiet hours (21:00–09:00): launched now, its sends "
+        "would wait until March 3, 2026, 9 a.m.",
+    )
+    assert len(page.context["sample"]) == 7
+
+    with time_machine.travel(NIGHT - timedelta(hours=10), tick=False):  # noon
+        page = viewer.get(dry_run_url(campaign))
+    assertContains(page, "Now is outside the campaign's quiet hours (21:00–09:00)")
+
+
+def build_report_case(campaign: Campaign, customers: list[Customer]) -> None:
+    """test_report's case: two sent with A (one converts, 100), one sent with B (converts
+    twice, 60 each), one B failed, one A opted out, one A waiting for quiet hours; two held
+    out (one converts, 30), one of the holdout capped; three clicks, one of them shared."""
+    a, b = campaign.variants.order_by("name")
+
+    def delivery(
+        i: int,
+        status: str,
+        *,
+        variant: Variant | None = None,
+        holdout: bool = False,
+        reason: str = "",
+    ) -> Delivery:
+        at = T0 + timedelta(minutes=i)
+        return Delivery.objects.create(
+            campaign=campaign,
+            customer=customers[i],
+            variant=variant,
+            is_holdout=holdout,
+            status=status,
+            reason=reason,
+            due_at=at,
+            first_due_at=at,
+            reserved_at=at,
+            sent_at=at if status == DeliveryStatus.SENT else None,
+        )
+
+    sent_a = [delivery(0, "sent", variant=a), delivery(1, "sent", variant=a)]
+    delivery(2, "sent", variant=b)
+    delivery(3, "failed", variant=b, reason=DeliveryReason.PLATFORM_CAP)
+    delivery(4, "suppressed", variant=a, reason=DeliveryReason.OPTED_OUT)
+    delivery(5, "pending", variant=a, reason=DeliveryReason.QUIET_HOURS)
+    delivery(6, "held_out", holdout=True)
+    delivery(7, "held_out", holdout=True)
+    delivery(8, "suppressed", holdout=True, reason=DeliveryReason.CAPPED)
+    OrderFactory(customer=customers[0], paid_at=T0 + timedelta(days=1), total_amount=100)
+    OrderFactory(customer=customers[2], paid_at=T0 + timedelta(days=1), total_amount=60)
+    OrderFactory(customer=customers[2], paid_at=T0 + timedelta(days=2), total_amount=60)
+    OrderFactory(customer=customers[6], paid_at=T0 + timedelta(days=1), total_amount=30)
+    conversions_attribute(customer_ids=[c.pk for c in customers])
+    LinkClick.objects.create(campaign=campaign, variant=a, delivery=sent_a[1], link_no=0)
+    LinkClick.objects.create(campaign=campaign, variant=a, delivery=sent_a[1], link_no=0)
+    LinkClick.objects.create(campaign=campaign, variant=b, link_no=0)
+
+
+def two_variant_campaign(name: str) -> Campaign:
+    campaign = make_campaign(
+        name=name,
+        variants=[VariantInput(name="A", content="a"), VariantInput(name="B", content="b")],
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(state=CampaignState.COMPLETED)
+    return campaign
+
+
+def test_the_report_page_shows_each_arm_the_lift_and_a_chart(viewer: Client) -> None:
+    campaign = two_variant_campaign("周年庆")
+    build_report_case(campaign, CustomerFactory.create_batch(9))
+
+    page = viewer.get(report_url(campaign))
+
+    assert page.status_code == 200
+    columns = "".join(f'<th scope="col">{c}</th>' for c in ["", "All variants", "A", "B"])
+    assertContains(page, f"<tr>{columns}</tr>", html=True)
+    for fragment in [
+        # The arms: the campaign, then each variant; the holdout belongs to no variant.
+        row("Audience planned", "9", "4", "2"),
+        row("Holdout (control group)", "3", "—", "—"),
+        row("Suppressed", "2", "1", "0"),
+        row("Waiting", "1", "1", "0"),
+        row("Cancelled", "0", "0", "0"),
+        row("Sent", "3", "2", "1"),
+        row("Failed", "1", "0", "1"),
+        row("Recipients who clicked", "1", "1", "0"),
+        row("Clicks", "3", "2", "1"),
+        row("Recipients who converted", "2", "1", "1"),
+        row("Conversion rate", "66.67%", "50.00%", "100.00%"),
+        row("Attributed orders", "3.00", "1.00", "2.00"),
+        row("Attributed revenue", "220.00", "100.00", "120.00"),
+        row("Attributed revenue per recipient", "73.33", "50.00", "120.00"),
+        # Held back, by reason.
+        row("Opted out", "1", "1", "0"),
+        row("Capped by a frequency rule", "1", "0", "0"),
+        row("Deferred by quiet hours", "1", "1", "0"),
+        # The holdout, then the lift of each arm against it: rates, absolute and relative
+        # lift, the 95 % interval, the p-value and the incremental revenue.
+        row("Converted", "1"),
+        row("Revenue in the conversion window", "30.00"),
+        row(
+            "All variants",
+            "66.67%",
+            "50.00%",
+            "+16.67 pp",
+            "+33.33%",
+            "-70.78 to +104.12 pp",
+            "0.7094",
+            "175.00",
+        ),
+        row("A", "50.00%", "50.00%", "0.00 pp", "0.00%", "-98.00 to +98.00 pp", "1.0000", "70.00"),
+        row(
+            "B",
+            "100.00%",
+            "50.00%",
+            "+50.00 pp",
+            "+100.00%",
+            "-19.30 to +119.30 pp",
+            "0.3865",
+            "105.00",
+        ),
+    ]:
+        assertContains(page, fragment, count=1, html=True)
+    assertContains(
+        page, row("Revenue in the conversion window", "220.00", "100.00", "120.00"), html=True
+    )
+    assertContains(page, row("Conversion rate", "50.00%"), html=True)  # the holdout's
+
+    # The chart: bars of conversion rate on a scale of 0 to 100 %, 340 units wide.
+    assert page.content.decode().count('<figure class="campaign-chart">') == 2
+    assertContains(page, '<title id="rate-chart-title">Conversion rate</title>', html=True)
+    assertContains(
+        page,
+        '<desc id="rate-chart-desc">Conversion rate of each variant\'s recipients and of the '
+        "holdout: A 50.00%; B 100.00%; Holdout 50.00%.</desc>",
+        html=True,
+    )
+    assertContains(page, '<rect class="bar" x="170" y="6.0" width="170.0" height="18"/>', html=True)
+    assertContains(
+        page, '<rect class="bar" x="170" y="36.0" width="340.0" height="18"/>', html=True
+    )
+    assertContains(
+        page, '<rect class="bar holdout" x="170" y="66.0" width="170.0" height="18"/>', html=True
+    )
+    # The lift: an estimate and its whisker per arm, on a scale of -150 to +150 pp, 0 in the
+    # middle (x 340); the campaign's +16.67 pp from -70.78 to +104.12.
+    assertContains(page, '<circle class="point" cx="358.9" cy="15.0" r="5"/>', html=True)
+    assertContains(
+        page, '<line class="whisker" x1="259.8" x2="458.0" y1="15.0" y2="15.0"/>', html=True
+    )
+    assertContains(page, '<line class="zero" x1="340.0" x2="340.0" y1="0" y2="90"/>', html=True)
+    assertContains(page, "<title>All variants: +16.67 pp [-70.78, +104.12]</title>", html=True)
+
+
+def test_an_empty_report_shows_unknown_figures(viewer: Client) -> None:
+    campaign = two_variant_campaign("空活动")
+    page = viewer.get(report_url(campaign))
+    assert page.status_code == 200
+    assertContains(page, row("Conversion rate", "—", "—", "—"), html=True)
+    assertContains(page, row("A", *["—"] * 7), html=True)
+    assertContains(page, "Nobody was held back.")
+    assertNotContains(page, "<rect")  # no bars: nobody was sent to
+
+
+def test_the_pages_need_the_view_permission(segment: Segment) -> None:
+    campaign = launched(segment, name="进行中")
+    others = staff_client("stranger", "view_delivery", "view_frequencyrule")
+    for url in (dry_run_url(campaign), report_url(campaign)):
+        assert others.get(url).status_code == 403
+        anonymous = Client().get(url)
+        assert anonymous.status_code == 302
+        assert anonymous["Location"].startswith(reverse("admin:login"))
+    editor = staff_client("editor", "change_campaign")  # change implies view
+    assert editor.get(report_url(campaign)).status_code == 200
+    assert editor.get(reverse("admin:campaigns_campaign_report", args=[999999])).status_code == 404
+
+
+def test_the_change_form_links_to_the_pages(viewer: Client, segment: Segment) -> None:
+    draft = make_campaign(segment, name="草稿")
+    sending = launched(segment, name="进行中")
+    scheduled = make_campaign(
+        segment, name="定时", schedule_kind="at", scheduled_at=timezone.now() + timedelta(days=1)
+    )
+    campaign_launch(campaign_id=scheduled.pk, actor="test")
+    pages = {
+        draft: ["Dry run"],
+        scheduled: ["Dry run", "Report"],
+        sending: ["Report"],
+    }
+    for campaign, shown in pages.items():
+        page = viewer.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+        assert page.status_code == 200
+        links = {
+            "Dry run": f'<li><a href="{dry_run_url(campaign)}">Dry run</a></li>',
+            "Report": f'<li><a href="{report_url(campaign)}">Report</a></li>',
+        }
+        for name, link in links.items():
+            assertContains(page, link, count=1 if name in shown else 0, html=True)
+        assert viewer.get(dry_run_url(campaign)).status_code == 200
+        assert viewer.get(report_url(campaign)).status_code == 200
+
+
+def test_the_report_page_costs_the_same_queries_for_few_or_many_deliveries(
+    viewer: Client,
+) -> None:
+    campaign = two_variant_campaign("量")
+    customers = CustomerFactory.create_batch(40)
+    build_report_case(campaign, customers[:9])
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert viewer.get(report_url(campaign)).status_code == 200
+        return len(captured)
+
+    few = queries()
+    a, b = campaign.variants.order_by("name")
+    rule = FrequencyRule.objects.get(is_platform_preset=True)
+    for i, customer in enumerate(customers[9:]):
+        at = T0 + timedelta(hours=1, minutes=i)
+        Delivery.objects.create(
+            campaign=campaign,
+            customer=customer,
+            variant=a if i % 2 else b,
+            status=DeliveryStatus.SUPPRESSED if i % 3 == 0 else DeliveryStatus.SENT,
+            reason=DeliveryReason.CAPPED if i % 3 == 0 else "",
+            rule=rule if i % 3 == 0 else None,
+            due_at=at,
+            first_due_at=at,
+            reserved_at=at,
+            sent_at=at,
+        )
+        OrderFactory(customer=customer, paid_at=at + timedelta(days=1), total_amount=10)
+    conversions_attribute(customer_ids=[c.pk for c in customers[9:]])
+    assert Delivery.objects.filter(campaign=campaign).count() == 40
+    assertContains(viewer.get(report_url(campaign)), row(rule.name, "11", "5", "6"), html=True)
+    assert queries() == few

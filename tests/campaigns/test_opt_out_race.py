@@ -1,0 +1,209 @@
+"""An opt-out that arrives after a campaign was planned still stops the send: reservation
+checks consent again, and so does the dispatch claim, the last step before the channel. Raced
+for real: opt-outs and dispatches on threads, each with its own PostgreSQL connection."""
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from celery.app.task import Task
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from campaigns.models import Campaign, Delivery, DeliveryReason, DeliveryStatus
+from campaigns.services import dispatch
+from campaigns.services.campaigns import campaign_launch, campaign_plan
+from campaigns.services.dispatch import deliveries_dispatch
+from campaigns.services.reservation import deliveries_reserve_batch
+from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
+from crm.models import Consent, Customer, StaffMember
+from crm.services.consents import consent_record
+from tests.campaigns.support import CORP_ID, audience, make_campaign, statuses, wecom_customers
+from tests.factories import StaffMemberFactory
+
+SECRET = "fake-secret"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWeCom]:
+    config = FakeWeComConfig(corps={CORP_ID: SECRET}, cap_per_receiver=None)
+    with (
+        FakeWeCom(config) as server,
+        override_settings(
+            WECOM_API_BASE_URL=server.api_base_url, WECOM_CORP_ID=CORP_ID, WECOM_SECRET=SECRET
+        ),
+    ):
+        yield server
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """Tasks queued after commit are recorded, not sent: this test drives every step itself."""
+    queued: list[tuple[str, Any]] = []
+
+    def apply_async(self: Task, args: Any = None, kwargs: Any = None, **options: Any) -> None:
+        queued.append((self.name, args))
+
+    monkeypatch.setattr(Task, "apply_async", apply_async)
+    return queued
+
+
+def opt_out(customer: Customer) -> None:
+    consent_record(
+        customer_id=customer.pk,
+        channel="wecom",
+        status="opted_out",
+        source="test",
+        occurred_at=timezone.now(),
+        actor="test",
+    )
+
+
+def received(fake: FakeWeCom) -> list[str]:
+    return sorted(
+        userid for message in fake.messages() for userid in message["request"]["external_userid"]
+    )
+
+
+def reserve_all(campaign: Campaign) -> list[int]:
+    """Reserve whatever is due, batch after batch; answer every reserved delivery's id."""
+    while not deliveries_reserve_batch(campaign_id=campaign.pk).is_exhausted:
+        pass
+    return list(
+        campaign.deliveries.filter(status=DeliveryStatus.RESERVED)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def opted_out_ids() -> set[int]:
+    return set(
+        Consent.objects.filter(channel="wecom", status="opted_out").values_list(
+            "customer_id", flat=True
+        )
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("waits", "overrides"),
+    [
+        # Planning reserves a send that may go at once: the dispatch claim must see it.
+        (DeliveryStatus.RESERVED, {}),
+        # A throttled campaign plans pending sends: the reservation must see it.
+        (DeliveryStatus.PENDING, {"throttle_per_minute": 100}),
+    ],
+    ids=["while-reserved", "while-pending"],
+)
+def test_an_opt_out_after_planning_suppresses_the_send(
+    waits: str, overrides: dict[str, Any], fake: FakeWeCom
+) -> None:
+    customers = wecom_customers(3)
+    leaving = customers[1]
+    campaign = make_campaign(audience(customers), **overrides)
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+    if waits == DeliveryStatus.RESERVED:
+        reserve_all(campaign)
+    assert statuses(campaign) == {waits: 3}
+
+    opt_out(leaving)
+    deliveries_dispatch(campaign_id=campaign.pk, delivery_ids=reserve_all(campaign))
+
+    delivery = Delivery.objects.get(campaign=campaign, customer=leaving)
+    assert (delivery.status, delivery.reason) == (
+        DeliveryStatus.SUPPRESSED,
+        DeliveryReason.OPTED_OUT,
+    )
+    assert delivery.channel_send_id is None and delivery.sent_at is None
+    assert statuses(campaign) == {DeliveryStatus.SUBMITTED: 2, DeliveryStatus.SUPPRESSED: 1}
+    assert received(fake) == sorted(f"ext-{c.pk}" for c in customers if c != leaving)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_opt_out_committed_before_the_claim_is_never_sent(
+    fake: FakeWeCom, published: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opt-outs and dispatches race on threads. Each claim notes which opt-outs had committed
+    before it began (read on its own connection just before): none of those customers may be
+    sent; and a customer whose opt-out had not committed when the claim ended must be sent."""
+    owners: list[StaffMember] = StaffMemberFactory.create_batch(3)
+    customers = [c for owner in owners for c in wecom_customers(40, owner=owner)]
+    campaign = make_campaign(audience(customers))
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+    reserved = reserve_all(campaign)
+    assert len(reserved) == 120
+    by_delivery = dict(campaign.deliveries.values_list("id", "customer_id"))
+    # Opted out after the reservation: only the claim stands between them and the send.
+    for customer in customers[::4]:
+        opt_out(customer)
+    racing = customers[1::4]  # opted out while the dispatches run
+
+    claims: list[tuple[Sequence[int], set[int], set[int]]] = []
+    claim = dispatch.deliveries_claim
+
+    def noted_claim(*, campaign_id: int, delivery_ids: Sequence[int]) -> list[int]:
+        before = opted_out_ids()
+        send_ids = claim(campaign_id=campaign_id, delivery_ids=delivery_ids)
+        claims.append((delivery_ids, before, opted_out_ids()))
+        return send_ids
+
+    monkeypatch.setattr(dispatch, "deliveries_claim", noted_claim)
+    start = threading.Barrier(5)
+
+    def on_own_connection(work: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                start.wait()
+                work()
+            finally:
+                connection.close()
+
+        return run
+
+    def dispatcher(chunks: list[list[int]]) -> Callable[[], None]:
+        def work() -> None:
+            for chunk in chunks:
+                deliveries_dispatch(campaign_id=campaign.pk, delivery_ids=chunk)
+
+        return work
+
+    def opt_outs(leavers: list[Customer]) -> Callable[[], None]:
+        def work() -> None:
+            for customer in leavers:
+                opt_out(customer)
+
+        return work
+
+    chunks = [reserved[i : i + 10] for i in range(0, len(reserved), 10)]
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        futures = [pool.submit(on_own_connection(dispatcher(chunks[i::3]))) for i in range(3)]
+        futures += [pool.submit(on_own_connection(opt_outs(racing[i::2]))) for i in range(2)]
+        for future in futures:
+            future.result()
+
+    assert sorted(i for ids, _before, _after in claims for i in ids) == reserved
+    sent = set(
+        campaign.deliveries.filter(status=DeliveryStatus.SUBMITTED).values_list(
+            "customer_id", flat=True
+        )
+    )
+    for delivery_ids, before, after in claims:
+        chunk_customers = {by_delivery[i] for i in delivery_ids}
+        assert not (chunk_customers & before & sent), "opted out before the claim, yet sent"
+        assert chunk_customers - after <= sent, "not opted out when claimed, yet not sent"
+    # The fake got exactly the customers sent, once each; every other one was suppressed as
+    # opted out, whatever the order of the race.
+    assert received(fake) == sorted(f"ext-{pk}" for pk in sent)
+    suppressed = {customer.pk for customer in customers} - sent
+    assert set(
+        campaign.deliveries.exclude(status=DeliveryStatus.SUBMITTED).values_list(
+            "customer_id", "status", "reason"
+        )
+    ) == {(pk, DeliveryStatus.SUPPRESSED, DeliveryReason.OPTED_OUT) for pk in suppressed}
+    assert {c.pk for c in customers[::4]} <= suppressed
+    assert suppressed <= {c.pk for c in customers[::4] + racing}

@@ -1,0 +1,77 @@
+"""The send pipeline end to end in one process: plan, reserve, dispatch to the WeCom fake over
+real HTTP, and collect the results."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from campaigns.models import CampaignState, ChannelSend, Delivery, DeliveryReason
+from campaigns.services.campaigns import campaign_launch, campaign_plan
+from campaigns.services.dispatch import deliveries_dispatch
+from campaigns.services.pipeline import campaigns_tick, wecom_results_poll_due
+from campaigns.services.reservation import deliveries_reserve_batch
+from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
+from crm.services.consents import consent_record
+from tests.campaigns.support import CORP_ID, audience, make_campaign, statuses, wecom_customers
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "fake-secret"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWeCom]:
+    config = FakeWeComConfig(corps={CORP_ID: SECRET}, cap_per_receiver=None)
+    with (
+        FakeWeCom(config) as server,
+        override_settings(
+            WECOM_API_BASE_URL=server.api_base_url, WECOM_CORP_ID=CORP_ID, WECOM_SECRET=SECRET
+        ),
+    ):
+        yield server
+
+
+def test_a_campaign_reaches_its_audience_once(
+    fake: FakeWeCom, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    customers = wecom_customers(5)
+    opted_out = customers[0]
+    consent_record(
+        customer_id=opted_out.pk,
+        channel="wecom",
+        status="opted_out",
+        source="test",
+        occurred_at=opted_out.created_at,
+        actor="test",
+    )
+    campaign = make_campaign(audience(customers))
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    with django_capture_on_commit_callbacks() as dispatches:
+        assert campaign_plan(campaign_id=campaign.pk) == 5
+    # Due now: planned and reserved in one write, one dispatch task queued for the sender (and
+    # the reservation of whatever waits, here nothing).
+    assert statuses(campaign) == {"reserved": 4, "suppressed": 1}
+    assert len(dispatches) == 2
+    assert deliveries_reserve_batch(campaign_id=campaign.pk).reserved_ids == []
+    reserved = list(
+        Delivery.objects.filter(campaign=campaign, status="reserved").values_list("pk", flat=True)
+    )
+    deliveries_dispatch(campaign_id=campaign.pk, delivery_ids=reserved)
+    assert statuses(campaign) == {"submitted": 4, "suppressed": 1}
+    # Five more copies of the same dispatch send nothing more.
+    for _ in range(5):
+        deliveries_dispatch(campaign_id=campaign.pk, delivery_ids=reserved)
+    assert len(fake.messages()) == 1
+    assert sorted(fake.messages()[0]["request"]["external_userid"]) == sorted(
+        f"ext-{c.pk}" for c in customers[1:]
+    )
+    ChannelSend.objects.update(next_poll_at=timezone.now())
+    assert wecom_results_poll_due() == 4
+    assert statuses(campaign) == {"sent": 4, "suppressed": 1}
+    assert Delivery.objects.get(customer=opted_out).reason == DeliveryReason.OPTED_OUT
+    campaigns_tick()
+    campaign.refresh_from_db()
+    assert campaign.state == CampaignState.COMPLETED

@@ -1,0 +1,143 @@
+"""The report: counts per arm, attributed revenue, and lift statistics equal to an independent
+computation with scipy."""
+
+import math
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from campaigns.models import Delivery, DeliveryReason, DeliveryStatus, LinkClick
+from campaigns.services.attribution import conversions_attribute
+from campaigns.services.campaigns import VariantInput
+from campaigns.services.report import campaign_report, lift_statistics
+from tests.campaigns.support import make_campaign
+from tests.factories import CustomerFactory, OrderFactory
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def scipy_lift(n1: int, x1: int, n2: int, x2: int) -> tuple[float, float, float, float | None]:
+    """Difference and its 95 % interval (unpooled, scipy's normal quantile); the p-value of
+    Pearson's chi-square test on the 2x2 table without continuity correction, which is the
+    pooled two-proportion z-test's (None when a column of the table is empty)."""
+    p1, p2 = x1 / n1, x2 / n2
+    z975 = stats.norm.ppf(0.975)
+    se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    p_value = None
+    if 0 < x1 + x2 < n1 + n2:
+        table = [[x1, n1 - x1], [x2, n2 - x2]]
+        p_value = float(stats.chi2_contingency(table, correction=False).pvalue)
+    return p1 - p2, p1 - p2 - z975 * se, p1 - p2 + z975 * se, p_value
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n1=st.integers(1, 100_000),
+    n2=st.integers(1, 100_000),
+    r1=st.floats(0, 1),
+    r2=st.floats(0, 1),
+)
+def test_lift_statistics_equal_scipy(n1: int, n2: int, r1: float, r2: float) -> None:
+    x1, x2 = round(n1 * r1), round(n2 * r2)
+    lift = lift_statistics(treated=n1, treated_converted=x1, holdout=n2, holdout_converted=x2)
+    expected = scipy_lift(n1, x1, n2, x2)
+    assert lift.absolute == pytest.approx(expected[0], abs=1e-12)
+    assert lift.ci_low == pytest.approx(expected[1], abs=1e-9)
+    assert lift.ci_high == pytest.approx(expected[2], abs=1e-9)
+    if expected[3] is None:
+        assert lift.p_value is None  # nobody's rate varies: no test
+    else:
+        assert lift.p_value == pytest.approx(expected[3], rel=1e-6, abs=1e-12)
+    assert lift.relative == (pytest.approx(expected[0] / (x2 / n2)) if x2 else None)
+
+
+def test_lift_without_a_holdout_is_unknown() -> None:
+    lift = lift_statistics(treated=10, treated_converted=3, holdout=0, holdout_converted=0)
+    assert (lift.treated_rate, lift.holdout_rate, lift.absolute, lift.p_value) == (
+        0.3,
+        None,
+        None,
+        None,
+    )
+
+
+@pytest.mark.django_db
+def test_report_counts_each_arm_and_variant() -> None:
+    campaign = make_campaign(
+        name="report",
+        variants=[VariantInput(name="A", content="a"), VariantInput(name="B", content="b")],
+    )
+    a, b = campaign.variants.order_by("name")
+    customers = CustomerFactory.create_batch(10)
+
+    def delivery(i: int, status: str, *, variant=None, holdout=False, reason="", sent=True):
+        at = T0 + timedelta(minutes=i)
+        return Delivery.objects.create(
+            campaign=campaign,
+            customer=customers[i],
+            variant=variant,
+            is_holdout=holdout,
+            status=status,
+            reason=reason,
+            due_at=at,
+            first_due_at=at,
+            reserved_at=at,
+            sent_at=at if status == DeliveryStatus.SENT and sent else None,
+        )
+
+    sent_a = [delivery(0, "sent", variant=a), delivery(1, "sent", variant=a)]
+    sent_b = [delivery(2, "sent", variant=b)]
+    delivery(3, "failed", variant=b, reason=DeliveryReason.PLATFORM_CAP)
+    delivery(4, "suppressed", variant=a, reason=DeliveryReason.OPTED_OUT)
+    delivery(5, "pending", variant=a, reason=DeliveryReason.QUIET_HOURS)
+    held = [delivery(6, "held_out", holdout=True), delivery(7, "held_out", holdout=True)]
+    delivery(8, "suppressed", holdout=True, reason=DeliveryReason.CAPPED)
+    # Conversions: one treated A customer buys 100, the B one buys 60 twice, one held-out 30.
+    OrderFactory(customer=customers[0], paid_at=T0 + timedelta(days=1), total_amount=100)
+    OrderFactory(customer=customers[2], paid_at=T0 + timedelta(days=1), total_amount=60)
+    OrderFactory(customer=customers[2], paid_at=T0 + timedelta(days=2), total_amount=60)
+    OrderFactory(customer=customers[6], paid_at=T0 + timedelta(days=1), total_amount=30)
+    conversions_attribute(customer_ids=[c.pk for c in customers])
+    LinkClick.objects.create(campaign=campaign, variant=a, delivery=sent_a[1], link_no=0)
+    LinkClick.objects.create(campaign=campaign, variant=a, delivery=sent_a[1], link_no=0)
+    LinkClick.objects.create(campaign=campaign, variant=b, link_no=0)
+
+    report = campaign_report(campaign=campaign)
+    total = report.total
+    assert (total.audience, total.holdout, total.sent, total.failed, total.waiting) == (
+        9,
+        3,
+        3,
+        1,
+        1,
+    )
+    assert total.suppressed == {"opted_out": 1, "capped": 1}
+    assert total.deferred == {"quiet_hours": 1}
+    assert (total.converted, total.clicked, total.clicks) == (2, 1, 3)
+    assert total.revenue == Decimal("220.00")
+    assert total.attributed_orders == Decimal("3.000000")
+    assert total.revenue_per_recipient == Decimal("73.33")
+    assert (report.holdout_converted, report.holdout_window_revenue) == (1, Decimal("30.00"))
+    assert total.lift is not None
+    assert total.lift.absolute == pytest.approx(2 / 3 - 1 / 2)
+    # (220 / 3 - 30 / 2) * 3 = 175
+    assert total.lift.incremental_revenue == Decimal("175.00")
+    by_name = {arm.variant: arm for arm in report.variants}
+    assert (by_name["A"].sent, by_name["A"].converted, by_name["A"].revenue) == (
+        2,
+        1,
+        Decimal("100.00"),
+    )
+    assert (by_name["B"].sent, by_name["B"].converted, by_name["B"].revenue) == (
+        1,
+        1,
+        Decimal("120.00"),
+    )
+    assert by_name["B"].failed == 1 and by_name["B"].clicks == 1
+    assert by_name["A"].lift is not None and by_name["A"].lift.absolute == pytest.approx(0.0)
+    assert len(sent_b) + len(held) == 3
