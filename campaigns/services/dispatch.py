@@ -73,45 +73,62 @@ def _values_sql(variables: set[str]) -> str:
 def deliveries_claim(*, campaign_id: int, delivery_ids: Sequence[int]) -> list[int]:
     """Step 1: claim what is still reserved among `delivery_ids` and group it into channel
     calls; answer the ids of the ChannelSends to run (new ones and unfinished ones of these
-    deliveries, e.g. when a worker died after claiming)."""
+    deliveries, e.g. when a worker died after claiming). One statement locks and reads the
+    batch, one writes each delivery's claim (its status, and its call or its opt-out)."""
+    from campaigns.channels import channel_for
+
     now = timezone.now()
     with transaction.atomic():
         campaign = Campaign.objects.filter(pk=campaign_id).first()
         if campaign is None:
             return []
+        contents = dict(campaign.variants.values_list("pk", "content"))
+        variables = {name for text in contents.values() for name in template_variables(text)}
         with connection.cursor() as cursor:
             cursor.execute(NO_JIT_SQL)
             cursor.execute(
-                """
+                f"""
                 WITH batch AS (
-                    SELECT id, customer_id FROM campaigns_delivery
+                    SELECT id, customer_id, variant_id, sender_id FROM campaigns_delivery
                     WHERE id = ANY(%(ids)s) AND status = 'reserved'
+                    ORDER BY id
                     FOR UPDATE SKIP LOCKED
-                ), judged AS (
-                    SELECT batch.id, co.customer_id IS NOT NULL AS is_opted_out
-                    FROM batch
-                    LEFT JOIN crm_consent co  -- index consent_unique_channel
-                           ON co.customer_id = batch.customer_id AND co.channel = %(consent)s
-                          AND co.status = 'opted_out'
                 )
-                UPDATE campaigns_delivery d SET
-                    status = CASE WHEN j.is_opted_out THEN 'suppressed' ELSE 'sending' END,
-                    reason = CASE WHEN j.is_opted_out THEN %(opted_out)s ELSE d.reason END,
-                    claimed_at = %(now)s
-                FROM judged j
-                WHERE d.id = j.id AND d.id = ANY(%(ids)s)  -- the primary key, not a scan
-                RETURNING d.id, d.status
-                """,
-                {
-                    "ids": list(delivery_ids),
-                    "now": now,
-                    "opted_out": DeliveryReason.OPTED_OUT,
-                    "consent": campaign.consent_channel,
-                },
+                SELECT b.id, b.variant_id, b.sender_id,
+                       (SELECT TRUE FROM crm_consent co  -- index consent_unique_channel
+                        WHERE co.customer_id = b.customer_id
+                          AND co.channel = %(consent)s AND co.status = 'opted_out') IS NOT NULL
+                           AS is_opted_out,
+                       {_values_sql(variables)}
+                FROM batch b
+                JOIN crm_customer c ON c.id = b.customer_id
+                LEFT JOIN crm_staffmember s ON s.id = b.sender_id
+                ORDER BY b.id
+                """,  # noqa: S608 - the columns are this module's
+                {"ids": list(delivery_ids), "consent": campaign.consent_channel},
             )
-            claimed = [row[0] for row in cursor.fetchall() if row[1] == DeliveryStatus.SENDING]
-        if claimed:
-            _group_into_sends(campaign, claimed, now)
+            names = [column.name for column in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            opted_out = [row["id"] for row in rows if row["is_opted_out"]]
+            claimed = [row for row in rows if not row["is_opted_out"]]
+            links = _group_into_sends(campaign, channel_for(campaign.channel), contents, claimed)
+            cursor.execute(
+                """
+                UPDATE campaigns_delivery d SET
+                    status = CASE WHEN l.send_id IS NULL THEN 'suppressed' ELSE 'sending' END,
+                    reason = CASE WHEN l.send_id IS NULL THEN %s ELSE d.reason END,
+                    channel_send_id = l.send_id, claimed_at = %s
+                FROM unnest(%s::bigint[], %s::bigint[]) AS l(id, send_id)
+                WHERE d.id = l.id AND d.id = ANY(%s)  -- the primary key, not a scan
+                """,
+                [
+                    DeliveryReason.OPTED_OUT,
+                    now,
+                    [*opted_out, *(d for d, _s in links)],
+                    [*(None for _ in opted_out), *(s for _d, s in links)],
+                    [*opted_out, *(d for d, _s in links)],
+                ],
+            )
         return list(
             ChannelSend.objects.filter(
                 state=ChannelSendState.REQUESTED,
@@ -122,27 +139,14 @@ def deliveries_claim(*, campaign_id: int, delivery_ids: Sequence[int]) -> list[i
         )
 
 
-def _group_into_sends(campaign: Campaign, claimed: list[int], now: datetime) -> None:
-    """Write the ChannelSends of the deliveries just claimed and link them."""
-    from campaigns.channels import channel_for
-
-    channel = channel_for(campaign.channel)
-    contents = dict(campaign.variants.values_list("pk", "content"))
-    variables = {name for content in contents.values() for name in template_variables(content)}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT d.id, d.variant_id, d.sender_id, {_values_sql(variables)}
-            FROM campaigns_delivery d
-            JOIN crm_customer c ON c.id = d.customer_id
-            LEFT JOIN crm_staffmember s ON s.id = d.sender_id
-            WHERE d.id = ANY(%s) AND d.status = 'sending'
-            ORDER BY d.id
-            """,  # noqa: S608 - the columns are this module's
-            [claimed],
-        )
-        names = [column.name for column in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+def _group_into_sends(
+    campaign: Campaign,
+    channel: Any,
+    contents: dict[int, str],
+    rows: list[dict[str, Any]],
+) -> list[tuple[int, int]]:
+    """Write the ChannelSends of the claimed `rows` (one per sender and text, split as the
+    channel takes them); answer (delivery id, ChannelSend id) for each."""
     # A text addressed to one customer anyway carries its delivery in its tracked links.
     per_customer = {
         pk: not channel.groups_by_sender or bool(template_variables(content))
@@ -166,6 +170,7 @@ def _group_into_sends(campaign: Campaign, claimed: list[int], now: datetime) -> 
         for (sender_id, text), delivery_ids in groups.items()
         for part in channel.split(delivery_ids)
     ]
+    now = timezone.now()
     sends = ChannelSend.objects.bulk_create(
         ChannelSend(
             campaign=campaign,
@@ -176,20 +181,11 @@ def _group_into_sends(campaign: Campaign, claimed: list[int], now: datetime) -> 
         )
         for sender_id, text, _part in parts
     )
-    linked = [
+    return [
         (delivery_id, send.pk)
         for send, (_sender, _text, part) in zip(sends, parts, strict=True)
         for delivery_id in part
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE campaigns_delivery d SET channel_send_id = l.send_id
-            FROM unnest(%s::bigint[], %s::bigint[]) AS l(id, send_id)
-            WHERE d.id = l.id AND d.id = ANY(%s)  -- the primary key, not a scan
-            """,
-            [[d for d, _s in linked], [s for _d, s in linked], [d for d, _s in linked]],
-        )
 
 
 def channel_send_run(*, channel_send_id: int) -> str | None:
