@@ -22,7 +22,14 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from campaigns.models import Campaign, ChannelSend, ChannelSendState, DeliveryReason, DeliveryStatus
+from campaigns.models import (
+    Campaign,
+    ChannelSend,
+    ChannelSendState,
+    Delivery,
+    DeliveryReason,
+    DeliveryStatus,
+)
 from campaigns.services.campaigns import TEMPLATE_VARIABLES, template_render, template_variables
 from campaigns.services.links import has_links, links_rewrite
 from campaigns.services.reservation import NO_JIT_SQL
@@ -129,13 +136,16 @@ def deliveries_claim(*, campaign_id: int, delivery_ids: Sequence[int]) -> list[i
                     [*opted_out, *(d for d, _s in links)],
                 ],
             )
-        return list(
-            ChannelSend.objects.filter(
-                state=ChannelSendState.REQUESTED,
-                deliveries__id__in=list(delivery_ids),
-            )
-            .values_list("pk", flat=True)
+        # Two steps: by the deliveries' primary key first, which a join would not use.
+        send_ids = set(
+            Delivery.objects.filter(pk__in=list(delivery_ids), channel_send__isnull=False)
+            .values_list("channel_send_id", flat=True)
             .distinct()
+        )
+        return sorted(
+            ChannelSend.objects.filter(
+                pk__in=send_ids, state=ChannelSendState.REQUESTED
+            ).values_list("pk", flat=True)
         )
 
 
