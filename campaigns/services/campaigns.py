@@ -164,6 +164,9 @@ def _check(data: CampaignInput, *, campaign_id: int | None) -> CampaignInput:
         data = dataclasses.replace(data, consent_channel=CONSENT_CHANNEL_OF[data.channel])
     if not data.consent_channel:
         problems.add("consent_channel", _("A webhook campaign names the consent it honours."))
+    if data.channel == Channel.WECOM_GROUP:
+        # Planning knows whom a group-chat message reaches; no channel sends it yet.
+        problems.add("channel", _("Group-chat messages cannot be sent yet."))
     if data.channel == Channel.WEBHOOK and not data.webhook_url:
         problems.add("webhook_url", _("A webhook campaign needs the URL it posts to."))
     if data.channel != Channel.WEBHOOK and data.webhook_url:
