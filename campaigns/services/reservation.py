@@ -226,9 +226,10 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
             cursor.execute(NO_JIT_SQL)
             quiet_until = campaign.quiet_until(at)
             if quiet_until is not None:
+                # rule_id goes with reason: a send deferred by a rule now waits for the hours.
                 cursor.execute(
                     """
-                    UPDATE campaigns_delivery SET due_at = %s, reason = %s
+                    UPDATE campaigns_delivery SET due_at = %s, reason = %s, rule_id = NULL
                     WHERE campaign_id = %s AND status = 'pending' AND due_at <= %s
                     """,  # index delivery_pending_due
                     [quiet_until, DeliveryReason.QUIET_HOURS, campaign.pk, at],
