@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from crm.models import ConsentChannel, Customer, StaffMember
 from segments.models import LifecycleState, Segment
@@ -85,7 +86,8 @@ class FrequencyRule(models.Model):
         blank=True,
         help_text=_("Deferring rules only: past this delay the send is skipped."),
     )
-    is_active = models.BooleanField(_("active"), default=True)
+    # Its own context: the staff member's "active" means still employed.
+    is_active = models.BooleanField(pgettext_lazy("frequency rule", "active"), default=True)
     is_platform_preset = models.BooleanField(_("platform limit preset"), default=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)

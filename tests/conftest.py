@@ -1,11 +1,29 @@
-"""Shared fixtures: API clients holding keys with given scopes."""
+"""Shared fixtures: API clients holding keys with given scopes, and the rows data migrations
+create, restored after a transactional test's flush."""
 
+import importlib
 from collections.abc import Callable
 
 import pytest
+from django.apps import apps
 from rest_framework.test import APIClient
 
 from crm.services.api_keys import api_key_create
+
+_PRESET_MIGRATION = importlib.import_module("campaigns.migrations.0002_platform_preset")
+
+
+@pytest.fixture(autouse=True)
+def platform_preset(request: pytest.FixtureRequest) -> None:
+    """The WeCom platform limit preset exists in every test's database, as in production: a
+    data migration creates it, and a transactional test's flush would remove it for the tests
+    after it."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    is_transactional = marker.kwargs.get("transaction", False)
+    request.getfixturevalue("transactional_db" if is_transactional else "db")
+    _PRESET_MIGRATION.create_preset(apps, None)
 
 
 @pytest.fixture

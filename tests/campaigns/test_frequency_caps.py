@@ -354,7 +354,7 @@ def test_holdout_members_are_judged_like_the_others_but_never_counted() -> None:
 
 # --- The state machine ------------------------------------------------------------------------
 
-POOL_SIZE = 4  # few, so that campaigns meet: the last one has no WeCom identity
+POOL_SIZE = 6  # the last one has no WeCom identity
 LABELS = ("promo", "vip")
 MAX_RULES = 3
 MAX_CAMPAIGNS = 8
@@ -713,12 +713,13 @@ class ReservationMachine(RuleBasedStateMachine):
                 self.reserved_by[row.id] = self.calls
 
     @rule(
-        how=st.sampled_from(["seconds", "seconds", "midnight"]),
+        how=st.sampled_from(["seconds", "edge", "edge"]),
         seconds=st.one_of(
             st.sampled_from([1, 60, 3600, 5 * 3600, 86399, 86400]),
             st.integers(1, 6 * 3600),
         ),
-        before_midnight=st.booleans(),
+        edge=st.integers(0, 3),
+        is_just_before=st.booleans(),
         consent=st.none()
         | st.tuples(
             st.integers(0, POOL_SIZE - 1),
@@ -730,17 +731,19 @@ class ReservationMachine(RuleBasedStateMachine):
         self,
         how: str,
         seconds: int,
-        before_midnight: bool,
+        edge: int,
+        is_just_before: bool,
         consent: tuple[int, str, str] | None,
     ) -> None:
-        """Some seconds, or to the next business midnight (or a second before it); then,
+        """Some seconds; or to one of the next instants where a window changes (a send
+        leaves a rolling window, a calendar window begins), or a second before it. Then,
         maybe, a customer changes their mind on a channel."""
-        if how == "seconds":
+        edges = self._window_edges()
+        if how == "seconds" or not edges:
             self.clock += timedelta(seconds=seconds)
         else:
-            day = self.clock.astimezone(SHANGHAI).date() + timedelta(days=1)
-            midnight = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
-            self.clock = max(self.clock, midnight - timedelta(seconds=int(before_midnight)))
+            target = edges[min(edge, len(edges) - 1)]
+            self.clock = max(self.clock, target - timedelta(seconds=int(is_just_before)))
         if consent is not None:
             member, channel, status = consent
             consent_record(
@@ -751,6 +754,21 @@ class ReservationMachine(RuleBasedStateMachine):
                 occurred_at=self.clock,
                 actor="test",
             )
+
+    def _window_edges(self) -> list[datetime]:
+        edges: set[datetime] = set()
+        for frequency_rule in self.rules.values():
+            if frequency_rule.window_kind == "calendar":
+                edges.add(window_frees(frequency_rule, [], self.clock))
+                continue
+            assert frequency_rule.window_hours is not None
+            length = timedelta(hours=frequency_rule.window_hours)
+            edges.update(
+                row.reserved_at + length
+                for row in self.rows.values()
+                if row.status in COUNTED_STATUSES and row.reserved_at is not None
+            )
+        return sorted(edge for edge in edges if edge > self.clock)
 
     def _due_campaigns(self) -> list[int]:
         return sorted(
