@@ -176,8 +176,9 @@ class FrequencyRule(models.Model):
 
     def window_start(self, at: datetime) -> datetime:
         """The start of the window that holds the instant `at`: `window_hours` before it, or
-        the start of its calendar day, week (Monday) or month in business time. Sends at or
-        after the start count."""
+        the start of its calendar day, week (Monday) or month in business time. Sends after a
+        rolling window's start count (a send made exactly N hours ago has left it), and sends
+        at or after a calendar window's start."""
         if self.window_kind == WindowKind.ROLLING:
             assert self.window_hours is not None
             return at - timedelta(hours=self.window_hours)

@@ -1,6 +1,7 @@
-"""Frequency caps at reservation: examples of each rule's window, its action when hit and the
-campaign flags, then a state machine that drives rules, campaigns, opt-outs and a clock at
-random and checks every reservation against a plain-Python reading of the rules and the caps
+"""Frequency caps, as deliveries are judged when a campaign is planned (if it may send at once)
+and in each reservation batch: examples of each rule's window, its action when hit and the
+campaign flags; then a state machine that drives rules, campaigns, opt-outs and a clock at
+random and checks every judgment against a plain-Python reading of the rules, and the caps
 over the whole history."""
 
 import dataclasses
@@ -84,15 +85,16 @@ def campaign_to(customers: list[Customer], **overrides: Any) -> Campaign:
 
 
 def start(campaign: Campaign, at: datetime) -> None:
+    """Launched and planned at `at`: outside its quiet hours each delivery is judged (reserved,
+    held out, deferred or suppressed) as it is written; inside them it waits."""
     campaign_launch(campaign_id=campaign.pk, actor="test", at=at)
     campaign_plan(campaign_id=campaign.pk, at=at)
 
 
 def send(customers: list[Customer], at: datetime, **overrides: Any) -> Campaign:
-    """A campaign to `customers` launched, planned and reserved at `at`."""
+    """A campaign to `customers` started at `at`."""
     campaign = campaign_to(customers, **overrides)
     start(campaign, at)
-    deliveries_reserve_batch(campaign_id=campaign.pk, at=at)
     return campaign
 
 
@@ -212,6 +214,25 @@ def test_a_deferral_past_the_maximum_delay_from_the_first_due_time_is_suppressed
     deliveries_reserve_batch(campaign_id=deferred.pk, at=T0 + timedelta(hours=4))
     assert verdict(deferred, customer) == ("suppressed", "cap_delay_exceeded", rule.pk)
     assert verdict(deferred, other) == ("suppressed", "cap_delay_exceeded", rule.pk)
+
+
+def test_a_deferral_into_quiet_hours_waits_for_their_end_without_naming_the_rule() -> None:
+    rule = cap(on_hit="defer", max_delay_hours=48)
+    customer = CustomerFactory()
+    send([customer], T0)
+    deferred = send([customer], T0 + timedelta(hours=1), **QUIET_HOURS)
+    midnight = datetime(2026, 3, 11, tzinfo=SHANGHAI)
+    assert verdict(deferred, customer) == ("pending", "capped", rule.pk)
+    assert delivery(deferred, customer).due_at == midnight
+
+    at_midnight = deliveries_reserve_batch(campaign_id=deferred.pk, at=midnight)
+    assert (at_midnight.reserved_ids, at_midnight.counts) == ([], {"quiet_hours": 1})
+    assert verdict(deferred, customer) == ("pending", "quiet_hours", None)
+    assert delivery(deferred, customer).due_at == MORNING
+
+    in_the_morning = deliveries_reserve_batch(campaign_id=deferred.pk, at=MORNING)
+    assert in_the_morning.reserved_ids == [delivery(deferred, customer).pk]
+    assert delivery(deferred, customer).reserved_at == MORNING
 
 
 def test_a_label_rule_counts_and_judges_only_the_campaigns_carrying_the_label() -> None:
@@ -365,8 +386,9 @@ STARTS = [
     datetime(2026, 3, 15, 23, 30, tzinfo=SHANGHAI),  # Sunday night: the week ends
     datetime(2026, 3, 31, 22, 0, tzinfo=SHANGHAI),  # the month ends
 ]
-# (respects_caps, counts_toward_caps): the usual campaign twice as often as each other kind.
-FLAGS = [(True, True), (True, True), (True, False), (False, True), (False, False)]
+# (respects_caps, counts_toward_caps): the usual campaign, and one that overfills the windows
+# of the others, twice as often as each other kind.
+FLAGS = [(True, True), (True, True), (True, False), (False, True), (False, True), (False, False)]
 
 
 @st.composite
@@ -509,7 +531,8 @@ def judge(
     opted_out: set[tuple[int, str]],
     at: datetime,
 ) -> Expected:
-    """What reserving `row` at `at` should do, read from the rules in plain Python."""
+    """What judging `row` at `at` (planning it, or in a reservation batch) should do, read
+    from the rules in plain Python."""
     if (row.customer_id, campaign.consent_channel) in opted_out:
         return Expected("suppressed", "opted_out", row.due_at, None, frozenset())
     holds: dict[int, datetime] = {}
@@ -554,12 +577,12 @@ class Pool:
 
 
 class ReservationMachine(RuleBasedStateMachine):
-    """Rules, campaigns and opt-outs made at random while a clock moves forward; every
-    reservation batch is compared with `judge`, and the caps are checked over the history."""
+    """Rules, campaigns and opt-outs made at random while a clock moves forward; every judgment
+    (as a campaign is planned, and in each reservation batch) is compared with `judge`, and
+    the caps are checked over the whole history after each step."""
 
-    pool = Pool(
-        customer_ids=[], reachable=set(), segment_ids={}
-    )  # set by the test before the machine runs
+    # Set by the test before the machine runs.
+    pool = Pool(customer_ids=[], reachable=set(), segment_ids={})
 
     def __init__(self) -> None:
         super().__init__()
@@ -567,10 +590,10 @@ class ReservationMachine(RuleBasedStateMachine):
         self.savepoint = transaction.atomic()
         self.savepoint.__enter__()
         self.clock = T0
-        self.calls = 0  # reservation batches run so far
-        self.rules: dict[int, FrequencyRule] = {}  # the active rules
-        self.rule_since: dict[int, int] = {}  # active rule -> batches run before it existed
-        self.reserved_by: dict[int, int] = {}  # delivery -> the batch that reserved it
+        self.calls = 0  # judging steps (plannings and reservation batches) run so far
+        self.active_rules: dict[int, FrequencyRule] = {}  # the active rules
+        self.rule_since: dict[int, int] = {}  # active rule -> steps run before it existed
+        self.reserved_by: dict[int, int] = {}  # delivery -> the step that reserved it
         self.campaigns: dict[int, Campaign] = {}
         self.audiences: dict[int, set[int]] = {}  # campaign -> its customers
         self.rows: dict[int, Row] = {}  # the deliveries, read after each write
@@ -599,21 +622,21 @@ class ReservationMachine(RuleBasedStateMachine):
         preset.is_active = keep_preset
         preset.save(update_fields=["is_active"])
         if keep_preset:
-            self.rules[preset.pk] = preset
+            self.active_rules[preset.pk] = preset
             self.rule_since[preset.pk] = 0
         for fields in rules:
             self._create_rule(fields)
         for spec in specs:
             self._launch(spec)
 
-    @precondition(lambda self: len(self.rules) < MAX_RULES)
+    @precondition(lambda self: len(self.active_rules) < MAX_RULES)
     @rule(fields=rule_fields())
     def add_rule(self, fields: dict[str, Any]) -> None:
         self._create_rule(fields)
 
     def _create_rule(self, fields: dict[str, Any]) -> None:
         frequency_rule = cap(**fields)
-        self.rules[frequency_rule.pk] = frequency_rule
+        self.active_rules[frequency_rule.pk] = frequency_rule
         self.rule_since[frequency_rule.pk] = self.calls
 
     @precondition(lambda self: len(self.campaigns) < MAX_CAMPAIGNS)
@@ -673,7 +696,7 @@ class ReservationMachine(RuleBasedStateMachine):
                 fresh = dataclasses.replace(
                     row, due_at=due_at, first_due_at=due_at, reason="", rule_id=None
                 )
-                rules = list(self.rules.values())
+                rules = list(self.active_rules.values())
                 wanted = judge(fresh, campaign, rules, counted, opted_out, self.clock)
             if wanted.reason in ("opted_out", "no_identity"):
                 assert not row.is_holdout, row
@@ -703,7 +726,7 @@ class ReservationMachine(RuleBasedStateMachine):
         reason = wanted.reason
         if reason is None:
             assert row.rule_id is not None
-            exceeded = self.rules[row.rule_id].on_hit == "defer"
+            exceeded = self.active_rules[row.rule_id].on_hit == "defer"
             reason = "cap_delay_exceeded" if exceeded else "capped"
         assert row.reason == reason, (row, wanted)
 
@@ -757,7 +780,7 @@ class ReservationMachine(RuleBasedStateMachine):
 
     def _window_edges(self) -> list[datetime]:
         edges: set[datetime] = set()
-        for frequency_rule in self.rules.values():
+        for frequency_rule in self.active_rules.values():
             if frequency_rule.window_kind == "calendar":
                 edges.add(window_frees(frequency_rule, [], self.clock))
                 continue
@@ -814,7 +837,7 @@ class ReservationMachine(RuleBasedStateMachine):
         campaign = self.campaigns[campaign_id]
         before = rows()
         assert before == self.rows
-        rules = list(self.rules.values())
+        rules = list(self.active_rules.values())
         counted = self._counted(before)
         opted_out = _opted_out()
         quiet_end = quiet_until(campaign, self.clock)
@@ -874,15 +897,16 @@ class ReservationMachine(RuleBasedStateMachine):
     @invariant()
     def no_send_went_past_a_cap(self) -> None:
         """When a campaign respecting caps reserved a send, fewer than max_count sends that
-        count were in the rule's window (made by earlier batches); so, over the sends of the
-        campaigns that respect and count, no window of a rule active since the start ever
-        holds more than max_count."""
+        count were in each rule's window (made in earlier steps); so, over the sends of the
+        campaigns that respect and count, no window of a rule in force from the start ever
+        holds more than max_count. (Campaigns ignoring caps may overfill a window, and sends
+        made before a rule existed may exceed it.)"""
         sends = [
             (row, self.campaigns[row.campaign_id])
             for row in rows().values()
             if row.status in COUNTED_STATUSES
         ]
-        for frequency_rule in self.rules.values():
+        for frequency_rule in self.active_rules.values():
             since = self.rule_since[frequency_rule.pk]
             in_scope = [(row, c) for row, c in sends if applies(frequency_rule, c)]
             for row, campaign in in_scope:
@@ -932,7 +956,7 @@ def test_reservations_follow_the_rules_and_never_exceed_a_cap() -> None:
     run_state_machine_as_test(
         ReservationMachine,
         settings=settings(
-            max_examples=50,
+            max_examples=60,
             stateful_step_count=30,
             deadline=None,
             database=None,  # nothing written to the working tree

@@ -1,8 +1,9 @@
 """Planning: the holdout and variant draws (shares within statistical tolerance, the same
-split on every re-plan and in the dry run) and quiet hours."""
+split on every re-plan and in the dry run), who is suppressed at once and why, the audience's
+exclusions and extra rule, and quiet hours."""
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -13,8 +14,10 @@ from campaigns.models import Campaign, Delivery, DeliveryReason, DeliveryStatus
 from campaigns.services.campaigns import VariantInput, campaign_launch, campaign_plan
 from campaigns.services.dry_run import campaign_dry_run
 from campaigns.services.reservation import deliveries_reserve_batch
+from crm.services.consents import consent_record
 from segments.models import Segment
 from tests.campaigns.support import audience, make_campaign, wecom_customers
+from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -174,3 +177,80 @@ def test_quiet_until(start: str | None, end: str | None, at: str, expected: str 
     moment = datetime(2026, 3, 2, hour, minute, tzinfo=SHANGHAI)
     until = campaign.quiet_until(moment)
     assert (until.strftime("%Y-%m-%d %H:%M") if until else None) == expected
+
+
+def test_quiet_hours_are_read_in_business_time() -> None:
+    campaign = Campaign(quiet_hours_start=time(21), quiet_hours_end=time(9))
+    # 13:00 UTC is 21:00 in Shanghai; 12:59:59 UTC is 20:59:59; 01:00 UTC is 09:00.
+    assert campaign.quiet_until(datetime(2026, 3, 2, 13, 0, tzinfo=UTC)) == datetime(
+        2026, 3, 3, 9, 0, tzinfo=SHANGHAI
+    )
+    assert campaign.quiet_until(datetime(2026, 3, 2, 12, 59, 59, tzinfo=UTC)) is None
+    assert campaign.quiet_until(datetime(2026, 3, 3, 1, 0, tzinfo=UTC)) is None
+    # A window that starts where it ends is no window.
+    campaign.quiet_hours_end = time(21)
+    assert campaign.quiet_until(datetime(2026, 3, 2, 13, 0, tzinfo=UTC)) is None
+
+
+def test_opted_out_and_unreachable_customers_are_suppressed_and_never_held_out() -> None:
+    reachable = wecom_customers(40)
+    opted_out, opted_out_elsewhere = reachable[:20], reachable[20:25]
+    unreachable = [CustomerFactory() for _ in range(20)]  # no WeCom identity
+    for customer, channel in [
+        *((customer, "wecom") for customer in [*opted_out, unreachable[0]]),
+        *((customer, "sms") for customer in opted_out_elsewhere),
+    ]:
+        consent_record(
+            customer_id=customer.pk,
+            channel=channel,
+            status="opted_out",
+            source="test",
+            occurred_at=NOON - timedelta(days=1),
+            actor="test",
+        )
+    # Half the audience would be held out, so some 20 of the 40 suppressed would be if the
+    # draw came first.
+    campaign = make_campaign(
+        audience([*reachable, *unreachable]), name="suppressed", holdout_share=Decimal("0.5")
+    )
+    campaign_launch(campaign_id=campaign.pk, actor="test", at=NOON)
+    assert campaign_plan(campaign_id=campaign.pk, at=NOON) == 60
+
+    rows = {
+        customer_id: rest
+        for customer_id, *rest in Delivery.objects.filter(campaign=campaign).values_list(
+            "customer_id", "status", "reason", "is_holdout", "reserved_at"
+        )
+    }
+    suppressed = {
+        **{customer.pk: ["suppressed", "opted_out", False, None] for customer in opted_out},
+        # Opted out and unreachable: the opt-out is the reason given.
+        unreachable[0].pk: ["suppressed", "opted_out", False, None],
+        **{c.pk: ["suppressed", "no_identity", False, None] for c in unreachable[1:]},
+    }
+    assert {pk: rows[pk] for pk in suppressed} == suppressed
+    # An opt-out on another channel does not concern this campaign.
+    eligible = {tuple(rows[customer.pk]) for customer in reachable[20:]}
+    assert eligible <= {("reserved", "", False, NOON), ("held_out", "", True, NOON)}
+
+
+def test_excluded_segments_and_the_extra_rule_narrow_the_audience() -> None:
+    shanghai = [CustomerFactory(city="上海") for _ in range(4)]
+    beijing = [CustomerFactory(city="北京") for _ in range(2)]
+    outside = CustomerFactory(city="上海")  # in no segment
+    included = audience([*shanghai, *beijing], name="included")
+    excluded = audience([shanghai[0], beijing[0]], name="excluded")
+    in_shanghai = {"field": "city", "op": "eq", "value": "上海"}
+    narrowed = webhook_campaign(
+        included, "narrowed", exclude_segment_ids=[excluded.pk], extra_rule=in_shanghai
+    )
+    rule_only = make_campaign(
+        name="rule only",
+        extra_rule=in_shanghai,
+        channel="webhook",
+        consent_channel="sms",
+        webhook_url="https://hooks.example.com/crm",
+    )
+
+    assert set(planned(narrowed)) == {customer.pk for customer in shanghai[1:]}
+    assert set(planned(rule_only)) == {customer.pk for customer in [*shanghai, outside]}

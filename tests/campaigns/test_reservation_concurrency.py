@@ -123,3 +123,42 @@ def test_queued_deliveries_reserved_together_respect_a_cap_of_two() -> None:
     assert Delivery.objects.filter(
         status=DeliveryStatus.SUPPRESSED, reason="capped"
     ).count() == CUSTOMERS * (CAMPAIGNS - 2)
+
+
+def test_two_workers_per_campaign_reserve_each_customer_once_a_day(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two reservation workers on each campaign (a task delivered twice, or handed over while
+    the first still runs), all started together under a one-a-day rule on every channel: each
+    delivery is judged once, and each customer is reserved by exactly one campaign."""
+    FrequencyRule.objects.filter(is_platform_preset=True).update(is_active=False)
+    one_a_day = frequency_rule_create(
+        actor="test",
+        name="one a day",
+        scope="all_channels",
+        max_count=1,
+        window_kind="calendar",
+        calendar_unit="day",
+    )
+    customers = wecom_customers(CUSTOMERS)
+    ids = campaigns_over(customers, throttle_per_minute=100_000)
+    for campaign_id in ids:
+        campaign_plan(campaign_id=campaign_id, at=NOON)
+    Campaign.objects.update(throttle_per_minute=None)
+    monkeypatch.setattr(reservation, "RESERVE_BATCH_SIZE", 50)  # many interleaved batches
+
+    def reserve_all(campaign_id: int) -> None:
+        while not reservation.deliveries_reserve_batch(
+            campaign_id=campaign_id, at=NOON
+        ).is_exhausted:
+            pass
+
+    run_together(reserve_all, ids * 2)
+
+    assert counted_per_customer() == Counter({c.pk: 1 for c in customers})
+    assert Delivery.objects.filter(status=DeliveryStatus.RESERVED).count() == CUSTOMERS
+    others = Delivery.objects.exclude(status=DeliveryStatus.RESERVED)
+    assert set(others.values_list("status", "reason", "rule_id")) == {
+        (DeliveryStatus.SUPPRESSED, DeliveryReason.CAPPED, one_a_day.pk)
+    }
+    assert others.count() == CUSTOMERS * (CAMPAIGNS - 1)
