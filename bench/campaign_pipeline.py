@@ -18,9 +18,13 @@ Stages, each timed on its own (the setup it needs is not timed):
   quiet hours) planned and reserved to the end by two threads at once, as two workers would.
   The platform preset (1 a day) applies, so each customer may be reserved once in all; the
   stage then counts customers reserved more often than that (violations, must be 0);
-- dispatch_enqueue: every reserved batch's dispatch claimed (reserved -> sending, grouped into
-  WeCom calls by sender and text) and its task published to the real broker (Celery), without
-  the calls themselves;
+  The reserving statements also write the WeCom calls (one per sender and text) and assign
+  each reserved delivery its call, so this stage includes laying out the dispatch;
+- dispatch_enqueue: every dispatch task the reservations queued (whole calls, about 1000
+  deliveries a task) published to the real broker (Celery);
+- first_attempts (no target: the workers' side of dispatch): each call's first attempt as a
+  worker begins it, without calling WeCom: the attempt recorded, the last consent check, and
+  the call's deliveries read with what their texts need;
 - floor_join: the bare join of the new orders to the deliveries of their customers;
 - attribute: ORDERS new paid orders (for as many customers) attributed against all deliveries.
 
@@ -224,7 +228,7 @@ def make_campaigns(segment_id: int) -> list[int]:
     return ids
 
 
-def stage_plan_reserve(campaign_ids: list[int], batches: dict[int, list[list[int]]]) -> float:
+def stage_plan_reserve(campaign_ids: list[int], tasks: list[list[int]]) -> float:
     """Launch both, then plan and reserve each to the end on its own thread."""
     from django.db import connection
 
@@ -233,11 +237,11 @@ def stage_plan_reserve(campaign_ids: list[int], batches: dict[int, list[list[int
 
     for campaign_id in campaign_ids:
         campaign_launch(campaign_id=campaign_id, actor="bench", at=LAUNCH)
-    # Dispatch is the next stage: record each batch instead of publishing its task.
+    # Dispatch is the next stage: record each task instead of publishing it.
     original = reservation._dispatch_after_commit
 
-    def record(campaign_id: int, delivery_ids: list[int]) -> None:
-        batches[campaign_id].append(delivery_ids)
+    def record(channel_send_ids: list[int]) -> None:
+        tasks.append(channel_send_ids)
 
     reservation._dispatch_after_commit = record
     barrier = threading.Barrier(len(campaign_ids))
@@ -276,7 +280,7 @@ def violations() -> int:
             """
             SELECT count(*) FROM (
                 SELECT customer_id FROM campaigns_delivery
-                WHERE status IN ('reserved', 'sending', 'submitted', 'sent')
+                WHERE status IN ('reserved', 'submitted', 'sent')
                 GROUP BY customer_id HAVING count(*) > 1
             ) over_cap
             """
@@ -284,33 +288,42 @@ def violations() -> int:
     )
 
 
-def stage_dispatch_enqueue(batches: dict[int, list[list[int]]]) -> tuple[float, int]:
-    """Claim every batch (as the dispatch task's first transaction does) and publish its task;
-    answers the seconds and the ChannelSends written."""
-    from campaigns.services.dispatch import deliveries_claim
-    from campaigns.tasks import channel_send_run_task
+def stage_dispatch_enqueue(tasks: list[list[int]]) -> float:
+    """Publish every dispatch task the reservations queued (to a queue nobody consumes)."""
+    from campaigns.tasks import channel_sends_run_task
 
-    sends = 0
     started = time.perf_counter()
-    for campaign_id, campaign_batches in batches.items():
-        for ids in campaign_batches:
-            for send_id in deliveries_claim(campaign_id=campaign_id, delivery_ids=ids):
-                channel_send_run_task.apply_async(args=[send_id], queue="bench-not-consumed")
-                sends += 1
+    for channel_send_ids in tasks:
+        channel_sends_run_task.apply_async(args=[channel_send_ids], queue="bench-not-consumed")
     seconds = time.perf_counter() - started
     from config.celery import app
 
     with app.connection_for_write() as connection:
         connection.default_channel.queue_purge("bench-not-consumed")
-    return seconds, sends
+    return seconds
+
+
+def stage_first_attempts(tasks: list[list[int]]) -> tuple[float, int]:
+    """Begin each call's first attempt, as the worker running it would before calling WeCom;
+    answers the seconds and the deliveries to send."""
+    from campaigns.services.dispatch import attempt_begin
+
+    deliveries = 0
+    started = time.perf_counter()
+    for channel_send_ids in tasks:
+        for channel_send_id in channel_send_ids:
+            attempt = attempt_begin(channel_send_id=channel_send_id, now=LAUNCH)
+            assert attempt is not None
+            deliveries += len(attempt.deliveries)
+    return time.perf_counter() - started, deliveries
 
 
 def prepare_orders(orders: int) -> None:
-    """Every claimed delivery is taken as sent at launch; then ORDERS customers pay an order
+    """Every reserved delivery is taken as sent at launch; then ORDERS customers pay an order
     within the week after it (not timed)."""
     execute(
         "UPDATE campaigns_delivery SET status = 'sent', sent_at = reserved_at"
-        " WHERE status = 'sending'"
+        " WHERE status = 'reserved'"
     )
     execute(
         """
@@ -387,13 +400,17 @@ def main() -> None:
     say("stage floor_write")
     floor_write = stage_floor_write(segment_id)
     campaign_ids = make_campaigns(segment_id)
-    batches: dict[int, list[list[int]]] = {pk: [] for pk in campaign_ids}
+    tasks: list[list[int]] = []
     say("stage plan_reserve (two campaigns at once)")
-    plan_reserve = stage_plan_reserve(campaign_ids, batches)
-    reserved = sum(len(ids) for b in batches.values() for ids in b)
+    plan_reserve = stage_plan_reserve(campaign_ids, tasks)
+    reserved = int(
+        fetch_one("SELECT count(*) FROM campaigns_delivery WHERE status = %s", ["reserved"])[0]
+    )
     over_cap = violations()
     say("stage dispatch_enqueue")
-    enqueue, sends = stage_dispatch_enqueue(batches)
+    enqueue = stage_dispatch_enqueue(tasks)
+    say("stage first_attempts")
+    first_attempts, to_send = stage_first_attempts(tasks)
     prepare_orders(args.orders)
     say("stage floor_join")
     floor_join = stage_floor_join()
@@ -407,7 +424,13 @@ def main() -> None:
             floor_write,
             {"reserved": reserved, "violations": over_cap, "campaigns": len(campaign_ids)},
         ),
-        ("dispatch_enqueue", enqueue, floor_write, {"channel_sends": sends}),
+        (
+            "dispatch_enqueue",
+            enqueue,
+            floor_write,
+            {"tasks": len(tasks), "channel_sends": sum(len(ids) for ids in tasks)},
+        ),
+        ("first_attempts", first_attempts, floor_write, {"deliveries": to_send}),
         ("floor_join", floor_join, None, {}),
         ("attribute", attribute, floor_join, {"conversions_written": conversions}),
     ]

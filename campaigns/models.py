@@ -402,7 +402,6 @@ class Variant(models.Model):
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", _("Waiting for its turn")
     RESERVED = "reserved", _("Reserved, to be dispatched")
-    SENDING = "sending", _("Being sent")
     SUBMITTED = "submitted", _("Submitted, waiting for the platform")
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed")
@@ -416,7 +415,6 @@ class DeliveryStatus(models.TextChoices):
 # their `reserved_at`. Index `delivery_counted_by_customer` holds exactly these.
 COUNTED_STATUSES = (
     DeliveryStatus.RESERVED,
-    DeliveryStatus.SENDING,
     DeliveryStatus.SUBMITTED,
     DeliveryStatus.SENT,
 )
@@ -485,7 +483,6 @@ class Delivery(models.Model):
     due_at = models.DateTimeField(_("due at"))
     first_due_at = models.DateTimeField(_("first due at"))
     reserved_at = models.DateTimeField(_("reserved at"), null=True, blank=True)
-    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     sender = models.ForeignKey(
         StaffMember,
@@ -557,9 +554,11 @@ class ChannelSendState(models.TextChoices):
 
 
 class ChannelSend(models.Model):
-    """One call to a channel: a WeCom bulk-message task for one sender and one text, or one
-    webhook POST. Written before the call, so that a crash between the call and its answer
-    leaves a record to check against the platform before anything is sent again."""
+    """One call to a channel: a WeCom bulk-message task for one sender and one text, or a
+    run of webhook POSTs. Written in the same statement that reserves its deliveries, so that
+    a crash between the call and its answer leaves a record to check against the platform
+    before anything is sent again. `content` is the text when all its deliveries share it;
+    empty when each delivery's text is rendered for its customer at the first attempt."""
 
     campaign = models.ForeignKey(
         Campaign, verbose_name=_("campaign"), on_delete=models.CASCADE, related_name="+"
@@ -573,7 +572,7 @@ class ChannelSend(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    content = models.TextField(_("content"))
+    content = models.TextField(_("content"), blank=True)
     state = models.CharField(
         _("state"),
         max_length=12,

@@ -27,14 +27,10 @@ def campaign_reserve_task(campaign_id: int) -> int:
     return pipeline.campaign_reserve_step(campaign_id=campaign_id, deadline=deadline)
 
 
-@shared_task(name="campaigns.dispatch")
-def campaign_dispatch_task(campaign_id: int, delivery_ids: list[int]) -> int:
-    return pipeline.campaign_dispatch_step(campaign_id=campaign_id, delivery_ids=delivery_ids)
-
-
-@shared_task(name="campaigns.run_channel_send")
-def channel_send_run_task(channel_send_id: int) -> str | None:
-    return pipeline.channel_send_step(channel_send_id=channel_send_id)
+@shared_task(name="campaigns.run_channel_sends")
+def channel_sends_run_task(channel_send_ids: list[int]) -> int:
+    """Make the calls a reservation wrote (or a tick found orphaned)."""
+    return pipeline.channel_sends_step(channel_send_ids=channel_send_ids)
 
 
 @shared_task(name="campaigns.tick")

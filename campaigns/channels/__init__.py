@@ -1,24 +1,22 @@
-"""Channels a campaign sends through. Each adapter turns a `ChannelSend` (a group of claimed
-deliveries with one text) into calls to its platform and records the outcomes; the dispatch
-service (`campaigns.services.dispatch`) decides what is claimed and runs each send under a
-lock, so an adapter never runs the same send twice at once."""
+"""Channels a campaign sends through. Each adapter makes the calls of a `ChannelSend` (a group
+of reserved deliveries, laid out as `campaigns.services.dispatch.call_layout` says) and records
+the outcomes; the dispatch service runs each call under a lock and records its attempt first,
+so an adapter never runs the same call twice at once."""
 
-from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from campaigns.models import Channel, ChannelSend
 
 
 class ChannelAdapter(Protocol):
-    # WeCom bulk messages go out from the staff member who owns the customer.
-    groups_by_sender: bool
+    # A WeCom task carries one text to all its receivers; webhook posts carry one each.
+    one_text_per_call: bool
+    # Deliveries per call (per ChannelSend) at most.
+    size: int
 
-    def split(self, delivery_ids: list[int]) -> Iterator[list[int]]:
-        """Deliveries of one text in the groups one call (one ChannelSend) takes."""
-        ...
-
-    def run(self, send: ChannelSend) -> None:
-        """Send what is still to be sent of `send` and record the outcomes."""
+    def run(self, send: ChannelSend, deliveries: list[dict[str, Any]]) -> None:
+        """Send `deliveries` (the call's deliveries still to send, with their texts; see
+        `dispatch.Attempt`) and record the outcomes. `send.attempts` counts this attempt."""
         ...
 
 
@@ -32,8 +30,3 @@ def channel_for(channel: str) -> ChannelAdapter:
     if channel not in adapters:
         raise NotImplementedError(f"channel {channel} has no adapter yet")
     return adapters[channel]
-
-
-def chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

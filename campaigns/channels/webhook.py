@@ -11,15 +11,13 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
-from campaigns.channels import chunks
 from campaigns.models import (
     ChannelSend,
     ChannelSendState,
@@ -27,11 +25,12 @@ from campaigns.models import (
     DeliveryReason,
     DeliveryStatus,
 )
-from campaigns.services.dispatch import IN_FLIGHT
 
 logger = logging.getLogger(__name__)
 
-# Posts per ChannelSend: what one worker sends in a row before the next send's turn.
+# A webhook delivery is in flight while reserved: its call has not settled it yet.
+IN_FLIGHT = (DeliveryStatus.RESERVED,)
+# Posts per ChannelSend: what one worker sends in a row before the next call's turn.
 POSTS_PER_SEND = 100
 RETRIED_STATUSES = frozenset({408, 429})
 
@@ -49,48 +48,46 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 class WebhookChannel:
-    groups_by_sender = False
+    one_text_per_call = False
+    size = POSTS_PER_SEND
 
-    def split(self, delivery_ids: list[int]) -> Iterator[list[int]]:
-        return chunks(delivery_ids, POSTS_PER_SEND)
-
-    def run(self, send: ChannelSend) -> None:
+    def run(self, send: ChannelSend, deliveries: list[dict[str, Any]]) -> None:
         now = timezone.now()
-        due = send.deliveries.filter(status__in=IN_FLIGHT).filter(
-            Q(retry_at__isnull=True) | Q(retry_at__lte=now)
-        )
         campaign = send.campaign
-        send.attempts += 1
-        send.attempted_at = now
-        send.save(update_fields=["attempts", "attempted_at"])
+        variant_names = dict(campaign.variants.values_list("pk", "name"))
+        due = [row for row in deliveries if row["retry_at"] is None or row["retry_at"] <= now]
+        settled = 0
         with httpx.Client(timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as client:
-            for delivery in due.order_by("id").select_related("variant"):
+            for row in due:
                 body = json.dumps(
                     {
-                        "delivery_id": delivery.pk,
+                        "delivery_id": row["id"],
                         "campaign_id": campaign.pk,
                         "campaign_name": campaign.name,
-                        "customer_id": delivery.customer_id,
-                        "variant": delivery.variant.name if delivery.variant else None,
-                        "content": send.content,
+                        "customer_id": row["customer_id"],
+                        "variant": variant_names.get(row["variant_id"]),
+                        "content": row["text"],
                     },
                     ensure_ascii=False,
                 ).encode()
-                delivery.attempts += 1
-                delivery.save(update_fields=["attempts"])  # before the post: see the module
-                _post(client, campaign.webhook_url, body, delivery)
-        if not send.deliveries.filter(status__in=IN_FLIGHT).exists():
+                attempts = row["attempts"] + 1
+                # Counted before the post: see the module.
+                Delivery.objects.filter(pk=row["id"]).update(attempts=attempts)
+                settled += _post(client, campaign.webhook_url, body, row["id"], attempts)
+        if settled == len(deliveries):
             send.state = ChannelSendState.FINISHED
             send.answered_at = timezone.now()
             send.save(update_fields=["state", "answered_at"])
 
 
-def _post(client: httpx.Client, url: str, body: bytes, delivery: Delivery) -> None:
+def _post(client: httpx.Client, url: str, body: bytes, delivery_id: int, attempts: int) -> bool:
+    """Post one delivery and record the outcome; answers whether it is settled (not to be
+    retried)."""
     at = int(timezone.now().timestamp())
     headers = {
         "Content-Type": "application/json",
         "X-CRM-Signature": signature(body, at),
-        "Idempotency-Key": f"delivery-{delivery.pk}",
+        "Idempotency-Key": f"delivery-{delivery_id}",
     }
     status: int | None = None
     problem = ""
@@ -99,31 +96,33 @@ def _post(client: httpx.Client, url: str, body: bytes, delivery: Delivery) -> No
     except httpx.HTTPError as error:
         problem = type(error).__name__
     now = timezone.now()
-    if status is not None and 200 <= status < 300:
-        _settle(delivery, DeliveryStatus.SENT, "", now, "")
-    elif status is not None and 400 <= status < 500 and status not in RETRIED_STATUSES:
-        _settle(
-            delivery, DeliveryStatus.FAILED, DeliveryReason.CHANNEL_ERROR, None, f"HTTP {status}"
-        )
-    else:
-        failure = f"HTTP {status}" if status is not None else problem
-        if delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-            _settle(
-                delivery, DeliveryStatus.DEAD_LETTER, DeliveryReason.CHANNEL_ERROR, None, failure
-            )
-        else:
-            Delivery.objects.filter(pk=delivery.pk).update(
-                retry_at=now + retry_delay(delivery.attempts), error=failure
-            )
     logger.info(
         "webhook.posted",
-        extra={"delivery_id": delivery.pk, "status": status, "attempts": delivery.attempts},
+        extra={"delivery_id": delivery_id, "status": status, "attempts": attempts},
     )
+    if status is not None and 200 <= status < 300:
+        _settle(delivery_id, DeliveryStatus.SENT, "", now, "")
+        return True
+    if status is not None and 400 <= status < 500 and status not in RETRIED_STATUSES:
+        _settle(
+            delivery_id, DeliveryStatus.FAILED, DeliveryReason.CHANNEL_ERROR, None, f"HTTP {status}"
+        )
+        return True
+    failure = f"HTTP {status}" if status is not None else problem
+    if attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+        _settle(
+            delivery_id, DeliveryStatus.DEAD_LETTER, DeliveryReason.CHANNEL_ERROR, None, failure
+        )
+        return True
+    Delivery.objects.filter(pk=delivery_id).update(
+        retry_at=now + retry_delay(attempts), error=failure
+    )
+    return False
 
 
 def _settle(
-    delivery: Delivery, status: str, reason: str, sent_at: datetime | None, error: str
+    delivery_id: int, status: str, reason: str, sent_at: datetime | None, error: str
 ) -> None:
-    Delivery.objects.filter(pk=delivery.pk, status__in=IN_FLIGHT).update(
+    Delivery.objects.filter(pk=delivery_id, status__in=IN_FLIGHT).update(
         status=status, reason=reason, sent_at=sent_at, error=error, retry_at=None
     )

@@ -21,9 +21,8 @@ from django.utils import timezone
 from wechatpy.enterprise import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
-from campaigns.channels import chunks
 from campaigns.models import ChannelSend, ChannelSendState, DeliveryReason, DeliveryStatus
-from campaigns.services.dispatch import channel_send_deliveries, delivery_outcomes_record
+from campaigns.services.dispatch import delivery_outcomes_record
 from crm.personal_data import decrypt, hash_identity
 
 logger = logging.getLogger(__name__)
@@ -82,19 +81,20 @@ def _is_unknown_outcome(error: Exception) -> bool:
 
 
 class WeComCustomerChannel:
-    groups_by_sender = True
+    one_text_per_call = True
+    size = MAX_RECEIVERS
 
-    def split(self, delivery_ids: list[int]) -> Iterator[list[int]]:
-        return chunks(delivery_ids, MAX_RECEIVERS)
-
-    def run(self, send: ChannelSend) -> None:
-        deliveries = channel_send_deliveries(send)
+    def run(self, send: ChannelSend, deliveries: list[dict[str, Any]]) -> None:
         if not deliveries:
             _finish(send, ChannelSendState.FINISHED)
             return
+        if not send.content:
+            # A text of its own (one delivery): kept, so that a lookup can match it.
+            send.content = deliveries[0]["text"]
+            send.save(update_fields=["content"])
         client = wecom_client()
         receivers = _external_userids([row["customer_id"] for row in deliveries])
-        if send.attempts:
+        if send.attempts > 1:
             msgid = _find_created(client, send, set(receivers.values()))
             if msgid is not None:
                 logger.info("wecom.send_found", extra={"channel_send_id": send.pk})
@@ -118,10 +118,7 @@ class WeComCustomerChannel:
         }
         if send.sender is not None:
             body["sender"] = send.sender.wecom_userid
-        # Written before the call: from here on its outcome is unknown until answered.
-        send.attempts += 1
-        send.attempted_at = timezone.now()
-        send.save(update_fields=["attempts", "attempted_at"])
+        # The attempt was recorded before: from here on its outcome is unknown until answered.
         try:
             result = client.external_contact.add_msg_template(body)
         except (WeChatClientException, requests.RequestException) as error:

@@ -5,7 +5,6 @@ a pause or a cancel and a reservation batch never interleave."""
 
 import dataclasses
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from campaigns.models import (
     Variant,
 )
 from campaigns.services.planning import Audience, audience_query, deliveries_plan
+from campaigns.services.templates import TEMPLATE_VARIABLES, template_variables
 from crm.errors import Conflict, NotFound, ValidationFailed
 from segments.models import Segment
 from segments.rules import InvalidRule, rule_check
@@ -41,8 +41,6 @@ ERROR_NOT_A_DRAFT = "campaign_not_a_draft"
 ERROR_WRONG_STATE = "campaign_wrong_state"
 
 # Customer variables a message may hold, as {{ name }}: what an operator would greet with.
-TEMPLATE_VARIABLES = ("display_name", "city", "province", "member_level", "owner_name")
-TEMPLATE_VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 MAX_VARIANTS = 10
 _PLAN_LOCK_NAMESPACE = 0x50_4C  # "PL": keeps these advisory keys apart from other users
 
@@ -130,16 +128,6 @@ def campaign_get_or_404(campaign_id: int, *, for_update: bool = False) -> Campai
         return campaigns.get(pk=campaign_id)
     except Campaign.DoesNotExist:
         raise NotFound(ERROR_CAMPAIGN_NOT_FOUND, _("No such campaign.")) from None
-
-
-def template_variables(content: str) -> list[str]:
-    """The variables a message names, in order of appearance."""
-    return [match.group(1) for match in TEMPLATE_VARIABLE.finditer(content)]
-
-
-def template_render(content: str, values: dict[str, Any]) -> str:
-    """The message with each {{ variable }} replaced by the customer's value (blank if none)."""
-    return TEMPLATE_VARIABLE.sub(lambda match: str(values.get(match.group(1)) or ""), content)
 
 
 def input_of(campaign: Campaign) -> CampaignInput:
@@ -351,16 +339,15 @@ def campaign_launch(*, campaign_id: int, actor: str, at: datetime | None = None)
 
 @transaction.atomic
 def campaign_pause(*, campaign_id: int, actor: str) -> Campaign:
-    """Stop reserving; deliveries reserved and not yet claimed by a dispatch go back to the
-    queue (and release what they took from the caps). Sends already handed to a channel
-    finish."""
+    """Stop reserving; deliveries reserved whose call has not been attempted go back to the
+    queue (and release what they took from the caps). Calls already attempted finish."""
+    from campaigns.services.dispatch import channel_sends_release
+
     campaign = campaign_get_or_404(campaign_id, for_update=True)
     _require_state(campaign, [CampaignState.SENDING, CampaignState.SCHEDULED], _("paused"))
     campaign.state = CampaignState.PAUSED
     campaign.save(update_fields=["state"])
-    released = campaign.deliveries.filter(status=DeliveryStatus.RESERVED).update(
-        status=DeliveryStatus.PENDING, reserved_at=None
-    )
+    released = channel_sends_release(campaign_id=campaign.pk)
     logger.info(
         "campaign.paused",
         extra={"campaign_id": campaign.pk, "actor": actor, "released": released},
@@ -388,7 +375,9 @@ def campaign_resume(*, campaign_id: int, actor: str) -> Campaign:
 
 @transaction.atomic
 def campaign_cancel(*, campaign_id: int, actor: str) -> Campaign:
-    """Stop for good: every delivery not yet handed to a channel is cancelled."""
+    """Stop for good: every delivery whose call has not been attempted is cancelled."""
+    from campaigns.services.dispatch import channel_sends_release
+
     campaign = campaign_get_or_404(campaign_id, for_update=True)
     _require_state(
         campaign,
@@ -398,9 +387,10 @@ def campaign_cancel(*, campaign_id: int, actor: str) -> Campaign:
     campaign.state = CampaignState.CANCELLED
     campaign.finished_at = timezone.now()
     campaign.save(update_fields=["state", "finished_at"])
-    cancelled = campaign.deliveries.filter(
-        status__in=[DeliveryStatus.PENDING, DeliveryStatus.RESERVED]
-    ).update(status=DeliveryStatus.CANCELLED, reason=DeliveryReason.CAMPAIGN_CANCELLED)
+    channel_sends_release(campaign_id=campaign.pk)
+    cancelled = campaign.deliveries.filter(status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.CANCELLED, reason=DeliveryReason.CAMPAIGN_CANCELLED
+    )
     logger.info(
         "campaign.cancelled",
         extra={"campaign_id": campaign.pk, "actor": actor, "cancelled": cancelled},

@@ -1,19 +1,22 @@
 """Dispatch: hand reserved deliveries to their channel, each at most once.
 
-1. Claim (one transaction): the batch's reserved rows are locked (SKIP LOCKED, so a second
-   copy of the same task claims nothing), consent is checked one last time (an opt-out that
-   arrived after planning wins), and the rest become `sending` and are grouped into
-   `ChannelSend` rows: one per WeCom call (one sender, one text), one per webhook batch.
-2. Run each ChannelSend under a session advisory lock on its id, so that only one worker runs
-   it at a time; a worker that dies drops its connection and with it the lock, and the
-   ChannelSend, still `requested`, is picked up again by the next tick. A call already
-   attempted whose outcome is unknown is looked up before anything is sent again (see the
-   channel modules).
+1. The statement that reserves a batch of deliveries also writes the calls that will carry
+   them (`ChannelSend` rows: one per WeCom task, i.e. one sender and one text, up to the
+   channel's size; one per run of webhook posts) and assigns each delivery its call
+   (`call_layout` says how a campaign's variants are laid out into calls). Nothing is
+   rewritten to dispatch it: the task that follows the commit names calls, not deliveries.
+2. Each call runs under a session advisory lock on its id, so only one worker runs it at a
+   time; a worker that dies drops its connection and with it the lock, and the call, still
+   `requested`, is picked up again by the next tick. Every attempt is recorded before the
+   platform is called (`attempt_begin`), and the first one checks consent one last time (an
+   opt-out that arrived after the reservation wins). A call already attempted whose outcome
+   is unknown is looked up before anything is sent again (see the channel modules).
 """
 
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,17 +25,9 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from campaigns.models import (
-    Campaign,
-    ChannelSend,
-    ChannelSendState,
-    Delivery,
-    DeliveryReason,
-    DeliveryStatus,
-)
-from campaigns.services.campaigns import TEMPLATE_VARIABLES, template_render, template_variables
+from campaigns.models import Campaign, ChannelSend, ChannelSendState, DeliveryReason
 from campaigns.services.links import has_links, links_rewrite
-from campaigns.services.reservation import NO_JIT_SQL
+from campaigns.services.templates import TEMPLATE_VARIABLES, template_render, template_variables
 
 logger = logging.getLogger(__name__)
 
@@ -77,157 +72,172 @@ def _values_sql(variables: set[str]) -> str:
     return ", ".join(f"{columns[name]} AS {name}" for name in sorted(variables)) or "NULL"
 
 
-def deliveries_claim(*, campaign_id: int, delivery_ids: Sequence[int]) -> list[int]:
-    """Step 1: claim what is still reserved among `delivery_ids` and group it into channel
-    calls; answer the ids of the ChannelSends to run (new ones and unfinished ones of these
-    deliveries, e.g. when a worker died after claiming). One statement locks and reads the
-    batch, one writes each delivery's claim (its status, and its call or its opt-out)."""
+@dataclass(frozen=True)
+class CallLayout:
+    """How a campaign's reserved deliveries are grouped into calls, per variant: up to `size`
+    deliveries of one sender per call, all with `text`, or, when it is empty, each with its
+    own text rendered for its customer at the first attempt."""
+
+    variant_ids: list[int]
+    sizes: list[int]
+    texts: list[str]
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "layout_variants": self.variant_ids,
+            "layout_sizes": self.sizes,
+            "layout_texts": self.texts,
+        }
+
+
+def call_layout(campaign: Campaign) -> CallLayout:
+    """A WeCom task carries one text: a variant without variables is one text for everybody
+    (its links name the campaign and variant, not the delivery), so up to the channel's size
+    share a call; a variant with variables is one call per delivery. Webhook posts each carry
+    their own text, so any variant fills calls to the channel's size."""
     from campaigns.channels import channel_for
 
-    now = timezone.now()
-    with transaction.atomic():
-        campaign = Campaign.objects.filter(pk=campaign_id).first()
-        if campaign is None:
-            return []
-        contents = dict(campaign.variants.values_list("pk", "content"))
-        variables = {name for text in contents.values() for name in template_variables(text)}
-        with connection.cursor() as cursor:
-            cursor.execute(NO_JIT_SQL)
+    channel = channel_for(campaign.channel)
+    layout = CallLayout(variant_ids=[], sizes=[], texts=[])
+    for variant_id, content in campaign.variants.order_by("id").values_list("pk", "content"):
+        is_shared = channel.one_text_per_call and not template_variables(content)
+        text = ""
+        if is_shared:
+            text = content
+            if has_links(content):
+                text = links_rewrite(
+                    content, campaign_id=campaign.pk, variant_id=variant_id, delivery_id=None
+                )
+        layout.variant_ids.append(variant_id)
+        layout.sizes.append(1 if channel.one_text_per_call and not is_shared else channel.size)
+        layout.texts.append(text)
+    return layout
+
+
+# The deliveries of the call %s, read through index delivery_by_channel_send alone. OFFSET 0
+# keeps the outer query's status test out of this scan: right after a launch the table's
+# statistics still describe it empty, and the planner then also scans the partial index of
+# counted sends (a million entries) for `status = 'reserved'`, 170 ms for each call.
+_CALL_ROWS = "(SELECT * FROM campaigns_delivery WHERE channel_send_id = %s OFFSET 0)"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A call about to be made: the ChannelSend (its `attempts` counts this one) and its
+    deliveries still to send: id, customer_id, variant_id, attempts, retry_at and text."""
+
+    send: ChannelSend
+    deliveries: list[dict[str, Any]]
+
+
+def attempt_begin(*, channel_send_id: int, now: datetime | None = None) -> Attempt | None:
+    """Record an attempt of a call still `requested` and not attempted within
+    `orphan_after()`, and answer it. On the first attempt, deliveries whose customer opted out
+    since the reservation are suppressed first. None when the call is finished, was released
+    (a pause), or was attempted too recently. One transaction: a pause either releases the
+    call before it, or finds it attempted and leaves it to finish."""
+    now = now or timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE campaigns_channelsend SET attempts = attempts + 1, attempted_at = %s
+            WHERE id = %s AND state = 'requested'
+              AND (attempted_at IS NULL OR attempted_at <= %s)
+            RETURNING id
+            """,
+            [now, channel_send_id, now - orphan_after()],
+        )
+        if cursor.fetchone() is None:
+            return None
+        send = ChannelSend.objects.select_related("campaign", "sender").get(pk=channel_send_id)
+        if send.attempts == 1:
             cursor.execute(
                 f"""
-                WITH batch AS (
-                    SELECT id, customer_id, variant_id, sender_id FROM campaigns_delivery
-                    WHERE id = ANY(%(ids)s) AND status = 'reserved'
-                    ORDER BY id
-                    FOR UPDATE SKIP LOCKED
-                )
-                SELECT b.id, b.variant_id, b.sender_id,
-                       (SELECT TRUE FROM crm_consent co  -- index consent_unique_channel
-                        WHERE co.customer_id = b.customer_id
-                          AND co.channel = %(consent)s AND co.status = 'opted_out') IS NOT NULL
-                           AS is_opted_out,
-                       {_values_sql(variables)}
-                FROM batch b
-                JOIN crm_customer c ON c.id = b.customer_id
-                LEFT JOIN crm_staffmember s ON s.id = b.sender_id
-                ORDER BY b.id
-                """,  # noqa: S608 - the columns are this module's
-                {"ids": list(delivery_ids), "consent": campaign.consent_channel},
+                UPDATE campaigns_delivery d
+                SET status = 'suppressed', reason = %s, channel_send_id = NULL
+                WHERE d.id IN (SELECT id FROM {_CALL_ROWS} AS r) AND d.status = 'reserved'
+                  AND (SELECT TRUE FROM crm_consent co  -- index consent_unique_channel
+                       WHERE co.customer_id = d.customer_id AND co.channel = %s
+                         AND co.status = 'opted_out') IS NOT NULL
+                """,  # noqa: S608 - this module's SQL
+                [DeliveryReason.OPTED_OUT, send.pk, send.campaign.consent_channel],
             )
-            names = [column.name for column in cursor.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-            opted_out = [row["id"] for row in rows if row["is_opted_out"]]
-            claimed = [row for row in rows if not row["is_opted_out"]]
-            links = _group_into_sends(campaign, channel_for(campaign.channel), contents, claimed)
-            cursor.execute(
-                """
-                UPDATE campaigns_delivery d SET
-                    status = CASE WHEN l.send_id IS NULL THEN 'suppressed' ELSE 'sending' END,
-                    reason = CASE WHEN l.send_id IS NULL THEN %s ELSE d.reason END,
-                    channel_send_id = l.send_id, claimed_at = %s
-                FROM unnest(%s::bigint[], %s::bigint[]) AS l(id, send_id)
-                WHERE d.id = l.id AND d.id = ANY(%s)  -- the primary key, not a scan
-                """,
-                [
-                    DeliveryReason.OPTED_OUT,
-                    now,
-                    [*opted_out, *(d for d, _s in links)],
-                    [*(None for _ in opted_out), *(s for _d, s in links)],
-                    [*opted_out, *(d for d, _s in links)],
-                ],
-            )
-        # Two steps: by the deliveries' primary key first, which a join would not use.
-        send_ids = set(
-            Delivery.objects.filter(pk__in=list(delivery_ids), channel_send__isnull=False)
-            .values_list("channel_send_id", flat=True)
-            .distinct()
+        contents = dict(send.campaign.variants.values_list("pk", "content"))
+        variables = set()
+        if not send.content:
+            variables = {name for text in contents.values() for name in template_variables(text)}
+        cursor.execute(
+            f"""
+            SELECT d.id, d.customer_id, d.variant_id, d.attempts, d.retry_at,
+                   {_values_sql(variables)}
+            FROM {_CALL_ROWS} d
+            JOIN crm_customer c ON c.id = d.customer_id
+            LEFT JOIN crm_staffmember s ON s.id = d.sender_id
+            WHERE d.status = 'reserved'
+            ORDER BY d.id
+            """,  # noqa: S608 - this module's SQL
+            [send.pk],
         )
-        return sorted(
-            ChannelSend.objects.filter(
-                pk__in=send_ids, state=ChannelSendState.REQUESTED
-            ).values_list("pk", flat=True)
-        )
-
-
-def _group_into_sends(
-    campaign: Campaign,
-    channel: Any,
-    contents: dict[int, str],
-    rows: list[dict[str, Any]],
-) -> list[tuple[int, int]]:
-    """Write the ChannelSends of the claimed `rows` (one per sender and text, split as the
-    channel takes them); answer (delivery id, ChannelSend id) for each."""
-    # A text addressed to one customer anyway carries its delivery in its tracked links.
-    per_customer = {
-        pk: not channel.groups_by_sender or bool(template_variables(content))
-        for pk, content in contents.items()
-    }
-    groups: dict[tuple[int | None, str], list[int]] = {}
+        names = [column.name for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     for row in rows:
-        variant_id = row["variant_id"]
-        text = template_render(contents[variant_id], row)
-        if has_links(text):
-            text = links_rewrite(
-                text,
-                campaign_id=campaign.pk,
-                variant_id=variant_id,
-                delivery_id=row["id"] if per_customer[variant_id] else None,
-            )
-        sender = row["sender_id"] if channel.groups_by_sender else None
-        groups.setdefault((sender, text), []).append(row["id"])
-    parts = [
-        (sender_id, text, part)
-        for (sender_id, text), delivery_ids in groups.items()
-        for part in channel.split(delivery_ids)
-    ]
-    now = timezone.now()
-    sends = ChannelSend.objects.bulk_create(
-        ChannelSend(
-            campaign=campaign,
-            channel=campaign.channel,
-            sender_id=sender_id,
-            content=text,
-            requested_at=now,
+        row["text"] = send.content or _text_for(send, contents[row["variant_id"]], row)
+    return Attempt(send=send, deliveries=rows)
+
+
+def _text_for(send: ChannelSend, content: str, row: dict[str, Any]) -> str:
+    """One delivery's own text: its customer's values, its links naming it."""
+    text = template_render(content, row)
+    if has_links(text):
+        text = links_rewrite(
+            text, campaign_id=send.campaign_id, variant_id=row["variant_id"], delivery_id=row["id"]
         )
-        for sender_id, text, _part in parts
-    )
-    return [
-        (delivery_id, send.pk)
-        for send, (_sender, _text, part) in zip(sends, parts, strict=True)
-        for delivery_id in part
-    ]
+    return text
 
 
 def channel_send_run(*, channel_send_id: int) -> str | None:
-    """Step 2: run one ChannelSend unless another worker holds it or it is done. Answers its
-    state afterwards (None when it was skipped)."""
+    """Run one call unless another worker holds it, it is done, or it was attempted too
+    recently. Answers its state afterwards (None when it was skipped)."""
     from campaigns.channels import channel_for
 
     with channel_send_lock(channel_send_id) as is_taken:
         if not is_taken:
             return None
-        send = (
-            ChannelSend.objects.select_related("campaign", "sender")
-            .filter(pk=channel_send_id)
-            .first()
+        attempt = attempt_begin(channel_send_id=channel_send_id)
+        if attempt is None:
+            logger.info("channel_send.skipped", extra={"channel_send_id": channel_send_id})
+            return None
+        channel_for(attempt.send.channel).run(attempt.send, attempt.deliveries)
+        attempt.send.refresh_from_db(fields=["state"])
+        return attempt.send.state
+
+
+def channel_sends_run(*, channel_send_ids: Sequence[int]) -> int:
+    """Run calls one after the other; answers how many ran."""
+    return sum(
+        channel_send_run(channel_send_id=send_id) is not None for send_id in channel_send_ids
+    )
+
+
+def channel_sends_release(*, campaign_id: int) -> int:
+    """The campaign's calls not attempted yet are dropped, and their deliveries go back to
+    pending (releasing what they took from the caps); answers the deliveries released. Calls
+    already attempted are left to finish (see `attempt_begin` for the race)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH released AS (
+                DELETE FROM campaigns_channelsend
+                WHERE campaign_id = %s AND state = 'requested' AND attempts = 0
+                RETURNING id
+            )
+            UPDATE campaigns_delivery SET status = 'pending', reserved_at = NULL,
+                                          channel_send_id = NULL
+            WHERE channel_send_id IN (SELECT id FROM released) AND status = 'reserved'
+            """,
+            [campaign_id],
         )
-        if send is None or send.state != ChannelSendState.REQUESTED:
-            return None
-        if send.attempted_at is not None and send.attempted_at > timezone.now() - orphan_after():
-            logger.info("channel_send.attempt_too_recent", extra={"channel_send_id": send.pk})
-            return None
-        channel_for(send.channel).run(send)
-        send.refresh_from_db(fields=["state"])
-        return send.state
-
-
-def deliveries_dispatch(*, campaign_id: int, delivery_ids: Sequence[int]) -> int:
-    """Claim and send; answers how many ChannelSends ran."""
-    ran = 0
-    for send_id in deliveries_claim(campaign_id=campaign_id, delivery_ids=delivery_ids):
-        if channel_send_run(channel_send_id=send_id) is not None:
-            ran += 1
-    return ran
+        return cursor.rowcount
 
 
 def orphaned_channel_sends(*, now: datetime | None = None) -> list[int]:
@@ -258,19 +268,7 @@ def delivery_outcomes_record(
                    sent_at = coalesce(r.sent_at, d.sent_at), error = r.error
             FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[])
                  AS r(id, status, reason, sent_at, error)
-            WHERE d.id = r.id AND d.id = ANY(%s) AND d.status IN ('sending', 'submitted')
+            WHERE d.id = r.id AND d.id = ANY(%s) AND d.status IN ('reserved', 'submitted')
             """,
             [*(list(column) for column in zip(*rows, strict=True)), [row[0] for row in rows]],
         )
-
-
-IN_FLIGHT = (DeliveryStatus.SENDING, DeliveryStatus.SUBMITTED)
-
-
-def channel_send_deliveries(send: ChannelSend) -> list[dict[str, Any]]:
-    """The in-flight deliveries of a ChannelSend with what a channel needs to address them."""
-    rows = send.deliveries.filter(status__in=IN_FLIGHT).order_by("id")
-    return [
-        dict(row)
-        for row in rows.values("id", "customer_id", "campaign_id", "variant_id", "attempts")
-    ]

@@ -23,18 +23,14 @@ from campaigns.models import (
     ScheduleKind,
 )
 from campaigns.services.campaigns import campaign_get_or_404, campaign_plan
-from campaigns.services.dispatch import (
-    channel_send_run,
-    deliveries_dispatch,
-    orphaned_channel_sends,
-)
+from campaigns.services.dispatch import channel_sends_run, orphaned_channel_sends
 from campaigns.services.planning import audience_query, deliveries_plan
 from campaigns.services.reservation import deliveries_reserve_batch
 
 logger = logging.getLogger(__name__)
 
 TRIGGERED = (ScheduleKind.LIFECYCLE, ScheduleKind.SEGMENT_ENTRY)
-UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.RESERVED, DeliveryStatus.SENDING)
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.RESERVED)
 
 
 def campaign_plan_step(*, campaign_id: int) -> int:
@@ -57,12 +53,8 @@ def campaign_reserve_step(*, campaign_id: int, deadline: float) -> int:
             return reserved
 
 
-def campaign_dispatch_step(*, campaign_id: int, delivery_ids: list[int]) -> int:
-    return deliveries_dispatch(campaign_id=campaign_id, delivery_ids=delivery_ids)
-
-
-def channel_send_step(*, channel_send_id: int) -> str | None:
-    return channel_send_run(channel_send_id=channel_send_id)
+def channel_sends_step(*, channel_send_ids: list[int]) -> int:
+    return channel_sends_run(channel_send_ids=channel_send_ids)
 
 
 def campaign_plan_entrants(*, campaign_id: int, at: datetime | None = None) -> int:
@@ -117,7 +109,7 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
     from campaigns.tasks import (
         campaign_plan_task,
         campaign_reserve_task,
-        channel_send_run_task,
+        channel_sends_run_task,
     )
 
     now = now or timezone.now()
@@ -141,7 +133,7 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
         campaign_reserve_task.delay(campaign_id)
         counts["reserving"] += 1
     for send_id in orphaned_channel_sends(now=now):
-        channel_send_run_task.delay(send_id)
+        channel_sends_run_task.delay([send_id])
         counts["recovered"] += 1
     counts["completed"] = _complete_finished(now)
     return counts

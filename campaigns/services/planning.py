@@ -13,11 +13,13 @@ from typing import Any
 from django.db import connection, transaction
 
 from campaigns.models import Campaign, CampaignState, Channel, DeliveryReason, DeliveryStatus
+from campaigns.services.dispatch import call_layout
 from campaigns.services.reservation import (
     CUSTOMER_BUCKET,
     NO_JIT_SQL,
     ReserveOutcome,
     applicable_rules,
+    calls_sql,
     customer_params,
     dispatch_after_commit,
     lock_customers,
@@ -168,7 +170,7 @@ def _sender_sql(channel: str, alias: str) -> str:
 
 def _insert_sql(campaign: Campaign, audience_sql: str, variants: Sequence[tuple[int, int]]) -> str:
     """One statement writing the audience's deliveries (already planned ones stay as they are),
-    answering (id, status, reason, sender) of each new one.
+    answering (id, status, reason, channel send) of each new one (no call: none is reserved).
     Named params: campaign, due_at, quiet, and those of `judged_ctes`."""
     tail = f""",
         written AS (
@@ -188,9 +190,9 @@ def _insert_sql(campaign: Campaign, audience_sql: str, variants: Sequence[tuple[
                    %(due_at)s, %(due_at)s, now(), 0, '', {_sender_sql(campaign.channel, "judged")}
             FROM judged
             ON CONFLICT (customer_id, campaign_id, step) DO NOTHING
-            RETURNING id, status, reason, sender_id
+            RETURNING id, status, reason, channel_send_id
         )
-        SELECT id, status, reason, sender_id FROM written
+        SELECT id, status, reason, channel_send_id FROM written
     """  # noqa: S608 - this package's SQL and integers
     return judged_ctes(campaign, audience_sql, variants) + tail
 
@@ -198,41 +200,50 @@ def _insert_sql(campaign: Campaign, audience_sql: str, variants: Sequence[tuple[
 def _insert_judged_sql(
     campaign: Campaign, variants: Sequence[tuple[int, int]], verdicts: str
 ) -> str:
-    """Write a batch's deliveries with their verdicts (see `reservation.verdict_sql`), answering
-    (id, status, reason, sender) of each new one."""
+    """Write a batch's deliveries with their verdicts (see `reservation.verdict_sql`) and the
+    calls of the reserved ones (`reservation.calls_sql`), answering (id, status, reason,
+    channel send) of each new delivery. A delivery planned before keeps its row; a call made
+    for it then carries nothing, and its first attempt finishes it."""
     tail = f""",
         b AS (
             SELECT customer_id AS id, customer_id, is_holdout,
                    %(at)s::timestamptz AS first_due_at
             FROM judged WHERE is_reachable AND NOT is_opted_out
         ),
-        v AS ({verdicts})
+        v AS ({verdicts}),
+        decided AS (
+            SELECT j.customer_id,
+                   CASE WHEN j.is_opted_out OR NOT j.is_reachable OR NOT j.is_holdout
+                        THEN j.variant_id END AS variant_id,
+                   j.is_holdout AND NOT j.is_opted_out AND j.is_reachable AS is_holdout,
+                   CASE WHEN j.is_opted_out OR NOT j.is_reachable OR v.is_opted_out
+                             OR v.until = 'infinity' THEN '{DeliveryStatus.SUPPRESSED}'
+                        WHEN v.until IS NOT NULL THEN '{DeliveryStatus.PENDING}'
+                        WHEN j.is_holdout THEN '{DeliveryStatus.HELD_OUT}'
+                        ELSE '{DeliveryStatus.RESERVED}' END AS status,
+                   CASE WHEN j.is_opted_out OR v.is_opted_out THEN '{DeliveryReason.OPTED_OUT}'
+                        WHEN NOT j.is_reachable THEN '{DeliveryReason.NO_IDENTITY}'
+                        WHEN v.is_delay_exceeded THEN '{DeliveryReason.CAP_DELAY_EXCEEDED}'
+                        WHEN v.until IS NOT NULL THEN '{DeliveryReason.CAPPED}'
+                        ELSE '' END AS reason,
+                   v.rule_id,
+                   CASE WHEN v.until <> 'infinity' THEN v.until ELSE %(at)s END AS due_at,
+                   CASE WHEN v.id IS NOT NULL AND NOT v.is_opted_out AND v.until IS NULL
+                        THEN %(at)s::timestamptz END AS reserved_at,
+                   {_sender_sql(campaign.channel, "j")} AS sender_id
+            FROM judged j LEFT JOIN v ON v.id = j.customer_id
+        )
+        {calls_sql("decided")}
         INSERT INTO campaigns_delivery (
             customer_id, campaign_id, step, variant_id, is_holdout, status, reason, rule_id,
-            due_at, first_due_at, reserved_at, planned_at, attempts, error, sender_id)
-        SELECT j.customer_id, %(campaign)s, 0,
-               CASE WHEN j.is_opted_out OR NOT j.is_reachable OR NOT j.is_holdout
-                    THEN j.variant_id END,
-               j.is_holdout AND NOT j.is_opted_out AND j.is_reachable,
-               CASE WHEN j.is_opted_out OR NOT j.is_reachable OR v.is_opted_out
-                         OR v.until = 'infinity' THEN '{DeliveryStatus.SUPPRESSED}'
-                    WHEN v.until IS NOT NULL THEN '{DeliveryStatus.PENDING}'
-                    WHEN j.is_holdout THEN '{DeliveryStatus.HELD_OUT}'
-                    ELSE '{DeliveryStatus.RESERVED}' END,
-               CASE WHEN j.is_opted_out OR v.is_opted_out THEN '{DeliveryReason.OPTED_OUT}'
-                    WHEN NOT j.is_reachable THEN '{DeliveryReason.NO_IDENTITY}'
-                    WHEN v.is_delay_exceeded THEN '{DeliveryReason.CAP_DELAY_EXCEEDED}'
-                    WHEN v.until IS NOT NULL THEN '{DeliveryReason.CAPPED}'
-                    ELSE '' END,
-               v.rule_id,
-               CASE WHEN v.until <> 'infinity' THEN v.until ELSE %(at)s END,
-               %(at)s,
-               CASE WHEN v.id IS NOT NULL AND NOT v.is_opted_out AND v.until IS NULL
-                    THEN %(at)s::timestamptz END,
-               now(), 0, '', {_sender_sql(campaign.channel, "j")}
-        FROM judged j LEFT JOIN v ON v.id = j.customer_id
+            due_at, first_due_at, reserved_at, planned_at, attempts, error, sender_id,
+            channel_send_id)
+        SELECT x.customer_id, %(campaign)s, 0, x.variant_id, x.is_holdout, x.status, x.reason,
+               x.rule_id, x.due_at, %(at)s, x.reserved_at, now(), 0, '', x.sender_id,
+               x.channel_send_id
+        FROM (decided LEFT JOIN assigned USING (customer_id)) AS x
         ON CONFLICT (customer_id, campaign_id, step) DO NOTHING
-        RETURNING id, status, reason, sender_id
+        RETURNING id, status, reason, channel_send_id
     """  # noqa: S608 - this package's SQL and integers
     return judged_ctes(campaign, CHUNK_AUDIENCE, variants) + tail
 
@@ -277,6 +288,7 @@ def deliveries_plan(
     variants = list(campaign.variants.order_by("name", "id").values_list("id", "weight"))
     assert variants, "a campaign has at least one variant"
     ids = audience_ids(audience)
+    layout = call_layout(campaign) if reserve else None
     outcome = ReserveOutcome()
     for chunk in _bucket_chunks(ids):
         with transaction.atomic(), connection.cursor() as cursor:
@@ -295,8 +307,10 @@ def deliveries_plan(
                 "at": at,
                 "due_at": due_at,
                 "quiet": is_quiet,
+                "channel": campaign.channel,
             }
-            if reserve and state == CampaignState.SENDING:
+            if layout is not None and state == CampaignState.SENDING:
+                params.update(layout.params())
                 _plan_reserved(cursor, campaign, variants, params, outcome)
             else:
                 cursor.execute(_insert_sql(campaign, CHUNK_AUDIENCE, variants), params)
@@ -336,7 +350,7 @@ def _plan_reserved(
     cursor.execute(_insert_judged_sql(campaign, variants, verdicts), params)
     batch = ReserveOutcome()
     tally(batch, cursor.fetchall())
-    dispatch_after_commit(campaign.pk, batch)
+    dispatch_after_commit(batch)
     for key, count in batch.counts.items():
         outcome.counts[key] = outcome.counts.get(key, 0) + count
     outcome.reserved_ids.extend(batch.reserved_ids)

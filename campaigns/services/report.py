@@ -120,7 +120,6 @@ _FAILED = (DeliveryStatus.FAILED, DeliveryStatus.DEAD_LETTER)
 _WAITING = (
     DeliveryStatus.PENDING,
     DeliveryStatus.RESERVED,
-    DeliveryStatus.SENDING,
     DeliveryStatus.SUBMITTED,
 )
 

@@ -10,11 +10,13 @@ reservation (a new statement, a new snapshot, under READ COMMITTED). Buckets rat
 lock per customer: a launch's batches are bucket-aligned, so each takes one lock where a
 million row locks cost some 5 µs each, and two campaigns launched together still work side by
 side, one bucket apart. A reservation counts at `reserved_at` (the moment it is made) for as
-long as its delivery is reserved, sending, submitted or sent (`COUNTED_STATUSES`).
+long as its delivery is reserved, submitted or sent (`COUNTED_STATUSES`).
 
 The verdict for each delivery is computed in SQL: suppressed (opted out; capped by a skipping
 rule; deferred past a rule's maximum delay), deferred (pending again, due when the window frees
 up), held out (a holdout member who would have been sent now: it does not count), or reserved.
+The same statement writes the calls the reserved deliveries will go out in and assigns each its
+call (see `campaigns.services.dispatch`), so that dispatching rewrites no delivery.
 """
 
 import logging
@@ -37,6 +39,7 @@ from campaigns.models import (
     RuleScope,
     WindowKind,
 )
+from campaigns.services.dispatch import call_layout
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +48,8 @@ _COUNTED_BY_STATUS = (DeliveryStatus.RESERVED, DeliveryStatus.HELD_OUT)
 
 # Deliveries judged per transaction: the fixed cost of a batch (a dozen statements) shrinks
 # to nothing per delivery, while the customers' locks are still held for a fraction of a
-# second. Reserved ones are dispatched in tasks of DISPATCH_BATCH_SIZE, one sender each.
+# second. Reserved ones are dispatched in tasks of whole calls, DISPATCH_BATCH_SIZE
+# deliveries or so each (a call larger than that is a task of its own).
 RESERVE_BATCH_SIZE = 5000
 DISPATCH_BATCH_SIZE = 1000
 CUSTOMER_BUCKET = 20_000
@@ -60,7 +64,7 @@ NO_JIT_SQL = "SET LOCAL jit = off"
 class ReserveOutcome:
     reserved_ids: list[int] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # delivery status (or reason) -> n
-    by_sender: dict[int | None, list[int]] = field(default_factory=dict)  # reserved ids
+    sends: dict[int, int] = field(default_factory=dict)  # ChannelSend id -> deliveries
     is_exhausted: bool = True  # nothing more is due now
 
 
@@ -187,29 +191,77 @@ def verdict_sql(
     return sql, params
 
 
-def _apply_sql(verdicts: str) -> str:
-    """Update the batch's deliveries from their verdicts, answering (id, status, reason)."""
+def calls_sql(source: str) -> str:
+    """CTEs writing the calls of the batch's reserved deliveries and answering `assigned
+    (customer_id, channel_send_id)`. `source` names a CTE of the batch with customer_id,
+    status, sender_id and variant_id. Calls are numbered from their table's sequence first, so
+    that deliveries and calls are written in one statement (a delivery's call is read from the
+    sequence's numbers, not from the call's RETURNING). Named params: campaign, channel, and
+    those of `CallLayout.params`."""
     return f"""
-        , v AS ({verdicts})
+        , layout AS (
+            SELECT * FROM unnest(%(layout_variants)s::bigint[], %(layout_sizes)s::int[],
+                                 %(layout_texts)s::text[]) AS l(variant_id, size, text)
+        ),
+        parted AS (
+            SELECT s.customer_id, coalesce(s.sender_id, 0) AS sender_key, s.variant_id,
+                   (row_number() OVER (PARTITION BY s.sender_id, s.variant_id
+                                       ORDER BY s.customer_id) - 1) / l.size AS part
+            FROM {source} s JOIN layout l ON l.variant_id = s.variant_id
+            WHERE s.status = '{DeliveryStatus.RESERVED}'
+        ),
+        calls AS MATERIALIZED (
+            SELECT nextval(pg_get_serial_sequence('campaigns_channelsend', 'id')) AS id, g.*
+            FROM (SELECT DISTINCT sender_key, variant_id, part FROM parted) AS g
+        ),
+        written_calls AS (
+            INSERT INTO campaigns_channelsend (
+                id, campaign_id, channel, sender_id, content, state, external_id, error,
+                attempts, requested_at)
+            SELECT k.id, %(campaign)s, %(channel)s, nullif(k.sender_key, 0), l.text,
+                   'requested', '', '', 0, now()
+            FROM calls k JOIN layout l ON l.variant_id = k.variant_id
+        ),
+        assigned AS (
+            SELECT p.customer_id, k.id AS channel_send_id
+            FROM parted p JOIN calls k USING (sender_key, variant_id, part)
+        )
+    """  # noqa: S608 - this module's SQL
+
+
+def _apply_sql(verdicts: str) -> str:
+    """Update the batch's deliveries from their verdicts and assign the reserved ones their
+    calls, answering (id, status, reason, channel_send_id)."""
+    return f"""
+        , v AS ({verdicts}),
+        decided AS (
+            SELECT v.id, b.customer_id, b.sender_id, b.variant_id,
+                CASE
+                    WHEN v.is_opted_out OR v.until = 'infinity'
+                        THEN '{DeliveryStatus.SUPPRESSED}'
+                    WHEN v.until IS NOT NULL THEN '{DeliveryStatus.PENDING}'
+                    WHEN v.is_holdout THEN '{DeliveryStatus.HELD_OUT}'
+                    ELSE '{DeliveryStatus.RESERVED}' END AS status,
+                CASE
+                    WHEN v.is_opted_out THEN '{DeliveryReason.OPTED_OUT}'
+                    WHEN v.is_delay_exceeded THEN '{DeliveryReason.CAP_DELAY_EXCEEDED}'
+                    WHEN v.until IS NOT NULL THEN '{DeliveryReason.CAPPED}'
+                    END AS reason,  -- NULL: kept
+                CASE WHEN v.is_opted_out THEN NULL ELSE v.rule_id END AS rule_id,
+                CASE WHEN NOT v.is_opted_out AND v.until <> 'infinity'
+                     THEN v.until END AS due_at,  -- NULL: kept
+                CASE WHEN NOT v.is_opted_out AND v.until IS NULL
+                     THEN %(at)s::timestamptz END AS reserved_at
+            FROM v JOIN b ON b.id = v.id
+        )
+        {calls_sql("decided")}
         UPDATE campaigns_delivery d SET
-            status = CASE
-                WHEN v.is_opted_out OR v.until = 'infinity' THEN '{DeliveryStatus.SUPPRESSED}'
-                WHEN v.until IS NOT NULL THEN '{DeliveryStatus.PENDING}'
-                WHEN v.is_holdout THEN '{DeliveryStatus.HELD_OUT}'
-                ELSE '{DeliveryStatus.RESERVED}' END,
-            reason = CASE
-                WHEN v.is_opted_out THEN '{DeliveryReason.OPTED_OUT}'
-                WHEN v.is_delay_exceeded THEN '{DeliveryReason.CAP_DELAY_EXCEEDED}'
-                WHEN v.until IS NOT NULL THEN '{DeliveryReason.CAPPED}'
-                ELSE d.reason END,
-            rule_id = CASE WHEN v.is_opted_out THEN NULL ELSE v.rule_id END,
-            due_at = CASE WHEN NOT v.is_opted_out AND v.until <> 'infinity'
-                          THEN v.until ELSE d.due_at END,
-            reserved_at = CASE WHEN NOT v.is_opted_out AND v.until IS NULL
-                               THEN %(at)s END
-        FROM v
-        WHERE d.id = v.id AND d.id = ANY(%(ids)s)  -- the primary key, not a scan of the table
-        RETURNING d.id, d.status, d.reason, d.sender_id
+            status = x.status, reason = coalesce(x.reason, d.reason), rule_id = x.rule_id,
+            due_at = coalesce(x.due_at, d.due_at), reserved_at = x.reserved_at,
+            channel_send_id = x.channel_send_id
+        FROM (decided LEFT JOIN assigned USING (customer_id)) AS x
+        WHERE d.id = x.id AND d.id = ANY(%(ids)s)  -- the primary key, not a scan of the table
+        RETURNING d.id, d.status, d.reason, d.channel_send_id
     """  # noqa: S608 - this module's SQL
 
 
@@ -242,7 +294,8 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
                 return outcome
             cursor.execute(
                 """
-                SELECT id, customer_id, is_holdout, first_due_at FROM campaigns_delivery
+                SELECT id, customer_id, is_holdout, first_due_at, variant_id, sender_id
+                FROM campaigns_delivery
                 WHERE campaign_id = %s AND status = 'pending' AND due_at <= %s
                 ORDER BY due_at, sender_id, id LIMIT %s
                 FOR UPDATE SKIP LOCKED
@@ -265,13 +318,19 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
                     "batch_customers": customer_ids,
                     "holdouts": [row[2] for row in batch],
                     "first_due": [row[3] for row in batch],
+                    "variants": [row[4] for row in batch],
+                    "senders": [row[5] for row in batch],
                     "consent_channel": campaign.consent_channel,
+                    "campaign": campaign.pk,
+                    "channel": campaign.channel,
+                    **call_layout(campaign).params(),
                 }
             )
             batch_cte = (
                 "WITH b AS (SELECT * FROM unnest(%(ids)s::bigint[], %(batch_customers)s::bigint[],"
-                " %(holdouts)s::boolean[], %(first_due)s::timestamptz[])"
-                " AS b(id, customer_id, is_holdout, first_due_at))"
+                " %(holdouts)s::boolean[], %(first_due)s::timestamptz[], %(variants)s::bigint[],"
+                " %(senders)s::bigint[])"
+                " AS b(id, customer_id, is_holdout, first_due_at, variant_id, sender_id))"
             )
             cursor.execute(batch_cte + _apply_sql(verdicts), params)
             tally(outcome, cursor.fetchall())
@@ -281,7 +340,7 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
                     throttle_used=campaign.throttle_used + len(batch),
                 )
             outcome.is_exhausted = len(batch) < limit
-            dispatch_after_commit(campaign.pk, outcome)
+            dispatch_after_commit(outcome)
     logger.info(
         "campaign.reserved",
         extra={"campaign_id": campaign_id, "batch": len(batch), **outcome.counts},
@@ -304,28 +363,36 @@ def lock_customers(cursor: Any, customer_ids: list[int]) -> None:
 
 
 def tally(outcome: ReserveOutcome, rows: list[tuple[int, str, str, int | None]]) -> None:
-    """Count judged deliveries (id, status, reason, sender) into `outcome`, keeping the
-    reserved ones by sender for dispatch."""
-    for delivery_id, status, reason, sender_id in rows:
+    """Count judged deliveries (id, status, reason, channel send) into `outcome`, keeping the
+    reserved ones and their calls for dispatch."""
+    for delivery_id, status, reason, channel_send_id in rows:
         key = status if status in _COUNTED_BY_STATUS or not reason else reason
         outcome.counts[key] = outcome.counts.get(key, 0) + 1
         if status == DeliveryStatus.RESERVED:
             outcome.reserved_ids.append(delivery_id)
-            outcome.by_sender.setdefault(sender_id, []).append(delivery_id)
+            assert channel_send_id is not None, "a reserved delivery has its call"
+            outcome.sends[channel_send_id] = outcome.sends.get(channel_send_id, 0) + 1
 
 
-def dispatch_after_commit(campaign_id: int, outcome: ReserveOutcome) -> None:
-    """Queue the dispatch of what `outcome` reserved, in tasks of up to DISPATCH_BATCH_SIZE
-    deliveries of one sender each, once the caller's transaction commits."""
-    for ids in outcome.by_sender.values():
-        for start in range(0, len(ids), DISPATCH_BATCH_SIZE):
-            _dispatch_after_commit(campaign_id, ids[start : start + DISPATCH_BATCH_SIZE])
+def dispatch_after_commit(outcome: ReserveOutcome) -> None:
+    """Queue the calls `outcome` wrote, whole calls of about DISPATCH_BATCH_SIZE deliveries
+    per task, once the caller's transaction commits."""
+    task: list[int] = []
+    size = 0
+    for send_id, deliveries in sorted(outcome.sends.items()):
+        task.append(send_id)
+        size += deliveries
+        if size >= DISPATCH_BATCH_SIZE:
+            _dispatch_after_commit(task)
+            task, size = [], 0
+    if task:
+        _dispatch_after_commit(task)
 
 
-def _dispatch_after_commit(campaign_id: int, delivery_ids: list[int]) -> None:
-    from campaigns.tasks import campaign_dispatch_task
+def _dispatch_after_commit(channel_send_ids: list[int]) -> None:
+    from campaigns.tasks import channel_sends_run_task
 
-    transaction.on_commit(lambda: campaign_dispatch_task.delay(campaign_id, delivery_ids))
+    transaction.on_commit(lambda: channel_sends_run_task.delay(channel_send_ids))
 
 
 def _throttle_allowance(campaign: Campaign, at: datetime) -> int:

@@ -4,7 +4,7 @@ a campaign built through the service."""
 from decimal import Decimal
 from typing import Any
 
-from campaigns.models import Campaign, Channel, Delivery
+from campaigns.models import Campaign, Channel, ChannelSend, ChannelSendState, Delivery
 from campaigns.services.campaigns import CampaignInput, VariantInput, campaign_create
 from crm.models import Customer, IdentityProvider, StaffMember
 from segments.models import Segment
@@ -52,3 +52,12 @@ def statuses(campaign: Campaign) -> dict[str, int]:
     for status in Delivery.objects.filter(campaign=campaign).values_list("status", flat=True):
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+def calls_of(campaign: Campaign) -> list[int]:
+    """The ids of the campaign's calls still to make, as the reservation queued them."""
+    return list(
+        ChannelSend.objects.filter(campaign=campaign, state=ChannelSendState.REQUESTED)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )

@@ -1,6 +1,6 @@
 """An opt-out that arrives after a campaign was planned still stops the send: reservation
-checks consent again, and so does the dispatch claim, the last step before the channel. Raced
-for real: opt-outs and dispatches on threads, each with its own PostgreSQL connection."""
+checks consent again, and so does a call's first attempt, the last step before the channel.
+Raced for real: opt-outs and calls on threads, each with its own PostgreSQL connection."""
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -15,13 +15,20 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, DeliveryReason, DeliveryStatus
 from campaigns.services import dispatch
-from campaigns.services.campaigns import campaign_launch, campaign_plan
-from campaigns.services.dispatch import deliveries_dispatch
+from campaigns.services.campaigns import VariantInput, campaign_launch, campaign_plan
+from campaigns.services.dispatch import channel_sends_run
 from campaigns.services.reservation import deliveries_reserve_batch
 from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
 from crm.models import Consent, Customer, StaffMember
 from crm.services.consents import consent_record
-from tests.campaigns.support import CORP_ID, audience, make_campaign, statuses, wecom_customers
+from tests.campaigns.support import (
+    CORP_ID,
+    audience,
+    calls_of,
+    make_campaign,
+    statuses,
+    wecom_customers,
+)
 from tests.factories import StaffMemberFactory
 
 SECRET = "fake-secret"
@@ -91,7 +98,7 @@ def opted_out_ids() -> set[int]:
 @pytest.mark.parametrize(
     ("waits", "overrides"),
     [
-        # Planning reserves a send that may go at once: the dispatch claim must see it.
+        # Planning reserves a send that may go at once: its call's first attempt must see it.
         (DeliveryStatus.RESERVED, {}),
         # A throttled campaign plans pending sends: the reservation must see it.
         (DeliveryStatus.PENDING, {"throttle_per_minute": 100}),
@@ -111,7 +118,8 @@ def test_an_opt_out_after_planning_suppresses_the_send(
     assert statuses(campaign) == {waits: 3}
 
     opt_out(leaving)
-    deliveries_dispatch(campaign_id=campaign.pk, delivery_ids=reserve_all(campaign))
+    reserve_all(campaign)
+    channel_sends_run(channel_send_ids=calls_of(campaign))
 
     delivery = Delivery.objects.get(campaign=campaign, customer=leaving)
     assert (delivery.status, delivery.reason) == (
@@ -127,32 +135,38 @@ def test_an_opt_out_after_planning_suppresses_the_send(
 def test_an_opt_out_committed_before_the_claim_is_never_sent(
     fake: FakeWeCom, published: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Opt-outs and dispatches race on threads. Each claim notes which opt-outs had committed
-    before it began (read on its own connection just before): none of those customers may be
-    sent; and a customer whose opt-out had not committed when the claim ended must be sent."""
+    """Opt-outs and calls race on threads. Each call's first attempt (the claim) notes which
+    opt-outs had committed before it began (read on its own connection just before): none of
+    those customers may be sent; and a customer whose opt-out had not committed when the claim
+    ended must be sent. A text with a variable makes one call per customer."""
     owners: list[StaffMember] = StaffMemberFactory.create_batch(3)
     customers = [c for owner in owners for c in wecom_customers(40, owner=owner)]
-    campaign = make_campaign(audience(customers))
+    campaign = make_campaign(
+        audience(customers), variants=[VariantInput(name="A", content="{{ display_name }}，新品")]
+    )
     campaign_launch(campaign_id=campaign.pk, actor="test")
     campaign_plan(campaign_id=campaign.pk)
     reserved = reserve_all(campaign)
     assert len(reserved) == 120
     by_delivery = dict(campaign.deliveries.values_list("id", "customer_id"))
+    by_call = dict(campaign.deliveries.values_list("channel_send_id", "id"))
+    calls = calls_of(campaign)
+    assert sorted(by_call) == calls
     # Opted out after the reservation: only the claim stands between them and the send.
     for customer in customers[::4]:
         opt_out(customer)
-    racing = customers[1::4]  # opted out while the dispatches run
+    racing = customers[1::4]  # opted out while the calls run
 
     claims: list[tuple[Sequence[int], set[int], set[int]]] = []
-    claim = dispatch.deliveries_claim
+    attempt_begin = dispatch.attempt_begin
 
-    def noted_claim(*, campaign_id: int, delivery_ids: Sequence[int]) -> list[int]:
+    def noted_claim(*, channel_send_id: int) -> dispatch.Attempt | None:
         before = opted_out_ids()
-        send_ids = claim(campaign_id=campaign_id, delivery_ids=delivery_ids)
-        claims.append((delivery_ids, before, opted_out_ids()))
-        return send_ids
+        attempt = attempt_begin(channel_send_id=channel_send_id)
+        claims.append(([by_call[channel_send_id]], before, opted_out_ids()))
+        return attempt
 
-    monkeypatch.setattr(dispatch, "deliveries_claim", noted_claim)
+    monkeypatch.setattr(dispatch, "attempt_begin", noted_claim)
     start = threading.Barrier(5)
 
     def on_own_connection(work: Callable[[], None]) -> Callable[[], None]:
@@ -165,10 +179,9 @@ def test_an_opt_out_committed_before_the_claim_is_never_sent(
 
         return run
 
-    def dispatcher(chunks: list[list[int]]) -> Callable[[], None]:
+    def caller(call_ids: list[int]) -> Callable[[], None]:
         def work() -> None:
-            for chunk in chunks:
-                deliveries_dispatch(campaign_id=campaign.pk, delivery_ids=chunk)
+            channel_sends_run(channel_send_ids=call_ids)
 
         return work
 
@@ -179,9 +192,8 @@ def test_an_opt_out_committed_before_the_claim_is_never_sent(
 
         return work
 
-    chunks = [reserved[i : i + 10] for i in range(0, len(reserved), 10)]
     with ThreadPoolExecutor(max_workers=5) as pool:
-        futures = [pool.submit(on_own_connection(dispatcher(chunks[i::3]))) for i in range(3)]
+        futures = [pool.submit(on_own_connection(caller(calls[i::3]))) for i in range(3)]
         futures += [pool.submit(on_own_connection(opt_outs(racing[i::2]))) for i in range(2)]
         for future in futures:
             future.result()

@@ -10,12 +10,19 @@ from django.utils import timezone
 
 from campaigns.models import CampaignState, ChannelSend, Delivery, DeliveryReason
 from campaigns.services.campaigns import campaign_launch, campaign_plan
-from campaigns.services.dispatch import deliveries_dispatch
+from campaigns.services.dispatch import channel_sends_run
 from campaigns.services.pipeline import campaigns_tick, wecom_results_poll_due
 from campaigns.services.reservation import deliveries_reserve_batch
 from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
 from crm.services.consents import consent_record
-from tests.campaigns.support import CORP_ID, audience, make_campaign, statuses, wecom_customers
+from tests.campaigns.support import (
+    CORP_ID,
+    audience,
+    calls_of,
+    make_campaign,
+    statuses,
+    wecom_customers,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -56,14 +63,13 @@ def test_a_campaign_reaches_its_audience_once(
     assert statuses(campaign) == {"reserved": 4, "suppressed": 1}
     assert len(dispatches) == 2
     assert deliveries_reserve_batch(campaign_id=campaign.pk).reserved_ids == []
-    reserved = list(
-        Delivery.objects.filter(campaign=campaign, status="reserved").values_list("pk", flat=True)
-    )
-    deliveries_dispatch(campaign_id=campaign.pk, delivery_ids=reserved)
+    calls = calls_of(campaign)
+    assert len(calls) == 1  # one sender, one text
+    channel_sends_run(channel_send_ids=calls)
     assert statuses(campaign) == {"submitted": 4, "suppressed": 1}
     # Five more copies of the same dispatch send nothing more.
     for _ in range(5):
-        deliveries_dispatch(campaign_id=campaign.pk, delivery_ids=reserved)
+        channel_sends_run(channel_send_ids=calls)
     assert len(fake.messages()) == 1
     assert sorted(fake.messages()[0]["request"]["external_userid"]) == sorted(
         f"ext-{c.pk}" for c in customers[1:]

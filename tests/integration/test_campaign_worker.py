@@ -25,6 +25,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from campaigns import tasks
+from campaigns.channels.wecom import WeComCustomerChannel
 from campaigns.models import (
     Campaign,
     CampaignState,
@@ -46,7 +47,14 @@ from campaigns.wecom_fake import (
 )
 from crm.models import Customer, StaffMember
 from crm.services.consents import consent_record
-from tests.campaigns.support import CORP_ID, audience, make_campaign, statuses, wecom_customers
+from tests.campaigns.support import (
+    CORP_ID,
+    audience,
+    calls_of,
+    make_campaign,
+    statuses,
+    wecom_customers,
+)
 from tests.factories import StaffMemberFactory
 from tests.integration.conftest import Worker, wait_for
 
@@ -54,8 +62,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("publish_to_test_
 
 SECRET = "fake-secret"
 ORPHAN_SECONDS = 2
-IN_FLIGHT = (DeliveryStatus.PENDING, DeliveryStatus.RESERVED, DeliveryStatus.SENDING)
-DISPATCH_SUCCEEDED = re.compile(r"Task campaigns\.dispatch\[[^\]]+\] succeeded in [\d.]+s: (\d+)")
+IN_FLIGHT = (DeliveryStatus.PENDING, DeliveryStatus.RESERVED)
+DISPATCH = r"Task campaigns\.run_channel_sends\[([^\]]+)\]"
+DISPATCH_SUCCEEDED = re.compile(DISPATCH + r" succeeded in [\d.]+s: (\d+)")
 
 
 @pytest.fixture
@@ -174,8 +183,8 @@ def held_call(fake: FakeWeCom, monkeypatch: pytest.MonkeyPatch) -> Iterator[Held
 
 
 def dispatches_succeeded(worker: Worker) -> list[int]:
-    """What each campaigns.dispatch the worker finished answered (ChannelSends it ran)."""
-    return [int(ran) for ran in DISPATCH_SUCCEEDED.findall(worker.log())]
+    """What each campaigns.run_channel_sends the worker finished answered (calls it ran)."""
+    return [int(ran) for _task, ran in DISPATCH_SUCCEEDED.findall(worker.log())]
 
 
 def test_a_launched_campaign_reaches_each_eligible_customer_once(
@@ -240,28 +249,27 @@ def test_a_dispatch_delivered_five_times_sends_once(
     _owners, customers = two_owners_customers(6)
     campaign = make_campaign(audience(customers))
     # The test plans and reserves in its own process and holds back the dispatches queued.
-    queued: list[tuple[int, list[int]]] = []
+    queued: list[tuple[list[int]]] = []
     monkeypatch.setattr(tasks.campaign_plan_task, "delay", lambda *args: None)
     monkeypatch.setattr(tasks.campaign_reserve_task, "delay", lambda *args: None)
-    monkeypatch.setattr(tasks.campaign_dispatch_task, "delay", lambda *args: queued.append(args))
+    monkeypatch.setattr(tasks.channel_sends_run_task, "delay", lambda *args: queued.append(args))
     campaign_launch(campaign_id=campaign.pk, actor="test")
     campaign_plan(campaign_id=campaign.pk)  # may reserve as it plans
     deliveries_reserve_batch(campaign_id=campaign.pk)
-    reserved_ids = list(
-        campaign.deliveries.filter(status=DeliveryStatus.RESERVED).values_list("id", flat=True)
-    )
-    assert len(reserved_ids) == 12
-    assert sorted(i for _campaign, ids in queued for i in ids) == sorted(reserved_ids)
+    assert statuses(campaign) == {DeliveryStatus.RESERVED: 12}
+    # One task for both calls (one per sender), as small calls are queued together.
+    assert [ids for (ids,) in queued] == [calls_of(campaign)]
+    assert len(calls_of(campaign)) == 2
 
     def publish(copies: int) -> None:
         with ThreadPoolExecutor(max_workers=len(queued) * copies) as pool:  # all at once
-            for campaign_id, ids in queued * copies:
-                pool.submit(tasks.campaign_dispatch_task.apply_async, args=[campaign_id, ids])
+            for (ids,) in queued * copies:
+                pool.submit(tasks.channel_sends_run_task.apply_async, args=[ids])
 
-    publish(2)  # two copies at once: one claims, the other finds the rows taken
+    publish(2)  # two copies at once: one takes the first call, the other finds it locked
     assert held_call.arrived.wait(timeout=30), worker.log()
-    # One copy now waits inside the first WeCom call, its claim committed. Two more copies
-    # arrive meanwhile and finish without waiting: the send is locked, the other sender's
+    # One copy now waits inside the first WeCom call, its attempt committed. Two more copies
+    # arrive meanwhile and finish without waiting: the call is locked, the other sender's
     # is run by one copy at most.
     publish(2)
     wait_for(lambda: len(dispatches_succeeded(worker)) == 4 * len(queued) - 1, worker=worker)
@@ -270,7 +278,7 @@ def test_a_dispatch_delivered_five_times_sends_once(
     publish(1)  # and a late copy, after the sends were accepted
     wait_for(lambda: len(dispatches_succeeded(worker)) == 5 * len(queued), worker=worker)
 
-    # Each copy answers how many sends it ran: two in all, one per sender.
+    # Each copy answers how many calls it ran: two in all, one per sender.
     assert sum(dispatches_succeeded(worker)) == 2
     assert sorted(ChannelSend.objects.values_list("state", "attempts")) == [
         (ChannelSendState.ACCEPTED, 1),
@@ -299,9 +307,11 @@ def test_a_worker_killed_inside_the_wecom_call_neither_loses_nor_repeats_a_messa
     campaign_launch(campaign_id=campaign.pk, actor="test")
     assert held_call.arrived.wait(timeout=30), worker.log()
     worker.kill()
-    # The attempt was written before the call; its outcome is unknown.
+    # The attempt was written before the call; its outcome is unknown. The other sender's
+    # call, next in the same task, was never attempted.
     attempted = ChannelSend.objects.get(state=ChannelSendState.REQUESTED, attempts=1)
-    assert set(attempted.deliveries.values_list("status", flat=True)) == {DeliveryStatus.SENDING}
+    assert set(attempted.deliveries.values_list("status", flat=True)) == {DeliveryStatus.RESERVED}
+    assert ChannelSend.objects.filter(state=ChannelSendState.REQUESTED, attempts=0).count() == 1
     if not is_created:
         fake.inject_http_error(ENDPOINT_ADD_MSG_TEMPLATE, status=500)  # for the dead request
     # The platform answers the dead request before the send counts as orphaned, as it does
@@ -313,17 +323,17 @@ def test_a_worker_killed_inside_the_wecom_call_neither_loses_nor_repeats_a_messa
 
     time.sleep(ORPHAN_SECONDS)  # the new worker judges the attempt's age by the real clock
     later = timezone.now() + orphan_after() + timedelta(seconds=1)
-    assert attempted.pk in orphaned_channel_sends(now=later)
+    assert sorted(orphaned_channel_sends(now=later)) == calls_of(campaign)
     # A new worker takes over the queue with whatever the first one left in it (RabbitMQ also
     # gives the killed dispatch back at once; Redis only after its visibility timeout).
     worker = wecom_worker()
     campaigns_tick(now=later)
-    wait_for(lambda: has_nothing_in_flight(campaign), worker=worker)
+    wait_for(lambda: dispatches_settled(worker, campaign), worker=worker)
+    assert has_nothing_in_flight(campaign)
     # A late redelivery of the killed dispatch (the broker gives an unacknowledged task back
     # after its visibility timeout) finds nothing left to do.
     finished = len(dispatches_succeeded(worker))
-    delivery_ids = list(campaign.deliveries.order_by("id").values_list("id", flat=True))
-    tasks.campaign_dispatch_task.delay(campaign.pk, delivery_ids)
+    tasks.channel_sends_run_task.delay(list(ChannelSend.objects.values_list("id", flat=True)))
     wait_for(lambda: dispatches_succeeded(worker)[finished:] == [0], worker=worker)
     poll_results(worker, campaign)
 
@@ -335,7 +345,7 @@ def test_a_worker_killed_inside_the_wecom_call_neither_loses_nor_repeats_a_messa
     assert calls_to(fake, ENDPOINT_ADD_MSG_TEMPLATE) == (2 if is_created else 3)
     assert calls_to(fake, ENDPOINT_GET_GROUPMSG_LIST_V2) == 1  # the unknown outcome looked up
     attempted.refresh_from_db()
-    assert attempted.attempts == (1 if is_created else 2)
+    assert attempted.attempts == 2  # the lost one and the one that looked it up
     assert set(ChannelSend.objects.values_list("state", flat=True)) == {ChannelSendState.FINISHED}
 
 
@@ -346,12 +356,12 @@ def pool_pids(worker: Worker) -> list[int]:
 
 def dispatches_settled(worker: Worker, campaign: Campaign) -> bool:
     """Every dispatch the worker received has finished (a requeued one: its second run), and
-    nothing is left reserved, so none is still to come."""
+    every call has been attempted, so none is still to come."""
     log = worker.log()
-    received_ids = set(re.findall(r"Task campaigns\.dispatch\[([^\]]+)\] received", log))
-    succeeded_ids = set(re.findall(r"Task campaigns\.dispatch\[([^\]]+)\] succeeded", log))
-    is_reserved = campaign.deliveries.filter(status=DeliveryStatus.RESERVED).exists()
-    return bool(received_ids) and received_ids == succeeded_ids and not is_reserved
+    received_ids = set(re.findall(DISPATCH + " received", log))
+    succeeded_ids = set(re.findall(DISPATCH + " succeeded", log))
+    is_unattempted = ChannelSend.objects.filter(campaign=campaign, attempts=0).exists()
+    return bool(received_ids) and received_ids == succeeded_ids and not is_unattempted
 
 
 def test_a_pool_process_killed_inside_the_wecom_call_is_not_sent_again_at_once(
@@ -385,7 +395,7 @@ def test_two_sends_of_one_sender_and_text_with_unknown_outcomes_reach_their_own_
     wecom_worker: Callable[..., Worker],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A staff member with more customers than one dispatch takes has one text sent in
+    """A staff member with more customers than one call takes has one text sent in
     several tasks. Here the first one's call never reached the platform and the second one's
     answer was lost after the platform created its task: both outcomes are unknown, as after
     a crash. Recovery must find for each send its own task, or none, never the other's."""
@@ -406,23 +416,19 @@ def test_two_sends_of_one_sender_and_text_with_unknown_outcomes_reach_their_own_
     campaign = make_campaign(audience(customers))
     monkeypatch.setattr(tasks.campaign_plan_task, "delay", lambda *args: None)
     monkeypatch.setattr(tasks.campaign_reserve_task, "delay", lambda *args: None)
-    monkeypatch.setattr(tasks.campaign_dispatch_task, "delay", lambda *args: None)
+    monkeypatch.setattr(tasks.channel_sends_run_task, "delay", lambda *args: None)
+    monkeypatch.setattr(WeComCustomerChannel, "size", 3)  # as a call takes up to 10,000
     campaign_launch(campaign_id=campaign.pk, actor="test")
     campaign_plan(campaign_id=campaign.pk)
     deliveries_reserve_batch(campaign_id=campaign.pk)
-    reserved = list(
-        campaign.deliveries.filter(status=DeliveryStatus.RESERVED)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    assert len(reserved) == 6
-    first, second = reserved[:3], reserved[3:]  # as reservation splits a large sender
+    assert statuses(campaign) == {DeliveryStatus.RESERVED: 6}
+    first, second = calls_of(campaign)  # the reservation split the sender's customers
 
     fake.inject_http_error(ENDPOINT_ADD_MSG_TEMPLATE, status=500)  # not created
-    tasks.campaign_dispatch_task.apply_async(args=[campaign.pk, first])
+    tasks.channel_sends_run_task.apply_async(args=[[first]])
     wait_for(lambda: dispatches_succeeded(worker) == [1], worker=worker)
     lose_answer.set()  # created, answer lost
-    tasks.campaign_dispatch_task.apply_async(args=[campaign.pk, second])
+    tasks.channel_sends_run_task.apply_async(args=[[second]])
     wait_for(lambda: dispatches_succeeded(worker) == [1, 1], worker=worker)
     assert len(fake.messages()) == 1
     lost, created = ChannelSend.objects.order_by("id").values_list("id", flat=True)
@@ -436,7 +442,7 @@ def test_two_sends_of_one_sender_and_text_with_unknown_outcomes_reach_their_own_
     later = timezone.now() + orphan_after() + timedelta(seconds=1)
     assert sorted(orphaned_channel_sends(now=later)) == [lost, created]
     for send_id in (lost, created):
-        tasks.channel_send_run_task.apply_async(args=[send_id])
+        tasks.channel_sends_run_task.apply_async(args=[[send_id]])
     wait_for(lambda: has_nothing_in_flight(campaign), worker=worker)
 
     assert received(fake) == sorted(external_userid(c) for c in customers)

@@ -1,0 +1,366 @@
+"""Dispatch: the calls a reservation lays out, the tasks that carry them, the first attempt,
+what a pause or a cancel does to calls not yet made, and the webhook channel over real HTTP."""
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from django.utils import timezone
+
+from campaigns.channels.webhook import retry_delay
+from campaigns.channels.wecom import WeComCustomerChannel
+from campaigns.models import (
+    Channel,
+    ChannelSend,
+    ChannelSendState,
+    Delivery,
+    DeliveryReason,
+    DeliveryStatus,
+)
+from campaigns.services import reservation
+from campaigns.services.campaigns import (
+    VariantInput,
+    campaign_cancel,
+    campaign_launch,
+    campaign_pause,
+    campaign_plan,
+)
+from campaigns.services.dispatch import attempt_begin, channel_sends_run, orphan_after
+from campaigns.services.planning import audience_query, deliveries_plan
+from campaigns.services.reservation import ReserveOutcome, deliveries_reserve_batch
+from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
+from crm.models import StaffMember
+from tests.campaigns.support import (
+    CORP_ID,
+    audience,
+    calls_of,
+    make_campaign,
+    statuses,
+    wecom_customers,
+)
+from tests.factories import CustomerFactory, StaffMemberFactory
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "fake-secret"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWeCom]:
+    config = FakeWeComConfig(corps={CORP_ID: SECRET}, cap_per_receiver=None)
+    with (
+        FakeWeCom(config) as server,
+        override_settings(
+            WECOM_API_BASE_URL=server.api_base_url, WECOM_CORP_ID=CORP_ID, WECOM_SECRET=SECRET
+        ),
+    ):
+        yield server
+
+
+def calls_by_sender(campaign_id: int) -> dict[int | None, list[int]]:
+    """Per sender, the sizes of its calls, each call checked to hold one sender and variant."""
+    sizes: dict[int | None, list[int]] = {}
+    for send in ChannelSend.objects.filter(campaign_id=campaign_id).order_by("id"):
+        members = list(send.deliveries.values_list("sender_id", "variant_id", "status"))
+        assert len({(sender, variant) for sender, variant, _status in members}) == 1
+        assert {status for _s, _v, status in members} == {DeliveryStatus.RESERVED}
+        assert members[0][0] == send.sender_id
+        sizes.setdefault(send.sender_id, []).append(len(members))
+    return {sender: sorted(found) for sender, found in sizes.items()}
+
+
+def test_a_reservation_lays_its_deliveries_out_into_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared text: one call per sender and variant, up to the channel's size; every
+    reserved delivery in exactly one call; the call holds the text it will send."""
+    monkeypatch.setattr(WeComCustomerChannel, "size", 2)
+    owners: list[StaffMember] = StaffMemberFactory.create_batch(2)
+    customers = wecom_customers(5, owner=owners[0]) + wecom_customers(3, owner=owners[1])
+    campaign = make_campaign(audience(customers))
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+
+    assert statuses(campaign) == {DeliveryStatus.RESERVED: 8}
+    assert calls_by_sender(campaign.pk) == {owners[0].pk: [1, 2, 2], owners[1].pk: [1, 2]}
+    assert not campaign.deliveries.filter(channel_send__isnull=True).exists()
+    assert set(ChannelSend.objects.values_list("content", "state", "attempts", "channel")) == {
+        ("新品上市", ChannelSendState.REQUESTED, 0, Channel.WECOM_CUSTOMER)
+    }
+
+
+def test_a_text_with_variables_is_one_call_per_delivery_and_variants_never_share() -> None:
+    customers = wecom_customers(20)
+    campaign = make_campaign(
+        audience(customers),
+        variants=[
+            VariantInput(name="A", content="{{ display_name }}，新品上市"),
+            VariantInput(name="B", content="新品上市"),
+        ],
+    )
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+
+    per_variant: dict[str, list[tuple[str, int]]] = {}
+    for send in ChannelSend.objects.all():
+        names = set(send.deliveries.values_list("variant__name", flat=True))
+        assert len(names) == 1
+        per_variant.setdefault(names.pop(), []).append((send.content, send.deliveries.count()))
+    personal, shared = per_variant["A"], per_variant["B"]
+    # Rendered for its customer at the first attempt; the shared one is written with the call.
+    assert personal == [("", 1)] * len(personal)
+    assert shared == [("新品上市", 20 - len(personal))]
+
+
+def test_a_webhook_campaign_fills_calls_of_posts_whatever_the_owner() -> None:
+    owners: list[StaffMember] = StaffMemberFactory.create_batch(3)
+    customers = [CustomerFactory(owner=owners[n % 3]) for n in range(205)]
+    campaign = make_campaign(
+        audience(customers),
+        channel=Channel.WEBHOOK,
+        webhook_url="http://127.0.0.1:9/hook",
+        consent_channel="sms",
+    )
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+
+    assert calls_by_sender(campaign.pk) == {None: [5, 100, 100]}
+    assert set(ChannelSend.objects.values_list("content", flat=True)) == {""}
+
+
+def test_a_deferred_send_gets_its_call_when_it_is_reserved_later() -> None:
+    """The reservation of pending deliveries (a throttled campaign) lays out calls as the
+    planning statement does."""
+    customers = wecom_customers(4)
+    campaign = make_campaign(audience(customers), throttle_per_minute=3)
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+    assert statuses(campaign) == {DeliveryStatus.PENDING: 4}
+    assert not ChannelSend.objects.exists()
+
+    outcome = deliveries_reserve_batch(campaign_id=campaign.pk)
+
+    assert len(outcome.reserved_ids) == 3
+    (call,) = calls_of(campaign)
+    assert outcome.sends == {call: 3}
+    assert sorted(
+        Delivery.objects.filter(channel_send_id=call).values_list("id", flat=True)
+    ) == sorted(outcome.reserved_ids)
+    assert campaign.deliveries.get(status=DeliveryStatus.PENDING).channel_send_id is None
+
+
+def test_dispatch_tasks_carry_whole_calls_of_about_a_thousand_deliveries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    published: list[list[int]] = []
+    monkeypatch.setattr(reservation, "_dispatch_after_commit", published.append)
+    outcome = ReserveOutcome(sends={4: 2000, 1: 600, 2: 600, 3: 10, 5: 1, 6: 1})
+
+    reservation.dispatch_after_commit(outcome)
+
+    assert published == [[1, 2], [3, 4], [5, 6]]
+
+
+def test_a_re_plan_writes_calls_that_carry_nothing_and_finish_unsent(fake: FakeWeCom) -> None:
+    """Planning again after a crash (deliveries already planned keep their rows) may write a
+    call for a delivery that is not written; its first attempt finishes it without a call."""
+    customers = wecom_customers(3)
+    campaign = make_campaign(audience(customers), respects_caps=False)
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+    (first,) = calls_of(campaign)
+    now = timezone.now()
+    again = deliveries_plan(
+        campaign,
+        audience=audience_query(
+            campaign, include_ids=[campaign.include_segments.get().pk], exclude_ids=[], as_of=now
+        ),
+        at=now,
+        due_at=now,
+        is_quiet=False,
+        reserve=True,
+    )
+    assert again.counts == {} and again.sends == {}
+    (empty,) = set(calls_of(campaign)) - {first}
+    assert not Delivery.objects.filter(channel_send_id=empty).exists()
+
+    assert channel_sends_run(channel_send_ids=[empty, first]) == 2
+
+    assert ChannelSend.objects.get(pk=empty).state == ChannelSendState.FINISHED
+    assert len(fake.messages()) == 1
+    assert statuses(campaign) == {DeliveryStatus.SUBMITTED: 3}
+
+
+def test_a_personal_text_is_rendered_once_and_kept_for_the_lookup(fake: FakeWeCom) -> None:
+    (customer,) = wecom_customers(1)
+    campaign = make_campaign(
+        audience([customer]),
+        variants=[
+            VariantInput(name="A", content="{{ display_name }}，看看 https://shop.example/a")
+        ],
+    )
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+    (call,) = calls_of(campaign)
+
+    channel_sends_run(channel_send_ids=[call])
+
+    send = ChannelSend.objects.get(pk=call)
+    (message,) = fake.messages()
+    assert message["request"]["text"]["content"] == send.content
+    base_url = settings.PUBLIC_BASE_URL.rstrip("/")
+    assert send.content.startswith(f"{customer.display_name}，看看 {base_url}/l/")
+    assert "shop.example" not in send.content
+
+
+def test_a_pause_releases_the_calls_not_yet_attempted_and_leaves_the_others() -> None:
+    owners: list[StaffMember] = StaffMemberFactory.create_batch(2)
+    customers = wecom_customers(2, owner=owners[0]) + wecom_customers(3, owner=owners[1])
+    campaign = make_campaign(audience(customers))
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+    attempted, untouched = calls_of(campaign)
+    assert attempt_begin(channel_send_id=attempted) is not None  # a worker is inside the call
+
+    campaign_pause(campaign_id=campaign.pk, actor="test")
+
+    assert calls_of(campaign) == [attempted]
+    in_flight_ids = list(campaign.deliveries.filter(channel_send_id=attempted).values_list("id"))
+    assert statuses(campaign) == {
+        DeliveryStatus.RESERVED: len(in_flight_ids),
+        DeliveryStatus.PENDING: 5 - len(in_flight_ids),
+    }
+    released = campaign.deliveries.exclude(channel_send_id=attempted)
+    assert set(released.values_list("status", "reserved_at", "channel_send_id")) == {
+        (DeliveryStatus.PENDING, None, None)
+    }
+    # A copy of the dispatch task arriving now finds the released call gone.
+    assert attempt_begin(channel_send_id=untouched) is None
+
+    campaign_cancel(campaign_id=campaign.pk, actor="test")
+
+    assert statuses(campaign) == {
+        DeliveryStatus.RESERVED: len(in_flight_ids),
+        DeliveryStatus.CANCELLED: 5 - len(in_flight_ids),
+    }
+    assert ChannelSend.objects.get().pk == attempted
+
+
+def test_an_attempt_too_soon_after_the_last_is_refused() -> None:
+    customers = wecom_customers(1)
+    campaign = make_campaign(audience(customers))
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+    (call,) = calls_of(campaign)
+    now = timezone.now()
+
+    assert attempt_begin(channel_send_id=call, now=now) is not None
+    assert attempt_begin(channel_send_id=call, now=now + timedelta(seconds=59)) is None
+    later = attempt_begin(channel_send_id=call, now=now + timedelta(seconds=60))
+
+    assert later is not None and later.send.attempts == 2
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """A webhook receiver answering the statuses queued in `answers` (200 when none)."""
+
+    answers: list[int] = []
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((dict(self.headers.items()), body))
+        self.send_response(self.answers.pop(0) if self.answers else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, type[Receiver]]]:
+    handler = type("TestReceiver", (Receiver,), {"answers": [], "received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@override_settings(WEBHOOK_MAX_ATTEMPTS=3, WEBHOOK_RETRY_BASE_SECONDS=30)
+def test_webhook_posts_are_signed_keyed_retried_and_dead_lettered(
+    receiver: tuple[str, type[Receiver]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, handler = receiver
+    customers = [CustomerFactory(display_name=f"顾客{n}") for n in range(3)]
+    campaign = make_campaign(
+        audience(customers),
+        channel=Channel.WEBHOOK,
+        webhook_url=url,
+        consent_channel="sms",
+        variants=[VariantInput(name="A", content="{{ display_name }} https://shop.example/x")],
+        holdout_share=Decimal("0"),
+    )
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+    (call,) = calls_of(campaign)
+    first, second, third = campaign.deliveries.order_by("customer_id")
+    # In delivery order: sent; refused (not retried); failing until it is a dead letter.
+    handler.answers.extend([200, 400, 503])
+
+    channel_sends_run(channel_send_ids=[call])
+
+    posts = [(headers, json.loads(body), body) for headers, body in handler.received]
+    assert [body["delivery_id"] for _h, body, _raw in posts] == [first.pk, second.pk, third.pk]
+    for headers, body, raw in posts:
+        stamp, digest = (part.split("=", 1)[1] for part in headers["X-CRM-Signature"].split(","))
+        expected = hmac.new(
+            settings.WEBHOOK_SIGNING_SECRET.encode(), f"{stamp}.".encode() + raw, hashlib.sha256
+        ).hexdigest()
+        assert hmac.compare_digest(digest, expected)
+        assert headers["Idempotency-Key"] == f"delivery-{body['delivery_id']}"
+        customer = customers[[c.pk for c in customers].index(body["customer_id"])]
+        base_url = settings.PUBLIC_BASE_URL.rstrip("/")
+        assert body["content"].startswith(f"{customer.display_name} {base_url}/l/")
+        assert body["variant"] == "A" and body["campaign_id"] == campaign.pk
+    first.refresh_from_db()
+    second.refresh_from_db()
+    third.refresh_from_db()
+    assert (first.status, first.sent_at is not None) == (DeliveryStatus.SENT, True)
+    assert (second.status, second.reason, second.error) == (
+        DeliveryStatus.FAILED,
+        DeliveryReason.CHANNEL_ERROR,
+        "HTTP 400",
+    )
+    assert (third.status, third.attempts, third.error) == (DeliveryStatus.RESERVED, 1, "HTTP 503")
+    assert third.retry_at is not None
+    assert ChannelSend.objects.get(pk=call).state == ChannelSendState.REQUESTED
+
+    # Each retry comes when its delay is over, with the same key; the last gives up.
+    handler.answers.extend([503, 503])
+    at = timezone.now()
+    for attempts in (1, 2):
+        # Past the retry's delay, and past orphan_after() since the call's last attempt.
+        at += max(retry_delay(attempts), orphan_after()) + timedelta(seconds=1)
+        monkeypatch.setattr(timezone, "now", lambda at=at: at)
+        channel_sends_run(channel_send_ids=[call])
+    keys = [headers["Idempotency-Key"] for headers, _body in handler.received[3:]]
+    assert keys == [f"delivery-{third.pk}"] * 2
+    third.refresh_from_db()
+    assert (third.status, third.attempts, third.reason) == (
+        DeliveryStatus.DEAD_LETTER,
+        3,
+        DeliveryReason.CHANNEL_ERROR,
+    )
+    assert ChannelSend.objects.get(pk=call).state == ChannelSendState.FINISHED
