@@ -96,25 +96,60 @@ def audience_query(
     return Audience(sql=sql, params=params)
 
 
-# The per-customer tests below are scalar subqueries, not EXISTS: PostgreSQL may run an EXISTS
-# as one hash of the whole table, which for a batch of 20,000 customers read all million
-# identities each time; a scalar subquery is always one index probe per customer.
+def _facts(campaign: Campaign) -> dict[str, tuple[str, str]]:
+    """What is looked up per customer when judging: name -> (a FROM ... WHERE ... naming the
+    customers with the fact, their customer id column)."""
+    facts = {
+        "is_opted_out": (
+            "crm_consent WHERE channel = %(consent_channel)s AND status = 'opted_out'",
+            "customer_id",
+        )
+    }
+    if campaign.channel == Channel.WECOM_CUSTOMER:
+        facts["is_reachable"] = ("crm_identity WHERE provider = 'wecom'", "customer_id")
+    elif campaign.channel == Channel.WECOM_GROUP:
+        facts["is_reachable"] = (
+            "crm_groupmembership gm JOIN crm_group g ON g.id = gm.group_id"
+            " WHERE gm.left_at IS NULL AND g.kind = 'wecom_group'",
+            "gm.customer_id",
+        )
+    # A webhook receiver gets the customer id and looks the person up itself.
+    return facts
 
 
-def reachable_sql(channel: str) -> str:
-    """A condition on `a.customer_id`: the channel has a way to reach the customer."""
-    if channel == Channel.WECOM_CUSTOMER:
-        return (
-            "(SELECT TRUE FROM crm_identity i"  # the index on customer_id
-            " WHERE i.customer_id = a.customer_id AND i.provider = 'wecom' LIMIT 1) IS NOT NULL"
+def _lookups(campaign: Campaign, *, ranged: bool) -> tuple[list[str], str]:
+    """The judged columns of the facts (and, over a range, the customer's owner), and the
+    joins they need.
+
+    Over one range of customer ids (`ranged`, params lo and hi: a planning batch), each table's
+    range is read once and merged with the batch. Otherwise (the dry run's whole audience),
+    each is a scalar subquery: one index probe per customer, which for a small audience is the
+    cheapest, and never a hash of a whole table (an EXISTS may become one). Every piece is
+    this module's SQL."""
+    facts = _facts(campaign)
+    columns: list[str] = []
+    joins: list[str] = []
+    for name, (source, column) in facts.items():
+        if ranged:
+            joins.append(
+                f"LEFT JOIN (SELECT DISTINCT {column} AS customer_id FROM {source}"  # noqa: S608
+                f" AND {column} BETWEEN %(lo)s AND %(hi)s) AS {name}"
+                f" ON {name}.customer_id = a.customer_id"
+            )
+            columns.append(f"{name}.customer_id IS NOT NULL AS {name}")
+        else:
+            columns.append(
+                f"(SELECT TRUE FROM {source} AND {column} = a.customer_id LIMIT 1)"  # noqa: S608
+                f" IS NOT NULL AS {name}"
+            )
+    if "is_reachable" not in facts:
+        columns.append("TRUE AS is_reachable")
+    if ranged:  # planning: the sender of a WeCom message is the customer's owner
+        joins.append(
+            "LEFT JOIN crm_customer c ON c.id = a.customer_id AND c.id BETWEEN %(lo)s AND %(hi)s"
         )
-    if channel == Channel.WECOM_GROUP:
-        return (
-            "(SELECT TRUE FROM crm_groupmembership gm JOIN crm_group g ON g.id = gm.group_id"
-            " WHERE gm.customer_id = a.customer_id AND gm.left_at IS NULL"
-            " AND g.kind = 'wecom_group' LIMIT 1) IS NOT NULL"
-        )
-    return "TRUE"  # a webhook receiver gets the customer id and looks the person up itself
+        columns.append("c.owner_id AS owner_id")
+    return columns, "\n".join(joins)
 
 
 def _bucket(draw: str, buckets: int) -> str:
@@ -129,7 +164,7 @@ def assignment_columns(campaign: Campaign, variants: Sequence[tuple[int, int]]) 
     campaign's salt: holdout when its bucket falls below the share, the variant by weight from
     a second, independent draw. `variants` are (id, weight) in a fixed order."""
     share = int(campaign.holdout_share * BUCKETS)
-    holdout = f"{_bucket(':h:', BUCKETS)} < {share}"
+    holdout = f"{_bucket(':h:', BUCKETS)} < {share}" if share else "FALSE"
     total = sum(weight for _id, weight in variants)
     draw = _bucket(":v:", total)
     whens, bound = [], 0
@@ -141,30 +176,35 @@ def assignment_columns(campaign: Campaign, variants: Sequence[tuple[int, int]]) 
     return holdout, variant
 
 
-def judged_ctes(campaign: Campaign, audience_sql: str, variants: Sequence[tuple[int, int]]) -> str:
+def judged_ctes(
+    campaign: Campaign,
+    audience_sql: str,
+    variants: Sequence[tuple[int, int]],
+    *,
+    ranged: bool = False,
+) -> str:
     """`WITH a AS (...), judged AS (...)`: each audience member with whether they opted out of
-    the campaign's consent channel, whether the channel can reach them, and their draws.
-    Named params: salt, consent_channel, and the audience's. Shared by planning and the dry
-    run, so that both judge alike."""
+    the campaign's consent channel, whether the channel can reach them, their draws, and (with
+    `ranged`) their owner. Named params: salt, consent_channel, the audience's, and with
+    `ranged` (an audience within ids lo..hi) lo and hi. Shared by planning and the dry run, so
+    that both judge alike; `ranged` changes how the facts are read, not what they are."""
     holdout, variant = assignment_columns(campaign, variants)
+    columns, joins = _lookups(campaign, ranged=ranged)
     return f"""
         WITH a AS MATERIALIZED ({audience_sql}),
         judged AS (
-            SELECT a.customer_id,
-                   (SELECT TRUE FROM crm_consent co  -- index consent_unique_channel
-                    WHERE co.customer_id = a.customer_id AND co.channel = %(consent_channel)s
-                      AND co.status = 'opted_out') IS NOT NULL AS is_opted_out,
-                   {reachable_sql(campaign.channel)} AS is_reachable,
+            SELECT a.customer_id, {", ".join(columns)},
                    {holdout} AS is_holdout,
                    {variant} AS variant_id
             FROM a
+            {joins}
         )"""  # noqa: S608 - the interpolated parts are this module's SQL and integers
 
 
 def _sender_sql(channel: str, alias: str) -> str:
     """The staff member a WeCom message goes out from: the customer's owner when planned."""
     if channel in (Channel.WECOM_CUSTOMER, Channel.WECOM_GROUP):
-        return f"(SELECT c.owner_id FROM crm_customer c WHERE c.id = {alias}.customer_id)"  # noqa: S608
+        return f"{alias}.owner_id"
     return "NULL::bigint"
 
 
@@ -194,7 +234,7 @@ def _insert_sql(campaign: Campaign, audience_sql: str, variants: Sequence[tuple[
         )
         SELECT id, status, reason, channel_send_id FROM written
     """  # noqa: S608 - this package's SQL and integers
-    return judged_ctes(campaign, audience_sql, variants) + tail
+    return judged_ctes(campaign, audience_sql, variants, ranged=True) + tail
 
 
 def _insert_judged_sql(
@@ -245,7 +285,7 @@ def _insert_judged_sql(
         ON CONFLICT (customer_id, campaign_id, step) DO NOTHING
         RETURNING id, status, reason, channel_send_id
     """  # noqa: S608 - this package's SQL and integers
-    return judged_ctes(campaign, CHUNK_AUDIENCE, variants) + tail
+    return judged_ctes(campaign, CHUNK_AUDIENCE, variants, ranged=True) + tail
 
 
 def named_params(audience: Audience) -> tuple[str, dict[str, Any]]:
@@ -308,6 +348,7 @@ def deliveries_plan(
                 "due_at": due_at,
                 "quiet": is_quiet,
                 "channel": campaign.channel,
+                **customer_params(chunk),
             }
             if layout is not None and state == CampaignState.SENDING:
                 params.update(layout.params())
@@ -344,9 +385,11 @@ def _plan_reserved(
     rules = applicable_rules(campaign)
     if rules or campaign.counts_toward_caps:
         lock_customers(cursor, params["chunk"])
-    verdicts, verdict_params = verdict_sql(rules, params["at"])
+    # The batch is one bucket of ids: its counted sends are one range of the index.
+    verdicts, verdict_params = verdict_sql(
+        rules, params["at"], customers="d.customer_id BETWEEN %(lo)s AND %(hi)s"
+    )
     params.update(verdict_params)
-    params.update(customer_params(params["chunk"]))
     cursor.execute(_insert_judged_sql(campaign, variants, verdicts), params)
     batch = ReserveOutcome()
     tally(batch, cursor.fetchall())
