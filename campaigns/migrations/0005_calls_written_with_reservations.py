@@ -11,6 +11,17 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # Deliveries of the old flow: claimed ones ('sending') keep their call and are in
+        # flight as 'reserved' are now; reserved ones never claimed have no call, so they go
+        # back to the queue (the tick reserves them again, with a call).
+        migrations.RunSQL(
+            [
+                "UPDATE campaigns_delivery SET status = 'reserved' WHERE status = 'sending'",
+                "UPDATE campaigns_delivery SET status = 'pending', reserved_at = NULL"
+                " WHERE status = 'reserved' AND channel_send_id IS NULL",
+            ],
+            migrations.RunSQL.noop,
+        ),
         migrations.RemoveIndex(
             model_name='delivery',
             name='delivery_counted_by_customer',

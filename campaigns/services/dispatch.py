@@ -33,11 +33,18 @@ logger = logging.getLogger(__name__)
 
 
 def orphan_after() -> timedelta:
-    """How long after it was written, or last attempted, a ChannelSend still `requested` with
-    nobody holding its lock is taken for one whose worker died (a running one holds the lock
-    throughout). An attempt younger than this may still be reaching the platform (a killed
-    worker's request in flight), so nothing is sent again before (CHANNEL_ORPHAN_SECONDS)."""
+    """How long after its last attempt a ChannelSend still `requested` is taken for one whose
+    worker died (a running one holds its lock throughout). An attempt younger than this may
+    still be reaching the platform (a killed worker's request in flight), so nothing is sent
+    again before (CHANNEL_ORPHAN_SECONDS)."""
     return timedelta(seconds=settings.CHANNEL_ORPHAN_SECONDS)
+
+
+def requeue_after() -> timedelta:
+    """How long after it was written a ChannelSend never attempted is taken for one whose task
+    was lost (CHANNEL_REQUEUE_SECONDS). Long: calls are written at reservation and wait in the
+    queue behind a launch's backlog."""
+    return timedelta(seconds=settings.CHANNEL_REQUEUE_SECONDS)
 
 
 _LOCK_NAMESPACE = 0x43_53  # "CS": keeps these advisory keys apart from other users
@@ -72,15 +79,22 @@ def _values_sql(variables: set[str]) -> str:
     return ", ".join(f"{columns[name]} AS {name}" for name in sorted(variables)) or "NULL"
 
 
+# The template variables that are the customer's own (owner_name is the sender's, and a call
+# has one sender): a WeCom call holds customers whose values of those its variant names agree.
+CUSTOMER_VARIABLES = ("display_name", "city", "province", "member_level")
+
+
 @dataclass(frozen=True)
 class CallLayout:
     """How a campaign's reserved deliveries are grouped into calls, per variant: up to `size`
-    deliveries of one sender per call, all with `text`, or, when it is empty, each with its
-    own text rendered for its customer at the first attempt."""
+    deliveries of one sender per call, all with `text`, or, when it is empty, with a text
+    rendered at the first attempt; for a WeCom call, from customers who agree on the variant's
+    `key_columns` (crm_customer columns), so that the text is one for the whole call."""
 
     variant_ids: list[int]
     sizes: list[int]
     texts: list[str]
+    key_columns: dict[int, list[str]]
 
     def params(self) -> dict[str, Any]:
         return {
@@ -91,25 +105,30 @@ class CallLayout:
 
 
 def call_layout(campaign: Campaign) -> CallLayout:
-    """A WeCom task carries one text: a variant without variables is one text for everybody
-    (its links name the campaign and variant, not the delivery), so up to the channel's size
-    share a call; a variant with variables is one call per delivery. Webhook posts each carry
-    their own text, so any variant fills calls to the channel's size."""
+    """A WeCom task carries one text, whose links name the campaign and variant (not the
+    delivery): a variant without variables is one text for everybody, written with the call;
+    one with variables is one text per sender and values of the customer's variables it
+    names (one call per customer for `display_name`, a few for `city`). Webhook posts each
+    carry their own text, links naming the delivery, so any variant fills calls alike."""
     from campaigns.channels import channel_for
 
     channel = channel_for(campaign.channel)
-    layout = CallLayout(variant_ids=[], sizes=[], texts=[])
+    layout = CallLayout(variant_ids=[], sizes=[], texts=[], key_columns={})
     for variant_id, content in campaign.variants.order_by("id").values_list("pk", "content"):
-        is_shared = channel.one_text_per_call and not template_variables(content)
+        variables = template_variables(content)
         text = ""
-        if is_shared:
+        if not variables and channel.one_text_per_call:
             text = content
             if has_links(content):
                 text = links_rewrite(
                     content, campaign_id=campaign.pk, variant_id=variant_id, delivery_id=None
                 )
+        if channel.one_text_per_call:
+            layout.key_columns[variant_id] = [
+                name for name in CUSTOMER_VARIABLES if name in variables
+            ]
         layout.variant_ids.append(variant_id)
-        layout.sizes.append(1 if channel.one_text_per_call and not is_shared else channel.size)
+        layout.sizes.append(channel.size)
         layout.texts.append(text)
     return layout
 
@@ -136,6 +155,8 @@ def attempt_begin(*, channel_send_id: int, now: datetime | None = None) -> Attem
     since the reservation are suppressed first. None when the call is finished, was released
     (a pause), or was attempted too recently. One transaction: a pause either releases the
     call before it, or finds it attempted and leaves it to finish."""
+    from campaigns.channels import channel_for
+
     now = now or timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
@@ -166,6 +187,8 @@ def attempt_begin(*, channel_send_id: int, now: datetime | None = None) -> Attem
         variables = set()
         if not send.content:
             variables = {name for text in contents.values() for name in template_variables(text)}
+        # One text per WeCom call (links name the variant); a webhook post's names its delivery.
+        is_per_delivery = not channel_for(send.channel).one_text_per_call
         cursor.execute(
             f"""
             SELECT d.id, d.customer_id, d.variant_id, d.attempts, d.retry_at,
@@ -181,16 +204,23 @@ def attempt_begin(*, channel_send_id: int, now: datetime | None = None) -> Attem
         names = [column.name for column in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     for row in rows:
-        row["text"] = send.content or _text_for(send, contents[row["variant_id"]], row)
+        row["text"] = send.content or _text_for(
+            send, contents[row["variant_id"]], row, is_per_delivery=is_per_delivery
+        )
     return Attempt(send=send, deliveries=rows)
 
 
-def _text_for(send: ChannelSend, content: str, row: dict[str, Any]) -> str:
-    """One delivery's own text: its customer's values, its links naming it."""
+def _text_for(
+    send: ChannelSend, content: str, row: dict[str, Any], *, is_per_delivery: bool
+) -> str:
+    """A delivery's text: its customer's values, its links naming it when `is_per_delivery`."""
     text = template_render(content, row)
     if has_links(text):
         text = links_rewrite(
-            text, campaign_id=send.campaign_id, variant_id=row["variant_id"], delivery_id=row["id"]
+            text,
+            campaign_id=send.campaign_id,
+            variant_id=row["variant_id"],
+            delivery_id=row["id"] if is_per_delivery else None,
         )
     return text
 
@@ -241,13 +271,16 @@ def channel_sends_release(*, campaign_id: int) -> int:
 
 
 def orphaned_channel_sends(*, now: datetime | None = None) -> list[int]:
-    """ChannelSends that still wait for their call (or, for webhooks, a retry that is due)
-    and that no worker holds: the ones to run again."""
+    """ChannelSends to run again: attempted, unanswered and not attempted for
+    `orphan_after()` (a dead worker's, or a webhook retry that is due), or never attempted
+    for `requeue_after()` (a lost task). A copy of one still running or queued skips it."""
     now = now or timezone.now()
-    old = now - orphan_after()
     candidates = (
-        ChannelSend.objects.filter(state=ChannelSendState.REQUESTED, requested_at__lte=old)
-        .filter(Q(attempted_at__isnull=True) | Q(attempted_at__lte=old))
+        ChannelSend.objects.filter(state=ChannelSendState.REQUESTED)
+        .filter(
+            Q(attempted_at__isnull=True, requested_at__lte=now - requeue_after())
+            | Q(attempted_at__lte=now - orphan_after())
+        )
         .order_by("id")
         .values_list("pk", flat=True)
     )

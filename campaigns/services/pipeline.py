@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 TRIGGERED = (ScheduleKind.LIFECYCLE, ScheduleKind.SEGMENT_ENTRY)
 UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.RESERVED)
+# Calls run again per task by the tick: a few, so that recovery after an outage is spread.
+RECOVERED_PER_TASK = 20
 
 
 def campaign_plan_step(*, campaign_id: int) -> int:
@@ -132,9 +134,10 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
     for campaign_id in sending.filter(Exists(has_due)).values_list("pk", flat=True):
         campaign_reserve_task.delay(campaign_id)
         counts["reserving"] += 1
-    for send_id in orphaned_channel_sends(now=now):
-        channel_sends_run_task.delay([send_id])
-        counts["recovered"] += 1
+    orphans = orphaned_channel_sends(now=now)
+    for start in range(0, len(orphans), RECOVERED_PER_TASK):
+        channel_sends_run_task.delay(orphans[start : start + RECOVERED_PER_TASK])
+    counts["recovered"] = len(orphans)
     counts["completed"] = _complete_finished(now)
     return counts
 

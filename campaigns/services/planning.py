@@ -13,7 +13,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from campaigns.models import Campaign, CampaignState, Channel, DeliveryReason, DeliveryStatus
-from campaigns.services.dispatch import call_layout
+from campaigns.services.dispatch import CallLayout, call_layout
 from campaigns.services.reservation import (
     CUSTOMER_BUCKET,
     NO_JIT_SQL,
@@ -238,12 +238,24 @@ def _insert_sql(campaign: Campaign, audience_sql: str, variants: Sequence[tuple[
 
 
 def _insert_judged_sql(
-    campaign: Campaign, variants: Sequence[tuple[int, int]], verdicts: str
+    campaign: Campaign,
+    variants: Sequence[tuple[int, int]],
+    verdicts: str,
+    layout: CallLayout,
+    *,
+    skip_planned: bool,
 ) -> str:
     """Write a batch's deliveries with their verdicts (see `reservation.verdict_sql`) and the
     calls of the reserved ones (`reservation.calls_sql`), answering (id, status, reason,
-    channel send) of each new delivery. A delivery planned before keeps its row; a call made
-    for it then carries nothing, and its first attempt finishes it."""
+    channel send) of each new delivery. With `skip_planned` (the campaign has deliveries
+    already: a re-plan, a trigger's entrants), customers planned before are left out, one
+    probe each, so that no call is made for a delivery that is not written."""
+    planned = ""
+    if skip_planned:
+        planned = """
+            WHERE (SELECT TRUE FROM campaigns_delivery x  -- index delivery_unique
+                   WHERE x.customer_id = j.customer_id AND x.campaign_id = %(campaign)s
+                     AND x.step = 0) IS NULL"""
     tail = f""",
         b AS (
             SELECT customer_id AS id, customer_id, is_holdout,
@@ -271,9 +283,9 @@ def _insert_judged_sql(
                    CASE WHEN v.id IS NOT NULL AND NOT v.is_opted_out AND v.until IS NULL
                         THEN %(at)s::timestamptz END AS reserved_at,
                    {_sender_sql(campaign.channel, "j")} AS sender_id
-            FROM judged j LEFT JOIN v ON v.id = j.customer_id
+            FROM judged j LEFT JOIN v ON v.id = j.customer_id{planned}
         )
-        {calls_sql("decided")}
+        {calls_sql("decided", layout)}
         INSERT INTO campaigns_delivery (
             customer_id, campaign_id, step, variant_id, is_holdout, status, reason, rule_id,
             due_at, first_due_at, reserved_at, planned_at, attempts, error, sender_id,
@@ -329,6 +341,7 @@ def deliveries_plan(
     assert variants, "a campaign has at least one variant"
     ids = audience_ids(audience)
     layout = call_layout(campaign) if reserve else None
+    skip_planned = campaign.deliveries.exists()
     outcome = ReserveOutcome()
     for chunk in _bucket_chunks(ids):
         with transaction.atomic(), connection.cursor() as cursor:
@@ -352,7 +365,9 @@ def deliveries_plan(
             }
             if layout is not None and state == CampaignState.SENDING:
                 params.update(layout.params())
-                _plan_reserved(cursor, campaign, variants, params, outcome)
+                _plan_reserved(
+                    cursor, campaign, variants, params, outcome, layout, skip_planned=skip_planned
+                )
             else:
                 cursor.execute(_insert_sql(campaign, CHUNK_AUDIENCE, variants), params)
                 tally(outcome, cursor.fetchall())
@@ -379,6 +394,9 @@ def _plan_reserved(
     variants: list[tuple[int, int]],
     params: dict[str, Any],
     outcome: ReserveOutcome,
+    layout: CallLayout,
+    *,
+    skip_planned: bool,
 ) -> None:
     """Write one batch already judged: lock its customers' bucket, then one statement judges
     and inserts (see `reservation`)."""
@@ -390,7 +408,8 @@ def _plan_reserved(
         rules, params["at"], customers="d.customer_id BETWEEN %(lo)s AND %(hi)s"
     )
     params.update(verdict_params)
-    cursor.execute(_insert_judged_sql(campaign, variants, verdicts), params)
+    sql = _insert_judged_sql(campaign, variants, verdicts, layout, skip_planned=skip_planned)
+    cursor.execute(sql, params)
     batch = ReserveOutcome()
     tally(batch, cursor.fetchall())
     dispatch_after_commit(batch)

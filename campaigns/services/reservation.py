@@ -39,7 +39,7 @@ from campaigns.models import (
     RuleScope,
     WindowKind,
 )
-from campaigns.services.dispatch import call_layout
+from campaigns.services.dispatch import CallLayout, call_layout
 
 logger = logging.getLogger(__name__)
 
@@ -191,28 +191,42 @@ def verdict_sql(
     return sql, params
 
 
-def calls_sql(source: str) -> str:
+def calls_sql(source: str, layout: CallLayout) -> str:
     """CTEs writing the calls of the batch's reserved deliveries and answering `assigned
     (customer_id, channel_send_id)`. `source` names a CTE of the batch with customer_id,
     status, sender_id and variant_id. Calls are numbered from their table's sequence first, so
     that deliveries and calls are written in one statement (a delivery's call is read from the
     sequence's numbers, not from the call's RETURNING). Named params: campaign, channel, and
-    those of `CallLayout.params`."""
+    those of `layout.params()`."""
+    keys = [
+        f"WHEN {int(variant_id)} THEN ARRAY[{', '.join(f'c.{c}::text' for c in columns)}]::text"
+        for variant_id, columns in layout.key_columns.items()
+        if columns
+    ]
+    key_sql, customers = "''", ""
+    if keys:  # the customer's values of the variables the variant names
+        key_sql = f"CASE s.variant_id {' '.join(keys)} ELSE '' END"
+        customers = "LEFT JOIN crm_customer c ON c.id = s.customer_id"
     return f"""
         , layout AS (
             SELECT * FROM unnest(%(layout_variants)s::bigint[], %(layout_sizes)s::int[],
                                  %(layout_texts)s::text[]) AS l(variant_id, size, text)
         ),
+        keyed AS (
+            SELECT s.customer_id, s.sender_id, s.variant_id, {key_sql} AS text_key
+            FROM {source} s {customers}
+            WHERE s.status = '{DeliveryStatus.RESERVED}'
+        ),
         parted AS (
             SELECT s.customer_id, coalesce(s.sender_id, 0) AS sender_key, s.variant_id,
-                   (row_number() OVER (PARTITION BY s.sender_id, s.variant_id
+                   s.text_key,
+                   (row_number() OVER (PARTITION BY s.sender_id, s.variant_id, s.text_key
                                        ORDER BY s.customer_id) - 1) / l.size AS part
-            FROM {source} s JOIN layout l ON l.variant_id = s.variant_id
-            WHERE s.status = '{DeliveryStatus.RESERVED}'
+            FROM keyed s JOIN layout l ON l.variant_id = s.variant_id
         ),
         calls AS MATERIALIZED (
             SELECT nextval(pg_get_serial_sequence('campaigns_channelsend', 'id')) AS id, g.*
-            FROM (SELECT DISTINCT sender_key, variant_id, part FROM parted) AS g
+            FROM (SELECT DISTINCT sender_key, variant_id, text_key, part FROM parted) AS g
         ),
         written_calls AS (
             INSERT INTO campaigns_channelsend (
@@ -224,12 +238,12 @@ def calls_sql(source: str) -> str:
         ),
         assigned AS (
             SELECT p.customer_id, k.id AS channel_send_id
-            FROM parted p JOIN calls k USING (sender_key, variant_id, part)
+            FROM parted p JOIN calls k USING (sender_key, variant_id, text_key, part)
         )
     """  # noqa: S608 - this module's SQL
 
 
-def _apply_sql(verdicts: str) -> str:
+def _apply_sql(verdicts: str, layout: CallLayout) -> str:
     """Update the batch's deliveries from their verdicts and assign the reserved ones their
     calls, answering (id, status, reason, channel_send_id)."""
     return f"""
@@ -254,7 +268,7 @@ def _apply_sql(verdicts: str) -> str:
                      THEN %(at)s::timestamptz END AS reserved_at
             FROM v JOIN b ON b.id = v.id
         )
-        {calls_sql("decided")}
+        {calls_sql("decided", layout)}
         UPDATE campaigns_delivery d SET
             status = x.status, reason = coalesce(x.reason, d.reason), rule_id = x.rule_id,
             due_at = coalesce(x.due_at, d.due_at), reserved_at = x.reserved_at,
@@ -311,6 +325,7 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
             if rules or campaign.counts_toward_caps:
                 lock_customers(cursor, customer_ids)
             verdicts, params = verdict_sql(rules, at)
+            layout = call_layout(campaign)
             params.update(customer_params(customer_ids))
             params.update(
                 {
@@ -323,7 +338,7 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
                     "consent_channel": campaign.consent_channel,
                     "campaign": campaign.pk,
                     "channel": campaign.channel,
-                    **call_layout(campaign).params(),
+                    **layout.params(),
                 }
             )
             batch_cte = (
@@ -332,7 +347,7 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
                 " %(senders)s::bigint[])"
                 " AS b(id, customer_id, is_holdout, first_due_at, variant_id, sender_id))"
             )
-            cursor.execute(batch_cte + _apply_sql(verdicts), params)
+            cursor.execute(batch_cte + _apply_sql(verdicts, layout), params)
             tally(outcome, cursor.fetchall())
             if campaign.throttle_per_minute is not None:
                 Campaign.objects.filter(pk=campaign.pk).update(
@@ -370,7 +385,8 @@ def tally(outcome: ReserveOutcome, rows: list[tuple[int, str, str, int | None]])
         outcome.counts[key] = outcome.counts.get(key, 0) + 1
         if status == DeliveryStatus.RESERVED:
             outcome.reserved_ids.append(delivery_id)
-            assert channel_send_id is not None, "a reserved delivery has its call"
+            if channel_send_id is None:
+                raise RuntimeError(f"reserved delivery {delivery_id} has no channel call")
             outcome.sends[channel_send_id] = outcome.sends.get(channel_send_id, 0) + 1
 
 

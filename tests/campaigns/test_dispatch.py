@@ -16,6 +16,7 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
+from campaigns import tasks
 from campaigns.channels.webhook import retry_delay
 from campaigns.channels.wecom import WeComCustomerChannel
 from campaigns.models import (
@@ -26,7 +27,7 @@ from campaigns.models import (
     DeliveryReason,
     DeliveryStatus,
 )
-from campaigns.services import reservation
+from campaigns.services import pipeline, reservation
 from campaigns.services.campaigns import (
     VariantInput,
     campaign_cancel,
@@ -34,11 +35,18 @@ from campaigns.services.campaigns import (
     campaign_pause,
     campaign_plan,
 )
-from campaigns.services.dispatch import attempt_begin, channel_sends_run, orphan_after
+from campaigns.services.dispatch import (
+    attempt_begin,
+    channel_sends_run,
+    orphan_after,
+    orphaned_channel_sends,
+    requeue_after,
+)
+from campaigns.services.pipeline import campaigns_tick
 from campaigns.services.planning import audience_query, deliveries_plan
 from campaigns.services.reservation import ReserveOutcome, deliveries_reserve_batch
 from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
-from crm.models import StaffMember
+from crm.models import Customer, StaffMember
 from tests.campaigns.support import (
     CORP_ID,
     audience,
@@ -96,27 +104,75 @@ def test_a_reservation_lays_its_deliveries_out_into_calls(monkeypatch: pytest.Mo
     }
 
 
-def test_a_text_with_variables_is_one_call_per_delivery_and_variants_never_share() -> None:
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        # One text per sender: the owner is the sender.
+        ("{{ owner_name }} 推荐新品", [("A", "导购甲 推荐新品", 3), ("B", "导购乙 推荐新品", 3)]),
+        # One text per sender and city.
+        (
+            "{{ city }}门店上新",
+            [("A", "上海门店上新", 2), ("A", "杭州门店上新", 1), ("B", "上海门店上新", 3)],
+        ),
+        # One text per customer.
+        ("{{ display_name }}，新品", [("A", "", 1)] * 3 + [("B", "", 1)] * 3),
+    ],
+    ids=["owner", "city", "name"],
+)
+def test_a_wecom_text_with_variables_is_one_call_per_text_it_renders_to(
+    content: str, expected: list[tuple[str, str, int]], fake: FakeWeCom
+) -> None:
+    """Customers share a WeCom call when their texts are the same: same sender, same values of
+    the variables the text names. The text is rendered at the call's first attempt."""
+    owners = [StaffMemberFactory(name="导购甲"), StaffMemberFactory(name="导购乙")]
+    customers = wecom_customers(3, owner=owners[0]) + wecom_customers(3, owner=owners[1])
+    for customer, city in zip(
+        customers, ["上海", "杭州", "上海", "上海", "上海", "上海"], strict=True
+    ):
+        Customer.objects.filter(pk=customer.pk).update(city=city)
+    campaign = make_campaign(
+        audience(customers), variants=[VariantInput(name="A", content=content)]
+    )
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+    names = {owners[0].pk: "A", owners[1].pk: "B"}
+    calls = ChannelSend.objects.order_by("id")
+    assert all(send.content == "" for send in calls)
+
+    channel_sends_run(channel_send_ids=[send.pk for send in calls])
+
+    sent = sorted(
+        (names[send.sender_id], send.content, send.deliveries.count())
+        for send in ChannelSend.objects.all()
+    )
+    if expected[0][1] == "":  # each text names its customer
+        assert sorted(send.content for send in ChannelSend.objects.all()) == sorted(
+            f"{customer.display_name}，新品" for customer in customers
+        )
+        sent = [(owner, "", count) for owner, _text, count in sent]
+    assert sent == sorted(expected)
+    assert sorted(message["request"]["text"]["content"] for message in fake.messages()) == sorted(
+        send.content for send in ChannelSend.objects.all()
+    )
+
+
+def test_variants_never_share_a_call() -> None:
     customers = wecom_customers(20)
     campaign = make_campaign(
         audience(customers),
         variants=[
-            VariantInput(name="A", content="{{ display_name }}，新品上市"),
-            VariantInput(name="B", content="新品上市"),
+            VariantInput(name="A", content="新品上市"),
+            VariantInput(name="B", content="上新"),
         ],
     )
     campaign_launch(campaign_id=campaign.pk, actor="test")
     campaign_plan(campaign_id=campaign.pk)
 
-    per_variant: dict[str, list[tuple[str, int]]] = {}
-    for send in ChannelSend.objects.all():
-        names = set(send.deliveries.values_list("variant__name", flat=True))
-        assert len(names) == 1
-        per_variant.setdefault(names.pop(), []).append((send.content, send.deliveries.count()))
-    personal, shared = per_variant["A"], per_variant["B"]
-    # Rendered for its customer at the first attempt; the shared one is written with the call.
-    assert personal == [("", 1)] * len(personal)
-    assert shared == [("新品上市", 20 - len(personal))]
+    per_variant = {
+        send.content: set(send.deliveries.values_list("variant__name", flat=True))
+        for send in ChannelSend.objects.all()
+    }
+    assert per_variant == {"新品上市": {"A"}, "上新": {"B"}}
 
 
 def test_a_webhook_campaign_fills_calls_of_posts_whatever_the_owner() -> None:
@@ -168,14 +224,14 @@ def test_dispatch_tasks_carry_whole_calls_of_about_a_thousand_deliveries(
     assert published == [[1, 2], [3, 4], [5, 6]]
 
 
-def test_a_re_plan_writes_calls_that_carry_nothing_and_finish_unsent(fake: FakeWeCom) -> None:
-    """Planning again after a crash (deliveries already planned keep their rows) may write a
-    call for a delivery that is not written; its first attempt finishes it without a call."""
+def test_a_re_plan_writes_no_delivery_and_no_call_twice(fake: FakeWeCom) -> None:
+    """Planning again after a crash leaves the deliveries planned before (and their calls) as
+    they are, and makes no call for them."""
     customers = wecom_customers(3)
     campaign = make_campaign(audience(customers), respects_caps=False)
     campaign_launch(campaign_id=campaign.pk, actor="test")
     campaign_plan(campaign_id=campaign.pk)
-    (first,) = calls_of(campaign)
+    first = calls_of(campaign)
     now = timezone.now()
     again = deliveries_plan(
         campaign,
@@ -187,15 +243,37 @@ def test_a_re_plan_writes_calls_that_carry_nothing_and_finish_unsent(fake: FakeW
         is_quiet=False,
         reserve=True,
     )
+
     assert again.counts == {} and again.sends == {}
-    (empty,) = set(calls_of(campaign)) - {first}
-    assert not Delivery.objects.filter(channel_send_id=empty).exists()
-
-    assert channel_sends_run(channel_send_ids=[empty, first]) == 2
-
-    assert ChannelSend.objects.get(pk=empty).state == ChannelSendState.FINISHED
+    assert calls_of(campaign) == first
+    assert channel_sends_run(channel_send_ids=first) == 1
     assert len(fake.messages()) == 1
     assert statuses(campaign) == {DeliveryStatus.SUBMITTED: 3}
+
+
+def test_only_calls_attempted_long_enough_ago_or_never_queued_again_are_recovered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tick runs again a call whose attempt is `orphan_after()` old (its worker died), and
+    one never attempted `requeue_after()` after it was written (its task was lost), in tasks
+    of a few calls; a call merely waiting in the queue behind a launch's backlog is left."""
+    owners: list[StaffMember] = StaffMemberFactory.create_batch(2)
+    customers = wecom_customers(1, owner=owners[0]) + wecom_customers(1, owner=owners[1])
+    campaign = make_campaign(audience(customers))
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+    attempted, queued = calls_of(campaign)
+    now = timezone.now()
+    assert attempt_begin(channel_send_id=attempted, now=now) is not None
+
+    assert orphaned_channel_sends(now=now + orphan_after()) == [attempted]
+    assert orphaned_channel_sends(now=now + requeue_after()) == [attempted, queued]
+
+    published: list[list[int]] = []
+    monkeypatch.setattr(pipeline, "RECOVERED_PER_TASK", 1)
+    monkeypatch.setattr(tasks.channel_sends_run_task, "delay", published.append)
+    assert campaigns_tick(now=now + requeue_after())["recovered"] == 2
+    assert published == [[attempted], [queued]]
 
 
 def test_a_personal_text_is_rendered_once_and_kept_for_the_lookup(fake: FakeWeCom) -> None:

@@ -35,7 +35,7 @@ from campaigns.models import (
     DeliveryStatus,
 )
 from campaigns.services.campaigns import campaign_launch, campaign_plan
-from campaigns.services.dispatch import orphan_after, orphaned_channel_sends
+from campaigns.services.dispatch import orphan_after, orphaned_channel_sends, requeue_after
 from campaigns.services.pipeline import campaigns_tick
 from campaigns.services.reservation import deliveries_reserve_batch
 from campaigns.wecom_fake import (
@@ -322,7 +322,11 @@ def test_a_worker_killed_inside_the_wecom_call_neither_loses_nor_repeats_a_messa
     assert len(fake.messages()) == (1 if is_created else 0)
 
     time.sleep(ORPHAN_SECONDS)  # the new worker judges the attempt's age by the real clock
-    later = timezone.now() + orphan_after() + timedelta(seconds=1)
+    # The attempted call is taken for orphaned once its attempt is old enough; the other one,
+    # never attempted, only once its task is taken for lost.
+    soon = timezone.now() + orphan_after() + timedelta(seconds=1)
+    assert orphaned_channel_sends(now=soon) == [attempted.pk]
+    later = timezone.now() + requeue_after() + timedelta(seconds=1)
     assert sorted(orphaned_channel_sends(now=later)) == calls_of(campaign)
     # A new worker takes over the queue with whatever the first one left in it (RabbitMQ also
     # gives the killed dispatch back at once; Redis only after its visibility timeout).
