@@ -448,7 +448,14 @@ class Delivery(models.Model):
         db_constraint=False,  # a launch writes up to a million rows; see SegmentMembership
     )
     campaign = models.ForeignKey(  # served by delivery_by_campaign
-        Campaign, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+        Campaign,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_index=False,
+        # Checked at commit, the constraint cost a launch 0.1 s per batch of 20,000 rows.
+        # Deliveries are written only by planning, under a share lock on their campaign's
+        # row, and a campaign goes only through the ORM, which deletes its deliveries first.
+        db_constraint=False,
     )
     step = models.PositiveSmallIntegerField(_("step"), default=0)
     # No index on variant, rule or sender: nothing looks deliveries up by them, and every

@@ -20,10 +20,10 @@ from campaigns.services.reservation import (
     ReserveOutcome,
     applicable_rules,
     calls_sql,
-    customer_params,
     dispatch_after_commit,
     lock_customers,
     tally,
+    tally_sql,
     verdict_sql,
 )
 from segments.rules import RULE_SESSION_SQL, rule_members_sql
@@ -36,8 +36,10 @@ BUCKETS = 100_000
 # customers) per transaction: its lock is held for a fraction of a second, and two campaigns
 # planned at once over the same customers follow each other bucket by bucket instead of one
 # waiting for the other to finish.
-# The audience of one batch: the ids given as %(chunk)s.
-CHUNK_AUDIENCE = "SELECT unnest(%(chunk)s::bigint[]) AS customer_id"
+# The audience of one batch: the ids given as %(chunk)s, one comma-separated string (Django's
+# cursor binds parameters client-side, formatting a list element by element: 20 ms for 20,000
+# ids, against 6 ms for the string).
+CHUNK_AUDIENCE = "SELECT unnest(string_to_array(%(chunk)s, ',')::bigint[]) AS customer_id"
 
 
 @dataclass(frozen=True)
@@ -208,10 +210,28 @@ def _sender_sql(channel: str, alias: str) -> str:
     return "NULL::bigint"
 
 
-def _insert_sql(campaign: Campaign, audience_sql: str, variants: Sequence[tuple[int, int]]) -> str:
-    """One statement writing the audience's deliveries (already planned ones stay as they are),
-    answering (id, status, reason, channel send) of each new one (no call: none is reserved).
-    Named params: campaign, due_at, quiet, and those of `judged_ctes`."""
+def _unplanned(skip_planned: bool) -> str:
+    """A WHERE on the judged batch `j`: with `skip_planned` (the campaign has deliveries
+    already: a re-plan after a crash, a trigger's entrants), customers planned before are left
+    out, one probe each; a first plan needs none (planning is one worker's at a time: the plan
+    lock, or the campaign's row for entrants). So the insert needs no ON CONFLICT, whose
+    speculative insertion costs half as much again as the row, and no call is written for a
+    delivery that is not. A delivery written twice all the same breaks `delivery_unique`,
+    rolling its batch back."""
+    if not skip_planned:
+        return ""
+    return """
+            WHERE (SELECT TRUE FROM campaigns_delivery x  -- index delivery_unique
+                   WHERE x.customer_id = j.customer_id AND x.campaign_id = %(campaign)s
+                     AND x.step = 0) IS NULL"""
+
+
+def _insert_sql(
+    campaign: Campaign, variants: Sequence[tuple[int, int]], *, skip_planned: bool
+) -> str:
+    """One statement writing the batch's deliveries pending (or suppressed), answering the rows
+    of `tally_sql` (no call: none is reserved). Named params: campaign, due_at, quiet, and
+    those of `judged_ctes`. See `_unplanned` for `skip_planned`."""
     tail = f""",
         written AS (
             INSERT INTO campaigns_delivery (
@@ -227,14 +247,11 @@ def _insert_sql(campaign: Campaign, audience_sql: str, variants: Sequence[tuple[
                         WHEN NOT is_reachable THEN '{DeliveryReason.NO_IDENTITY}'
                         WHEN %(quiet)s THEN '{DeliveryReason.QUIET_HOURS}'
                         ELSE '' END,
-                   %(due_at)s, %(due_at)s, now(), 0, '', {_sender_sql(campaign.channel, "judged")}
-            FROM judged
-            ON CONFLICT (customer_id, campaign_id, step) DO NOTHING
+                   %(due_at)s, %(due_at)s, now(), 0, '', {_sender_sql(campaign.channel, "j")}
+            FROM judged j{_unplanned(skip_planned)}
             RETURNING id, status, reason, channel_send_id
-        )
-        SELECT id, status, reason, channel_send_id FROM written
-    """  # noqa: S608 - this package's SQL and integers
-    return judged_ctes(campaign, audience_sql, variants, ranged=True) + tail
+        ) {tally_sql(with_ids=False)}"""  # noqa: S608 - this package's SQL and integers
+    return judged_ctes(campaign, CHUNK_AUDIENCE, variants, ranged=True) + tail
 
 
 def _insert_judged_sql(
@@ -246,16 +263,8 @@ def _insert_judged_sql(
     skip_planned: bool,
 ) -> str:
     """Write a batch's deliveries with their verdicts (see `reservation.verdict_sql`) and the
-    calls of the reserved ones (`reservation.calls_sql`), answering (id, status, reason,
-    channel send) of each new delivery. With `skip_planned` (the campaign has deliveries
-    already: a re-plan, a trigger's entrants), customers planned before are left out, one
-    probe each, so that no call is made for a delivery that is not written."""
-    planned = ""
-    if skip_planned:
-        planned = """
-            WHERE (SELECT TRUE FROM campaigns_delivery x  -- index delivery_unique
-                   WHERE x.customer_id = j.customer_id AND x.campaign_id = %(campaign)s
-                     AND x.step = 0) IS NULL"""
+    calls of the reserved ones (`reservation.calls_sql`), answering the rows of `tally_sql`.
+    See `_unplanned` for `skip_planned`."""
     tail = f""",
         b AS (
             SELECT customer_id AS id, customer_id, is_holdout,
@@ -283,9 +292,10 @@ def _insert_judged_sql(
                    CASE WHEN v.id IS NOT NULL AND NOT v.is_opted_out AND v.until IS NULL
                         THEN %(at)s::timestamptz END AS reserved_at,
                    {_sender_sql(campaign.channel, "j")} AS sender_id
-            FROM judged j LEFT JOIN v ON v.id = j.customer_id{planned}
+            FROM judged j LEFT JOIN v ON v.id = j.customer_id{_unplanned(skip_planned)}
         )
-        {calls_sql("decided", layout)}
+        {calls_sql("decided", layout)},
+        written AS (
         INSERT INTO campaigns_delivery (
             customer_id, campaign_id, step, variant_id, is_holdout, status, reason, rule_id,
             due_at, first_due_at, reserved_at, planned_at, attempts, error, sender_id,
@@ -294,9 +304,8 @@ def _insert_judged_sql(
                x.rule_id, x.due_at, %(at)s, x.reserved_at, now(), 0, '', x.sender_id,
                x.channel_send_id
         FROM (decided LEFT JOIN assigned USING (customer_id)) AS x
-        ON CONFLICT (customer_id, campaign_id, step) DO NOTHING
         RETURNING id, status, reason, channel_send_id
-    """  # noqa: S608 - this package's SQL and integers
+    ) {tally_sql(with_ids=False)}"""  # noqa: S608 - this package's SQL and integers
     return judged_ctes(campaign, CHUNK_AUDIENCE, variants, ranged=True) + tail
 
 
@@ -353,7 +362,7 @@ def deliveries_plan(
             if state == CampaignState.CANCELLED:
                 break
             params: dict[str, Any] = {
-                "chunk": chunk,
+                "chunk": ",".join(map(str, chunk)),
                 "salt": campaign.salt,
                 "campaign": campaign.pk,
                 "consent_channel": campaign.consent_channel,
@@ -361,15 +370,24 @@ def deliveries_plan(
                 "due_at": due_at,
                 "quiet": is_quiet,
                 "channel": campaign.channel,
-                **customer_params(chunk),
+                "lo": chunk[0],  # the chunk is ascending
+                "hi": chunk[-1],
             }
             if layout is not None and state == CampaignState.SENDING:
                 params.update(layout.params())
                 _plan_reserved(
-                    cursor, campaign, variants, params, outcome, layout, skip_planned=skip_planned
+                    cursor,
+                    campaign,
+                    chunk,
+                    variants,
+                    params,
+                    outcome,
+                    layout,
+                    skip_planned=skip_planned,
                 )
             else:
-                cursor.execute(_insert_sql(campaign, CHUNK_AUDIENCE, variants), params)
+                sql = _insert_sql(campaign, variants, skip_planned=skip_planned)
+                cursor.execute(sql, params)
                 tally(outcome, cursor.fetchall())
     logger.info(
         "campaign.planned",
@@ -391,6 +409,7 @@ def _bucket_chunks(ids: list[int]) -> Iterator[list[int]]:
 def _plan_reserved(
     cursor: Any,
     campaign: Campaign,
+    chunk: list[int],
     variants: list[tuple[int, int]],
     params: dict[str, Any],
     outcome: ReserveOutcome,
@@ -402,7 +421,7 @@ def _plan_reserved(
     and inserts (see `reservation`)."""
     rules = applicable_rules(campaign)
     if rules or campaign.counts_toward_caps:
-        lock_customers(cursor, params["chunk"])
+        lock_customers(cursor, chunk)
     # The batch is one bucket of ids: its counted sends are one range of the index.
     verdicts, verdict_params = verdict_sql(
         rules, params["at"], customers="d.customer_id BETWEEN %(lo)s AND %(hi)s"
@@ -415,4 +434,3 @@ def _plan_reserved(
     dispatch_after_commit(batch)
     for key, count in batch.counts.items():
         outcome.counts[key] = outcome.counts.get(key, 0) + count
-    outcome.reserved_ids.extend(batch.reserved_ids)

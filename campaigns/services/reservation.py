@@ -62,6 +62,7 @@ NO_JIT_SQL = "SET LOCAL jit = off"
 
 @dataclass
 class ReserveOutcome:
+    # The ids of the deliveries reserved by a reservation batch (planning counts them only).
     reserved_ids: list[int] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # delivery status (or reason) -> n
     sends: dict[int, int] = field(default_factory=dict)  # ChannelSend id -> deliveries
@@ -268,7 +269,8 @@ def _apply_sql(verdicts: str, layout: CallLayout) -> str:
                      THEN %(at)s::timestamptz END AS reserved_at
             FROM v JOIN b ON b.id = v.id
         )
-        {calls_sql("decided", layout)}
+        {calls_sql("decided", layout)},
+        written AS (
         UPDATE campaigns_delivery d SET
             status = x.status, reason = coalesce(x.reason, d.reason), rule_id = x.rule_id,
             due_at = coalesce(x.due_at, d.due_at), reserved_at = x.reserved_at,
@@ -276,7 +278,7 @@ def _apply_sql(verdicts: str, layout: CallLayout) -> str:
         FROM (decided LEFT JOIN assigned USING (customer_id)) AS x
         WHERE d.id = x.id AND d.id = ANY(%(ids)s)  -- the primary key, not a scan of the table
         RETURNING d.id, d.status, d.reason, d.channel_send_id
-    """  # noqa: S608 - this module's SQL
+    ) {tally_sql(with_ids=True)}"""  # noqa: S608 - this module's SQL
 
 
 def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) -> ReserveOutcome:
@@ -366,28 +368,43 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
 def lock_customers(cursor: Any, customer_ids: list[int]) -> None:
     """Take, until the transaction ends, the lock of every bucket these customers fall in, in
     ascending order (the sorted subquery feeds the aggregate in its order)."""
+    buckets = sorted({customer_id // CUSTOMER_BUCKET for customer_id in customer_ids})
     cursor.execute(
         """
-        SELECT count(pg_advisory_xact_lock(%s, bucket)) FROM (
-            SELECT DISTINCT (customer_id / %s)::int AS bucket
-            FROM unnest(%s::bigint[]) AS customer_id ORDER BY 1
-        ) AS buckets
+        SELECT count(pg_advisory_xact_lock(%s, bucket))
+        FROM (SELECT bucket FROM unnest(%s::int[]) AS bucket ORDER BY 1) AS buckets
         """,
-        [_BUCKET_LOCK_NAMESPACE, CUSTOMER_BUCKET, customer_ids],
+        [_BUCKET_LOCK_NAMESPACE, buckets],
     )
 
 
-def tally(outcome: ReserveOutcome, rows: list[tuple[int, str, str, int | None]]) -> None:
-    """Count judged deliveries (id, status, reason, channel send) into `outcome`, keeping the
-    reserved ones and their calls for dispatch."""
-    for delivery_id, status, reason, channel_send_id in rows:
+def tally_sql(*, with_ids: bool) -> str:
+    """The end of a statement whose CTE `written` returns (id, status, reason,
+    channel_send_id) of each delivery written: the deliveries counted per status, reason and
+    call (and the reserved ones' ids `with_ids`), so that a batch of 20,000 comes back as a
+    few rows (see `tally`)."""
+    ids = (
+        f"array_agg(id) FILTER (WHERE status = '{DeliveryStatus.RESERVED}')" if with_ids else "NULL"
+    )
+    return f"""
+        SELECT status, reason, channel_send_id, count(*), {ids}
+        FROM written GROUP BY status, reason, channel_send_id
+    """  # noqa: S608 - this module's SQL
+
+
+def tally(
+    outcome: ReserveOutcome, rows: list[tuple[str, str, int | None, int, list[int] | None]]
+) -> None:
+    """Count judged deliveries (the rows of `tally_sql`) into `outcome`, keeping the reserved
+    ones' calls for dispatch (and their ids, when the rows have them)."""
+    for status, reason, channel_send_id, count, reserved_ids in rows:
         key = status if status in _COUNTED_BY_STATUS or not reason else reason
-        outcome.counts[key] = outcome.counts.get(key, 0) + 1
+        outcome.counts[key] = outcome.counts.get(key, 0) + count
         if status == DeliveryStatus.RESERVED:
-            outcome.reserved_ids.append(delivery_id)
             if channel_send_id is None:
-                raise RuntimeError(f"reserved delivery {delivery_id} has no channel call")
-            outcome.sends[channel_send_id] = outcome.sends.get(channel_send_id, 0) + 1
+                raise RuntimeError(f"{count} reserved deliveries have no channel call")
+            outcome.sends[channel_send_id] = outcome.sends.get(channel_send_id, 0) + count
+            outcome.reserved_ids.extend(reserved_ids or [])
 
 
 def dispatch_after_commit(outcome: ReserveOutcome) -> None:
