@@ -401,7 +401,7 @@ class Variant(models.Model):
 
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", _("Waiting for its turn")
-    RESERVED = "reserved", _("Reserved, to be dispatched")
+    RESERVED = "reserved", _("Reserved, being dispatched")
     SUBMITTED = "submitted", _("Submitted, waiting for the platform")
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed")

@@ -59,7 +59,10 @@ def campaign_dry_run(*, campaign: Campaign, at: datetime | None = None) -> DryRu
     audience_sql, params = named_params(campaign_audience(campaign, at=at))
     rules = applicable_rules(campaign)
     verdicts, verdict_params = verdict_sql(
-        rules, at, customers="d.customer_id IN (SELECT customer_id FROM b)"
+        rules,
+        at,
+        customers="d.customer_id IN (SELECT customer_id FROM b)",
+        is_consent_checked=True,  # as in planning: b holds those who did not opt out
     )
     params.update(verdict_params)
     params.update({"salt": campaign.salt, "consent_channel": campaign.consent_channel})

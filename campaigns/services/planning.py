@@ -424,7 +424,10 @@ def _plan_reserved(
         lock_customers(cursor, chunk)
     # The batch is one bucket of ids: its counted sends are one range of the index.
     verdicts, verdict_params = verdict_sql(
-        rules, params["at"], customers="d.customer_id BETWEEN %(lo)s AND %(hi)s"
+        rules,
+        params["at"],
+        customers="d.customer_id BETWEEN %(lo)s AND %(hi)s",
+        is_consent_checked=True,  # b holds the batch's customers who did not opt out
     )
     params.update(verdict_params)
     sql = _insert_judged_sql(campaign, variants, verdicts, layout, skip_planned=skip_planned)

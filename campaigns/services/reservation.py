@@ -107,13 +107,19 @@ def customer_params(customer_ids: list[int]) -> dict[str, Any]:
 
 
 def verdict_sql(
-    rules: list[FrequencyRule], at: datetime, *, customers: str = BATCH_CUSTOMERS
+    rules: list[FrequencyRule],
+    at: datetime,
+    *,
+    customers: str = BATCH_CUSTOMERS,
+    is_consent_checked: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """A query over the batch `b(id, customer_id, is_holdout, first_due_at)` answering, per
     delivery: `is_opted_out`; `until`, NULL when no rule holds the send back, 'infinity' when a
     rule refuses it, else when the latest window it hits frees up; the `rule_id` that set
     `until`; and `is_delay_exceeded` when that rule defers but not that long. Judged at `at`.
-    `customers` is a condition on `d.customer_id` naming (at least) the batch's customers."""
+    `customers` is a condition on `d.customer_id` naming (at least) the batch's customers.
+    `is_consent_checked`: the batch holds no opted-out customer (the same statement judged
+    consent already), so it is not read again."""
     params: dict[str, Any] = {"at": at}
     counts: list[str] = []
     holds: list[str] = []
@@ -180,13 +186,17 @@ def verdict_sql(
                            AS is_delay_exceeded
             ) AS j
         """  # noqa: S608 - this module's SQL, integers and placeholders
-    sql = f"""
-        SELECT b.id, b.is_holdout, co.customer_id IS NOT NULL AS is_opted_out,
-               j.until, j.rule_id, j.is_delay_exceeded
-        FROM b
+    opted_out, consent = "FALSE", ""
+    if not is_consent_checked:
+        opted_out = "co.customer_id IS NOT NULL"
+        consent = """
         LEFT JOIN crm_consent co  -- index consent_unique_channel
                ON co.customer_id = b.customer_id AND co.channel = %(consent_channel)s
-              AND co.status = 'opted_out'
+              AND co.status = 'opted_out'"""
+    sql = f"""
+        SELECT b.id, b.is_holdout, {opted_out} AS is_opted_out,
+               j.until, j.rule_id, j.is_delay_exceeded
+        FROM b {consent}
         {judging}
     """  # noqa: S608 - this module's SQL
     return sql, params
