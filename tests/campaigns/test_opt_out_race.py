@@ -132,13 +132,13 @@ def test_an_opt_out_after_planning_suppresses_the_send(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_opt_out_committed_before_the_claim_is_never_sent(
+def test_an_opt_out_committed_before_the_first_attempt_is_never_sent(
     fake: FakeWeCom, published: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Opt-outs and calls race on threads. Each call's first attempt (the claim) notes which
-    opt-outs had committed before it began (read on its own connection just before): none of
-    those customers may be sent; and a customer whose opt-out had not committed when the claim
-    ended must be sent. A text with a variable makes one call per customer."""
+    """Opt-outs and calls race on threads. Each call's first attempt notes which opt-outs had
+    committed before it began (read on its own connection just before): none of those
+    customers may be sent; and a customer whose opt-out had not committed when the attempt
+    began its call must be sent. A text with a variable makes one call per customer."""
     owners: list[StaffMember] = StaffMemberFactory.create_batch(3)
     customers = [c for owner in owners for c in wecom_customers(40, owner=owner)]
     campaign = make_campaign(
@@ -152,21 +152,21 @@ def test_an_opt_out_committed_before_the_claim_is_never_sent(
     by_call = dict(campaign.deliveries.values_list("channel_send_id", "id"))
     calls = calls_of(campaign)
     assert sorted(by_call) == calls
-    # Opted out after the reservation: only the claim stands between them and the send.
+    # Opted out after the reservation: only the first attempt stands between them and the send.
     for customer in customers[::4]:
         opt_out(customer)
     racing = customers[1::4]  # opted out while the calls run
 
-    claims: list[tuple[Sequence[int], set[int], set[int]]] = []
+    attempts: list[tuple[Sequence[int], set[int], set[int]]] = []
     attempt_begin = dispatch.attempt_begin
 
-    def noted_claim(*, channel_send_id: int) -> dispatch.Attempt | None:
+    def noted_attempt(*, channel_send_id: int) -> dispatch.Attempt | None:
         before = opted_out_ids()
         attempt = attempt_begin(channel_send_id=channel_send_id)
-        claims.append(([by_call[channel_send_id]], before, opted_out_ids()))
+        attempts.append(([by_call[channel_send_id]], before, opted_out_ids()))
         return attempt
 
-    monkeypatch.setattr(dispatch, "attempt_begin", noted_claim)
+    monkeypatch.setattr(dispatch, "attempt_begin", noted_attempt)
     start = threading.Barrier(5)
 
     def on_own_connection(work: Callable[[], None]) -> Callable[[], None]:
@@ -198,16 +198,16 @@ def test_an_opt_out_committed_before_the_claim_is_never_sent(
         for future in futures:
             future.result()
 
-    assert sorted(i for ids, _before, _after in claims for i in ids) == reserved
+    assert sorted(i for ids, _before, _after in attempts for i in ids) == reserved
     sent = set(
         campaign.deliveries.filter(status=DeliveryStatus.SUBMITTED).values_list(
             "customer_id", flat=True
         )
     )
-    for delivery_ids, before, after in claims:
+    for delivery_ids, before, after in attempts:
         chunk_customers = {by_delivery[i] for i in delivery_ids}
-        assert not (chunk_customers & before & sent), "opted out before the claim, yet sent"
-        assert chunk_customers - after <= sent, "not opted out when claimed, yet not sent"
+        assert not (chunk_customers & before & sent), "opted out before the attempt, yet sent"
+        assert chunk_customers - after <= sent, "not opted out at the attempt, yet not sent"
     # The fake got exactly the customers sent, once each; every other one was suppressed as
     # opted out, whatever the order of the race.
     assert received(fake) == sorted(f"ext-{pk}" for pk in sent)
