@@ -403,14 +403,16 @@ def customers_pull_first_seen(*, first_paid: Sequence[tuple[int, datetime]]) -> 
     would cost a query per batch). Returns how many customers changed."""
     if not first_paid:
         return 0
+    ids = [customer_id for customer_id, _at in first_paid]
     with connection.cursor() as cursor:
         cursor.execute(
             """
             UPDATE crm_customer c SET first_seen_at = k.first_paid_at
             FROM unnest(%s::bigint[], %s::timestamptz[]) AS k(id, first_paid_at)
             WHERE c.id = k.id AND k.first_paid_at < c.first_seen_at
+              AND c.id = ANY(%s)  -- probes of the primary key, not a merge along all of it
             """,
-            [[customer_id for customer_id, _at in first_paid], [at for _id, at in first_paid]],
+            [ids, [at for _id, at in first_paid], ids],
         )
         return cursor.rowcount
 
