@@ -1,14 +1,17 @@
-"""Shared fixtures: API clients holding keys with given scopes, and the rows data migrations
-create, restored after a transactional test's flush."""
+"""Shared fixtures: API clients holding keys with given scopes, the rows data migrations
+create (restored after a transactional test's flush), and the WeCom fake."""
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.apps import apps
+from django.test import override_settings
 from rest_framework.test import APIClient
 
+from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
 from crm.services.api_keys import api_key_create
+from tests.campaigns.support import CORP_ID, WECOM_SECRET
 
 _PRESET_MIGRATION = importlib.import_module("campaigns.migrations.0002_platform_preset")
 
@@ -42,3 +45,18 @@ def api_client_with_scopes(db: None) -> Callable[..., APIClient]:
 @pytest.fixture
 def anonymous_client() -> APIClient:
     return APIClient(HTTP_ACCEPT_LANGUAGE="en")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWeCom]:
+    """The WeCom fake over real HTTP, without its own cap, with the settings pointing at it."""
+    config = FakeWeComConfig(corps={CORP_ID: WECOM_SECRET}, cap_per_receiver=None)
+    with (
+        FakeWeCom(config) as server,
+        override_settings(
+            WECOM_API_BASE_URL=server.api_base_url,
+            WECOM_CORP_ID=CORP_ID,
+            WECOM_SECRET=WECOM_SECRET,
+        ),
+    ):
+        yield server

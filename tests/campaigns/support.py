@@ -12,6 +12,7 @@ from segments.services.segments import segment_create, segment_members_change
 from tests.factories import CustomerFactory, IdentityFactory, StaffMemberFactory
 
 CORP_ID = "corp1"  # the factories' WeCom namespace
+WECOM_SECRET = "fake-secret"  # the corp's secret at the WeCom fake (tests/conftest.py)
 
 
 def wecom_customers(count: int, *, owner: StaffMember | None = None) -> list[Customer]:

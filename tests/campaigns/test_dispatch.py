@@ -45,10 +45,9 @@ from campaigns.services.dispatch import (
 from campaigns.services.pipeline import campaigns_tick
 from campaigns.services.planning import audience_query, deliveries_plan
 from campaigns.services.reservation import ReserveOutcome, deliveries_reserve_batch
-from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
+from campaigns.wecom_fake import FakeWeCom
 from crm.models import Customer, StaffMember
 from tests.campaigns.support import (
-    CORP_ID,
     audience,
     calls_of,
     make_campaign,
@@ -58,20 +57,6 @@ from tests.campaigns.support import (
 from tests.factories import CustomerFactory, StaffMemberFactory
 
 pytestmark = pytest.mark.django_db
-
-SECRET = "fake-secret"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeWeCom]:
-    config = FakeWeComConfig(corps={CORP_ID: SECRET}, cap_per_receiver=None)
-    with (
-        FakeWeCom(config) as server,
-        override_settings(
-            WECOM_API_BASE_URL=server.api_base_url, WECOM_CORP_ID=CORP_ID, WECOM_SECRET=SECRET
-        ),
-    ):
-        yield server
 
 
 def calls_by_sender(campaign_id: int) -> dict[int | None, list[int]]:

@@ -3,14 +3,13 @@ checks consent again, and so does a call's first attempt, the last step before t
 Raced for real: opt-outs and calls on threads, each with its own PostgreSQL connection."""
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from celery.app.task import Task
 from django.db import connection
-from django.test import override_settings
 from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, DeliveryReason, DeliveryStatus
@@ -18,11 +17,10 @@ from campaigns.services import dispatch
 from campaigns.services.campaigns import VariantInput, campaign_launch, campaign_plan
 from campaigns.services.dispatch import channel_sends_run
 from campaigns.services.reservation import deliveries_reserve_batch
-from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
+from campaigns.wecom_fake import FakeWeCom
 from crm.models import Consent, Customer, StaffMember
 from crm.services.consents import consent_record
 from tests.campaigns.support import (
-    CORP_ID,
     audience,
     calls_of,
     make_campaign,
@@ -30,20 +28,6 @@ from tests.campaigns.support import (
     wecom_customers,
 )
 from tests.factories import StaffMemberFactory
-
-SECRET = "fake-secret"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeWeCom]:
-    config = FakeWeComConfig(corps={CORP_ID: SECRET}, cap_per_receiver=None)
-    with (
-        FakeWeCom(config) as server,
-        override_settings(
-            WECOM_API_BASE_URL=server.api_base_url, WECOM_CORP_ID=CORP_ID, WECOM_SECRET=SECRET
-        ),
-    ):
-        yield server
 
 
 @pytest.fixture

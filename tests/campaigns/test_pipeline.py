@@ -1,11 +1,10 @@
 """The send pipeline end to end in one process: plan, reserve, dispatch to the WeCom fake over
 real HTTP, and collect the results."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 
 from campaigns.models import CampaignState, ChannelSend, Delivery, DeliveryReason
@@ -13,10 +12,9 @@ from campaigns.services.campaigns import campaign_launch, campaign_plan
 from campaigns.services.dispatch import channel_sends_run
 from campaigns.services.pipeline import campaigns_tick, wecom_results_poll_due
 from campaigns.services.reservation import deliveries_reserve_batch
-from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
+from campaigns.wecom_fake import FakeWeCom
 from crm.services.consents import consent_record
 from tests.campaigns.support import (
-    CORP_ID,
     audience,
     calls_of,
     make_campaign,
@@ -25,20 +23,6 @@ from tests.campaigns.support import (
 )
 
 pytestmark = pytest.mark.django_db
-
-SECRET = "fake-secret"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeWeCom]:
-    config = FakeWeComConfig(corps={CORP_ID: SECRET}, cap_per_receiver=None)
-    with (
-        FakeWeCom(config) as server,
-        override_settings(
-            WECOM_API_BASE_URL=server.api_base_url, WECOM_CORP_ID=CORP_ID, WECOM_SECRET=SECRET
-        ),
-    ):
-        yield server
 
 
 def test_a_campaign_reaches_its_audience_once(

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 
 from campaigns import tasks
@@ -43,12 +42,12 @@ from campaigns.wecom_fake import (
     ENDPOINT_GET_GROUPMSG_LIST_V2,
     RECEIVER_SENT,
     FakeWeCom,
-    FakeWeComConfig,
 )
 from crm.models import Customer, StaffMember
 from crm.services.consents import consent_record
 from tests.campaigns.support import (
     CORP_ID,
+    WECOM_SECRET,
     audience,
     calls_of,
     make_campaign,
@@ -60,23 +59,10 @@ from tests.integration.conftest import Worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("publish_to_test_queue")]
 
-SECRET = "fake-secret"
 ORPHAN_SECONDS = 2
 IN_FLIGHT = (DeliveryStatus.PENDING, DeliveryStatus.RESERVED)
 DISPATCH = r"Task campaigns\.run_channel_sends\[([^\]]+)\]"
 DISPATCH_SUCCEEDED = re.compile(DISPATCH + r" succeeded in [\d.]+s: (\d+)")
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeWeCom]:
-    config = FakeWeComConfig(corps={CORP_ID: SECRET}, cap_per_receiver=None)
-    with (
-        FakeWeCom(config) as server,
-        override_settings(
-            WECOM_API_BASE_URL=server.api_base_url, WECOM_CORP_ID=CORP_ID, WECOM_SECRET=SECRET
-        ),
-    ):
-        yield server
 
 
 @pytest.fixture
@@ -91,7 +77,7 @@ def wecom_worker(
         env = {
             "WECOM_API_BASE_URL": fake.api_base_url,
             "WECOM_CORP_ID": CORP_ID,
-            "WECOM_SECRET": SECRET,
+            "WECOM_SECRET": WECOM_SECRET,
             "WECOM_POLL_SECONDS": "0",
             "CHANNEL_ORPHAN_SECONDS": str(orphan_seconds),
         }
