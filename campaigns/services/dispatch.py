@@ -203,9 +203,13 @@ def attempt_begin(*, channel_send_id: int, now: datetime | None = None) -> Attem
         )
         names = [column.name for column in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    shared = send.content
+    if not shared and rows and not is_per_delivery:
+        # A WeCom call's customers agree on the values its text names: render it once.
+        shared = _text_for(send, contents[rows[0]["variant_id"]], rows[0], is_per_delivery=False)
     for row in rows:
-        row["text"] = send.content or _text_for(
-            send, contents[row["variant_id"]], row, is_per_delivery=is_per_delivery
+        row["text"] = shared or _text_for(
+            send, contents[row["variant_id"]], row, is_per_delivery=True
         )
     return Attempt(send=send, deliveries=rows)
 
