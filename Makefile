@@ -35,7 +35,10 @@ bench: install ## Ingestion benchmark over real HTTP (see bench/README.md)
 bench-seg: install ## Segmentation benchmark at 10k, 100k and 1M customers (see bench/README.md)
 	$(BIN)/python bench/segmentation.py --sizes 10000,100000,1000000
 
+bench-models: install ## Predictive models benchmark, fit and scoring, at 1M customers (see bench/README.md)
+	$(BIN)/python bench/predictive.py --customers 1000000 --reuse
+
 bench-campaigns: install ## Campaign pipeline benchmark at 1M recipients (see bench/README.md)
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0} $(BIN)/python bench/campaign_pipeline.py
 
-.PHONY: help install run test lint bench bench-seg bench-campaigns
+.PHONY: help install run test lint bench bench-seg bench-models bench-campaigns

@@ -206,6 +206,24 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 # cores the database may use, as batches wait on writes as well as on the CPU.
 RECOMPUTE_WORKERS = get_from_env("RECOMPUTE_WORKERS", 4, cast=int)
 
+# --- Predictive models: lifetime value, churn risk, behaviour clusters (segments.predictive). ---
+# Churn means no paid order in this many days after the date a customer is scored on.
+PREDICTIVE_CHURN_HORIZON_DAYS = get_from_env("PREDICTIVE_CHURN_HORIZON_DAYS", 90, cast=int)
+# Below these, no churn model is trained (and the admin and API say why): buyers at the
+# training cutoff, and days of order history (at least two horizons are needed in any case).
+PREDICTIVE_MIN_BUYERS = get_from_env("PREDICTIVE_MIN_BUYERS", 500, cast=int)
+PREDICTIVE_MIN_HISTORY_DAYS = get_from_env("PREDICTIVE_MIN_HISTORY_DAYS", 180, cast=int)
+# Customers a churn model or the clustering is fitted on at most (a seeded sample beyond).
+PREDICTIVE_TRAINING_ROWS = get_from_env("PREDICTIVE_TRAINING_ROWS", 200_000, cast=int)
+# Predicted lifetime value: months ahead, and a yearly discount rate (0: none).
+PREDICTIVE_CLV_HORIZON_MONTHS = get_from_env("PREDICTIVE_CLV_HORIZON_MONTHS", 12, cast=int)
+PREDICTIVE_CLV_ANNUAL_DISCOUNT = get_from_env("PREDICTIVE_CLV_ANNUAL_DISCOUNT", 0.0, cast=float)
+# The range k of behaviour clusters is chosen from (by silhouette).
+PREDICTIVE_CLUSTERS_MIN = get_from_env("PREDICTIVE_CLUSTERS_MIN", 3, cast=int)
+PREDICTIVE_CLUSTERS_MAX = get_from_env("PREDICTIVE_CLUSTERS_MAX", 8, cast=int)
+# The seed of every random choice of a fit: the same data and seed give the same model.
+PREDICTIVE_SEED = get_from_env("PREDICTIVE_SEED", 0, cast=int)
+
 # --- Logging: structured event names with ids, never personal data. ---
 LOG_LEVEL = get_from_env("LOG_LEVEL", "INFO")
 LOGGING = {

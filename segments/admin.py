@@ -1,8 +1,10 @@
 """Operator admin of segmentation: policy editors (each save is a new version), recomputation
-runs (with "recompute now"), metrics and transitions, and the customer page's scores. Every
-write goes through a service."""
+runs (with "recompute now"), metrics and transitions, predictive model fits (quality, a
+calibration chart, the cluster table, "fit now"), and the customer page's scores and
+predictions. Every write goes through a service."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -10,6 +12,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from crm.admin import CustomerAdmin, ReadOnlyAdmin, ReadOnlyInline
@@ -17,8 +20,12 @@ from crm.errors import DomainError
 from crm.models import Customer
 from segments.models import (
     CustomerMetrics,
+    CustomerPrediction,
     LifecyclePolicy,
     LifecycleTransition,
+    ModelFit,
+    ModelFitStatus,
+    ModelName,
     PolicyBase,
     RecomputeRun,
     RfmPolicy,
@@ -28,6 +35,7 @@ from segments.models import (
     SegmentSizeSnapshot,
 )
 from segments.rules import InvalidRule, rule_check
+from segments.selectors import cluster_descriptions, model_fit_latest
 from segments.services.policies import (
     LIFECYCLE_FIELDS,
     RFM_FIELDS,
@@ -36,10 +44,12 @@ from segments.services.policies import (
     rfm_policy_active,
     rfm_policy_update,
 )
+from segments.services.predictions import fit_reason, models_fit_enqueue
 from segments.services.recompute import recompute_enqueue
 from segments.services.segments import (
     segment_create,
     segment_delete,
+    segment_from_cluster,
     segment_preview,
     segment_refresh_enqueue,
     segment_update,
@@ -251,12 +261,34 @@ class CustomerSegmentInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("segment")
 
 
+class CustomerPredictionInline(ReadOnlyInline):
+    model = CustomerPrediction
+    verbose_name = verbose_name_plural = _("predictions")
+    fields = readonly_fields = (
+        "predicted_value",
+        "expected_purchases",
+        "p_alive",
+        "churn_risk",
+        "cluster",
+        "cluster_description",
+        "scored_at",
+    )
+
+    @admin.display(description=_("cluster description"))
+    def cluster_description(self, prediction: CustomerPrediction) -> str:
+        if prediction.cluster is None:
+            return "-"
+        clustering = model_fit_latest(ModelName.BEHAVIOUR_CLUSTERS, is_fitted=True)
+        return cluster_descriptions(clustering).get(prediction.cluster, "-")
+
+
 class CustomerWithScoresAdmin(CustomerAdmin):
-    """The CRM's customer page with the scores, lifecycle, transitions and segments of this
-    app."""
+    """The CRM's customer page with the scores, lifecycle, transitions, predictions and
+    segments of this app."""
 
     inlines = [
         CustomerMetricsInline,
+        CustomerPredictionInline,
         LifecycleTransitionInline,
         CustomerSegmentInline,
         *CustomerAdmin.inlines,
@@ -394,3 +426,266 @@ class SegmentMembershipAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --- Predictive models ---------------------------------------------------------------------
+
+# The calibration chart's geometry, in SVG user units (a square plot with axes).
+CALIBRATION_SIZE = 240
+CALIBRATION_MARGIN = 36
+
+
+@dataclass(frozen=True)
+class CalibrationSeries:
+    name: str
+    css_class: str
+    points: str  # "x,y x,y ..." in SVG units
+    dots: list[tuple[float, float, str]]  # x, y, tooltip
+
+
+@dataclass(frozen=True)
+class CalibrationChart:
+    """Predicted (x) against observed (y) per bin, with the diagonal of perfect calibration."""
+
+    title: str
+    x_label: str
+    y_label: str
+    series: list[CalibrationSeries]
+    ticks: list[tuple[float, str]]  # position along either axis, label
+    bound: float
+    size: int = CALIBRATION_SIZE
+    margin: int = CALIBRATION_MARGIN
+
+    @property
+    def width(self) -> int:
+        return self.size + 2 * self.margin
+
+    @property
+    def bottom(self) -> int:
+        return self.margin + self.size
+
+
+def _calibration_chart(
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    series: list[tuple[str, str, list[dict[str, float]]]],
+) -> CalibrationChart | None:
+    """`series`: (name, css class, bins of {"predicted", "observed"}) each."""
+    values = [v for _n, _c, bins in series for b in bins for v in (b["predicted"], b["observed"])]
+    if not values:
+        return None
+    bound = max(max(values), 1e-9)
+    if bound <= 1:
+        bound = 1.0  # probabilities: the whole 0-1 scale
+    size, margin = CALIBRATION_SIZE, CALIBRATION_MARGIN
+
+    def x_of(value: float) -> float:
+        return round(margin + value / bound * size, 1)
+
+    def y_of(value: float) -> float:
+        return round(margin + size - value / bound * size, 1)
+
+    drawn = []
+    for name, css_class, bins in series:
+        dots = [
+            (
+                x_of(b["predicted"]),
+                y_of(b["observed"]),
+                f"{b['predicted']:.3g} → {b['observed']:.3g}",
+            )
+            for b in bins
+        ]
+        drawn.append(
+            CalibrationSeries(
+                name=name,
+                css_class=css_class,
+                points=" ".join(f"{x},{y}" for x, y, _t in dots),
+                dots=dots,
+            )
+        )
+    ticks = [(round(size * i / 4, 1), f"{bound * i / 4:.2g}") for i in range(5)]
+    return CalibrationChart(
+        title=title, x_label=x_label, y_label=y_label, series=drawn, ticks=ticks, bound=bound
+    )
+
+
+def _fit_quality(fit: ModelFit) -> dict[str, Any]:
+    """What the fit page shows under its fields: quality rows, a chart, the clusters."""
+    metrics = fit.metrics
+    if fit.name == ModelName.CHURN_RISK and "model" in metrics:
+        rows = [
+            (label, metrics[key]["roc_auc"], metrics[key]["brier"])
+            for key, label in (
+                ("model", _("Gradient boosting (this model)")),
+                ("logistic_baseline", _("Logistic regression baseline")),
+                ("recency_baseline", _("Recency-only baseline")),
+            )
+        ]
+        chart = _calibration_chart(
+            title=gettext("Calibration on the held-out period"),
+            x_label=gettext("predicted churn risk"),
+            y_label=gettext("observed churn"),
+            series=[
+                (gettext("this model"), "model", metrics["model"]["calibration"]),
+                (gettext("recency only"), "baseline", metrics["recency_baseline"]["calibration"]),
+            ],
+        )
+        return {"churn_rows": rows, "chart": chart}
+    if fit.name == ModelName.LIFETIME_VALUE and "holdout" in metrics:
+        holdout = metrics["holdout"]
+        chart = _calibration_chart(
+            title=gettext("Expected against actual purchases in the held-out period, by decile"),
+            x_label=gettext("expected purchases"),
+            y_label=gettext("actual purchases"),
+            series=[(gettext("this model"), "model", holdout["calibration"])],
+        )
+        return {"holdout": holdout, "chart": chart}
+    if fit.name == ModelName.BEHAVIOUR_CLUSTERS and fit.status == ModelFitStatus.FITTED:
+        descriptions = cluster_descriptions(fit)
+        in_use = model_fit_latest(ModelName.BEHAVIOUR_CLUSTERS, is_fitted=True)
+        clusters = [
+            {**cluster, "description": descriptions.get(cluster["number"], "")}
+            for cluster in fit.parameters.get("clusters", [])
+        ]
+        return {
+            "clusters": clusters,
+            "categories": fit.parameters.get("categories", []),
+            "silhouette": sorted(metrics.get("silhouette", {}).items(), key=lambda i: int(i[0])),
+            "clusters_in_use": in_use is not None and in_use.pk == fit.pk,
+        }
+    return {}
+
+
+@admin.register(ModelFit)
+class ModelFitAdmin(ReadOnlyAdmin):
+    change_list_template = "admin/segments/modelfit/change_list.html"
+    change_form_template = "admin/segments/modelfit/change_form.html"
+    list_display = [
+        "name",
+        "version",
+        "status",
+        "as_of",
+        "trigger",
+        "training_rows",
+        "quality",
+        "started_at",
+        "duration",
+        "scored_at",
+    ]
+    list_filter = ["name", "status", "trigger"]
+    fields = readonly_fields = (
+        "name",
+        "version",
+        "status",
+        "why_not_fitted",
+        "trigger",
+        "as_of",
+        "training_start",
+        "training_end",
+        "training_rows",
+        "features",
+        "parameters",
+        "seed",
+        "started_at",
+        "finished_at",
+        "scored_at",
+        "scored_customers",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).defer("artifact")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the record of what customers were scored with
+
+    @admin.display(description=_("duration (s)"))
+    def duration(self, fit: ModelFit) -> str:
+        seconds = fit.duration_seconds
+        return "-" if seconds is None else f"{seconds:.1f}"
+
+    @admin.display(description=_("why not fitted"))
+    def why_not_fitted(self, fit: ModelFit) -> str:
+        return fit_reason(fit) or "-"
+
+    @admin.display(description=_("quality"))
+    def quality(self, fit: ModelFit) -> str:
+        metrics = fit.metrics
+        if fit.name == ModelName.CHURN_RISK and "model" in metrics:
+            return _("ROC AUC %(model)s (recency only: %(baseline)s)") % {
+                "model": metrics["model"]["roc_auc"],
+                "baseline": metrics["recency_baseline"]["roc_auc"],
+            }
+        if fit.name == ModelName.LIFETIME_VALUE and "holdout" in metrics:
+            return _("held out: %(predicted)s purchases expected, %(actual)s made") % {
+                "predicted": metrics["holdout"]["predicted_purchases"],
+                "actual": metrics["holdout"]["actual_purchases"],
+            }
+        if fit.name == ModelName.BEHAVIOUR_CLUSTERS and fit.status == ModelFitStatus.FITTED:
+            k = fit.parameters.get("k")
+            return _("k = %(k)s, silhouette %(silhouette)s") % {
+                "k": k,
+                "silhouette": metrics.get("silhouette", {}).get(str(k)),
+            }
+        return "-"
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        fit = self.get_object(request, object_id)
+        context = {**(extra_context or {}), **(_fit_quality(fit) if fit is not None else {})}
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "fit-now/",
+                self.admin_site.admin_view(self.fit_now),
+                name="segments_modelfit_fit_now",
+            ),
+            path(
+                "<int:fit_id>/clusters/<int:number>/segment/",
+                self.admin_site.admin_view(self.cluster_segment),
+                name="segments_modelfit_cluster_segment",
+            ),
+            *super().get_urls(),
+        ]
+
+    def fit_now(self, request: HttpRequest) -> HttpResponse:
+        changelist = reverse("admin:segments_modelfit_changelist")
+        if request.method != "POST" or not request.user.has_perm("segments.request_fit"):
+            return HttpResponseRedirect(changelist)
+        models_fit_enqueue(trigger=f"admin:user:{request.user.pk}")
+        self.message_user(
+            request,
+            _("A fit of every model is queued; customers are scored after it."),
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(changelist)
+
+    def cluster_segment(self, request: HttpRequest, fit_id: int, number: int) -> HttpResponse:
+        page = reverse("admin:segments_modelfit_change", args=[fit_id])
+        if request.method != "POST" or not request.user.has_perm("segments.add_segment"):
+            return HttpResponseRedirect(page)
+        try:
+            segment = segment_from_cluster(
+                fit_id=fit_id,
+                number=number,
+                name=str(request.POST.get("name", "")).strip(),
+                actor=f"admin:user:{request.user.pk}",
+            )
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return HttpResponseRedirect(page)
+        self.message_user(
+            request,
+            _("Segment “%(name)s” created with %(size)s customers.")
+            % {"name": segment.name, "size": segment.member_count},
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:segments_segment_change", args=[segment.pk]))

@@ -422,3 +422,103 @@ class SegmentSizeSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment_id}@{self.at:%Y-%m-%d %H:%M}: {self.size}"
+
+
+class ModelName(models.TextChoices):
+    LIFETIME_VALUE = "lifetime_value", _("Lifetime value (BG/NBD + Gamma-Gamma)")
+    CHURN_RISK = "churn_risk", _("Churn risk")
+    BEHAVIOUR_CLUSTERS = "behaviour_clusters", _("Behaviour clusters")
+
+
+class ModelFitStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    FITTED = "fitted", _("Fitted")
+    INSUFFICIENT_DATA = "insufficient_data", _("Too little data")
+    FAILED = "failed", _("Failed")
+
+
+class ModelFit(models.Model):
+    """One fit of a predictive model: its version (per name), the data it saw, what it learnt
+    (`parameters`) and how good it is on data it did not see (`metrics`). A fit that found too
+    little data says why in `reason` and learns nothing. Customers are scored with the latest
+    fitted version of each model; `artifact` holds an estimator that parameters cannot express
+    (the churn classifier), signed so that only this application's own bytes are loaded."""
+
+    name = models.CharField(_("model"), max_length=24, choices=ModelName.choices)
+    version = models.PositiveIntegerField(_("version"))
+    status = models.CharField(
+        _("status"), max_length=20, choices=ModelFitStatus.choices, default=ModelFitStatus.RUNNING
+    )
+    trigger = models.CharField(_("trigger"), max_length=32)
+    as_of = models.DateField(_("as of"))
+    training_start = models.DateField(_("training window start"), null=True, blank=True)
+    training_end = models.DateField(_("training window end"), null=True, blank=True)
+    features = ArrayField(
+        models.CharField(max_length=64), verbose_name=_("features"), default=list, blank=True
+    )
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    metrics = models.JSONField(_("quality"), default=dict, blank=True)
+    training_rows = models.PositiveIntegerField(_("training rows"), default=0)
+    seed = models.IntegerField(_("seed"), default=0)
+    reason = models.TextField(_("why not fitted"), blank=True)
+    artifact = models.BinaryField(null=True, blank=True, editable=False)
+    artifact_signature = models.CharField(max_length=64, blank=True, editable=False)
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    scored_at = models.DateTimeField(_("last scored at"), null=True, blank=True)
+    scored_customers = models.PositiveIntegerField(_("customers scored"), default=0)
+
+    class Meta:
+        verbose_name = _("model fit")
+        verbose_name_plural = _("model fits")
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="model_fit_version_unique")
+        ]
+        permissions = [("request_fit", _("Can request a fit of the predictive models"))]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class CustomerPrediction(models.Model):
+    """One row per customer who has bought, written by the scoring of the predictive models,
+    only where a value changed. A customer who never paid has no row (no value to predict
+    from). Lifetime value and expected purchases cover PREDICTIVE_CLV_HORIZON_MONTHS; churn
+    risk is the probability of no paid order within PREDICTIVE_CHURN_HORIZON_DAYS; `cluster`
+    is the number of the customer's cluster in the latest clustering."""
+
+    customer = models.OneToOneField(
+        Customer,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="prediction",
+        db_constraint=False,
+    )
+    predicted_value = models.DecimalField(
+        _("predicted value"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
+    expected_purchases = models.DecimalField(
+        _("expected purchases"), max_digits=10, decimal_places=3, null=True, blank=True
+    )
+    p_alive = models.DecimalField(
+        _("probability alive"), max_digits=5, decimal_places=4, null=True, blank=True
+    )
+    churn_risk = models.DecimalField(
+        _("churn risk"), max_digits=5, decimal_places=4, null=True, blank=True
+    )
+    cluster = models.PositiveSmallIntegerField(_("cluster"), null=True, blank=True)
+    scored_at = models.DateTimeField(_("scored at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("customer prediction")
+        verbose_name_plural = _("customer predictions")
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: value {self.predicted_value} risk {self.churn_risk}"

@@ -1,24 +1,30 @@
 """Segmentation reads: active policies, tier and lifecycle distributions, the transition feed,
-recomputation runs, and what a customer page or the customer lookup shows. Reads only."""
+recomputation runs, predictive model fits, and what a customer page or the customer lookup
+shows. Reads only."""
 
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from crm.models import Customer
 from crm.selectors.customers import customer_list
 from segments.models import (
     CustomerMetrics,
+    CustomerPrediction,
     LifecycleState,
     LifecycleTransition,
+    ModelFit,
+    ModelFitStatus,
+    ModelName,
     RecomputeRun,
     RfmTier,
     Segment,
     SegmentMembership,
     SegmentSizeSnapshot,
 )
+from segments.predictive.descriptions import cluster_description
 
 
 def _distribution(column: str, key: str, choices: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
@@ -90,12 +96,76 @@ def customer_metrics(customer_id: int) -> CustomerMetrics | None:
     return CustomerMetrics.objects.filter(customer_id=customer_id).first()
 
 
+def customer_prediction(customer_id: int) -> dict[str, Any] | None:
+    """The customer's predictions (None for a customer never scored: one who never paid), with
+    the description of its behaviour cluster. One query, two with a cluster."""
+    prediction = CustomerPrediction.objects.filter(customer_id=customer_id).first()
+    if prediction is None:
+        return None
+    description = None
+    if prediction.cluster is not None:
+        clustering = model_fit_latest(ModelName.BEHAVIOUR_CLUSTERS, is_fitted=True)
+        description = cluster_descriptions(clustering).get(prediction.cluster)
+    return {"prediction": prediction, "cluster_description": description}
+
+
 def customer_scores_for_sidebar(customer_id: int) -> dict[str, Any]:
     """What the customer lookup adds about a customer: its metrics (None until its first
-    recomputation) and its segments. Two queries."""
+    recomputation), its predictions (None until scored) and its segments. Three queries,
+    four for a customer in a behaviour cluster."""
     return {
         "metrics": customer_metrics(customer_id),
+        "predictions": customer_prediction(customer_id),
         "segments": list(customer_memberships(customer_id)),
+    }
+
+
+def model_fit_latest(name: str, *, is_fitted: bool = False) -> ModelFit | None:
+    """The latest fit of model `name` (the latest fitted one with `is_fitted`), if any."""
+    fits = ModelFit.objects.filter(name=name)
+    if is_fitted:
+        fits = fits.filter(status=ModelFitStatus.FITTED)
+    return fits.order_by("-version").defer("artifact").first()
+
+
+def model_fits_latest() -> list[dict[str, Any]]:
+    """Every model, with its latest fit and the version customers are scored with (two
+    queries)."""
+    latest: dict[str, ModelFit] = {}
+    fitted: dict[str, int] = {}
+    fits = ModelFit.objects.defer("artifact").order_by("name", "-version")
+    for fit in fits.distinct("name"):
+        latest[fit.name] = fit
+    for name, version in (
+        ModelFit.objects.filter(status=ModelFitStatus.FITTED)
+        .values_list("name")
+        .annotate(version=Max("version"))
+        .order_by()
+    ):
+        fitted[name] = version
+    return [
+        {
+            "name": name,
+            "label": str(label),
+            "latest": latest.get(name),
+            "scoring_version": fitted.get(name),
+        }
+        for name, label in ModelName.choices
+    ]
+
+
+def model_fit_list(name: str) -> QuerySet[ModelFit]:
+    """Every fit of model `name`, newest first."""
+    return ModelFit.objects.filter(name=name).defer("artifact").order_by("-version")
+
+
+def cluster_descriptions(clustering: ModelFit | None) -> dict[int, str]:
+    """Cluster number -> its description in words, for a fitted clustering."""
+    if clustering is None or clustering.status != ModelFitStatus.FITTED:
+        return {}
+    return {
+        cluster["number"]: cluster_description(cluster["traits"])
+        for cluster in clustering.parameters.get("clusters", [])
     }
 
 

@@ -1,5 +1,5 @@
-"""Celery entry points of segmentation: thin wrappers that call one service each. Both are safe
-to run twice: a recomputation writes only what differs, and runs never overlap."""
+"""Celery entry points of segmentation: thin wrappers that call one service each. All are safe
+to run twice: a recomputation or a scoring writes only what differs, and runs never overlap."""
 
 import logging
 from datetime import date
@@ -8,11 +8,13 @@ from celery import shared_task
 
 from crm.models import DirtyMark
 from segments.models import Segment
+from segments.services.predictions import NothingFitted, models_fit, predictions_score
 from segments.services.recompute import RunSkipped, recompute_customers, recompute_full
 from segments.services.segments import (
     segment_refresh,
     segment_refresh_failed,
     segments_refresh_after_run,
+    segments_refresh_all,
 )
 
 logger = logging.getLogger(__name__)
@@ -70,3 +72,26 @@ def segment_refresh_task(segment_id: int) -> int | None:
         logger.exception("segment_refresh.failed", extra={"segment_id": segment_id})
         segment_refresh_failed(segment_id=segment_id, error=error)
         raise
+
+
+@shared_task(name="segments.fit_models")
+def fit_models_task(trigger: str = "schedule", as_of: str | None = None) -> list[int]:
+    """The weekly refit of the predictive models (and on-demand fits from the admin and the
+    API), followed by a scoring of every buyer and a refresh of the dynamic segments. Waits for
+    a fit or scoring in progress."""
+    fits = models_fit(trigger=trigger, as_of=date.fromisoformat(as_of) if as_of else None)
+    segments_refresh_all()
+    return [fit.pk for fit in fits]
+
+
+@shared_task(name="segments.score_models")
+def score_models_task() -> int | None:
+    """The nightly scoring of every buyer with the latest fitted models (after the nightly
+    recomputation), followed by a refresh of the dynamic segments."""
+    try:
+        outcome = predictions_score()
+    except NothingFitted:
+        logger.info("score_models.nothing_fitted")
+        return None
+    segments_refresh_all()
+    return outcome.rows_changed

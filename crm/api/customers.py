@@ -31,7 +31,11 @@ from crm.services.customers import (
     customer_upsert,
     customers_bulk_upsert,
 )
-from segments.api.serializers import CustomerMetricsSerializer, CustomerSegmentSerializer
+from segments.api.serializers import (
+    CustomerMetricsSerializer,
+    CustomerPredictionSerializer,
+    CustomerSegmentSerializer,
+)
 from segments.selectors import customer_scores_for_sidebar
 
 ERROR_CUSTOMER_MERGED = "customer_merged"
@@ -225,6 +229,9 @@ class CustomerDetailSerializer(serializers.Serializer):
     consents = ConsentOutSerializer(many=True)
     metrics = CustomerMetricsSerializer(
         allow_null=True, help_text=_("Null until the customer's first recomputation.")
+    )
+    predictions = CustomerPredictionSerializer(
+        allow_null=True, help_text=_("Null for a customer never scored (one who never paid).")
     )
     segments = CustomerSegmentSerializer(many=True)
 

@@ -49,3 +49,25 @@ class CustomerSegmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = SegmentMembership
         fields = ["id", "name", "kind", "rule_version", "entered_at"]
+
+
+class CustomerPredictionSerializer(serializers.Serializer):
+    """The customer's latest predictions: lifetime value and expected paid orders over the
+    lifetime-value horizon, the probability of still being a customer, the churn risk and the
+    behaviour cluster (null where a model is not fitted yet)."""
+
+    predicted_value = serializers.DecimalField(
+        source="prediction.predicted_value", max_digits=14, decimal_places=2, allow_null=True
+    )
+    expected_purchases = serializers.DecimalField(
+        source="prediction.expected_purchases", max_digits=10, decimal_places=3, allow_null=True
+    )
+    p_alive = serializers.DecimalField(
+        source="prediction.p_alive", max_digits=5, decimal_places=4, allow_null=True
+    )
+    churn_risk = serializers.DecimalField(
+        source="prediction.churn_risk", max_digits=5, decimal_places=4, allow_null=True
+    )
+    cluster = serializers.IntegerField(source="prediction.cluster", allow_null=True)
+    cluster_description = serializers.CharField(allow_null=True)
+    scored_at = serializers.DateTimeField(source="prediction.scored_at")

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from segments.api import scores, segments
+from segments.api import models, scores, segments
 
 urlpatterns = [
     path("policies/rfm", scores.RfmPolicyView.as_view(), name="policy-rfm"),
@@ -15,6 +15,10 @@ urlpatterns = [
         name="lifecycle-transition-list",
     ),
     path("recompute", scores.RecomputeView.as_view(), name="recompute"),
+    path("models", models.ModelListView.as_view(), name="model-list"),
+    path("models/fit", models.ModelFitRequestView.as_view(), name="model-fit"),
+    path("models/<str:name>/latest", models.ModelLatestView.as_view(), name="model-latest"),
+    path("models/<str:name>/versions", models.ModelVersionsView.as_view(), name="model-versions"),
     path("segments", segments.SegmentListView.as_view(), name="segment-list"),
     path("segments/preview", segments.SegmentPreviewView.as_view(), name="segment-preview"),
     path("segments/<int:segment_id>", segments.SegmentDetailView.as_view(), name="segment-detail"),

@@ -92,6 +92,13 @@ Fields
                  miniprogram_visit, group_message, live_stream_view, coupon_claim).
     A comparison that holds for 0 (`lt 2`, `eq 0`, `lte 3`) includes the customers without
     any such order or interaction.
+  Predictions (from the latest scoring of the predictive models; missing for a customer who
+  never paid, and for a model not fitted yet)
+    predicted_value     number: expected net spend over PREDICTIVE_CLV_HORIZON_MONTHS
+    expected_purchases  number: expected paid orders over the same horizon
+    p_alive             number 0-1: probability the customer is still "alive" (BG/NBD)
+    churn_risk          number 0-1: probability of no paid order in the churn horizon
+    cluster             number: the behaviour cluster (1..k) of the latest clustering
   Segments
     segment    in / not_in: a non-empty list of segment ids; in any (in) or none (not_in) of
                them. A dynamic segment stands for its current rule, compiled in place; a
@@ -136,8 +143,8 @@ Compiling
     `c.id IN (SELECT customer_id ...)`, which PostgreSQL runs as hashed subplans only when
     work_mem is large enough: execute RULE_SESSION_SQL first, in the same transaction.
 
-New fields (predicted value, churn risk, cluster, ...) are added with `register_field`
-(segments.rules.fields), never by editing the compiler."""
+New fields are added with `register_field` (segments.rules.fields), never by editing the
+compiler, as the predicted ones are (segments.predictive.fields)."""
 
 from segments.rules.compiler import (
     FROM_CLAUSE,

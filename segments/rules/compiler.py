@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from crm.models import Group, Tag, TagGroup
 from segments.models import Segment, SegmentKind
+from segments.predictive import fields as predicted_fields  # noqa: F401 - registers them
 from segments.rules import builtin  # noqa: F401 - registers the built-in fields
 from segments.rules.errors import InvalidRule, RuleError, RuleProblem
 from segments.rules.fields import CompileContext, Leaf, field_named

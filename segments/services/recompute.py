@@ -32,9 +32,8 @@ PostgreSQL itself if the process dies). A second run waits or skips, and says so
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -55,6 +54,7 @@ from segments.models import (
     RfmScoringMethod,
 )
 from segments.rules.values import start_of_day
+from segments.services.locks import session_lock
 from segments.services.policies import lifecycle_policy_active, rfm_policy_active
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,6 @@ RECOMPUTE_LOCK = 0x5345475F52454300  # "SEG_REC\0": one recomputation at a time
 # are short while per-statement overhead stays negligible, and a million customers make 20
 # batches, enough to keep RECOMPUTE_WORKERS connections evenly busy to the end.
 BATCH_SIZE = 50_000
-WAIT_POLL_SECONDS = 1.0
 ERROR_ANOTHER_RUN = "skipped: another run was in progress"
 ERROR_INTERRUPTED = "interrupted: the process stopped before the run finished"
 
@@ -354,26 +353,6 @@ class RunSkipped(Exception):
         self.run = run
 
 
-@contextmanager
-def _recompute_lock(*, wait: bool, on_wait: Callable[[], None] | None) -> Iterator[bool]:
-    """Hold the session-level recomputation lock; yields whether it was obtained."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [RECOMPUTE_LOCK])
-        obtained = cursor.fetchone()[0]  # type: ignore[index]
-        while not obtained and wait:
-            if on_wait is not None:
-                on_wait()
-            time.sleep(WAIT_POLL_SECONDS)
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RECOMPUTE_LOCK])
-            obtained = cursor.fetchone()[0]  # type: ignore[index]
-    try:
-        yield obtained
-    finally:
-        if obtained:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [RECOMPUTE_LOCK])
-
-
 def _reset_interrupted_runs() -> None:
     """Runs still marked running while this process holds the lock died on the way."""
     RecomputeRun.objects.filter(status=RecomputeStatus.RUNNING).update(
@@ -658,7 +637,7 @@ def _recompute(
     on_wait: Callable[[], None] | None,
     customer_ids: Sequence[int] | None,
 ) -> RecomputeRun:
-    with _recompute_lock(wait=wait, on_wait=on_wait) as obtained:
+    with session_lock(RECOMPUTE_LOCK, wait=wait, on_wait=on_wait) as obtained:
         as_of = as_of or timezone.localdate()  # the day the run starts, after any wait
         if not obtained:
             run = RecomputeRun.objects.create(

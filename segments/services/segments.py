@@ -20,6 +20,9 @@ from django.utils.translation import gettext as _
 from crm.errors import Conflict, NotFound, ValidationFailed
 from crm.services.customers import customers_removal_lock
 from segments.models import (
+    ModelFit,
+    ModelFitStatus,
+    ModelName,
     RecomputeRun,
     RecomputeStatus,
     Segment,
@@ -43,6 +46,7 @@ ERROR_NAME_REQUIRED = "segment_name_required"
 ERROR_RULE_REQUIRED = "rule_required"
 ERROR_NOT_STATIC = "segment_not_static"
 ERROR_SEGMENT_REFERENCED = "segment_referenced"
+ERROR_CLUSTER_NOT_IN_USE = "cluster_not_in_use"
 PREVIEW_SAMPLE_SIZE = 20
 
 
@@ -369,6 +373,12 @@ def segment_members_change(
             [sorted(set(add) - set(remove)), segment.pk, sorted(set(remove))],
             customer_ids=touched,
         )
+    return _list_changed(segment, outcome, actor=actor)
+
+
+def _list_changed(segment: Segment, outcome: tuple[int, int], *, actor: str) -> RefreshOutcome:
+    """After a static segment's list changed: its size, a size snapshot, and a refresh of the
+    segments whose rules name it."""
     entered, exited = outcome
     segment.member_count = segment.memberships.count()
     segment.refreshed_at = segment.updated_at = timezone.now()
@@ -387,6 +397,37 @@ def segment_members_change(
         extra={"segment_id": segment.pk, "actor": actor, "entered_count": entered},
     )
     return RefreshOutcome(size=segment.member_count, entered=entered, exited=exited)
+
+
+@transaction.atomic
+def segment_from_cluster(*, fit_id: int, number: int, name: str, actor: str) -> Segment:
+    """A static segment of the customers now in behaviour cluster `number` of the clustering
+    customers are scored with (the latest fitted one): a snapshot, since a refit draws new
+    clusters."""
+    clustering = (
+        ModelFit.objects.filter(name=ModelName.BEHAVIOUR_CLUSTERS, status=ModelFitStatus.FITTED)
+        .order_by("-version")
+        .first()
+    )
+    numbers = {c["number"] for c in clustering.parameters.get("clusters", [])} if clustering else ()
+    if clustering is None or clustering.pk != fit_id or number not in numbers:
+        raise Conflict(
+            ERROR_CLUSTER_NOT_IN_USE,
+            _("Only a cluster of the clustering customers are scored with can become a segment."),
+        )
+    segment = segment_create(
+        name=name,
+        kind=SegmentKind.STATIC,
+        description=_("Behaviour cluster %(number)s of clustering v%(version)s")
+        % {"number": number, "version": clustering.version},
+        actor=actor,
+    )
+    # Served by a scan of the predictions (one row per buyer).
+    wanted_sql = "SELECT customer_id FROM segments_customerprediction WHERE cluster = %s"
+    _list_changed(
+        segment, _reconcile(segment, wanted_sql, [number], customer_ids=None), actor=actor
+    )
+    return segment
 
 
 def segment_preview(*, rule: Any, as_of: datetime | None = None) -> Preview:

@@ -27,10 +27,11 @@ from crm.models import (
     Tag,
     TagGroup,
 )
-from segments.models import CustomerMetrics, Segment, SegmentMembership
+from segments.models import CustomerMetrics, CustomerPrediction, Segment, SegmentMembership
 from segments.rules import RULE_SESSION_SQL, rule_members_sql, rule_preview_sql
 
 PAID = {"paid", "partially_refunded"}
+PREDICTED_FIELDS = {"predicted_value", "expected_purchases", "p_alive", "churn_risk", "cluster"}
 _keys = count(1)
 
 
@@ -146,6 +147,7 @@ class Snapshot:
     stays: dict[int, list[GroupMembership]]
     consents: dict[tuple[int, str], str]
     metrics: dict[int, CustomerMetrics]
+    predictions: dict[int, CustomerPrediction]
     orders: dict[int, list[Order]]
     order_items: dict[int, list[OrderItem]]
     interactions: dict[int, list[Interaction]]
@@ -190,6 +192,7 @@ def snapshot_load() -> Snapshot:
             )
         },
         metrics={m.customer_id: m for m in CustomerMetrics.objects.all()},
+        predictions={p.customer_id: p for p in CustomerPrediction.objects.all()},
         orders=orders,
         order_items=order_items,
         interactions=interactions,
@@ -251,6 +254,9 @@ class ReferenceEvaluator:
         }
         if name in profile:
             return profile[name]
+        if name in PREDICTED_FIELDS:
+            prediction = self.data.predictions.get(pk)
+            return getattr(prediction, name) if prediction else None
         if name == "lifecycle_state":
             return metrics.lifecycle_state if metrics else "prospect"
         zero_when_missing = {

@@ -19,10 +19,17 @@ def test_demo_segments_have_members_and_load_once() -> None:
     out = StringIO()
     call_command("load_demo_segments", "--if-empty", stdout=out)
     sizes = dict(Segment.objects.values_list("name", "member_count"))
-    assert set(sizes) == {"重要价值客户", "沉睡高消费客户", "近 30 天新客", "护肤复购客户"}
+    assert set(sizes) == {
+        "重要价值客户",
+        "沉睡高消费客户",
+        "近 30 天新客",
+        "护肤复购客户",
+        "高流失风险复购客户",
+    }
+    assert sizes["高流失风险复购客户"] == 0  # no churn model fitted yet
     assert sizes["重要价值客户"] > 0
     assert sizes["沉睡高消费客户"] > 0
     assert sum(sizes.values()) == SegmentMembership.objects.count()
     call_command("load_demo_segments", "--if-empty", stdout=out)
-    assert Segment.objects.count() == 4
+    assert Segment.objects.count() == 5
     assert "not loaded" in out.getvalue()

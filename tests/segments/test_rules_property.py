@@ -3,11 +3,11 @@ plain-Python reference evaluator (tests/segments/rules_support.py) selects, and 
 counts agree with it too.
 
 Rules are drawn by hypothesis: nested all/any/not over every kind of field (profile, tags, tag
-groups, groups, consent, metrics, purchases, interactions, a static and a dynamic segment).
-Data is drawn as a seed for a generator of 20-40 customers with random profiles, tags, stays
-in groups, consents, metrics rows (or none), orders with items and interactions; instants sit
-on a grid around as_of, day starts and one second before them, so that the bounds of date
-operators are hit exactly."""
+groups, groups, consent, metrics, predictions, purchases, interactions, a static and a dynamic
+segment). Data is drawn as a seed for a generator of 20-40 customers with random profiles,
+tags, stays in groups, consents, metrics and prediction rows (or none), orders with items and
+interactions; instants sit on a grid around as_of, day starts and one second before them, so
+that the bounds of date operators are hit exactly."""
 
 import random
 from collections.abc import Iterator
@@ -31,7 +31,7 @@ from crm.models import (
     Order,
     OrderItem,
 )
-from segments.models import CustomerMetrics, Segment, SegmentMembership
+from segments.models import CustomerMetrics, CustomerPrediction, Segment, SegmentMembership
 from tests.factories import GroupFactory, StaffMemberFactory, TagFactory, TagGroupFactory
 from tests.segments.rules_support import (
     day_start,
@@ -58,6 +58,8 @@ SKUS = ["SKU-A", "SKU-B", "SKU-C"]
 CATEGORIES = ["面膜", "精华"]
 KINDS = ["link_click", "message_reply", "coupon_claim"]
 AMOUNTS = [Decimal("0"), Decimal("99.5"), Decimal("100"), Decimal("100.01"), Decimal("500")]
+PROBABILITIES = [Decimal("0"), Decimal("0.25"), Decimal("0.5"), Decimal("0.7501"), Decimal("1")]
+PREDICTED_COUNTS = [Decimal("0"), Decimal("0.5"), Decimal("1.25"), Decimal("3")]
 TIERS = ["important_value", "general_retain", "general_winback"]
 STATES = ["prospect", "new", "active", "sleeping", "churned", "reactivated"]
 
@@ -135,6 +137,7 @@ def world_build(rng: random.Random, catalog: Catalog) -> None:
         ]
     )
     tags, stays, consents, metrics, interactions, listed = [], [], [], [], [], []
+    predictions: list[CustomerPrediction] = []
     orders: list[tuple[Order, list[tuple[str, str]]]] = []
     for customer in customers:
         tags += [
@@ -157,6 +160,8 @@ def world_build(rng: random.Random, catalog: Catalog) -> None:
         ]
         if rng.random() < 0.75:
             metrics.append(_metrics(rng, customer))
+        if rng.random() < 0.7:
+            predictions.append(_prediction(rng, customer))
         for _ in range(rng.randint(0, 3)):
             order = Order(
                 customer=customer,
@@ -189,6 +194,7 @@ def world_build(rng: random.Random, catalog: Catalog) -> None:
     GroupMembership.objects.bulk_create(stays)
     Consent.objects.bulk_create(consents)
     CustomerMetrics.objects.bulk_create(metrics)
+    CustomerPrediction.objects.bulk_create(predictions)
     Order.objects.bulk_create([order for order, _items in orders])
     OrderItem.objects.bulk_create(
         [
@@ -223,6 +229,18 @@ def _stays(rng: random.Random, customer: Customer, group_id: int) -> list[GroupM
         rejoined = left + timedelta(days=rng.choice([1, 3]))
         stays.append(GroupMembership(customer=customer, group_id=group_id, joined_at=rejoined))
     return stays
+
+
+def _prediction(rng: random.Random, customer: Customer) -> CustomerPrediction:
+    """Scores of a buyer; a model not fitted yet leaves its value missing."""
+    return CustomerPrediction(
+        customer=customer,
+        predicted_value=maybe(rng, rng.choice(AMOUNTS), chance=0.9),
+        expected_purchases=maybe(rng, rng.choice(PREDICTED_COUNTS), chance=0.9),
+        p_alive=maybe(rng, rng.choice(PROBABILITIES), chance=0.9),
+        churn_risk=maybe(rng, rng.choice(PROBABILITIES), chance=0.8),
+        cluster=maybe(rng, rng.randint(1, 4), chance=0.8),
+    )
 
 
 def _metrics(rng: random.Random, customer: Customer) -> CustomerMetrics:
@@ -405,6 +423,13 @@ def rule_leaves(catalog: Catalog, *, segments: bool) -> st.SearchStrategy[dict[s
         comparable_leaves("orders_in_window", st.integers(0, 3), ordered=True),
         comparable_leaves("spend_in_window", numbers, ordered=True),
         comparable_leaves("avg_order_value", numbers, ordered=True),
+        comparable_leaves("predicted_value", numbers, ordered=True),
+        comparable_leaves(
+            "expected_purchases", st.sampled_from([0, 0.5, 1, 1.25, 3]), ordered=True
+        ),
+        comparable_leaves("p_alive", st.sampled_from([0, 0.25, 0.5, 0.75, 1]), ordered=True),
+        comparable_leaves("churn_risk", st.sampled_from([0, 0.25, 0.5, 0.75, 1]), ordered=True),
+        comparable_leaves("cluster", st.integers(1, 4), ordered=True),
         comparable_leaves(
             "days_since_last_order", st.sampled_from([0, 1, 2, 7, 30, 400]), ordered=True
         ),

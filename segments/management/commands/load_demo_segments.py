@@ -44,6 +44,16 @@ DEMO_SEGMENTS: list[tuple[str, str, dict[str, Any]]] = [
             "params": {"category": ["护肤"], "within_days": 365},
         },
     ),
+    (
+        "高流失风险复购客户",
+        "买过两次以上、流失风险不低于 0.7（预测模型拟合后才有成员）：挽回对象",
+        {
+            "all": [
+                {"field": "order_count", "op": "gte", "value": 2},
+                {"field": "churn_risk", "op": "gte", "value": 0.7},
+            ]
+        },
+    ),
 ]
 
 

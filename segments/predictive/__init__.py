@@ -1,0 +1,1 @@
+"""Predictive models of customers: lifetime value, churn risk, behaviour clusters."""
