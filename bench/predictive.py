@@ -19,7 +19,9 @@ alone, not of the data generation. Then the stages of STAGES, in order, each tim
 - score_first: `predictions_score` after every prediction row is deleted (then vacuumed,
   untimed): every row written again;
 - score_again: `predictions_score` again on unchanged data (after a VACUUM ANALYZE, untimed,
-  as autovacuum would have run by the next night): every row compared, none written.
+  as autovacuum would have run by the next night): every row compared, none written;
+- score_next_day: `predictions_score` as of the day after AS_OF, the nightly case: every
+  buyer's recency moved, so nearly every row is updated.
 
 Reported per stage: seconds, ratio to the floor of the same run, customers scored, rows
 changed and the peak resident memory of the process so far, next to the product target; per
@@ -42,6 +44,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,7 +107,7 @@ def stage_floor(customers: int) -> Outcome:
 def model_summary(fit: "ModelFit") -> dict[str, Any]:
     """A fit's status and the quality figures that matter for reading the benchmark."""
     from segments.models import ModelName
-    from segments.services.predictions import fit_reason
+    from segments.services.fits import fit_reason
 
     summary: dict[str, Any] = {
         "name": fit.name,
@@ -178,11 +181,11 @@ def stage_fit(customers: int) -> Outcome:
     )
 
 
-def timed_score() -> Outcome:
+def timed_score(as_of: date = AS_OF) -> Outcome:
     from segments.services.predictions import predictions_score
 
     started = time.perf_counter()
-    outcome = predictions_score(as_of=AS_OF)
+    outcome = predictions_score(as_of=as_of)
     seconds = time.perf_counter() - started
     return Outcome(
         seconds=seconds,
@@ -209,11 +212,19 @@ def stage_score_again(customers: int) -> Outcome:
     return outcome
 
 
+def stage_score_next_day(customers: int) -> Outcome:
+    """The nightly case: a day later, every buyer's recency moved, so nearly every row is
+    updated (no order arrived in between)."""
+    segmentation.execute("VACUUM ANALYZE segments_customerprediction")
+    return timed_score(AS_OF + timedelta(days=1))
+
+
 STAGES = [
     Stage("floor", stage_floor),
     Stage("fit", stage_fit, FIT_TARGET_SECONDS),
     Stage("score_first", stage_score_first, SCORE_TARGET_SECONDS),
     Stage("score_again", stage_score_again, SCORE_TARGET_SECONDS),
+    Stage("score_next_day", stage_score_next_day, SCORE_TARGET_SECONDS),
 ]
 
 

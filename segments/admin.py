@@ -35,7 +35,8 @@ from segments.models import (
     SegmentSizeSnapshot,
 )
 from segments.rules import InvalidRule, rule_check
-from segments.selectors import cluster_descriptions, model_fit_latest
+from segments.selectors import cluster_descriptions, model_fit_in_use
+from segments.services.fits import fit_reason, models_fit_enqueue
 from segments.services.policies import (
     LIFECYCLE_FIELDS,
     RFM_FIELDS,
@@ -44,7 +45,6 @@ from segments.services.policies import (
     rfm_policy_active,
     rfm_policy_update,
 )
-from segments.services.predictions import fit_reason, models_fit_enqueue
 from segments.services.recompute import recompute_enqueue
 from segments.services.segments import (
     segment_create,
@@ -278,7 +278,7 @@ class CustomerPredictionInline(ReadOnlyInline):
     def cluster_description(self, prediction: CustomerPrediction) -> str:
         if prediction.cluster is None:
             return "-"
-        clustering = model_fit_latest(ModelName.BEHAVIOUR_CLUSTERS, is_fitted=True)
+        clustering = model_fit_in_use(ModelName.BEHAVIOUR_CLUSTERS)
         return cluster_descriptions(clustering).get(prediction.cluster, "-")
 
 
@@ -544,7 +544,7 @@ def _fit_quality(fit: ModelFit) -> dict[str, Any]:
         return {"holdout": holdout, "chart": chart}
     if fit.name == ModelName.BEHAVIOUR_CLUSTERS and fit.status == ModelFitStatus.FITTED:
         descriptions = cluster_descriptions(fit)
-        in_use = model_fit_latest(ModelName.BEHAVIOUR_CLUSTERS, is_fitted=True)
+        in_use = model_fit_in_use(ModelName.BEHAVIOUR_CLUSTERS)
         clusters = [
             {**cluster, "description": descriptions.get(cluster["number"], "")}
             for cluster in fit.parameters.get("clusters", [])

@@ -5,7 +5,7 @@ shows. Reads only."""
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from crm.models import Customer
@@ -104,7 +104,7 @@ def customer_prediction(customer_id: int) -> dict[str, Any] | None:
         return None
     description = None
     if prediction.cluster is not None:
-        clustering = model_fit_latest(ModelName.BEHAVIOUR_CLUSTERS, is_fitted=True)
+        clustering = model_fit_in_use(ModelName.BEHAVIOUR_CLUSTERS)
         description = cluster_descriptions(clustering).get(prediction.cluster)
     return {"prediction": prediction, "cluster_description": description}
 
@@ -120,35 +120,39 @@ def customer_scores_for_sidebar(customer_id: int) -> dict[str, Any]:
     }
 
 
-def model_fit_latest(name: str, *, is_fitted: bool = False) -> ModelFit | None:
-    """The latest fit of model `name` (the latest fitted one with `is_fitted`), if any."""
-    fits = ModelFit.objects.filter(name=name)
-    if is_fitted:
-        fits = fits.filter(status=ModelFitStatus.FITTED)
-    return fits.order_by("-version").defer("artifact").first()
+def model_fit_latest(name: str) -> ModelFit | None:
+    """The latest fit of model `name` (of any status), if any."""
+    return ModelFit.objects.filter(name=name).order_by("-version").defer("artifact").first()
+
+
+def model_fit_in_use(name: str) -> ModelFit | None:
+    """The fit of model `name` customers are scored with: the fitted one as of the latest
+    date, the latest version of those (as segments.services.predictions picks it)."""
+    return (
+        ModelFit.objects.filter(name=name, status=ModelFitStatus.FITTED)
+        .order_by("-as_of", "-version")
+        .defer("artifact")
+        .first()
+    )
 
 
 def model_fits_latest() -> list[dict[str, Any]]:
     """Every model, with its latest fit and the version customers are scored with (two
     queries)."""
-    latest: dict[str, ModelFit] = {}
-    fitted: dict[str, int] = {}
-    fits = ModelFit.objects.defer("artifact").order_by("name", "-version")
-    for fit in fits.distinct("name"):
-        latest[fit.name] = fit
-    for name, version in (
-        ModelFit.objects.filter(status=ModelFitStatus.FITTED)
-        .values_list("name")
-        .annotate(version=Max("version"))
-        .order_by()
-    ):
-        fitted[name] = version
+    fits = ModelFit.objects.defer("artifact")
+    latest = {fit.name: fit for fit in fits.order_by("name", "-version").distinct("name")}
+    in_use = {
+        fit.name: fit.version
+        for fit in fits.filter(status=ModelFitStatus.FITTED)
+        .order_by("name", "-as_of", "-version")
+        .distinct("name")
+    }
     return [
         {
             "name": name,
             "label": str(label),
             "latest": latest.get(name),
-            "scoring_version": fitted.get(name),
+            "scoring_version": in_use.get(name),
         }
         for name, label in ModelName.choices
     ]

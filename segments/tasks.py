@@ -8,7 +8,6 @@ from celery import shared_task
 
 from crm.models import DirtyMark
 from segments.models import Segment
-from segments.services.predictions import NothingFitted, models_fit, predictions_score
 from segments.services.recompute import RunSkipped, recompute_customers, recompute_full
 from segments.services.segments import (
     segment_refresh,
@@ -74,24 +73,42 @@ def segment_refresh_task(segment_id: int) -> int | None:
         raise
 
 
+# The predictive services load scikit-learn and scipy: imported in the tasks that need them,
+# so that a web process publishing any task of this module does not load them.
+
+
 @shared_task(name="segments.fit_models")
-def fit_models_task(trigger: str = "schedule", as_of: str | None = None) -> list[int]:
-    """The weekly refit of the predictive models (and on-demand fits from the admin and the
-    API), followed by a scoring of every buyer and a refresh of the dynamic segments. Waits for
-    a fit or scoring in progress."""
-    fits = models_fit(trigger=trigger, as_of=date.fromisoformat(as_of) if as_of else None)
-    segments_refresh_all()
+def fit_models_task(
+    trigger: str = "schedule", as_of: str | None = None, wait: bool = True
+) -> list[int]:
+    """The weekly refit of the predictive models (waits for a fit or scoring in progress) and
+    on-demand fits from the admin and the API (`wait` false: skipped, and logged, while one
+    runs), followed by a refresh of the dynamic segments when customers were scored."""
+    from segments.services.predictions import FitSkipped, models_fit
+
+    try:
+        fits = models_fit(
+            trigger=trigger, as_of=date.fromisoformat(as_of) if as_of else None, wait=wait
+        )
+    except FitSkipped:
+        logger.info("fit_models.skipped", extra={"trigger": trigger})
+        return []
+    if any(fit.scored_at is not None for fit in fits):
+        segments_refresh_all()
     return [fit.pk for fit in fits]
 
 
 @shared_task(name="segments.score_models")
 def score_models_task() -> int | None:
     """The nightly scoring of every buyer with the latest fitted models (after the nightly
-    recomputation), followed by a refresh of the dynamic segments."""
+    recomputation), followed by a refresh of the dynamic segments if a score changed."""
+    from segments.services.predictions import NothingFitted, predictions_score
+
     try:
         outcome = predictions_score()
     except NothingFitted:
         logger.info("score_models.nothing_fitted")
         return None
-    segments_refresh_all()
+    if outcome.rows_changed:
+        segments_refresh_all()
     return outcome.rows_changed

@@ -4,8 +4,8 @@ versions (fitted parameters, quality on held-out data, training window), and fit
 from datetime import date
 from typing import Any
 
-from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.pagination import IdCursorPagination
+from crm.errors import NotFound
 from segments.models import ModelFit, ModelName
 from segments.selectors import (
     cluster_descriptions,
@@ -21,7 +22,7 @@ from segments.selectors import (
     model_fit_list,
     model_fits_latest,
 )
-from segments.services.predictions import fit_reason, models_fit_enqueue
+from segments.services.fits import fit_reason, models_fit_enqueue
 
 
 class ModelFitSerializer(serializers.ModelSerializer):
@@ -82,9 +83,14 @@ class ModelSerializer(serializers.Serializer):
     latest = ModelFitSerializer(allow_null=True, help_text=_("The latest fit, of any status."))
 
 
+ERROR_MODEL_NOT_FOUND = "model_not_found"
+ERROR_MODEL_NOT_FITTED = "model_not_fitted"
+
+
 def _model_name(name: str) -> str:
     if name not in ModelName.values:
-        raise Http404(_("No model is named %(name)s.") % {"name": name})
+        message = gettext("No model is named %(name)s.") % {"name": name}
+        raise NotFound(ERROR_MODEL_NOT_FOUND, message)
     return name
 
 
@@ -107,7 +113,8 @@ class ModelLatestView(APIView):
     def get(self, request: Request, name: str) -> Response:
         fit = model_fit_latest(_model_name(name))
         if fit is None:
-            raise Http404(_("This model has not been fitted yet."))
+            message = gettext("This model has not been fitted yet.")
+            raise NotFound(ERROR_MODEL_NOT_FITTED, message)
         return Response(ModelFitSerializer(fit).data)
 
 
@@ -128,7 +135,11 @@ class ModelVersionsView(generics.ListAPIView):
 
 class FitInSerializer(serializers.Serializer):
     as_of = serializers.DateField(
-        required=False, help_text=_("Fit as if today were this date. Default: today.")
+        required=False,
+        help_text=_(
+            "Fit as of the end of this day. Default: yesterday (the last complete day). A date "
+            "before that of the fits in use is a backfill: recorded, never used for scoring."
+        ),
     )
 
     def validate_as_of(self, value: date) -> date:

@@ -32,7 +32,7 @@ FEATURES = (
     "orders",
     "orders_90d",
     "orders_365d",
-    "net_spend",
+    "spend",
     "spend_365d",
     "avg_order_value",
     "avg_gap_days",
@@ -40,7 +40,6 @@ FEATURES = (
     "interactions_90d",
     "interactions_365d",
     "groups",
-    "tags",
 )
 CALIBRATION_BINS = 10
 
@@ -118,6 +117,12 @@ def _sample(rows: int, limit: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(rows, size=limit, replace=False))
 
 
+def _log_scale(x: np.ndarray) -> np.ndarray:
+    """log(1 + x) of the non-negative part: the baselines' view of skewed counts and amounts
+    (the features are never negative, but a bad order amount must not make a NaN)."""
+    return np.log1p(np.maximum(x, 0))
+
+
 def churn_fit(train: Features, test: Features, *, seed: int, max_rows: int) -> ChurnFit:
     """Fit on `train` (at most `max_rows` of it, a seeded sample) and judge on all of `test`.
     Both need buyers who churned and buyers who did not (the caller checks)."""
@@ -131,14 +136,14 @@ def churn_fit(train: Features, test: Features, *, seed: int, max_rows: int) -> C
     estimator.fit(x_train, y_train)
     logistic = make_pipeline(
         SimpleImputer(strategy="median", add_indicator=True),
-        FunctionTransformer(np.log1p),
+        FunctionTransformer(_log_scale),
         StandardScaler(),
         LogisticRegression(max_iter=1000),
     )
     logistic.fit(x_train, y_train)
     recency = FEATURES.index("recency_days")
     recency_only = make_pipeline(
-        FunctionTransformer(np.log1p), StandardScaler(), LogisticRegression(max_iter=1000)
+        FunctionTransformer(_log_scale), StandardScaler(), LogisticRegression(max_iter=1000)
     )
     recency_only.fit(x_train[:, [recency]], y_train)
     return ChurnFit(

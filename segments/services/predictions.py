@@ -26,35 +26,35 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
+import sklearn
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from segments.models import ModelFit, ModelFitStatus, ModelName
 from segments.predictive import churn, clusters, clv
 from segments.predictive.features import Features, copy_in, features_as_of, top_categories
+from segments.services.fits import (
+    PREDICT_LOCK,
+    REASON_BELOW_BASELINE,
+    REASON_ERROR,
+    REASON_INTERRUPTED,
+    REASON_NO_REPEAT_BUYERS,
+    REASON_NOT_IDENTIFIED,
+    REASON_ONE_OUTCOME,
+    REASON_TOO_FEW_BUYERS,
+    REASON_TOO_LITTLE_HISTORY,
+)
 from segments.services.locks import session_lock
 
 logger = logging.getLogger(__name__)
 
-PREDICT_LOCK = 0x5345475F50524544  # "SEG_PRED": one fit or scoring at a time
 CLUSTER_CATEGORIES = 5
 # 100k customers a transaction: a second or so each, 10 batches for a million.
 SCORE_BATCH = 100_000
 DAYS_PER_MONTH = 365.25 / 12
 HOLDOUT_DECILES = 10
-
-# Why a model was not fitted: codes stored in ModelFit.reason, described by `fit_reason`.
-REASON_TOO_FEW_BUYERS = "too_few_buyers"
-REASON_TOO_LITTLE_HISTORY = "too_little_history"
-REASON_ONE_OUTCOME = "one_outcome"
-REASON_NO_REPEAT_BUYERS = "no_repeat_buyers"
-REASON_BELOW_BASELINE = "below_baseline"
-REASON_NOT_IDENTIFIED = "not_identified"
-REASON_ERROR = "error"
-REASON_INTERRUPTED = "interrupted"
 
 Progress = Callable[[str], None]
 
@@ -99,36 +99,6 @@ class ScoreOutcome:
     customers: int
     rows_changed: int
     seconds: float
-
-
-def fit_reason(fit: ModelFit) -> str:
-    """Why `fit` learnt nothing, in the operator's language ("" for a fitted model)."""
-    numbers = fit.metrics
-    texts = {
-        REASON_TOO_FEW_BUYERS: _(
-            "Only %(buyers)s buyers as of %(cutoff)s; at least %(minimum)s are needed."
-        ),
-        REASON_TOO_LITTLE_HISTORY: _(
-            "Only %(days)s days of order history; at least %(minimum)s are needed."
-        ),
-        REASON_ONE_OUTCOME: _(
-            "Every buyer as of %(cutoff)s had the same outcome; there is nothing to learn."
-        ),
-        REASON_NO_REPEAT_BUYERS: _("No buyer has ordered twice yet."),
-        REASON_BELOW_BASELINE: _(
-            "The model (ROC AUC %(model)s) did not beat the recency-only baseline "
-            "(%(baseline)s); the previous version stays in use."
-        ),
-        REASON_NOT_IDENTIFIED: _("The data do not determine the model: %(error)s"),
-        REASON_ERROR: _("The fit failed: %(error)s"),
-        REASON_INTERRUPTED: _("The process stopped before the fit finished."),
-    }
-    if fit.reason not in texts:
-        return ""
-    try:
-        return texts[fit.reason] % numbers.get("reason_numbers", {})
-    except (KeyError, TypeError, ValueError):
-        return texts[fit.reason]
 
 
 # --- fitting ---------------------------------------------------------------------------------
@@ -177,24 +147,28 @@ def _not_fitted(fit: ModelFit, reason: str, **numbers: Any) -> None:
 
 
 def _clv_inputs(features: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """BG/NBD's repeat purchases, recency and age (days), and the average order value."""
+    """BG/NBD's repeat purchases, recency and age (days), and Gamma-Gamma's monetary value:
+    the mean of the repeat orders (NaN without any)."""
     return (
         features.column("orders") - 1,
         features.column("repeat_span_days"),
         features.column("tenure_days"),
-        features.column("avg_order_value"),
+        features.column("repeat_order_value"),
     )
 
 
-def _clv_fit_on(features: Features) -> tuple[clv.BgNbd | clv.BgNbdPointDropout, clv.GammaGamma]:
-    frequency, recency, age, monetary = _clv_inputs(features)
+def _bgnbd_fit_on(features: Features) -> clv.BgNbd | clv.BgNbdPointDropout:
+    frequency, recency, age, _monetary = _clv_inputs(features)
     # Rows that share (x, t_x, T) to the hour are fitted once, with their count as weight.
     rows = np.column_stack([frequency, np.round(recency * 24), np.round(age * 24)])
     unique, counts = np.unique(rows, axis=0, return_counts=True)
-    bgnbd = clv.bgnbd_fit(unique[:, 0], unique[:, 1] / 24, unique[:, 2] / 24, weights=counts)
+    return clv.bgnbd_fit(unique[:, 0], unique[:, 1] / 24, unique[:, 2] / 24, weights=counts)
+
+
+def _gamma_gamma_fit_on(features: Features) -> clv.GammaGamma:
+    frequency, _recency, _age, monetary = _clv_inputs(features)
     repeat = (frequency > 0) & (monetary > 0)
-    gamma_gamma = clv.gamma_gamma_fit(frequency[repeat], monetary[repeat])
-    return bgnbd, gamma_gamma
+    return clv.gamma_gamma_fit(frequency[repeat], monetary[repeat])
 
 
 def _holdout_quality(
@@ -242,8 +216,8 @@ def _fit_lifetime_value(*, as_of: date, now: Features, holdout: Features, trigge
             _not_fitted(fit, REASON_NO_REPEAT_BUYERS)
             return fit
         try:
-            holdout_bgnbd, _ = _clv_fit_on(holdout)
-            bgnbd, gamma_gamma = _clv_fit_on(now)
+            holdout_bgnbd = _bgnbd_fit_on(holdout)
+            bgnbd, gamma_gamma = _bgnbd_fit_on(now), _gamma_gamma_fit_on(now)
         except clv.FitError as error:
             fit.status = ModelFitStatus.FAILED
             fit.reason = REASON_NOT_IDENTIFIED
@@ -252,7 +226,7 @@ def _fit_lifetime_value(*, as_of: date, now: Features, holdout: Features, trigge
         fit.status = ModelFitStatus.FITTED
         fit.training_start = as_of - timedelta(days=int(now.column("tenure_days").max()))
         fit.training_end = as_of
-        fit.features = ["repeat_purchases", "recency_days", "age_days", "avg_order_value"]
+        fit.features = ["repeat_purchases", "recency_days", "age_days", "repeat_order_value"]
         fit.training_rows = len(now)
         fit.parameters = {
             "bgnbd": vars(bgnbd),
@@ -302,6 +276,7 @@ def _fit_churn(
             "training_cutoff": train.as_of.isoformat(),
             "test_cutoff": test.as_of.isoformat(),
             "estimator": "HistGradientBoostingClassifier",
+            "sklearn_version": sklearn.__version__,
             "iterations": int(result.estimator.n_iter_),
         }
         fit.metrics = result.metrics()
@@ -339,13 +314,19 @@ def _fit_clusters(*, as_of: date, now: Features, categories: list[str], trigger:
             max_rows=settings.PREDICTIVE_TRAINING_ROWS,
         )
         fit.status = ModelFitStatus.FITTED
-        fit.training_start = as_of - timedelta(days=365)
+        fit.training_start = as_of - timedelta(days=int(now.column("tenure_days").max()))
         fit.training_end = as_of
         fit.features = names
         fit.training_rows = result.training_rows
         fit.parameters = {**result.parameters(), "categories": categories}
         fit.metrics = {"silhouette": {str(k): s for k, s in result.silhouettes.items()}}
     return fit
+
+
+def scoring_date() -> date:
+    """The business date models are fitted and customers scored as of by default: the last
+    complete day (a day not over yet would cut its label periods and recency short)."""
+    return timezone.localdate() - timedelta(days=1)
 
 
 def models_fit(
@@ -356,9 +337,11 @@ def models_fit(
     progress: Progress | None = None,
     on_wait: Callable[[], None] | None = None,
 ) -> list[ModelFit]:
-    """Fit every model as of `as_of` (default: today), then score every buyer with the latest
-    fitted versions. Returns the new fits (each fitted, or saying why not)."""
-    as_of = as_of or timezone.localdate()
+    """Fit every model as of `as_of` (default: `scoring_date()`), then score every buyer with
+    the fits in use, unless those are as of a later date than `as_of` (a backfill or an audit:
+    its fits are recorded, never used for scoring). Returns the new fits (each fitted, or
+    saying why not)."""
+    as_of = as_of or scoring_date()
     say = progress or (lambda _step: None)
     horizon = settings.PREDICTIVE_CHURN_HORIZON_DAYS
     with session_lock(PREDICT_LOCK, wait=wait, on_wait=on_wait) as obtained:
@@ -381,10 +364,17 @@ def models_fit(
         )
         say(ModelName.BEHAVIOUR_CLUSTERS)
         fits.append(_fit_clusters(as_of=as_of, now=now, categories=categories, trigger=trigger))
+        in_use = _latest_fits()
+        if not in_use or as_of < max(fit.as_of for fit in in_use.values()):
+            return fits  # a backfill: the fits in use are as of a later date
         say("scores")
-        latest = _latest_fits()
-        if latest:
-            _score(now, latest)
+        clustering = in_use.get(ModelName.BEHAVIOUR_CLUSTERS)
+        if clustering is not None and clustering.parameters["categories"] != categories:
+            # An older clustering is in use (this run's was not fitted): its own categories.
+            now = features_as_of(as_of, categories=clustering.parameters["categories"])
+        _score(now, in_use)
+        for fit in fits:
+            fit.refresh_from_db(fields=["scored_at", "scored_customers"])
     return fits
 
 
@@ -399,10 +389,11 @@ def _reset_interrupted_fits() -> None:
 
 
 def _latest_fits() -> dict[str, ModelFit]:
-    """The latest fitted version of each model that has one."""
+    """The fit of each model customers are scored with: the fitted one as of the latest date,
+    the latest version of those (a backfill's fits, as of an earlier date, never are)."""
     fits = (
         ModelFit.objects.filter(status=ModelFitStatus.FITTED)
-        .order_by("name", "-version")
+        .order_by("name", "-as_of", "-version")
         .distinct("name")
     )
     return {fit.name: fit for fit in fits}
@@ -421,7 +412,9 @@ def _lifetime_value_scores(fit: ModelFit, features: Features) -> tuple[np.ndarra
         frequency,
         recency,
         age,
-        np.maximum(monetary, 0),
+        # One-order customers have no repeat orders to average (NaN): the model gives them the
+        # population's expected spend whatever this says.
+        np.where(frequency > 0, np.nan_to_num(np.maximum(monetary, 0)), 0.0),
         horizon=months * DAYS_PER_MONTH,
         periods=months,
         discount_rate=monthly_discount,
@@ -433,6 +426,20 @@ def _lifetime_value_scores(fit: ModelFit, features: Features) -> tuple[np.ndarra
     return value, purchases, alive
 
 
+def _churn_estimator(fit: ModelFit) -> Any:
+    """The fit's classifier, or None (logged) if it cannot be loaded: its bytes no longer match
+    their signature (the secret key changed) or another scikit-learn version made them. Churn
+    risk is then left empty until the next fit; the other models still score."""
+    if fit.parameters.get("sklearn_version") != sklearn.__version__:
+        logger.warning("churn_model.version_mismatch", extra={"fit_id": fit.pk})
+        return None
+    try:
+        return churn.estimator_load(bytes(fit.artifact or b""), fit.artifact_signature)
+    except ValueError:
+        logger.warning("churn_model.unloadable", extra={"fit_id": fit.pk})
+        return None
+
+
 def _score(features: Features, fits: dict[str, ModelFit]) -> ScoreOutcome:
     """Score every buyer of `features` with `fits` and write the changed rows."""
     started = time.monotonic()
@@ -442,13 +449,14 @@ def _score(features: Features, fits: dict[str, ModelFit]) -> ScoreOutcome:
         value, purchases, alive = _lifetime_value_scores(fits[ModelName.LIFETIME_VALUE], features)
         scores[:, 0], scores[:, 1], scores[:, 2] = value, purchases, alive
     if ModelName.CHURN_RISK in fits and count:
-        fit = fits[ModelName.CHURN_RISK]
-        estimator = churn.estimator_load(bytes(fit.artifact or b""), fit.artifact_signature)
-        scores[:, 3] = churn.churn_score(estimator, features)
+        estimator = _churn_estimator(fits[ModelName.CHURN_RISK])
+        if estimator is not None:
+            scores[:, 3] = churn.churn_score(estimator, features)
     if ModelName.BEHAVIOUR_CLUSTERS in fits and count:
         parameters = fits[ModelName.BEHAVIOUR_CLUSTERS].parameters
         x = clusters.cluster_matrix(features, parameters["categories"])
         scores[:, 4] = clusters.clusters_assign(parameters, x)
+    scores[~np.isfinite(scores)] = np.nan  # written as NULL: no value rather than a wrong one
     changed = _write_scores(features.customer_ids, scores)
     scored_at = timezone.now()
     ModelFit.objects.filter(pk__in=[fit.pk for fit in fits.values()]).update(
@@ -506,12 +514,13 @@ def predictions_score(
     wait: bool = True,
     on_wait: Callable[[], None] | None = None,
 ) -> ScoreOutcome:
-    """Score every buyer as of `as_of` (default: today) with the latest fitted version of each
-    model. Raises NothingFitted when no model has been fitted yet."""
-    as_of = as_of or timezone.localdate()
+    """Score every buyer as of `as_of` (default: `scoring_date()`) with the fit of each model in
+    use. Raises NothingFitted when no model has been fitted yet."""
+    as_of = as_of or scoring_date()
     with session_lock(PREDICT_LOCK, wait=wait, on_wait=on_wait) as obtained:
         if not obtained:
             raise FitSkipped
+        _reset_interrupted_fits()
         fits = _latest_fits()
         if not fits:
             raise NothingFitted
@@ -519,11 +528,3 @@ def predictions_score(
         if ModelName.BEHAVIOUR_CLUSTERS in fits:
             categories = fits[ModelName.BEHAVIOUR_CLUSTERS].parameters["categories"]
         return _score(features_as_of(as_of, categories=categories), fits)
-
-
-def models_fit_enqueue(*, trigger: str, as_of: date | None = None) -> None:
-    """Queue a fit of every model once the caller's transaction commits (admin, API)."""
-    from segments.tasks import fit_models_task
-
-    as_of_text = as_of.isoformat() if as_of else None
-    transaction.on_commit(lambda: fit_models_task.delay(trigger=trigger, as_of=as_of_text))

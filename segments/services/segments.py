@@ -20,8 +20,6 @@ from django.utils.translation import gettext as _
 from crm.errors import Conflict, NotFound, ValidationFailed
 from crm.services.customers import customers_removal_lock
 from segments.models import (
-    ModelFit,
-    ModelFitStatus,
     ModelName,
     RecomputeRun,
     RecomputeStatus,
@@ -37,6 +35,8 @@ from segments.rules import (
     rule_referenced_segments,
 )
 from segments.rules.compiler import FROM_CLAUSE
+from segments.selectors import model_fit_in_use
+from segments.services.fits import PREDICT_LOCK
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ ERROR_RULE_REQUIRED = "rule_required"
 ERROR_NOT_STATIC = "segment_not_static"
 ERROR_SEGMENT_REFERENCED = "segment_referenced"
 ERROR_CLUSTER_NOT_IN_USE = "cluster_not_in_use"
+ERROR_MODELS_BUSY = "models_busy"
 PREVIEW_SAMPLE_SIZE = 20
 
 
@@ -402,15 +403,20 @@ def _list_changed(segment: Segment, outcome: tuple[int, int], *, actor: str) -> 
 @transaction.atomic
 def segment_from_cluster(*, fit_id: int, number: int, name: str, actor: str) -> Segment:
     """A static segment of the customers now in behaviour cluster `number` of the clustering
-    customers are scored with (the latest fitted one): a snapshot, since a refit draws new
-    clusters."""
-    clustering = (
-        ModelFit.objects.filter(name=ModelName.BEHAVIOUR_CLUSTERS, status=ModelFitStatus.FITTED)
-        .order_by("-version")
-        .first()
-    )
+    customers are scored with: a snapshot, since a refit draws new clusters. Refused while a
+    fit or scoring runs (the stored cluster numbers may be changing)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [PREDICT_LOCK])
+        is_quiet = cursor.fetchone()[0]  # type: ignore[index]
+    if not is_quiet:
+        raise Conflict(
+            ERROR_MODELS_BUSY,
+            _("The models are being fitted or scored; try again in a few minutes."),
+        )
+    clustering = model_fit_in_use(ModelName.BEHAVIOUR_CLUSTERS)
     numbers = {c["number"] for c in clustering.parameters.get("clusters", [])} if clustering else ()
-    if clustering is None or clustering.pk != fit_id or number not in numbers:
+    is_scored = clustering is not None and clustering.scored_at is not None
+    if clustering is None or clustering.pk != fit_id or not is_scored or number not in numbers:
         raise Conflict(
             ERROR_CLUSTER_NOT_IN_USE,
             _("Only a cluster of the clustering customers are scored with can become a segment."),
@@ -422,11 +428,13 @@ def segment_from_cluster(*, fit_id: int, number: int, name: str, actor: str) -> 
         % {"number": number, "version": clustering.version},
         actor=actor,
     )
-    # Served by a scan of the predictions (one row per buyer).
-    wanted_sql = "SELECT customer_id FROM segments_customerprediction WHERE cluster = %s"
-    _list_changed(
-        segment, _reconcile(segment, wanted_sql, [number], customer_ids=None), actor=actor
+    # A scan of the predictions (one row per buyer), of customers that still exist.
+    wanted_sql = (
+        "SELECT p.customer_id FROM segments_customerprediction p "
+        "JOIN crm_customer c ON c.id = p.customer_id WHERE p.cluster = %s"
     )
+    outcome = _reconcile(segment, wanted_sql, [number], customer_ids=None)
+    _list_changed(segment, outcome, actor=actor)
     return segment
 
 

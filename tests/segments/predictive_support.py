@@ -33,15 +33,15 @@ def synthetic_buyers(rows: int, *, seed: int, as_of: date = AS_OF) -> Features:
         "orders": orders.astype(float),
         "orders_90d": np.minimum(orders, rng.poisson(1.0, rows)).astype(float),
         "orders_365d": orders.astype(float),
-        "net_spend": orders * aov,
+        "spend": orders * aov,
         "spend_365d": orders * aov,
         "avg_order_value": aov,
+        "repeat_order_value": np.where(orders > 1, aov, np.nan),
         "avg_gap_days": gap,
         "future_orders": future.astype(float),
         "interactions_90d": (interactions // 2).astype(float),
         "interactions_365d": interactions.astype(float),
         "groups": rng.poisson(0.5, rows).astype(float),
-        "tags": rng.poisson(2.0, rows).astype(float),
     }
     share = rng.dirichlet(np.ones(len(INTERACTION_KINDS)), rows)
     for index, kind in enumerate(INTERACTION_KINDS):

@@ -3,22 +3,26 @@ writes nothing, seeded fits that are identical, the too-little-data path, featur
 read the future, and the models everywhere operators and tools look (rule fields, the
 customer lookup, the API, the admin, the command)."""
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
 
 import numpy as np
 import pytest
+import time_machine
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from crm.demo import generate
-from crm.models import Customer, OrderStatus
+from crm.errors import Conflict
+from crm.models import Customer, GroupMembership, Order, OrderStatus
 from segments.models import (
     CustomerPrediction,
     ModelFit,
@@ -27,16 +31,24 @@ from segments.models import (
     Segment,
     SegmentKind,
 )
+from segments.predictive import churn
 from segments.predictive.features import features_as_of
-from segments.services.predictions import (
+from segments.services import predictions
+from segments.services.fits import (
+    PREDICT_LOCK,
     REASON_TOO_FEW_BUYERS,
     REASON_TOO_LITTLE_HISTORY,
+    fit_reason,
+)
+from segments.services.locks import session_lock
+from segments.services.predictions import (
+    FitSkipped,
     NothingFitted,
     models_fit,
     predictions_score,
 )
-from segments.services.segments import segment_preview
-from tests.factories import CustomerFactory
+from segments.services.segments import segment_from_cluster, segment_preview
+from tests.factories import CustomerFactory, GroupFactory
 from tests.segments.recompute_support import AS_OF, at, order
 
 pytestmark = pytest.mark.django_db
@@ -46,12 +58,20 @@ MODELS = [ModelName.LIFETIME_VALUE, ModelName.CHURN_RISK, ModelName.BEHAVIOUR_CL
 
 
 def _buyer_ids() -> set[int]:
+    """Customers who paid an order up to the end of AS_OF, whatever became of it."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT DISTINCT customer_id FROM crm_order WHERE status = ANY(%s) AND paid_at < %s",
-            [["paid", "partially_refunded"], at(AS_OF + timedelta(days=1), 0)],
+            "SELECT DISTINCT customer_id FROM crm_order WHERE paid_at < %s",
+            [at(AS_OF + timedelta(days=1), 0)],
         )
         return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.fixture(autouse=True)
+def the_day_after_as_of() -> Iterator[None]:
+    """Today is the day after AS_OF, so AS_OF is the last complete day: the scoring date."""
+    with time_machine.travel(at(AS_OF + timedelta(days=1), 9), tick=True):
+        yield
 
 
 @pytest.fixture
@@ -110,16 +130,82 @@ def test_fits_with_the_same_seed_and_data_are_identical(fitted: dict[str, ModelF
     )
 
 
-def test_a_customer_who_no_longer_bought_loses_the_predictions(
+def test_scoring_in_small_batches_writes_each_row_once_and_drops_non_buyers(
+    fitted: dict[str, ModelFit], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(predictions, "SCORE_BATCH", 97)
+    before = dict(CustomerPrediction.objects.values_list("customer_id", "churn_risk"))
+    assert predictions_score().rows_changed == 0  # batch edges neither drop nor repeat rows
+    ids = sorted(before)
+    # Customers at a batch's first and last place, and the very last: their orders turn out
+    # never to have been paid (a corrected order), so they are not buyers any more.
+    gone = [ids[97], ids[193], ids[-1]]
+    Order.objects.filter(customer_id__in=gone).update(paid_at=None, status=OrderStatus.CANCELLED)
+    outcome = predictions_score()
+    assert outcome.rows_changed >= 3
+    after = dict(CustomerPrediction.objects.values_list("customer_id", "churn_risk"))
+    assert set(after) == set(before) - set(gone)
+
+
+def test_a_backfill_is_recorded_but_never_scores(fitted: dict[str, ModelFit]) -> None:
+    before = list(CustomerPrediction.objects.order_by("pk").values())
+    backfill = {
+        fit.name: fit for fit in models_fit(trigger="test", as_of=AS_OF - timedelta(days=30))
+    }
+    assert [backfill[name].version for name in MODELS] == [2, 2, 2]
+    assert all(backfill[name].scored_at is None for name in MODELS)
+    assert list(CustomerPrediction.objects.order_by("pk").values()) == before
+    predictions_score()  # the nightly scoring keeps using the fits as of the latest date
+    assert list(CustomerPrediction.objects.order_by("pk").values()) == before
+    assert {f.name for f in ModelFit.objects.filter(scored_at__isnull=False, version=1)} == set(
+        MODELS
+    )
+
+
+def test_a_churn_model_below_the_baseline_leaves_the_previous_one_in_use(
+    fitted: dict[str, ModelFit], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    risks = dict(CustomerPrediction.objects.values_list("customer_id", "churn_risk"))
+    monkeypatch.setattr(churn.ChurnFit, "beats_baseline", property(lambda self: False))
+    again = {fit.name: fit for fit in models_fit(trigger="test", as_of=AS_OF)}
+    refused = again[ModelName.CHURN_RISK]
+    assert (refused.status, refused.reason) == (ModelFitStatus.FAILED, "below_baseline")
+    assert not refused.artifact
+    assert dict(CustomerPrediction.objects.values_list("customer_id", "churn_risk")) == risks
+    assert ModelFit.objects.get(name=ModelName.CHURN_RISK, version=1).scored_at is not None
+    with translation.override("zh-hans"):
+        assert "未胜过仅按最近购买的基线" in fit_reason(refused)
+
+
+def test_a_fit_while_another_holds_the_lock_is_skipped_or_waits(
     fitted: dict[str, ModelFit],
 ) -> None:
-    prediction = CustomerPrediction.objects.order_by("pk").first()
-    assert prediction is not None
-    customer = Customer.objects.get(pk=prediction.customer_id)
-    customer.orders.update(status=OrderStatus.REFUNDED)
-    outcome = predictions_score(as_of=AS_OF)
-    assert outcome.rows_changed >= 1
-    assert not CustomerPrediction.objects.filter(customer=customer).exists()
+    holder = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with session_lock(PREDICT_LOCK, wait=False, on_wait=None):
+            holder.set()
+            release.wait(30)
+        connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holder.wait(10)
+        with pytest.raises(FitSkipped):
+            models_fit(trigger="test", as_of=AS_OF, wait=False)
+        with pytest.raises(FitSkipped):
+            predictions_score(wait=False)
+        with pytest.raises(Conflict):
+            segment_from_cluster(
+                fit_id=fitted[ModelName.BEHAVIOUR_CLUSTERS].pk, number=1, name="x", actor="t"
+            )
+    finally:
+        release.set()
+        thread.join()
+    assert ModelFit.objects.count() == 3  # nothing was recorded by the skipped fit
+    assert predictions_score(wait=False).rows_changed == 0
 
 
 def test_too_little_data_fits_nothing_and_says_why(api_client_with_scopes: Client_) -> None:
@@ -143,9 +229,17 @@ def test_too_little_data_fits_nothing_and_says_why(api_client_with_scopes: Clien
 def test_features_never_read_past_the_as_of_date() -> None:
     customer = CustomerFactory()
     order(customer, days_ago=30, amount="100.00")
-    order(customer, days_ago=10, amount="50.00")
+    refunded_later = order(customer, days_ago=10, amount="50.00")
+    stay = GroupMembership.objects.create(
+        group=GroupFactory(), customer=customer, joined_at=at(AS_OF - timedelta(days=40))
+    )
     before = features_as_of(AS_OF, label_days=90)
-    order(customer, days_ago=-5, amount="900.00")  # five days after the as-of date
+    # After the as-of date: another order, a refund of an order paid before, a group left.
+    order(customer, days_ago=-5, amount="900.00")
+    refunded_later.status, refunded_later.refunded_amount = OrderStatus.REFUNDED, Decimal(50)
+    refunded_later.save()
+    stay.left_at = at(AS_OF + timedelta(days=3))
+    stay.save()
     after = features_as_of(AS_OF, label_days=90)
     changed = [
         name
@@ -153,9 +247,11 @@ def test_features_never_read_past_the_as_of_date() -> None:
         if not np.array_equal(before.column(name), after.column(name), equal_nan=True)
     ]
     assert changed == ["future_orders"]
-    assert (after.column("orders")[0], after.column("net_spend")[0]) == (2, 150)
+    assert (after.column("orders")[0], after.column("spend")[0]) == (2, 150)
+    assert after.column("groups")[0] == 1
     assert after.column("recency_days")[0] == pytest.approx(10.5)  # orders at noon
     assert after.column("avg_gap_days")[0] == pytest.approx(20)
+    assert after.column("repeat_order_value")[0] == 50  # the orders after the first
     assert features_as_of(AS_OF).column("future_orders")[0] == 0  # no label period asked
 
 

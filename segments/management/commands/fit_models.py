@@ -2,8 +2,10 @@
 (lifetime value, churn risk, behaviour clusters) now, score every buyer with them and refresh
 the dynamic segments, saying what each step is doing.
 
-`--as-of` fits as if today were that date (backfills, audits; not a future one). A fit or
-scoring in progress is waited for unless `--no-wait`."""
+`--as-of` fits as of the end of that day (default: yesterday, the last complete day; not a
+future one). A date before that of the fits in use is a backfill or an audit: its fits are
+recorded, but customers are not scored with them. A fit or scoring in progress is waited
+for unless `--no-wait`."""
 
 import time
 from datetime import date
@@ -13,7 +15,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from segments.models import ModelFit, ModelFitStatus
-from segments.services.predictions import FitSkipped, fit_reason, models_fit
+from segments.services.fits import fit_reason
+from segments.services.predictions import FitSkipped, models_fit
 from segments.services.segments import segments_refresh_all
 
 STEPS = {
@@ -33,7 +36,11 @@ class Command(BaseCommand):
             "--as-of",
             type=date.fromisoformat,
             default=None,
-            help="Fit as if today were this date (YYYY-MM-DD). Default: today.",
+            help=(
+                "Fit as of the end of this day (YYYY-MM-DD). Default: yesterday, the last "
+                "complete day. A date before that of the fits in use is a backfill: recorded, "
+                "never used for scoring."
+            ),
         )
         parser.add_argument(
             "--no-wait", action="store_true", help="Skip instead of waiting for a fit in progress."
@@ -69,8 +76,11 @@ class Command(BaseCommand):
             )
         except FitSkipped:
             raise CommandError("Skipped: another fit or scoring is running.") from None
-        progress("Refreshing the dynamic segments")
-        segments_refresh_all()
+        if any(fit.scored_at is not None for fit in fits):
+            progress("Refreshing the dynamic segments")
+            segments_refresh_all()
+        else:
+            self.stdout.write("Customers were not scored (a backfill, or nothing fitted).")
         for fit in fits:
             line = f"{fit.name} v{fit.version}: {fit.status}"
             if fit.status == ModelFitStatus.FITTED:
