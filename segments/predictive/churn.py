@@ -8,7 +8,6 @@ logistic regression on recency alone (the rule of thumb any model has to beat). 
 AUC, Brier score and a calibration table (predicted against observed churn by decile).
 """
 
-import hashlib
 import hmac
 import pickle
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.utils.crypto import salted_hmac
 from sklearn.calibration import calibration_curve
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -162,9 +162,14 @@ def churn_score(estimator: HistGradientBoostingClassifier, features: Features) -
     return np.asarray(estimator.predict_proba(churn_matrix(features))[:, 1], dtype=np.float64)
 
 
-def _signature(data: bytes) -> str:
-    key = hashlib.sha256(b"segments.predictive.churn" + settings.SECRET_KEY.encode()).digest()
-    return hmac.new(key, data, hashlib.sha256).hexdigest()
+_SIGNATURE_SALT = "segments.predictive.churn"
+
+
+def _signature(data: bytes, secret: str | None = None) -> str:
+    """HMAC-SHA256 of `data` under the project's secret key (or `secret`), salted for this use."""
+    return salted_hmac(
+        _SIGNATURE_SALT, data, secret=secret or settings.SECRET_KEY, algorithm="sha256"
+    ).hexdigest()
 
 
 def estimator_dump(estimator: HistGradientBoostingClassifier) -> tuple[bytes, str]:
@@ -175,9 +180,12 @@ def estimator_dump(estimator: HistGradientBoostingClassifier) -> tuple[bytes, st
 
 def estimator_load(data: bytes, signature: str) -> HistGradientBoostingClassifier:
     """Load bytes `estimator_dump` made; refuse any others (pickle runs code when loaded)."""
-    if not hmac.compare_digest(_signature(bytes(data)), signature):
+    data = bytes(data)
+    # The current key first, then those being rotated out (settings.SECRET_KEY_FALLBACKS).
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    if not any(hmac.compare_digest(_signature(data, key), signature) for key in secrets):
         raise ValueError("the stored churn model's signature does not match its bytes")
-    estimator = pickle.loads(bytes(data))  # noqa: S301 - signed by this application
+    estimator = pickle.loads(data)  # noqa: S301 - signed by this application
     if not isinstance(estimator, HistGradientBoostingClassifier):
         raise ValueError("the stored churn model is not a gradient-boosting classifier")
     return estimator

@@ -236,7 +236,17 @@ def _count_condition(leaf: Leaf, per_customer: Sql, count: str, ctx: CompileCont
     comparison = COUNT.compare(leaf.op, leaf.value, Sql(count), as_of=ctx.as_of)
     if count_comparison_holds(leaf.op, leaf.value, 0):
         return negate(is_member("c.id", per_customer + " HAVING NOT (" + comparison + ")"))
+    if _holds_for_any_row(leaf.op, leaf.value):
+        # "At least once": every customer in the grouping has a count of 1 or more, so the
+        # grouping alone (a hash of the customers, no count of distinct orders to sort for)
+        # answers it.
+        return is_member("c.id", per_customer)
     return is_member("c.id", per_customer + " HAVING " + comparison)
+
+
+def _holds_for_any_row(op: str, value: Any) -> bool:
+    """Whether a count comparison holds for every count of 1 or more."""
+    return (op == "gte" and value <= 1) or (op == "gt" and value < 1) or (op, value) == ("neq", 0)
 
 
 def _parse_within_days(params: Mapping[str, object], path: str) -> int | None:

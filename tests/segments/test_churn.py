@@ -2,6 +2,8 @@
 recency-only baseline, reports its quality, is the same model for the same seed, and is only
 loaded from bytes this application signed."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -72,3 +74,15 @@ def test_churn_matrix_carries_the_purchase_rhythm() -> None:
     assert np.isnan(rhythm[one_order]).all()
     expected = buyers.column("recency_days") / buyers.column("avg_gap_days")
     np.testing.assert_allclose(rhythm[~one_order], expected[~one_order])
+
+
+def test_churn_estimator_survives_a_secret_key_rotation(
+    fitted: churn.ChurnFit, settings: Any
+) -> None:
+    data, signature = churn.estimator_dump(fitted.estimator)
+    old_key = settings.SECRET_KEY
+    settings.SECRET_KEY = "a-new-secret-key-for-this-test-0123456789"
+    with pytest.raises(ValueError, match="signature"):
+        churn.estimator_load(data, signature)
+    settings.SECRET_KEY_FALLBACKS = [old_key]  # the key being rotated out
+    assert isinstance(churn.estimator_load(data, signature), type(fitted.estimator))

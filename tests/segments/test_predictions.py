@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import translation
 from rest_framework.test import APIClient
@@ -269,7 +270,9 @@ def test_predicted_fields_select_in_rules_and_the_lookup_shows_them(
     client = api_client_with_scopes("customers")
     prediction = CustomerPrediction.objects.order_by("pk").first()
     assert prediction is not None
-    body = client.get(f"/api/v1/customers/{prediction.customer_id}").json()
+    with CaptureQueriesContext(connection) as captured:
+        body = client.get(f"/api/v1/customers/{prediction.customer_id}").json()
+    assert len(captured) <= 14  # the lookup's own, the predictions row and its clustering
     assert body["predictions"]["churn_risk"] == str(prediction.churn_risk)
     assert body["predictions"]["cluster"] == prediction.cluster
     assert body["predictions"]["cluster_description"]

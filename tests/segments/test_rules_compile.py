@@ -473,6 +473,14 @@ def test_purchased_counts_distinct_paid_orders_with_a_matching_item() -> None:
     assert members(leaf("purchased", "lte", 1, category=["面膜"])) == ids(refunded, other, nothing)
     assert members(leaf("purchased", "neq", 1, category=["面膜"])) == ids(repeat, other, nothing)
     assert members(leaf("purchased", "between", [1, 1], category=["面膜"])) == ids(refunded)
+    # "At least once" in every spelling: the grouping alone, without counting orders.
+    for op, value in (("gte", 1), ("gt", 0), ("neq", 0)):
+        rule = leaf("purchased", op, value, category=["面膜"])
+        assert members(rule) == ids(repeat, refunded)
+        assert "count(DISTINCT" not in rule_members_sql(rule, as_of=AS_OF)[0]
+    assert (
+        "count(DISTINCT" in rule_members_sql(leaf("purchased", "gte", 2, sku=["A"]), as_of=AS_OF)[0]
+    )
     assert members(leaf("purchased", "between", [0, 1], category=["面膜"])) == ids(
         refunded, other, nothing
     )
