@@ -43,7 +43,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +58,7 @@ sys.path.insert(1, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 import segmentation  # noqa: E402 - found through the paths above
-from segmentation import AS_OF, FLOOR_RUNS, ORDERS_PER_CUSTOMER, SEED, say  # noqa: E402
+from segmentation import AS_OF, FLOOR_RUNS, ORDERS_PER_CUSTOMER, SEED, Outcome, say  # noqa: E402
 
 if TYPE_CHECKING:
     from segments.models import ModelFit
@@ -67,16 +67,6 @@ FIT_TARGET_SECONDS = 300.0
 SCORE_TARGET_SECONDS = 60.0
 # The code under test, hashed into the report: the working tree may differ from HEAD.
 CODE_FILES = ("segments/services/predictions.py", "segments/predictive")
-
-
-@dataclass
-class Outcome:
-    """The timed figures of one stage: `customers` is how many buyers were scored."""
-
-    seconds: float
-    customers: int | None = None
-    rows_changed: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,10 +88,9 @@ def peak_rss_mb() -> float:
 
 
 def stage_floor(customers: int) -> Outcome:
-    floor = segmentation.stage_floor(
+    return segmentation.stage_floor(
         segmentation.Bench(customers=customers, rng=np.random.default_rng(SEED))
     )
-    return Outcome(seconds=floor.seconds, details=floor.details)
 
 
 def model_summary(fit: "ModelFit") -> dict[str, Any]:

@@ -27,7 +27,6 @@ from django.db import connection
 from crm.models import InteractionKind
 from segments.rules.values import start_of_day
 
-DAY_SECONDS = 86400.0
 INTERACTION_KINDS = tuple(kind.value for kind in InteractionKind)
 
 # (column, SQL expression over the aggregates below). Every expression is a float8 that is never

@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from crm.services.customers import customers_removal_lock
 from segments.models import ModelFit, ModelFitStatus, ModelName
 from segments.predictive import churn, clusters, clv
 from segments.predictive.features import Features, copy_in, features_as_of, top_categories
@@ -73,6 +74,7 @@ _UPSERT_SQL = f"""
         SELECT customer_id, {", ".join(f"nullif({c}, 'NaN') AS {c}" for c in _SCORE_COLUMNS)}
         FROM segments_work_scores
     ) s
+    JOIN crm_customer c ON c.id = s.customer_id  -- not one removed since the features were read
     ON CONFLICT (customer_id) DO UPDATE SET
         {", ".join(f"{c} = EXCLUDED.{c}" for c in _SCORE_COLUMNS)}, scored_at = EXCLUDED.scored_at
     WHERE ({", ".join(f"segments_customerprediction.{c}" for c in _SCORE_COLUMNS)})
@@ -127,6 +129,21 @@ def _fit_record(name: str, *, as_of: date, trigger: str) -> Iterator[ModelFit]:
         "model_fit.finished",
         extra={"model": name, "fit_id": fit.pk, "version": fit.version, "status": fit.status},
     )
+
+
+def _has_too_few_buyers(fit: ModelFit, features: Features) -> bool:
+    """Whether `features` hold fewer buyers than a fit needs (PREDICTIVE_MIN_BUYERS); if so,
+    `fit` says so."""
+    if len(features) >= settings.PREDICTIVE_MIN_BUYERS:
+        return False
+    _not_fitted(
+        fit,
+        REASON_TOO_FEW_BUYERS,
+        buyers=len(features),
+        cutoff=features.as_of,
+        minimum=settings.PREDICTIVE_MIN_BUYERS,
+    )
+    return True
 
 
 def _json_safe(value: Any) -> Any:
@@ -203,14 +220,7 @@ def _holdout_quality(
 def _fit_lifetime_value(*, as_of: date, now: Features, holdout: Features, trigger: str) -> ModelFit:
     horizon = settings.PREDICTIVE_CHURN_HORIZON_DAYS
     with _fit_record(ModelName.LIFETIME_VALUE, as_of=as_of, trigger=trigger) as fit:
-        if len(holdout) < settings.PREDICTIVE_MIN_BUYERS:
-            _not_fitted(
-                fit,
-                REASON_TOO_FEW_BUYERS,
-                buyers=len(holdout),
-                cutoff=holdout.as_of,
-                minimum=settings.PREDICTIVE_MIN_BUYERS,
-            )
+        if _has_too_few_buyers(fit, holdout):
             return fit
         if not (now.column("orders") > 1).any():
             _not_fitted(fit, REASON_NO_REPEAT_BUYERS)
@@ -251,14 +261,7 @@ def _fit_churn(
         if history_days < minimum_days:
             _not_fitted(fit, REASON_TOO_LITTLE_HISTORY, days=history_days, minimum=minimum_days)
             return fit
-        if len(train) < settings.PREDICTIVE_MIN_BUYERS:
-            _not_fitted(
-                fit,
-                REASON_TOO_FEW_BUYERS,
-                buyers=len(train),
-                cutoff=train.as_of,
-                minimum=settings.PREDICTIVE_MIN_BUYERS,
-            )
+        if _has_too_few_buyers(fit, train):
             return fit
         for features in (train, test):
             if len(np.unique(churn.churn_labels(features))) < 2:
@@ -295,14 +298,7 @@ def _fit_churn(
 
 def _fit_clusters(*, as_of: date, now: Features, categories: list[str], trigger: str) -> ModelFit:
     with _fit_record(ModelName.BEHAVIOUR_CLUSTERS, as_of=as_of, trigger=trigger) as fit:
-        if len(now) < settings.PREDICTIVE_MIN_BUYERS:
-            _not_fitted(
-                fit,
-                REASON_TOO_FEW_BUYERS,
-                buyers=len(now),
-                cutoff=as_of,
-                minimum=settings.PREDICTIVE_MIN_BUYERS,
-            )
+        if _has_too_few_buyers(fit, now):
             return fit
         names = clusters.cluster_feature_names(categories)
         result = clusters.clusters_fit(
@@ -448,9 +444,12 @@ def _score(features: Features, fits: dict[str, ModelFit]) -> ScoreOutcome:
     if ModelName.LIFETIME_VALUE in fits and count:
         value, purchases, alive = _lifetime_value_scores(fits[ModelName.LIFETIME_VALUE], features)
         scores[:, 0], scores[:, 1], scores[:, 2] = value, purchases, alive
+    used = dict(fits)
     if ModelName.CHURN_RISK in fits and count:
         estimator = _churn_estimator(fits[ModelName.CHURN_RISK])
-        if estimator is not None:
+        if estimator is None:
+            del used[ModelName.CHURN_RISK]  # not scored with: its figures stay as they were
+        else:
             scores[:, 3] = churn.churn_score(estimator, features)
     if ModelName.BEHAVIOUR_CLUSTERS in fits and count:
         parameters = fits[ModelName.BEHAVIOUR_CLUSTERS].parameters
@@ -459,7 +458,7 @@ def _score(features: Features, fits: dict[str, ModelFit]) -> ScoreOutcome:
     scores[~np.isfinite(scores)] = np.nan  # written as NULL: no value rather than a wrong one
     changed = _write_scores(features.customer_ids, scores)
     scored_at = timezone.now()
-    ModelFit.objects.filter(pk__in=[fit.pk for fit in fits.values()]).update(
+    ModelFit.objects.filter(pk__in=[fit.pk for fit in used.values()]).update(
         scored_at=scored_at, scored_customers=count
     )
     outcome = ScoreOutcome(
@@ -491,6 +490,9 @@ def _write_scores(ids: np.ndarray, scores: np.ndarray) -> int:
             after = int(ids[start - 1]) if start else -1
             upto = int(ids[part][-1]) if index < len(starts) - 1 else 2**63 - 1
             with transaction.atomic(), connection.cursor() as cursor:
+                # No customer is merged away or deleted while the batch is written (the
+                # predictions' customer_id has no foreign key): removals wait, or are seen.
+                customers_removal_lock(exclusive=False)
                 cursor.execute("TRUNCATE segments_work_scores")
                 copy_in(
                     "segments_work_scores",
