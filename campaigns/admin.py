@@ -61,6 +61,7 @@ from campaigns.services.campaigns import (
 from campaigns.services.dry_run import (
     OUTCOME_CAPPED,
     OUTCOME_DEFERRED,
+    OUTCOME_GROUP_BLOCKED,
     OUTCOME_HOLDOUT,
     OUTCOME_NO_IDENTITY,
     OUTCOME_OPTED_OUT,
@@ -344,6 +345,7 @@ OUTCOME_LABELS: dict[str, Promise] = {
     OUTCOME_HOLDOUT: _("Held out (control group)"),
     OUTCOME_OPTED_OUT: _("Opted out"),
     OUTCOME_NO_IDENTITY: _("No identity for the channel"),
+    OUTCOME_GROUP_BLOCKED: _("Held back with its group chat"),
     OUTCOME_CAPPED: _("Capped by a frequency rule"),
     OUTCOME_DEFERRED: _("Deferred by a frequency rule"),
 }
@@ -458,6 +460,7 @@ def _dry_run_context(campaign: Campaign, dry: DryRun) -> dict[str, Any]:
         and campaign.quiet_hours_end is not None
         and campaign.quiet_hours_start != campaign.quiet_hours_end,
         "sample": sample,
+        "is_group_chat": campaign.channel == Channel.WECOM_GROUP,
     }
 
 

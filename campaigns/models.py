@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from crm.models import ConsentChannel, Customer, StaffMember
+from crm.models import ConsentChannel, Customer, Group, StaffMember
 from segments.models import LifecycleState, Segment
 
 MAX_WINDOW_HOURS = 24 * 366
@@ -432,6 +432,7 @@ class DeliveryReason(models.TextChoices):
     PLATFORM_CAP = "platform_cap", _("Refused by the platform's own limit")
     UNCONFIRMED = "unconfirmed", _("Never confirmed by the staff member")
     CHANNEL_ERROR = "channel_error", _("Channel error")
+    GROUP_BLOCKED = "group_blocked", _("Held back with its group chat")
 
 
 class Delivery(models.Model):
@@ -497,6 +498,18 @@ class Delivery(models.Model):
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    # A group-chat campaign's message reaches the customer through this group chat. A chat
+    # deleted since is a stale id: its members are not in it, so they are not sent to.
+    group = models.ForeignKey(
+        Group,
+        verbose_name=_("group chat"),
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
         related_name="+",
         db_index=False,
         db_constraint=False,

@@ -47,6 +47,7 @@ class DeliveryOutSerializer(serializers.ModelSerializer):
             "status",
             "reason",
             "rule_id",
+            "group_id",
             "planned_at",
             "due_at",
             "reserved_at",

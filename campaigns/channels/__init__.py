@@ -25,8 +25,7 @@ def channel_for(channel: str) -> ChannelAdapter:
 
     adapters: dict[str, ChannelAdapter] = {
         Channel.WECOM_CUSTOMER: wecom.WeComCustomerChannel(),
+        Channel.WECOM_GROUP: wecom.WeComGroupChannel(),
         Channel.WEBHOOK: webhook.WebhookChannel(),
     }
-    if channel not in adapters:
-        raise NotImplementedError(f"channel {channel} has no adapter yet")
     return adapters[channel]

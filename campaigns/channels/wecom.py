@@ -1,6 +1,8 @@
-"""WeCom customer messages (企业群发, chat_type single) through wechatpy.
+"""WeCom bulk messages (企业群发) through wechatpy: to customers (chat_type single) and to
+customer group chats (chat_type group).
 
-A ChannelSend is one `add_msg_template` call: one sender, one text, up to 10,000 customers.
+A ChannelSend is one `add_msg_template` call: one sender, one text, up to 10,000 customers,
+or up to CHATS_PER_CALL group chats of one owner (all the deliveries of each chat's members).
 Creating the task is not sending: the staff member confirms it in WeCom, and the results per
 customer (sent, not a contact any more, refused by the platform's own limit) are polled later
 (`wecom_results_poll`). The call's outcome is unknown when it timed out or the server failed;
@@ -21,13 +23,22 @@ from django.utils import timezone
 from wechatpy.enterprise import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
-from campaigns.models import ChannelSend, ChannelSendState, DeliveryReason, DeliveryStatus
+from campaigns.models import (
+    Channel,
+    ChannelSend,
+    ChannelSendState,
+    DeliveryReason,
+    DeliveryStatus,
+)
 from campaigns.services.dispatch import delivery_outcomes_record
 from crm.personal_data import decrypt, hash_identity
 
 logger = logging.getLogger(__name__)
 
 MAX_RECEIVERS = 10_000  # external_userid per add_msg_template call (WeCom's limit)
+# chat_id_list per call: WeCom takes 2,000; a call's deliveries are read at once, and a chat
+# holds up to 500 members.
+CHATS_PER_CALL = 200
 # The platform's clock and ours may differ; a task created this long before the request was
 # written is still taken for it when looking up an unknown outcome.
 CLOCK_SKEW = timedelta(seconds=60)
@@ -80,9 +91,19 @@ def _is_unknown_outcome(error: Exception) -> bool:
     )
 
 
-class WeComCustomerChannel:
+class _WeComChannel:
+    """A bulk message to `targets`: customers' external_userids, or group chats' chat_ids."""
+
     one_text_per_call = True
-    size = MAX_RECEIVERS
+    chat_type = ""
+    size = 0
+
+    def targets(self, send: ChannelSend, deliveries: list[dict[str, Any]]) -> dict[int, str]:
+        """Each delivery's target (by delivery id); a delivery without one is unreachable."""
+        raise NotImplementedError
+
+    def body(self, send: ChannelSend, targets: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
 
     def run(self, send: ChannelSend, deliveries: list[dict[str, Any]]) -> None:
         if not deliveries:
@@ -93,31 +114,23 @@ class WeComCustomerChannel:
             send.content = deliveries[0]["text"]
             send.save(update_fields=["content"])
         client = wecom_client()
-        receivers = _external_userids([row["customer_id"] for row in deliveries])
+        targets = self.targets(send, deliveries)
         if send.attempts > 1:
-            msgid = _find_created(client, send, set(receivers.values()))
+            msgid = _find_created(client, send, set(targets.values()), self.chat_type)
             if msgid is not None:
                 logger.info("wecom.send_found", extra={"channel_send_id": send.pk})
-                _accepted(send, msgid, deliveries, fail_list=[], receivers={})
+                _accepted(send, msgid, deliveries, fail_list=[], targets={})
                 return
-        unreachable = [row["id"] for row in deliveries if row["customer_id"] not in receivers]
+        unreachable = [row["id"] for row in deliveries if row["id"] not in targets]
         delivery_outcomes_record(
             [(i, DeliveryStatus.FAILED, DeliveryReason.NO_IDENTITY, None, "") for i in unreachable]
         )
         if len(unreachable) == len(deliveries):
             _finish(send, ChannelSendState.FINISHED)
             return
-        body: dict[str, Any] = {
-            "chat_type": "single",
-            "external_userid": [
-                receivers[row["customer_id"]]
-                for row in deliveries
-                if row["customer_id"] in receivers
-            ],
-            "text": {"content": send.content},
-        }
-        if send.sender is not None:
-            body["sender"] = send.sender.wecom_userid
+        # dict.fromkeys: a chat is named once, however many of its members the call holds.
+        named = dict.fromkeys(targets[row["id"]] for row in deliveries if row["id"] in targets)
+        body = self.body(send, list(named))
         # The attempt was recorded before: from here on its outcome is unknown until answered.
         try:
             result = client.external_contact.add_msg_template(body)
@@ -151,8 +164,60 @@ class WeComCustomerChannel:
             result["msgid"],
             deliveries,
             fail_list=result.get("fail_list", []),
-            receivers=receivers,
+            targets=targets,
         )
+
+
+class WeComCustomerChannel(_WeComChannel):
+    chat_type = "single"
+    size = MAX_RECEIVERS
+
+    def targets(self, send: ChannelSend, deliveries: list[dict[str, Any]]) -> dict[int, str]:
+        userids = _external_userids([row["customer_id"] for row in deliveries])
+        return {
+            row["id"]: userids[row["customer_id"]]
+            for row in deliveries
+            if row["customer_id"] in userids
+        }
+
+    def body(self, send: ChannelSend, targets: list[str]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "chat_type": "single",
+            "external_userid": targets,
+            "text": {"content": send.content},
+        }
+        if send.sender is not None:
+            body["sender"] = send.sender.wecom_userid
+        return body
+
+
+class WeComGroupChannel(_WeComChannel):
+    """A message posted by a chat's owner (the call's sender) in the chats of the call's
+    deliveries. A call without a sender (its owner's account was deleted since) reaches no
+    chat: its deliveries fail as unreachable."""
+
+    chat_type = "group"
+    size = CHATS_PER_CALL
+
+    def targets(self, send: ChannelSend, deliveries: list[dict[str, Any]]) -> dict[int, str]:
+        if send.sender is None:
+            return {}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, external_id FROM crm_group WHERE id = ANY(%s) AND kind = 'wecom_group'",
+                [sorted({row["group_id"] for row in deliveries if row["group_id"] is not None})],
+            )
+            chats = dict(cursor.fetchall())
+        return {row["id"]: chats[row["group_id"]] for row in deliveries if row["group_id"] in chats}
+
+    def body(self, send: ChannelSend, targets: list[str]) -> dict[str, Any]:
+        assert send.sender is not None
+        return {
+            "chat_type": "group",
+            "sender": send.sender.wecom_userid,
+            "chat_id_list": targets,
+            "text": {"content": send.content},
+        }
 
 
 def _external_userids(customer_ids: list[int]) -> dict[int, str]:
@@ -176,18 +241,18 @@ def _accepted(
     deliveries: list[dict[str, Any]],
     *,
     fail_list: list[str],
-    receivers: dict[int, str],
+    targets: dict[int, str],
 ) -> None:
-    """The task exists: its deliveries wait for the staff member; those WeCom refused at once
-    (not the sender's contact) failed."""
+    """The task exists: its deliveries wait for the staff member; those whose target WeCom
+    refused at once (not the sender's contact) failed."""
     refused = set(fail_list)
     outcomes = [
         (
             row["id"],
             DeliveryStatus.FAILED
-            if receivers.get(row["customer_id"]) in refused
+            if targets.get(row["id"]) in refused
             else DeliveryStatus.SUBMITTED,
-            DeliveryReason.NOT_CONTACT if receivers.get(row["customer_id"]) in refused else "",
+            DeliveryReason.NOT_CONTACT if targets.get(row["id"]) in refused else "",
             None,
             "",
         )
@@ -214,16 +279,18 @@ def _finish(send: ChannelSend, state: str, *, error: str = "") -> None:
     send.save(update_fields=["state", "error", "answered_at", "next_poll_at"])
 
 
-def _find_created(client: WeComClient, send: ChannelSend, receivers: set[str]) -> str | None:
+def _find_created(
+    client: WeComClient, send: ChannelSend, targets: set[str], chat_type: str
+) -> str | None:
     """The msgid of a task this send created in an attempt whose answer was lost: same text,
     created since the request was written, from the same sender, not taken by another send,
-    and addressed to some of this send's customers only (a sender with many customers has one
-    text sent in several tasks, each to others)."""
+    and addressed to some of this send's targets only (a sender with many customers, or
+    chats, has one text sent in several tasks, each to others)."""
     start = send.requested_at - CLOCK_SKEW
     entries = client.pages(
         "externalcontact/get_groupmsg_list_v2",
         {
-            "chat_type": "single",
+            "chat_type": chat_type,
             "start_time": int(start.timestamp()),
             "end_time": int((timezone.now() + CLOCK_SKEW).timestamp()),
             "filter_type": 2,
@@ -250,7 +317,7 @@ def _find_created(client: WeComClient, send: ChannelSend, receivers: set[str]) -
                 continue
             senders = {send.sender.wecom_userid}
         addressed = {
-            entry["external_userid"]
+            entry[_TARGET_FIELD[chat_type]]
             for userid in senders
             for entry in client.pages(
                 "externalcontact/get_groupmsg_send_result",
@@ -258,18 +325,23 @@ def _find_created(client: WeComClient, send: ChannelSend, receivers: set[str]) -
                 "send_list",
             )
         }
-        if addressed and addressed <= receivers:
+        if addressed and addressed <= targets:
             return str(msgid)
     return None
 
 
+# The field naming a receiver in get_groupmsg_send_result, per chat_type.
+_TARGET_FIELD = {"single": "external_userid", "group": "chat_id"}
+
+
 def wecom_results_poll(*, send: ChannelSend, now: datetime | None = None) -> int:
-    """Collect the per-customer results of an accepted task; answers deliveries settled. A
-    task its staff member has not confirmed in WECOM_CONFIRM_HOURS is given up (its
+    """Collect the per-customer (or per-chat) results of an accepted task; answers deliveries
+    settled. A task its staff member has not confirmed in WECOM_CONFIRM_HOURS is given up (its
     deliveries fail as unconfirmed and stop counting toward caps)."""
     now = now or timezone.now()
     client = wecom_client()
-    results: list[tuple[str, int, int | None]] = []  # external_userid, status, send_time
+    field = _TARGET_FIELD["group" if send.channel == Channel.WECOM_GROUP else "single"]
+    results: list[tuple[str, int, int | None]] = []  # target, status, send_time
     for task in client.pages(
         "externalcontact/get_groupmsg_task", {"msgid": send.external_id}, "task_list"
     ):
@@ -280,7 +352,7 @@ def wecom_results_poll(*, send: ChannelSend, now: datetime | None = None) -> int
             {"msgid": send.external_id, "userid": task["userid"]},
             "send_list",
         ):
-            results.append((entry["external_userid"], entry["status"], entry.get("send_time")))
+            results.append((entry[field], entry["status"], entry.get("send_time")))
     settled = _record_results(send, results)
     remaining = send.deliveries.filter(status=DeliveryStatus.SUBMITTED)
     if not remaining.exists():
@@ -295,7 +367,8 @@ def wecom_results_poll(*, send: ChannelSend, now: datetime | None = None) -> int
 
 
 def _record_results(send: ChannelSend, results: list[tuple[str, int, int | None]]) -> int:
-    """Match results to deliveries by the keyed hash of the external_userid."""
+    """Match results to deliveries: by the keyed hash of the external_userid, or a chat's
+    result to all its members' deliveries."""
     outcome = {
         RESULT_SENT: (DeliveryStatus.SENT, ""),
         RESULT_NOT_CONTACT: (DeliveryStatus.FAILED, DeliveryReason.NOT_CONTACT),
@@ -304,25 +377,33 @@ def _record_results(send: ChannelSend, results: list[tuple[str, int, int | None]
     final = [(eid, status, at) for eid, status, at in results if status in outcome]
     if not final:
         return 0
-    hashes = [hash_identity("wecom", settings.WECOM_CORP_ID, eid) for eid, _s, _t in final]
+    if send.channel == Channel.WECOM_GROUP:  # a chat's result settles all its members'
+        targets = [eid for eid, _s, _t in final]
+        match = """JOIN crm_group g  -- index group_unique_external
+                 ON g.kind = 'wecom_group' AND g.external_id = r.target
+            WHERE d.group_id = g.id"""
+        params: list[Any] = []
+    else:
+        targets = [hash_identity("wecom", settings.WECOM_CORP_ID, eid) for eid, _s, _t in final]
+        match = """JOIN crm_identity i  -- index identity_unique
+                 ON i.provider = 'wecom' AND i.namespace = %s AND i.value_hash = r.target
+            WHERE d.customer_id = i.customer_id"""
+        params = [settings.WECOM_CORP_ID]
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             UPDATE campaigns_delivery d SET status = r.status, reason = r.reason,
                    sent_at = r.sent_at
             FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[])
-                 AS r(value_hash, status, reason, sent_at)
-            JOIN crm_identity i  -- index identity_unique
-                 ON i.provider = 'wecom' AND i.namespace = %s AND i.value_hash = r.value_hash
-            WHERE d.channel_send_id = %s AND d.customer_id = i.customer_id
-              AND d.status = 'submitted'
-            """,
+                 AS r(target, status, reason, sent_at)
+            {match} AND d.channel_send_id = %s AND d.status = 'submitted'
+            """,  # noqa: S608 - this module's SQL
             [
-                hashes,
+                targets,
                 [outcome[status][0] for _e, status, _t in final],
                 [outcome[status][1] for _e, status, _t in final],
                 [datetime.fromtimestamp(at, tz=UTC) if at else None for _e, _s, at in final],
-                settings.WECOM_CORP_ID,
+                *params,
                 send.pk,
             ],
         )

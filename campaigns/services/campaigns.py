@@ -28,7 +28,11 @@ from campaigns.models import (
     Variant,
 )
 from campaigns.services.planning import Audience, audience_query, deliveries_plan
-from campaigns.services.templates import TEMPLATE_VARIABLES, template_variables
+from campaigns.services.templates import (
+    CUSTOMER_VARIABLES,
+    TEMPLATE_VARIABLES,
+    template_variables,
+)
 from crm.errors import Conflict, NotFound, ValidationFailed
 from segments.models import Segment
 from segments.rules import InvalidRule, rule_check
@@ -153,8 +157,7 @@ def _check(data: CampaignInput, *, campaign_id: int | None) -> CampaignInput:
     if not data.consent_channel:
         problems.add("consent_channel", _("A webhook campaign names the consent it honours."))
     if data.channel == Channel.WECOM_GROUP:
-        # Planning knows whom a group-chat message reaches; no channel sends it yet.
-        problems.add("channel", _("Group-chat messages cannot be sent yet."))
+        _check_group_chat(data, problems)
     if data.channel == Channel.WEBHOOK and not data.webhook_url:
         problems.add("webhook_url", _("A webhook campaign needs the URL it posts to."))
     if data.channel != Channel.WEBHOOK and data.webhook_url:
@@ -202,6 +205,24 @@ def _check_variants(data: CampaignInput, problems: _Problems) -> None:
             )
         if variant.weight < 1:
             problems.add(f"variants[{index}].weight", _("A weight is at least 1."))
+
+
+def _check_group_chat(data: CampaignInput, problems: _Problems) -> None:
+    """A group-chat message is one text for a whole chat, sent to chats the audience covers
+    (see `planning.group_audience_sql`)."""
+    if data.schedule_kind not in (ScheduleKind.NOW, ScheduleKind.AT):
+        problems.add(
+            "schedule_kind",
+            _("A group-chat message is sent now or at a time: a trigger picks single customers."),
+        )
+    for index, variant in enumerate(data.variants):
+        personal = sorted(set(template_variables(variant.content)) & set(CUSTOMER_VARIABLES))
+        if personal:
+            problems.add(
+                f"variants[{index}].content",
+                _("A group-chat message is read by the whole chat; it cannot name %(names)s.")
+                % {"names": ", ".join(personal)},
+            )
 
 
 def _check_audience(data: CampaignInput, problems: _Problems) -> None:

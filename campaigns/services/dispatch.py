@@ -25,9 +25,14 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from campaigns.models import Campaign, ChannelSend, ChannelSendState, DeliveryReason
+from campaigns.models import Campaign, Channel, ChannelSend, ChannelSendState, DeliveryReason
 from campaigns.services.links import has_links, links_rewrite
-from campaigns.services.templates import TEMPLATE_VARIABLES, template_render, template_variables
+from campaigns.services.templates import (
+    CUSTOMER_VARIABLES,
+    TEMPLATE_VARIABLES,
+    template_render,
+    template_variables,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +84,6 @@ def _values_sql(variables: set[str]) -> str:
     return ", ".join(f"{columns[name]} AS {name}" for name in sorted(variables)) or "NULL"
 
 
-# The template variables that are the customer's own (owner_name is the sender's, and a call
-# has one sender): a WeCom call holds customers whose values of those its variant names agree.
-CUSTOMER_VARIABLES = ("display_name", "city", "province", "member_level")
-
-
 @dataclass(frozen=True)
 class CallLayout:
     """How a campaign's reserved deliveries are grouped into calls, per variant: up to `size`
@@ -95,6 +95,7 @@ class CallLayout:
     sizes: list[int]
     texts: list[str]
     key_columns: dict[int, list[str]]
+    is_by_chat: bool = False  # group chats per call, not deliveries
 
     def params(self) -> dict[str, Any]:
         return {
@@ -113,7 +114,13 @@ def call_layout(campaign: Campaign) -> CallLayout:
     from campaigns.channels import channel_for
 
     channel = channel_for(campaign.channel)
-    layout = CallLayout(variant_ids=[], sizes=[], texts=[], key_columns={})
+    layout = CallLayout(
+        variant_ids=[],
+        sizes=[],
+        texts=[],
+        key_columns={},
+        is_by_chat=campaign.channel == Channel.WECOM_GROUP,
+    )
     for variant_id, content in campaign.variants.order_by("id").values_list("pk", "content"):
         variables = template_variables(content)
         text = ""
@@ -143,7 +150,8 @@ _CALL_ROWS = "(SELECT * FROM campaigns_delivery WHERE channel_send_id = %s OFFSE
 @dataclass(frozen=True)
 class Attempt:
     """A call about to be made: the ChannelSend (its `attempts` counts this one) and its
-    deliveries still to send: id, customer_id, variant_id, attempts, retry_at and text."""
+    deliveries still to send: id, customer_id, variant_id, group_id, attempts, retry_at and
+    text."""
 
     send: ChannelSend
     deliveries: list[dict[str, Any]]
@@ -172,16 +180,38 @@ def attempt_begin(*, channel_send_id: int, now: datetime | None = None) -> Attem
             return None
         send = ChannelSend.objects.select_related("campaign", "sender").get(pk=channel_send_id)
         if send.attempts == 1:
+            # A group chat with a member who opted out, or who joined since the reservation
+            # (with no delivery in the call), is not sent to at all.
             cursor.execute(
                 f"""
+                WITH call AS (SELECT id, customer_id, group_id FROM {_CALL_ROWS} AS r
+                              WHERE r.status = 'reserved'),
+                opted_out AS (
+                    SELECT c.id, c.group_id FROM call c
+                    WHERE (SELECT TRUE FROM crm_consent co  -- index consent_unique_channel
+                           WHERE co.customer_id = c.customer_id AND co.channel = %s
+                             AND co.status = 'opted_out') IS NOT NULL
+                ),
+                joined AS (
+                    SELECT gm.group_id FROM crm_groupmembership gm
+                    WHERE gm.group_id IN (SELECT group_id FROM call) AND gm.left_at IS NULL
+                      AND NOT EXISTS (SELECT 1 FROM call x WHERE x.group_id = gm.group_id
+                                      AND x.customer_id = gm.customer_id)
+                )
                 UPDATE campaigns_delivery d
-                SET status = 'suppressed', reason = %s, channel_send_id = NULL
-                WHERE d.id IN (SELECT id FROM {_CALL_ROWS} AS r) AND d.status = 'reserved'
-                  AND (SELECT TRUE FROM crm_consent co  -- index consent_unique_channel
-                       WHERE co.customer_id = d.customer_id AND co.channel = %s
-                         AND co.status = 'opted_out') IS NOT NULL
+                SET status = 'suppressed', channel_send_id = NULL,
+                    reason = CASE WHEN d.id IN (SELECT id FROM opted_out) THEN %s ELSE %s END
+                WHERE d.id IN (SELECT id FROM call)
+                  AND (d.id IN (SELECT id FROM opted_out)
+                       OR d.group_id IN (SELECT group_id FROM opted_out)
+                       OR d.group_id IN (SELECT group_id FROM joined))
                 """,  # noqa: S608 - this module's SQL
-                [DeliveryReason.OPTED_OUT, send.pk, send.campaign.consent_channel],
+                [
+                    send.pk,
+                    send.campaign.consent_channel,
+                    DeliveryReason.OPTED_OUT,
+                    DeliveryReason.GROUP_BLOCKED,
+                ],
             )
         contents = dict(send.campaign.variants.values_list("pk", "content"))
         variables = set()
@@ -191,7 +221,7 @@ def attempt_begin(*, channel_send_id: int, now: datetime | None = None) -> Attem
         is_per_delivery = not channel_for(send.channel).one_text_per_call
         cursor.execute(
             f"""
-            SELECT d.id, d.customer_id, d.variant_id, d.attempts, d.retry_at,
+            SELECT d.id, d.customer_id, d.variant_id, d.group_id, d.attempts, d.retry_at,
                    {_values_sql(variables)}
             FROM {_CALL_ROWS} d
             JOIN crm_customer c ON c.id = d.customer_id

@@ -11,10 +11,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campaigns.models import Campaign, FrequencyRule
+from campaigns.models import Campaign, Channel, DeliveryReason, FrequencyRule
 from campaigns.services.campaigns import campaign_audience
-from campaigns.services.planning import judged_ctes, named_params
-from campaigns.services.reservation import applicable_rules, verdict_sql
+from campaigns.services.planning import group_audience_sql, judged_ctes, named_params
+from campaigns.services.reservation import applicable_rules, judged_verdicts_sql, verdict_sql
 from segments.rules import RULE_SESSION_SQL
 
 SAMPLE_SIZE = 20
@@ -22,6 +22,7 @@ SAMPLE_SIZE = 20
 # What would happen to one audience member, in the order the pipeline decides it.
 OUTCOME_OPTED_OUT = "opted_out"
 OUTCOME_NO_IDENTITY = "no_identity"
+OUTCOME_GROUP_BLOCKED = "group_blocked"
 OUTCOME_CAPPED = "capped"
 OUTCOME_DEFERRED = "deferred"
 OUTCOME_HOLDOUT = "holdout"
@@ -35,6 +36,7 @@ class DryRun:
     would_send: int = 0
     opted_out: int = 0
     no_identity: int = 0
+    group_blocked: int = 0  # a group-chat campaign's members whose chat may not be sent to
     capped_by_rule: dict[str, int] = field(default_factory=dict)
     deferred_by_rule: dict[str, int] = field(default_factory=dict)
     per_variant: dict[str, int] = field(default_factory=dict)
@@ -44,7 +46,10 @@ class DryRun:
 
 _OUTCOME_SQL = f"""
     CASE WHEN j.is_opted_out THEN '{OUTCOME_OPTED_OUT}'
-         WHEN NOT j.is_reachable THEN '{OUTCOME_NO_IDENTITY}'
+         WHEN NOT j.is_reachable AND j.unreachable_reason = '{DeliveryReason.GROUP_BLOCKED}'
+             THEN '{OUTCOME_GROUP_BLOCKED}'
+         WHEN NOT j.is_reachable OR v.is_left THEN '{OUTCOME_NO_IDENTITY}'
+         WHEN v.is_group_blocked THEN '{OUTCOME_GROUP_BLOCKED}'
          WHEN v.until = 'infinity' THEN '{OUTCOME_CAPPED}'
          WHEN v.until IS NOT NULL THEN '{OUTCOME_DEFERRED}'
          WHEN j.is_holdout THEN '{OUTCOME_HOLDOUT}'
@@ -57,6 +62,9 @@ def campaign_dry_run(*, campaign: Campaign, at: datetime | None = None) -> DryRu
     variants = list(campaign.variants.order_by("name", "id").values_list("id", "weight"))
     names = dict(campaign.variants.values_list("pk", "name"))
     audience_sql, params = named_params(campaign_audience(campaign, at=at))
+    is_by_chat = campaign.channel == Channel.WECOM_GROUP
+    if is_by_chat:
+        audience_sql = group_audience_sql(audience_sql)
     rules = applicable_rules(campaign)
     verdicts, verdict_params = verdict_sql(
         rules,
@@ -70,11 +78,11 @@ def campaign_dry_run(*, campaign: Campaign, at: datetime | None = None) -> DryRu
     # sample. Nothing else is written, and it goes at the end of the transaction.
     tail = f""",
         b AS (
-            SELECT customer_id AS id, customer_id, is_holdout,
+            SELECT customer_id AS id, customer_id, is_holdout, group_id,
                    %(at)s::timestamptz AS first_due_at
             FROM judged WHERE is_reachable AND NOT is_opted_out
         ),
-        v AS ({verdicts})
+        {judged_verdicts_sql(verdicts, is_by_chat=is_by_chat)}
         SELECT j.customer_id, j.variant_id, v.rule_id, v.until, {_OUTCOME_SQL} AS outcome,
                hashtextextended(%(salt)s || ':sample:' || j.customer_id::text, 0) AS draw
         FROM judged j LEFT JOIN v ON v.id = j.customer_id
@@ -122,6 +130,8 @@ def _count(result: DryRun, outcome: str, rule: str, variant: str | None, count: 
         result.opted_out += count
     elif outcome == OUTCOME_NO_IDENTITY:
         result.no_identity += count
+    elif outcome == OUTCOME_GROUP_BLOCKED:
+        result.group_blocked += count
     elif outcome == OUTCOME_CAPPED:
         result.capped_by_rule[rule] = result.capped_by_rule.get(rule, 0) + count
     elif outcome == OUTCOME_DEFERRED:

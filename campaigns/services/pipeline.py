@@ -173,7 +173,7 @@ def wecom_results_poll_due(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     sends = ChannelSend.objects.filter(
         state=ChannelSendState.ACCEPTED,
-        channel=Channel.WECOM_CUSTOMER,
+        channel__in=[Channel.WECOM_CUSTOMER, Channel.WECOM_GROUP],
         next_poll_at__lte=now,
     ).order_by("next_poll_at")[:500]
     settled = 0

@@ -40,6 +40,12 @@ BUCKETS = 100_000
 # cursor binds parameters client-side, formatting a list element by element: 20 ms for 20,000
 # ids, against 6 ms for the string).
 CHUNK_AUDIENCE = "SELECT unnest(string_to_array(%(chunk)s, ',')::bigint[]) AS customer_id"
+# A group-chat campaign's audience, with each member's group chat (see `group_audience_sql`)
+# given alike: %(chunk_groups)s, empty for none, and %(chunk_grouped)s, t or f.
+CHUNK_GROUP_AUDIENCE = """
+    SELECT unnest(string_to_array(%(chunk)s, ',')::bigint[]) AS customer_id,
+           unnest(string_to_array(%(chunk_groups)s, ',', '')::bigint[]) AS group_id,
+           unnest(string_to_array(%(chunk_grouped)s, ',')::boolean[]) AS is_grouped"""
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,52 @@ def audience_query(
     return Audience(sql=sql, params=params)
 
 
+def group_audience_sql(audience_sql: str) -> str:
+    """For a group-chat campaign: each audience member (`audience_sql` answers customer_id)
+    with the WeCom group chat its message would go through, `group_id` (NULL when none may
+    carry it), and whether it is in any WeCom group chat at all, `is_grouped`.
+
+    A message posted in a group chat reaches every member, so a chat is sent to only when the
+    audience covers it: each of its members now is in the audience and none opted out of the
+    consent channel (named param consent_channel), and it has an owner to send it. A customer
+    in two covered chats goes through the one with the lower id, and the other chat is not
+    sent to (it would bring the customer the message twice). Frequency rules are judged per
+    member at reservation, and hold back the whole chat (`reservation`)."""
+    return f"""
+        WITH aud AS MATERIALIZED ({audience_sql}),
+        mem AS MATERIALIZED (
+            SELECT gm.group_id, gm.customer_id, g.owner_id
+            FROM crm_groupmembership gm JOIN crm_group g ON g.id = gm.group_id
+            WHERE gm.left_at IS NULL AND g.kind = 'wecom_group'
+        ),
+        covered AS (
+            SELECT m.group_id FROM mem m
+            LEFT JOIN aud ON aud.customer_id = m.customer_id
+            LEFT JOIN crm_consent co  -- index consent_unique_channel
+                   ON co.customer_id = m.customer_id AND co.channel = %(consent_channel)s
+                  AND co.status = 'opted_out'
+            GROUP BY m.group_id
+            HAVING bool_and(aud.customer_id IS NOT NULL AND co.customer_id IS NULL
+                            AND m.owner_id IS NOT NULL)
+        ),
+        chosen AS (
+            SELECT m.customer_id, min(m.group_id) AS group_id
+            FROM mem m JOIN covered USING (group_id) GROUP BY m.customer_id
+        ),
+        clear AS (
+            SELECT m.group_id FROM mem m JOIN chosen c USING (customer_id)
+            WHERE m.group_id IN (SELECT group_id FROM covered)
+            GROUP BY m.group_id HAVING bool_and(c.group_id = m.group_id)
+        )
+        SELECT aud.customer_id, ok.group_id, grouped.customer_id IS NOT NULL AS is_grouped
+        FROM aud
+        LEFT JOIN (SELECT customer_id, group_id FROM chosen JOIN clear USING (group_id)) AS ok
+               ON ok.customer_id = aud.customer_id
+        LEFT JOIN (SELECT DISTINCT customer_id FROM mem) AS grouped
+               ON grouped.customer_id = aud.customer_id
+    """  # noqa: S608 - the interpolated part is this package's SQL
+
+
 def _facts(campaign: Campaign) -> dict[str, tuple[str, str]]:
     """What is looked up per customer when judging: name -> (a FROM ... WHERE ... naming the
     customers with the fact, their customer id column)."""
@@ -109,19 +161,15 @@ def _facts(campaign: Campaign) -> dict[str, tuple[str, str]]:
     }
     if campaign.channel == Channel.WECOM_CUSTOMER:
         facts["is_reachable"] = ("crm_identity WHERE provider = 'wecom'", "customer_id")
-    elif campaign.channel == Channel.WECOM_GROUP:
-        facts["is_reachable"] = (
-            "crm_groupmembership gm JOIN crm_group g ON g.id = gm.group_id"
-            " WHERE gm.left_at IS NULL AND g.kind = 'wecom_group'",
-            "gm.customer_id",
-        )
-    # A webhook receiver gets the customer id and looks the person up itself.
+    # A webhook receiver gets the customer id and looks the person up itself; a group chat's
+    # members come with their chat (`group_audience_sql`).
     return facts
 
 
 def _lookups(campaign: Campaign, *, ranged: bool) -> tuple[list[str], str]:
-    """The judged columns of the facts (and, over a range, the customer's owner), and the
-    joins they need.
+    """The judged columns of the facts (and, over a range, the message's sender), and the
+    joins they need: is_opted_out, is_reachable, unreachable_reason (the delivery reason when
+    not reachable), group_id (a group chat's, else NULL) and with `ranged` owner_id.
 
     Over one range of customer ids (`ranged`, params lo and hi: a planning batch), each table's
     range is read once and merged with the batch. Otherwise (the dry run's whole audience),
@@ -144,9 +192,24 @@ def _lookups(campaign: Campaign, *, ranged: bool) -> tuple[list[str], str]:
                 f"(SELECT TRUE FROM {source} AND {column} = a.customer_id LIMIT 1)"  # noqa: S608
                 f" IS NOT NULL AS {name}"
             )
-    if "is_reachable" not in facts:
-        columns.append("TRUE AS is_reachable")
-    if ranged:  # planning: the sender of a WeCom message is the customer's owner
+    if campaign.channel == Channel.WECOM_GROUP:
+        columns += [
+            "a.group_id IS NOT NULL AS is_reachable",
+            "a.group_id",
+            f"CASE WHEN a.is_grouped THEN '{DeliveryReason.GROUP_BLOCKED}'"
+            f" ELSE '{DeliveryReason.NO_IDENTITY}' END AS unreachable_reason",
+        ]
+    else:
+        if "is_reachable" not in facts:
+            columns.append("TRUE AS is_reachable")
+        columns += [
+            "NULL::bigint AS group_id",
+            f"'{DeliveryReason.NO_IDENTITY}' AS unreachable_reason",
+        ]
+    if ranged and campaign.channel == Channel.WECOM_GROUP:  # sent by the chat's owner
+        joins.append("LEFT JOIN crm_group grp ON grp.id = a.group_id")
+        columns.append("grp.owner_id AS owner_id")
+    elif ranged:  # planning: the sender of a WeCom message is the customer's owner
         joins.append(
             "LEFT JOIN crm_customer c ON c.id = a.customer_id AND c.id BETWEEN %(lo)s AND %(hi)s"
         )
@@ -154,21 +217,26 @@ def _lookups(campaign: Campaign, *, ranged: bool) -> tuple[list[str], str]:
     return columns, "\n".join(joins)
 
 
-def _bucket(draw: str, buckets: int) -> str:
-    """A number in [0, buckets) from the salted hash of the customer id (64 bits, so the
-    modulo's bias is nil); `draw` keeps the holdout and variant draws independent."""
-    hashed = f"hashtextextended(%(salt)s || '{draw}' || a.customer_id::text, 0)"
+def _bucket(draw: str, buckets: int, unit: str) -> str:
+    """A number in [0, buckets) from the salted hash of `unit` (text: the customer id, or a
+    group chat's; 64 bits, so the modulo's bias is nil); `draw` keeps the holdout and variant
+    draws independent."""
+    hashed = f"hashtextextended(%(salt)s || '{draw}' || {unit}, 0)"
     return f"(({hashed} %% {buckets}) + {buckets}) %% {buckets}"
 
 
 def assignment_columns(campaign: Campaign, variants: Sequence[tuple[int, int]]) -> tuple[str, str]:
     """SQL for (is the customer held out, which variant id), on `a.customer_id`, from the
     campaign's salt: holdout when its bucket falls below the share, the variant by weight from
-    a second, independent draw. `variants` are (id, weight) in a fixed order."""
+    a second, independent draw. `variants` are (id, weight) in a fixed order. A group chat's
+    members share its draws (a message reaches the whole chat, or none of it)."""
+    unit = "a.customer_id::text"
+    if campaign.channel == Channel.WECOM_GROUP:
+        unit = "coalesce('g' || a.group_id, a.customer_id::text)"
     share = int(campaign.holdout_share * BUCKETS)
-    holdout = f"{_bucket(':h:', BUCKETS)} < {share}" if share else "FALSE"
+    holdout = f"{_bucket(':h:', BUCKETS, unit)} < {share}" if share else "FALSE"
     total = sum(weight for _id, weight in variants)
-    draw = _bucket(":v:", total)
+    draw = _bucket(":v:", total, unit)
     whens, bound = [], 0
     for variant_id, weight in variants[:-1]:
         bound += weight
@@ -236,7 +304,7 @@ def _insert_sql(
         written AS (
             INSERT INTO campaigns_delivery (
                 customer_id, campaign_id, step, variant_id, is_holdout, status, reason,
-                due_at, first_due_at, planned_at, attempts, error, sender_id)
+                due_at, first_due_at, planned_at, attempts, error, sender_id, group_id)
             SELECT customer_id, %(campaign)s, 0,
                    CASE WHEN is_opted_out OR NOT is_reachable OR NOT is_holdout
                         THEN variant_id END,
@@ -244,14 +312,16 @@ def _insert_sql(
                    CASE WHEN is_opted_out OR NOT is_reachable THEN '{DeliveryStatus.SUPPRESSED}'
                         ELSE '{DeliveryStatus.PENDING}' END,
                    CASE WHEN is_opted_out THEN '{DeliveryReason.OPTED_OUT}'
-                        WHEN NOT is_reachable THEN '{DeliveryReason.NO_IDENTITY}'
+                        WHEN NOT is_reachable THEN unreachable_reason
                         WHEN %(quiet)s THEN '{DeliveryReason.QUIET_HOURS}'
                         ELSE '' END,
-                   %(due_at)s, %(due_at)s, now(), 0, '', {_sender_sql(campaign.channel, "j")}
+                   %(due_at)s, %(due_at)s, now(), 0, '', {_sender_sql(campaign.channel, "j")},
+                   group_id
             FROM judged j{_unplanned(skip_planned)}
             RETURNING id, status, reason, channel_send_id
         ) {tally_sql(with_ids=False)}"""  # noqa: S608 - this package's SQL and integers
-    return judged_ctes(campaign, CHUNK_AUDIENCE, variants, ranged=True) + tail
+    chunk = CHUNK_GROUP_AUDIENCE if campaign.channel == Channel.WECOM_GROUP else CHUNK_AUDIENCE
+    return judged_ctes(campaign, chunk, variants, ranged=True) + tail
 
 
 def _insert_judged_sql(
@@ -283,7 +353,7 @@ def _insert_judged_sql(
                         WHEN j.is_holdout THEN '{DeliveryStatus.HELD_OUT}'
                         ELSE '{DeliveryStatus.RESERVED}' END AS status,
                    CASE WHEN j.is_opted_out OR v.is_opted_out THEN '{DeliveryReason.OPTED_OUT}'
-                        WHEN NOT j.is_reachable THEN '{DeliveryReason.NO_IDENTITY}'
+                        WHEN NOT j.is_reachable THEN j.unreachable_reason
                         WHEN v.is_delay_exceeded THEN '{DeliveryReason.CAP_DELAY_EXCEEDED}'
                         WHEN v.until IS NOT NULL THEN '{DeliveryReason.CAPPED}'
                         ELSE '' END AS reason,
@@ -291,7 +361,7 @@ def _insert_judged_sql(
                    CASE WHEN v.until <> 'infinity' THEN v.until ELSE %(at)s END AS due_at,
                    CASE WHEN v.id IS NOT NULL AND NOT v.is_opted_out AND v.until IS NULL
                         THEN %(at)s::timestamptz END AS reserved_at,
-                   {_sender_sql(campaign.channel, "j")} AS sender_id
+                   {_sender_sql(campaign.channel, "j")} AS sender_id, j.group_id
             FROM judged j LEFT JOIN v ON v.id = j.customer_id{_unplanned(skip_planned)}
         )
         {calls_sql("decided", layout)},
@@ -299,10 +369,10 @@ def _insert_judged_sql(
         INSERT INTO campaigns_delivery (
             customer_id, campaign_id, step, variant_id, is_holdout, status, reason, rule_id,
             due_at, first_due_at, reserved_at, planned_at, attempts, error, sender_id,
-            channel_send_id)
+            group_id, channel_send_id)
         SELECT x.customer_id, %(campaign)s, 0, x.variant_id, x.is_holdout, x.status, x.reason,
                x.rule_id, x.due_at, %(at)s, x.reserved_at, now(), 0, '', x.sender_id,
-               x.channel_send_id
+               x.group_id, x.channel_send_id
         FROM (decided LEFT JOIN assigned USING (customer_id)) AS x
         RETURNING id, status, reason, channel_send_id
     ) {tally_sql(with_ids=False)}"""  # noqa: S608 - this package's SQL and integers
@@ -330,6 +400,26 @@ def audience_ids(audience: Audience) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _group_chunk(campaign: Campaign, audience: Audience) -> dict[str, Any]:
+    """The whole audience of a group-chat campaign as one chunk's params (see
+    `CHUNK_GROUP_AUDIENCE`), ascending, with each member's group chat: one statement."""
+    audience_sql, params = named_params(audience)
+    params["consent_channel"] = campaign.consent_channel
+    sql = f"SELECT * FROM ({group_audience_sql(audience_sql)}) AS g ORDER BY 1"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(RULE_SESSION_SQL)
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return {
+        "chunk": ",".join(str(customer_id) for customer_id, _g, _i in rows),
+        "chunk_groups": ",".join("" if group is None else str(group) for _c, group, _i in rows),
+        "chunk_grouped": ",".join("t" if is_grouped else "f" for _c, _g, is_grouped in rows),
+        "lo": rows[0][0] if rows else 0,
+        "hi": rows[-1][0] if rows else 0,
+        "size": len(rows),
+    }
+
+
 def deliveries_plan(
     campaign: Campaign,
     *,
@@ -345,14 +435,25 @@ def deliveries_plan(
     rules at `at` as it is written, exactly as a reservation batch would judge it, so that each
     delivery is written once; otherwise deliveries are written pending, due at `due_at`.
     Answers what was written (deliveries already planned are left as they are). Planning
-    stops when the campaign is cancelled, and stops reserving when it is paused."""
+    stops when the campaign is cancelled, and stops reserving when it is paused.
+
+    A group-chat campaign is planned in one transaction and reserved afterwards: whether a
+    chat may be sent to depends on all its members, who fall in any bucket, and reservation
+    must never see part of a chat."""
     variants = list(campaign.variants.order_by("name", "id").values_list("id", "weight"))
     assert variants, "a campaign has at least one variant"
-    ids = audience_ids(audience)
+    if campaign.channel == Channel.WECOM_GROUP:
+        whole = _group_chunk(campaign, audience)
+        chunks = [whole] if whole["size"] else []
+        reserve = False
+    else:
+        chunks = list(_bucket_chunks(audience_ids(audience)))
     layout = call_layout(campaign) if reserve else None
     skip_planned = campaign.deliveries.exists()
     outcome = ReserveOutcome()
-    for chunk in _bucket_chunks(ids):
+    size = 0
+    for chunk in chunks:
+        size += chunk["size"]
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(NO_JIT_SQL)
             cursor.execute(
@@ -362,7 +463,7 @@ def deliveries_plan(
             if state == CampaignState.CANCELLED:
                 break
             params: dict[str, Any] = {
-                "chunk": ",".join(map(str, chunk)),
+                **chunk,
                 "salt": campaign.salt,
                 "campaign": campaign.pk,
                 "consent_channel": campaign.consent_channel,
@@ -370,15 +471,12 @@ def deliveries_plan(
                 "due_at": due_at,
                 "quiet": is_quiet,
                 "channel": campaign.channel,
-                "lo": chunk[0],  # the chunk is ascending
-                "hi": chunk[-1],
             }
             if layout is not None and state == CampaignState.SENDING:
                 params.update(layout.params())
                 _plan_reserved(
                     cursor,
                     campaign,
-                    chunk,
                     variants,
                     params,
                     outcome,
@@ -391,25 +489,30 @@ def deliveries_plan(
                 tally(outcome, cursor.fetchall())
     logger.info(
         "campaign.planned",
-        extra={"campaign_id": campaign.pk, "audience": len(ids), **outcome.counts},
+        extra={"campaign_id": campaign.pk, "audience": size, **outcome.counts},
     )
     return outcome
 
 
-def _bucket_chunks(ids: list[int]) -> Iterator[list[int]]:
+def _bucket_chunks(ids: list[int]) -> Iterator[dict[str, Any]]:
     """The ascending ids split at bucket boundaries (see `reservation.CUSTOMER_BUCKET`), so
-    that each batch locks one bucket."""
+    that each batch locks one bucket: each chunk's params (see `CHUNK_AUDIENCE`; lo and hi
+    bound its ids)."""
     start = 0
     for index in range(1, len(ids) + 1):
         if index == len(ids) or ids[index] // CUSTOMER_BUCKET != ids[start] // CUSTOMER_BUCKET:
-            yield ids[start:index]
+            yield {
+                "chunk": ",".join(map(str, ids[start:index])),
+                "lo": ids[start],
+                "hi": ids[index - 1],
+                "size": index - start,
+            }
             start = index
 
 
 def _plan_reserved(
     cursor: Any,
     campaign: Campaign,
-    chunk: list[int],
     variants: list[tuple[int, int]],
     params: dict[str, Any],
     outcome: ReserveOutcome,
@@ -421,7 +524,7 @@ def _plan_reserved(
     and inserts (see `reservation`)."""
     rules = applicable_rules(campaign)
     if rules or campaign.counts_toward_caps:
-        lock_customers(cursor, chunk)
+        lock_customers(cursor, [params["lo"], params["hi"]])
     # The batch is one bucket of ids: its counted sends are one range of the index.
     verdicts, verdict_params = verdict_sql(
         rules,

@@ -32,6 +32,7 @@ from campaigns.models import (
     COUNTED_STATUSES,
     Campaign,
     CampaignState,
+    Channel,
     DeliveryReason,
     DeliveryStatus,
     FrequencyRule,
@@ -202,12 +203,69 @@ def verdict_sql(
     return sql, params
 
 
+def group_verdicts_sql(verdicts: str) -> str:
+    """The verdicts of a group-chat campaign's batch, whole chats (see `verdict_sql` for
+    `verdicts`; the batch `b` also has group_id): a message posted in a chat reaches every
+    member, so one member refused (opted out, capped) refuses the whole chat, one deferred
+    defers it to the latest member's time, and a chat someone joined since planning (who has
+    no delivery in it) is not sent to. A member who left the chat is not reached by it: it is
+    judged apart, `is_left`. The others held back by the chat are `is_group_blocked`: all of a
+    refused chat's members not refused themselves, and a deferred chat's members not deferred
+    themselves."""
+    return f"""
+        v0 AS ({verdicts}),
+        members AS (
+            SELECT b.id, b.group_id,
+                   (SELECT TRUE FROM crm_groupmembership gm  -- index group_membership_one_open
+                    WHERE gm.group_id = b.group_id AND gm.customer_id = b.customer_id
+                      AND gm.left_at IS NULL) IS NULL AS is_left
+            FROM b
+        ),
+        joined AS (
+            SELECT DISTINCT gm.group_id FROM crm_groupmembership gm
+            WHERE gm.group_id IN (SELECT group_id FROM b) AND gm.left_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM b x
+                              WHERE x.group_id = gm.group_id AND x.customer_id = gm.customer_id)
+        ),
+        chat AS (
+            SELECT m.group_id,
+                   coalesce(bool_or(v.is_opted_out OR v.until = 'infinity')
+                            FILTER (WHERE NOT m.is_left), FALSE)
+                   OR m.group_id IN (SELECT group_id FROM joined) AS is_refused,
+                   max(v.until) FILTER (WHERE NOT m.is_left) AS until
+            FROM v0 v JOIN members m USING (id) GROUP BY m.group_id
+        ),
+        v AS (
+            SELECT v.id, v.is_holdout, v.is_opted_out,
+                   CASE WHEN m.is_left OR v.is_opted_out OR v.until = 'infinity' THEN v.until
+                        WHEN c.is_refused THEN 'infinity'::timestamptz
+                        ELSE c.until END AS until,
+                   v.rule_id, v.is_delay_exceeded,
+                   NOT m.is_left AND NOT v.is_opted_out AND v.until IS DISTINCT FROM 'infinity'
+                       AND (c.is_refused OR (v.until IS NULL AND c.until IS NOT NULL))
+                       AS is_group_blocked,
+                   m.is_left
+            FROM v0 v JOIN members m USING (id) JOIN chat c USING (group_id)
+        )"""  # noqa: S608 - this module's SQL
+
+
+def judged_verdicts_sql(verdicts: str, *, is_by_chat: bool) -> str:
+    """CTEs ending in `v`: the verdicts (see `verdict_sql`) with `is_group_blocked` and
+    `is_left`, judged whole chats `is_by_chat` (see `group_verdicts_sql`)."""
+    if is_by_chat:
+        return group_verdicts_sql(verdicts)
+    return f"""v0 AS ({verdicts}),
+        v AS (SELECT *, FALSE AS is_group_blocked, FALSE AS is_left FROM v0)"""  # noqa: S608
+
+
 def calls_sql(source: str, layout: CallLayout) -> str:
     """CTEs writing the calls of the batch's reserved deliveries and answering `assigned
     (customer_id, channel_send_id)`. `source` names a CTE of the batch with customer_id,
-    status, sender_id and variant_id. Calls are numbered from their table's sequence first, so
-    that deliveries and calls are written in one statement (a delivery's call is read from the
-    sequence's numbers, not from the call's RETURNING). Named params: campaign, channel, and
+    status, sender_id, variant_id and group_id. A call holds up to `size` deliveries, or with
+    `layout.is_by_chat` up to `size` group chats (all the deliveries of each). Calls are
+    numbered from their table's sequence first, so that deliveries and calls are written in
+    one statement (a delivery's call is read from the sequence's numbers, not from the call's
+    RETURNING). Named params: campaign, channel, and
     those of `layout.params()`."""
     keys = [
         f"WHEN {int(variant_id)} THEN ARRAY[{', '.join(f'c.{c}::text' for c in columns)}]::text"
@@ -215,6 +273,9 @@ def calls_sql(source: str, layout: CallLayout) -> str:
         if columns
     ]
     key_sql, customers = "''", ""
+    rank, unit = (
+        ("dense_rank", "s.group_id") if layout.is_by_chat else ("row_number", "s.customer_id")
+    )
     if keys:  # the customer's values of the variables the variant names
         key_sql = f"CASE s.variant_id {' '.join(keys)} ELSE '' END"
         customers = "LEFT JOIN crm_customer c ON c.id = s.customer_id"
@@ -224,15 +285,15 @@ def calls_sql(source: str, layout: CallLayout) -> str:
                                  %(layout_texts)s::text[]) AS l(variant_id, size, text)
         ),
         keyed AS (
-            SELECT s.customer_id, s.sender_id, s.variant_id, {key_sql} AS text_key
+            SELECT s.customer_id, s.sender_id, s.variant_id, s.group_id, {key_sql} AS text_key
             FROM {source} s {customers}
             WHERE s.status = '{DeliveryStatus.RESERVED}'
         ),
         parted AS (
             SELECT s.customer_id, coalesce(s.sender_id, 0) AS sender_key, s.variant_id,
                    s.text_key,
-                   (row_number() OVER (PARTITION BY s.sender_id, s.variant_id, s.text_key
-                                       ORDER BY s.customer_id) - 1) / l.size AS part
+                   ({rank}() OVER (PARTITION BY s.sender_id, s.variant_id, s.text_key
+                                   ORDER BY {unit}) - 1) / l.size AS part
             FROM keyed s JOIN layout l ON l.variant_id = s.variant_id
         ),
         calls AS MATERIALIZED (
@@ -256,26 +317,30 @@ def calls_sql(source: str, layout: CallLayout) -> str:
 
 def _apply_sql(verdicts: str, layout: CallLayout) -> str:
     """Update the batch's deliveries from their verdicts and assign the reserved ones their
-    calls, answering (id, status, reason, channel_send_id)."""
+    calls, answering (id, status, reason, channel_send_id). A group-chat campaign's are
+    judged whole chats (`group_verdicts_sql`)."""
     return f"""
-        , v AS ({verdicts}),
+        , {judged_verdicts_sql(verdicts, is_by_chat=layout.is_by_chat)},
         decided AS (
-            SELECT v.id, b.customer_id, b.sender_id, b.variant_id,
+            SELECT v.id, b.customer_id, b.sender_id, b.variant_id, b.group_id,
                 CASE
-                    WHEN v.is_opted_out OR v.until = 'infinity'
+                    WHEN v.is_left OR v.is_opted_out OR v.until = 'infinity'
                         THEN '{DeliveryStatus.SUPPRESSED}'
                     WHEN v.until IS NOT NULL THEN '{DeliveryStatus.PENDING}'
                     WHEN v.is_holdout THEN '{DeliveryStatus.HELD_OUT}'
                     ELSE '{DeliveryStatus.RESERVED}' END AS status,
                 CASE
                     WHEN v.is_opted_out THEN '{DeliveryReason.OPTED_OUT}'
+                    WHEN v.is_left THEN '{DeliveryReason.NO_IDENTITY}'
+                    WHEN v.is_group_blocked THEN '{DeliveryReason.GROUP_BLOCKED}'
                     WHEN v.is_delay_exceeded THEN '{DeliveryReason.CAP_DELAY_EXCEEDED}'
                     WHEN v.until IS NOT NULL THEN '{DeliveryReason.CAPPED}'
                     END AS reason,  -- NULL: kept
-                CASE WHEN v.is_opted_out THEN NULL ELSE v.rule_id END AS rule_id,
-                CASE WHEN NOT v.is_opted_out AND v.until <> 'infinity'
+                CASE WHEN v.is_opted_out OR v.is_left OR v.is_group_blocked THEN NULL
+                     ELSE v.rule_id END AS rule_id,
+                CASE WHEN NOT v.is_opted_out AND NOT v.is_left AND v.until <> 'infinity'
                      THEN v.until END AS due_at,  -- NULL: kept
-                CASE WHEN NOT v.is_opted_out AND v.until IS NULL
+                CASE WHEN NOT v.is_opted_out AND NOT v.is_left AND v.until IS NULL
                      THEN %(at)s::timestamptz END AS reserved_at
             FROM v JOIN b ON b.id = v.id
         )
@@ -283,6 +348,7 @@ def _apply_sql(verdicts: str, layout: CallLayout) -> str:
         written AS (
         UPDATE campaigns_delivery d SET
             status = x.status, reason = coalesce(x.reason, d.reason), rule_id = x.rule_id,
+            sender_id = x.sender_id,
             due_at = coalesce(x.due_at, d.due_at), reserved_at = x.reserved_at,
             channel_send_id = x.channel_send_id
         FROM (decided LEFT JOIN assigned USING (customer_id)) AS x
@@ -318,16 +384,7 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
             if limit == 0:
                 outcome.is_exhausted = False
                 return outcome
-            cursor.execute(
-                """
-                SELECT id, customer_id, is_holdout, first_due_at, variant_id, sender_id
-                FROM campaigns_delivery
-                WHERE campaign_id = %s AND status = 'pending' AND due_at <= %s
-                ORDER BY due_at, sender_id, id LIMIT %s
-                FOR UPDATE SKIP LOCKED
-                """,  # index delivery_pending_due
-                [campaign.pk, at, limit],
-            )
+            cursor.execute(_batch_sql(campaign), [campaign.pk, at, limit])
             batch = cursor.fetchall()
             if not batch:
                 return outcome
@@ -347,6 +404,7 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
                     "first_due": [row[3] for row in batch],
                     "variants": [row[4] for row in batch],
                     "senders": [row[5] for row in batch],
+                    "groups": [row[6] for row in batch],
                     "consent_channel": campaign.consent_channel,
                     "campaign": campaign.pk,
                     "channel": campaign.channel,
@@ -356,8 +414,9 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
             batch_cte = (
                 "WITH b AS (SELECT * FROM unnest(%(ids)s::bigint[], %(batch_customers)s::bigint[],"
                 " %(holdouts)s::boolean[], %(first_due)s::timestamptz[], %(variants)s::bigint[],"
-                " %(senders)s::bigint[])"
-                " AS b(id, customer_id, is_holdout, first_due_at, variant_id, sender_id))"
+                " %(senders)s::bigint[], %(groups)s::bigint[])"
+                " AS b(id, customer_id, is_holdout, first_due_at, variant_id, sender_id,"
+                " group_id))"
             )
             cursor.execute(batch_cte + _apply_sql(verdicts, layout), params)
             tally(outcome, cursor.fetchall())
@@ -373,6 +432,41 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
         extra={"campaign_id": campaign_id, "batch": len(batch), **outcome.counts},
     )
     return outcome
+
+
+def _batch_sql(campaign: Campaign) -> str:
+    """The next batch of the campaign's due deliveries, locked (params: campaign, at, limit):
+    up to `limit` of them in order of due time and sender, or for a group-chat campaign, whole
+    chats, the first ones due until `limit` deliveries are reached (at least one chat), each
+    sent by its owner now (the owner may have changed since planning)."""
+    columns = "id, customer_id, is_holdout, first_due_at, variant_id, sender_id, group_id"
+    if campaign.channel != Channel.WECOM_GROUP:
+        return f"""
+            SELECT {columns} FROM campaigns_delivery
+            WHERE campaign_id = %s AND status = 'pending' AND due_at <= %s
+            ORDER BY due_at, sender_id, id LIMIT %s
+            FOR UPDATE SKIP LOCKED
+        """  # noqa: S608 - index delivery_pending_due
+    # One worker reserves a campaign at a time (its row is locked), so no chat is split. A
+    # delivery without a chat (none is planned so) would be one of its own.
+    return """
+        WITH due AS (
+            SELECT id, due_at, coalesce(group_id, -id) AS chat FROM campaigns_delivery
+            WHERE campaign_id = %s AND status = 'pending' AND due_at <= %s
+        ),
+        chats AS (
+            SELECT chat, sum(count(*)) OVER (ORDER BY min(due_at), chat) - count(*) AS before
+            FROM due GROUP BY chat
+        )
+        SELECT d.id, d.customer_id, d.is_holdout, d.first_due_at, d.variant_id,
+               (SELECT g.owner_id FROM crm_group g WHERE g.id = d.group_id) AS sender_id,
+               d.group_id
+        FROM campaigns_delivery d
+        WHERE d.id IN (SELECT id FROM due WHERE chat IN (SELECT chat FROM chats WHERE before < %s))
+          AND d.status = 'pending'
+        ORDER BY d.due_at, d.group_id, d.id
+        FOR UPDATE OF d
+    """
 
 
 def lock_customers(cursor: Any, customer_ids: list[int]) -> None:

@@ -5,6 +5,10 @@ import re
 from typing import Any
 
 TEMPLATE_VARIABLES = ("display_name", "city", "province", "member_level", "owner_name")
+# The variables that are the customer's own (owner_name is the sender's, and a call has one
+# sender): a WeCom call holds customers whose values of those its variant names agree, and a
+# group-chat message, read by a whole chat, names none.
+CUSTOMER_VARIABLES = ("display_name", "city", "province", "member_level")
 TEMPLATE_VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 

@@ -4,9 +4,12 @@ a campaign built through the service."""
 from decimal import Decimal
 from typing import Any
 
+from django.utils import timezone
+
 from campaigns.models import Campaign, Channel, ChannelSend, ChannelSendState, Delivery
 from campaigns.services.campaigns import CampaignInput, VariantInput, campaign_create
 from crm.models import Customer, IdentityProvider, StaffMember
+from crm.services.consents import consent_record
 from segments.models import Segment
 from segments.services.segments import segment_create, segment_members_change
 from tests.factories import CustomerFactory, IdentityFactory, StaffMemberFactory
@@ -24,6 +27,18 @@ def wecom_customers(count: int, *, owner: StaffMember | None = None) -> list[Cus
             customer=customer, provider=IdentityProvider.WECOM, raw_value=f"ext-{customer.pk}"
         )
     return customers
+
+
+def opt_out(customer: Customer) -> None:
+    """The customer opts out of WeCom messages now."""
+    consent_record(
+        customer_id=customer.pk,
+        channel="wecom",
+        status="opted_out",
+        source="test",
+        occurred_at=timezone.now(),
+        actor="test",
+    )
 
 
 def audience(customers: list[Customer], name: str = "audience") -> Segment:

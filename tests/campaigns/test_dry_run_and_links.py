@@ -134,13 +134,3 @@ def test_dry_run_and_report_over_the_api(api_client_with_scopes: Callable[..., A
         .status_code
         == 403
     )
-
-
-def test_a_group_chat_campaign_is_refused_until_its_channel_exists() -> None:
-    from campaigns.models import Campaign
-    from crm.errors import ValidationFailed
-
-    with pytest.raises(ValidationFailed) as refused:
-        make_campaign(name="group", channel="wecom_group")
-    assert refused.value.detail["channel"] == ["Group-chat messages cannot be sent yet."]
-    assert not Campaign.objects.filter(name="group").exists()

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from celery.app.task import Task
 from django.db import connection
-from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, DeliveryReason, DeliveryStatus
 from campaigns.services import dispatch
@@ -19,11 +18,11 @@ from campaigns.services.dispatch import channel_sends_run
 from campaigns.services.reservation import deliveries_reserve_batch
 from campaigns.wecom_fake import FakeWeCom
 from crm.models import Consent, Customer, StaffMember
-from crm.services.consents import consent_record
 from tests.campaigns.support import (
     audience,
     calls_of,
     make_campaign,
+    opt_out,
     statuses,
     wecom_customers,
 )
@@ -40,17 +39,6 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
 
     monkeypatch.setattr(Task, "apply_async", apply_async)
     return queued
-
-
-def opt_out(customer: Customer) -> None:
-    consent_record(
-        customer_id=customer.pk,
-        channel="wecom",
-        status="opted_out",
-        source="test",
-        occurred_at=timezone.now(),
-        actor="test",
-    )
 
 
 def received(fake: FakeWeCom) -> list[str]:

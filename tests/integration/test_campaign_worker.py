@@ -44,13 +44,13 @@ from campaigns.wecom_fake import (
     FakeWeCom,
 )
 from crm.models import Customer, StaffMember
-from crm.services.consents import consent_record
 from tests.campaigns.support import (
     CORP_ID,
     WECOM_SECRET,
     audience,
     calls_of,
     make_campaign,
+    opt_out,
     statuses,
     wecom_customers,
 )
@@ -180,14 +180,7 @@ def test_a_launched_campaign_reaches_each_eligible_customer_once(
     owners, customers = two_owners_customers(20)
     opted_out = customers[::10]
     for customer in opted_out:
-        consent_record(
-            customer_id=customer.pk,
-            channel="wecom",
-            status="opted_out",
-            source="test",
-            occurred_at=timezone.now(),
-            actor="test",
-        )
+        opt_out(customer)
     campaign = make_campaign(audience(customers), holdout_share=Decimal("0.25"))
 
     campaign_launch(campaign_id=campaign.pk, actor="test")  # plan is queued after commit
