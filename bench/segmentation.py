@@ -9,8 +9,8 @@ so crm_bench_seg_1000000), dropped, created and migrated unless `--reuse` finds 
 demo data from `crm.demo.generate` (10 orders per customer on average, history up to AS_OF);
 VACUUM ANALYZE. Then the stages of STAGES, in order, each timed on its own:
 
-- floor: the bare aggregation of the paid orders that recomputation needs (FLOOR_SQL), with
-  the work_mem recomputation sets, best of FLOOR_RUNS;
+- floor: the bare aggregation of the paid orders that recomputation needs (FLOOR_SQL), in one
+  statement with work_mem room for its hash aggregate, best of FLOOR_RUNS;
 - first_full: `recompute_full` as of AS_OF over an empty metrics table;
 - nightly: one day of activity (new paid orders for 1 % of customers, marked as ingestion
   marks them), then `recompute_full` as of the next day;

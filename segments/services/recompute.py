@@ -1,10 +1,13 @@
 """Recomputation of per-customer metrics, RFM scores and tiers, and lifecycle states, in sets.
 
 A run computes every value as a function of the paid orders and one business date (`as_of`):
-1. Aggregate: one pass over the orders (a full run: all of them, with a parallel sequential
-   scan; an incremental run: the marked customers', by index) into an unlogged work table of
-   per-customer aggregates (a table, not a temporary one, so that batches can run on several
-   connections; runs never overlap, so one set of work tables serves them all).
+1. Aggregate: one pass over the orders into an unlogged work table of per-customer aggregates
+   (a table, not a temporary one, so that batches can run on several connections; runs never
+   overlap, so one set of work tables serves them all). A full run reads them by customer id
+   range, RECOMPUTE_WORKERS ranges at a time, each from index order_by_customer_paid alone (it
+   covers every column read) in customer order, so each range is grouped as it is read: no
+   hash table of a million customers, nothing spilled, and the rows land in customer order
+   for the batches to read. An incremental run reads the marked customers' orders by index.
 2. Breakpoints: a full run computes the RFM quintile breakpoints once, over every customer with
    a paid order in the window; an incremental run reuses those of the last full run.
 3. Batches by customer id range, one transaction each, RECOMPUTE_WORKERS at a time: score,
@@ -30,6 +33,7 @@ Runs never interleave: each holds a PostgreSQL advisory lock for its whole lengt
 PostgreSQL itself if the process dies). A second run waits or skips, and says so in its record.
 """
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -127,11 +131,12 @@ _AGGREGATES = """
            min(o.paid_at) FILTER (WHERE o.paid_at >= %(recent_start)s) AS first_recent_paid_at,
            max(o.paid_at) FILTER (WHERE o.paid_at < %(recent_start)s) AS last_earlier_paid_at
 """
-# A full run scans the whole table (a parallel sequential scan).
-AGGREGATE_ALL_SQL = f"""
+# A full run: one customer id range (see the module's docstring).
+AGGREGATE_RANGE_SQL = f"""
     SELECT o.customer_id, {_AGGREGATES}
-    FROM crm_order o
-    WHERE o.status = ANY(%(statuses)s) AND o.paid_at < %(end)s
+    FROM crm_order o  -- index order_by_customer_paid, in customer order
+    WHERE o.customer_id >= %(id_low)s AND o.customer_id < %(id_high)s
+      AND o.status = ANY(%(statuses)s) AND o.paid_at < %(end)s
     GROUP BY o.customer_id
 """  # noqa: S608 - constants only
 # An incremental run reads each scope customer's orders through order_by_customer_paid (a
@@ -417,16 +422,29 @@ def _scope_ids() -> list[int]:
 
 def _aggregate(params: dict[str, Any], *, scoped: bool) -> None:
     with connection.cursor() as cursor:
-        # Room for the hash aggregate of a million customers in memory, for this session.
-        cursor.execute("SET work_mem = '256MB'")
-        cursor.execute(
-            "CREATE UNLOGGED TABLE segments_work_agg AS "
-            + (_AGGREGATE_SCOPE_SQL if scoped else AGGREGATE_ALL_SQL),
-            params,
-        )
+        if scoped:
+            cursor.execute(
+                "CREATE UNLOGGED TABLE segments_work_agg AS " + _AGGREGATE_SCOPE_SQL, params
+            )
+        else:
+            cursor.execute(
+                f"CREATE UNLOGGED TABLE segments_work_agg AS {AGGREGATE_RANGE_SQL} WITH NO DATA",
+                {**params, "id_low": 0, "id_high": 0},
+            )
+    if not scoped:
+        _in_parallel(_id_ranges(scoped=False), functools.partial(_aggregate_range, params))
+    with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE segments_work_agg ADD PRIMARY KEY (customer_id)")
         cursor.execute("ANALYZE segments_work_agg")
-        cursor.execute("RESET work_mem")
+
+
+def _aggregate_range(params: dict[str, Any], low: int, high: int) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(
+            f"INSERT INTO segments_work_agg {AGGREGATE_RANGE_SQL}",
+            {**params, "id_low": low, "id_high": high},
+        )
 
 
 def _first_paid_of_dirty() -> list[tuple[int, datetime]]:
@@ -519,20 +537,39 @@ def _batch(params: dict[str, Any], low: int, high: int, *, scoped: bool) -> tupl
     return changed, transitions
 
 
-def _batch_on_own_connection(
-    params: dict[str, Any], low: int, high: int, *, scoped: bool
-) -> tuple[int, int]:
+RangeStep = Callable[[int, int], Any]  # work on customer ids low <= id < high
+
+
+def _on_own_connection(step: RangeStep, low: int, high: int) -> Any:
     try:
-        return _batch(params, low, high, scoped=scoped)
+        return step(low, high)
     finally:
         connection.close()  # this thread's connection
+
+
+def _in_parallel(
+    ranges: list[tuple[int, int]],
+    step: RangeStep,
+    record: Callable[[Any], None] = lambda _result: None,
+) -> None:
+    """Run `step` over each id range, RECOMPUTE_WORKERS at a time on their own connections,
+    unless the caller holds a transaction (then the work tables are visible to this connection
+    only); `record` is given each result as it comes."""
+    workers = settings.RECOMPUTE_WORKERS
+    if workers <= 1 or connection.in_atomic_block or len(ranges) <= 1:
+        for low, high in ranges:
+            record(step(low, high))
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_on_own_connection, step, low, high) for low, high in ranges]
+        for future in as_completed(futures):
+            record(future.result())
 
 
 def _run_batches(
     run: RecomputeRun, params: dict[str, Any], *, scoped: bool, progress: Progress | None
 ) -> None:
-    """Run the batches, several at once on their own connections, unless the caller holds a
-    transaction (then the work tables are visible to this connection only)."""
+    """Score, compare and write every batch (see `_in_parallel`), recording progress."""
     ranges = _id_ranges(scoped=scoped)
     run.customers_processed = _count(scoped=scoped)
     if progress is not None:
@@ -553,18 +590,7 @@ def _run_batches(
         if progress is not None:
             progress(done, len(ranges))
 
-    workers = settings.RECOMPUTE_WORKERS
-    if workers <= 1 or connection.in_atomic_block or len(ranges) <= 1:
-        for low, high in ranges:
-            record(_batch(params, low, high, scoped=scoped))
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [
-            pool.submit(_batch_on_own_connection, params, low, high, scoped=scoped)
-            for low, high in ranges
-        ]
-        for future in as_completed(futures):
-            record(future.result())
+    _in_parallel(ranges, functools.partial(_batch, params, scoped=scoped), record)
 
 
 def _drop_tables() -> None:

@@ -448,6 +448,10 @@ def segment_preview(*, rule: Any, as_of: datetime | None = None) -> Preview:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(RULE_SESSION_SQL)  # room for the rule's hashed subplans
         cursor.execute("SET LOCAL jit = off")
+        # The scan of every customer and the conditions' subqueries on two cores: the default
+        # costs keep this one statement, alone on the server, on one (1.3 s against 1.0 s at 1M).
+        cursor.execute("SET LOCAL parallel_setup_cost = 100")
+        cursor.execute("SET LOCAL parallel_tuple_cost = 0.01")
         cursor.execute(counts_sql, counts_params)
         size, *condition_counts, sample_ids = cursor.fetchone()  # type: ignore[misc]
         cursor.execute(

@@ -221,10 +221,11 @@ def test_two_concurrent_runs_never_interleave() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_full_run_scores_batches_on_several_connections(monkeypatch: pytest.MonkeyPatch) -> None:
     customers = [buyer(recency=r, orders=1 + r % 3, spend=40 * r) for r in range(1, 31)]
-    monkeypatch.setattr(recompute, "BATCH_SIZE", 4)
+    monkeypatch.setattr(recompute, "BATCH_SIZE", 4)  # orders aggregated and scored by 8 ranges
     run = recompute_full(trigger="test", as_of=AS_OF)
     parallel = {c.pk: (metrics(c).r_score, metrics(c).rfm_tier) for c in customers}
     assert run.rows_changed == 30
+    assert [metrics(c).lifetime_orders for c in customers] == [1 + r % 3 for r in range(1, 31)]
     CustomerMetrics.objects.all().delete()
     with transaction.atomic():  # inside a transaction the batches run on this connection
         recompute_full(trigger="test", as_of=AS_OF)
