@@ -4,9 +4,10 @@ holds the whole chat back, at planning, at reservation and at dispatch. Over rea
 WeCom fake: one task per owner naming its chats, and each chat's result reaching every
 member's delivery."""
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone, translation
@@ -26,7 +27,13 @@ from campaigns.models import (
     WindowKind,
 )
 from campaigns.services import reservation
-from campaigns.services.campaigns import VariantInput, campaign_launch, campaign_plan
+from campaigns.services.campaigns import (
+    VariantInput,
+    campaign_launch,
+    campaign_pause,
+    campaign_plan,
+    campaign_resume,
+)
 from campaigns.services.dispatch import channel_sends_run
 from campaigns.services.dry_run import campaign_dry_run
 from campaigns.services.reservation import deliveries_reserve_batch
@@ -420,4 +427,35 @@ def test_a_chat_refused_by_the_platform_cap_fails_for_every_member(fake: FakeWeC
         for customer, customer_group in zip(
             c, [outcome(sent_first)[x.pk][2] for x in c], strict=True
         )
+    }
+
+
+def test_quiet_hours_and_a_pause_keep_each_chat_whole() -> None:
+    """Sent in quiet hours, a group-chat campaign waits for their end, whole; paused with its
+    call not yet made, every member of the call's chats goes back to the queue; resumed, the
+    chats are reserved again, whole."""
+    owner = StaffMemberFactory()
+    c = CustomerFactory.create_batch(4)
+    chats = [chat(owner, c[:2]), chat(owner, c[2:])]
+    campaign = group_campaign(c, quiet_hours_start=time(21, 0), quiet_hours_end=time(9, 0))
+    night = datetime(2026, 11, 23, 23, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    campaign_launch(campaign_id=campaign.pk, actor="test", at=night)
+    campaign_plan(campaign_id=campaign.pk, at=night)
+    morning = datetime(2026, 11, 24, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert set(campaign.deliveries.values_list("status", "reason", "due_at")) == {
+        (DeliveryStatus.PENDING, DeliveryReason.QUIET_HOURS, morning)
+    }
+    assert deliveries_reserve_batch(campaign_id=campaign.pk, at=morning).counts == {
+        DeliveryStatus.RESERVED: 4
+    }
+
+    campaign_pause(campaign_id=campaign.pk, actor="test")
+    assert statuses(campaign) == {DeliveryStatus.PENDING: 4}
+    campaign_resume(campaign_id=campaign.pk, actor="test")
+    deliveries_reserve_batch(campaign_id=campaign.pk, at=morning)
+
+    (call,) = calls_of(campaign)
+    assert set(campaign.deliveries.values_list("status", "channel_send_id", "group_id")) == {
+        (DeliveryStatus.RESERVED, call, chats[0].pk),
+        (DeliveryStatus.RESERVED, call, chats[1].pk),
     }
