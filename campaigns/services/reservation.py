@@ -117,7 +117,9 @@ def verdict_sql(
     """A query over the batch `b(id, customer_id, is_holdout, first_due_at)` answering, per
     delivery: `is_opted_out`; `until`, NULL when no rule holds the send back, 'infinity' when a
     rule refuses it, else when the latest window it hits frees up; the `rule_id` that set
-    `until`; and `is_delay_exceeded` when that rule defers but not that long. Judged at `at`.
+    `until`; `is_delay_exceeded` when that rule defers but not that long; and `latest`, the
+    latest time the deferring rules that hold the send back allow it (NULL: none does).
+    Judged at `at`.
     `customers` is a condition on `d.customer_id` naming (at least) the batch's customers.
     `is_consent_checked`: the batch holds no opted-out customer (the same statement judged
     consent already), so it is not read again."""
@@ -125,6 +127,7 @@ def verdict_sql(
     counts: list[str] = []
     holds: list[str] = []
     picks: list[tuple[str, int, bool]] = []
+    latests: list[str] = []
     for index, rule in enumerate(rules):
         params[f"start{index}"] = rule.window_start(at)
         # A send holds a rolling window for its length from the moment it is reserved, so the
@@ -153,6 +156,10 @@ def verdict_sql(
             until = "'infinity'::timestamptz"
         else:
             params[f"delay{index}"] = timedelta(hours=rule.max_delay_hours or 0)
+            latests.append(
+                f"CASE WHEN k.n{index} >= {int(rule.max_count)}"
+                f" THEN b.first_due_at + %(delay{index})s END"
+            )
             until = (
                 f"CASE WHEN {frees} > b.first_due_at + %(delay{index})s"
                 f" THEN 'infinity'::timestamptz ELSE {frees} END"
@@ -161,7 +168,7 @@ def verdict_sql(
         picks.append((f"WHEN h.u{index} = g.until", int(rule.pk), rule.on_hit == OnHit.DEFER))
     if not rules:
         until_sql = "SELECT NULL::timestamptz AS until, NULL::bigint AS rule_id,"
-        until_sql += " FALSE AS is_delay_exceeded"
+        until_sql += " FALSE AS is_delay_exceeded, NULL::timestamptz AS latest"
         judging = f"CROSS JOIN LATERAL ({until_sql}) AS j"
     else:
         params["window"] = min(rule.window_start(at) for rule in rules)
@@ -184,7 +191,9 @@ def verdict_sql(
                            AS rule_id,
                        g.until = 'infinity' AND coalesce(
                            CASE {" ".join(f"{w} THEN {d}" for w, _pk, d in picks)} END, FALSE)
-                           AS is_delay_exceeded
+                           AS is_delay_exceeded,
+                       {f"LEAST({', '.join(latests)})" if latests else "NULL::timestamptz"}
+                           AS latest
             ) AS j
         """  # noqa: S608 - this module's SQL, integers and placeholders
     opted_out, consent = "FALSE", ""
@@ -196,7 +205,7 @@ def verdict_sql(
               AND co.status = 'opted_out'"""
     sql = f"""
         SELECT b.id, b.is_holdout, {opted_out} AS is_opted_out,
-               j.until, j.rule_id, j.is_delay_exceeded
+               j.until, j.rule_id, j.is_delay_exceeded, j.latest
         FROM b {consent}
         {judging}
     """  # noqa: S608 - this module's SQL
@@ -208,7 +217,8 @@ def group_verdicts_sql(verdicts: str) -> str:
     `verdicts`; the batch `b` also has group_id): a message posted in a chat reaches every
     member, so one member refused (opted out, capped) refuses the whole chat, one deferred
     defers it to the latest member's time, and a chat someone joined since planning (who has
-    no delivery in it) is not sent to. A member who left the chat is not reached by it: it is
+    no delivery in it) is not sent to; nor is one deferred past a member's rule's maximum delay
+    (that member is `is_delay_exceeded`). A member who left the chat is not reached by it: it is
     judged apart, `is_left`. The others held back by the chat are `is_group_blocked`: all of a
     refused chat's members not refused themselves, and a deferred chat's members not deferred
     themselves."""
@@ -231,21 +241,31 @@ def group_verdicts_sql(verdicts: str) -> str:
             SELECT m.group_id,
                    coalesce(bool_or(v.is_opted_out OR v.until = 'infinity')
                             FILTER (WHERE NOT m.is_left), FALSE)
-                   OR m.group_id IN (SELECT group_id FROM joined) AS is_refused,
+                   OR m.group_id IN (SELECT group_id FROM joined)
+                   OR coalesce(max(v.until) FILTER (WHERE NOT m.is_left)
+                               > min(v.latest) FILTER (WHERE NOT m.is_left), FALSE)
+                       AS is_refused,
                    max(v.until) FILTER (WHERE NOT m.is_left) AS until
             FROM v0 v JOIN members m USING (id) GROUP BY m.group_id
+        ),
+        late AS (  -- each member: would the chat's time pass its own rules' maximum delay
+            SELECT v.id, coalesce(v.latest < c.until, FALSE) AS is_too_late
+            FROM v0 v JOIN members m USING (id) JOIN chat c USING (group_id)
         ),
         v AS (
             SELECT v.id, v.is_holdout, v.is_opted_out,
                    CASE WHEN m.is_left OR v.is_opted_out OR v.until = 'infinity' THEN v.until
                         WHEN c.is_refused THEN 'infinity'::timestamptz
                         ELSE c.until END AS until,
-                   v.rule_id, v.is_delay_exceeded,
+                   v.rule_id, v.is_delay_exceeded OR t.is_too_late AS is_delay_exceeded,
+                   v.latest,
                    NOT m.is_left AND NOT v.is_opted_out AND v.until IS DISTINCT FROM 'infinity'
+                       AND NOT t.is_too_late
                        AND (c.is_refused OR (v.until IS NULL AND c.until IS NOT NULL))
                        AS is_group_blocked,
                    m.is_left
             FROM v0 v JOIN members m USING (id) JOIN chat c USING (group_id)
+            JOIN late t USING (id)
         )"""  # noqa: S608 - this module's SQL
 
 

@@ -459,3 +459,58 @@ def test_quiet_hours_and_a_pause_keep_each_chat_whole() -> None:
         (DeliveryStatus.RESERVED, call, chats[0].pk),
         (DeliveryStatus.RESERVED, call, chats[1].pk),
     }
+
+
+def test_a_chat_deferred_past_a_members_maximum_delay_is_not_sent() -> None:
+    """Two deferring rules hold two members back: the chat would wait for the later one, past
+    the other's rule's maximum delay, so the chat is not sent, and that member says why."""
+    owner = StaffMemberFactory()
+    a, b, c = CustomerFactory.create_batch(3)
+    group = chat(owner, [a, b, c])
+    short = FrequencyRule.objects.create(
+        name="one a day, wait 12 hours at most",
+        scope=RuleScope.ALL_CHANNELS,
+        max_count=1,
+        window_kind=WindowKind.ROLLING,
+        window_hours=24,
+        on_hit=OnHit.DEFER,
+        max_delay_hours=12,
+    )
+    FrequencyRule.objects.create(
+        name="two in three days, wait 4 days at most",
+        scope=RuleScope.ALL_CHANNELS,
+        max_count=2,
+        window_kind=WindowKind.ROLLING,
+        window_hours=72,
+        on_hit=OnHit.DEFER,
+        max_delay_hours=96,
+    )
+    earlier = make_campaign(
+        audience([a, b], name="earlier"),
+        channel=Channel.WEBHOOK,
+        consent_channel="wecom",
+        webhook_url="https://hooks.example/in",
+    )
+    now = timezone.now()
+    for customer, hours_ago in ((a, 14), (b, 30), (b, 40)):  # a: +10 h; b: +32 h
+        at = now - timedelta(hours=hours_ago)
+        Delivery.objects.create(
+            customer=customer,
+            campaign=earlier,
+            step=hours_ago,
+            status=DeliveryStatus.SENT,
+            due_at=at,
+            first_due_at=at,
+            reserved_at=at,
+            sent_at=at,
+        )
+    campaign = group_campaign([a, b, c])
+
+    launch(campaign)
+
+    assert outcome(campaign) == {
+        a.pk: (DeliveryStatus.SUPPRESSED, DeliveryReason.CAP_DELAY_EXCEEDED, group.pk),
+        b.pk: (DeliveryStatus.SUPPRESSED, DeliveryReason.GROUP_BLOCKED, group.pk),
+        c.pk: (DeliveryStatus.SUPPRESSED, DeliveryReason.GROUP_BLOCKED, group.pk),
+    }
+    assert campaign.deliveries.get(customer=a).rule_id == short.pk
