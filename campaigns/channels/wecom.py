@@ -11,6 +11,7 @@ never sent one message twice.
 """
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -91,19 +92,28 @@ def _is_unknown_outcome(error: Exception) -> bool:
     )
 
 
-class _WeComChannel:
-    """A bulk message to `targets`: customers' external_userids, or group chats' chat_ids."""
+class _WeComChannel(ABC):
+    """A bulk message to targets, named in the request's `target_field`: customers'
+    external_userids, or group chats' chat_ids."""
 
     one_text_per_call = True
     chat_type = ""
+    target_field = ""
     size = 0
 
+    @abstractmethod
     def targets(self, send: ChannelSend, deliveries: list[dict[str, Any]]) -> dict[int, str]:
         """Each delivery's target (by delivery id); a delivery without one is unreachable."""
-        raise NotImplementedError
 
     def body(self, send: ChannelSend, targets: list[str]) -> dict[str, Any]:
-        raise NotImplementedError
+        body: dict[str, Any] = {
+            "chat_type": self.chat_type,
+            self.target_field: targets,
+            "text": {"content": send.content},
+        }
+        if send.sender is not None:
+            body["sender"] = send.sender.wecom_userid
+        return body
 
     def run(self, send: ChannelSend, deliveries: list[dict[str, Any]]) -> None:
         if not deliveries:
@@ -170,6 +180,7 @@ class _WeComChannel:
 
 class WeComCustomerChannel(_WeComChannel):
     chat_type = "single"
+    target_field = "external_userid"
     size = MAX_RECEIVERS
 
     def targets(self, send: ChannelSend, deliveries: list[dict[str, Any]]) -> dict[int, str]:
@@ -180,16 +191,6 @@ class WeComCustomerChannel(_WeComChannel):
             if row["customer_id"] in userids
         }
 
-    def body(self, send: ChannelSend, targets: list[str]) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "chat_type": "single",
-            "external_userid": targets,
-            "text": {"content": send.content},
-        }
-        if send.sender is not None:
-            body["sender"] = send.sender.wecom_userid
-        return body
-
 
 class WeComGroupChannel(_WeComChannel):
     """A message posted by a chat's owner (the call's sender) in the chats of the call's
@@ -197,6 +198,7 @@ class WeComGroupChannel(_WeComChannel):
     chat: its deliveries fail as unreachable."""
 
     chat_type = "group"
+    target_field = "chat_id_list"
     size = CHATS_PER_CALL
 
     def targets(self, send: ChannelSend, deliveries: list[dict[str, Any]]) -> dict[int, str]:
@@ -209,15 +211,6 @@ class WeComGroupChannel(_WeComChannel):
             )
             chats = dict(cursor.fetchall())
         return {row["id"]: chats[row["group_id"]] for row in deliveries if row["group_id"] in chats}
-
-    def body(self, send: ChannelSend, targets: list[str]) -> dict[str, Any]:
-        assert send.sender is not None
-        return {
-            "chat_type": "group",
-            "sender": send.sender.wecom_userid,
-            "chat_id_list": targets,
-            "text": {"content": send.content},
-        }
 
 
 def _external_userids(customer_ids: list[int]) -> dict[int, str]:

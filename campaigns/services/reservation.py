@@ -248,10 +248,6 @@ def group_verdicts_sql(verdicts: str) -> str:
                    max(v.until) FILTER (WHERE NOT m.is_left) AS until
             FROM v0 v JOIN members m USING (id) GROUP BY m.group_id
         ),
-        late AS (  -- each member: would the chat's time pass its own rules' maximum delay
-            SELECT v.id, coalesce(v.latest < c.until, FALSE) AS is_too_late
-            FROM v0 v JOIN members m USING (id) JOIN chat c USING (group_id)
-        ),
         v AS (
             SELECT v.id, v.is_holdout, v.is_opted_out,
                    CASE WHEN m.is_left OR v.is_opted_out OR v.until = 'infinity' THEN v.until
@@ -265,7 +261,8 @@ def group_verdicts_sql(verdicts: str) -> str:
                        AS is_group_blocked,
                    m.is_left
             FROM v0 v JOIN members m USING (id) JOIN chat c USING (group_id)
-            JOIN late t USING (id)
+            -- would the chat's time pass this member's own rules' maximum delay
+            CROSS JOIN LATERAL (SELECT coalesce(v.latest < c.until, FALSE) AS is_too_late) t
         )"""  # noqa: S608 - this module's SQL
 
 
@@ -285,8 +282,7 @@ def calls_sql(source: str, layout: CallLayout) -> str:
     `layout.is_by_chat` up to `size` group chats (all the deliveries of each). Calls are
     numbered from their table's sequence first, so that deliveries and calls are written in
     one statement (a delivery's call is read from the sequence's numbers, not from the call's
-    RETURNING). Named params: campaign, channel, and
-    those of `layout.params()`."""
+    RETURNING). Named params: campaign, channel, and those of `layout.params()`."""
     keys = [
         f"WHEN {int(variant_id)} THEN ARRAY[{', '.join(f'c.{c}::text' for c in columns)}]::text"
         for variant_id, columns in layout.key_columns.items()
@@ -459,14 +455,14 @@ def _batch_sql(campaign: Campaign) -> str:
     up to `limit` of them in order of due time and sender, or for a group-chat campaign, whole
     chats, the first ones due until `limit` deliveries are reached (at least one chat), each
     sent by its owner now (the owner may have changed since planning)."""
-    columns = "id, customer_id, is_holdout, first_due_at, variant_id, sender_id, group_id"
     if campaign.channel != Channel.WECOM_GROUP:
-        return f"""
-            SELECT {columns} FROM campaigns_delivery
+        return """
+            SELECT id, customer_id, is_holdout, first_due_at, variant_id, sender_id, group_id
+            FROM campaigns_delivery
             WHERE campaign_id = %s AND status = 'pending' AND due_at <= %s
             ORDER BY due_at, sender_id, id LIMIT %s
             FOR UPDATE SKIP LOCKED
-        """  # noqa: S608 - index delivery_pending_due
+        """  # index delivery_pending_due
     # One worker reserves a campaign at a time (its row is locked), so no chat is split. A
     # delivery without a chat (none is planned so) would be one of its own.
     return """
