@@ -1,7 +1,7 @@
 """Campaign data model: frequency rules, campaigns with their variants, and the deliveries
-ledger (one row per campaign, customer and step) that the send pipeline (DESIGN.md §3) plans,
-reserves against the rules in PostgreSQL, and dispatches. Business rules live in
-`campaigns.services`, not here."""
+ledger (one row per campaign, customer and step) that the send pipeline
+(docs/architecture.md) plans, reserves against the rules in PostgreSQL, and dispatches. Business
+rules live in `campaigns.services`, not here."""
 
 import secrets
 from datetime import datetime, time, timedelta

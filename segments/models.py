@@ -2,8 +2,8 @@
 per-customer metrics row the recomputation writes, lifecycle transitions (a feed), the record of
 each recomputation run, and segments with their materialised membership and its history.
 
-Every customer-keyed table carries `customer_id` (DESIGN.md §5). These tables are derived data
-written in sets of up to a million rows, so their `customer_id` has no database constraint (a
+Every customer-keyed table carries `customer_id` (docs/architecture.md). These tables are derived
+data written in sets of up to a million rows, so their `customer_id` has no database constraint (a
 per-row check would cost a third of a refresh): they are written only from queries over
 existing customers, and a deleted or merged customer's rows go with it (Django cascades them).
 Business rules live in `segments.services`, not here."""

@@ -10,10 +10,21 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
+from config import embedded
 from crm.services.api_keys import api_key_create
 from tests.campaigns.support import CORP_ID, WECOM_SECRET
 
 _PRESET_MIGRATION = importlib.import_module("campaigns.migrations.0002_platform_preset")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """`make test` stops what it started: the embedded PostgreSQL, when this run started it (a
+    server that was already running, for `make run` say, is left alone)."""
+    if embedded.started_by_this_process:
+        from django.db import connections
+
+        connections.close_all()
+        embedded.postgres_stop()
 
 
 @pytest.fixture(autouse=True)
