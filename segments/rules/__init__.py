@@ -9,7 +9,16 @@ Nodes
     {"not": node}            the node does not match
     {"field": F, "op": O, "value": V}                   a condition on one field
     {"field": F, "op": O, "value": V, "params": {...}}  ... of a field that takes params
-Nodes nest to any depth up to 20 levels; a node holds no other keys.
+Nodes nest up to 20 levels; a node holds no other keys.
+
+Limits (counted on the rule as it is compiled: every dynamic segment it names is expanded in
+place, and a reference to one counts one level above that segment's own rule)
+    depth          at most 20 levels, segments included: a chain of segments each naming the
+                   previous one counts a level per link
+    conditions     at most 200, segments included; an `all` or `any` lists at most 200 nodes
+    lists          at most 1000 values (`in`, `not_in`, `has_any`, ...), checked before any value
+    strings        at most 255 characters, no NUL and no lone surrogate
+    A segment that other segments name may not change so that one of them goes beyond a limit.
 
 Operators by value type
     number     eq, neq, in, not_in, gt, gte, lt, lte, between, is_null
@@ -129,7 +138,7 @@ Errors
     "invalid_rule" and detail {"rule": [{"path": "$.all[2].any[0].value", "message":
     "expected a number"}, ...]}: one entry per wrong node, each naming where it is and what is
     wrong (unknown field, operator or key, an operator the field does not take, a wrong value,
-    missing params, a bad date, nesting deeper than 20, an unknown tag, tag group, group or
+    missing params, a bad date, a limit exceeded, an unknown tag, tag group, group or
     segment, a cycle of segments).
 
 Compiling

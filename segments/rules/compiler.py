@@ -33,7 +33,14 @@ from segments.rules.values import (
 )
 
 FROM_CLAUSE = "crm_customer c LEFT JOIN segments_customermetrics m ON m.customer_id = c.id"
+# Limits of the EXPANDED rule: the rule with every dynamic segment it names replaced by that
+# segment's own rule, as it is compiled. Depth counts the levels of `all`, `any` and `not`, and
+# a segment reference one level above the rule it stands for, so that a chain of segments each
+# naming the previous one cannot get around it. The limits keep compilation, PostgreSQL's
+# parser and the preview's one-column-per-condition statement (PostgreSQL allows 1664
+# columns) far from their own limits.
 MAX_DEPTH = 20
+MAX_CONDITIONS = 200
 # PostgreSQL hashes `c.id IN (subquery)` under OR and NOT only when it expects the subquery's
 # ids to fit in work_mem x hash_mem_multiplier; otherwise it rescans the subquery once per
 # customer, which at a million customers does not finish (measured: with the default 4MB a set
@@ -123,6 +130,10 @@ class _Parser:
         if not isinstance(items, list) or not items:
             self.problems.append(RuleProblem(f"{path}.{key}", _("expected a non-empty list")))
             return None
+        if len(items) > MAX_CONDITIONS:
+            message = _("expected at most %(maximum)s conditions") % {"maximum": MAX_CONDITIONS}
+            self.problems.append(RuleProblem(f"{path}.{key}", message))
+            return None
         children = [
             self.node(item, f"{path}.{key}[{index}]", depth + 1) for index, item in enumerate(items)
         ]
@@ -197,6 +208,7 @@ class _Origin:
 @dataclass(frozen=True)
 class _ReachedSegment:
     kind: str
+    name: str
     rule: Node | None  # None for a static segment
     origin: _Origin  # the origin of the segment's own rule
 
@@ -218,17 +230,25 @@ def _segment_refs(node: Node | None) -> list[SegmentRef]:
 
 
 def _reach_segments(
-    rule: Node, *, segment_id: int | None, problems: list[RuleProblem]
+    rule: Node,
+    *,
+    segment_id: int | None,
+    problems: list[RuleProblem],
+    replaced: Mapping[int, object] | None = None,
 ) -> dict[int, _ReachedSegment]:
     """Every segment the rule reaches, directly or through segments' rules, level by level (a
     query per level). The segment being edited (`segment_id`) is never loaded: reaching it is a
-    cycle, which `_cycle_problems` reports."""
+    cycle, which `_cycle_problems` reports. `replaced` gives rules to use instead of stored
+    ones. Each level of references adds at least one level of depth, so the walk stops, with a
+    problem, at MAX_DEPTH levels: whatever lies further is too deep to use."""
     reached: dict[int, _ReachedSegment] = {}
     frontier = [(ref, _Origin()) for ref in _segment_refs(rule)]
-    while frontier:
+    for _level in range(MAX_DEPTH):
+        if not frontier:
+            break
         wanted = {ref.segment_id for ref, _origin in frontier} - reached.keys() - {segment_id}
-        rows = Segment.objects.filter(pk__in=wanted).values_list("pk", "kind", "rule")
-        found = {pk: (kind, stored_rule) for pk, kind, stored_rule in rows}
+        rows = Segment.objects.filter(pk__in=wanted).values_list("pk", "kind", "name", "rule")
+        found = {pk: (kind, name, stored_rule) for pk, kind, name, stored_rule in rows}
         next_frontier: list[tuple[SegmentRef, _Origin]] = []
         for ref, origin in frontier:
             target = ref.segment_id
@@ -238,7 +258,9 @@ def _reach_segments(
                 message = _("unknown segment %(segment)s") % {"segment": target}
                 problems.append(origin.problem(ref.path, message))
                 continue
-            kind, stored_rule = found[target]
+            kind, name, stored_rule = found[target]
+            if replaced is not None and target in replaced:
+                stored_rule = replaced[target]
             # Problems inside this segment's rule are shown at the checked rule's reference.
             own_origin = _Origin(segment_id=target, via=origin.via or ref.path)
             tree = None
@@ -247,9 +269,115 @@ def _reach_segments(
                 tree = parser.node(stored_rule, "$")
                 problems.extend(own_origin.problem(p.path, p.message) for p in parser.problems)
                 next_frontier.extend((sub, own_origin) for sub in _segment_refs(tree))
-            reached[target] = _ReachedSegment(kind=kind, rule=tree, origin=own_origin)
+            reached[target] = _ReachedSegment(kind=kind, name=name, rule=tree, origin=own_origin)
         frontier = next_frontier
+    else:
+        beyond = [(ref, origin) for ref, origin in frontier if ref.segment_id not in reached]
+        if beyond:
+            ref, origin = beyond[0]
+            message = _(
+                "the segments this rule refers to name other segments more than %(depth)s "
+                "levels deep"
+            ) % {"depth": MAX_DEPTH}
+            problems.append(RuleProblem(origin.via or ref.path, message))
     return reached
+
+
+@dataclass(frozen=True)
+class _Size:
+    """Of a tree with the dynamic segments it names expanded: its depth, its conditions, and
+    the deepest chain of segments it goes through, starting at the reference at `path`."""
+
+    depth: int
+    conditions: int
+    chain: tuple[int, ...] = ()
+    path: str = ""
+
+
+def _tree_size(node: Node, sizes: Mapping[int, _Size]) -> _Size:
+    """`sizes` holds the expanded size of every dynamic segment the tree names."""
+    if isinstance(node, Leaf):
+        named = [
+            ref.segment_id
+            for ref in node.references()
+            if isinstance(ref, SegmentRef) and ref.segment_id in sizes
+        ]
+        if not named:
+            return _Size(depth=1, conditions=1)
+        deepest = max(named, key=lambda pk: sizes[pk].depth)
+        return _Size(
+            depth=1 + sizes[deepest].depth,
+            conditions=1 + sum(sizes[pk].conditions for pk in named),
+            chain=(deepest, *sizes[deepest].chain),
+            path=node.path,
+        )
+    children = [node.child] if isinstance(node, Not) else list(node.children)
+    measured = [_tree_size(child, sizes) for child in children]
+    deepest_child = max(measured, key=lambda size: size.depth)
+    return _Size(
+        depth=1 + deepest_child.depth,
+        conditions=sum(size.conditions for size in measured),
+        chain=deepest_child.chain,
+        path=deepest_child.path,
+    )
+
+
+def _expanded_size(rule: Node, segments: Mapping[int, _ReachedSegment]) -> _Size:
+    """The size of `rule` expanded. Segments are measured before the segments naming them
+    (their references form no cycle: checked before), without recursion across segments."""
+    rules = {pk: segment.rule for pk, segment in segments.items() if segment.rule is not None}
+    waiting = {
+        pk: {ref.segment_id for ref in _segment_refs(tree)} & rules.keys()
+        for pk, tree in rules.items()
+    }
+    sizes: dict[int, _Size] = {}
+    while waiting:
+        ready = [pk for pk, needs in waiting.items() if needs <= sizes.keys()]
+        if not ready:
+            raise ValueError("segment references form a cycle")
+        for pk in ready:
+            sizes[pk] = _tree_size(rules[pk], sizes)
+            del waiting[pk]
+    return _tree_size(rule, sizes)
+
+
+def _size_problems(
+    rule: Node, segments: Mapping[int, _ReachedSegment], *, whose: str | None = None
+) -> list[RuleProblem]:
+    """The rule is too deep or has too many conditions once expanded. `whose`: the name of the
+    segment whose rule this is, when it is not the rule being checked."""
+    size = _expanded_size(rule, segments)
+    problems = []
+    if size.depth > MAX_DEPTH:
+        chain = " → ".join(f"「{segments[pk].name}」" for pk in size.chain)
+        values = {"depth": size.depth, "maximum": MAX_DEPTH, "chain": chain, "segment": whose}
+        if whose is not None:
+            message = _(
+                "segment 「%(segment)s」 refers to this segment and would be nested "
+                "%(depth)s levels deep (at most %(maximum)s)"
+            )
+            problems.append(RuleProblem("$", message % values))
+        else:
+            # The parser keeps a rule's own nodes within MAX_DEPTH: the excess comes of segments.
+            message = _(
+                "with the segments it refers to (%(chain)s), the rule is nested %(depth)s "
+                "levels deep (at most %(maximum)s)"
+            )
+            problems.append(RuleProblem(size.path, message % values))
+    if size.conditions > MAX_CONDITIONS:
+        values = {"count": size.conditions, "maximum": MAX_CONDITIONS, "segment": whose}
+        if whose is not None:
+            message = _(
+                "segment 「%(segment)s」 refers to this segment and would have %(count)s "
+                "conditions (at most %(maximum)s)"
+            )
+        else:
+            message = _(
+                "the rule has %(count)s conditions, counting those of the segments it refers "
+                "to (at most %(maximum)s)"
+            )
+        problems.append(RuleProblem("$", message % values))
+    return problems
 
 
 def _cycle_problems(
@@ -372,6 +500,8 @@ def _analyse(rule: object, *, segment_id: int | None) -> _Analysis:
     problems: list[RuleProblem] = []
     segments = _reach_segments(tree, segment_id=segment_id, problems=problems)
     problems.extend(_cycle_problems(tree, segments, segment_id=segment_id))
+    if not problems:
+        problems.extend(_size_problems(tree, segments))
     trees = [(tree, _Origin())] + [
         (segment.rule, segment.origin) for segment in segments.values() if segment.rule is not None
     ]
@@ -416,8 +546,60 @@ class _Compilation:
 def rule_check(rule: object, *, segment_id: int | None = None) -> None:
     """Raises InvalidRule listing the rule's problems. Give `segment_id` when the rule is to
     become that segment's: a rule reaching the segment again, through other segments' rules
-    or directly, is a cycle."""
+    or directly, is a cycle, and the segments whose rules reach it must stay within the limits
+    with the new rule in their expansion."""
     _analyse(rule, segment_id=segment_id)
+    if segment_id is not None:
+        problems = _dependent_problems(segment_id, rule)
+        if problems:
+            raise InvalidRule(problems)
+
+
+def _dependent_problems(segment_id: int, rule: object) -> list[RuleProblem]:
+    """The limits the segments reaching `segment_id` would exceed were its rule `rule`."""
+    problems: list[RuleProblem] = []
+    for dependent in segments_reaching(segment_id):
+        tree = _Parser().node(dependent.rule, "$")
+        if tree is None:
+            continue  # a stored rule broken otherwise: its own refresh reports it
+        reach_problems: list[RuleProblem] = []
+        segments = _reach_segments(
+            tree,
+            segment_id=dependent.pk,
+            problems=reach_problems,
+            replaced={segment_id: rule},
+        )
+        if reach_problems:
+            message = _(
+                "segment 「%(segment)s」 refers to this segment and would be nested more than "
+                "%(maximum)s levels deep"
+            ) % {"segment": dependent.name, "maximum": MAX_DEPTH}
+            problems.append(RuleProblem("$", message))
+        elif not _cycle_problems(tree, segments, segment_id=dependent.pk):
+            problems.extend(_size_problems(tree, segments, whose=dependent.name))
+    return problems
+
+
+def segments_naming(segment_id: int) -> list[Segment]:
+    """Dynamic segments whose own rule names `segment_id` (segments are few: read in Python)."""
+    return [
+        segment
+        for segment in Segment.objects.filter(kind=SegmentKind.DYNAMIC).exclude(pk=segment_id)
+        if segment_id in rule_referenced_segments(segment.rule)
+    ]
+
+
+def segments_reaching(segment_id: int) -> list[Segment]:
+    """Dynamic segments whose rules reach `segment_id`, directly or through other segments,
+    in id order."""
+    found: dict[int, Segment] = {}
+    frontier = [segment_id]
+    while frontier:
+        reached = [s for s in segments_naming(frontier.pop()) if s.pk not in found]
+        found.update((s.pk, s) for s in reached)
+        frontier.extend(s.pk for s in reached)
+    found.pop(segment_id, None)
+    return [found[pk] for pk in sorted(found)]
 
 
 def rule_compile(rule: object, *, as_of: datetime) -> CompiledRule:

@@ -135,9 +135,23 @@ def parse_bool(raw: object, path: str) -> bool:
     return raw
 
 
+# Sizes a rule's values may have. A list is checked for its length before any of its items,
+# so that a list of a million values is refused at once. Strings compare with profile fields
+# and names (at most 255 characters); a NUL or a lone surrogate cannot reach PostgreSQL.
+MAX_LIST_LENGTH = 1000
+MAX_STRING_LENGTH = 255
+
+
 def parse_string(raw: object, path: str) -> str:
     if not isinstance(raw, str) or not raw:
         raise RuleError(path, _("expected a non-empty string"))
+    if len(raw) > MAX_STRING_LENGTH:
+        raise RuleError(
+            path,
+            _("expected at most %(maximum)s characters") % {"maximum": MAX_STRING_LENGTH},
+        )
+    if "\x00" in raw or any("\ud800" <= char <= "\udfff" for char in raw):
+        raise RuleError(path, _("the text holds a character that cannot be stored"))
     return raw
 
 
@@ -170,9 +184,14 @@ def parse_day_count(raw: object, path: str, *, minimum: int) -> int:
 
 
 def parse_list(raw: object, path: str, item: Callable[[object, str], T]) -> tuple[T, ...]:
-    """A non-empty list, each item checked by `item` at its own path."""
+    """A non-empty list of at most MAX_LIST_LENGTH items, each checked by `item` at its own
+    path."""
     if not isinstance(raw, list) or not raw:
         raise RuleError(path, _("expected a non-empty list"))
+    if len(raw) > MAX_LIST_LENGTH:
+        raise RuleError(
+            path, _("expected at most %(maximum)s values") % {"maximum": MAX_LIST_LENGTH}
+        )
     return tuple(item(value, f"{path}[{index}]") for index, value in enumerate(raw))
 
 

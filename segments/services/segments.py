@@ -32,9 +32,8 @@ from segments.rules import (
     rule_check,
     rule_members_sql,
     rule_preview_sql,
-    rule_referenced_segments,
 )
-from segments.rules.compiler import FROM_CLAUSE
+from segments.rules.compiler import FROM_CLAUSE, segments_naming, segments_reaching
 from segments.selectors import model_fit_in_use
 from segments.services.fits import PREDICT_LOCK
 
@@ -85,27 +84,6 @@ def _check_name(name: str, *, segment_id: int | None = None) -> str:
         message = _("A segment named %(name)s exists already.") % {"name": name}
         raise Conflict(ERROR_SEGMENT_NAME_TAKEN, message, detail={"name": [message]})
     return name
-
-
-def _referencing(segment_id: int) -> list[Segment]:
-    """Dynamic segments whose own rule names `segment_id` (segments are few: read in Python)."""
-    return [
-        segment
-        for segment in Segment.objects.filter(kind=SegmentKind.DYNAMIC).exclude(pk=segment_id)
-        if segment_id in rule_referenced_segments(segment.rule)
-    ]
-
-
-def _dependents(segment_id: int) -> list[int]:
-    """Segments whose rules reach `segment_id`, directly or through other segments."""
-    found: set[int] = set()
-    frontier = [segment_id]
-    while frontier:
-        reached = [s.pk for s in _referencing(frontier.pop()) if s.pk not in found]
-        found.update(reached)
-        frontier.extend(reached)
-    found.discard(segment_id)
-    return sorted(found)
 
 
 def segment_refresh_enqueue(segment_ids: Sequence[int]) -> None:
@@ -167,7 +145,7 @@ def segment_update(
         rule_check(rule, segment_id=segment.pk)
         segment.rule = rule
         segment.rule_version += 1
-        segment_refresh_enqueue([segment.pk, *_dependents(segment.pk)])
+        segment_refresh_enqueue([segment.pk, *(s.pk for s in segments_reaching(segment.pk))])
     segment.updated_at = timezone.now()
     segment.save()
     logger.info("segment.updated", extra={"segment_id": segment.pk, "actor": actor})
@@ -178,7 +156,7 @@ def segment_update(
 def segment_delete(*, segment_id: int, actor: str) -> None:
     """Delete a segment no other segment's rule names."""
     segment = segment_get_or_404(segment_id, for_update=True)
-    users = _referencing(segment.pk)
+    users = segments_naming(segment.pk)
     if users:
         message = _("Segments %(names)s name this segment in their rules.") % {
             "names": ", ".join(s.name for s in users)
@@ -392,7 +370,7 @@ def _list_changed(segment: Segment, outcome: tuple[int, int], *, actor: str) -> 
         rule_version=segment.rule_version,
     )
     if entered or exited:
-        segment_refresh_enqueue(_dependents(segment.pk))
+        segment_refresh_enqueue([s.pk for s in segments_reaching(segment.pk)])
     logger.info(
         "segment.members_changed",
         extra={"segment_id": segment.pk, "actor": actor, "entered_count": entered},

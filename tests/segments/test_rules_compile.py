@@ -25,7 +25,6 @@ from segments.rules import (
     register_field,
     rule_compile,
     rule_members_sql,
-    rule_preview_sql,
     rule_referenced_segments,
 )
 from segments.rules import fields as rule_fields
@@ -707,13 +706,31 @@ def test_preview_counts_the_rule_and_each_top_level_condition_in_one_scan() -> N
     assert preview_counts({"all": [{"not": female}]}, as_of=AS_OF) == [2, 2]
 
 
-def test_preview_evaluates_each_condition_once() -> None:
-    tag = TagFactory()
-    rule = {"all": [leaf("tag", "has", tag.pk), leaf("group_joined", "within_last_days", 7)]}
-    plan = _plan(*rule_preview_sql(rule, as_of=AS_OF))
-    subplans = re.findall(r"^\s*SubPlan \d+$", plan, flags=re.MULTILINE)
-    assert len(subplans) == 2
-    assert plan.count("Seq Scan on public.crm_customer c") == 1
+def test_preview_evaluates_each_condition_once(scratch_registry: None) -> None:
+    """Each top-level condition is computed once per customer, though the preview counts it
+    twice (in the whole rule and on its own): counted by a STABLE function (one the planner may
+    copy into both counts, as it would if the inner query were pulled up) that draws from a
+    sequence each time it runs, whatever plan the planner chooses."""
+    customers = [CustomerFactory(gender="female"), CustomerFactory(), CustomerFactory()]
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP SEQUENCE rule_evaluations")
+        cursor.execute(
+            "CREATE FUNCTION pg_temp.rule_evaluated(customer_id bigint) RETURNS boolean "
+            "LANGUAGE plpgsql STABLE AS $$ BEGIN PERFORM nextval('rule_evaluations'); "
+            "RETURN customer_id > 0; END $$"
+        )
+
+    def compile_counted(field_leaf: Leaf, ctx: CompileContext) -> Sql:
+        return Sql("pg_temp.rule_evaluated(c.id)")
+
+    register_field(
+        name="counted", value_type=ChoiceType(["yes"]), ops=["eq"], compiler=compile_counted
+    )
+    rule = {"all": [leaf("gender", "eq", "female"), leaf("counted", "eq", "yes")]}
+    assert preview_counts(rule, as_of=AS_OF) == [1, 1, len(customers)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT last_value FROM rule_evaluations")
+        assert cursor.fetchone() == (len(customers),)
 
 
 # --- The open registry ---------------------------------------------------------------------
