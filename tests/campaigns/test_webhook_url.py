@@ -3,21 +3,29 @@ refused when a campaign is saved (service, API, admin) and again before its post
 host is resolved anew (DNS rebinding); the posts go to the address checked; redirects are not
 followed; WEBHOOK_ALLOW_PRIVATE_NETWORKS lets tests and local development post to loopback."""
 
+import datetime
+import functools
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import translation
 from rest_framework.test import APIClient
 
-from campaigns.channels import webhook_url
+from campaigns.channels import webhook, webhook_url
 from campaigns.models import (
     Campaign,
     Channel,
@@ -450,3 +458,72 @@ def test_a_redirect_is_not_followed_and_fails_the_delivery(
     )
     assert delivery.error == "HTTP 302：接收方要求跳转，系统不跟随跳转。"
     assert ChannelSend.objects.get(pk=call).state == ChannelSendState.FINISHED
+
+
+def self_signed(name: str, folder: Any) -> tuple[str, str]:
+    """A certificate for `name` (its own CA) and its key, as PEM files in `folder`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_an_https_post_to_the_checked_address_names_the_host_for_tls(
+    segment: Segment,
+    resolve_to: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
+    """Connected by address, the post still gives the host name as TLS server name (SNI) and
+    has the certificate checked against it."""
+    cert, key = self_signed("secure.example.com", tmp_path)
+    server_names: list[str | None] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("TLSReceiver", (Receiver,), {}))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda _socket, name, _context: server_names.append(name)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    # The receiver's certificate is trusted as a public CA's would be.
+    monkeypatch.setattr(
+        webhook.httpx,
+        "Client",
+        functools.partial(httpx.Client, verify=ssl.create_default_context(cafile=cert)),
+    )
+    campaign = webhook_campaign(
+        segment, f"https://secure.example.com:{port}/hook", holdout_share=Decimal("0")
+    )
+    call = planned(campaign)
+    resolve_to("secure.example.com", ["127.0.0.1"])
+    try:
+        with override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
+            channel_sends_run(channel_send_ids=[call])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert server_names == ["secure.example.com"]
+    delivery = Delivery.objects.get(campaign=campaign)
+    assert (delivery.status, delivery.error) == (DeliveryStatus.SENT, "")
