@@ -334,9 +334,9 @@ def _webhook_secret_issue(campaign: Campaign) -> None:
 
 @transaction.atomic
 def campaign_webhook_secret_rotate(*, campaign_id: int, actor: str) -> Campaign:
-    """Replace a webhook campaign's signing secret, in any state: every post from now on is
-    signed with the new one (answered once, in `issued_webhook_secret`), and the old one no
-    longer verifies."""
+    """Replace a webhook campaign's signing secret, in any state: every run of posts that
+    starts from now on signs with the new one (answered once, in `issued_webhook_secret`), and
+    the old one no longer verifies. A run already under way finishes with the secret it read."""
     campaign = campaign_get_or_404(campaign_id, for_update=True)
     if campaign.channel != Channel.WEBHOOK:
         raise Conflict(
