@@ -165,6 +165,14 @@ def campaign_out(campaign: Campaign) -> dict[str, Any]:
     return data
 
 
+def campaign_response(campaign: Campaign, status_code: int = status.HTTP_200_OK) -> Response:
+    """`campaign_out` as a response; one carrying a signing secret is kept by no cache."""
+    response = Response(campaign_out(campaign), status=status_code)
+    if campaign.issued_webhook_secret:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
 class VariantInSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=32)
     content = serializers.CharField(allow_blank=True, trim_whitespace=False, help_text=CONTENT_HELP)
@@ -321,7 +329,7 @@ class CampaignListView(generics.ListAPIView):
         # Without variants or content, the service answers that a campaign needs a message.
         data = CampaignInput(**{"variants": [], **serializer.validated_data})
         campaign = campaign_create(data=data, actor=actor_of(request))
-        return Response(campaign_out(campaign), status=status.HTTP_201_CREATED)
+        return campaign_response(campaign, status.HTTP_201_CREATED)
 
 
 class CampaignDetailView(APIView):
@@ -340,7 +348,7 @@ class CampaignDetailView(APIView):
         campaign = campaign_update(
             campaign_id=campaign_id, actor=actor_of(request), changes=serializer.validated_data
         )
-        return Response(campaign_out(campaign))
+        return campaign_response(campaign)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, campaign_id: int) -> Response:
@@ -398,7 +406,7 @@ class CampaignWebhookSecretRotateView(APIView):
     @extend_schema(request=None, responses=CampaignIssuedSerializer)
     def post(self, request: Request, campaign_id: int) -> Response:
         campaign = campaign_webhook_secret_rotate(campaign_id=campaign_id, actor=actor_of(request))
-        return Response(campaign_out(campaign))
+        return campaign_response(campaign)
 
 
 class CampaignDryRunView(APIView):

@@ -202,6 +202,7 @@ def test_the_api_shows_the_secret_once_and_never_on_a_read(
         format="json",
     )
     assert created.status_code == 201, created.json()
+    assert created["Cache-Control"] == "no-store"
     secret = created.json()["webhook_secret"]
     campaign = Campaign.objects.get()
     assert decrypt(campaign.webhook_secret_encrypted) == secret
@@ -229,6 +230,7 @@ def test_the_api_rotates_the_secret(client: APIClient, segment: Segment) -> None
     response = client.post(f"/api/v1/campaigns/{campaign.pk}/rotate-webhook-secret")
 
     assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
     body = response.json()
     assert body["id"] == campaign.pk
     assert body["webhook_secret"].startswith("whsec_") and body["webhook_secret"] != old
