@@ -57,6 +57,7 @@ from campaigns.services.campaigns import (
     campaign_pause,
     campaign_resume,
     campaign_update,
+    campaign_webhook_secret_rotate,
 )
 from campaigns.services.dry_run import (
     OUTCOME_CAPPED,
@@ -332,7 +333,26 @@ TRANSITIONS = {
             "%(count)d campaign cancelled.", "%(count)d campaigns cancelled.", "count"
         ),
     ),
+    "rotate_webhook_secret": Transition(
+        service=campaign_webhook_secret_rotate,
+        title=_("Rotate webhook signing secrets"),
+        question=_(
+            "Give these webhook campaigns new signing secrets? Posts from now on are signed "
+            "with the new secret and the old one no longer verifies: the receiver must be "
+            "given the new secret, which is shown only once, on the next page."
+        ),
+        confirm_label=_("Yes, rotate"),
+        done=ngettext_lazy(
+            "%(count)d signing secret rotated.", "%(count)d signing secrets rotated.", "count"
+        ),
+    ),
 }
+
+# Shown once, when a secret is issued: only its encrypted form is kept.
+SECRET_ISSUED = _(
+    "Signing secret of the webhook campaign “%(name)s”: %(secret)s — it is shown "
+    "only this once: give it to the receiver now (it verifies the X-CRM-Signature header)."
+)
 
 
 # --- The dry run and report pages: their figures in words ----------------------------------
@@ -833,7 +853,7 @@ class CampaignAdmin(admin.ModelAdmin):
             },
         ),
     ]
-    actions = ["launch", "pause", "resume", "cancel"]
+    actions = ["launch", "pause", "resume", "cancel", "rotate_webhook_secret"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
@@ -1033,6 +1053,15 @@ class CampaignAdmin(admin.ModelAdmin):
         else:
             saved = campaign_create(data=CampaignInput(**values), actor=actor)
         form.instance.pk = saved.pk
+        self._show_issued_secret(request, saved)
+
+    def _show_issued_secret(self, request: HttpRequest, campaign: Campaign) -> None:
+        if campaign.issued_webhook_secret:
+            message = SECRET_ISSUED % {
+                "name": campaign.name,
+                "secret": campaign.issued_webhook_secret,
+            }
+            self.message_user(request, message, messages.WARNING)
 
     def delete_model(self, request: HttpRequest, obj: Campaign) -> None:
         self.delete_queryset(request, Campaign.objects.filter(pk=obj.pk))
@@ -1072,11 +1101,14 @@ class CampaignAdmin(admin.ModelAdmin):
         done = 0
         for campaign in campaigns:
             try:
-                transition.service(campaign_id=campaign.pk, actor=f"user:{request.user.pk}")
+                changed = transition.service(
+                    campaign_id=campaign.pk, actor=f"user:{request.user.pk}"
+                )
             except DomainError as error:
                 self.message_user(request, f"{campaign.name}: {error.message}", messages.ERROR)
             else:
                 done += 1
+                self._show_issued_secret(request, changed)
         if done:
             self.message_user(request, transition.done % {"count": done}, messages.SUCCESS)
         return None
@@ -1096,6 +1128,13 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.action(description=_("Cancel the selected campaigns"), permissions=["launch"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> Any:
         return self._transition(request, queryset, "cancel")
+
+    @admin.action(
+        description=_("Rotate the webhook signing secret of the selected campaigns"),
+        permissions=["launch"],
+    )
+    def rotate_webhook_secret(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> Any:
+        return self._transition(request, queryset, "rotate_webhook_secret")
 
 
 # --- The ledger ----------------------------------------------------------------------------

@@ -261,6 +261,10 @@ class Campaign(models.Model):
         help_text=_("Frequency rules scoped to a label count the campaigns carrying it."),
     )
     webhook_url = models.URLField(_("webhook URL"), max_length=500, blank=True)
+    # The key of the HMAC-SHA256 signature on this campaign's posts, encrypted like personal
+    # data (crm.personal_data, PII_ENCRYPTION_KEYS). Shown once, when it is issued; see
+    # campaigns.services.campaigns.webhook_secret_issue.
+    webhook_secret_encrypted = models.TextField(blank=True, default="", editable=False)
     include_segments = models.ManyToManyField(
         Segment, verbose_name=_("segments"), related_name="+", blank=True
     )
@@ -349,8 +353,17 @@ class Campaign(models.Model):
             models.CheckConstraint(
                 condition=Q(conversion_window_days__gte=1), name="campaign_window_positive"
             ),
+            models.CheckConstraint(
+                condition=~Q(channel="webhook") | ~Q(webhook_secret_encrypted=""),
+                name="campaign_webhook_has_secret",
+            ),
         ]
         indexes = [models.Index(fields=["state", "-priority"], name="campaign_by_state")]
+
+    # The webhook secret issued by the service call that answered this instance (its
+    # create, an update that made it a webhook campaign, a rotation), for the caller to show
+    # once; never loaded from the database.
+    issued_webhook_secret: str = ""
 
     def __str__(self) -> str:
         return self.name
@@ -433,6 +446,7 @@ class DeliveryReason(models.TextChoices):
     UNCONFIRMED = "unconfirmed", _("Never confirmed by the staff member")
     CHANNEL_ERROR = "channel_error", _("Channel error")
     GROUP_BLOCKED = "group_blocked", _("Held back with its group chat")
+    WEBHOOK_URL_NOT_ALLOWED = "webhook_url_not_allowed", _("Webhook URL not allowed")
 
 
 class Delivery(models.Model):

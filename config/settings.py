@@ -148,9 +148,11 @@ CHANNEL_ORPHAN_SECONDS = get_from_env("CHANNEL_ORPHAN_SECONDS", 60, cast=int)
 # Seconds after which a channel call never attempted is queued again (its task was lost, e.g.
 # with a broker's queue); above the time a launch's backlog of calls takes to drain.
 CHANNEL_REQUEUE_SECONDS = get_from_env("CHANNEL_REQUEUE_SECONDS", 900, cast=int)
-# Key of the HMAC-SHA256 signature on webhook posts (the receiver checks it).
-WEBHOOK_SIGNING_SECRET = get_from_env(
-    "WEBHOOK_SIGNING_SECRET", _derived_key("webhook-signing"), required_in_production=True
+# Webhook posts are signed with each campaign's own secret (see campaigns.channels.webhook).
+# Posting to loopback, private, link-local and other internal addresses is refused unless this
+# is on: for tests and local development only, never in production.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = get_from_env(
+    "WEBHOOK_ALLOW_PRIVATE_NETWORKS", False, cast=str_to_bool
 )
 WEBHOOK_TIMEOUT_SECONDS = get_from_env("WEBHOOK_TIMEOUT_SECONDS", 5.0, cast=float)
 # Attempts of one webhook post before it goes to the dead letters; waits double from the base.

@@ -2,6 +2,8 @@
 create (restored after a transactional test's flush), and the WeCom fake."""
 
 import importlib
+import ipaddress
+import socket
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -9,6 +11,7 @@ from django.apps import apps
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from campaigns.channels import webhook_url
 from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
 from config import embedded
 from crm.services.api_keys import api_key_create
@@ -38,6 +41,28 @@ def platform_preset(request: pytest.FixtureRequest) -> None:
     is_transactional = marker.kwargs.get("transaction", False)
     request.getfixturevalue("transactional_db" if is_transactional else "db")
     _PRESET_MIGRATION.create_preset(apps, None)
+
+
+# What the tests' webhook hosts resolve to: a public address (example.com's), never looked up.
+PUBLIC_TEST_ADDRESS = "93.184.215.14"
+
+
+@pytest.fixture(autouse=True)
+def offline_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Webhook URLs are resolved when a campaign is saved and before its posts: in the tests,
+    names under example.com and .example resolve to a public address and every other name
+    fails, so that no test depends on the network's DNS."""
+
+    def resolve(host: str, port: int) -> list[str]:
+        try:
+            return [str(ipaddress.ip_address(host))]
+        except ValueError:
+            pass
+        if host == "example.com" or host.endswith((".example.com", ".example")):
+            return [PUBLIC_TEST_ADDRESS]
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(webhook_url, "resolve_host", resolve)
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """Campaign endpoints: list (filter by state, channel, label, name), create, read, change and
-delete a draft, and the state changes launch, pause, resume and cancel. Every campaign comes
-back with its delivery counts by status. Validation and state rules are the services'."""
+delete a draft, the state changes launch, pause, resume and cancel, and the rotation of a
+webhook campaign's signing secret. Every campaign comes back with its delivery counts by
+status; a webhook signing secret comes back once, in the answer of the call that issued it,
+never on a read. Validation and state rules are the services'."""
 
 import dataclasses
 from collections.abc import Callable
@@ -38,6 +40,7 @@ from campaigns.services.campaigns import (
     campaign_pause,
     campaign_resume,
     campaign_update,
+    campaign_webhook_secret_rotate,
 )
 from campaigns.services.dry_run import campaign_dry_run
 from campaigns.services.report import campaign_report
@@ -133,10 +136,41 @@ class CampaignOutSerializer(serializers.ModelSerializer):
         return counts
 
 
+class CampaignIssuedSerializer(CampaignOutSerializer):
+    """A campaign as the call that issued its webhook signing secret answers it."""
+
+    webhook_secret = serializers.CharField(
+        read_only=True,
+        required=False,
+        help_text=_(
+            "The key of the HMAC-SHA256 signature on this campaign's webhook posts. Only in "
+            "the answer of the call that issued it (creating a webhook campaign, making a "
+            "draft one, rotating it): store it now, it is never shown again."
+        ),
+    )
+
+    class Meta(CampaignOutSerializer.Meta):
+        fields = [*CampaignOutSerializer.Meta.fields, "webhook_secret"]
+
+
 def campaign_out(campaign: Campaign) -> dict[str, Any]:
-    """One campaign as the API shows it."""
+    """One campaign as the API shows it, with the webhook secret the service call that answered
+    it has just issued, if any."""
     counts = campaign_delivery_counts([campaign.pk])
-    return CampaignOutSerializer(campaign, context={"delivery_counts": counts}).data
+    data: dict[str, Any] = dict(
+        CampaignOutSerializer(campaign, context={"delivery_counts": counts}).data
+    )
+    if campaign.issued_webhook_secret:
+        data["webhook_secret"] = campaign.issued_webhook_secret
+    return data
+
+
+def campaign_response(campaign: Campaign, status_code: int = status.HTTP_200_OK) -> Response:
+    """`campaign_out` as a response; one carrying a signing secret is kept by no cache."""
+    response = Response(campaign_out(campaign), status=status_code)
+    if campaign.issued_webhook_secret:
+        response["Cache-Control"] = "no-store"
+    return response
 
 
 class VariantInSerializer(serializers.Serializer):
@@ -288,14 +322,14 @@ class CampaignListView(generics.ListAPIView):
         counts = getattr(self, "delivery_counts", {})  # none before a page (schema generation)
         return {**super().get_serializer_context(), "delivery_counts": counts}
 
-    @extend_schema(request=CampaignInSerializer, responses={201: CampaignOutSerializer})
+    @extend_schema(request=CampaignInSerializer, responses={201: CampaignIssuedSerializer})
     def post(self, request: Request) -> Response:
         serializer = CampaignInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         # Without variants or content, the service answers that a campaign needs a message.
         data = CampaignInput(**{"variants": [], **serializer.validated_data})
         campaign = campaign_create(data=data, actor=actor_of(request))
-        return Response(campaign_out(campaign), status=status.HTTP_201_CREATED)
+        return campaign_response(campaign, status.HTTP_201_CREATED)
 
 
 class CampaignDetailView(APIView):
@@ -307,14 +341,14 @@ class CampaignDetailView(APIView):
     def get(self, request: Request, campaign_id: int) -> Response:
         return Response(campaign_out(campaign_get_or_404(campaign_id)))
 
-    @extend_schema(request=CampaignInSerializer, responses=CampaignOutSerializer)
+    @extend_schema(request=CampaignInSerializer, responses=CampaignIssuedSerializer)
     def patch(self, request: Request, campaign_id: int) -> Response:
         serializer = CampaignInSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         campaign = campaign_update(
             campaign_id=campaign_id, actor=actor_of(request), changes=serializer.validated_data
         )
-        return Response(campaign_out(campaign))
+        return campaign_response(campaign)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, campaign_id: int) -> Response:
@@ -360,6 +394,19 @@ class CampaignCancelView(CampaignTransitionView):
     channel is cancelled."""
 
     transition = staticmethod(campaign_cancel)
+
+
+class CampaignWebhookSecretRotateView(APIView):
+    """Replace a webhook campaign's signing secret (in any state): 200 with the campaign and
+    its new `webhook_secret`, shown this once; posts from now on are signed with it and the
+    old one no longer verifies. 409 `campaign_not_webhook` for a campaign of another channel."""
+
+    scope_resource = "campaigns"
+
+    @extend_schema(request=None, responses=CampaignIssuedSerializer)
+    def post(self, request: Request, campaign_id: int) -> Response:
+        campaign = campaign_webhook_secret_rotate(campaign_id=campaign_id, actor=actor_of(request))
+        return campaign_response(campaign)
 
 
 class CampaignDryRunView(APIView):

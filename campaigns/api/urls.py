@@ -42,6 +42,11 @@ urlpatterns = [
         name="campaign-cancel",
     ),
     path(
+        "campaigns/<int:campaign_id>/rotate-webhook-secret",
+        campaigns.CampaignWebhookSecretRotateView.as_view(),
+        name="campaign-rotate-webhook-secret",
+    ),
+    path(
         "campaigns/<int:campaign_id>/dry-run",
         campaigns.CampaignDryRunView.as_view(),
         name="campaign-dry-run",

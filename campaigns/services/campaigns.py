@@ -5,6 +5,7 @@ a pause or a cancel and a reservation batch never interleave."""
 
 import dataclasses
 import logging
+import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from campaigns.channels.webhook_url import (
+    ERROR_WEBHOOK_URL_NOT_ALLOWED,
+    WebhookUrlRefused,
+    webhook_url_check,
+)
 from campaigns.models import (
     CONSENT_CHANNEL_OF,
     Campaign,
@@ -34,6 +40,7 @@ from campaigns.services.templates import (
     template_variables,
 )
 from crm.errors import Conflict, NotFound, ValidationFailed
+from crm.personal_data import encrypt
 from segments.models import Segment
 from segments.rules import InvalidRule, rule_check
 
@@ -43,6 +50,10 @@ ERROR_CAMPAIGN_NOT_FOUND = "campaign_not_found"
 ERROR_INVALID_CAMPAIGN = "invalid_campaign"
 ERROR_NOT_A_DRAFT = "campaign_not_a_draft"
 ERROR_WRONG_STATE = "campaign_wrong_state"
+ERROR_NOT_A_WEBHOOK = "campaign_not_webhook"
+# The start of every webhook signing secret, so that one found in a log or a repository is
+# recognised for what it is.
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
 # Customer variables a message may hold, as {{ name }}: what an operator would greet with.
 MAX_VARIANTS = 10
@@ -162,6 +173,13 @@ def _check(data: CampaignInput, *, campaign_id: int | None) -> CampaignInput:
         problems.add("webhook_url", _("A webhook campaign needs the URL it posts to."))
     if data.channel != Channel.WEBHOOK and data.webhook_url:
         problems.add("webhook_url", _("Only a webhook campaign posts to a URL."))
+    is_url_refused = False
+    if data.channel == Channel.WEBHOOK and data.webhook_url:
+        try:
+            webhook_url_check(data.webhook_url)
+        except WebhookUrlRefused as refusal:
+            problems.add("webhook_url", str(refusal))
+            is_url_refused = True
     namesakes = Campaign.objects.filter(name=data.name)
     if campaign_id is not None:
         namesakes = namesakes.exclude(pk=campaign_id)
@@ -179,6 +197,14 @@ def _check(data: CampaignInput, *, campaign_id: int | None) -> CampaignInput:
     if data.conversion_window_days < 1:
         problems.add("conversion_window_days", _("At least one day."))
     if problems.errors:
+        # A URL the policy refuses has its own code (the other problems are in the detail
+        # too): a caller can tell an address it may not use from a malformed campaign.
+        if is_url_refused:
+            raise ValidationFailed(
+                ERROR_WEBHOOK_URL_NOT_ALLOWED,
+                _("The webhook URL is not allowed: it must be a public http(s) address."),
+                detail=problems.errors,
+            )
         raise ValidationFailed(
             ERROR_INVALID_CAMPAIGN, _("The campaign is not valid."), detail=problems.errors
         )
@@ -275,6 +301,8 @@ def _save(campaign: Campaign, data: CampaignInput) -> Campaign:
     for name in CampaignInput.MODEL_FIELDS:
         setattr(campaign, name, getattr(data, name))
     campaign.labels = list(data.labels)
+    if campaign.channel == Channel.WEBHOOK and not campaign.webhook_secret_encrypted:
+        _webhook_secret_issue(campaign)
     try:
         campaign.full_clean(exclude=["salt"])
     except ValidationError as error:
@@ -288,6 +316,38 @@ def _save(campaign: Campaign, data: CampaignInput) -> Campaign:
     Variant.objects.bulk_create(
         Variant(campaign=campaign, name=v.name, content=v.content, weight=v.weight)
         for v in data.variants
+    )
+    return campaign
+
+
+def new_webhook_secret() -> str:
+    return WEBHOOK_SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def _webhook_secret_issue(campaign: Campaign) -> None:
+    """Give the campaign a new signing secret (not saved): stored encrypted, and kept in
+    `issued_webhook_secret` for the caller to show once."""
+    secret = new_webhook_secret()
+    campaign.webhook_secret_encrypted = encrypt(secret)
+    campaign.issued_webhook_secret = secret
+
+
+@transaction.atomic
+def campaign_webhook_secret_rotate(*, campaign_id: int, actor: str) -> Campaign:
+    """Replace a webhook campaign's signing secret, in any state: every run of posts that
+    starts from now on signs with the new one (answered once, in `issued_webhook_secret`), and
+    the old one no longer verifies. A run already under way finishes with the secret it read."""
+    campaign = campaign_get_or_404(campaign_id, for_update=True)
+    if campaign.channel != Channel.WEBHOOK:
+        raise Conflict(
+            ERROR_NOT_A_WEBHOOK,
+            _("Only a webhook campaign has a signing secret."),
+            detail={"channel": [campaign.channel]},
+        )
+    _webhook_secret_issue(campaign)
+    campaign.save(update_fields=["webhook_secret_encrypted"])
+    logger.info(
+        "campaign.webhook_secret_rotated", extra={"campaign_id": campaign.pk, "actor": actor}
     )
     return campaign
 

@@ -166,7 +166,7 @@ def test_a_webhook_campaign_fills_calls_of_posts_whatever_the_owner() -> None:
     campaign = make_campaign(
         audience(customers),
         channel=Channel.WEBHOOK,
-        webhook_url="http://127.0.0.1:9/hook",
+        webhook_url="https://hooks.example.com/crm",
         consent_channel="sms",
     )
     campaign_launch(campaign_id=campaign.pk, actor="test")
@@ -350,12 +350,14 @@ class Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, type[Receiver]]]:
+    """A receiver on loopback, which WEBHOOK_ALLOW_PRIVATE_NETWORKS lets campaigns post to."""
     handler = type("TestReceiver", (Receiver,), {"answers": [], "received": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
+        with override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
+            yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
     finally:
         server.shutdown()
         server.server_close()
@@ -389,7 +391,7 @@ def test_webhook_posts_are_signed_keyed_retried_and_dead_lettered(
     for headers, body, raw in posts:
         stamp, digest = (part.split("=", 1)[1] for part in headers["X-CRM-Signature"].split(","))
         expected = hmac.new(
-            settings.WEBHOOK_SIGNING_SECRET.encode(), f"{stamp}.".encode() + raw, hashlib.sha256
+            campaign.issued_webhook_secret.encode(), f"{stamp}.".encode() + raw, hashlib.sha256
         ).hexdigest()
         assert hmac.compare_digest(digest, expected)
         assert headers["Idempotency-Key"] == f"delivery-{body['delivery_id']}"
