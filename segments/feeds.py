@@ -80,14 +80,17 @@ def feed_writer_register(feed: Feed) -> None:
         )
 
 
-# The smallest L registered by other transactions of this database (the key's low 48 bits).
+# The smallest L registered by other transactions of this database (the key's low 48 bits),
+# and the isolation level (the rows must be read with a snapshot taken after this).
 _REGISTERED_SQL = f"""
-    SELECT min(((l.classid::bigint & 65535) << 32) | l.objid::bigint)
-    FROM pg_locks l
-    WHERE l.locktype = 'advisory' AND l.objsubid = 1
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND (l.classid::bigint >> {_KEY_BITS - 32}) = %s
-      AND l.pid IS DISTINCT FROM pg_backend_pid()
+    SELECT (
+        SELECT min(((l.classid::bigint & 65535) << 32) | l.objid::bigint)
+        FROM pg_locks l
+        WHERE l.locktype = 'advisory' AND l.objsubid = 1
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND (l.classid::bigint >> {_KEY_BITS - 32}) = %s
+          AND l.pid IS DISTINCT FROM pg_backend_pid()
+    ), current_setting('transaction_isolation')
 """  # noqa: S608 - constants only
 
 
@@ -98,5 +101,8 @@ def feed_end(feed: Feed) -> int:
         cursor.execute(_handed_out_sql(feed))  # first: see the module's docstring
         (handed_out,) = cursor.fetchone()  # type: ignore[misc]
         cursor.execute(_REGISTERED_SQL, [feed.namespace])
-        (registered,) = cursor.fetchone()  # type: ignore[misc]
+        registered, isolation = cursor.fetchone()  # type: ignore[misc]
+    if isolation != "read committed":
+        # The transaction's snapshot may predate the registrations just read.
+        raise RuntimeError(f"a feed is read under READ COMMITTED, not {isolation}")
     return int(handed_out if registered is None else min(handed_out, registered))

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from segments.feeds import Feed, feed_end
@@ -117,3 +117,12 @@ def test_the_feed_sequences_are_those_of_the_tables() -> None:
                 [table, feed.sequence],
             )
             assert cursor.fetchone() == (f"public.{feed.sequence}", 1)
+
+
+def test_a_feed_is_not_read_under_an_older_snapshot() -> None:
+    """Under REPEATABLE READ the transaction's snapshot may predate the registrations read,
+    so the feed's end is refused there."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        with pytest.raises(RuntimeError, match="READ COMMITTED, not repeatable read"):
+            feed_end(Feed.LIFECYCLE_TRANSITIONS)
