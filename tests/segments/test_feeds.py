@@ -126,3 +126,42 @@ def test_a_feed_is_not_read_under_an_older_snapshot() -> None:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         with pytest.raises(RuntimeError, match="READ COMMITTED, not repeatable read"):
             feed_end(Feed.LIFECYCLE_TRANSITIONS)
+
+
+def test_a_poller_of_the_membership_events_waits_for_the_oldest_open_writer() -> None:
+    """Three refreshes hold events open and commit out of order (the second, the first, the
+    third): a poller moving its cursor to the feed's end after each read gets nothing while
+    the first is open, then the first two, then the third: each event once, in id order."""
+    customers = CustomerFactory.create_batch(3)
+    segments = [segment_create(name=f"s{n}", kind="static", actor="test") for n in range(3)]
+    cursor = feed_end(Feed.SEGMENT_MEMBERSHIP_EVENTS)
+
+    def poll() -> list[int]:
+        nonlocal cursor
+        end = feed_end(Feed.SEGMENT_MEMBERSHIP_EVENTS)
+        read = list(
+            SegmentMembershipEvent.objects.filter(id__gt=cursor, id__lte=end)
+            .order_by("id")
+            .values_list("customer_id", flat=True)
+        )
+        cursor = end
+        return read
+
+    writers = [
+        HeldOpen(
+            lambda segment=segment, customer=customer: segment_members_change(
+                segment_id=segment.pk, add=[customer.pk], actor="test"
+            )
+        )
+        for segment, customer in zip(segments, customers, strict=True)
+    ]
+    for writer in writers:
+        writer.start()  # in this order: each draws higher ids than the one before
+    reads = []
+    for position in (1, 0, 2):
+        writers[position].commit()
+        reads.append(poll())
+
+    first, second, third = (c.pk for c in customers)
+    assert reads == [[], [first, second], [third]]
+    assert cursor == SegmentMembershipEvent.objects.order_by("-id").values_list("id").first()[0]
