@@ -39,7 +39,14 @@ What this relies on:
 
 A key is the feed's 16-bit namespace followed by L in 48 bits (2.8e14 ids); in pg_locks a
 one-bigint advisory key shows as classid (its high 32 bits) and objid (its low 32 bits) with
-objsubid 1, which keeps these keys apart from the two-integer keys of other locks."""
+objsubid 1, which keeps these keys apart from the two-integer keys of other locks; the
+namespaces differ from the high 16 bits of the other one-bigint keys (0x0043 "CRM_REM",
+0x5345 "SEG_...").
+
+Not chosen: a lock serialising id drawing and commit (a recomputation batch inserts its
+transitions in the same statement that scores the batch, so the batches would run one at a
+time), and writing a run's transitions from one transaction at its end (a second pass over
+every change, and the sweeps and segment refreshes would still need the same care)."""
 
 import enum
 
