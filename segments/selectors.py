@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from crm.models import Customer
 from crm.selectors.customers import customer_list
+from segments.feeds import Feed, feed_end
 from segments.models import (
     CustomerMetrics,
     CustomerPrediction,
@@ -60,8 +61,10 @@ def lifecycle_transition_list(
     recorded_since: datetime | None = None,
     after_id: int | None = None,
 ) -> QuerySet[LifecycleTransition]:
-    """The transition feed; readers page through it by id (ids only grow)."""
-    transitions = LifecycleTransition.objects.all()
+    """The transition feed; readers page through it by id (ids only grow). It ends at the
+    feed's end (one query, made now): no transition with a lower id can appear after a reader
+    has moved past it (see `segments.feeds`)."""
+    transitions = LifecycleTransition.objects.filter(pk__lte=feed_end(Feed.LIFECYCLE_TRANSITIONS))
     if after_id is not None:
         transitions = transitions.filter(pk__gt=after_id)
     if customer_id is not None:
@@ -73,6 +76,16 @@ def lifecycle_transition_list(
     if recorded_since is not None:
         transitions = transitions.filter(recorded_at__gte=recorded_since)
     return transitions
+
+
+def lifecycle_transition_feed_end() -> int:
+    """The id a follower of the transition feed may read up to and move its cursor to."""
+    return feed_end(Feed.LIFECYCLE_TRANSITIONS)
+
+
+def segment_membership_event_feed_end() -> int:
+    """The id a follower of the segment membership events may read up to and move to."""
+    return feed_end(Feed.SEGMENT_MEMBERSHIP_EVENTS)
 
 
 def recompute_run_list(*, kind: str | None = None, status: str | None = None) -> QuerySet:

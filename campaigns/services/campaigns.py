@@ -43,6 +43,7 @@ from crm.errors import Conflict, NotFound, ValidationFailed
 from crm.personal_data import encrypt
 from segments.models import Segment
 from segments.rules import InvalidRule, rule_check
+from segments.selectors import lifecycle_transition_feed_end, segment_membership_event_feed_end
 
 logger = logging.getLogger(__name__)
 
@@ -407,7 +408,7 @@ def campaign_launch(*, campaign_id: int, actor: str, at: datetime | None = None)
         campaign.state = CampaignState.SCHEDULED
     else:
         campaign.state = CampaignState.SENDING
-        campaign.trigger_cursor = _trigger_feed_end(campaign)
+        campaign.trigger_cursor = trigger_feed_end(campaign)
         if campaign.schedule_kind in (ScheduleKind.NOW, ScheduleKind.AT):
             _enqueue("plan", campaign.pk)
     campaign.save(update_fields=["state", "launched_at", "trigger_cursor"])
@@ -549,14 +550,12 @@ def _planning_lock(campaign_id: int) -> Iterator[bool]:
                 )
 
 
-def _trigger_feed_end(campaign: Campaign) -> int:
-    """The id the trigger's feed has reached: a triggered campaign greets only later entrants."""
-    table = {
-        ScheduleKind.LIFECYCLE: "segments_lifecycletransition",
-        ScheduleKind.SEGMENT_ENTRY: "segments_segmentmembershipevent",
-    }.get(ScheduleKind(campaign.schedule_kind))
-    if table is None:
-        return 0
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}")  # noqa: S608 - fixed names
-        return int(cursor.fetchone()[0])
+def trigger_feed_end(campaign: Campaign) -> int:
+    """The id the trigger's feed has reached: every row at or below it that will ever be
+    visible is visible now (a writer still in flight may commit lower ids than the highest
+    one seen). A triggered campaign greets the entrants above its cursor."""
+    if campaign.schedule_kind == ScheduleKind.LIFECYCLE:
+        return lifecycle_transition_feed_end()
+    if campaign.schedule_kind == ScheduleKind.SEGMENT_ENTRY:
+        return segment_membership_event_feed_end()
+    return 0

@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ from campaigns.models import (
     DeliveryStatus,
     ScheduleKind,
 )
-from campaigns.services.campaigns import campaign_get_or_404, campaign_plan
+from campaigns.services.campaigns import campaign_get_or_404, campaign_plan, trigger_feed_end
 from campaigns.services.dispatch import channel_sends_run, orphaned_channel_sends
 from campaigns.services.planning import audience_query, deliveries_plan
 from campaigns.services.reservation import deliveries_reserve_batch
@@ -79,9 +79,8 @@ def campaign_plan_entrants(*, campaign_id: int, at: datetime | None = None) -> i
                 "segment_id = %s AND kind = 'entered'",
                 campaign.trigger_segment_id,
             )
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}")  # noqa: S608 - fixed
-            upto = int(cursor.fetchone()[0])
+        # Not max(id): a writer still in flight may commit lower ids later (segments.feeds).
+        upto = trigger_feed_end(campaign)
         if upto <= campaign.trigger_cursor:
             return 0
         candidates = f"SELECT customer_id FROM {table} WHERE id > %s AND id <= %s AND {condition}"  # noqa: S608

@@ -49,6 +49,7 @@ from django.utils import timezone
 
 from crm.models import PURCHASE_STATUSES, DirtyMark
 from crm.services.customers import customers_pull_first_seen, customers_removal_lock
+from segments.feeds import Feed, feed_writer_register
 from segments.models import (
     LifecyclePolicy,
     RecomputeKind,
@@ -530,6 +531,8 @@ def _batch(params: dict[str, Any], low: int, high: int, *, scoped: bool) -> tupl
         customers_removal_lock(exclusive=False)
         cursor.execute("SET LOCAL jit = off")  # compiling costs more than running a batch
         cursor.execute("SET LOCAL work_mem = '64MB'")  # its hash joins stay in memory
+        # Transitions are a feed read by id: readers stop below this batch's ids until it ends.
+        feed_writer_register(Feed.LIFECYCLE_TRANSITIONS)
         cursor.execute(
             BATCH_SCOPE_SQL if scoped else BATCH_ALL_SQL, {**params, "id_low": low, "id_high": high}
         )

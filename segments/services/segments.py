@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from crm.errors import Conflict, NotFound, ValidationFailed
 from crm.services.customers import customers_removal_lock
+from segments.feeds import Feed, feed_writer_register
 from segments.models import (
     ModelName,
     RecomputeRun,
@@ -224,6 +225,8 @@ def _reconcile(
     # No customer is merged away or deleted while members are written (customer_id has no
     # foreign key): removals wait for this transaction, or it sees them gone.
     customers_removal_lock(exclusive=False)
+    # Membership events are a feed read by id: readers stop below these ids until this ends.
+    feed_writer_register(Feed.SEGMENT_MEMBERSHIP_EVENTS)
     with connection.cursor() as cursor:
         cursor.execute(RULE_SESSION_SQL)  # room for the rule's hashed subplans
         cursor.execute("SET LOCAL jit = off")  # compiling costs more than running it
