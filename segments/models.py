@@ -240,6 +240,9 @@ class LifecycleTransition(models.Model):
 class RecomputeKind(models.TextChoices):
     FULL = "full", _("Full")
     INCREMENTAL = "incremental", _("Incremental")
+    # Every customer as of a date before the latest full run: recorded apart (BackfillCount),
+    # never written to the live metrics, transitions or segments.
+    BACKFILL = "backfill", _("Backfill (recorded apart)")
 
 
 class RecomputeStatus(models.TextChoices):
@@ -295,6 +298,42 @@ class RecomputeRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class BackfillCount(models.Model):
+    """What a backfill found: the customers in each RFM tier and lifecycle state as of the
+    run's date (`rfm_tier` NULL: no paid order in the window), one row per pair. A backfill
+    writes nothing else, so the live metrics, the transition feed and the segments stay as the
+    latest full run left them."""
+
+    run = models.ForeignKey(
+        RecomputeRun,
+        verbose_name=_("run"),
+        on_delete=models.CASCADE,
+        related_name="backfill_counts",
+        db_index=False,  # served by backfill_count_unique
+    )
+    rfm_tier = models.CharField(  # noqa: DJ001 - NULL: no tier, as in CustomerMetrics
+        _("RFM tier"), max_length=20, choices=RfmTier.choices, null=True, blank=True
+    )
+    lifecycle_state = models.CharField(
+        _("lifecycle state"), max_length=12, choices=LifecycleState.choices
+    )
+    customers = models.PositiveIntegerField(_("customers"))
+
+    class Meta:
+        verbose_name = _("backfill figure")
+        verbose_name_plural = _("backfill figures")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "rfm_tier", "lifecycle_state"],
+                name="backfill_count_unique",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.lifecycle_state} {self.rfm_tier or '-'} {self.customers}"
 
 
 class SegmentKind(models.TextChoices):
