@@ -491,3 +491,16 @@ def test_command_backfill_is_recorded_apart_and_some_customers_refused(
         )
     assert RecomputeRun.objects.count() == runs
     assert _live_state() == before
+
+
+@pytest.mark.django_db
+def test_sweeps_after_a_backfill_score_with_the_latest_full_runs_breakpoints(
+    backfill_world: dict[str, Customer],
+) -> None:
+    full = RecomputeRun.objects.get(kind="full")
+    backfill = recompute_full(trigger="test", as_of=BACKFILL_DAY)
+    assert backfill.breakpoints != full.breakpoints
+    sweep = recompute_customers(trigger="sweep")
+    assert (sweep.kind, sweep.status, sweep.customers_processed) == ("incremental", "succeeded", 1)
+    assert (sweep.breakpoints, sweep.rfm_policy_id) == (full.breakpoints, full.rfm_policy_id)
+    assert not DirtyMark.objects.exists()

@@ -5,6 +5,8 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from segments.models import CustomerMetrics, LifecyclePolicy, LifecycleTransition, RfmPolicy
@@ -295,3 +297,13 @@ def test_recompute_request_before_the_latest_full_run_is_a_backfill_recorded_apa
     assert len(figures["rfm_tiers"]) == 9
     live = client.get("/api/v1/recompute?kind=full").json()["results"]
     assert [r["backfill_figures"] for r in live] == [None]
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/api/v1/recompute").status_code == 200
+        return len(captured)
+
+    few = queries()
+    for day in ("2026-04-01", "2026-05-01"):
+        recompute_full_task(trigger="api", as_of=day)
+    assert queries() == few  # the figures of every run on the page in one query
