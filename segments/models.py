@@ -1,6 +1,7 @@
 """Segmentation data model: the RFM and lifecycle policies (versioned, one active each), the
 per-customer metrics row the recomputation writes, lifecycle transitions (a feed), the record of
-each recomputation run, and segments with their materialised membership and its history.
+each recomputation run (with a backfill's figures), and segments with their materialised
+membership and its history.
 
 Every customer-keyed table carries `customer_id` (DESIGN.md §5). These tables are derived data
 written in sets of up to a million rows, so their `customer_id` has no database constraint (a
@@ -255,7 +256,8 @@ class RecomputeStatus(models.TextChoices):
 class RecomputeRun(models.Model):
     """One recomputation: what it computed as of when, with which policies and breakpoints,
     how long it took and what it changed. Incremental runs reuse the breakpoints of the last
-    successful full run."""
+    successful full run. A backfill changes nothing live: its figures are its BackfillCount
+    rows."""
 
     kind = models.CharField(_("kind"), max_length=12, choices=RecomputeKind.choices)
     trigger = models.CharField(_("trigger"), max_length=32)
