@@ -219,7 +219,8 @@ def stage_first_full(bench: Bench) -> Outcome:
     from segments.services.recompute import recompute_full
 
     execute(
-        "TRUNCATE segments_customermetrics, segments_lifecycletransition, segments_recomputerun"
+        "TRUNCATE segments_customermetrics, segments_lifecycletransition, segments_recomputerun,"
+        " segments_backfillcount"
     )
     return timed_recompute(lambda: recompute_full(trigger="bench", as_of=AS_OF))
 

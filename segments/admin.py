@@ -11,24 +11,29 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.dateparse import parse_date
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from crm.admin import CustomerAdmin, ReadOnlyAdmin, ReadOnlyInline
-from crm.errors import DomainError
+from crm.errors import DomainError, ValidationFailed
 from crm.models import Customer
 from segments.models import (
+    BackfillCount,
     CustomerMetrics,
     CustomerPrediction,
     LifecyclePolicy,
+    LifecycleState,
     LifecycleTransition,
     ModelFit,
     ModelFitStatus,
     ModelName,
     PolicyBase,
+    RecomputeKind,
     RecomputeRun,
     RfmPolicy,
+    RfmTier,
     Segment,
     SegmentKind,
     SegmentMembership,
@@ -45,7 +50,7 @@ from segments.services.policies import (
     rfm_policy_active,
     rfm_policy_update,
 )
-from segments.services.recompute import recompute_enqueue
+from segments.services.recompute import recompute_check, recompute_enqueue
 from segments.services.segments import (
     segment_create,
     segment_delete,
@@ -159,8 +164,42 @@ class RecomputeRunAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "status", "trigger"]
     list_select_related = ["rfm_policy", "lifecycle_policy"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [*super().get_readonly_fields(request, obj), "backfill_figures"]
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the record of what ran; sweeps take their breakpoints from it
+
+    @admin.display(description=_("customers by lifecycle state and RFM tier"))
+    def backfill_figures(self, run: RecomputeRun) -> str:
+        """A backfill's figures as a table: lifecycle states down, RFM tiers across."""
+        if run.kind != RecomputeKind.BACKFILL:
+            return gettext("Only a backfill records its figures; see the current ones.")
+        cells = {
+            (count.lifecycle_state, count.rfm_tier): count.customers
+            for count in BackfillCount.objects.filter(run=run)
+        }
+        tiers: list[tuple[str | None, Any]] = [*RfmTier.choices, (None, _("no tier"))]
+        header = format_html_join("", "<th>{}</th>", ((label,) for _tier, label in tiers))
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th>{}</tr>",
+            (
+                (
+                    label,
+                    format_html_join(
+                        "", "<td>{}</td>", ((cells.get((state, tier), 0),) for tier, _l in tiers)
+                    ),
+                )
+                for state, label in LifecycleState.choices
+            ),
+        )
+        return format_html(
+            '<table class="backfill-figures"><thead><tr><th></th>{}</tr></thead>'
+            "<tbody>{}</tbody></table>",
+            header,
+            rows,
+        )
 
     @admin.display(description=_("duration (s)"))
     def duration(self, run: RecomputeRun) -> str:
@@ -181,8 +220,28 @@ class RecomputeRunAdmin(ReadOnlyAdmin):
         changelist = reverse("admin:segments_recomputerun_changelist")
         if request.method != "POST" or not request.user.has_perm("segments.request_recompute"):
             return HttpResponseRedirect(changelist)
-        recompute_enqueue(trigger=f"admin:user:{request.user.pk}")
-        self.message_user(request, _("A full recomputation is queued."), messages.SUCCESS)
+        text = str(request.POST.get("as_of") or "").strip()
+        try:
+            as_of = parse_date(text) if text else None
+        except ValueError:  # well formed, but no such day
+            as_of = None
+        if text and as_of is None:
+            self.message_user(request, _("Give the date as YYYY-MM-DD."), messages.ERROR)
+            return HttpResponseRedirect(changelist)
+        try:
+            is_backfill = recompute_check(as_of=as_of, everyone=True)
+        except ValidationFailed as refusal:
+            self.message_user(request, refusal.message, messages.ERROR)
+            return HttpResponseRedirect(changelist)
+        recompute_enqueue(trigger=f"admin:user:{request.user.pk}", as_of=as_of)
+        if is_backfill:
+            message = gettext(
+                "A backfill as of %(date)s is queued: its figures are recorded apart, and the "
+                "current scores, lifecycle transitions and segments do not change."
+            ) % {"date": as_of}
+        else:
+            message = gettext("A full recomputation is queued.")
+        self.message_user(request, message, messages.SUCCESS)
         return HttpResponseRedirect(changelist)
 
 

@@ -1,6 +1,7 @@
 """Segmentation data model: the RFM and lifecycle policies (versioned, one active each), the
 per-customer metrics row the recomputation writes, lifecycle transitions (a feed), the record of
-each recomputation run, and segments with their materialised membership and its history.
+each recomputation run (with a backfill's figures), and segments with their materialised
+membership and its history.
 
 Every customer-keyed table carries `customer_id` (docs/architecture.md). These tables are derived
 data written in sets of up to a million rows, so their `customer_id` has no database constraint (a
@@ -240,6 +241,9 @@ class LifecycleTransition(models.Model):
 class RecomputeKind(models.TextChoices):
     FULL = "full", _("Full")
     INCREMENTAL = "incremental", _("Incremental")
+    # Every customer as of a date before the latest full run: recorded apart (BackfillCount),
+    # never written to the live metrics, transitions or segments.
+    BACKFILL = "backfill", _("Backfill (recorded apart)")
 
 
 class RecomputeStatus(models.TextChoices):
@@ -252,7 +256,8 @@ class RecomputeStatus(models.TextChoices):
 class RecomputeRun(models.Model):
     """One recomputation: what it computed as of when, with which policies and breakpoints,
     how long it took and what it changed. Incremental runs reuse the breakpoints of the last
-    successful full run."""
+    successful full run. A backfill changes nothing live: its figures are its BackfillCount
+    rows."""
 
     kind = models.CharField(_("kind"), max_length=12, choices=RecomputeKind.choices)
     trigger = models.CharField(_("trigger"), max_length=32)
@@ -295,6 +300,42 @@ class RecomputeRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class BackfillCount(models.Model):
+    """What a backfill found: the customers in each RFM tier and lifecycle state as of the
+    run's date (`rfm_tier` NULL: no paid order in the window), one row per pair. A backfill
+    writes nothing else, so the live metrics, the transition feed and the segments stay as the
+    latest full run left them."""
+
+    run = models.ForeignKey(
+        RecomputeRun,
+        verbose_name=_("run"),
+        on_delete=models.CASCADE,
+        related_name="backfill_counts",
+        db_index=False,  # served by backfill_count_unique
+    )
+    rfm_tier = models.CharField(  # noqa: DJ001 - NULL: no tier, as in CustomerMetrics
+        _("RFM tier"), max_length=20, choices=RfmTier.choices, null=True, blank=True
+    )
+    lifecycle_state = models.CharField(
+        _("lifecycle state"), max_length=12, choices=LifecycleState.choices
+    )
+    customers = models.PositiveIntegerField(_("customers"))
+
+    class Meta:
+        verbose_name = _("backfill figure")
+        verbose_name_plural = _("backfill figures")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "rfm_tier", "lifecycle_state"],
+                name="backfill_count_unique",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.lifecycle_state} {self.rfm_tier or '-'} {self.customers}"
 
 
 class SegmentKind(models.TextChoices):

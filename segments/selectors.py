@@ -19,6 +19,7 @@ from segments.models import (
     ModelFit,
     ModelFitStatus,
     ModelName,
+    RecomputeKind,
     RecomputeRun,
     RfmTier,
     Segment,
@@ -31,6 +32,13 @@ from segments.predictive.descriptions import cluster_description
 def _distribution(column: str, key: str, choices: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
     """Customers per value of a metrics column, every choice listed in order (one query)."""
     counts = dict(CustomerMetrics.objects.values_list(column).annotate(n=Count("pk")).order_by())
+    return _shares(counts, key, choices)
+
+
+def _shares(
+    counts: dict[Any, int], key: str, choices: list[tuple[Any, Any]]
+) -> list[dict[str, Any]]:
+    """Every choice in order with its count and share of the total."""
     total = sum(counts.values())
     return [
         {
@@ -51,6 +59,23 @@ def rfm_tier_distribution() -> list[dict[str, Any]]:
 def lifecycle_distribution() -> list[dict[str, Any]]:
     """Customers per lifecycle state."""
     return _distribution("lifecycle_state", "state", LifecycleState.choices)
+
+
+def backfill_distributions(run: RecomputeRun) -> dict[str, list[dict[str, Any]]] | None:
+    """What a backfill run found, in the shape of the live distributions (`rfm_tiers` as
+    rfm_tier_distribution, `lifecycle` as lifecycle_distribution); None for a live run. Reads
+    `run.backfill_counts` (prefetched by recompute_run_list; at most 54 rows)."""
+    if run.kind != RecomputeKind.BACKFILL:
+        return None
+    tiers: dict[str | None, int] = {}
+    states: dict[str, int] = {}
+    for count in run.backfill_counts.all():
+        tiers[count.rfm_tier] = tiers.get(count.rfm_tier, 0) + count.customers
+        states[count.lifecycle_state] = states.get(count.lifecycle_state, 0) + count.customers
+    return {
+        "rfm_tiers": _shares(tiers, "tier", [*RfmTier.choices, (None, "-")]),
+        "lifecycle": _shares(states, "state", LifecycleState.choices),
+    }
 
 
 def lifecycle_transition_list(
@@ -89,7 +114,9 @@ def segment_membership_event_feed_end() -> int:
 
 
 def recompute_run_list(*, kind: str | None = None, status: str | None = None) -> QuerySet:
-    runs = RecomputeRun.objects.select_related("rfm_policy", "lifecycle_policy")
+    runs = RecomputeRun.objects.select_related("rfm_policy", "lifecycle_policy").prefetch_related(
+        "backfill_counts"
+    )
     if kind:
         runs = runs.filter(kind=kind)
     if status:

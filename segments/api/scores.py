@@ -6,9 +6,8 @@ from datetime import date
 from typing import Any
 
 import django_filters
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +16,7 @@ from rest_framework.views import APIView
 from crm.api.customers import actor_of
 from crm.api.filters import SelectorFilterSet
 from crm.api.pagination import IdCursorPagination
+from crm.errors import ValidationFailed
 from segments.models import (
     LifecyclePolicy,
     LifecycleState,
@@ -28,6 +28,7 @@ from segments.models import (
     RfmScoringMethod,
 )
 from segments.selectors import (
+    backfill_distributions,
     lifecycle_distribution,
     lifecycle_transition_list,
     recompute_run_list,
@@ -39,7 +40,7 @@ from segments.services.policies import (
     rfm_policy_active,
     rfm_policy_update,
 )
-from segments.services.recompute import recompute_enqueue
+from segments.services.recompute import recompute_check, recompute_enqueue
 
 POLICY_META = ["version", "created_at", "created_by"]
 
@@ -214,8 +215,19 @@ class TransitionFeedView(generics.ListAPIView):
     queryset = LifecycleTransition.objects.all()
 
 
+class BackfillFiguresSerializer(serializers.Serializer):
+    rfm_tiers = TierCountSerializer(many=True)
+    lifecycle = StateCountSerializer(many=True)
+
+
 class RecomputeRunSerializer(serializers.ModelSerializer):
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    backfill_figures = serializers.SerializerMethodField(
+        help_text=_(
+            "A backfill's customers per RFM tier and per lifecycle state as of its date, "
+            "shaped as /stats/rfm-tiers and /stats/lifecycle; null for a live run."
+        )
+    )
     rfm_policy_version = serializers.IntegerField(source="rfm_policy.version", default=None)
     lifecycle_policy_version = serializers.IntegerField(
         source="lifecycle_policy.version", default=None
@@ -239,7 +251,12 @@ class RecomputeRunSerializer(serializers.ModelSerializer):
             "breakpoints",
             "rfm_policy_version",
             "lifecycle_policy_version",
+            "backfill_figures",
         ]
+
+    @extend_schema_field(BackfillFiguresSerializer(allow_null=True))
+    def get_backfill_figures(self, run: RecomputeRun) -> dict[str, Any] | None:
+        return backfill_distributions(run)
 
 
 class RecomputeRunFilter(SelectorFilterSet):
@@ -267,26 +284,41 @@ class RecomputeInSerializer(serializers.Serializer):
     )
 
     def validate_as_of(self, value: date) -> date:
-        if value > timezone.localdate():
-            raise serializers.ValidationError(_("A date in the future cannot be computed yet."))
+        try:
+            recompute_check(as_of=value, everyone=True)
+        except ValidationFailed as refusal:
+            raise serializers.ValidationError(refusal.message, code=refusal.code) from None
         return value
 
 
+class RecomputeAcceptedSerializer(RecomputeInSerializer):
+    backfill = serializers.BooleanField(
+        help_text=_(
+            "True: the date is before that of the latest full run, so every customer is "
+            "computed as of it and recorded apart (see backfill_figures of the run); the "
+            "current scores, transitions and segments do not change."
+        )
+    )
+
+
 class RecomputeView(generics.ListAPIView):
-    """`GET`: recomputation runs, newest first. `POST`: queue a recomputation (202)."""
+    """`GET`: recomputation runs, newest first. `POST`: queue a recomputation (202); as of a
+    date before the latest full run, a backfill of everyone, recorded apart (400
+    `backfill_needs_everyone` with customer_ids)."""
 
     scope_resource = "segments"
     serializer_class = RecomputeRunSerializer
     filterset_class = RecomputeRunFilter
     queryset = RecomputeRun.objects.all()
 
-    @extend_schema(request=RecomputeInSerializer, responses={202: RecomputeInSerializer})
+    @extend_schema(request=RecomputeInSerializer, responses={202: RecomputeAcceptedSerializer})
     def post(self, request: Request) -> Response:
         serializer = RecomputeInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        recompute_enqueue(
-            trigger="api",
-            as_of=serializer.validated_data.get("as_of"),
-            customer_ids=serializer.validated_data.get("customer_ids"),
+        as_of = serializer.validated_data.get("as_of")
+        customer_ids = serializer.validated_data.get("customer_ids")
+        is_backfill = recompute_check(as_of=as_of, everyone=customer_ids is None)
+        recompute_enqueue(trigger="api", as_of=as_of, customer_ids=customer_ids)
+        return Response(
+            {**serializer.data, "backfill": is_backfill}, status=status.HTTP_202_ACCEPTED
         )
-        return Response(serializer.data, status=status.HTTP_202_ACCEPTED)

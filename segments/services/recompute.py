@@ -29,6 +29,14 @@ the cost of the aggregation over all orders): it is computed that way only for c
 entering "active" or whose orders changed, and carried over otherwise (it cannot change without
 the state or the orders changing).
 
+A backfill (a full run as of a date before that of the latest full run: "what did the tiers
+look like on 11-11?") takes the same steps but writes none of the live state: it computes every
+customer from the orders alone and records only the customers per tier and state
+(BackfillCount); the metrics, the transition feed (which lifecycle-triggered campaigns follow),
+the ingestion marks and the segments stay as they were. Some customers as of such a date, or a
+date in the future, are refused (`recompute_check`, the one rule for the API, the command, the
+admin and the run).
+
 Runs never interleave: each holds a PostgreSQL advisory lock for its whole length (released by
 PostgreSQL itself if the process dies). A second run waits or skips, and says so in its record.
 """
@@ -46,11 +54,14 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from crm.errors import ValidationFailed
 from crm.models import PURCHASE_STATUSES, DirtyMark
 from crm.services.customers import customers_pull_first_seen, customers_removal_lock
 from segments.feeds import Feed, feed_writer_register
 from segments.models import (
+    BackfillCount,
     LifecyclePolicy,
     RecomputeKind,
     RecomputeRun,
@@ -64,7 +75,12 @@ from segments.services.policies import lifecycle_policy_active, rfm_policy_activ
 
 logger = logging.getLogger(__name__)
 
-WORK_TABLES = ("segments_work_agg", "segments_work_dirty", "segments_work_scope")
+WORK_TABLES = (
+    "segments_work_agg",
+    "segments_work_dirty",
+    "segments_work_scope",
+    "segments_work_backfill",
+)
 RECOMPUTE_LOCK = 0x5345475F52454300  # "SEG_REC\0": one recomputation at a time
 # 50k customers a transaction: a few hundred milliseconds each, so progress moves and locks
 # are short while per-statement overhead stays negligible, and a million customers make 20
@@ -72,6 +88,9 @@ RECOMPUTE_LOCK = 0x5345475F52454300  # "SEG_REC\0": one recomputation at a time
 BATCH_SIZE = 50_000
 ERROR_ANOTHER_RUN = "skipped: another run was in progress"
 ERROR_INTERRUPTED = "interrupted: the process stopped before the run finished"
+# Why a recomputation was refused (crm.errors.ValidationFailed codes; the API answers 400).
+CODE_AS_OF_IN_FUTURE = "as_of_in_future"
+CODE_BACKFILL_NEEDS_EVERYONE = "backfill_needs_everyone"
 
 Progress = Callable[[int, int], None]  # (batches done, batches in all)
 
@@ -200,7 +219,9 @@ _OLD_VALUES = ", ".join(f"old_{c}" for c in METRIC_COLUMNS)
 # One batch: the customers of an id range (all of them, or those in segments_work_scope), their
 # new values, and the rows that differ from the stored ones, written with their transitions.
 # Every table is read by its primary key within the range (no scan of a whole table).
-_BATCH_TEMPLATE = f"""
+# _SCORE_TEMPLATE computes the values (CTE `new`); a live run compares and writes them, a
+# backfill only counts them (BACKFILL_SQL).
+_SCORE_TEMPLATE = f"""
 WITH base AS (
     SELECT c.id AS customer_id, a.first_paid_at, a.last_paid_at, a.first_recent_paid_at,
            coalesce(a.lifetime_orders, 0) AS lifetime_orders,
@@ -301,7 +322,8 @@ new AS (
         END AS previous_lifecycle_state
     FROM classified s
     LEFT JOIN reactivations r ON r.customer_id = s.customer_id
-),
+)"""  # noqa: S608 - composed of constants only
+_LIVE_WRITES = f""",
 changed AS (
     SELECT * FROM new
     WHERE NOT has_row OR ({_COLUMNS}) IS DISTINCT FROM ({_OLD_VALUES})
@@ -331,6 +353,7 @@ transitions AS (
 SELECT (SELECT count(*) FROM inserted) + (SELECT count(*) FROM updated),
        (SELECT count(*) FROM transitions)
 """  # noqa: S608 - composed of constants only
+_BATCH_TEMPLATE = _SCORE_TEMPLATE + _LIVE_WRITES
 
 # The customers of a batch: a full run takes an id range of all customers, reading each table
 # by its primary key within the range; an incremental run starts from its scope.
@@ -348,6 +371,29 @@ BATCH_SCOPE_SQL = _BATCH_TEMPLATE.format(
     LEFT JOIN segments_work_agg a ON a.customer_id = k.customer_id
     LEFT JOIN segments_customermetrics m ON m.customer_id = k.customer_id
     WHERE k.customer_id >= %(id_low)s AND k.customer_id < %(id_high)s"""
+)
+# A backfill batch: the customers of an id range seen by the end of the as-of day (or who had
+# paid by then), computed from the orders alone, counted per tier and state into
+# segments_work_backfill. It reads no live row (`m` joins nothing, and the run sets
+# policy_changed so that every active spell's start comes from the orders) and writes nothing
+# but that work table: no metrics, no transitions.
+_BACKFILL_COUNTS = """,
+counted AS (
+    INSERT INTO segments_work_backfill (rfm_tier, lifecycle_state, customers)
+    SELECT rfm_tier, lifecycle_state, count(*) FROM new GROUP BY rfm_tier, lifecycle_state
+    RETURNING 1
+)
+SELECT 0, 0 FROM (SELECT count(*) FROM counted) written"""
+BACKFILL_SQL = (
+    _SCORE_TEMPLATE.format(
+        candidates="""FROM crm_customer c
+    LEFT JOIN segments_work_agg a ON a.customer_id = c.id
+        AND a.customer_id >= %(id_low)s AND a.customer_id < %(id_high)s
+    LEFT JOIN segments_customermetrics m ON false
+    WHERE c.id >= %(id_low)s AND c.id < %(id_high)s
+      AND (c.first_seen_at < %(end)s OR a.customer_id IS NOT NULL)"""
+    )
+    + _BACKFILL_COUNTS
 )
 
 
@@ -373,6 +419,37 @@ def _last_full_run() -> RecomputeRun | None:
         .order_by("-id")
         .first()
     )
+
+
+def recompute_check(*, as_of: date | None, everyone: bool) -> bool:
+    """The rule on the date of a recomputation, for the API, the command and the admin before
+    they ask for one (the run applies it again under its lock: a full run may have finished
+    since). True when the run is a backfill: every customer (`everyone`) as of a date before
+    that of the latest full run, which is recorded apart (BackfillCount) and never changes the
+    live metrics, the transition feed or the segments. Raises ValidationFailed for a date in
+    the future, and for some customers as of a date before the latest full run (their rows
+    would go back in time while everyone else's stay). No date: today, a live run."""
+    if as_of is None:
+        return False
+    return _backfill_decision(as_of=as_of, everyone=everyone, last_full=_last_full_run())
+
+
+def _backfill_decision(*, as_of: date, everyone: bool, last_full: RecomputeRun | None) -> bool:
+    if as_of > timezone.localdate():
+        message = _("A date in the future cannot be computed yet.")
+        raise ValidationFailed(CODE_AS_OF_IN_FUTURE, message, detail={"as_of": [message]})
+    if last_full is None or as_of >= last_full.as_of:
+        return False
+    if not everyone:
+        message = _(
+            "The current scores are as of %(date)s, the date of the latest full "
+            "recomputation. An earlier date is computed for every customer and recorded "
+            "apart, without changing the current scores: leave out the customers."
+        ) % {"date": last_full.as_of.isoformat()}
+        raise ValidationFailed(
+            CODE_BACKFILL_NEEDS_EVERYONE, message, detail={"customer_ids": [message]}
+        )
+    return True
 
 
 def _marks_seen() -> list[int]:
@@ -524,7 +601,7 @@ def _count(*, scoped: bool) -> int:
         return int(cursor.fetchone()[0])  # type: ignore[index]
 
 
-def _batch(params: dict[str, Any], low: int, high: int, *, scoped: bool) -> tuple[int, int]:
+def _batch(params: dict[str, Any], low: int, high: int, *, sql: str) -> tuple[int, int]:
     with transaction.atomic(), connection.cursor() as cursor:
         # No customer is merged away or deleted while its rows are written (their
         # customer_id has no foreign key): removals wait for the batch, or it sees them gone.
@@ -533,9 +610,7 @@ def _batch(params: dict[str, Any], low: int, high: int, *, scoped: bool) -> tupl
         cursor.execute("SET LOCAL work_mem = '64MB'")  # its hash joins stay in memory
         # Transitions are a feed read by id: readers stop below this batch's ids until it ends.
         feed_writer_register(Feed.LIFECYCLE_TRANSITIONS)
-        cursor.execute(
-            BATCH_SCOPE_SQL if scoped else BATCH_ALL_SQL, {**params, "id_low": low, "id_high": high}
-        )
+        cursor.execute(sql, {**params, "id_low": low, "id_high": high})
         changed, transitions = cursor.fetchone()  # type: ignore[misc]
     return changed, transitions
 
@@ -570,9 +645,16 @@ def _in_parallel(
 
 
 def _run_batches(
-    run: RecomputeRun, params: dict[str, Any], *, scoped: bool, progress: Progress | None
+    run: RecomputeRun,
+    params: dict[str, Any],
+    *,
+    scoped: bool,
+    progress: Progress | None,
+    sql: str | None = None,
 ) -> None:
-    """Score, compare and write every batch (see `_in_parallel`), recording progress."""
+    """Score, compare and write every batch (see `_in_parallel`), recording progress. `sql`:
+    what a batch runs (default: the live comparison and writes of a full or incremental run)."""
+    sql = sql or (BATCH_SCOPE_SQL if scoped else BATCH_ALL_SQL)
     ranges = _id_ranges(scoped=scoped)
     run.customers_processed = _count(scoped=scoped)
     if progress is not None:
@@ -593,7 +675,7 @@ def _run_batches(
         if progress is not None:
             progress(done, len(ranges))
 
-    _in_parallel(ranges, functools.partial(_batch, params, scoped=scoped), record)
+    _in_parallel(ranges, functools.partial(_batch, params, sql=sql), record)
 
 
 def _drop_tables() -> None:
@@ -681,12 +763,29 @@ def _recompute(
             raise RunSkipped(run)
         _reset_interrupted_runs()
         last_full = _last_full_run()
+        try:
+            is_backfill = _backfill_decision(
+                as_of=as_of, everyone=kind == RecomputeKind.FULL, last_full=last_full
+            )
+        except ValidationFailed as refusal:
+            run = RecomputeRun.objects.create(
+                kind=kind,
+                trigger=trigger,
+                as_of=as_of,
+                status=RecomputeStatus.FAILED,
+                finished_at=timezone.now(),
+                error=f"{refusal.code}: {refusal.message}",
+            )
+            logger.info("recompute.refused", extra={"run_id": run.pk, "code": refusal.code})
+            return run
+        if is_backfill:
+            kind, customer_ids = RecomputeKind.BACKFILL, None
         if kind == RecomputeKind.INCREMENTAL and (
             last_full is None or None in last_full.breakpoints.values()
         ):
             # No breakpoints to score with yet (no full run, or nobody had bought then).
             kind, customer_ids = RecomputeKind.FULL, None
-        if kind == RecomputeKind.FULL or last_full is None:
+        if kind != RecomputeKind.INCREMENTAL or last_full is None:
             rfm, lifecycle = rfm_policy_active(), lifecycle_policy_active()
         else:
             rfm, lifecycle = last_full.rfm_policy, last_full.lifecycle_policy  # type: ignore[assignment]
@@ -727,6 +826,9 @@ def _execute(
     params = _parameters(
         as_of=run.as_of, rfm=run.rfm_policy, lifecycle=run.lifecycle_policy, run_id=run.pk
     )
+    if run.kind == RecomputeKind.BACKFILL:
+        _execute_backfill(run, params, progress=progress)
+        return
     # The start of an active spell is carried over only under the policy that computed it.
     params["policy_changed"] = (
         last_full is None or last_full.lifecycle_policy_id != run.lifecycle_policy_id
@@ -750,6 +852,45 @@ def _execute(
     if mark_ids:
         DirtyMark.objects.filter(pk__in=mark_ids).delete()
     run.recomputed_customer_ids = _scope_ids() if scoped else None
+
+
+def _execute_backfill(
+    run: RecomputeRun, params: dict[str, Any], *, progress: Progress | None
+) -> None:
+    """Every customer as of the run's date, counted per tier and state into BackfillCount,
+    in the same set-based steps as a full run (aggregation by id range, breakpoints of that
+    date, batches). The live metrics, the transitions and the marks left by ingestion are
+    neither read nor written, and no segment is refreshed after it (segments_refresh_after_run)."""
+    assert run.rfm_policy is not None
+    params["policy_changed"] = True  # every active spell's start from the orders, none carried
+    _prepare_tables(mark_ids=[], customer_ids=None, scoped=False)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE UNLOGGED TABLE segments_work_backfill (rfm_tier varchar(20), "
+            "lifecycle_state varchar(12) NOT NULL, customers bigint NOT NULL)"
+        )
+    _aggregate(params, scoped=False)
+    breakpoints = _policy_breakpoints(run.rfm_policy, params)
+    run.breakpoints = breakpoints.as_json()
+    RecomputeRun.objects.filter(pk=run.pk).update(breakpoints=run.breakpoints)
+    _run_batches(
+        run,
+        {**params, **_breakpoint_params(breakpoints)},
+        scoped=False,
+        progress=progress,
+        sql=BACKFILL_SQL,
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO segments_backfillcount (run_id, rfm_tier, lifecycle_state, customers) "
+            "SELECT %s, rfm_tier, lifecycle_state, sum(customers) FROM segments_work_backfill "
+            "GROUP BY rfm_tier, lifecycle_state",
+            [run.pk],
+        )
+        run.customers_processed = sum(
+            BackfillCount.objects.filter(run=run).values_list("customers", flat=True)
+        )
+        RecomputeRun.objects.filter(pk=run.pk).update(customers_processed=run.customers_processed)
 
 
 def recompute_enqueue(

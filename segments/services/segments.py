@@ -22,6 +22,7 @@ from crm.services.customers import customers_removal_lock
 from segments.feeds import Feed, feed_writer_register
 from segments.models import (
     ModelName,
+    RecomputeKind,
     RecomputeRun,
     RecomputeStatus,
     Segment,
@@ -449,8 +450,9 @@ def segment_preview(*, rule: Any, as_of: datetime | None = None) -> Preview:
 
 def segments_refresh_after_run(run: RecomputeRun) -> None:
     """Dynamic segments follow each recomputation: every customer after a full run, only
-    the recomputed ones after an incremental run."""
-    if run.status != RecomputeStatus.SUCCEEDED:
+    the recomputed ones after an incremental run, none after a backfill (recorded apart: the
+    live metrics the rules read did not change)."""
+    if run.status != RecomputeStatus.SUCCEEDED or run.kind == RecomputeKind.BACKFILL:
         return
     if run.recomputed_customer_ids is None:
         segments_refresh_all()

@@ -1,5 +1,5 @@
 """Recomputation on a real worker over a real broker: the sweep of marked customers and the
-segment refresh that follows it, delivered twice without harm."""
+segment refresh that follows it, delivered twice without harm; a backfill recorded apart."""
 
 import pytest
 
@@ -35,3 +35,56 @@ def test_sweep_on_the_worker_recomputes_and_refreshes_segments(celery_worker) ->
         ("full", "succeeded"),
         ("incremental", "succeeded"),
     ]
+
+
+def test_backfill_requested_over_the_api_is_recorded_apart_on_the_worker(
+    celery_worker, publish_to_test_queue, api_client_with_scopes
+) -> None:
+    """A date before the latest full run, asked for over the API and run by a real worker:
+    its figures are recorded, and the live rows and the feed are as they were."""
+    from datetime import date
+
+    from segments.models import LifecycleTransition
+    from segments.services.recompute import recompute_full
+    from segments.services.segments import segments_refresh_all
+    from tests.segments.recompute_support import AS_OF, order
+
+    segment = Segment.objects.create(
+        name="sleeping",
+        kind="dynamic",
+        rule={"field": "lifecycle_state", "op": "eq", "value": "sleeping"},
+    )
+    customer = CustomerFactory()  # new on 2026-03-01, sleeping as of AS_OF
+    order(customer, days_ago=150)
+    recompute_full(trigger="test", as_of=AS_OF)
+    segments_refresh_all()
+    live = (
+        list(CustomerMetrics.objects.values()),
+        list(LifecycleTransition.objects.values()),
+        list(SegmentMembership.objects.values()),
+        list(Segment.objects.values("member_count", "refreshed_at")),
+    )
+    assert [(m["segment_id"], m["customer_id"]) for m in live[2]] == [(segment.pk, customer.pk)]
+
+    response = api_client_with_scopes("segments").post(
+        "/api/v1/recompute", {"as_of": "2026-03-01"}, format="json"
+    )
+    assert response.status_code == 202
+    wait_for(lambda: "succeeded" in celery_worker.log(), worker=celery_worker)
+
+    assert (
+        list(CustomerMetrics.objects.values()),
+        list(LifecycleTransition.objects.values()),
+        list(SegmentMembership.objects.values()),
+        list(Segment.objects.values("member_count", "refreshed_at")),
+    ) == live
+    assert response.json()["backfill"] is True
+    from segments.models import BackfillCount
+
+    run = RecomputeRun.objects.get(kind="backfill")
+    assert (run.status, run.as_of, run.customers_processed) == ("succeeded", date(2026, 3, 1), 1)
+    assert list(
+        BackfillCount.objects.filter(run=run).values_list(
+            "lifecycle_state", "rfm_tier", "customers"
+        )
+    ) == [("new", "general_develop", 1)]

@@ -3,6 +3,7 @@ listed with their figures and can be requested, the customer page shows scores a
 transitions, and lists cost a fixed number of queries."""
 
 from collections.abc import Callable
+from datetime import date
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -11,11 +12,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from segments.models import LifecyclePolicy, RfmPolicy, Segment
+from segments.models import CustomerMetrics, LifecyclePolicy, RecomputeRun, RfmPolicy, Segment
 from segments.services.recompute import recompute_full
 from segments.services.segments import segment_create, segment_members_change
 from tests.factories import CustomerFactory
-from tests.segments.recompute_support import AS_OF, buyer
+from tests.segments.recompute_support import AS_OF, buyer, order
 
 pytestmark = pytest.mark.django_db
 
@@ -208,3 +209,42 @@ def test_deleting_a_segment_another_rule_names_is_refused_with_a_message(
     )
     assert page.status_code == 200
     assert Segment.objects.filter(pk=static.pk).exists()
+
+
+def test_recompute_now_as_of_an_earlier_date_queues_a_backfill_and_shows_its_figures(
+    admin_client_en: Client, django_capture_on_commit_callbacks: Callable
+) -> None:
+    young = CustomerFactory()  # new on 2026-03-01 (its only order 29 days before), sleeping now
+    order(young, days_ago=150)
+    recompute_full(trigger="test", as_of=AS_OF)
+    url = reverse("admin:segments_recomputerun_recompute_now")
+    with django_capture_on_commit_callbacks() as callbacks:
+        future = admin_client_en.post(url, {"as_of": "2999-01-01"}, follow=True)
+        no_day = admin_client_en.post(url, {"as_of": "2026-02-30"}, follow=True)
+    assert "A date in the future cannot be computed yet." in future.content.decode()
+    assert "Give the date as YYYY-MM-DD." in no_day.content.decode()
+    assert callbacks == []
+    with django_capture_on_commit_callbacks() as callbacks:
+        queued = admin_client_en.post(url, {"as_of": "2026-03-01"}, follow=True)
+    assert len(callbacks) == 1
+    assert (
+        "A backfill as of 2026-03-01 is queued: its figures are recorded apart, and the current "
+        "scores, lifecycle transitions and segments do not change." in queued.content.decode()
+    )
+
+    metrics_before = list(CustomerMetrics.objects.values())
+    backfill = recompute_full(trigger="admin", as_of=date(2026, 3, 1))
+    assert list(CustomerMetrics.objects.values()) == metrics_before
+    page = admin_client_en.get(reverse("admin:segments_recomputerun_change", args=[backfill.pk]))
+    content = page.content.decode()
+    assert "Backfill (recorded apart)" in content
+    # Lifecycle states down, the eight tiers and "no tier" across: the one new customer is
+    # general develop (the sixth tier).
+    assert (
+        "<tr><th>New</th>" + "<td>0</td>" * 5 + "<td>1</td>" + "<td>0</td>" * 3 + "</tr>"
+    ) in content
+    assert "<tr><th>Sleeping</th>" + "<td>0</td>" * 9 + "</tr>" in content
+    live = admin_client_en.get(
+        reverse("admin:segments_recomputerun_change", args=[RecomputeRun.objects.earliest("id").pk])
+    )
+    assert "Only a backfill records its figures; see the current ones." in live.content.decode()

@@ -23,7 +23,7 @@ from segments.services.recompute import (
     recompute_customers,
     recompute_full,
 )
-from segments.tasks import recompute_dirty_task
+from segments.tasks import recompute_dirty_task, recompute_full_task
 from tests.factories import CustomerFactory
 from tests.segments.recompute_support import AS_OF, at, buyer, metrics, order
 
@@ -346,3 +346,161 @@ def test_a_customer_deleted_during_a_run_leaves_no_metrics_behind() -> None:
     assert run.status == RecomputeStatus.SUCCEEDED
     assert list(CustomerMetrics.objects.values_list("customer_id", flat=True)) == [kept.pk]
     assert not LifecycleTransition.objects.filter(customer_id=removed.pk).exists()
+
+
+# --- Backfills: a date before the latest full run is recorded apart ---------------------------
+
+BACKFILL_DAY = AS_OF - timedelta(days=121)  # 2026-03-01
+
+
+def _live_state() -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of what a live run writes or what follows from it, as PostgreSQL holds it."""
+    tables = {
+        "metrics": "SELECT * FROM segments_customermetrics ORDER BY customer_id",
+        "transitions": "SELECT * FROM segments_lifecycletransition ORDER BY id",
+        "memberships": "SELECT * FROM segments_segmentmembership ORDER BY id",
+        "events": "SELECT * FROM segments_segmentmembershipevent ORDER BY id",
+        "sizes": "SELECT * FROM segments_segmentsizesnapshot ORDER BY id",
+        "segments": "SELECT id, member_count, refreshed_at FROM segments_segment ORDER BY id",
+        "marks": "SELECT * FROM crm_dirtymark ORDER BY id",
+        "customers": "SELECT id, first_seen_at FROM crm_customer ORDER BY id",
+    }
+    with connection.cursor() as cursor:
+        state = {}
+        for name, sql in tables.items():
+            cursor.execute(sql)
+            state[name] = cursor.fetchall()
+    return state
+
+
+@pytest.fixture
+def backfill_world() -> dict[str, Customer]:
+    """Four customers recomputed as of AS_OF (and a segment refreshed after it), whose states
+    as of BACKFILL_DAY differ from today's."""
+    from segments.models import Segment
+
+    later = CustomerFactory()  # seen today, first order after BACKFILL_DAY: not counted then
+    order(later, days_ago=10)
+    young = CustomerFactory()  # new then (29 days after its only order), sleeping now
+    order(young, days_ago=150)
+    regular = CustomerFactory()  # active then (last order 79 days before), churned now
+    order(regular, days_ago=300)
+    order(regular, days_ago=200)
+    prospect = CustomerFactory(first_seen_at=at(BACKFILL_DAY - timedelta(days=30)))
+    Segment.objects.create(
+        name="sleeping",
+        kind="dynamic",
+        rule={"field": "lifecycle_state", "op": "eq", "value": "sleeping"},
+    )
+    recompute_full_task(trigger="test", as_of=AS_OF.isoformat())
+    unmarked = CustomerFactory()
+    customers_mark_dirty([unmarked.pk])  # ingestion's mark: a backfill leaves it for the sweep
+    return {"later": later, "young": young, "regular": regular, "prospect": prospect}
+
+
+@pytest.mark.django_db
+def test_backfill_before_the_latest_full_run_is_recorded_apart(
+    backfill_world: dict[str, Customer],
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from celery.app.task import Task
+
+    published: list[str] = []
+    monkeypatch.setattr(Task, "apply_async", lambda task, *a, **k: published.append(task.name))
+    before = _live_state()
+    assert before["memberships"] and before["transitions"]
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        run_id = recompute_full_task(trigger="test", as_of=BACKFILL_DAY.isoformat())
+
+    assert _live_state() == before  # metrics, feed, segments, marks: byte for byte
+    assert (callbacks, published) == ([], [])
+    run = RecomputeRun.objects.get(pk=run_id)
+    assert (run.kind, run.status, run.as_of) == ("backfill", "succeeded", BACKFILL_DAY)
+    assert (run.customers_processed, run.rows_changed, run.transitions_written) == (3, 0, 0)
+    assert run.breakpoints == {
+        "recency": [29, 29, 79, 79],
+        "frequency": [1, 1, 2, 2],
+        "monetary": ["100.00", "100.00", "200.00", "200.00"],
+    }
+    from segments.models import BackfillCount
+
+    assert sorted(
+        BackfillCount.objects.filter(run=run).values_list(
+            "lifecycle_state", "rfm_tier", "customers"
+        ),
+        key=str,
+    ) == [
+        ("active", "important_value", 1),
+        ("new", "general_develop", 1),
+        ("prospect", None, 1),
+    ]
+    # As of the latest full run's date: a live run again (the customer marked since gets its row).
+    again = recompute_full(trigger="test", as_of=AS_OF)
+    assert (again.kind, again.status, again.rows_changed) == ("full", "succeeded", 1)
+
+
+@pytest.mark.django_db
+def test_backfill_of_some_customers_or_a_future_date_is_refused(
+    backfill_world: dict[str, Customer],
+) -> None:
+    before = _live_state()
+    named = recompute_customers(
+        customer_ids=[backfill_world["young"].pk], trigger="test", as_of=BACKFILL_DAY
+    )
+    sweep = recompute_customers(trigger="sweep", as_of=BACKFILL_DAY)
+    future = recompute_full(trigger="test", as_of=timezone.localdate() + timedelta(days=1))
+
+    assert _live_state() == before
+    for run, code in (
+        (named, "backfill_needs_everyone"),
+        (sweep, "backfill_needs_everyone"),
+        (future, "as_of_in_future"),
+    ):
+        assert (run.status, run.error.split(":")[0]) == (RecomputeStatus.FAILED, code)
+        assert (run.customers_processed, run.rows_changed, run.transitions_written) == (0, 0, 0)
+    assert "2026-06-30" in named.error
+
+
+@pytest.mark.django_db
+def test_command_backfill_is_recorded_apart_and_some_customers_refused(
+    backfill_world: dict[str, Customer],
+) -> None:
+    from django.core.management.base import CommandError
+
+    before = _live_state()
+    out = StringIO()
+    call_command("recompute", "--as-of", BACKFILL_DAY.isoformat(), "--no-progress", stdout=out)
+    run = RecomputeRun.objects.latest("id")
+    assert out.getvalue() == (
+        f"Run #{run.pk} (backfill, as of 2026-03-01): 3 customers recorded apart "
+        "(prospect 1, new 1, active 1); the current scores, lifecycle transitions and "
+        "segments are unchanged.\n"
+    )
+    runs = RecomputeRun.objects.count()
+    with pytest.raises(CommandError, match=r"as of 2026-06-30.*leave out the customers"):
+        call_command(
+            "recompute",
+            "--as-of",
+            BACKFILL_DAY.isoformat(),
+            "--customers",
+            str(backfill_world["young"].pk),
+            "--no-progress",
+            stdout=StringIO(),
+        )
+    assert RecomputeRun.objects.count() == runs
+    assert _live_state() == before
+
+
+@pytest.mark.django_db
+def test_sweeps_after_a_backfill_score_with_the_latest_full_runs_breakpoints(
+    backfill_world: dict[str, Customer],
+) -> None:
+    full = RecomputeRun.objects.get(kind="full")
+    backfill = recompute_full(trigger="test", as_of=BACKFILL_DAY)
+    assert backfill.breakpoints != full.breakpoints
+    sweep = recompute_customers(trigger="sweep")
+    assert (sweep.kind, sweep.status, sweep.customers_processed) == ("incremental", "succeeded", 1)
+    assert (sweep.breakpoints, sweep.rfm_policy_id) == (full.breakpoints, full.rfm_policy_id)
+    assert not DirtyMark.objects.exists()

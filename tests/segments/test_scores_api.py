@@ -5,12 +5,15 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from segments.models import LifecyclePolicy, RfmPolicy
+from segments.models import CustomerMetrics, LifecyclePolicy, LifecycleTransition, RfmPolicy
 from segments.services.recompute import recompute_full
+from segments.tasks import recompute_full_task
 from tests.factories import CustomerFactory, IdentityFactory
-from tests.segments.recompute_support import AS_OF, buyer
+from tests.segments.recompute_support import AS_OF, buyer, order
 
 pytestmark = pytest.mark.django_db
 
@@ -217,3 +220,90 @@ def test_transition_feed_after_id(api_client_with_scopes: Client) -> None:
     ids = [t["id"] for t in client.get("/api/v1/lifecycle-transitions").json()["results"]]
     later = client.get(f"/api/v1/lifecycle-transitions?after_id={ids[0]}").json()["results"]
     assert [t["customer_id"] for t in later] == [c.pk for c in customers[1:]]
+
+
+def test_recompute_request_before_the_latest_full_run_is_a_backfill_recorded_apart(
+    api_client_with_scopes: Client, django_capture_on_commit_callbacks: Callable
+) -> None:
+    young = CustomerFactory()  # new on 2026-03-01 (its only order 29 days before), sleeping now
+    order(young, days_ago=150)
+    later = CustomerFactory()  # seen today, first order after 2026-03-01: not counted then
+    order(later, days_ago=10)
+    recompute_full(trigger="test", as_of=AS_OF)
+    metrics_before = list(CustomerMetrics.objects.order_by("pk").values())
+    transitions_before = list(LifecycleTransition.objects.order_by("pk").values())
+    client = api_client_with_scopes("segments")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        refused = client.post(
+            "/api/v1/recompute",
+            {"as_of": "2026-03-01", "customer_ids": [young.pk]},
+            format="json",
+        )
+    assert refused.status_code == 400
+    body = refused.json()
+    assert body["code"] == "backfill_needs_everyone"
+    assert body["detail"] == (
+        "The current scores are as of 2026-06-30, the date of the latest full recomputation. "
+        "An earlier date is computed for every customer and recorded apart, without changing "
+        "the current scores: leave out the customers."
+    )
+    assert body["errors"] == {"customer_ids": [body["detail"]]}
+    chinese = client.post(
+        "/api/v1/recompute",
+        {"as_of": "2026-03-01", "customer_ids": [young.pk]},
+        format="json",
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    ).json()
+    assert chinese["detail"] == (
+        "当前评分的计算基准日是最近一次全量重算的 2026-06-30。更早的日期只能对全部客户回溯重算，"
+        "结果单独记录，不改动当前评分：请不要指定客户。"
+    )
+    assert callbacks == []
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        accepted = client.post("/api/v1/recompute", {"as_of": "2026-03-01"}, format="json")
+    assert (accepted.status_code, accepted.json()) == (
+        202,
+        {"as_of": "2026-03-01", "backfill": True},
+    )
+    assert len(callbacks) == 1
+    recompute_full_task(trigger="api", as_of="2026-03-01")  # what the queued task runs
+
+    assert list(CustomerMetrics.objects.order_by("pk").values()) == metrics_before
+    assert list(LifecycleTransition.objects.order_by("pk").values()) == transitions_before
+    states = {r["state"]: r["count"] for r in client.get("/api/v1/stats/lifecycle").json()}
+    assert (states["sleeping"], states["new"]) == (1, 1)
+    run = client.get("/api/v1/recompute?kind=backfill").json()["results"][0]
+    assert (run["kind"], run["status"], run["as_of"], run["customers_processed"]) == (
+        "backfill",
+        "succeeded",
+        "2026-03-01",
+        1,
+    )
+    assert (run["rows_changed"], run["transitions_written"]) == (0, 0)
+    figures = run["backfill_figures"]
+    assert {r["state"]: (r["count"], r["share"]) for r in figures["lifecycle"]} == {
+        "prospect": (0, 0.0),
+        "new": (1, 1.0),
+        "active": (0, 0.0),
+        "sleeping": (0, 0.0),
+        "churned": (0, 0.0),
+        "reactivated": (0, 0.0),
+    }
+    assert [(r["tier"], r["count"]) for r in figures["rfm_tiers"] if r["count"]] == [
+        ("general_develop", 1)
+    ]
+    assert len(figures["rfm_tiers"]) == 9
+    live = client.get("/api/v1/recompute?kind=full").json()["results"]
+    assert [r["backfill_figures"] for r in live] == [None]
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/api/v1/recompute").status_code == 200
+        return len(captured)
+
+    few = queries()
+    for day in ("2026-04-01", "2026-05-01"):
+        recompute_full_task(trigger="api", as_of=day)
+    assert queries() == few  # the figures of every run on the page in one query
