@@ -42,8 +42,9 @@ SOURCE_UPDATED_AT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 SOURCE_UPDATED_AT_LEAD = timedelta(days=1)
 
 
-def source_updated_at_error(value: datetime | None) -> str | None:
-    """Why `value` cannot be a source system's update time, or None."""
+def source_time_error(value: datetime | None) -> str | None:
+    """Why `value` cannot be a time a source system states (its update time, when it observed
+    something), or None."""
     if value is None:
         return None
     if not SOURCE_UPDATED_AT_EARLIEST <= value <= datetime.now(UTC) + SOURCE_UPDATED_AT_LEAD:
@@ -130,7 +131,7 @@ class CustomerIn(msgspec.Struct, frozen=True):
     source_updated_at: AwareDatetime | None = None
 
     def __post_init__(self) -> None:
-        if error := source_updated_at_error(self.source_updated_at):
+        if error := source_time_error(self.source_updated_at):
             raise RowError("source_updated_at", error)
 
     @property
@@ -183,7 +184,7 @@ class OrderIn(msgspec.Struct, frozen=True):
             raise RowError("refunded_amount", _("Must not exceed total_amount."))
         if self.paid_at is None and self.status != "cancelled":
             raise RowError("paid_at", _("Required unless the order is cancelled."))
-        if error := source_updated_at_error(self.source_updated_at):
+        if error := source_time_error(self.source_updated_at):
             raise RowError("source_updated_at", error)
 
 
@@ -206,5 +207,5 @@ class InteractionIn(msgspec.Struct, frozen=True):
     source_updated_at: AwareDatetime | None = None
 
     def __post_init__(self) -> None:
-        if error := source_updated_at_error(self.source_updated_at):
+        if error := source_time_error(self.source_updated_at):
             raise RowError("source_updated_at", error)
