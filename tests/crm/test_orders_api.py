@@ -4,13 +4,12 @@ import copy
 import itertools
 import logging
 import threading
-import time
 from datetime import timedelta
 from decimal import Decimal
 
 import msgspec
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -18,7 +17,8 @@ from crm.inputs import OrderIn
 from crm.models import Customer, DirtyMark, Identity, Order, OrderItem
 from crm.selectors.customers import dirty_customer_ids
 from crm.services.api_keys import api_key_create, api_key_revoke
-from crm.services.orders import OrdersOutcome, orders_bulk_upsert
+from crm.services.orders import orders_bulk_upsert
+from tests.crm.support import second_waits_for_first
 from tests.factories import CustomerFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
@@ -658,22 +658,6 @@ def _order_in(row: dict) -> OrderIn:
     return msgspec.json.decode(msgspec.json.encode(row), type=OrderIn)
 
 
-def _wait_until_blocked_on_a_lock(timeout: float = 20.0) -> None:
-    """Until another session of this database waits for a lock (not a guess at timing: the
-    waiting is read from pg_stat_activity)."""
-    deadline = time.monotonic() + timeout
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the second batch never waited for the first")
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("first", "second"), [(2, 1), (1, 2)])
 def test_of_two_concurrent_versions_the_newer_wins_whatever_commits_last(first, second) -> None:
@@ -682,39 +666,12 @@ def test_of_two_concurrent_versions_the_newer_wins_whatever_commits_last(first, 
     v1, v2, v3 = VERSIONS["progress"]
     versions = {1: v2, 2: v3}
     orders_bulk_upsert(orders=[_order_in(v1)], actor="test")
-    proceed = threading.Event()
-    outcomes: dict[str, OrdersOutcome] = {}
-    errors: list[BaseException] = []
-
-    def send(name: str, row: dict, hold: bool) -> None:
-        try:
-            with transaction.atomic():
-                outcomes[name] = orders_bulk_upsert(orders=[_order_in(row)], actor="test")
-                if hold:
-                    assert proceed.wait(30)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=send, args=("first", versions[first], True))
-    holder.start()
-    while "first" not in outcomes and not errors and holder.is_alive():
-        time.sleep(0.01)
-    waiter = threading.Thread(target=send, args=("second", versions[second], False))
-    waiter.start()
-    try:
-        _wait_until_blocked_on_a_lock()
-    finally:
-        proceed.set()
-        holder.join(30)
-        waiter.join(30)
-    assert errors == []
-    assert (outcomes["first"].updated, outcomes["first"].stale) == (1, 0)
-    if second == 2:
-        assert (outcomes["second"].updated, outcomes["second"].stale) == (1, 0)
-    else:
-        assert (outcomes["second"].updated, outcomes["second"].stale) == (0, 1)
+    outcomes = second_waits_for_first(
+        lambda: orders_bulk_upsert(orders=[_order_in(versions[first])], actor="test"),
+        lambda: orders_bulk_upsert(orders=[_order_in(versions[second])], actor="test"),
+    )
+    assert (outcomes[0].updated, outcomes[0].stale) == (1, 0)
+    assert (outcomes[1].updated, outcomes[1].stale) == ((1, 0) if second == 2 else (0, 1))
     order = Order.objects.get()
     assert (order.status, order.refunded_amount, order.store) == (
         "refunded",
