@@ -3,6 +3,7 @@
 import itertools
 from datetime import timedelta
 
+import msgspec
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -161,6 +162,27 @@ def test_the_same_properties_under_a_newer_version_record_only_the_version(
     body = client.post(BULK_URL, {"interactions": [revision(1)]}, format="json").json()
     assert (body["updated"], body["unchanged"], body["stale"]) == (0, 0, 1)
     assert Interaction.objects.get().properties == REVISIONS[0][1]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("first", "second"), [(2, 1), (1, 2)])
+def test_of_two_concurrent_revisions_the_newer_stands(first, second) -> None:
+    """The first revision is held uncommitted until the second waits for its row."""
+    from crm.inputs import InteractionIn
+    from crm.services.interactions import interactions_ingest
+    from tests.crm.support import second_waits_for_first
+
+    def ingest(version: int):  # type: ignore[no-untyped-def]
+        row = msgspec.json.decode(msgspec.json.encode(revision(version)), type=InteractionIn)
+        return interactions_ingest(interactions=[row], actor="test")
+
+    ingest(0)
+    outcomes = second_waits_for_first(lambda: ingest(first), lambda: ingest(second))
+    assert (outcomes[0].updated, outcomes[0].stale) == (1, 0)
+    assert (outcomes[1].updated, outcomes[1].stale) == ((1, 0) if second == 2 else (0, 1))
+    recorded = Interaction.objects.get()
+    assert recorded.properties == REVISIONS[2][1]
+    assert recorded.source_updated_at.isoformat() == "2026-11-19T16:00:00+00:00"
 
 
 def test_an_interaction_version_out_of_range_is_rejected(api_client_with_scopes) -> None:

@@ -500,8 +500,11 @@ def test_every_arrival_order_of_three_versions_ends_with_the_newest(
     assert again == {"created": 0, "updated": 0, "unchanged": 1, "stale": 0, "rejected": []}
 
 
-def test_the_issue_example_a_late_paid_version_leaves_the_refund(api_client_with_scopes) -> None:
-    """`o-1` refunded (100.00 refunded), then, late, its earlier paid version."""
+def test_the_issue_example_a_late_paid_version_leaves_the_refund(
+    api_client_with_scopes, django_capture_on_commit_callbacks
+) -> None:
+    """`o-1` refunded (100.00 refunded), then, late, its earlier paid version: nothing is
+    written, nobody marked for recomputation, no attribution run is asked for."""
     client = api_client_with_scopes("orders:write")
     refunded = order_row(
         "o-1",
@@ -513,10 +516,14 @@ def test_the_issue_example_a_late_paid_version_leaves_the_refund(api_client_with
     )
     paid = {**refunded, "status": "paid", "refunded_amount": "0.00"}
     paid["source_updated_at"] = "2026-12-01T11:00:00+08:00"
-    client.post(URL, {"orders": [refunded]}, format="json")
+    with django_capture_on_commit_callbacks() as first_callbacks:
+        client.post(URL, {"orders": [refunded]}, format="json")
+    assert first_callbacks  # the orders-changed subscribers (attribution), for the new order
     DirtyMark.objects.all().delete()
-    body = client.post(URL, {"orders": [paid]}, format="json").json()
+    with django_capture_on_commit_callbacks() as callbacks:
+        body = client.post(URL, {"orders": [paid]}, format="json").json()
     assert body == {"created": 0, "updated": 0, "unchanged": 0, "stale": 1, "rejected": []}
+    assert callbacks == []
     order = Order.objects.get()
     assert (order.status, order.refunded_amount) == ("refunded", Decimal("100.00"))
     assert not DirtyMark.objects.exists()
