@@ -278,7 +278,8 @@ class CustomerAdmin(admin.ModelAdmin):
     list_select_related = ["owner"]
     show_full_result_count = False  # no second count(*) over every customer
     autocomplete_fields = ["owner"]
-    readonly_fields = ["first_seen_at", "created_at", "updated_at"]
+    # The profile version is the source system's, written only by its bulk rows.
+    readonly_fields = ["first_seen_at", "profile_source_updated_at", "created_at", "updated_at"]
     inlines = [
         IdentityInline,
         CustomerTagInline,
@@ -447,6 +448,7 @@ class GroupAdmin(admin.ModelAdmin):
     search_fields = ["name", "external_id"]
     list_select_related = ["owner"]
     autocomplete_fields = ["owner"]
+    readonly_fields = ["members_observed_at"]  # set by the member list sync only
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
         return (

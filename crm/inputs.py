@@ -8,7 +8,7 @@ decoding errors into per-row field errors. Checks that msgspec constraints canno
 `__post_init__`, which msgspec calls while decoding, so a bad row fails like any other.
 """
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -33,6 +33,22 @@ def money_error(value: Decimal) -> str | None:
         return _("Must be a number not below 0.")
     if value >= MONEY_LIMIT or value.quantize(_CENT) != value:
         return _("At most 12 digits before the decimal point and 2 after it.")
+    return None
+
+
+# The range a source system's update time may take (a clock years off, or a version from the
+# future that would make every later one stale, is refused).
+SOURCE_UPDATED_AT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+SOURCE_UPDATED_AT_LEAD = timedelta(days=1)
+
+
+def source_time_error(value: datetime | None) -> str | None:
+    """Why `value` cannot be a time a source system states (its update time, when it observed
+    something), or None."""
+    if value is None:
+        return None
+    if not SOURCE_UPDATED_AT_EARLIEST <= value <= datetime.now(UTC) + SOURCE_UPDATED_AT_LEAD:
+        return _("Must be between 2000-01-01 and one day from now.")
     return None
 
 
@@ -111,6 +127,12 @@ class CustomerIn(msgspec.Struct, frozen=True):
     owner: Annotated[str, msgspec.Meta(max_length=64)] | UnsetType | None = UNSET  # WeCom userid
     member_level: Annotated[int, msgspec.Meta(ge=0, le=32767)] | UnsetType = UNSET
     member_points: Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)] | UnsetType = UNSET
+    # The source system's update time of this profile: an older one than applied is stale.
+    source_updated_at: AwareDatetime | None = None
+
+    def __post_init__(self) -> None:
+        if error := source_time_error(self.source_updated_at):
+            raise RowError("source_updated_at", error)
 
     @property
     def keys(self) -> list[IdentityKey]:
@@ -121,7 +143,8 @@ class CustomerIn(msgspec.Struct, frozen=True):
         return {
             name: value
             for name in self.__struct_fields__
-            if name != "identities" and (value := getattr(self, name)) is not UNSET
+            if name not in ("identities", "source_updated_at")
+            and (value := getattr(self, name)) is not UNSET
         }
 
 
@@ -149,6 +172,9 @@ class OrderIn(msgspec.Struct, frozen=True):
     channel: Annotated[str, msgspec.Meta(max_length=32)] = ""
     store: Annotated[str, msgspec.Meta(max_length=64)] = ""
     items: Annotated[list[OrderItemIn], msgspec.Meta(max_length=500)] = []
+    # The source system's update time of this version (Shopify's updated_at, Youzan's
+    # update_time). Last of the fields: the content hash leaves it out (see order_content_hash).
+    source_updated_at: AwareDatetime | None = None
 
     def __post_init__(self) -> None:
         for name in ("total_amount", "refunded_amount"):
@@ -158,6 +184,8 @@ class OrderIn(msgspec.Struct, frozen=True):
             raise RowError("refunded_amount", _("Must not exceed total_amount."))
         if self.paid_at is None and self.status != "cancelled":
             raise RowError("paid_at", _("Required unless the order is cancelled."))
+        if error := source_time_error(self.source_updated_at):
+            raise RowError("source_updated_at", error)
 
 
 class InteractionIn(msgspec.Struct, frozen=True):
@@ -175,3 +203,9 @@ class InteractionIn(msgspec.Struct, frozen=True):
     source: Source
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     properties: dict[str, Any] = {}
+    # The source system's update time of `properties`: a re-send with a newer one replaces them.
+    source_updated_at: AwareDatetime | None = None
+
+    def __post_init__(self) -> None:
+        if error := source_time_error(self.source_updated_at):
+            raise RowError("source_updated_at", error)

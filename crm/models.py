@@ -68,6 +68,11 @@ class Customer(models.Model):
     )
     member_level = models.PositiveSmallIntegerField(_("member level"), default=0)
     member_points = models.IntegerField(_("member points"), default=0)
+    # The source system's own update time of the profile last applied from a bulk row: a row
+    # older than it is stale and sets no profile field (see crm.services.customers).
+    profile_source_updated_at = models.DateTimeField(
+        _("profile updated at source"), null=True, blank=True
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now, db_index=True)
 
@@ -221,6 +226,8 @@ class Group(models.Model):
         on_delete=models.SET_NULL,
         related_name="groups",
     )
+    # When the member list last applied was observed: an older list changes nothing.
+    members_observed_at = models.DateTimeField(_("members observed at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -306,6 +313,9 @@ class Order(models.Model):
     channel = models.CharField(_("channel"), max_length=32, blank=True)
     store = models.CharField(_("store"), max_length=64, blank=True)
     content_hash = models.CharField(max_length=32)
+    # The source system's own update time of the version stored (null: never sent). An older
+    # version is stale and written nowhere (see crm.services.orders).
+    source_updated_at = models.DateTimeField(_("updated at source"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
 
@@ -406,6 +416,9 @@ class Interaction(models.Model):
     properties = models.JSONField(_("properties"), default=dict, blank=True)
     source = models.CharField(_("source"), max_length=32, db_collation="C")
     idempotency_key = models.CharField(_("idempotency key"), max_length=128, db_collation="C")
+    # The source system's own update time of the properties stored; only a newer re-send of
+    # the same (source, idempotency_key) replaces them.
+    source_updated_at = models.DateTimeField(_("updated at source"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:

@@ -8,6 +8,7 @@ bad row (with its first error, as `{"path": ["message"]}`, nested paths joined w
 
 import re
 from collections.abc import Callable, Hashable, Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ import msgspec
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -111,12 +113,22 @@ def rows_last_per_key(
     rejected: list[dict[str, Any]],
     *,
     field: str,
+    version_of: Callable[[RowT], datetime | None] | None = None,
 ) -> list[tuple[int, RowT]]:
     """Rows naming the same natural key twice in one batch: the last one stands (it is the
-    later version); the earlier ones are rejected, naming the row that superseded them."""
+    later version); the earlier ones are rejected, naming the row that superseded them.
+    With `version_of` (the source's update time of a row), the newest version stands instead,
+    a row without one counting as older than any with one, and the last of equals."""
     last: dict[Hashable, int] = {}
     for position, (_index, row) in enumerate(rows):
-        last[key_of(row)] = position
+        key = key_of(row)
+        if version_of is not None and key in last:
+            version, standing = version_of(row), version_of(rows[last[key]][1])
+            if version is None and standing is not None:
+                continue
+            if version is not None and standing is not None and version < standing:
+                continue
+        last[key] = position
     if len(last) == len(rows):
         return list(rows)
     kept: list[tuple[int, RowT]] = []
@@ -144,4 +156,10 @@ class BulkOutSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
     unchanged = serializers.IntegerField()
+    stale = serializers.IntegerField(
+        help_text=_lazy(
+            "Older than the version stored (by source_updated_at): written nowhere. Not counted "
+            "in unchanged."
+        )
+    )
     rejected = RejectedRowSerializer(many=True)

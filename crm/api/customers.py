@@ -328,22 +328,32 @@ _CUSTOMERS_BULK_REQUEST = inline_serializer(
 
 class CustomerBulkView(APIView):
     """Create or update up to API_BULK_MAX_ROWS customers named by identities. Rows naming the
-    same person are applied in order; customers named together are merged."""
+    same person are applied in order; customers named together are merged. A row whose
+    `source_updated_at` is older than the profile version applied sets nothing (counted in
+    `stale`). Counts are of customers."""
 
     scope_resource = "customers"
 
     @extend_schema(request=_CUSTOMERS_BULK_REQUEST, responses=BulkOutSerializer)
     def post(self, request: Request) -> Response:
         valid, rejected = rows_decode(request, CustomerIn, field="customers")
-        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        counts = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0}
         if valid:
             outcome = customers_bulk_upsert(
-                rows=[CustomerInput(identities=row.keys, profile=row.profile) for _, row in valid],
+                rows=[
+                    CustomerInput(
+                        identities=row.keys,
+                        profile=row.profile,
+                        source_updated_at=row.source_updated_at,
+                    )
+                    for _, row in valid
+                ],
                 actor=actor_of(request),
             )
             counts = {
                 "created": outcome.created,
                 "updated": outcome.updated,
                 "unchanged": outcome.unchanged,
+                "stale": outcome.stale,
             }
         return Response({**counts, "rejected": rejected})

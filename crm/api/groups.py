@@ -1,5 +1,6 @@
 """Group (社群) endpoints: CRUD with current member counts, membership list and sync."""
 
+from datetime import datetime
 from typing import Any
 
 import django_filters
@@ -15,9 +16,9 @@ from crm.api.customer_refs import CustomerRefsSerializer
 from crm.api.customers import actor_of
 from crm.api.filters import SelectorFilterSet
 from crm.errors import NotFound
+from crm.inputs import source_time_error
 from crm.models import Group, GroupKind, GroupMembership
 from crm.selectors.groups import group_list, group_memberships
-from crm.services.customers import customers_named
 from crm.services.groups import (
     ERROR_GROUP_NOT_FOUND,
     group_create,
@@ -110,11 +111,20 @@ class MembersSyncInSerializer(CustomerRefsSerializer):
         required=False, help_text=_("When the member list was read; now when absent.")
     )
 
+    def validate_observed_at(self, value: datetime) -> datetime:
+        # A time far in the future would make every later list stale.
+        if error := source_time_error(value):
+            raise serializers.ValidationError(error)
+        return value
+
 
 class MembersSyncOutSerializer(serializers.Serializer):
     joined = serializers.IntegerField()
     left = serializers.IntegerField()
     unchanged = serializers.IntegerField()
+    stale = serializers.BooleanField(
+        help_text=_("Observed before the list applied last: nothing was changed.")
+    )
 
 
 class GroupMembersView(generics.ListAPIView):
@@ -140,20 +150,18 @@ class GroupMembersView(generics.ListAPIView):
         serializer = MembersSyncInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if not Group.objects.filter(pk=group_id).exists():
-            raise NotFound(ERROR_GROUP_NOT_FOUND, gettext("No such group."))
-        customer_ids, _unknown = customers_named(
-            customer_ids=data["customer_ids"],
-            identities=data["identities"],
-            create_missing=True,
-            actor=actor_of(request),
-        )
         outcome = group_members_sync(
             group_id=group_id,
-            customer_ids=customer_ids,
+            customer_ids=data["customer_ids"],
+            identities=data["identities"],
             observed_at=data.get("observed_at") or timezone.now(),
             actor=actor_of(request),
         )
         return Response(
-            {"joined": outcome.joined, "left": outcome.left, "unchanged": outcome.unchanged}
+            {
+                "joined": outcome.joined,
+                "left": outcome.left,
+                "unchanged": outcome.unchanged,
+                "stale": outcome.is_stale,
+            }
         )

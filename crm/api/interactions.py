@@ -26,6 +26,7 @@ class InteractionOutSerializer(serializers.ModelSerializer):
             "properties",
             "source",
             "idempotency_key",
+            "source_updated_at",
             "created_at",
         ]
 
@@ -51,7 +52,13 @@ class InteractionListView(generics.ListAPIView):
 
 class InteractionsBulkOutSerializer(serializers.Serializer):
     created = serializers.IntegerField()
+    updated = serializers.IntegerField(
+        help_text=_("Already recorded; properties replaced by a newer source_updated_at.")
+    )
     unchanged = serializers.IntegerField(help_text=_("Already recorded (same idempotency key)."))
+    stale = serializers.IntegerField(
+        help_text=_("Already recorded with a newer source_updated_at: written nowhere.")
+    )
     rejected = RejectedRowSerializer(many=True)
 
 
@@ -71,7 +78,8 @@ _INTERACTIONS_BULK_REQUEST = inline_serializer(
 
 class InteractionBulkView(APIView):
     """Record interactions; one already recorded (same source and idempotency key) is left
-    as it is. Bad rows are listed by index."""
+    as it is, unless it comes with a newer `source_updated_at`: then its properties are
+    replaced. Bad rows are listed by index."""
 
     scope_resource = "interactions"
 
@@ -79,12 +87,21 @@ class InteractionBulkView(APIView):
     def post(self, request: Request) -> Response:
         valid, rejected = rows_decode(request, InteractionIn, field="interactions")
         valid = rows_last_per_key(
-            valid, lambda i: (i.source, i.idempotency_key), rejected, field="idempotency_key"
+            valid,
+            lambda i: (i.source, i.idempotency_key),
+            rejected,
+            field="idempotency_key",
+            version_of=lambda i: i.source_updated_at,
         )
-        created = unchanged = 0
+        counts = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0}
         if valid:
             outcome = interactions_ingest(
                 interactions=[i for _, i in valid], actor=actor_of(request)
             )
-            created, unchanged = outcome.created, outcome.unchanged
-        return Response({"created": created, "unchanged": unchanged, "rejected": rejected})
+            counts = {
+                "created": outcome.created,
+                "updated": outcome.updated,
+                "unchanged": outcome.unchanged,
+                "stale": outcome.stale,
+            }
+        return Response({**counts, "rejected": rejected})

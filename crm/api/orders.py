@@ -42,6 +42,7 @@ class OrderOutSerializer(serializers.ModelSerializer):
             "paid_at",
             "channel",
             "store",
+            "source_updated_at",
             "created_at",
             "updated_at",
             "items",
@@ -102,8 +103,11 @@ _ORDERS_BULK_REQUEST = inline_serializer(
 
 class OrderBulkView(APIView):
     """Create or update up to API_BULK_MAX_ROWS orders. Re-sending a batch changes nothing; a
-    later version of an order (a refund, say) updates it and replaces its items. Customers are
-    found, or created, from the identities in each row. Bad rows are listed by index."""
+    later version of an order (a refund, say) updates it and replaces its items. A version
+    older than the one stored (by `source_updated_at`) is stale: written nowhere, counted in
+    `stale`. Without versions, the refunded amount never decreases and the status never moves
+    back to paid. Customers are found, or created, from the identities in each row. Bad rows
+    are listed by index."""
 
     scope_resource = "orders"
 
@@ -111,14 +115,19 @@ class OrderBulkView(APIView):
     def post(self, request: Request) -> Response:
         valid, rejected = rows_decode(request, OrderIn, field="orders")
         valid = rows_last_per_key(
-            valid, lambda o: (o.source, o.external_id), rejected, field="external_id"
+            valid,
+            lambda o: (o.source, o.external_id),
+            rejected,
+            field="external_id",
+            version_of=lambda o: o.source_updated_at,
         )
-        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        counts = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0}
         if valid:
             outcome = orders_bulk_upsert(orders=[o for _, o in valid], actor=actor_of(request))
             counts = {
                 "created": outcome.created,
                 "updated": outcome.updated,
                 "unchanged": outcome.unchanged,
+                "stale": outcome.stale,
             }
         return Response({**counts, "rejected": rejected})

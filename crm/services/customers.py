@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from django.db import connection, transaction
@@ -316,6 +316,8 @@ def _profile_apply(
 class CustomerInput:
     identities: Sequence[IdentityKey]
     profile: Mapping[str, Any]
+    # The source system's update time of this profile (None: unknown, always applied).
+    source_updated_at: datetime | None = None
 
 
 @dataclass
@@ -323,29 +325,65 @@ class BulkOutcome:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0  # customers whose rows were all older than the profile version stored
     customer_ids: list[int] = field(default_factory=list)
+
+
+def _profile_version_verdict(
+    customer: Customer, version: datetime | None
+) -> Literal["apply", "unchanged", "stale"]:
+    """Whether a row of this profile version is applied: not when the version applied last
+    is newer (stale) or the same (unchanged); always when either is unknown."""
+    applied = customer.profile_source_updated_at
+    if version is None or applied is None or version > applied:
+        return "apply"
+    return "stale" if version < applied else "unchanged"
 
 
 @transaction.atomic
 def customers_bulk_upsert(*, rows: Sequence[CustomerInput], actor: str) -> BulkOutcome:
     """Create or update customers named by identities. Profile fields absent from a row are
-    left as they are. Rows naming the same person are applied in order."""
+    left as they are. Rows naming the same person are applied in order.
+
+    A row whose `source_updated_at` is older than the version of the profile applied last
+    sets no profile field (stale), one equal to it neither (unchanged); its identities are
+    still linked (they are facts, not versioned values). The customers are locked, in id
+    order, for the comparison: of two concurrent versions the newer stands."""
     resolution = customers_resolve(identity_rows=[r.identities for r in rows], actor=actor)
     owner_ids = staff_members_ensure(r.profile.get("owner") or "" for r in rows)
-    customers = Customer.objects.in_bulk(set(resolution.customer_ids))
+    customers = {
+        customer.pk: customer
+        for customer in Customer.objects.select_for_update()
+        .filter(pk__in=set(resolution.customer_ids))
+        .order_by("pk")
+    }
     changed_fields: set[str] = set()
     changed_ids: set[int] = set()
+    versioned_ids: set[int] = set()  # a newer profile version to record
+    stale_ids: set[int] = set()
     for row, customer_id in zip(rows, resolution.customer_ids, strict=True):
-        changed = _profile_apply(customers[customer_id], row.profile, owner_ids)
+        customer = customers[customer_id]
+        verdict = _profile_version_verdict(customer, row.source_updated_at)
+        if verdict == "stale":
+            stale_ids.add(customer_id)
+        if verdict != "apply":
+            continue
+        changed = _profile_apply(customer, row.profile, owner_ids)
         if changed:
             changed_fields.update(changed)
             changed_ids.add(customer_id)
+        if row.source_updated_at is not None:
+            customer.profile_source_updated_at = row.source_updated_at
+            versioned_ids.add(customer_id)
     now = timezone.now()
     for customer_id in changed_ids | resolution.created:
         customers[customer_id].updated_at = now
-    if changed_ids:
+    if changed_ids or versioned_ids:
+        fields = [*changed_fields, "updated_at"]
+        if versioned_ids:
+            fields.append("profile_source_updated_at")
         Customer.objects.bulk_update(
-            [customers[i] for i in changed_ids], [*changed_fields, "updated_at"], batch_size=1000
+            [customers[i] for i in changed_ids | versioned_ids], fields, batch_size=1000
         )
     outcome = BulkOutcome(customer_ids=resolution.customer_ids)
     for customer_id in set(resolution.customer_ids):
@@ -353,11 +391,18 @@ def customers_bulk_upsert(*, rows: Sequence[CustomerInput], actor: str) -> BulkO
             outcome.created += 1
         elif customer_id in changed_ids or customer_id in resolution.survivors:
             outcome.updated += 1
+        elif customer_id in stale_ids:
+            outcome.stale += 1
         else:
             outcome.unchanged += 1
     logger.info(
         "customers.bulk_upsert",
-        extra={"actor": actor, "created_count": outcome.created, "updated_count": outcome.updated},
+        extra={
+            "actor": actor,
+            "created_count": outcome.created,
+            "updated_count": outcome.updated,
+            "stale_count": outcome.stale,
+        },
     )
     return outcome
 

@@ -2,7 +2,11 @@
 
 A sync sends the full member list of a group as observed at one time; the service opens a stay
 for each newcomer, closes the stay of each member missing from the list, and leaves the rest
-alone. Leaving closes a row and re-joining opens a new one, so the history is kept."""
+alone. Leaving closes a row and re-joining opens a new one, so the history is kept.
+
+Lists arrive out of order: a list observed before the last one applied to the group is stale
+and changes nothing (not even the customers its identities would create); one observed at the
+same time is applied again, which changes nothing when it is the same list."""
 
 import logging
 from collections.abc import Sequence
@@ -14,7 +18,8 @@ from django.utils.translation import gettext as _
 
 from crm.errors import Conflict, NotFound
 from crm.models import Group
-from crm.services.customers import staff_members_ensure
+from crm.personal_data import IdentityKey
+from crm.services.customers import customers_named, staff_members_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +32,7 @@ class SyncOutcome:
     joined: int
     left: int
     unchanged: int
+    is_stale: bool = False  # observed before the list applied last: nothing changed
 
 
 def _group_for_update(group_id: int) -> Group:
@@ -69,12 +75,26 @@ def group_delete(*, group_id: int) -> None:
 
 @transaction.atomic
 def group_members_sync(
-    *, group_id: int, customer_ids: Sequence[int], observed_at: datetime, actor: str
+    *,
+    group_id: int,
+    customer_ids: Sequence[int],
+    observed_at: datetime,
+    actor: str,
+    identities: Sequence[IdentityKey] = (),
 ) -> SyncOutcome:
-    """Make `customer_ids` the group's current members as of `observed_at`. The group row is
-    locked, so two syncs of one group run one after the other."""
-    _group_for_update(group_id)
-    members = sorted(set(customer_ids))
+    """Make the customers named by `customer_ids` and `identities` (unknown identities create
+    customers) the group's current members as of `observed_at`, unless a list observed later
+    was applied already (stale). The group row is locked, so two syncs of one group run one
+    after the other and the later observation stands whatever the order of their commits."""
+    group = _group_for_update(group_id)
+    if group.members_observed_at is not None and observed_at < group.members_observed_at:
+        logger.info("group.members_sync_stale", extra={"actor": actor, "group_id": group_id})
+        return SyncOutcome(joined=0, left=0, unchanged=0, is_stale=True)
+    named, _unknown = customers_named(
+        customer_ids=customer_ids, identities=identities, create_missing=True, actor=actor
+    )
+    Group.objects.filter(pk=group_id).update(members_observed_at=observed_at)
+    members = sorted(set(named))
     with connection.cursor() as cursor:
         # Served by the partial unique index group_membership_one_open (group, customer).
         cursor.execute(

@@ -5,6 +5,17 @@ resolved from the rows' identities in one pass (in a short transaction of its ow
 and their items are inserted by one statement, orders whose content changed are updated and
 their items replaced, and the customers concerned are marked for recomputation. A re-sent
 unchanged batch therefore writes no order, no item and marks nobody.
+
+Versions arrive out of order (shops and pipelines resend, webhooks overtake each other), so
+an update is guarded in its WHERE clause, evaluated by PostgreSQL on the row as it stands once
+locked (so the newer of two concurrent versions wins whatever the order of their commits):
+
+- both the stored and the incoming version carry `source_updated_at`: only a newer one is
+  applied; an older one is stale and written nowhere (not its items either, no customer is
+  marked), an equal one is unchanged;
+- either lacks it: the other fields update as before, but the refunded amount never decreases
+  (up to the new total) and the status never moves back: partially refunded never returns to
+  paid, refunded or cancelled never return to paid or partially refunded.
 """
 
 import functools
@@ -12,6 +23,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from django.db import connection, transaction
@@ -35,6 +47,7 @@ class OrdersOutcome:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0  # older than the version stored: written nowhere
     customer_ids: list[int] = field(default_factory=list)  # of each row, in row order
 
 
@@ -59,10 +72,19 @@ def _orders_changed_after_commit(customer_ids: set[int]) -> None:
         transaction.on_commit(functools.partial(callback, ids))
 
 
+_VERSION_FIELD = b',"source_updated_at":'
+
+
 def order_content_hash(order: OrderIn) -> str:
     """Digest of an order as sent (customer identities and items included), so that an
-    unchanged re-send writes nothing and naming another customer moves the order."""
-    return hashlib.md5(_encode(order), usedforsecurity=False).hexdigest()
+    unchanged re-send writes nothing and naming another customer moves the order.
+
+    The version (`source_updated_at`, the struct's last field) is not content: it is cut off
+    the encoding, which leaves the digest of an order exactly what it was before versions
+    existed. The cut is unambiguous: inside a JSON string every quote is escaped."""
+    encoded = _encode(order)
+    content = encoded[: encoded.rfind(_VERSION_FIELD)] + b"}"
+    return hashlib.md5(content, usedforsecurity=False).hexdigest()
 
 
 # The batch travels as one JSON parameter unpacked by json_to_recordset: PostgreSQL parses it in
@@ -85,7 +107,7 @@ class CustomerGone(Conflict):
 _INPUT = """
     SELECT * FROM json_to_recordset(%(orders)s::json) AS t(
         n int, c bigint, s text, e text, st text, ta numeric, ra numeric, cu text,
-        pa timestamptz, ch text, so text, h text)
+        pa timestamptz, ch text, so text, h text, v timestamptz)
 """
 _ITEMS_INPUT = """
     SELECT * FROM json_to_recordset(%(items)s::json) AS t(
@@ -105,8 +127,8 @@ WITH input AS ({_INPUT}),
 inserted AS (
     INSERT INTO crm_order (customer_id, source, external_id, status, total_amount,
                            refunded_amount, currency, paid_at, channel, store, content_hash,
-                           created_at, updated_at)
-    SELECT c, s, e, st, ta, ra, cu, pa, ch, so, h, now(), now() FROM input
+                           source_updated_at, created_at, updated_at)
+    SELECT c, s, e, st, ta, ra, cu, pa, ch, so, h, v, now(), now() FROM input
     ON CONFLICT (source, external_id) DO NOTHING
     RETURNING id, source, external_id, customer_id, {_PURCHASED_AT} AS purchased_at
 ),
@@ -123,8 +145,16 @@ items AS (
 SELECT n, customer_id FROM written
 """  # noqa: S608 - composed of constants only
 
-# Then the orders that exist already, where their content changed. `previous` reads the
-# snapshot before the update, so it names the customer an order belonged to.
+# How far an order's status has gone, for updates that carry no version on one side: the
+# status never moves to a lower rank (refunded and cancelled are both final).
+_STATUS_RANK = "CASE {} WHEN 'paid' THEN 0 WHEN 'partially_refunded' THEN 1 ELSE 2 END"
+# Both sides carry a version (the WHERE clause lets only a newer incoming one through).
+_VERSIONED = "(i.v IS NOT NULL AND o.source_updated_at IS NOT NULL)"
+
+# Then the orders that exist already, where their content changed and the incoming version is
+# not older than the stored one. `previous` reads the snapshot before the update, so it names
+# the customer an order belonged to. Every guard reads `o`, the row as it stands once locked:
+# a concurrent batch that committed a newer version meanwhile makes this one skip the row.
 _UPDATE_SQL = f"""
 WITH input AS ({_INPUT}),
 previous AS (
@@ -132,12 +162,39 @@ previous AS (
     FROM crm_order o JOIN input i ON o.source = i.s AND o.external_id = i.e
 )
 UPDATE crm_order o SET
-    customer_id = i.c, status = i.st, total_amount = i.ta, refunded_amount = i.ra,
+    customer_id = i.c,
+    status = CASE
+        WHEN NOT {_VERSIONED}
+             AND {_STATUS_RANK.format("i.st")} < {_STATUS_RANK.format("o.status")}
+        THEN o.status ELSE i.st END,
+    total_amount = i.ta,
+    refunded_amount = CASE
+        WHEN {_VERSIONED} THEN i.ra ELSE least(greatest(o.refunded_amount, i.ra), i.ta) END,
     currency = i.cu, paid_at = i.pa, channel = i.ch, store = i.so, content_hash = i.h,
+    source_updated_at = coalesce(i.v, o.source_updated_at),
     updated_at = now()
 FROM input i, previous p
 WHERE o.source = i.s AND o.external_id = i.e AND p.id = o.id AND o.content_hash <> i.h
+  AND (NOT {_VERSIONED} OR o.source_updated_at < i.v)
 RETURNING i.n, o.id, o.customer_id, p.customer_id, {_PURCHASED_AT}
+"""  # noqa: S608 - composed of constants only
+
+# Last, for the rows of the batch that carry a version and were neither inserted nor updated:
+# the same content under a newer version records that version only (so that an older version
+# arriving later is known as stale; nothing else is written, nobody marked), and the positions
+# of the stale rows are answered. This statement's snapshot is taken after the update's, so it
+# sees any version whose commit made the update skip a row. (The UPDATE in WITH runs to
+# completion though nothing reads it; the SELECT sees the rows as they were before it.)
+_VERSIONS_SQL = f"""
+WITH input AS ({_INPUT}),
+recorded AS (
+    UPDATE crm_order o SET source_updated_at = i.v
+    FROM input i
+    WHERE o.source = i.s AND o.external_id = i.e AND o.content_hash = i.h
+      AND (o.source_updated_at IS NULL OR o.source_updated_at < i.v)
+)
+SELECT i.n FROM input i JOIN crm_order o ON o.source = i.s AND o.external_id = i.e
+WHERE o.source_updated_at > i.v
 """  # noqa: S608 - composed of constants only
 
 # Updated orders get their items anew (the old ones are deleted first, in a statement of
@@ -203,6 +260,7 @@ def _orders_write(
             "ch": o.channel,
             "so": o.store,
             "h": order_content_hash(o),
+            "v": o.source_updated_at,
         }
         for position, (o, customer_id) in enumerate(zip(orders, customer_ids, strict=True))
     ]
@@ -234,11 +292,18 @@ def _orders_write(
         inserted = cursor.fetchall()  # (position, customer_id)
         # (position, order_id, customer_id, previous customer_id, purchased_at)
         updated = []
+        existing: list[dict[str, Any]] = []
         if len(inserted) < len(rows):
             new_positions = {position for position, _customer_id in inserted}
             existing = [r for r in rows if r["n"] not in new_positions]
             cursor.execute(_UPDATE_SQL, {"orders": _encode(existing).decode()})
             updated = cursor.fetchall()
+        stale = 0
+        updated_positions = {row[0] for row in updated}
+        versioned = [r for r in existing if r["v"] is not None and r["n"] not in updated_positions]
+        if versioned:
+            cursor.execute(_VERSIONS_SQL, {"orders": _encode(versioned).decode()})
+            stale = len(cursor.fetchall())
         if updated:
             cursor.execute(_ITEMS_DELETE_SQL, [[row[1] for row in updated]])
             written = [
@@ -257,7 +322,8 @@ def _orders_write(
     outcome = OrdersOutcome(
         created=len(inserted),
         updated=len(updated),
-        unchanged=len(orders) - len(inserted) - len(updated),
+        unchanged=len(orders) - len(inserted) - len(updated) - stale,
+        stale=stale,
         customer_ids=customer_ids,
     )
     logger.info(
@@ -267,6 +333,7 @@ def _orders_write(
             "created_count": outcome.created,
             "updated_count": outcome.updated,
             "unchanged_count": outcome.unchanged,
+            "stale_count": outcome.stale,
         },
     )
     return outcome

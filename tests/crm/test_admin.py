@@ -271,3 +271,18 @@ def test_deleting_a_customer_deletes_what_it_owns(superuser_client, customer) ->
     assert not Customer.objects.exists()
     assert not OrderItem.objects.exists()
     assert not customer.orders.exists()
+
+
+def test_source_versions_are_shown_but_never_edited(superuser_client) -> None:
+    """The versions belong to the source systems: the change forms show them read-only."""
+    customer = CustomerFactory()
+    group = GroupFactory()
+    for url, name in (
+        (reverse("admin:crm_customer_change", args=[customer.pk]), "profile_source_updated_at"),
+        (reverse("admin:crm_group_change", args=[group.pk]), "members_observed_at"),
+    ):
+        page = superuser_client.get(url)
+        assert page.status_code == 200
+        form = page.context["adminform"].form
+        assert name not in form.fields
+        assert name in page.context["adminform"].readonly_fields

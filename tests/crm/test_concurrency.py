@@ -1,6 +1,7 @@
 """Concurrent writers on real PostgreSQL: threads, each with its own connection."""
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
@@ -113,3 +114,34 @@ def test_a_merge_waits_for_orders_being_written_to_its_customers() -> None:
     assert list(Order.objects.values_list("external_id", "customer_id")) == [
         ("in-flight", survivor.pk)
     ]
+
+
+@pytest.mark.parametrize(("first", "second"), [("newer", "older"), ("older", "newer")])
+def test_of_two_concurrent_profile_versions_the_newer_stands(first, second) -> None:
+    """The first writer holds its transaction open until the second waits for the customer's
+    row lock: the newer profile version stands whatever the order of the commits."""
+    from crm.services.customers import CustomerInput, customers_bulk_upsert
+    from tests.crm.support import second_waits_for_first
+
+    key = identity_key(provider="unionid", namespace="", value="u-race")
+    customer_upsert(identities=[key], profile={"display_name": "v0"}, actor="test")
+    versions = {
+        "older": CustomerInput(
+            identities=[key],
+            profile={"display_name": "older"},
+            source_updated_at=datetime(2026, 10, 1, tzinfo=UTC),
+        ),
+        "newer": CustomerInput(
+            identities=[key],
+            profile={"display_name": "newer"},
+            source_updated_at=datetime(2026, 10, 2, tzinfo=UTC),
+        ),
+    }
+    outcomes = second_waits_for_first(
+        lambda: customers_bulk_upsert(rows=[versions[first]], actor="test"),
+        lambda: customers_bulk_upsert(rows=[versions[second]], actor="test"),
+    )
+    assert (outcomes[1].updated, outcomes[1].stale) == ((1, 0) if second == "newer" else (0, 1))
+    customer = Customer.objects.get()
+    assert customer.display_name == "newer"
+    assert customer.profile_source_updated_at == datetime(2026, 10, 2, tzinfo=UTC)

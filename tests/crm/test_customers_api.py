@@ -184,14 +184,14 @@ def test_bulk_upsert_reports_each_bad_row_and_keeps_the_good(api_client_with_sco
     response = client.post("/api/v1/customers/bulk", payload, format="json")
     assert response.status_code == 200
     body = response.json()
-    assert (body["created"], body["updated"], body["unchanged"]) == (2, 0, 0)
+    assert (body["created"], body["updated"], body["unchanged"], body["stale"]) == (2, 0, 0, 0)
     assert [r["index"] for r in body["rejected"]] == [1, 2]
     assert body["rejected"][0]["errors"] == {
         "identities.0.namespace": ["Provider openid needs a namespace."]
     }
     assert list(body["rejected"][1]["errors"]) == ["identities"]
     again = client.post("/api/v1/customers/bulk", payload, format="json").json()
-    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 2)
+    assert (again["created"], again["updated"], again["unchanged"], again["stale"]) == (0, 0, 2, 0)
 
 
 def test_bulk_upsert_merges_customers_named_together(api_client_with_scopes) -> None:
@@ -239,3 +239,94 @@ def test_no_phone_number_reaches_the_logs(api_client_with_scopes, caplog) -> Non
     assert caplog.records
     assert PHONE not in logged
     assert PHONE[3:] not in logged
+
+
+# Versions of one customer's profile from a pipeline, oldest first.
+PROFILE_VERSIONS = [
+    ("2026-10-01T08:00:00+08:00", {"display_name": "小王", "city": "杭州", "member_level": 1}),
+    ("2026-10-02T08:00:00+08:00", {"display_name": "王小姐", "city": "上海", "member_level": 2}),
+    ("2026-10-03T08:00:00+08:00", {"display_name": "王女士", "member_level": 3}),
+]
+BULK_URL = "/api/v1/customers/bulk"
+
+
+def profile_row(version: int) -> dict:
+    at, profile = PROFILE_VERSIONS[version]
+    identities = [{"provider": "unionid", "value": "u-wang"}]
+    return {"identities": identities, **profile, "source_updated_at": at}
+
+
+@pytest.mark.parametrize("arrival", [(0, 2, 1), (2, 1, 0), (1, 2, 0)])
+def test_an_older_profile_version_arriving_late_sets_nothing(
+    api_client_with_scopes, arrival
+) -> None:
+    client = api_client_with_scopes("customers:write")
+    newest_so_far = -1
+    for step, version in enumerate(arrival):
+        before = list(Customer.objects.values())
+        body = client.post(BULK_URL, {"customers": [profile_row(version)]}, format="json").json()
+        expected = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0, "rejected": []}
+        if step == 0:
+            expected["created"] = 1
+        elif version > newest_so_far:
+            expected["updated"] = 1
+        else:
+            expected["stale"] = 1
+            assert list(Customer.objects.values()) == before  # written nowhere
+        assert body == expected, (arrival, step)
+        newest_so_far = max(newest_so_far, version)
+    customer = Customer.objects.get()
+    # The newest version's fields, and the city only older versions set, from the last of
+    # them that was applied (arrived before any newer one).
+    applied = [v for step, v in enumerate(arrival) if v == max(arrival[: step + 1])]
+    city = next(
+        (PROFILE_VERSIONS[v][1]["city"] for v in reversed(applied) if v < 2),
+        "",
+    )
+    assert (customer.display_name, customer.city, customer.member_level) == ("王女士", city, 3)
+    assert customer.profile_source_updated_at.isoformat() == "2026-10-03T00:00:00+00:00"
+
+
+def test_an_equal_profile_version_is_unchanged_and_rows_without_one_apply(
+    api_client_with_scopes,
+) -> None:
+    client = api_client_with_scopes("customers:write")
+    client.post(BULK_URL, {"customers": [profile_row(1)]}, format="json")
+    same_version = {**profile_row(1), "display_name": "别名"}
+    body = client.post(BULK_URL, {"customers": [same_version]}, format="json").json()
+    assert (body["updated"], body["unchanged"], body["stale"]) == (0, 1, 0)
+    assert Customer.objects.get().display_name == "王小姐"
+    unversioned = {"identities": profile_row(1)["identities"], "display_name": "别名"}
+    body = client.post(BULK_URL, {"customers": [unversioned]}, format="json").json()
+    assert (body["updated"], body["unchanged"], body["stale"]) == (1, 0, 0)
+    customer = Customer.objects.get()
+    assert customer.display_name == "别名"
+    assert customer.profile_source_updated_at.isoformat() == "2026-10-02T00:00:00+00:00"
+
+
+def test_rows_of_one_customer_in_one_batch_are_judged_in_turn(api_client_with_scopes) -> None:
+    rows = [profile_row(2), profile_row(0), profile_row(1)]
+    body = (
+        api_client_with_scopes("customers:write")
+        .post(BULK_URL, {"customers": rows}, format="json")
+        .json()
+    )
+    assert body == {"created": 1, "updated": 0, "unchanged": 0, "stale": 0, "rejected": []}
+    customer = Customer.objects.get()
+    assert (customer.display_name, customer.city, customer.member_level) == ("王女士", "", 3)
+
+
+def test_a_profile_version_out_of_range_is_rejected(api_client_with_scopes) -> None:
+    row = {**profile_row(0), "source_updated_at": "1999-12-31T23:59:59+00:00"}
+    body = (
+        api_client_with_scopes("customers:write")
+        .post(BULK_URL, {"customers": [row]}, format="json")
+        .json()
+    )
+    assert body["rejected"] == [
+        {
+            "index": 0,
+            "errors": {"source_updated_at": ["Must be between 2000-01-01 and one day from now."]},
+        }
+    ]
+    assert not Customer.objects.exists()

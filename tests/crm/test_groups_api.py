@@ -106,10 +106,20 @@ def test_sync_records_joins_leaves_and_rejoins(api_client_with_scopes) -> None:
         return response.json()
 
     first = {"customer_ids": [a.pk], "identities": [{"provider": "unionid", "value": "u-b"}]}
-    assert sync(first, 0) == {"joined": 2, "left": 0, "unchanged": 0}
-    assert sync(first, 0) == {"joined": 0, "left": 0, "unchanged": 2}  # same list: no change
-    assert sync({"customer_ids": [a.pk]}, 1) == {"joined": 0, "left": 1, "unchanged": 1}
-    assert sync(first, 2) == {"joined": 1, "left": 0, "unchanged": 1}  # b re-joins
+    assert sync(first, 0) == {"joined": 2, "left": 0, "unchanged": 0, "stale": False}
+    assert sync(first, 0) == {
+        "joined": 0,
+        "left": 0,
+        "unchanged": 2,
+        "stale": False,
+    }  # same list: no change
+    assert sync({"customer_ids": [a.pk]}, 1) == {
+        "joined": 0,
+        "left": 1,
+        "unchanged": 1,
+        "stale": False,
+    }
+    assert sync(first, 2) == {"joined": 1, "left": 0, "unchanged": 1, "stale": False}  # b re-joins
     assert stays(group) == [(a.pk, True), (b.pk, False), (b.pk, True)]
     left_at = GroupMembership.objects.get(customer=b, left_at__isnull=False).left_at
     assert left_at == start + timedelta(days=1)
@@ -120,7 +130,7 @@ def test_sync_records_joins_leaves_and_rejoins(api_client_with_scopes) -> None:
     assert len(history) == 3
     assert client.get(f"/api/v1/groups/{group.pk}").json()["member_count"] == 2
 
-    assert sync({"customer_ids": []}, 3) == {"joined": 0, "left": 2, "unchanged": 0}
+    assert sync({"customer_ids": []}, 3) == {"joined": 0, "left": 2, "unchanged": 0, "stale": False}
     assert not GroupMembership.objects.filter(left_at__isnull=True).exists()
 
 
@@ -131,7 +141,7 @@ def test_sync_creates_customers_of_unknown_identities(api_client_with_scopes) ->
         {"identities": [{"provider": "wecom", "namespace": "corp1", "value": "wmNew"}]},
         format="json",
     )
-    assert response.json() == {"joined": 1, "left": 0, "unchanged": 0}
+    assert response.json() == {"joined": 1, "left": 0, "unchanged": 0, "stale": False}
     assert GroupMembership.objects.get().customer_id == Customer.objects.get().pk
 
 
@@ -151,3 +161,67 @@ def test_group_list_has_no_n_plus_one(api_client_with_scopes) -> None:
     with CaptureQueriesContext(connection) as more:
         assert len(client.get("/api/v1/groups").json()["results"]) == 11
     assert len(more) == len(few)
+
+
+def test_a_snapshot_observed_before_the_last_one_applied_changes_nothing(
+    api_client_with_scopes,
+) -> None:
+    """The list observed on 2026-11-30 arrives after the one observed on 2026-12-01."""
+    group = GroupFactory()
+    a, b = CustomerFactory(), CustomerFactory()
+    client = api_client_with_scopes("groups")
+    url = f"/api/v1/groups/{group.pk}/members"
+    newer = {"customer_ids": [a.pk, b.pk], "observed_at": "2026-12-01T10:00:00+08:00"}
+    assert client.put(url, newer, format="json").json() == {
+        "joined": 2,
+        "left": 0,
+        "unchanged": 0,
+        "stale": False,
+    }
+    before = list(GroupMembership.objects.values().order_by("id"))
+    customers_before = Customer.objects.count()
+
+    older = {
+        "customer_ids": [a.pk],
+        "identities": [{"provider": "unionid", "value": "u-new"}],
+        "observed_at": "2026-11-30T10:00:00+08:00",
+    }
+    response = client.put(url, older, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"joined": 0, "left": 0, "unchanged": 0, "stale": True}
+    assert list(GroupMembership.objects.values().order_by("id")) == before
+    assert Customer.objects.count() == customers_before  # its identity created nobody
+    group.refresh_from_db()
+    assert group.members_observed_at.isoformat() == "2026-12-01T02:00:00+00:00"
+
+    # Observed at the same time: applied again, the same list changes nothing.
+    assert client.put(url, newer, format="json").json() == {
+        "joined": 0,
+        "left": 0,
+        "unchanged": 2,
+        "stale": False,
+    }
+    later = {"customer_ids": [a.pk], "observed_at": "2026-12-02T10:00:00+08:00"}
+    assert client.put(url, later, format="json").json() == {
+        "joined": 0,
+        "left": 1,
+        "unchanged": 1,
+        "stale": False,
+    }
+    assert stays(group) == [(a.pk, True), (b.pk, False)]
+
+
+def test_a_snapshot_observed_in_the_far_future_is_refused(api_client_with_scopes) -> None:
+    group = GroupFactory()
+    customer = CustomerFactory()
+    observed_at = (timezone.now() + timedelta(days=2)).isoformat()
+    response = api_client_with_scopes("groups").put(
+        f"/api/v1/groups/{group.pk}/members",
+        {"customer_ids": [customer.pk], "observed_at": observed_at},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["observed_at"] == ["Must be between 2000-01-01 and one day from now."]
+    assert not GroupMembership.objects.exists()
+    group.refresh_from_db()
+    assert group.members_observed_at is None

@@ -1,7 +1,9 @@
 """Interactions (bulk, idempotent) and consents (out-of-order events, history) over the API."""
 
+import itertools
 from datetime import timedelta
 
+import msgspec
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -63,7 +65,13 @@ def test_interactions_are_recorded_once(api_client_with_scopes) -> None:
     client = api_client_with_scopes("interactions:write")
     batch = {"interactions": [interaction("evt-1"), interaction("evt-2", kind="content_view")]}
     first = client.post("/api/v1/interactions/bulk", batch, format="json")
-    assert first.json() == {"created": 2, "unchanged": 0, "rejected": []}
+    assert first.json() == {
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "stale": 0,
+        "rejected": [],
+    }
     customer = Customer.objects.get()
     assert sorted(dirty_customer_ids()) == [customer.pk]
     recorded = Interaction.objects.get(idempotency_key="evt-1")
@@ -72,9 +80,125 @@ def test_interactions_are_recorded_once(api_client_with_scopes) -> None:
 
     DirtyMark.objects.all().delete()
     again = client.post("/api/v1/interactions/bulk", batch, format="json")
-    assert again.json() == {"created": 0, "unchanged": 2, "rejected": []}
+    assert again.json() == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 2,
+        "stale": 0,
+        "rejected": [],
+    }
     assert Interaction.objects.count() == 2
     assert not DirtyMark.objects.exists()
+
+
+# Revisions of one interaction's properties by its source, oldest first.
+REVISIONS = [
+    ("2026-11-11T00:05:00+08:00", {"coupon": "C-1", "state": "claimed"}),
+    ("2026-11-12T09:00:00+08:00", {"coupon": "C-1", "state": "used"}),
+    ("2026-11-20T00:00:00+08:00", {"coupon": "C-1", "state": "used", "order": "o-1"}),
+]
+BULK_URL = "/api/v1/interactions/bulk"
+
+
+def revision(version: int) -> dict:
+    at, properties = REVISIONS[version]
+    return interaction("evt-9", kind="coupon_claim", properties=properties, source_updated_at=at)
+
+
+@pytest.mark.parametrize("arrival", list(itertools.permutations(range(3))))
+def test_the_newest_revision_of_an_interaction_stands_whatever_the_arrival_order(
+    api_client_with_scopes, arrival
+) -> None:
+    client = api_client_with_scopes("interactions:write")
+    newest_so_far = -1
+    for step, version in enumerate(arrival):
+        DirtyMark.objects.all().delete()
+        body = client.post(BULK_URL, {"interactions": [revision(version)]}, format="json").json()
+        expected = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0, "rejected": []}
+        if step == 0:
+            expected["created"] = 1
+        elif version > newest_so_far:
+            expected["updated"] = 1
+        else:
+            expected["stale"] = 1
+        assert body == expected, (arrival, step)
+        # Only a new interaction is scored: a revision or a stale one marks nobody.
+        assert DirtyMark.objects.exists() == (step == 0)
+        newest_so_far = max(newest_so_far, version)
+    recorded = Interaction.objects.get()
+    assert (recorded.kind, recorded.properties, recorded.occurred_at.isoformat()) == (
+        "coupon_claim",
+        REVISIONS[2][1],
+        "2026-11-10T16:05:00+00:00",
+    )
+    assert recorded.source_updated_at.isoformat() == "2026-11-19T16:00:00+00:00"
+    # Without a version a re-send is no revision: the properties stay.
+    unversioned = interaction("evt-9", kind="coupon_claim", properties={"state": "claimed"})
+    body = client.post(BULK_URL, {"interactions": [unversioned]}, format="json").json()
+    assert (body["updated"], body["unchanged"], body["stale"]) == (0, 1, 0)
+    assert Interaction.objects.get().properties == REVISIONS[2][1]
+
+
+def test_an_interaction_first_sent_without_a_version_takes_a_versioned_revision(
+    api_client_with_scopes,
+) -> None:
+    client = api_client_with_scopes("interactions:write")
+    client.post(BULK_URL, {"interactions": [interaction("evt-1")]}, format="json")
+    revised = interaction("evt-1", properties={"url": "u"}, source_updated_at=REVISIONS[1][0])
+    body = client.post(BULK_URL, {"interactions": [revised]}, format="json").json()
+    assert (body["created"], body["updated"]) == (0, 1)
+    assert Interaction.objects.get().properties == {"url": "u"}
+
+
+def test_the_same_properties_under_a_newer_version_record_only_the_version(
+    api_client_with_scopes,
+) -> None:
+    client = api_client_with_scopes("interactions:write")
+    client.post(BULK_URL, {"interactions": [revision(0)]}, format="json")
+    same = {**revision(0), "source_updated_at": REVISIONS[2][0]}
+    body = client.post(BULK_URL, {"interactions": [same]}, format="json").json()
+    assert (body["updated"], body["unchanged"], body["stale"]) == (0, 1, 0)
+    assert Interaction.objects.get().source_updated_at.isoformat() == "2026-11-19T16:00:00+00:00"
+    body = client.post(BULK_URL, {"interactions": [revision(1)]}, format="json").json()
+    assert (body["updated"], body["unchanged"], body["stale"]) == (0, 0, 1)
+    assert Interaction.objects.get().properties == REVISIONS[0][1]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("first", "second"), [(2, 1), (1, 2)])
+def test_of_two_concurrent_revisions_the_newer_stands(first, second) -> None:
+    """The first revision is held uncommitted until the second waits for its row."""
+    from crm.inputs import InteractionIn
+    from crm.services.interactions import interactions_ingest
+    from tests.crm.support import second_waits_for_first
+
+    def ingest(version: int):  # type: ignore[no-untyped-def]
+        row = msgspec.json.decode(msgspec.json.encode(revision(version)), type=InteractionIn)
+        return interactions_ingest(interactions=[row], actor="test")
+
+    ingest(0)
+    outcomes = second_waits_for_first(lambda: ingest(first), lambda: ingest(second))
+    assert (outcomes[0].updated, outcomes[0].stale) == (1, 0)
+    assert (outcomes[1].updated, outcomes[1].stale) == ((1, 0) if second == 2 else (0, 1))
+    recorded = Interaction.objects.get()
+    assert recorded.properties == REVISIONS[2][1]
+    assert recorded.source_updated_at.isoformat() == "2026-11-19T16:00:00+00:00"
+
+
+def test_an_interaction_version_out_of_range_is_rejected(api_client_with_scopes) -> None:
+    row = interaction("evt-1", source_updated_at="1999-12-31T23:59:59+00:00")
+    body = (
+        api_client_with_scopes("interactions:write")
+        .post(BULK_URL, {"interactions": [row]}, format="json")
+        .json()
+    )
+    assert body["rejected"] == [
+        {
+            "index": 0,
+            "errors": {"source_updated_at": ["Must be between 2000-01-01 and one day from now."]},
+        }
+    ]
+    assert not Interaction.objects.exists()
 
 
 def test_bad_interaction_rows_are_listed(api_client_with_scopes) -> None:

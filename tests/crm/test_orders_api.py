@@ -1,17 +1,24 @@
 """Orders over the API: bulk upsert idempotency, later versions, bad rows, dirty marks, reads."""
 
 import copy
+import itertools
 import logging
 import threading
+from datetime import timedelta
 from decimal import Decimal
 
+import msgspec
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from crm.inputs import OrderIn
 from crm.models import Customer, DirtyMark, Identity, Order, OrderItem
 from crm.selectors.customers import dirty_customer_ids
 from crm.services.api_keys import api_key_create, api_key_revoke
+from crm.services.orders import orders_bulk_upsert
+from tests.crm.support import second_waits_for_first
 from tests.factories import CustomerFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +80,13 @@ def test_creates_orders_items_and_the_customer(api_client_with_scopes) -> None:
     client = api_client_with_scopes("orders:write")
     response = client.post(URL, {"orders": [order_row("SO1"), order_row("SO2")]}, format="json")
     assert response.status_code == 200
-    assert response.json() == {"created": 2, "updated": 0, "unchanged": 0, "rejected": []}
+    assert response.json() == {
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "stale": 0,
+        "rejected": [],
+    }
     customer = Customer.objects.get()
     assert Identity.objects.get().customer_id == customer.pk
     assert customer.first_seen_at.isoformat() == "2026-06-18T12:15:00+00:00"
@@ -103,7 +116,13 @@ def test_same_batch_twice_changes_nothing(api_client_with_scopes) -> None:
     DirtyMark.objects.all().delete()
 
     response = client.post(URL, batch, format="json")
-    assert response.json() == {"created": 0, "updated": 0, "unchanged": 2, "rejected": []}
+    assert response.json() == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 2,
+        "stale": 0,
+        "rejected": [],
+    }
     assert list(Order.objects.values_list("id", "updated_at").order_by("id")) == before
     assert list(OrderItem.objects.values_list("id", flat=True).order_by("id")) == items_before
     assert Customer.objects.count() == 1
@@ -121,7 +140,13 @@ def test_a_later_version_updates_the_order_and_replaces_items(api_client_with_sc
         items=[{"sku": "SERUM-30", "quantity": 1, "unit_price": "199.00"}],
     )
     response = client.post(URL, {"orders": [refund]}, format="json")
-    assert response.json() == {"created": 0, "updated": 1, "unchanged": 0, "rejected": []}
+    assert response.json() == {
+        "created": 0,
+        "updated": 1,
+        "unchanged": 0,
+        "stale": 0,
+        "rejected": [],
+    }
     order = Order.objects.get()
     assert (order.status, order.refunded_amount) == ("partially_refunded", Decimal("199.00"))
     assert list(order.items.values_list("line_no", "quantity")) == [(1, 1)]
@@ -372,3 +397,293 @@ def test_a_customer_merged_away_before_the_orders_are_written_is_resolved_again(
     assert merged and not Customer.objects.filter(pk=merged[0]).exists()
     assert Order.objects.get().customer_id == survivor.pk
     assert OrderItem.objects.get().customer_id == survivor.pk
+
+
+# Versions of one order from its shop, oldest first (the shop's own update times). "progress":
+# paid, partly refunded, refunded; "reversal": paid, refunded, then the refund reversed (paid
+# again, other items, another store): a version may undo a refund, an older one may not.
+V1_AT, V2_AT, V3_AT = (
+    "2026-11-01T10:00:00+08:00",
+    "2026-11-02T10:00:00+08:00",
+    "2026-11-03T10:00:00+08:00",
+)
+ONE_SERUM = [{"sku": "SERUM-30", "quantity": 1, "unit_price": "199.00"}]
+SERUM_AND_MASK = [
+    {"sku": "SERUM-30", "quantity": 1, "unit_price": "199.00"},
+    {"sku": "MASK-5", "quantity": 1, "unit_price": "199.00"},
+]
+VERSIONS = {
+    "progress": [
+        order_row("o-1", source_updated_at=V1_AT),
+        order_row(
+            "o-1",
+            status="partially_refunded",
+            refunded_amount="199.00",
+            items=ONE_SERUM,
+            source_updated_at=V2_AT,
+        ),
+        order_row(
+            "o-1",
+            status="refunded",
+            refunded_amount="398.00",
+            store="徐汇店",
+            items=ONE_SERUM,
+            source_updated_at=V3_AT,
+        ),
+    ],
+    "reversal": [
+        order_row("o-1", source_updated_at=V1_AT),
+        order_row("o-1", status="refunded", refunded_amount="398.00", source_updated_at=V2_AT),
+        order_row("o-1", store="静安店", items=SERUM_AND_MASK, source_updated_at=V3_AT),
+    ],
+}
+
+
+def order_state(order: Order) -> tuple:
+    order.refresh_from_db()
+    items = list(order.items.order_by("line_no").values_list("sku", "quantity", "purchased_at"))
+    return (
+        order.status,
+        order.refunded_amount,
+        order.store,
+        order.source_updated_at.isoformat() if order.source_updated_at else None,
+        items,
+    )
+
+
+@pytest.mark.parametrize("scenario", sorted(VERSIONS))
+@pytest.mark.parametrize("arrival", list(itertools.permutations(range(3))))
+def test_every_arrival_order_of_three_versions_ends_with_the_newest(
+    api_client_with_scopes, scenario, arrival
+) -> None:
+    client = api_client_with_scopes("orders:write")
+    versions = VERSIONS[scenario]
+    newest_so_far = -1
+    for step, version in enumerate(arrival):
+        DirtyMark.objects.all().delete()
+        before = list(Order.objects.values_list("id", "updated_at", "content_hash"))
+        items_before = list(OrderItem.objects.values_list("id", flat=True).order_by("id"))
+        body = client.post(URL, {"orders": [versions[version]]}, format="json").json()
+        expected = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0, "rejected": []}
+        if step == 0:
+            expected["created"] = 1
+        elif version > newest_so_far:
+            expected["updated"] = 1
+        else:
+            expected["stale"] = 1
+        assert body == expected, (arrival, step)
+        if version < newest_so_far:  # written nowhere, nobody marked for recomputation
+            assert list(Order.objects.values_list("id", "updated_at", "content_hash")) == before
+            assert list(OrderItem.objects.values_list("id", flat=True).order_by("id")) == (
+                items_before
+            )
+            assert not DirtyMark.objects.exists()
+        else:
+            assert dirty_customer_ids() == {Order.objects.get().customer_id}
+        newest_so_far = max(newest_so_far, version)
+
+    order = Order.objects.get()
+    paid_at = order.paid_at
+    newest = VERSIONS[scenario][2]
+    expected_items = [
+        (item["sku"], item["quantity"], paid_at if newest["status"] == "paid" else None)
+        for item in newest["items"]
+    ]
+    assert order_state(order) == (
+        newest["status"],
+        Decimal(newest["refunded_amount"]),
+        newest.get("store", ""),
+        "2026-11-03T02:00:00+00:00",
+        expected_items,
+    )
+    again = client.post(URL, {"orders": [newest]}, format="json").json()
+    assert again == {"created": 0, "updated": 0, "unchanged": 1, "stale": 0, "rejected": []}
+
+
+def test_the_issue_example_a_late_paid_version_leaves_the_refund(
+    api_client_with_scopes, django_capture_on_commit_callbacks
+) -> None:
+    """`o-1` refunded (100.00 refunded), then, late, its earlier paid version: nothing is
+    written, nobody marked for recomputation, no attribution run is asked for."""
+    client = api_client_with_scopes("orders:write")
+    refunded = order_row(
+        "o-1",
+        total_amount="100.00",
+        status="refunded",
+        refunded_amount="100.00",
+        items=[],
+        source_updated_at="2026-12-01T12:00:00+08:00",
+    )
+    paid = {**refunded, "status": "paid", "refunded_amount": "0.00"}
+    paid["source_updated_at"] = "2026-12-01T11:00:00+08:00"
+    with django_capture_on_commit_callbacks() as first_callbacks:
+        client.post(URL, {"orders": [refunded]}, format="json")
+    assert first_callbacks  # the orders-changed subscribers (attribution), for the new order
+    DirtyMark.objects.all().delete()
+    with django_capture_on_commit_callbacks() as callbacks:
+        body = client.post(URL, {"orders": [paid]}, format="json").json()
+    assert body == {"created": 0, "updated": 0, "unchanged": 0, "stale": 1, "rejected": []}
+    assert callbacks == []
+    order = Order.objects.get()
+    assert (order.status, order.refunded_amount) == ("refunded", Decimal("100.00"))
+    assert not DirtyMark.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("stored", "late", "expected"),
+    [
+        # (status, refunded_amount, source_updated_at) of the stored and the late version.
+        (("refunded", "398.00", None), ("paid", "0.00", None), ("refunded", "398.00")),
+        (
+            ("partially_refunded", "199.00", None),
+            ("paid", "0.00", None),
+            ("partially_refunded", "199.00"),
+        ),
+        (
+            ("refunded", "398.00", None),
+            ("partially_refunded", "100.00", None),
+            ("refunded", "398.00"),
+        ),
+        (
+            ("partially_refunded", "199.00", None),
+            ("partially_refunded", "100.00", None),
+            ("partially_refunded", "199.00"),
+        ),
+        (("cancelled", "0.00", None), ("paid", "0.00", None), ("cancelled", "0.00")),
+        # A version on one side only is no ordering: the same rules hold.
+        (("refunded", "398.00", V2_AT), ("paid", "0.00", None), ("refunded", "398.00")),
+        (("refunded", "398.00", None), ("paid", "0.00", V1_AT), ("refunded", "398.00")),
+    ],
+)
+def test_without_versions_on_both_sides_a_refund_is_never_undone(
+    api_client_with_scopes, stored, late, expected
+) -> None:
+    client = api_client_with_scopes("orders:write")
+
+    def version(status: str, refunded: str, at: str | None, store: str) -> dict:
+        row = order_row("o-1", status=status, refunded_amount=refunded, store=store)
+        return {**row, "source_updated_at": at} if at else row
+
+    client.post(URL, {"orders": [version(*stored, store="徐汇店")]}, format="json")
+    body = client.post(URL, {"orders": [version(*late, store="静安店")]}, format="json").json()
+    assert body == {"created": 0, "updated": 1, "unchanged": 0, "stale": 0, "rejected": []}
+    order = Order.objects.get()
+    # The other fields update as they always did; the status and the refund stay.
+    assert (order.status, order.refunded_amount, order.store) == (
+        expected[0],
+        Decimal(expected[1]),
+        "静安店",
+    )
+    purchased_at = order.paid_at if expected[0] in ("paid", "partially_refunded") else None
+    assert list(OrderItem.objects.values_list("purchased_at", flat=True)) == [purchased_at]
+
+
+def test_the_same_content_under_a_newer_version_records_only_the_version(
+    api_client_with_scopes,
+) -> None:
+    client = api_client_with_scopes("orders:write")
+    v1, v2, _v3 = VERSIONS["progress"]
+    client.post(URL, {"orders": [v1]}, format="json")
+    DirtyMark.objects.all().delete()
+    before = list(Order.objects.values_list("updated_at", "content_hash", "status"))
+    items_before = list(OrderItem.objects.values_list("id", flat=True))
+
+    body = client.post(URL, {"orders": [{**v1, "source_updated_at": V3_AT}]}, format="json")
+    assert body.json() == {"created": 0, "updated": 0, "unchanged": 1, "stale": 0, "rejected": []}
+    assert list(Order.objects.values_list("updated_at", "content_hash", "status")) == before
+    assert list(OrderItem.objects.values_list("id", flat=True)) == items_before
+    assert Order.objects.get().source_updated_at.isoformat() == "2026-11-03T02:00:00+00:00"
+    assert not DirtyMark.objects.exists()
+    # So v2, sent before v3 but arriving after it, is known to be stale.
+    late = client.post(URL, {"orders": [v2]}, format="json").json()
+    assert late == {"created": 0, "updated": 0, "unchanged": 0, "stale": 1, "rejected": []}
+    assert Order.objects.get().status == "paid"
+
+
+def test_an_equal_version_is_unchanged_even_with_other_content(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("orders:write")
+    v1 = VERSIONS["progress"][0]
+    client.post(URL, {"orders": [v1]}, format="json")
+    other = {**v1, "status": "refunded", "refunded_amount": "398.00"}
+    body = client.post(URL, {"orders": [other]}, format="json").json()
+    assert body == {"created": 0, "updated": 0, "unchanged": 1, "stale": 0, "rejected": []}
+    assert Order.objects.get().status == "paid"
+
+
+def test_in_one_batch_the_newest_version_of_an_order_stands(api_client_with_scopes) -> None:
+    v1, v2, v3 = VERSIONS["progress"]
+    rows = [v3, v1, {**order_row("o-2"), "source_updated_at": V1_AT}, v2]
+    body = api_client_with_scopes("orders:write").post(URL, {"orders": rows}, format="json")
+    assert body.json() == {
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "stale": 0,
+        "rejected": [
+            {"index": 1, "errors": {"external_id": ["Superseded by row 0 of the same batch."]}},
+            {"index": 3, "errors": {"external_id": ["Superseded by row 0 of the same batch."]}},
+        ],
+    }
+    assert Order.objects.get(external_id="o-1").status == "refunded"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1999-12-31T23:59:59+00:00", "2026-11-01T10:00:00", "far future", "not a time"],
+)
+def test_a_source_update_time_out_of_range_is_rejected(api_client_with_scopes, value) -> None:
+    if value == "far future":
+        value = (timezone.now() + timedelta(days=2)).isoformat()
+    rows = [order_row("o-1", source_updated_at=value)]
+    body = api_client_with_scopes("orders:write").post(URL, {"orders": rows}, format="json").json()
+    assert body["created"] == 0
+    assert [(r["index"], list(r["errors"])) for r in body["rejected"]] == [
+        (0, ["source_updated_at"])
+    ]
+    assert not Order.objects.exists()
+    assert not Customer.objects.exists()
+
+
+def test_the_range_of_source_update_times_is_named_in_the_error(api_client_with_scopes) -> None:
+    rows = [order_row("o-1", source_updated_at="1999-12-31T23:59:59+00:00")]
+    body = api_client_with_scopes("orders:write").post(URL, {"orders": rows}, format="json").json()
+    assert body["rejected"][0]["errors"] == {
+        "source_updated_at": ["Must be between 2000-01-01 and one day from now."]
+    }
+    from rest_framework.test import APIClient
+
+    _, raw_key = api_key_create(name="shop", scopes=["orders:write"])
+    client = APIClient()  # no Accept-Language: the default language, zh-hans
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    body = client.post(URL, {"orders": rows}, format="json").json()
+    assert body["rejected"][0]["errors"] == {
+        "source_updated_at": ["须在 2000-01-01 至当前时间一天后之间。"]
+    }
+
+
+def _order_in(row: dict) -> OrderIn:
+    return msgspec.json.decode(msgspec.json.encode(row), type=OrderIn)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("first", "second"), [(2, 1), (1, 2)])
+def test_of_two_concurrent_versions_the_newer_wins_whatever_commits_last(first, second) -> None:
+    """The first batch writes its version and holds its transaction open; the second waits for
+    its row, then runs once the first commits: the newer version stands either way."""
+    v1, v2, v3 = VERSIONS["progress"]
+    versions = {1: v2, 2: v3}
+    orders_bulk_upsert(orders=[_order_in(v1)], actor="test")
+    outcomes = second_waits_for_first(
+        lambda: orders_bulk_upsert(orders=[_order_in(versions[first])], actor="test"),
+        lambda: orders_bulk_upsert(orders=[_order_in(versions[second])], actor="test"),
+    )
+    assert (outcomes[0].updated, outcomes[0].stale) == (1, 0)
+    assert (outcomes[1].updated, outcomes[1].stale) == ((1, 0) if second == 2 else (0, 1))
+    order = Order.objects.get()
+    assert (order.status, order.refunded_amount, order.store) == (
+        "refunded",
+        Decimal("398.00"),
+        "徐汇店",
+    )
+    assert order.source_updated_at.isoformat() == "2026-11-03T02:00:00+00:00"
+    assert list(OrderItem.objects.values_list("sku", "quantity")) == [("SERUM-30", 1)]
