@@ -25,6 +25,7 @@ from campaigns.models import (
     DeliveryReason,
     DeliveryStatus,
 )
+from campaigns.services.dispatch import consent_hold
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,12 @@ class WebhookChannel:
                 attempts = row["attempts"] + 1
                 # Counted before the post: see the module.
                 Delivery.objects.filter(pk=row["id"]).update(attempts=attempts)
-                settled += _post(client, campaign.webhook_url, body, row["id"], attempts)
+                # Consent read last, held across the post: see dispatch.consent_hold.
+                with consent_hold(send=send, deliveries=[row]) as allowed:
+                    if allowed:
+                        settled += _post(client, campaign.webhook_url, body, row["id"], attempts)
+                    else:
+                        settled += 1  # suppressed: opted out
         if settled == len(deliveries):
             send.state = ChannelSendState.FINISHED
             send.answered_at = timezone.now()
