@@ -146,7 +146,8 @@ WECOM_CONFIRM_HOURS = get_from_env("WECOM_CONFIRM_HOURS", 72, cast=int)
 # worker's request has reached the platform, or never will, before anything is sent again.
 CHANNEL_ORPHAN_SECONDS = get_from_env("CHANNEL_ORPHAN_SECONDS", 60, cast=int)
 # Seconds after which a channel call never attempted is queued again (its task was lost, e.g.
-# with a broker's queue); above the time a launch's backlog of calls takes to drain.
+# with a broker's queue), as is the plan of a campaign sending this long and still not planned;
+# above the time a launch's backlog of calls takes to drain.
 CHANNEL_REQUEUE_SECONDS = get_from_env("CHANNEL_REQUEUE_SECONDS", 900, cast=int)
 # Webhook posts are signed with each campaign's own secret (see campaigns.channels.webhook).
 # Posting to loopback, private, link-local and other internal addresses is refused unless this

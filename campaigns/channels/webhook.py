@@ -36,13 +36,13 @@ from campaigns.channels.webhook_url import (
     webhook_url_check,
 )
 from campaigns.models import (
-    Campaign,
     ChannelSend,
     ChannelSendState,
     Delivery,
     DeliveryReason,
     DeliveryStatus,
 )
+from campaigns.services.dispatch import consent_hold
 from crm.personal_data import decrypt
 
 logger = logging.getLogger(__name__)
@@ -89,15 +89,16 @@ class WebhookChannel:
                 settled = _refuse(due, str(refusal), is_final=is_final)
                 due = []
         if target is not None and due:
-            settled += _post_all(campaign, target, due)
+            settled += _post_all(send, target, due)
         if settled == len(deliveries):
             send.state = ChannelSendState.FINISHED
             send.answered_at = timezone.now()
             send.save(update_fields=["state", "answered_at"])
 
 
-def _post_all(campaign: Campaign, target: WebhookTarget, due: list[dict[str, Any]]) -> int:
+def _post_all(send: ChannelSend, target: WebhookTarget, due: list[dict[str, Any]]) -> int:
     """Post each due delivery in turn; answers how many are settled."""
+    campaign = send.campaign
     secret = decrypt(campaign.webhook_secret_encrypted)
     variant_names = dict(campaign.variants.values_list("pk", "name"))
     settled = 0
@@ -121,7 +122,12 @@ def _post_all(campaign: Campaign, target: WebhookTarget, due: list[dict[str, Any
             attempts = row["attempts"] + 1
             # Counted before the post: see the module.
             Delivery.objects.filter(pk=row["id"]).update(attempts=attempts)
-            settled += _post(client, target, secret, body, row["id"], attempts)
+            # Consent read last, held across the post: see dispatch.consent_hold.
+            with consent_hold(send=send, deliveries=[row]) as allowed:
+                if allowed:
+                    settled += _post(client, target, secret, body, row["id"], attempts)
+                else:
+                    settled += 1  # suppressed: opted out
     return settled
 
 

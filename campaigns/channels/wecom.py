@@ -31,7 +31,7 @@ from campaigns.models import (
     DeliveryReason,
     DeliveryStatus,
 )
-from campaigns.services.dispatch import delivery_outcomes_record
+from campaigns.services.dispatch import consent_hold, delivery_outcomes_record
 from crm.personal_data import decrypt, hash_identity
 
 logger = logging.getLogger(__name__)
@@ -131,6 +131,20 @@ class _WeComChannel(ABC):
                 logger.info("wecom.send_found", extra={"channel_send_id": send.pk})
                 _accepted(send, msgid, deliveries, fail_list=[], targets={})
                 return
+        # Consent read last, held across the call: see dispatch.consent_hold.
+        with consent_hold(send=send, deliveries=deliveries) as allowed:
+            self._send(client, send, allowed, targets)
+
+    def _send(
+        self,
+        client: WeComClient,
+        send: ChannelSend,
+        deliveries: list[dict[str, Any]],
+        targets: dict[int, str],
+    ) -> None:
+        if not deliveries:
+            _finish(send, ChannelSendState.FINISHED)
+            return
         unreachable = [row["id"] for row in deliveries if row["id"] not in targets]
         delivery_outcomes_record(
             [(i, DeliveryStatus.FAILED, DeliveryReason.NO_IDENTITY, None, "") for i in unreachable]

@@ -8,9 +8,12 @@
 2. Each call runs under a session advisory lock on its id, so only one worker runs it at a
    time; a worker that dies drops its connection and with it the lock, and the call, still
    `requested`, is picked up again by the next tick. Every attempt is recorded before the
-   platform is called (`attempt_begin`), and the first one checks consent one last time (an
-   opt-out that arrived after the reservation wins). A call already attempted whose outcome
-   is unknown is looked up before anything is sent again (see the channel modules).
+   platform is called (`attempt_begin`). A call already attempted whose outcome is unknown is
+   looked up before anything is sent again (see the channel modules).
+3. Immediately before each post or WeCom call, on every attempt and every recovery path, the
+   channel reads consent through `consent_hold`, which keeps the call's customers locked
+   until the post has returned: an opt-out answered before the post is honoured, and one
+   arriving meanwhile is answered only after it (see `consent_hold`).
 """
 
 import logging
@@ -25,7 +28,14 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from campaigns.models import Campaign, Channel, ChannelSend, ChannelSendState, DeliveryReason
+from campaigns.models import (
+    Campaign,
+    Channel,
+    ChannelSend,
+    ChannelSendState,
+    DeliveryReason,
+    DeliveryStatus,
+)
 from campaigns.services.links import has_links, links_rewrite
 from campaigns.services.templates import (
     CUSTOMER_VARIABLES,
@@ -159,9 +169,9 @@ class Attempt:
 
 def attempt_begin(*, channel_send_id: int, now: datetime | None = None) -> Attempt | None:
     """Record an attempt of a call still `requested` and not attempted within
-    `orphan_after()`, and answer it. On the first attempt, deliveries whose customer opted out
-    since the reservation are suppressed first. None when the call is finished, was released
-    (a pause), or was attempted too recently. One transaction: a pause either releases the
+    `orphan_after()`, and answer it (consent is read later, by `consent_hold`, right before
+    the channel's call). None when the call is finished, was released (a pause), or was
+    attempted too recently. One transaction: a pause either releases the
     call before it, or finds it attempted and leaves it to finish."""
     from campaigns.channels import channel_for
 
@@ -179,40 +189,6 @@ def attempt_begin(*, channel_send_id: int, now: datetime | None = None) -> Attem
         if cursor.fetchone() is None:
             return None
         send = ChannelSend.objects.select_related("campaign", "sender").get(pk=channel_send_id)
-        if send.attempts == 1:
-            # A group chat with a member who opted out, or who joined since the reservation
-            # (with no delivery in the call), is not sent to at all.
-            cursor.execute(
-                f"""
-                WITH call AS (SELECT id, customer_id, group_id FROM {_CALL_ROWS} AS r
-                              WHERE r.status = 'reserved'),
-                opted_out AS (
-                    SELECT c.id, c.group_id FROM call c
-                    WHERE (SELECT TRUE FROM crm_consent co  -- index consent_unique_channel
-                           WHERE co.customer_id = c.customer_id AND co.channel = %s
-                             AND co.status = 'opted_out') IS NOT NULL
-                ),
-                joined AS (
-                    SELECT gm.group_id FROM crm_groupmembership gm
-                    WHERE gm.group_id IN (SELECT group_id FROM call) AND gm.left_at IS NULL
-                      AND NOT EXISTS (SELECT 1 FROM call x WHERE x.group_id = gm.group_id
-                                      AND x.customer_id = gm.customer_id)
-                )
-                UPDATE campaigns_delivery d
-                SET status = 'suppressed', channel_send_id = NULL,
-                    reason = CASE WHEN d.id IN (SELECT id FROM opted_out) THEN %s ELSE %s END
-                WHERE d.id IN (SELECT id FROM call)
-                  AND (d.id IN (SELECT id FROM opted_out)
-                       OR d.group_id IN (SELECT group_id FROM opted_out)
-                       OR d.group_id IN (SELECT group_id FROM joined))
-                """,  # noqa: S608 - this module's SQL
-                [
-                    send.pk,
-                    send.campaign.consent_channel,
-                    DeliveryReason.OPTED_OUT,
-                    DeliveryReason.GROUP_BLOCKED,
-                ],
-            )
         contents = dict(send.campaign.variants.values_list("pk", "content"))
         variables = set()
         if not send.content:
@@ -242,6 +218,87 @@ def attempt_begin(*, channel_send_id: int, now: datetime | None = None) -> Attem
             send, contents[row["variant_id"]], row, is_per_delivery=True
         )
     return Attempt(send=send, deliveries=rows)
+
+
+# Of the deliveries about to be sent (%(ids)s; for a group-chat call, all those of the
+# call), those whose customer opted out of the campaign's consent channel and, for a
+# group-chat call, every delivery of their chats and of a chat someone joined since the
+# reservation (no delivery of theirs in the call, so never judged): suppressed, in one
+# statement. Consent read through index consent_unique_channel.
+_CONSENT_CHECK_SQL = f"""
+    WITH call AS (
+        SELECT id, customer_id, group_id FROM campaigns_delivery
+        WHERE id = ANY(%(ids)s) AND status = '{DeliveryStatus.RESERVED}'
+    ),
+    opted_out AS (
+        SELECT c.id, c.group_id FROM call c
+        WHERE EXISTS (SELECT 1 FROM crm_consent co
+                      WHERE co.customer_id = c.customer_id AND co.channel = %(channel)s
+                        AND co.status = 'opted_out')
+    ),
+    joined AS (
+        SELECT gm.group_id FROM crm_groupmembership gm
+        WHERE %(is_by_chat)s AND gm.group_id IN (SELECT group_id FROM call)
+          AND gm.left_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM call x WHERE x.group_id = gm.group_id
+                          AND x.customer_id = gm.customer_id)
+    )
+    UPDATE campaigns_delivery d
+    SET status = '{DeliveryStatus.SUPPRESSED}', channel_send_id = NULL, retry_at = NULL,
+        reason = CASE WHEN d.id IN (SELECT id FROM opted_out) THEN %(opted_out)s
+                      ELSE %(group_blocked)s END
+    WHERE d.id IN (SELECT id FROM call)
+      AND (d.id IN (SELECT id FROM opted_out)
+           OR (%(is_by_chat)s AND (d.group_id IN (SELECT group_id FROM opted_out)
+                                   OR d.group_id IN (SELECT group_id FROM joined))))
+    RETURNING d.id
+"""  # noqa: S608 - this module's SQL
+
+
+@contextmanager
+def consent_hold(
+    *, send: ChannelSend, deliveries: list[dict[str, Any]]
+) -> Iterator[list[dict[str, Any]]]:
+    """Read consent for `deliveries` (rows of `Attempt.deliveries`) right before the channel
+    sends them, and yield those that may still go; the others are suppressed (opted out; for
+    a group-chat call, their whole chat). Every channel calls it immediately before each post
+    or WeCom call, on every attempt: nothing read at an earlier attempt is trusted.
+
+    The promise is "no post after an opt-out was answered". An opt-out locks its customer's
+    row (FOR UPDATE, `crm.services.consents.consent_record`) until it commits; here the
+    call's customers are locked FOR KEY SHARE, in id order, by a statement of their own, and
+    stay locked until the block exits, after the post. So either the opt-out committed
+    first, and the consent read (a later statement, a newer snapshot) sees it; or it waits
+    for the post to return before it is answered. Row locks, not advisory ones: a WeCom call
+    holds up to 10,000 customers, beyond the shared lock table. KEY SHARE does not block
+    profile updates (FOR NO KEY UPDATE), only what locks the row FOR UPDATE or deletes it.
+
+    The block runs in one transaction, so what the channel records inside it commits (or,
+    should the worker die, rolls back) with the suppressions; an opt-out waits at most for
+    one post (WEBHOOK_TIMEOUT_SECONDS, or WeCom's 10 s)."""
+    customer_ids = sorted({row["customer_id"] for row in deliveries})
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM crm_customer WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE",
+            [customer_ids],
+        )
+        cursor.execute(
+            _CONSENT_CHECK_SQL,
+            {
+                "ids": [row["id"] for row in deliveries],
+                "channel": send.campaign.consent_channel,
+                "is_by_chat": send.channel == Channel.WECOM_GROUP,
+                "opted_out": DeliveryReason.OPTED_OUT,
+                "group_blocked": DeliveryReason.GROUP_BLOCKED,
+            },
+        )
+        suppressed = {delivery_id for (delivery_id,) in cursor.fetchall()}
+        if suppressed:
+            logger.info(
+                "channel_send.suppressed_at_send",
+                extra={"channel_send_id": send.pk, "deliveries": len(suppressed)},
+            )
+        yield [row for row in deliveries if row["id"] not in suppressed]
 
 
 def _text_for(
@@ -304,13 +361,16 @@ def channel_sends_release(*, campaign_id: int) -> int:
         return cursor.rowcount
 
 
-def orphaned_channel_sends(*, now: datetime | None = None) -> list[int]:
-    """ChannelSends to run again: attempted, unanswered and not attempted for
-    `orphan_after()` (a dead worker's, or a webhook retry that is due), or never attempted
-    for `requeue_after()` (a lost task). A copy of one still running or queued skips it."""
+def orphaned_channel_sends(
+    *, now: datetime | None = None, after_id: int = 0, limit: int | None = None
+) -> list[int]:
+    """ChannelSends to run again, by id after `after_id` (a cursor; at most `limit`):
+    attempted, unanswered and not attempted for `orphan_after()` (a dead worker's, or a
+    webhook retry that is due), or never attempted for `requeue_after()` (a lost task). A copy
+    of one still running or queued skips it. Read through index channel_send_unanswered."""
     now = now or timezone.now()
     candidates = (
-        ChannelSend.objects.filter(state=ChannelSendState.REQUESTED)
+        ChannelSend.objects.filter(state=ChannelSendState.REQUESTED, pk__gt=after_id)
         .filter(
             Q(attempted_at__isnull=True, requested_at__lte=now - requeue_after())
             | Q(attempted_at__lte=now - orphan_after())
@@ -318,7 +378,7 @@ def orphaned_channel_sends(*, now: datetime | None = None) -> list[int]:
         .order_by("id")
         .values_list("pk", flat=True)
     )
-    return list(candidates[:1000])
+    return list(candidates if limit is None else candidates[:limit])
 
 
 def delivery_outcomes_record(

@@ -1,6 +1,8 @@
 """The send pipeline's steps as the tasks run them, and the every-minute tick that moves
 campaigns along: start scheduled ones, plan trigger entrants, queue reservations that are due,
-rerun channel sends whose worker died, and finish campaigns with nothing left to send."""
+queue again plans and channel sends whose task was lost or whose worker died, and finish
+campaigns with nothing left to send. Everything it recovers is read from the database, so a
+broker that lost its queue loses nothing for longer than CHANNEL_REQUEUE_SECONDS and a tick."""
 
 import functools
 import logging
@@ -23,7 +25,11 @@ from campaigns.models import (
     ScheduleKind,
 )
 from campaigns.services.campaigns import campaign_get_or_404, campaign_plan, trigger_feed_end
-from campaigns.services.dispatch import channel_sends_run, orphaned_channel_sends
+from campaigns.services.dispatch import (
+    channel_sends_run,
+    orphaned_channel_sends,
+    requeue_after,
+)
 from campaigns.services.planning import audience_query, deliveries_plan
 from campaigns.services.reservation import deliveries_reserve_batch
 
@@ -33,6 +39,8 @@ TRIGGERED = (ScheduleKind.LIFECYCLE, ScheduleKind.SEGMENT_ENTRY)
 UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.RESERVED)
 # Calls run again per task by the tick: a few, so that recovery after an outage is spread.
 RECOVERED_PER_TASK = 20
+# Calls read per query by the tick's recovery: it pages through all of them by id.
+RECOVERY_PAGE = 1000
 
 
 def campaign_plan_step(*, campaign_id: int) -> int:
@@ -114,7 +122,14 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
     )
 
     now = now or timezone.now()
-    counts = {"started": 0, "entrants": 0, "reserving": 0, "recovered": 0, "completed": 0}
+    counts = {
+        "started": 0,
+        "entrants": 0,
+        "reserving": 0,
+        "replanned": 0,
+        "recovered": 0,
+        "completed": 0,
+    }
     due = Campaign.objects.filter(state=CampaignState.SCHEDULED, scheduled_at__lte=now)
     for campaign_id in due.values_list("pk", flat=True):
         with transaction.atomic():
@@ -133,12 +148,33 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
     for campaign_id in sending.filter(Exists(has_due)).values_list("pk", flat=True):
         campaign_reserve_task.delay(campaign_id)
         counts["reserving"] += 1
-    orphans = orphaned_channel_sends(now=now)
-    for start in range(0, len(orphans), RECOVERED_PER_TASK):
-        channel_sends_run_task.delay(orphans[start : start + RECOVERED_PER_TASK])
-    counts["recovered"] = len(orphans)
+    counts["replanned"] = _replan_lost(now)
+    # Every call waiting, page after page: a lost queue may hold any number of them.
+    after_id = 0
+    while orphans := orphaned_channel_sends(now=now, after_id=after_id, limit=RECOVERY_PAGE):
+        for start in range(0, len(orphans), RECOVERED_PER_TASK):
+            channel_sends_run_task.delay(orphans[start : start + RECOVERED_PER_TASK])
+        counts["recovered"] += len(orphans)
+        after_id = orphans[-1]
     counts["completed"] = _complete_finished(now)
     return counts
+
+
+def _replan_lost(now: datetime) -> int:
+    """Queue again the plan of one-shot campaigns sending since `requeue_after()` and still
+    not planned: their plan task was lost (a broker emptied). A copy of a plan still running
+    finds it locked and stops (`campaign_plan`)."""
+    from campaigns.tasks import campaign_plan_task
+
+    lost = Campaign.objects.filter(
+        state=CampaignState.SENDING, planned_at__isnull=True, launched_at__lte=now - requeue_after()
+    ).exclude(schedule_kind__in=TRIGGERED)
+    lost = lost.exclude(scheduled_at__gt=now - requeue_after())
+    replanned = 0
+    for campaign_id in lost.order_by("id").values_list("pk", flat=True):
+        campaign_plan_task.delay(campaign_id)
+        replanned += 1
+    return replanned
 
 
 def _complete_finished(now: datetime) -> int:

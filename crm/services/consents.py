@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
-from crm.models import Consent
+from crm.models import Consent, ConsentStatus
 from crm.personal_data import IdentityKey
 from crm.services.customers import customers_resolve
 
@@ -44,6 +44,12 @@ def consent_record(
             "SELECT pg_advisory_xact_lock(hashtextextended('consent:' || %s || ':' || %s, 0))",
             [customer_id, channel],
         )
+        if status == ConsentStatus.OPTED_OUT:
+            # Held until the commit, hence until the answer: a channel call about to reach
+            # this customer holds the row FOR KEY SHARE from its last consent read until its
+            # post returns (campaigns' dispatch), so an opt-out either is read by that call
+            # or is answered after its post, never between the two.
+            cursor.execute("SELECT 1 FROM crm_customer WHERE id = %s FOR UPDATE", [customer_id])
         cursor.execute(
             """
             INSERT INTO crm_consentevent (customer_id, channel, status, source, occurred_at,

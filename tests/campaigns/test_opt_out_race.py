@@ -1,17 +1,19 @@
 """An opt-out that arrives after a campaign was planned still stops the send: reservation
-checks consent again, and so does a call's first attempt, the last step before the channel.
+checks consent again, and so does every attempt of a call, right before the channel's call.
 Raced for real: opt-outs and calls on threads, each with its own PostgreSQL connection."""
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from celery.app.task import Task
 from django.db import connection
 
-from campaigns.models import Campaign, Delivery, DeliveryReason, DeliveryStatus
+from campaigns.channels import wecom
+from campaigns.models import Campaign, ChannelSend, Delivery, DeliveryReason, DeliveryStatus
 from campaigns.services import dispatch
 from campaigns.services.campaigns import VariantInput, campaign_launch, campaign_plan
 from campaigns.services.dispatch import channel_sends_run
@@ -109,8 +111,9 @@ def test_an_opt_out_committed_before_the_first_attempt_is_never_sent(
 ) -> None:
     """Opt-outs and calls race on threads. Each call's first attempt notes which opt-outs had
     committed before it began (read on its own connection just before): none of those
-    customers may be sent; and a customer whose opt-out had not committed when the attempt
-    began its call must be sent. A text with a variable makes one call per customer."""
+    customers may be sent; and a customer whose opt-out had not committed when the channel
+    read consent (noted while it holds its customers, see `dispatch.consent_hold`) must be
+    sent. A text with a variable makes one call per customer."""
     owners: list[StaffMember] = StaffMemberFactory.create_batch(3)
     customers = [c for owner in owners for c in wecom_customers(40, owner=owner)]
     campaign = make_campaign(
@@ -124,18 +127,31 @@ def test_an_opt_out_committed_before_the_first_attempt_is_never_sent(
     by_call = dict(campaign.deliveries.values_list("channel_send_id", "id"))
     calls = calls_of(campaign)
     assert sorted(by_call) == calls
-    # Opted out after the reservation: only the first attempt stands between them and the send.
+    # Opted out after the reservation: only the attempt's check stands between them and the send.
     for customer in customers[::4]:
         opt_out(customer)
     racing = customers[1::4]  # opted out while the calls run
 
     attempts: list[tuple[Sequence[int], set[int], set[int]]] = []
+    at_consent_read: dict[int, set[int]] = {}  # by delivery id
+    consent_hold = wecom.consent_hold
+
+    @contextmanager
+    def noted_hold(
+        *, send: ChannelSend, deliveries: list[dict[str, Any]]
+    ) -> Iterator[list[dict[str, Any]]]:
+        with consent_hold(send=send, deliveries=deliveries) as allowed:
+            noted = opted_out_ids()
+            at_consent_read.update({row["id"]: noted for row in deliveries})
+            yield allowed
+
+    monkeypatch.setattr(wecom, "consent_hold", noted_hold)
     attempt_begin = dispatch.attempt_begin
 
     def noted_attempt(*, channel_send_id: int) -> dispatch.Attempt | None:
         before = opted_out_ids()
         attempt = attempt_begin(channel_send_id=channel_send_id)
-        attempts.append(([by_call[channel_send_id]], before, opted_out_ids()))
+        attempts.append(([by_call[channel_send_id]], before, set()))
         return attempt
 
     monkeypatch.setattr(dispatch, "attempt_begin", noted_attempt)
@@ -176,6 +192,7 @@ def test_an_opt_out_committed_before_the_first_attempt_is_never_sent(
             "customer_id", flat=True
         )
     )
+    attempts = [(ids, before, at_consent_read[ids[0]]) for ids, before, _ in attempts]
     for delivery_ids, before, after in attempts:
         chunk_customers = {by_delivery[i] for i in delivery_ids}
         assert not (chunk_customers & before & sent), "opted out before the attempt, yet sent"

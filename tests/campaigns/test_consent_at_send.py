@@ -1,0 +1,330 @@
+"""Consent is read for every delivery immediately before its post or WeCom call, on every
+attempt and every recovery path, the same way for every channel (`dispatch.consent_hold`):
+an opt-out committed after the call was reserved, and even after its attempt began, is never
+posted to; and an opt-out that arrives while a post is in flight is answered only after it."""
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from celery.app.task import Task
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from campaigns.models import Campaign, Channel, Delivery, DeliveryReason, DeliveryStatus
+from campaigns.services import dispatch
+from campaigns.services.campaigns import campaign_launch, campaign_plan
+from campaigns.services.dispatch import attempt_begin, channel_sends_run
+from campaigns.services.pipeline import campaigns_tick
+from campaigns.services.reservation import deliveries_reserve_batch
+from campaigns.wecom_fake import ENDPOINT_ADD_MSG_TEMPLATE, FakeWeCom
+from crm.models import Consent, Customer, Group, GroupMembership
+from tests.campaigns.support import audience, calls_of, make_campaign, opt_out, wecom_customers
+from tests.factories import CustomerFactory, GroupFactory, StaffMemberFactory
+
+
+@dataclass
+class Hook:
+    """A local webhook receiver: records each post (customer id, when it was taken), answers
+    the statuses queued per customer (200 otherwise), and can hold the first post before
+    taking it until `release` is set."""
+
+    url: str = ""
+    posts: list[tuple[int, float]] = field(default_factory=list)
+    answers: dict[int, list[int]] = field(default_factory=dict)
+    is_holding: bool = False
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def customers(self) -> list[int]:
+        return [customer_id for customer_id, _at in self.posts]
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    state = Hook()
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with lock:
+                is_held = state.is_holding and not state.arrived.is_set()
+                state.arrived.set()
+            if is_held:
+                state.release.wait(timeout=30)
+            state.posts.append((body["customer_id"], time.monotonic()))
+            queued = state.answers.get(body["customer_id"], [])
+            self.send_response(queued.pop(0) if queued else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        # A receiver on loopback, which WEBHOOK_ALLOW_PRIVATE_NETWORKS lets campaigns post to.
+        with override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
+            yield state
+    finally:
+        state.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def chat(members: list[Customer], owner: Any) -> Group:
+    group = GroupFactory(owner=owner)
+    for customer in members:
+        GroupMembership.objects.create(
+            group=group, customer=customer, joined_at=timezone.now() - timedelta(days=3)
+        )
+    return group
+
+
+@dataclass
+class Setup:
+    campaign: Campaign
+    customers: list[Customer]
+    leaving: Customer
+    # What the channel was asked to reach, in order: customer ids (webhook), external_userids
+    # (WeCom customers) or chat ids (WeCom groups).
+    reached: Callable[[], list[Any]]
+    # Each customer's expected target in `reached`.
+    target: Callable[[Customer], Any]
+    # Expected (status, reason) of every delivery once the leaving customer opted out.
+    expected: dict[int, tuple[str, str]]
+
+
+def set_up(channel: str, hook: Hook, fake: FakeWeCom) -> Setup:
+    if channel == Channel.WEBHOOK:
+        customers = CustomerFactory.create_batch(3)
+        campaign = make_campaign(
+            audience(customers),
+            channel=Channel.WEBHOOK,
+            webhook_url=hook.url,
+            consent_channel="wecom",  # the one `opt_out` records
+        )
+        leaving = customers[1]
+        sent = (DeliveryStatus.SENT, "")
+        return Setup(
+            campaign,
+            customers,
+            leaving,
+            hook.customers,
+            lambda c: c.pk,
+            {c.pk: sent for c in customers}
+            | {leaving.pk: (DeliveryStatus.SUPPRESSED, DeliveryReason.OPTED_OUT)},
+        )
+    if channel == Channel.WECOM_CUSTOMER:
+        customers = wecom_customers(3)
+        campaign = make_campaign(audience(customers))
+        leaving = customers[1]
+        submitted = (DeliveryStatus.SUBMITTED, "")
+        return Setup(
+            campaign,
+            customers,
+            leaving,
+            lambda: [u for m in fake.messages() for u in m["request"]["external_userid"]],
+            lambda c: f"ext-{c.pk}",
+            {c.pk: submitted for c in customers}
+            | {leaving.pk: (DeliveryStatus.SUPPRESSED, DeliveryReason.OPTED_OUT)},
+        )
+    owner = StaffMemberFactory()
+    customers = CustomerFactory.create_batch(3)
+    kept, dropped = chat(customers[:1], owner), chat(customers[1:], owner)
+    campaign = make_campaign(audience(customers), channel=Channel.WECOM_GROUP)
+    chats = {customers[0].pk: kept.external_id}
+    chats |= {c.pk: dropped.external_id for c in customers[1:]}
+    return Setup(
+        campaign,
+        customers,
+        customers[2],
+        lambda: [u for m in fake.messages() for u in m["request"]["chat_id_list"]],
+        lambda c: chats[c.pk],
+        {
+            customers[0].pk: (DeliveryStatus.SUBMITTED, ""),
+            customers[1].pk: (DeliveryStatus.SUPPRESSED, DeliveryReason.GROUP_BLOCKED),
+            customers[2].pk: (DeliveryStatus.SUPPRESSED, DeliveryReason.OPTED_OUT),
+        },
+    )
+
+
+def reserve(campaign: Campaign) -> list[int]:
+    campaign_launch(campaign_id=campaign.pk, actor="test")
+    campaign_plan(campaign_id=campaign.pk)
+    while not deliveries_reserve_batch(campaign_id=campaign.pk).is_exhausted:
+        pass
+    assert set(campaign.deliveries.values_list("status", flat=True)) == {DeliveryStatus.RESERVED}
+    return calls_of(campaign)
+
+
+def outcomes(campaign: Campaign) -> dict[int, tuple[str, str]]:
+    return {
+        customer_id: (status, reason)
+        for customer_id, status, reason in Delivery.objects.filter(campaign=campaign).values_list(
+            "customer_id", "status", "reason"
+        )
+    }
+
+
+CHANNELS = [Channel.WEBHOOK, Channel.WECOM_CUSTOMER, Channel.WECOM_GROUP]
+
+
+@pytest.mark.django_db
+@override_settings(
+    CHANNEL_ORPHAN_SECONDS=0, CHANNEL_REQUEUE_SECONDS=0, WEBHOOK_RETRY_BASE_SECONDS=0
+)
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("path", ["first", "requeue", "retry", "orphan"])
+def test_an_opt_out_committed_once_the_attempt_began_is_never_posted_to(
+    channel: str, path: str, hook: Hook, fake: FakeWeCom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The opt-out commits after the call was reserved and after its attempt was recorded
+    (`attempt_begin`), just before the channel posts: on the first attempt, on a call whose
+    task was lost (the tick's requeue), on a retry after a failed post, and on a call whose
+    worker died after recording its attempt (the tick's orphan lookup, then a resend)."""
+    setup = set_up(channel, hook, fake)
+    (call,) = reserve(setup.campaign)
+    posted_before = 0
+    if path == "retry":
+        # The first attempt fails for the leaving customer (webhook: a 503 for their post;
+        # WeCom: a server error, so the task was never created) and will be retried.
+        if channel == Channel.WEBHOOK:
+            hook.answers[setup.leaving.pk] = [503]
+            posted_before = 1
+        else:
+            fake.inject_http_error(ENDPOINT_ADD_MSG_TEMPLATE, status=500)
+        channel_sends_run(channel_send_ids=[call])
+        assert Delivery.objects.get(customer=setup.leaving).status == DeliveryStatus.RESERVED
+    elif path == "orphan":
+        # The worker recorded its attempt and died before the post.
+        assert attempt_begin(channel_send_id=call) is not None
+
+    begin = dispatch.attempt_begin
+
+    def attempt_then_opt_out(*, channel_send_id: int) -> dispatch.Attempt | None:
+        attempt = begin(channel_send_id=channel_send_id)
+        opt_out(setup.leaving)
+        return attempt
+
+    monkeypatch.setattr(dispatch, "attempt_begin", attempt_then_opt_out)
+    if path in ("requeue", "orphan"):
+        queued: list[Any] = []
+
+        def apply_async(self: Task, args: Any = None, kwargs: Any = None, **options: Any) -> None:
+            queued.append((self.name, args))
+
+        monkeypatch.setattr(Task, "apply_async", apply_async)
+        assert campaigns_tick()["recovered"] == 1
+        assert queued == [("campaigns.run_channel_sends", ([call],))]
+    channel_sends_run(channel_send_ids=[call])
+
+    assert Consent.objects.get(customer=setup.leaving).status == "opted_out"
+    assert outcomes(setup.campaign) == setup.expected
+    # Each target reached once, the leaving customer's never after the opt-out.
+    expected = {
+        setup.target(c)
+        for c in setup.customers
+        if setup.expected[c.pk][0] != DeliveryStatus.SUPPRESSED
+    }
+    posted_to_leaving = [setup.target(setup.leaving)] * posted_before
+    assert sorted(setup.reached()) == sorted([*expected, *posted_to_leaving])
+
+
+def locked_waiters() -> int:
+    """Backends of this database waiting for a lock (read on the caller's connection)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def on_own_connection(work: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        try:
+            return work()
+        finally:
+            connection.close()
+
+    return run
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("channel", [Channel.WEBHOOK, Channel.WECOM_CUSTOMER])
+def test_an_opt_out_arriving_while_its_post_is_in_flight_is_answered_after_it(
+    channel: str, hook: Hook, fake: FakeWeCom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The channel has read consent and its post is on its way (held at the receiver); the
+    customer opts out meanwhile. The opt-out must not be answered before the post was made:
+    it waits for the call's lock, and is answered once the post returned. Deterministic:
+    the test releases the post only once the opt-out finished or is seen waiting on a lock."""
+    setup = set_up(channel, hook, fake)
+    (call,) = reserve(setup.campaign)
+    posted: list[float] = []
+    if channel == Channel.WEBHOOK:
+        hook.is_holding = True
+        arrived, release = hook.arrived, hook.release
+        first_customer = Delivery.objects.filter(campaign=setup.campaign).order_by("id")[0]
+        leaving = Customer.objects.get(pk=first_customer.customer_id)
+    else:
+        arrived, release = threading.Event(), threading.Event()
+        answer = fake.handle_http
+
+        def handle_http(method: str, raw_path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+            if ENDPOINT_ADD_MSG_TEMPLATE not in raw_path:
+                return answer(method, raw_path, body)
+            arrived.set()
+            release.wait(timeout=30)
+            try:
+                return answer(method, raw_path, body)
+            finally:
+                posted.append(time.monotonic())
+
+        monkeypatch.setattr(fake, "handle_http", handle_http)
+        leaving = setup.leaving
+    answered: list[float] = []
+
+    def leave() -> None:
+        opt_out(leaving)
+        answered.append(time.monotonic())
+
+    sender = threading.Thread(
+        target=on_own_connection(lambda: channel_sends_run(channel_send_ids=[call]))
+    )
+    opting_out = threading.Thread(target=on_own_connection(leave))
+    sender.start()
+    try:
+        assert arrived.wait(timeout=30)
+        opting_out.start()
+        deadline = time.monotonic() + 30
+        while not answered and locked_waiters() == 0:
+            assert time.monotonic() < deadline, "the opt-out neither finished nor waited"
+            time.sleep(0.05)
+    finally:
+        release.set()
+        sender.join(timeout=30)
+    if opting_out.is_alive() or opting_out.ident is not None:
+        opting_out.join(timeout=30)
+
+    if channel == Channel.WEBHOOK:
+        posted = [at for customer_id, at in hook.posts if customer_id == leaving.pk]
+    assert len(posted) == 1 and len(answered) == 1
+    assert posted[0] < answered[0], "posted after the opt-out was answered"
+    # Posted before the answer: it stands as sent; the opt-out stands too.
+    assert outcomes(setup.campaign)[leaving.pk] == (
+        (DeliveryStatus.SENT, "") if channel == Channel.WEBHOOK else (DeliveryStatus.SUBMITTED, "")
+    )
+    assert Consent.objects.get(customer=leaving).status == "opted_out"

@@ -1,0 +1,133 @@
+"""What the tick recovers when the broker lost its queued messages: every call waiting, however
+many, and the plan of a launched campaign whose plan task was lost; nothing still in time."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from celery.app.task import Task
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignState, Channel, ChannelSend, ScheduleKind
+from campaigns.services import pipeline
+from campaigns.services.campaigns import campaign_launch, campaign_plan
+from campaigns.services.dispatch import orphan_after, requeue_after
+from campaigns.services.pipeline import campaigns_tick
+from tests.campaigns.support import audience, make_campaign, wecom_customers
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """Tasks published by the tick, recorded instead of sent."""
+    queued: list[tuple[str, Any]] = []
+
+    def apply_async(self: Task, args: Any = None, kwargs: Any = None, **options: Any) -> None:
+        queued.append((self.name, tuple(args or ())))
+
+    monkeypatch.setattr(Task, "apply_async", apply_async)
+    return queued
+
+
+@pytest.fixture(autouse=True)
+def private_networks_allowed(settings: Any) -> None:
+    """The campaigns' webhook URL is on loopback; nothing is posted to it here."""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+
+
+def test_the_tick_queues_every_lost_call_again_however_many(
+    published: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More calls wait than one page of the recovery reads: all are queued again in one tick,
+    each once; calls not yet due (a recent attempt, a recent write) and answered ones wait."""
+    campaign = make_campaign(
+        channel=Channel.WEBHOOK, webhook_url="http://127.0.0.1:9/hook", consent_channel="sms"
+    )
+    now = timezone.now()
+    lost_at = now - requeue_after() - timedelta(seconds=1)
+    never_attempted = ChannelSend.objects.bulk_create(
+        ChannelSend(campaign=campaign, channel=Channel.WEBHOOK, requested_at=lost_at)
+        for _ in range(1203)
+    )
+    orphaned = ChannelSend.objects.bulk_create(
+        ChannelSend(
+            campaign=campaign,
+            channel=Channel.WEBHOOK,
+            requested_at=lost_at,
+            attempts=1,
+            attempted_at=now - orphan_after() - timedelta(seconds=1),
+        )
+        for _ in range(3)
+    )
+    ChannelSend.objects.bulk_create(
+        [
+            ChannelSend(campaign=campaign, channel=Channel.WEBHOOK, requested_at=now),
+            ChannelSend(
+                campaign=campaign,
+                channel=Channel.WEBHOOK,
+                requested_at=lost_at,
+                attempts=1,
+                attempted_at=now,
+            ),
+            ChannelSend(
+                campaign=campaign, channel=Channel.WEBHOOK, requested_at=lost_at, state="finished"
+            ),
+        ]
+    )
+    monkeypatch.setattr(pipeline, "RECOVERED_PER_TASK", 500)
+
+    counts = campaigns_tick(now=now)
+
+    expected = sorted(send.pk for send in [*never_attempted, *orphaned])
+    assert counts["recovered"] == 1206
+    tasks = [ids for name, (ids,) in published if name == "campaigns.run_channel_sends"]
+    assert [len(ids) for ids in tasks] == [500, 500, 206]
+    assert [i for ids in tasks for i in ids] == expected
+
+
+def test_a_campaign_whose_plan_task_was_lost_is_planned_again(
+    published: list[tuple[str, Any]],
+) -> None:
+    """A launch queues its plan after the commit; the broker lost it. Once `requeue_after()`
+    has passed since it began sending, the tick queues the plan again; a campaign planned,
+    or one just started, is left alone."""
+    customers = wecom_customers(2)
+    lost = make_campaign(audience(customers, name="lost"))
+    planned = make_campaign(audience(customers, name="planned"))
+    scheduled = make_campaign(
+        audience(customers, name="scheduled"),
+        schedule_kind=ScheduleKind.AT,
+        scheduled_at=timezone.now() + timedelta(hours=1),
+    )
+    for campaign in (lost, planned, scheduled):
+        campaign_launch(campaign_id=campaign.pk, actor="test")  # its plan task: never run
+    campaign_plan(campaign_id=planned.pk)
+    launched_at = Campaign.objects.get(pk=lost.pk).launched_at
+    assert launched_at is not None
+
+    assert (
+        campaigns_tick(now=launched_at + requeue_after() - timedelta(seconds=1))["replanned"] == 0
+    )
+    assert published == []
+    # The scheduled one starts sending an hour later: its plan is queued then (and lost).
+    start = launched_at + timedelta(hours=1, seconds=1)
+    counts = campaigns_tick(now=start)
+    assert (counts["started"], counts["replanned"]) == (1, 1)
+    assert Campaign.objects.get(pk=scheduled.pk).state == CampaignState.SENDING
+    assert ("campaigns.plan", (lost.pk,)) in published
+    published.clear()
+    counts = campaigns_tick(now=start + requeue_after())
+    assert counts["replanned"] == 2
+    assert sorted(args for name, args in published if name == "campaigns.plan") == [
+        (lost.pk,),
+        (scheduled.pk,),
+    ]
+
+    # Run again, the plan writes the campaign's deliveries once; nothing is queued again.
+    assert campaign_plan(campaign_id=lost.pk) == 2
+    assert campaign_plan(campaign_id=lost.pk) == 0
+    published.clear()
+    counts = campaigns_tick(now=start + requeue_after())
+    assert counts["replanned"] == 1
+    assert [args for name, args in published if name == "campaigns.plan"] == [(scheduled.pk,)]
