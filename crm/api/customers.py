@@ -15,6 +15,7 @@ from crm.api.auth import may_see_personal_data
 from crm.api.bulk import BulkOutSerializer, rows_decode
 from crm.api.filters import SelectorFilterSet
 from crm.api.identities import IdentityListField, IdentitySerializer
+from crm.api.throttling import SCOPE_BULK, SCOPE_IDENTITY_LOOKUP, SCOPE_SEARCH
 from crm.errors import NotFound
 from crm.inputs import CustomerIn
 from crm.models import ApiKey, Customer, CustomerMerge, Gender, Identity, SourceChannel
@@ -165,6 +166,10 @@ class CustomerListView(PersonalDataContextMixin, generics.ListAPIView):
     filterset_class = CustomerFilter
     queryset = Customer.objects.all()
 
+    def probe_rate_limit_scope(self, request: Request) -> str | None:
+        """A search answers whether a guessed phone number or name exists."""
+        return SCOPE_SEARCH if request.query_params.get("search") else None
+
 
 def _customer_or_404(customer_id: int) -> Customer:
     customer = Customer.objects.select_related("owner").filter(pk=customer_id).first()
@@ -275,6 +280,11 @@ class CustomerByIdentityView(APIView):
 
     scope_resource = "customers"
 
+    def probe_rate_limit_scope(self, request: Request) -> str | None:
+        """A lookup (or an upsert, 200 against 201) answers whether a guessed phone number
+        exists; the other providers' values are not guessable from their masks."""
+        return SCOPE_IDENTITY_LOOKUP if self.kwargs.get("provider") == "phone" else None
+
     def _key(self, request: Request, provider: str, value: str) -> Any:
         serializer = IdentitySerializer(
             data={
@@ -331,6 +341,7 @@ class CustomerBulkView(APIView):
     same person are applied in order; customers named together are merged."""
 
     scope_resource = "customers"
+    rate_limit_scope = SCOPE_BULK
 
     @extend_schema(request=_CUSTOMERS_BULK_REQUEST, responses=BulkOutSerializer)
     def post(self, request: Request) -> Response:
