@@ -238,6 +238,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["crm.api.auth.CanReadSchema"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set used by several fields (else names like Channel356Enum).
+    "ENUM_NAME_OVERRIDES": {
+        "ConsentChannelEnum": "crm.models.ConsentChannel",
+        "ConsentStatusEnum": "crm.models.ConsentStatus",
+        "CampaignChannelEnum": "campaigns.models.Channel",
+        "DeliveryStatusEnum": "campaigns.models.DeliveryStatus",
+        "GroupKindEnum": "crm.models.GroupKind",
+        "SegmentKindEnum": "segments.models.SegmentKind",
+        "LifecycleStateEnum": "segments.models.LifecycleState",
+    },
 }
 
 # --- Celery: unset CELERY_BROKER_URL means a broker that needs no server (development). ---

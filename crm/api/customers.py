@@ -5,7 +5,12 @@ from typing import Any
 import django_filters
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -186,6 +191,7 @@ def _customer_or_404(customer_id: int) -> Customer:
     raise NotFound(ERROR_CUSTOMER_NOT_FOUND, gettext("No such customer."))
 
 
+@extend_schema_serializer(component_name="CustomerTagOut")
 class TagOutSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="tag.id")
     name = serializers.CharField(source="tag.name")
@@ -194,6 +200,7 @@ class TagOutSerializer(serializers.Serializer):
     tagged_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(component_name="CustomerGroupOut")
 class GroupOutSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="group.id")
     kind = serializers.CharField(source="group.kind")
@@ -219,6 +226,7 @@ class RecentOrderSerializer(serializers.Serializer):
     paid_at = serializers.DateTimeField(allow_null=True)
 
 
+@extend_schema_serializer(component_name="CustomerConsentOut")
 class ConsentOutSerializer(serializers.Serializer):
     channel = serializers.CharField()
     status = serializers.CharField()
