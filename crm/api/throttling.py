@@ -6,8 +6,10 @@ Each scope has one or more windows (settings.API_RATE_LIMITS: `30/min,1000/day`)
 over one history of request times per (scope, key), newest first. A request is counted once in
 its general scope (`api`, or `bulk` for the bulk ingestion endpoints, which declare
 `rate_limit_scope = "bulk"`) and, when it could tell whether a guessed personal value exists,
-once more in the strict scope its view names through `probe_rate_limit_scope(request)`. A
-refused request is not counted, and is answered 429 with `Retry-After` (crm.api.errors).
+once more in the strict scope its view names through `probe_rate_limit_scope(request)`
+(unless the caller may see personal data unmasked). A refused request is not counted, and is
+answered 429 with `Retry-After` (crm.api.errors). The admin's customer search counts in the
+`search` scope of its user (crm.admin), as the API does for a logged-in user.
 
 Counts are not exact under concurrency (two processes may read the same history and both
 write it back): this is a limit on guessing, not a cap. Caps on sends are enforced in
@@ -22,6 +24,7 @@ from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from crm.api.auth import may_see_personal_data
 from crm.models import ApiKey
 
 if TYPE_CHECKING:
@@ -33,11 +36,34 @@ SCOPE_IDENTITY_LOOKUP = "identity_lookup"
 SCOPE_SEARCH = "search"
 
 
+def rate_limit_consume(*, scope: str, ident: str, now: float | None = None) -> float | None:
+    """Count one request of `ident` (a key, a user) in `scope` when every window of the scope
+    has room, and answer None; otherwise count nothing and answer the seconds until the
+    fullest window has room again."""
+    rates: list[tuple[int, int]] = settings.API_RATE_LIMITS.get(scope, [])
+    if not rates:
+        return None
+    key = f"throttle:{scope}:{ident}"
+    now = time.time() if now is None else now
+    longest = max(seconds for _, seconds in rates)
+    kept = max(count for count, _ in rates)
+    history: list[float] = [t for t in cache.get(key, []) if t > now - longest][:kept]
+    waits = []
+    for count, seconds in rates:
+        in_window = [t for t in history if t > now - seconds]
+        if len(in_window) >= count:
+            # The window has room again when its count-th newest request leaves it.
+            waits.append(in_window[count - 1] + seconds - now)
+    if waits:
+        return max(waits)
+    history.insert(0, now)
+    cache.set(key, history[:kept], longest)
+    return None
+
+
 class _WindowedThrottle(BaseThrottle):
     """Allows a request when every window of its scope has room; `wait` is how long until the
     fullest window has room again."""
-
-    timer = staticmethod(time.time)
 
     def __init__(self) -> None:
         self._wait: float | None = None
@@ -57,26 +83,10 @@ class _WindowedThrottle(BaseThrottle):
 
     def allow_request(self, request: Request, view: "APIView") -> bool:
         scope = self.scope_for(request, view)
-        rates: list[tuple[int, int]] = settings.API_RATE_LIMITS.get(scope, []) if scope else []
-        if not rates:
+        if scope is None:
             return True
-        key = f"throttle:{scope}:{self.caller_ident(request)}"
-        now = self.timer()
-        longest = max(seconds for _, seconds in rates)
-        kept = max(count for count, _ in rates)
-        history: list[float] = [t for t in cache.get(key, []) if t > now - longest][:kept]
-        waits = []
-        for count, seconds in rates:
-            in_window = [t for t in history if t > now - seconds]
-            if len(in_window) >= count:
-                # The window has room again when its count-th newest request leaves it.
-                waits.append(in_window[count - 1] + seconds - now)
-        if waits:
-            self._wait = max(waits)
-            return False
-        history.insert(0, now)
-        cache.set(key, history[:kept], longest)
-        return True
+        self._wait = rate_limit_consume(scope=scope, ident=self.caller_ident(request))
+        return self._wait is None
 
     def wait(self) -> float | None:
         return self._wait
@@ -91,8 +101,11 @@ class GeneralRateThrottle(_WindowedThrottle):
 
 class PersonalDataProbeThrottle(_WindowedThrottle):
     """Requests that could confirm a guessed personal value (a phone number looked up, a search
-    term), in the strict scope the view names for the request; others pass."""
+    term), in the strict scope the view names for the request; others pass, and so do
+    callers who may see personal data unmasked anyway (`personal_data:read`)."""
 
     def scope_for(self, request: Request, view: "APIView") -> str | None:
         probe_scope: Any = getattr(view, "probe_rate_limit_scope", None)
-        return probe_scope(request) if probe_scope is not None else None
+        if probe_scope is None or may_see_personal_data(request):
+            return None
+        return probe_scope(request)

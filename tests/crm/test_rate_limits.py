@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.conf import settings
+from django.contrib.auth.models import Permission, User
 from django.db import connection
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from crm.models import Customer, Identity
@@ -131,6 +133,37 @@ def test_searches_are_limited_more_strictly(api_client_with_scopes, clock) -> No
         # The list without a search is not a guess.
         assert client.get("/api/v1/customers").status_code == 200
         assert client.get("/api/v1/customers?search=").status_code == 200
+
+
+def test_callers_who_see_personal_data_anyway_are_not_limited_more_strictly(
+    api_client_with_scopes, clock
+) -> None:
+    IdentityFactory(provider="phone", raw_value=PHONE)
+    client = api_client_with_scopes("customers:read", "personal_data:read")
+    with limits(api=[(100, MINUTE)], identity_lookup=[(1, MINUTE)], search=[(1, MINUTE)]):
+        lookups = [client.get(f"/api/v1/customers/by-identity/phone/{PHONE}") for _ in range(3)]
+        searches = [client.get(f"/api/v1/customers?search={PHONE}") for _ in range(3)]
+    assert [r.status_code for r in lookups + searches] == [200] * 6
+
+
+def test_the_admin_search_of_an_operator_without_personal_data_is_limited(clock) -> None:
+    IdentityFactory(provider="phone", raw_value=PHONE, customer=CustomerFactory(display_name="林"))
+    operator = User.objects.create_user("searcher", password="x", is_staff=True)
+    operator.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="crm", codename="view_customer")
+    )
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(operator)
+    url = reverse("admin:crm_customer_changelist")
+    with limits(search=[(2, MINUTE)]):
+        assert client.get(url, {"q": "13812340000"}).status_code == 200
+        assert "林" in client.get(url, {"q": PHONE}).content.decode()
+        refused = client.get(url, {"q": PHONE}).content.decode()
+        assert "Too many searches; retry in 60 seconds." in refused
+        assert "林" not in refused
+        assert "林" in client.get(url).content.decode()  # the list without a search
+        clock.shift(MINUTE)
+        assert "林" in client.get(url, {"q": PHONE}).content.decode()
 
 
 def test_bulk_ingestion_has_its_own_scope(api_client_with_scopes, clock) -> None:
