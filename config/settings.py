@@ -209,10 +209,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": [
-        "crm.api.throttling.GeneralRateThrottle",
-        "crm.api.throttling.PersonalDataProbeThrottle",
-    ],
+    "DEFAULT_THROTTLE_CLASSES": ["crm.api.throttling.ApiKeyRateThrottle"],
 }
 # Rate limits per API key (crm.api.throttling), counted in the "default" cache below. Each
 # scope is a list of (requests, seconds) windows, all enforced; `off` lifts a scope's limit.

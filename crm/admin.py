@@ -307,7 +307,7 @@ class CustomerAdmin(admin.ModelAdmin):
             return queryset, False
         if not request.user.has_perm(PERSONAL_DATA_PERMISSION):
             # A search answers whether a guessed phone number exists: limited as the API's.
-            wait = rate_limit_consume(scope=SCOPE_SEARCH, ident=f"user:{request.user.pk}")
+            wait = rate_limit_consume(scopes=[SCOPE_SEARCH], ident=f"user:{request.user.pk}")
             if wait is not None:
                 messages.error(
                     request,

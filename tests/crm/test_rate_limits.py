@@ -84,6 +84,17 @@ def test_refused_requests_do_not_count(api_client_with_scopes, clock) -> None:
         assert [client.get("/api/v1/orders").status_code for _ in range(3)] == [200, 200, 429]
 
 
+def test_a_request_refused_by_its_strict_limit_does_not_count_in_the_general_one(
+    api_client_with_scopes, clock
+) -> None:
+    client = api_client_with_scopes("customers:read")
+    with limits(api=[(3, MINUTE)], search=[(1, MINUTE)]):
+        searches = [client.get("/api/v1/customers?search=13812340000") for _ in range(3)]
+        assert [r.status_code for r in searches] == [200, 429, 429]
+        listed = [client.get("/api/v1/customers").status_code for _ in range(3)]
+        assert listed == [200, 200, 429]
+
+
 def test_one_keys_excess_does_not_limit_another_key(api_client_with_scopes, clock) -> None:
     first = api_client_with_scopes("orders:read")
     second = api_client_with_scopes("orders:read")
