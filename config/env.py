@@ -123,7 +123,8 @@ def check_fernet_keys(name: str, keys: list[str]) -> None:
             is_weak = True
         if is_weak:
             raise ImproperlyConfigured(
-                f"{name}: key {position} is not a Fernet key (32 url-safe base64-encoded "
-                'bytes); generate one with `python -c "from cryptography.fernet import '
-                'Fernet; print(Fernet.generate_key().decode())"`'
+                f"{name}: key {position} is not a Fernet key generated at random (32 url-safe "
+                "base64-encoded random bytes); generate one with `python -c "
+                '"from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"`'
             )

@@ -211,7 +211,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["crm.api.throttling.ApiKeyRateThrottle"],
 }
-# Rate limits per API key (crm.api.throttling), counted in the "default" cache below. Each
+# Rate limits per API key (crm.api.throttling), counted in the "default" cache above. Each
 # scope is a list of (requests, seconds) windows, all enforced; `off` lifts a scope's limit.
 # Every request counts once in `api` (or `bulk`, the bulk ingestion endpoints); a request that
 # could tell whether a guessed personal value exists counts once more in `identity_lookup`

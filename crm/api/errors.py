@@ -43,7 +43,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def _rate_limited(exc: exceptions.Throttled, context: dict[str, Any]) -> Response:
     """429 with `Retry-After` (whole seconds) and the contract's body."""
     wait = max(int(getattr(exc, "wait", None) or 1), 1)
-    logger.info("api.rate_limited", extra={"view": type(context.get("view")).__name__})
+    api_key = getattr(context.get("request"), "auth", None)
+    logger.info(
+        "api.rate_limited",
+        extra={
+            "view": type(context.get("view")).__name__,
+            "api_key_prefix": getattr(api_key, "prefix", None),
+        },
+    )
     return Response(
         {
             "code": "rate_limited",
