@@ -5,13 +5,23 @@ values it needs."""
 import base64
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from celery.schedules import crontab  # noqa: F401  (schedules are added by later apps)
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from config import embedded
-from config.env import get_from_env, is_production, str_to_bool, str_to_list
+from config.env import (
+    check_fernet_keys,
+    check_secret_strength,
+    get_from_env,
+    is_production,
+    str_to_bool,
+    str_to_list,
+    str_to_rates,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -111,6 +121,35 @@ STORAGES = {
 }
 
 
+# --- Cache shared by every web and worker process (API rate limits count in it): Redis when
+# CACHE_URL is set, otherwise Django's DatabaseCache (one-statement writes: config.cache) on
+# the PostgreSQL table `crm_cache`, made by the crm migration `cache_table`, so that `migrate`
+# creates it wherever the project runs. Never a process's memory, which each web process
+# would count apart. ---
+CACHE_URL = get_from_env("CACHE_URL", "")
+CACHES: dict[str, dict[str, Any]]
+if CACHE_URL:
+    if not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured("CACHE_URL must be a redis://, rediss:// or unix:// URL")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "crm",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "config.cache.PostgresCache",
+            "LOCATION": "crm_cache",
+            # Rows expire with their rate windows; culling (past this many rows) would drop
+            # live counts, so the ceiling is far above keys x scopes.
+            "OPTIONS": {"MAX_ENTRIES": 1_000_000},
+        }
+    }
+
+
 # --- Personal data. Keys derive from SECRET_KEY in development; set them in production. ---
 def _derived_key(purpose: str) -> str:
     digest = hashlib.sha256(f"{purpose}:{SECRET_KEY}".encode()).digest()
@@ -173,6 +212,20 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["crm.api.throttling.ApiKeyRateThrottle"],
+}
+# Rate limits per API key (crm.api.throttling), counted in the "default" cache above. Each
+# scope is a list of (requests, seconds) windows, all enforced; `off` lifts a scope's limit.
+# Every request counts once in `api` (or `bulk`, the bulk ingestion endpoints); a request that
+# could tell whether a guessed personal value exists counts once more in `identity_lookup`
+# (by-identity lookups and upserts of phone numbers) or `search` (the customer list's search).
+API_RATE_LIMITS: dict[str, list[tuple[int, int]]] = {
+    "api": get_from_env("API_RATE_LIMIT", [(1200, 60)], cast=str_to_rates),
+    "bulk": get_from_env("API_RATE_LIMIT_BULK", [(3000, 60)], cast=str_to_rates),
+    "identity_lookup": get_from_env(
+        "API_RATE_LIMIT_IDENTITY_LOOKUP", [(30, 60), (1000, 86400)], cast=str_to_rates
+    ),
+    "search": get_from_env("API_RATE_LIMIT_SEARCH", [(30, 60), (1000, 86400)], cast=str_to_rates),
 }
 API_BULK_MAX_ROWS = get_from_env("API_BULK_MAX_ROWS", 1000, cast=int)
 # Largest request body: a bulk request of API_BULK_MAX_ROWS orders with their items fits.
@@ -185,6 +238,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["crm.api.auth.CanReadSchema"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set used by several fields (else names like Channel356Enum).
+    "ENUM_NAME_OVERRIDES": {
+        "ConsentChannelEnum": "crm.models.ConsentChannel",
+        "ConsentStatusEnum": "crm.models.ConsentStatus",
+        "CampaignChannelEnum": "campaigns.models.Channel",
+        "DeliveryStatusEnum": "campaigns.models.DeliveryStatus",
+        "GroupKindEnum": "crm.models.GroupKind",
+        "SegmentKindEnum": "segments.models.SegmentKind",
+        "LifecycleStateEnum": "segments.models.LifecycleState",
+    },
 }
 
 # --- Celery: unset CELERY_BROKER_URL means a broker that needs no server (development). ---
@@ -250,7 +313,30 @@ LOGGING = {
     },
 }
 
+# --- Production: HTTPS only, secure cookies, and no weak secret (see the README, Production).
 if is_production():
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Behind a proxy that terminates TLS and sets X-Forwarded-Proto (and strips it from what
+    # clients send); without one, a client could claim HTTPS with that header.
+    if get_from_env("DJANGO_SECURE_PROXY_SSL_HEADER", False, cast=str_to_bool):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = get_from_env("DJANGO_SECURE_SSL_REDIRECT", True, cast=str_to_bool)
+    # A local probe asks for /healthz over plain HTTP: it is never redirected.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = get_from_env("DJANGO_SECURE_HSTS_SECONDS", 31_536_000, cast=int)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = get_from_env(
+        "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True, cast=str_to_bool
+    )
+    SECURE_HSTS_PRELOAD = get_from_env("DJANGO_SECURE_HSTS_PRELOAD", True, cast=str_to_bool)
     SESSION_COOKIE_SECURE = True
+    SESSION_COOKIE_HTTPONLY = True
     CSRF_COOKIE_SECURE = True
+    X_FRAME_OPTIONS = "DENY"
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+
+    # Secrets: refused when weak, by name, never printed. Django's own check asks 50
+    # characters of its signing key. Webhook posts are signed with each campaign's own secret,
+    # drawn at random by the service, so no signing secret is configured here.
+    check_secret_strength("DJANGO_SECRET_KEY", SECRET_KEY, min_length=50)
+    check_secret_strength("PII_HASH_KEY", PII_HASH_KEY)
+    check_fernet_keys("PII_ENCRYPTION_KEYS", PII_ENCRYPTION_KEYS)

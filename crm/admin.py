@@ -2,6 +2,7 @@
 data is shown masked unless the operator holds `crm.view_personal_data`. Lists select or
 prefetch what they show, so a page costs the same queries whatever its length."""
 
+import math
 from contextvars import ContextVar
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from crm.api.throttling import SCOPE_SEARCH, rate_limit_consume
 from crm.errors import DomainError
 from crm.models import (
     ApiKey,
@@ -304,6 +306,16 @@ class CustomerAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
+        if not request.user.has_perm(PERSONAL_DATA_PERMISSION):
+            # A search answers whether a guessed phone number exists: limited as the API's.
+            wait = rate_limit_consume(scopes=[SCOPE_SEARCH], ident=f"user:{request.user.pk}")
+            if wait is not None:
+                messages.error(
+                    request,
+                    _("Too many searches; retry in %(seconds)d seconds.")
+                    % {"seconds": max(math.ceil(wait), 1)},
+                )
+                return queryset.none(), False
         return queryset.filter(customer_search_condition(term)), False
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:

@@ -137,14 +137,33 @@ def decrypt(token: str) -> str:
     return _fernet().decrypt(token.encode()).decode()
 
 
+# Masks show at most this share of a value's characters (digits of a phone number), at most
+# MASK_TAIL of them at the end, then up to MASK_HEAD at the start. Hidden characters are
+# always four stars, whatever their number, so that a mask does not tell a value's length.
+MASK_SHOWN_SHARE = 0.4
+MASK_HEAD = 3
+MASK_TAIL = 2
+
+
+def _mask_middle(text: str) -> str:
+    shown = int(len(text) * MASK_SHOWN_SHARE)
+    tail = min(MASK_TAIL, shown)
+    head = min(MASK_HEAD, shown - tail)
+    return f"{text[:head]}****{text[len(text) - tail :]}"
+
+
 def mask(provider: str, value: str) -> str:
-    """What a viewer without the personal-data permission sees: 138****1234 for phones."""
+    """What a viewer without the personal-data permission sees: at most 40 % of the value,
+    the last 2 characters and up to 3 first ones. Phones in the default region lose their
+    country code first: 13812341234 shows as 13****34 (4 of 11 digits), +1234567 as +****67,
+    +4915112345678 as +491****78 (5 of 13). A guess of the hidden digits is also slowed by
+    the API's rate limits on phone lookups."""
     if provider == IdentityProvider.PHONE:
-        digits = value.removeprefix(f"+{settings.DEFAULT_PHONE_REGION}")
-        return f"{digits[:3]}****{digits[-4:]}" if len(digits) > 7 else "****"
-    if len(value) <= 8:
-        return value[:2] + "****"
-    return f"{value[:4]}****{value[-4:]}"
+        national = value.removeprefix(f"+{settings.DEFAULT_PHONE_REGION}")
+        if national.startswith("+"):
+            return "+" + _mask_middle(national[1:])
+        return _mask_middle(national)
+    return _mask_middle(value)
 
 
 def display_value(

@@ -5,7 +5,12 @@ from typing import Any
 import django_filters
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +20,7 @@ from crm.api.auth import may_see_personal_data
 from crm.api.bulk import BulkOutSerializer, rows_decode
 from crm.api.filters import SelectorFilterSet
 from crm.api.identities import IdentityListField, IdentitySerializer
+from crm.api.throttling import SCOPE_BULK, SCOPE_IDENTITY_LOOKUP, SCOPE_SEARCH
 from crm.errors import NotFound
 from crm.inputs import CustomerIn
 from crm.models import ApiKey, Customer, CustomerMerge, Gender, Identity, SourceChannel
@@ -165,6 +171,10 @@ class CustomerListView(PersonalDataContextMixin, generics.ListAPIView):
     filterset_class = CustomerFilter
     queryset = Customer.objects.all()
 
+    def probe_rate_limit_scope(self, request: Request) -> str | None:
+        """A search answers whether a guessed phone number or name exists."""
+        return SCOPE_SEARCH if request.query_params.get("search") else None
+
 
 def _customer_or_404(customer_id: int) -> Customer:
     customer = Customer.objects.select_related("owner").filter(pk=customer_id).first()
@@ -181,6 +191,7 @@ def _customer_or_404(customer_id: int) -> Customer:
     raise NotFound(ERROR_CUSTOMER_NOT_FOUND, gettext("No such customer."))
 
 
+@extend_schema_serializer(component_name="CustomerTagOut")
 class TagOutSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="tag.id")
     name = serializers.CharField(source="tag.name")
@@ -189,6 +200,7 @@ class TagOutSerializer(serializers.Serializer):
     tagged_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(component_name="CustomerGroupOut")
 class GroupOutSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="group.id")
     kind = serializers.CharField(source="group.kind")
@@ -214,6 +226,7 @@ class RecentOrderSerializer(serializers.Serializer):
     paid_at = serializers.DateTimeField(allow_null=True)
 
 
+@extend_schema_serializer(component_name="CustomerConsentOut")
 class ConsentOutSerializer(serializers.Serializer):
     channel = serializers.CharField()
     status = serializers.CharField()
@@ -275,6 +288,11 @@ class CustomerByIdentityView(APIView):
 
     scope_resource = "customers"
 
+    def probe_rate_limit_scope(self, request: Request) -> str | None:
+        """A lookup (or an upsert, 200 against 201) answers whether a guessed phone number
+        exists; the other providers' values are not guessable from their masks."""
+        return SCOPE_IDENTITY_LOOKUP if self.kwargs.get("provider") == "phone" else None
+
     def _key(self, request: Request, provider: str, value: str) -> Any:
         serializer = IdentitySerializer(
             data={
@@ -333,6 +351,7 @@ class CustomerBulkView(APIView):
     `stale`). Counts are of customers."""
 
     scope_resource = "customers"
+    rate_limit_scope = SCOPE_BULK
 
     @extend_schema(request=_CUSTOMERS_BULK_REQUEST, responses=BulkOutSerializer)
     def post(self, request: Request) -> Response:

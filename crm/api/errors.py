@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import DataError, IntegrityError
 from django.utils.translation import gettext as _
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -35,4 +35,29 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             {"code": "conflict_retry", "detail": _("A concurrent change got in the way; retry.")},
             status=status.HTTP_409_CONFLICT,
         )
+    if isinstance(exc, exceptions.Throttled):
+        return _rate_limited(exc, context)
     return drf_exception_handler(exc, context)
+
+
+def _rate_limited(exc: exceptions.Throttled, context: dict[str, Any]) -> Response:
+    """429 with `Retry-After` (whole seconds) and the contract's body."""
+    wait = max(int(getattr(exc, "wait", None) or 1), 1)
+    api_key = getattr(context.get("request"), "auth", None)
+    logger.info(
+        "api.rate_limited",
+        extra={
+            "view": type(context.get("view")).__name__,
+            "api_key_prefix": getattr(api_key, "prefix", None),
+        },
+    )
+    return Response(
+        {
+            "code": "rate_limited",
+            "detail": _("Too many requests with this API key; retry in %(seconds)d seconds.")
+            % {"seconds": wait},
+            "retry_after": wait,
+        },
+        status=status.HTTP_429_TOO_MANY_REQUESTS,
+        headers={"Retry-After": str(wait)},
+    )

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from crm.api.bulk import RejectedRowSerializer, rows_decode, rows_last_per_key
 from crm.api.customers import actor_of
+from crm.api.throttling import SCOPE_BULK
 from crm.inputs import InteractionIn
 from crm.models import Interaction, InteractionKind
 from crm.services.interactions import interactions_ingest
@@ -82,6 +83,7 @@ class InteractionBulkView(APIView):
     replaced. Bad rows are listed by index."""
 
     scope_resource = "interactions"
+    rate_limit_scope = SCOPE_BULK
 
     @extend_schema(request=_INTERACTIONS_BULK_REQUEST, responses=InteractionsBulkOutSerializer)
     def post(self, request: Request) -> Response:

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from crm.api.bulk import BulkOutSerializer, rows_decode, rows_last_per_key
 from crm.api.customers import actor_of
 from crm.api.filters import SelectorFilterSet
+from crm.api.throttling import SCOPE_BULK
 from crm.inputs import OrderIn
 from crm.models import Order, OrderItem, OrderStatus
 from crm.selectors.orders import order_list
@@ -110,6 +111,7 @@ class OrderBulkView(APIView):
     are listed by index."""
 
     scope_resource = "orders"
+    rate_limit_scope = SCOPE_BULK
 
     @extend_schema(request=_ORDERS_BULK_REQUEST, responses=BulkOutSerializer)
     def post(self, request: Request) -> Response:

@@ -34,7 +34,7 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 PHONE = "13912345678"
-MASKED = "139****5678"
+MASKED = "13****78"
 
 
 @pytest.fixture

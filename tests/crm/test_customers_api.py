@@ -47,7 +47,7 @@ def test_read_scope_cannot_write(api_client_with_scopes) -> None:
 def test_list_masks_phones_without_the_personal_data_scope(api_client_with_scopes) -> None:
     IdentityFactory(provider="phone", raw_value=PHONE)
     masked = api_client_with_scopes("customers:read").get("/api/v1/customers").json()
-    assert masked["results"][0]["identities"][0]["value"] == "138****1234"
+    assert masked["results"][0]["identities"][0]["value"] == "13****34"
     full = api_client_with_scopes("customers:read", "personal_data:read").get("/api/v1/customers")
     assert full.json()["results"][0]["identities"][0]["value"] == "+8613812341234"
 
@@ -144,7 +144,8 @@ def test_get_by_identity_returns_the_sidebar_view(api_client_with_scopes) -> Non
     assert body["order_summary"]["paid_order_count"] == 2
     assert body["order_summary"]["net_spend"] == "120.00"
     assert [t["name"] for t in body["tags"]] == ["护肤"]
-    assert len(captured) <= 13  # the predictions row: one more query
+    # The predictions row: one more query; the rate limit: a read and a write of its count.
+    assert len(captured) <= 15
     missing = client.get("/api/v1/customers/by-identity/unionid/nobody")
     assert missing.status_code == 404
     assert missing.json()["code"] == "customer_not_found"

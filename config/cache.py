@@ -1,0 +1,57 @@
+"""The cache every process shares when no Redis is configured: Django's DatabaseCache on the
+PostgreSQL table `crm_cache`, whose `set` is one statement. The API's rate limits write the
+cache on every request; Django's own `set` counts the whole table, then selects and updates
+the row inside a savepoint (five statements). Here an upsert writes the row, and the same
+statement drops up to CULL_BATCH expired rows of other keys (skipping rows another process
+holds), so that the table stays as small as the keys in use."""
+
+import base64
+import pickle
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.db import DatabaseCache
+from django.db import connections, router
+from django.utils import timezone
+
+CULL_BATCH = 100
+
+
+class PostgresCache(DatabaseCache):
+    def _base_set(
+        self, mode: str, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT
+    ) -> bool:
+        if mode != "set":
+            return bool(super()._base_set(mode, key, value, timeout))  # type: ignore[misc]
+        timeout = self.get_backend_timeout(timeout)
+        db = router.db_for_write(self.cache_model_class)
+        connection = connections[db]
+        table = connection.ops.quote_name(self._table)  # type: ignore[attr-defined]
+        expires = datetime.max if timeout is None else datetime.fromtimestamp(timeout, tz=UTC)
+        pickled = base64.b64encode(pickle.dumps(value, self.pickle_protocol)).decode("latin1")
+        with connection.cursor() as cursor:
+            # The table name comes from settings, never from input.
+            cursor.execute(
+                f"""
+                WITH culled AS (
+                    DELETE FROM {table} WHERE cache_key IN (
+                        SELECT cache_key FROM {table}
+                        WHERE expires < %s AND cache_key <> %s
+                        LIMIT %s FOR UPDATE SKIP LOCKED
+                    )
+                )
+                INSERT INTO {table} (cache_key, value, expires) VALUES (%s, %s, %s)
+                ON CONFLICT (cache_key) DO UPDATE
+                SET value = EXCLUDED.value, expires = EXCLUDED.expires
+                """,  # noqa: S608
+                [
+                    timezone.now(),
+                    key,
+                    CULL_BATCH,
+                    key,
+                    pickled,
+                    connection.ops.adapt_datetimefield_value(expires.replace(microsecond=0)),
+                ],
+            )
+        return True
