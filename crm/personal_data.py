@@ -13,6 +13,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from crm.models import IdentityProvider
+from crm.validators import text_error
 
 # Plain strings, not the enum members: identity_key runs for every row of every batch, and
 # set lookups of str are several times faster than of Django's choice enums.
@@ -81,6 +82,8 @@ def identity_key(
             _("Unknown provider %(provider)s.") % {"provider": provider},
         )
     namespace = (namespace or "").strip()
+    if error := text_error(namespace):
+        raise IdentityError(ERROR_INVALID_VALUE, "namespace", error)
     if provider == "wecom" and not namespace:
         namespace = settings.WECOM_CORP_ID
     if provider in PROVIDERS_WITH_NAMESPACE:

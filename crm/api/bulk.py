@@ -4,8 +4,11 @@ own, the good rows written by one service call, the bad ones answered as `{"inde
 The body is decoded straight into the row structs of `crm.inputs` by msgspec. A valid batch is
 decoded in one pass; only when that pass fails is the batch decoded row by row, to name every
 bad row (with its first error, as `{"path": ["message"]}`, nested paths joined with dots, e.g.
-`items.0.quantity`)."""
+`items.0.quantity`). msgspec refuses a whole body holding a lone surrogate (`"\\ud800"`, valid
+JSON that no UTF-8 encoder accepts); such a body is decoded again by the standard library, so
+that only the rows holding one are rejected."""
 
+import json
 import re
 from collections.abc import Callable, Hashable, Sequence
 from functools import cache
@@ -19,6 +22,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 
 from crm.errors import TooLarge, ValidationFailed
+from crm.validators import json_error
 
 ERROR_TOO_MANY_ROWS = "too_many_rows"
 ERROR_NOT_A_LIST = "rows_not_a_list"
@@ -87,9 +91,7 @@ def rows_decode(
     try:
         envelope = msgspec.json.decode(body)
     except msgspec.DecodeError as error:
-        raise ValidationFailed(
-            ERROR_MALFORMED_JSON, _("The body is not valid JSON: %(error)s") % {"error": error}
-        ) from error
+        envelope = _decode_leniently(body, error)
     raw_rows = envelope.get(field) if isinstance(envelope, dict) else None
     if not isinstance(raw_rows, list):
         message = _("Expected a non-empty list.")
@@ -102,7 +104,26 @@ def rows_decode(
             valid.append((index, row_decoder.decode(msgspec.json.encode(raw))))
         except msgspec.ValidationError as error:
             rejected.append({"index": index, "errors": _errors_of(error)})
+        except UnicodeEncodeError:  # a lone surrogate somewhere in the row
+            rejected.append({"index": index, "errors": _unstorable_errors(raw)})
     return valid, rejected
+
+
+def _decode_leniently(body: bytes, error: msgspec.DecodeError) -> Any:
+    """The body decoded by the standard library, which accepts lone surrogates (the rows
+    holding them are rejected one by one); a 400 when it is not JSON at all."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise ValidationFailed(
+            ERROR_MALFORMED_JSON, _("The body is not valid JSON: %(error)s") % {"error": error}
+        ) from error
+
+
+def _unstorable_errors(raw: Any) -> dict[str, list[str]]:
+    found = json_error(raw, max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    path, message = found or ("", _("Must not contain a NUL character or a lone surrogate."))
+    return {path or "non_field_errors": [message]}
 
 
 def rows_last_per_key(
