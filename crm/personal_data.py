@@ -71,6 +71,23 @@ def normalize_phone(raw: str) -> str:
     return phone
 
 
+def phone_search_value(term: str) -> str | None:
+    """A phone number as typed into a search box, in E.164, or None. Beyond what
+    `normalize_phone` takes: the country code without its "+" (8613812341234, 86-138-...), or a
+    "+" that an unescaped query string turned into a space."""
+    try:
+        return normalize_phone(term)
+    except IdentityError:
+        pass
+    digits = _PHONE_STRIP.sub("", term)
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    try:
+        return normalize_phone(f"+{digits}")
+    except IdentityError:
+        return None
+
+
 def identity_key(
     *, provider: str, value: str, namespace: str = "", is_sensitive: bool = False
 ) -> IdentityKey:

@@ -25,6 +25,7 @@ from crm.services.groups import (
     group_members_sync,
     group_update,
 )
+from crm.validators import validate_event_time
 
 
 class GroupOutSerializer(serializers.ModelSerializer):
@@ -107,7 +108,9 @@ class MembershipOutSerializer(serializers.ModelSerializer):
 class MembersSyncInSerializer(CustomerRefsSerializer):
     allows_none = True  # everyone left
     observed_at = serializers.DateTimeField(
-        required=False, help_text=_("When the member list was read; now when absent.")
+        required=False,
+        validators=[validate_event_time],
+        help_text=_("When the member list was read; now when absent."),
     )
 
 

@@ -271,3 +271,15 @@ def test_deleting_a_customer_deletes_what_it_owns(superuser_client, customer) ->
     assert not Customer.objects.exists()
     assert not OrderItem.objects.exists()
     assert not customer.orders.exists()
+
+
+@pytest.mark.parametrize(
+    "term", ["+86" + PHONE, "86" + PHONE, "+86 139 1234 5678", "86-139-1234-5678"]
+)
+def test_search_finds_a_phone_in_any_usual_form(operator_client, customer, term) -> None:
+    CustomerFactory(display_name="别人")
+    page = operator_client.get(reverse("admin:crm_customer_changelist"), {"q": term})
+    content = page.content.decode()
+    assert page.status_code == 200
+    assert "王小美" in content
+    assert "别人" not in content

@@ -239,3 +239,26 @@ def test_no_phone_number_reaches_the_logs(api_client_with_scopes, caplog) -> Non
     assert caplog.records
     assert PHONE not in logged
     assert PHONE[3:] not in logged
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        "13870717759",
+        "+8613870717759",
+        "8613870717759",
+        "008613870717759",
+        "+86 138 7071 7759",
+        "86-138-7071-7759",
+        "138 7071 7759",
+    ],
+)
+def test_list_search_finds_a_phone_in_any_usual_form(api_client_with_scopes, term) -> None:
+    wanted = IdentityFactory(provider="phone", raw_value="13870717759").customer
+    IdentityFactory(provider="phone", raw_value="13870717750")
+    client = api_client_with_scopes("customers:read")
+    response = client.get("/api/v1/customers", {"search": term})
+    assert [c["id"] for c in response.json()["results"]] == [wanted.pk]
+    # "+" unescaped in a query string arrives as a space.
+    raw = client.get(f"/api/v1/customers?search={term}")
+    assert [c["id"] for c in raw.json()["results"]] == [wanted.pk]

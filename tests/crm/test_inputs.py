@@ -13,8 +13,11 @@ from django.utils import timezone
 from crm import validators
 from crm.inputs import CustomerIn, IdentityIn, InteractionIn, OrderIn
 from crm.models import (
+    Consent,
+    ConsentEvent,
     Customer,
     Gender,
+    GroupMembership,
     IdentityProvider,
     Interaction,
     InteractionKind,
@@ -23,6 +26,7 @@ from crm.models import (
     SourceChannel,
 )
 from tests.crm.support import LONE_SURROGATE, NUL, assert_lists_still_answer, send_json
+from tests.factories import CustomerFactory, GroupFactory
 
 
 def _literal_values(annotation: object) -> set[str]:
@@ -260,4 +264,72 @@ def test_a_poisoned_interaction_is_rejected_alone(
         "rejected": [{"index": 1, "errors": errors}],
     }
     assert sorted(Interaction.objects.values_list("idempotency_key", flat=True)) == ["k1", "k3"]
+    assert_lists_still_answer()
+
+
+# The same ranges through the DRF endpoints (their CharFields refuse NUL bytes and lone
+# surrogates already; DRF itself refuses a time that overflows the business time zone).
+
+DRF_TIMES = ["0001-01-02T00:00:00+14:00", "1999-12-31T23:59:59+00:30", "9999-12-30T00:00:00Z"]
+
+
+@pytest.mark.parametrize("value", DRF_TIMES)
+def test_patch_and_put_refuse_a_first_seen_at_out_of_range(api_client_with_scopes, value) -> None:
+    customer = CustomerFactory(display_name="甲")
+    before = customer.first_seen_at
+    client = api_client_with_scopes("customers:write")
+    patched = send_json(
+        client, "patch", f"/api/v1/customers/{customer.pk}", {"first_seen_at": value}
+    )
+    assert (patched.status_code, patched.json()) == (400, {"first_seen_at": [EVENT_TIME]})
+    put = send_json(
+        client, "put", "/api/v1/customers/by-identity/unionid/u9", {"first_seen_at": value}
+    )
+    assert (put.status_code, put.json()) == (400, {"first_seen_at": [EVENT_TIME]})
+    assert list(Customer.objects.values_list("first_seen_at", flat=True)) == [before]
+    assert_lists_still_answer()
+
+
+def test_patch_refuses_a_birthday_out_of_range(api_client_with_scopes) -> None:
+    customer = CustomerFactory(birthday=date(1990, 5, 1))
+    client = api_client_with_scopes("customers:write")
+    response = send_json(
+        client, "patch", f"/api/v1/customers/{customer.pk}", {"birthday": "0001-01-01"}
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"birthday": ["Must lie between 1900-01-01 and today."]},
+    )
+    customer.refresh_from_db()
+    assert customer.birthday == date(1990, 5, 1)
+
+
+@pytest.mark.parametrize("value", DRF_TIMES)
+def test_a_consent_at_a_time_out_of_range_is_refused(api_client_with_scopes, value) -> None:
+    customer = CustomerFactory()
+    body = {
+        "customer_id": customer.pk,
+        "channel": "wecom",
+        "status": "opted_out",
+        "source": "shop",
+        "occurred_at": value,
+    }
+    response = send_json(api_client_with_scopes("consents:write"), "post", "/api/v1/consents", body)
+    assert (response.status_code, response.json()) == (400, {"occurred_at": [EVENT_TIME]})
+    assert not ConsentEvent.objects.exists()
+    assert not Consent.objects.exists()
+    assert_lists_still_answer()
+
+
+@pytest.mark.parametrize("value", DRF_TIMES)
+def test_a_member_list_observed_out_of_range_is_refused(api_client_with_scopes, value) -> None:
+    group, customer = GroupFactory(), CustomerFactory()
+    response = send_json(
+        api_client_with_scopes("groups:write"),
+        "put",
+        f"/api/v1/groups/{group.pk}/members",
+        {"customer_ids": [customer.pk], "observed_at": value},
+    )
+    assert (response.status_code, response.json()) == (400, {"observed_at": [EVENT_TIME]})
+    assert not GroupMembership.objects.exists()
     assert_lists_still_answer()
