@@ -106,14 +106,14 @@ def text_error(value: str) -> str | None:
     return _("Must not contain a NUL character or a lone surrogate.")
 
 
-def json_error(value: Any, *, max_bytes: int = JSON_MAX_BYTES) -> tuple[str, str] | None:
+def json_error(value: Any, *, max_bytes: int | None = JSON_MAX_BYTES) -> tuple[str, str] | None:
     """(path, message) of the first string (key or value) in a decoded JSON document that
-    cannot be stored, or of the whole document when it encodes to more than `max_bytes`;
-    None when it is fine. Paths are dotted, `""` for the document itself."""
+    cannot be stored, or of the whole document when it encodes to more than `max_bytes`
+    (None: no bound here); None when it is fine. Paths are dotted, `""` for the document."""
     found = _json_unstorable(value, "")
     if found is not None:
         return found
-    if len(msgspec.json.encode(value)) > max_bytes:
+    if max_bytes is not None and len(msgspec.json.encode(value)) > max_bytes:
         return "", _("At most %(limit)d bytes of JSON.") % {"limit": max_bytes}
     return None
 
@@ -162,9 +162,11 @@ validate_currency = _validator(currency_error, ERROR_UNKNOWN_CURRENCY)
 validate_text = _validator(text_error, ERROR_INVALID_TEXT)
 
 
-def validate_json(value: Any) -> None:
+def validate_json_text(value: Any) -> None:
+    """Every string of a JSON document (a segment rule) can be stored. Its size is the rule
+    language's to bound."""
     if value is None:
         return
-    if found := json_error(value):
+    if found := json_error(value, max_bytes=None):
         path, message = found
         raise ValidationError(f"{path}: {message}" if path else message, code=ERROR_INVALID_TEXT)
