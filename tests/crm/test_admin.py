@@ -283,3 +283,16 @@ def test_search_finds_a_phone_in_any_usual_form(operator_client, customer, term)
     assert page.status_code == 200
     assert "王小美" in content
     assert "别人" not in content
+
+
+def test_the_customer_form_refuses_a_birthday_out_of_range(superuser_client, customer) -> None:
+    url = reverse("admin:crm_customer_change", args=[customer.pk])
+    form = superuser_client.get(url).context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    form_class = type(form)
+    bad = form_class(data={**data, "birthday": "0001-01-01"}, instance=customer)
+    assert bad.errors["birthday"] == ["Must lie between 1900-01-01 and today."]
+    good = form_class(data={**data, "birthday": "1990-05-01"}, instance=customer)
+    assert "birthday" not in good.errors
+    customer.refresh_from_db()
+    assert customer.birthday is None

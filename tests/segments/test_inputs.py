@@ -1,10 +1,14 @@
 """Free text of the segment API: a rule's strings must be storable (no NUL byte, no lone
 surrogate) and are refused on the field, before any rule is compiled or stored."""
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib import admin
+from django.test import RequestFactory
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from segments.models import Segment
@@ -48,3 +52,16 @@ def test_a_rule_string_that_cannot_be_stored_is_refused_on_the_field(
     assert Segment.objects.get().rule == city_rule("上海")
     assert client.get("/api/v1/segments").status_code == 200
     assert_lists_still_answer()
+
+
+def test_the_segment_admin_form_refuses_an_unstorable_rule_string(admin_user) -> None:
+    request = RequestFactory().get("/")
+    request.user = admin_user
+    form_class = admin.site._registry[Segment].get_form(request)
+    data = {"name": "上海", "kind": "dynamic", "description": ""}
+    for city in (NUL, LONE_SURROGATE):
+        form = form_class(data={**data, "rule": json.dumps(city_rule(city))})
+        with translation.override("en"):
+            assert form.errors == {"rule": [f"all.1.value: {TEXT}"]}
+    assert form_class(data={**data, "rule": json.dumps(city_rule("上海"))}).is_valid()
+    assert not Segment.objects.exists()
