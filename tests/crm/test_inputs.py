@@ -9,6 +9,7 @@ from typing import Any, Literal, get_args, get_origin
 import pytest
 from django.db import models
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from crm import validators
 from crm.inputs import CustomerIn, IdentityIn, InteractionIn, OrderIn
@@ -25,6 +26,7 @@ from crm.models import (
     OrderStatus,
     SourceChannel,
 )
+from crm.services.api_keys import api_key_create
 from tests.crm.support import LONE_SURROGATE, NUL, assert_lists_still_answer, send_json
 from tests.factories import CustomerFactory, GroupFactory
 
@@ -333,3 +335,20 @@ def test_a_member_list_observed_out_of_range_is_refused(api_client_with_scopes, 
     assert (response.status_code, response.json()) == (400, {"observed_at": [EVENT_TIME]})
     assert not GroupMembership.objects.exists()
     assert_lists_still_answer()
+
+
+def test_refusals_speak_chinese_by_default(db) -> None:
+    _, raw_key = api_key_create(name="shop", scopes=["orders:write"])
+    client = APIClient(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    rows = [
+        order_row("SO1", currency="XXX"),
+        order_row("SO2", store=NUL),
+        order_row("SO3", paid_at="0001-01-01T01:00:00+14:00"),
+    ]
+    body = send_json(client, "post", "/api/v1/orders/bulk", {"orders": rows}).json()
+    assert [r["errors"] for r in body["rejected"]] == [
+        {"currency": ["不是现行流通的 ISO 4217 币种代码（如 CNY、USD）。"]},
+        {"store": ["不能包含空字符（NUL）或无效的 Unicode 字符（孤立代理项）。"]},
+        {"paid_at": ["时间须在 2000-01-01T00:00:00Z（UTC）至此刻之后一天以内。"]},
+    ]
+    assert not Order.objects.exists()
