@@ -65,3 +65,25 @@ def test_the_segment_admin_form_refuses_an_unstorable_rule_string(admin_user) ->
             assert form.errors == {"rule": [f"all.1.value: {TEXT}"]}
     assert form_class(data={**data, "rule": json.dumps(city_rule("上海"))}).is_valid()
     assert not Segment.objects.exists()
+
+
+def test_rfm_breakpoints_beyond_their_column_are_refused_on_the_field(
+    api_client_with_scopes: Callable[..., APIClient],
+) -> None:
+    client = api_client_with_scopes("segments")
+    before = client.get("/api/v1/policies/rfm").json()
+    response = client.put(
+        "/api/v1/policies/rfm",
+        {
+            "scoring_method": "thresholds",
+            "recency_breakpoints": [30, 60, 90, 2**31],
+            "frequency_breakpoints": [1, 2, 3, 5],
+            "monetary_breakpoints": ["200", "500", "1000", "3000"],
+        },
+        format="json",
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"recency_breakpoints": {"3": ["Ensure this value is less than or equal to 2147483647."]}},
+    )
+    assert client.get("/api/v1/policies/rfm").json() == before
