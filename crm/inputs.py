@@ -38,16 +38,19 @@ class RowError(ValueError):
         super().__init__(f"{field}: {message}")
 
 
-def check_texts(row: msgspec.Struct, names: tuple[str, ...]) -> None:
-    """Raise RowError on the first of the string fields `names` that cannot be stored. (One
-    search over the joined values: this runs for every row of every batch.)"""
+def check_texts(
+    row: msgspec.Struct, names: tuple[str, ...], *, prefix: str = "", more: str = ""
+) -> None:
+    """Raise RowError on the first of the string fields `names` that cannot be stored (named
+    `<prefix><name>`). One search over the joined values, `more` included (the caller checks
+    those itself when this passes): this runs for every row of every batch."""
     values = [value for name in names if isinstance(value := getattr(row, name), str)]
-    if not text_error("".join(values)):
+    if not text_error("".join(values) + more):
         return
     for name in names:
         value = getattr(row, name)
         if isinstance(value, str) and (error := text_error(value)):
-            raise RowError(name, error)
+            raise RowError(prefix + name, error)
 
 
 class IdentityIn(msgspec.Struct, dict=True):
@@ -148,8 +151,9 @@ class OrderItemIn(msgspec.Struct, frozen=True):
     name: Annotated[str, msgspec.Meta(max_length=128)] = ""
     category: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
+    # Its strings are checked by its order's __post_init__, together with the order's.
+
     def __post_init__(self) -> None:
-        check_texts(self, ("sku", "name", "category"))
         if error := money_error(self.unit_price):
             raise RowError("unit_price", error)
 
@@ -168,7 +172,11 @@ class OrderIn(msgspec.Struct, frozen=True):
     items: Annotated[list[OrderItemIn], msgspec.Meta(max_length=500)] = []
 
     def __post_init__(self) -> None:
-        check_texts(self, ("source", "external_id", "channel", "store"))
+        items = "".join([f"{i.sku}{i.name}{i.category}" for i in self.items])
+        check_texts(self, ("source", "external_id", "channel", "store"), more=items)
+        if items and text_error(items):
+            for position, item in enumerate(self.items):
+                check_texts(item, ("sku", "name", "category"), prefix=f"items.{position}.")
         if error := currency_error(self.currency):
             raise RowError("currency", error)
         for name in ("total_amount", "refunded_amount"):

@@ -32,7 +32,7 @@ ERROR_BODY_TOO_LARGE = "body_too_large"
 RowT = TypeVar("RowT")
 
 _AT_PATH = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
-_ROW_CHECK = re.compile(r"^(?P<field>\w+): (?P<message>.*)$", re.DOTALL)
+_ROW_CHECK = re.compile(r"^(?P<field>[\w.]+): (?P<message>.*)$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>\w+)`$")
 
 
