@@ -34,6 +34,8 @@ RowT = TypeVar("RowT")
 _AT_PATH = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
 _ROW_CHECK = re.compile(r"^(?P<field>[\w.]+): (?P<message>.*)$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>\w+)`$")
+# The escape of a UTF-16 surrogate (\ud800-\udfff), lone or in a pair.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 
 @cache
@@ -110,14 +112,22 @@ def rows_decode(
 
 
 def _decode_leniently(body: bytes, error: msgspec.DecodeError) -> Any:
-    """The body decoded by the standard library, which accepts lone surrogates (the rows
-    holding them are rejected one by one); a 400 when it is not JSON at all."""
+    """A body holding surrogate escapes decoded by the standard library, which accepts lone
+    ones (the rows holding them are rejected one by one); any other body msgspec refused, or
+    one that is not JSON even so, is a 400."""
+    malformed = ValidationFailed(
+        ERROR_MALFORMED_JSON, _("The body is not valid JSON: %(error)s") % {"error": error}
+    )
+    if _SURROGATE_ESCAPE.search(body) is None:
+        raise malformed from error
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
-        raise ValidationFailed(
-            ERROR_MALFORMED_JSON, _("The body is not valid JSON: %(error)s") % {"error": error}
-        ) from error
+        raise malformed from error
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's extension of JSON
 
 
 def _unstorable_errors(raw: Any) -> dict[str, list[str]]:
