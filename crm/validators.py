@@ -128,7 +128,9 @@ def _json_unstorable(value: Any, path: str) -> tuple[str, str] | None:
                 return where, error
         elif isinstance(item, dict):
             for key, child in item.items():
-                child_path = f"{where}.{key}" if where else str(key)
+                # A path goes back to the caller: it must not hold what it reports.
+                shown = _UNSTORABLE.sub("\ufffd", key) if isinstance(key, str) else str(key)
+                child_path = f"{where}.{shown}" if where else shown
                 if isinstance(key, str) and (error := text_error(key)):
                     return child_path, error
                 stack.append((child, child_path))

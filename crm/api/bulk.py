@@ -34,6 +34,8 @@ RowT = TypeVar("RowT")
 _AT_PATH = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
 _ROW_CHECK = re.compile(r"^(?P<field>[\w.]+): (?P<message>.*)$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>\w+)`$")
+# Fields holding free-form JSON objects (interaction properties).
+_JSON_BLOB_FIELDS = frozenset({"properties"})
 # The escape of a UTF-16 surrogate (\ud800-\udfff), lone or in a pair.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
@@ -131,8 +133,13 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _unstorable_errors(raw: Any) -> dict[str, list[str]]:
-    found = json_error(raw, max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    found = json_error(raw, max_bytes=None)
     path, message = found or ("", _("Must not contain a NUL character or a lone surrogate."))
+    field, _dot, inner = path.partition(".")
+    if field in _JSON_BLOB_FIELDS and inner:
+        # As the row's own check reports it (crm.inputs.InteractionIn): keys of a free-form
+        # blob may hold any character, so the path inside it goes into the message.
+        return {field: [f"{inner}: {message}"]}
     return {path or "non_field_errors": [message]}
 
 

@@ -135,6 +135,7 @@ def _bad_item(**overrides: Any) -> list[dict[str, Any]]:
         ({"external_id": NUL}, {"external_id": [TEXT]}),
         ({"store": NUL}, {"store": [TEXT]}),
         ({"channel": LONE_SURROGATE}, {"channel": [TEXT]}),
+        ({LONE_SURROGATE: "an unknown field"}, {"a\ufffdb": [TEXT]}),
         ({"items": _bad_item(name=NUL)}, {"items.0.name": [TEXT]}),
         ({"items": _bad_item(category=LONE_SURROGATE)}, {"items.0.category": [TEXT]}),
         (
@@ -245,8 +246,9 @@ def interaction_row(key: str, **overrides: Any) -> dict[str, Any]:
         ({"source": NUL}, {"source": [TEXT]}),
         ({"idempotency_key": LONE_SURROGATE}, {"idempotency_key": [TEXT]}),
         ({"properties": {"a": {"b": ["ok", NUL]}}}, {"properties": [f"a.b.1: {TEXT}"]}),
-        ({"properties": {NUL: 1}}, {"properties": [f"{NUL}: {TEXT}"]}),
-        ({"properties": {"a": LONE_SURROGATE}}, {"properties.a": [TEXT]}),
+        ({"properties": {NUL: 1}}, {"properties": [f"a\ufffdb: {TEXT}"]}),
+        ({"properties": {LONE_SURROGATE: 1}}, {"properties": [f"a\ufffdb: {TEXT}"]}),
+        ({"properties": {"a": LONE_SURROGATE}}, {"properties": [f"a: {TEXT}"]}),
         (
             {"properties": {"a": "x" * 17_000}},
             {"properties": ["At most 16384 bytes of JSON."]},
