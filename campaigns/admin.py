@@ -81,6 +81,7 @@ from campaigns.services.report import ArmReport, CampaignReport, campaign_report
 from crm.admin import ReadOnlyAdmin
 from crm.errors import DomainError
 from crm.models import Customer
+from crm.validators import FREE_TEXT_MAX_LENGTH, validate_json_text, validate_planned_time
 
 CONTACT_PRESSURE_DAYS = 30
 CONTACT_PRESSURE_ROWS = 50  # the newest; the rest are a click away in the deliveries list
@@ -165,11 +166,28 @@ FORM_FIELD_OF = {
 }
 
 
+# The accepted values of crm.validators, as the API checks them (campaigns.api.campaigns).
+_FORM_FIELD_VALIDATORS: dict[str, list[Callable[[Any], None]]] = {
+    "scheduled_at": [validate_planned_time],
+    "trigger_ends_at": [validate_planned_time],
+    "extra_rule": [validate_json_text],
+}
+_FORM_FIELD_OPTIONS: dict[str, dict[str, Any]] = {
+    "conversion_min_amount": {"min_value": 0},
+}
+
+
 def _form_field(field: models.Field, **kwargs: Any) -> forms.Field | None:
     """Django 6's default: a URL typed without a scheme is taken as https."""
     if isinstance(field, models.URLField):
         kwargs.setdefault("assume_scheme", "https")
-    return field.formfield(**kwargs)
+    return _checked(field, field.formfield(**{**_FORM_FIELD_OPTIONS.get(field.name, {}), **kwargs}))
+
+
+def _checked(field: models.Field, formfield: forms.Field | None) -> forms.Field | None:
+    if formfield is not None:
+        formfield.validators.extend(_FORM_FIELD_VALIDATORS.get(field.name, []))
+    return formfield
 
 
 class CampaignForm(forms.ModelForm):
@@ -242,6 +260,11 @@ class VariantInline(admin.TabularInline):
     model = Variant
     fields = ["name", "weight", "content"]
     extra = 0
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "content":
+            kwargs["max_length"] = FREE_TEXT_MAX_LENGTH
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_extra(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> int:
         return 1 if obj is None else 0
@@ -854,6 +877,11 @@ class CampaignAdmin(admin.ModelAdmin):
         ),
     ]
     actions = ["launch", "pause", "resume", "cancel", "rotate_webhook_secret"]
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # The admin builds its form with this callback, not CampaignForm.Meta's.
+        kwargs = {**_FORM_FIELD_OPTIONS.get(db_field.name, {}), **kwargs}
+        return _checked(db_field, super().formfield_for_dbfield(db_field, request, **kwargs))
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)

@@ -50,6 +50,7 @@ from crm.services.customers import (
     customers_merge,
 )
 from crm.services.tags import tag_group_create, tag_group_update, tags_assign, tags_remove
+from crm.validators import validate_birthday
 
 PERSONAL_DATA_PERMISSION = "crm.view_personal_data"
 
@@ -299,6 +300,12 @@ class CustomerAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .prefetch_related(Prefetch("identities", queryset=phones, to_attr="phones"))
         )
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "birthday" and formfield is not None:
+            formfield.validators.append(validate_birthday)
+        return formfield
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Customer], search_term: str

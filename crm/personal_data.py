@@ -13,6 +13,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from crm.models import IdentityProvider
+from crm.validators import text_error
 
 # Plain strings, not the enum members: identity_key runs for every row of every batch, and
 # set lookups of str are several times faster than of Django's choice enums.
@@ -70,6 +71,23 @@ def normalize_phone(raw: str) -> str:
     return phone
 
 
+def phone_search_value(term: str) -> str | None:
+    """A phone number as typed into a search box, in E.164, or None. Beyond what
+    `normalize_phone` takes: the country code without its "+" (8613812341234, 86-138-...), or a
+    "+" that an unescaped query string turned into a space."""
+    try:
+        return normalize_phone(term)
+    except IdentityError:
+        pass
+    digits = _PHONE_STRIP.sub("", term)
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    try:
+        return normalize_phone(f"+{digits}")
+    except IdentityError:
+        return None
+
+
 def identity_key(
     *, provider: str, value: str, namespace: str = "", is_sensitive: bool = False
 ) -> IdentityKey:
@@ -81,6 +99,8 @@ def identity_key(
             _("Unknown provider %(provider)s.") % {"provider": provider},
         )
     namespace = (namespace or "").strip()
+    if error := text_error(namespace):
+        raise IdentityError(ERROR_INVALID_VALUE, "namespace", error)
     if provider == "wecom" and not namespace:
         namespace = settings.WECOM_CORP_ID
     if provider in PROVIDERS_WITH_NAMESPACE:

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from crm.admin import CustomerAdmin, ReadOnlyAdmin, ReadOnlyInline
 from crm.errors import DomainError, ValidationFailed
 from crm.models import Customer
+from crm.validators import validate_json_text
 from segments.models import (
     BackfillCount,
     CustomerMetrics,
@@ -365,9 +366,14 @@ class SegmentForm(forms.ModelForm):
         model = Segment
         fields = ["name", "description", "kind", "rule"]
 
+    def clean_rule(self) -> Any:
+        rule = self.cleaned_data.get("rule")
+        validate_json_text(rule)  # before the rule meets the compiler or PostgreSQL
+        return rule
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if cleaned.get("kind") == SegmentKind.DYNAMIC:
+        if cleaned.get("kind") == SegmentKind.DYNAMIC and "rule" not in self.errors:
             rule = cleaned.get("rule")
             if rule is None:
                 self.add_error("rule", _("A dynamic segment needs a rule."))

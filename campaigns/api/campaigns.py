@@ -47,6 +47,7 @@ from campaigns.services.report import campaign_report
 from crm.api.customers import actor_of
 from crm.api.filters import SelectorFilterSet
 from crm.models import ConsentChannel
+from crm.validators import FREE_TEXT_MAX_LENGTH, validate_json_text, validate_planned_time
 from segments.models import LifecycleState
 
 SMALLINT_MAX = 32767
@@ -175,7 +176,12 @@ def campaign_response(campaign: Campaign, status_code: int = status.HTTP_200_OK)
 
 class VariantInSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=32)
-    content = serializers.CharField(allow_blank=True, trim_whitespace=False, help_text=CONTENT_HELP)
+    content = serializers.CharField(
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=FREE_TEXT_MAX_LENGTH,
+        help_text=CONTENT_HELP,
+    )
     weight = serializers.IntegerField(
         min_value=1,
         max_value=SMALLINT_MAX,
@@ -220,6 +226,7 @@ class CampaignInSerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         trim_whitespace=False,
+        max_length=FREE_TEXT_MAX_LENGTH,
         help_text=_("Instead of `variants`: one message, as variant A."),
     )
     include_segment_ids = serializers.ListField(
@@ -231,15 +238,20 @@ class CampaignInSerializer(serializers.Serializer):
     extra_rule = serializers.JSONField(
         required=False,
         allow_null=True,
+        validators=[validate_json_text],
         help_text=_("A segment rule the audience must also match (see the rule language)."),
     )
     schedule_kind = serializers.ChoiceField(choices=ScheduleKind.choices, required=False)
-    scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
+    scheduled_at = serializers.DateTimeField(
+        required=False, allow_null=True, validators=[validate_planned_time]
+    )
     trigger_lifecycle_state = serializers.ChoiceField(
         choices=LifecycleState.choices, required=False, allow_blank=True
     )
     trigger_segment_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    trigger_ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    trigger_ends_at = serializers.DateTimeField(
+        required=False, allow_null=True, validators=[validate_planned_time]
+    )
     quiet_hours_start = serializers.TimeField(
         format=CLOCK_FORMAT,
         input_formats=[CLOCK_FORMAT],
@@ -261,7 +273,7 @@ class CampaignInSerializer(serializers.Serializer):
     )
     conversion_window_days = serializers.IntegerField(max_value=SMALLINT_MAX, required=False)
     conversion_min_amount = serializers.DecimalField(
-        max_digits=14, decimal_places=2, required=False, allow_null=True
+        max_digits=14, decimal_places=2, min_value=0, required=False, allow_null=True
     )
     conversion_sku = serializers.CharField(max_length=64, required=False, allow_blank=True)
     conversion_category = serializers.CharField(max_length=64, required=False, allow_blank=True)

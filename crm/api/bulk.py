@@ -4,8 +4,11 @@ own, the good rows written by one service call, the bad ones answered as `{"inde
 The body is decoded straight into the row structs of `crm.inputs` by msgspec. A valid batch is
 decoded in one pass; only when that pass fails is the batch decoded row by row, to name every
 bad row (with its first error, as `{"path": ["message"]}`, nested paths joined with dots, e.g.
-`items.0.quantity`)."""
+`items.0.quantity`). msgspec refuses a whole body holding a lone surrogate (`"\\ud800"`, valid
+JSON that no UTF-8 encoder accepts); such a body is decoded again by the standard library, so
+that only the rows holding one are rejected."""
 
+import json
 import re
 from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
@@ -21,6 +24,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 
 from crm.errors import TooLarge, ValidationFailed
+from crm.validators import json_error
 
 ERROR_TOO_MANY_ROWS = "too_many_rows"
 ERROR_NOT_A_LIST = "rows_not_a_list"
@@ -30,8 +34,12 @@ ERROR_BODY_TOO_LARGE = "body_too_large"
 RowT = TypeVar("RowT")
 
 _AT_PATH = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
-_ROW_CHECK = re.compile(r"^(?P<field>\w+): (?P<message>.*)$", re.DOTALL)
+_ROW_CHECK = re.compile(r"^(?P<field>[\w.]+): (?P<message>.*)$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>\w+)`$")
+# Fields holding free-form JSON objects (interaction properties).
+_JSON_BLOB_FIELDS = frozenset({"properties"})
+# The escape of a UTF-16 surrogate (\ud800-\udfff), lone or in a pair.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 
 @cache
@@ -89,9 +97,7 @@ def rows_decode(
     try:
         envelope = msgspec.json.decode(body)
     except msgspec.DecodeError as error:
-        raise ValidationFailed(
-            ERROR_MALFORMED_JSON, _("The body is not valid JSON: %(error)s") % {"error": error}
-        ) from error
+        envelope = _decode_leniently(body, error)
     raw_rows = envelope.get(field) if isinstance(envelope, dict) else None
     if not isinstance(raw_rows, list):
         message = _("Expected a non-empty list.")
@@ -104,7 +110,39 @@ def rows_decode(
             valid.append((index, row_decoder.decode(msgspec.json.encode(raw))))
         except msgspec.ValidationError as error:
             rejected.append({"index": index, "errors": _errors_of(error)})
+        except UnicodeEncodeError:  # a lone surrogate somewhere in the row
+            rejected.append({"index": index, "errors": _unstorable_errors(raw)})
     return valid, rejected
+
+
+def _decode_leniently(body: bytes, error: msgspec.DecodeError) -> Any:
+    """A body holding surrogate escapes decoded by the standard library, which accepts lone
+    ones (the rows holding them are rejected one by one); any other body msgspec refused, or
+    one that is not JSON even so, is a 400."""
+    malformed = ValidationFailed(
+        ERROR_MALFORMED_JSON, _("The body is not valid JSON: %(error)s") % {"error": error}
+    )
+    if _SURROGATE_ESCAPE.search(body) is None:
+        raise malformed from error
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise malformed from error
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's extension of JSON
+
+
+def _unstorable_errors(raw: Any) -> dict[str, list[str]]:
+    found = json_error(raw, max_bytes=None)
+    path, message = found or ("", _("Must not contain a NUL character or a lone surrogate."))
+    field, _dot, inner = path.partition(".")
+    if field in _JSON_BLOB_FIELDS and inner:
+        # As the row's own check reports it (crm.inputs.InteractionIn): keys of a free-form
+        # blob may hold any character, so the path inside it goes into the message.
+        return {field: [f"{inner}: {message}"]}
+    return {path or "non_field_errors": [message]}
 
 
 def rows_last_per_key(

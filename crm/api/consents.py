@@ -15,6 +15,7 @@ from crm.api.identities import IdentityListField
 from crm.api.pagination import IdCursorPagination
 from crm.models import Consent, ConsentChannel, ConsentEvent, ConsentStatus
 from crm.services.consents import consent_record
+from crm.validators import validate_event_time
 
 
 class ConsentInSerializer(serializers.Serializer):
@@ -24,7 +25,9 @@ class ConsentInSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=ConsentStatus.choices)
     source = serializers.CharField(max_length=32)  # type: ignore[assignment]
     occurred_at = serializers.DateTimeField(
-        required=False, help_text=_("When the customer decided; now when absent.")
+        required=False,
+        validators=[validate_event_time],
+        help_text=_("When the customer decided; now when absent."),
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

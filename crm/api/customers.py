@@ -37,6 +37,7 @@ from crm.services.customers import (
     customer_upsert,
     customers_bulk_upsert,
 )
+from crm.validators import validate_birthday, validate_event_time
 from segments.api.serializers import (
     CustomerMetricsSerializer,
     CustomerPredictionSerializer,
@@ -101,13 +102,15 @@ class ProfileInSerializer(serializers.Serializer):
 
     display_name = serializers.CharField(max_length=128, required=False, allow_blank=True)
     gender = serializers.ChoiceField(choices=Gender.choices, required=False)
-    birthday = serializers.DateField(required=False, allow_null=True)
+    birthday = serializers.DateField(
+        required=False, allow_null=True, validators=[validate_birthday]
+    )
     province = serializers.CharField(max_length=32, required=False, allow_blank=True)
     city = serializers.CharField(max_length=32, required=False, allow_blank=True)
     source_channel = serializers.ChoiceField(
         choices=SourceChannel.choices, required=False, allow_blank=True
     )
-    first_seen_at = serializers.DateTimeField(required=False)
+    first_seen_at = serializers.DateTimeField(required=False, validators=[validate_event_time])
     owner = serializers.CharField(
         max_length=64,
         required=False,

@@ -1,6 +1,5 @@
 """Group (社群) endpoints: CRUD with current member counts, membership list and sync."""
 
-from datetime import datetime
 from typing import Any
 
 import django_filters
@@ -16,7 +15,6 @@ from crm.api.customer_refs import CustomerRefsSerializer
 from crm.api.customers import actor_of
 from crm.api.filters import SelectorFilterSet
 from crm.errors import NotFound
-from crm.inputs import source_time_error
 from crm.models import Group, GroupKind, GroupMembership
 from crm.selectors.groups import group_list, group_memberships
 from crm.services.groups import (
@@ -26,6 +24,7 @@ from crm.services.groups import (
     group_members_sync,
     group_update,
 )
+from crm.validators import validate_event_time
 
 
 class GroupOutSerializer(serializers.ModelSerializer):
@@ -108,14 +107,10 @@ class MembershipOutSerializer(serializers.ModelSerializer):
 class MembersSyncInSerializer(CustomerRefsSerializer):
     allows_none = True  # everyone left
     observed_at = serializers.DateTimeField(
-        required=False, help_text=_("When the member list was read; now when absent.")
+        required=False,
+        validators=[validate_event_time],
+        help_text=_("When the member list was read; now when absent."),
     )
-
-    def validate_observed_at(self, value: datetime) -> datetime:
-        # A time far in the future would make every later list stale.
-        if error := source_time_error(value):
-            raise serializers.ValidationError(error)
-        return value
 
 
 class MembersSyncOutSerializer(serializers.Serializer):

@@ -19,7 +19,13 @@ from crm.models import (
     Order,
     OrderStatus,
 )
-from crm.personal_data import IdentityError, IdentityKey, identity_key
+from crm.personal_data import (
+    IdentityError,
+    IdentityKey,
+    hash_identity,
+    identity_key,
+    phone_search_value,
+)
 
 COUNTED_ORDER_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
 
@@ -64,11 +70,19 @@ def customer_list(
 
 def customer_search_condition(term: str) -> Q:
     """Name contains the term, or an identity equals it (matched by keyed hash, never by
-    decrypting): phone numbers, unionids and ids of any namespace already stored."""
+    decrypting): phone numbers in any usual form, unionids and ids of any namespace already
+    stored."""
     condition = Q(display_name__icontains=term)
     hashes: list[str] = []
+    if (phone := phone_search_value(term)) is not None:
+        hashes.append(hash_identity("phone", "", phone))
     for provider in IdentityProvider.values:
-        if provider in (IdentityProvider.WECOM, IdentityProvider.OPENID, IdentityProvider.EXTERNAL):
+        if provider in (
+            IdentityProvider.WECOM,
+            IdentityProvider.OPENID,
+            IdentityProvider.EXTERNAL,
+            IdentityProvider.PHONE,
+        ):
             continue
         try:
             hashes.append(identity_key(provider=provider, value=term).value_hash)

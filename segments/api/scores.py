@@ -65,11 +65,13 @@ class RfmPolicyInSerializer(serializers.Serializer):
 
     lookback_days = serializers.IntegerField(required=False)
     scoring_method = serializers.ChoiceField(choices=RfmScoringMethod.choices, required=False)
+    # Within their column (integer): a larger value would reach PostgreSQL and come back as
+    # an error naming no field.
     recency_breakpoints = serializers.ListField(
-        child=serializers.IntegerField(min_value=0), required=False
+        child=serializers.IntegerField(min_value=0, max_value=2**31 - 1), required=False
     )
     frequency_breakpoints = serializers.ListField(
-        child=serializers.IntegerField(min_value=0), required=False
+        child=serializers.IntegerField(min_value=0, max_value=2**31 - 1), required=False
     )
     monetary_breakpoints = serializers.ListField(
         child=serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0),

@@ -18,6 +18,7 @@ from crm.api.pagination import IdCursorPagination
 from crm.errors import NotFound
 from crm.models import Customer
 from crm.services.customers import ERROR_CUSTOMER_NOT_FOUND, customers_named
+from crm.validators import validate_json_text
 from segments.api.serializers import CustomerSegmentSerializer
 from segments.models import Segment, SegmentKind, SegmentSizeSnapshot
 from segments.selectors import (
@@ -62,13 +63,17 @@ class SegmentInSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=128)
     description = serializers.CharField(max_length=255, required=False, allow_blank=True)
     kind = serializers.ChoiceField(choices=SegmentKind.choices, default=SegmentKind.DYNAMIC)
-    rule = serializers.JSONField(required=False, allow_null=True, help_text=RULE_HELP)
+    rule = serializers.JSONField(
+        required=False, allow_null=True, validators=[validate_json_text], help_text=RULE_HELP
+    )
 
 
 class SegmentPatchSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=128, required=False)
     description = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    rule = serializers.JSONField(required=False, help_text=RULE_HELP)
+    rule = serializers.JSONField(
+        required=False, validators=[validate_json_text], help_text=RULE_HELP
+    )
 
 
 class SegmentFilter(SelectorFilterSet):
@@ -129,7 +134,7 @@ class SegmentDetailView(APIView):
 
 
 class PreviewInSerializer(serializers.Serializer):
-    rule = serializers.JSONField(help_text=RULE_HELP)
+    rule = serializers.JSONField(validators=[validate_json_text], help_text=RULE_HELP)
 
 
 class SampleCustomerSerializer(serializers.Serializer):

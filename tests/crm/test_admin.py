@@ -286,3 +286,28 @@ def test_source_versions_are_shown_but_never_edited(superuser_client) -> None:
         form = page.context["adminform"].form
         assert name not in form.fields
         assert name in page.context["adminform"].readonly_fields
+
+
+@pytest.mark.parametrize(
+    "term", ["+86" + PHONE, "86" + PHONE, "+86 139 1234 5678", "86-139-1234-5678"]
+)
+def test_search_finds_a_phone_in_any_usual_form(operator_client, customer, term) -> None:
+    CustomerFactory(display_name="别人")
+    page = operator_client.get(reverse("admin:crm_customer_changelist"), {"q": term})
+    content = page.content.decode()
+    assert page.status_code == 200
+    assert "王小美" in content
+    assert "别人" not in content
+
+
+def test_the_customer_form_refuses_a_birthday_out_of_range(superuser_client, customer) -> None:
+    url = reverse("admin:crm_customer_change", args=[customer.pk])
+    form = superuser_client.get(url).context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    form_class = type(form)
+    bad = form_class(data={**data, "birthday": "0001-01-01"}, instance=customer)
+    assert bad.errors["birthday"] == ["Must lie between 1900-01-01 and today."]
+    good = form_class(data={**data, "birthday": "1990-05-01"}, instance=customer)
+    assert "birthday" not in good.errors
+    customer.refresh_from_db()
+    assert customer.birthday is None

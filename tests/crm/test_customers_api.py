@@ -327,7 +327,32 @@ def test_a_profile_version_out_of_range_is_rejected(api_client_with_scopes) -> N
     assert body["rejected"] == [
         {
             "index": 0,
-            "errors": {"source_updated_at": ["Must be between 2000-01-01 and one day from now."]},
+            "errors": {
+                "source_updated_at": ["Must lie between 2000-01-01T00:00:00Z and one day from now."]
+            },
         }
     ]
     assert not Customer.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        "13870717759",
+        "+8613870717759",
+        "8613870717759",
+        "008613870717759",
+        "+86 138 7071 7759",
+        "86-138-7071-7759",
+        "138 7071 7759",
+    ],
+)
+def test_list_search_finds_a_phone_in_any_usual_form(api_client_with_scopes, term) -> None:
+    wanted = IdentityFactory(provider="phone", raw_value="13870717759").customer
+    IdentityFactory(provider="phone", raw_value="13870717750")
+    client = api_client_with_scopes("customers:read")
+    response = client.get("/api/v1/customers", {"search": term})
+    assert [c["id"] for c in response.json()["results"]] == [wanted.pk]
+    # "+" unescaped in a query string arrives as a space.
+    raw = client.get(f"/api/v1/customers?search={term}")
+    assert [c["id"] for c in raw.json()["results"]] == [wanted.pk]

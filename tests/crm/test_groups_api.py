@@ -221,7 +221,9 @@ def test_a_snapshot_observed_in_the_far_future_is_refused(api_client_with_scopes
         format="json",
     )
     assert response.status_code == 400
-    assert response.json()["observed_at"] == ["Must be between 2000-01-01 and one day from now."]
+    assert response.json()["observed_at"] == [
+        "Must lie between 2000-01-01T00:00:00Z and one day from now."
+    ]
     assert not GroupMembership.objects.exists()
     group.refresh_from_db()
     assert group.members_observed_at is None

@@ -195,7 +195,9 @@ def test_an_interaction_version_out_of_range_is_rejected(api_client_with_scopes)
     assert body["rejected"] == [
         {
             "index": 0,
-            "errors": {"source_updated_at": ["Must be between 2000-01-01 and one day from now."]},
+            "errors": {
+                "source_updated_at": ["Must lie between 2000-01-01T00:00:00Z and one day from now."]
+            },
         }
     ]
     assert not Interaction.objects.exists()

@@ -648,7 +648,7 @@ def test_the_range_of_source_update_times_is_named_in_the_error(api_client_with_
     rows = [order_row("o-1", source_updated_at="1999-12-31T23:59:59+00:00")]
     body = api_client_with_scopes("orders:write").post(URL, {"orders": rows}, format="json").json()
     assert body["rejected"][0]["errors"] == {
-        "source_updated_at": ["Must be between 2000-01-01 and one day from now."]
+        "source_updated_at": ["Must lie between 2000-01-01T00:00:00Z and one day from now."]
     }
     from rest_framework.test import APIClient
 
@@ -657,7 +657,7 @@ def test_the_range_of_source_update_times_is_named_in_the_error(api_client_with_
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
     body = client.post(URL, {"orders": rows}, format="json").json()
     assert body["rejected"][0]["errors"] == {
-        "source_updated_at": ["须在 2000-01-01 至当前时间一天后之间。"]
+        "source_updated_at": ["时间须在 2000-01-01T00:00:00Z（UTC）至此刻之后一天以内。"]
     }
 
 
