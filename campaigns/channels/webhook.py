@@ -186,13 +186,17 @@ def _post(
     status: int | None = None
     problem = ""
     try:
-        status = client.post(
+        # Streamed: the status is all that is read, never the body, so a receiver cannot
+        # keep the post (and the consent hold around it) open by sending a slow one.
+        with client.stream(
+            "POST",
             target.pinned_url,
             content=body,
             headers=headers,
             # The certificate is checked against the host name, not the address.
             extensions={"sni_hostname": target.host} if target.scheme == "https" else None,
-        ).status_code
+        ) as response:
+            status = response.status_code
     except httpx.HTTPError as error:
         problem = type(error).__name__
     now = timezone.now()

@@ -6,13 +6,21 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
+from django.utils.translation import gettext as _
+from psycopg.errors import LockNotAvailable
 
+from crm.errors import Conflict
 from crm.models import Consent, ConsentStatus
 from crm.personal_data import IdentityKey
 from crm.services.customers import customers_resolve
 
 logger = logging.getLogger(__name__)
+
+ERROR_CONSENT_BUSY = "consent_busy"
+# How long an opt-out waits for a channel call in flight to its customer (a webhook post
+# answers within WEBHOOK_TIMEOUT_SECONDS, a WeCom call within 10 s) before it is refused.
+OPT_OUT_WAIT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,19 @@ def consent_record(
             # this customer holds the row FOR KEY SHARE from its last consent read until its
             # post returns (campaigns' dispatch), so an opt-out either is read by that call
             # or is answered after its post, never between the two.
-            cursor.execute("SELECT 1 FROM crm_customer WHERE id = %s FOR UPDATE", [customer_id])
+            # The wait is bounded (a receiver that answers byte by byte must not hold an
+            # opt-out for good): past it, the opt-out is refused, not recorded, and retried.
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true)", [f"{OPT_OUT_WAIT_SECONDS}s"]
+            )
+            try:
+                cursor.execute("SELECT 1 FROM crm_customer WHERE id = %s FOR UPDATE", [customer_id])
+            except OperationalError as error:
+                if not isinstance(error.__cause__, LockNotAvailable):
+                    raise
+                message = _("A message to this customer is being sent; retry in a few seconds.")
+                raise Conflict(ERROR_CONSENT_BUSY, message) from error
+            cursor.execute("SELECT set_config('lock_timeout', '0', true)")
         cursor.execute(
             """
             INSERT INTO crm_consentevent (customer_id, channel, status, source, occurred_at,

@@ -353,7 +353,9 @@ def customers_bulk_upsert(*, rows: Sequence[CustomerInput], actor: str) -> BulkO
     owner_ids = staff_members_ensure(r.profile.get("owner") or "" for r in rows)
     customers = {
         customer.pk: customer
-        for customer in Customer.objects.select_for_update()
+        # NO KEY: a profile write must not wait for the KEY SHARE locks a campaign's call holds
+        # on its customers while it posts (campaigns.services.dispatch.consent_hold).
+        for customer in Customer.objects.select_for_update(no_key=True)
         .filter(pk__in=set(resolution.customer_ids))
         .order_by("pk")
     }
@@ -417,7 +419,8 @@ def customer_upsert(
 
 @transaction.atomic
 def customer_update(*, customer_id: int, profile: Mapping[str, Any], actor: str) -> Customer:
-    customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
+    # NO KEY, as in customers_bulk_upsert: never behind a campaign's call in flight.
+    customer = Customer.objects.select_for_update(no_key=True).filter(pk=customer_id).first()
     if customer is None:
         raise NotFound(ERROR_CUSTOMER_NOT_FOUND, _("No such customer."))
     owner_ids = staff_members_ensure([profile.get("owner") or ""])

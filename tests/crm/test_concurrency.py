@@ -145,3 +145,94 @@ def test_of_two_concurrent_profile_versions_the_newer_stands(first, second) -> N
     customer = Customer.objects.get()
     assert customer.display_name == "newer"
     assert customer.profile_source_updated_at == datetime(2026, 10, 2, tzinfo=UTC)
+
+
+def test_profile_writes_do_not_wait_for_a_call_holding_its_customers() -> None:
+    """A campaign's call holds its customers FOR KEY SHARE while it posts (so that an opt-out
+    waits for it): a profile write, by the bulk upsert or by PATCH, goes ahead meanwhile."""
+    from crm.services.customers import customer_update
+
+    key = identity_key(provider="unionid", namespace="", value="u-in-flight")
+    customer, _created = customer_upsert(identities=[key], profile={}, actor="test")
+    held, release = threading.Event(), threading.Event()
+
+    def hold_like_a_call_in_flight() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute(
+                    "SELECT id FROM crm_customer WHERE id = %s FOR KEY SHARE", [customer.pk]
+                )
+                held.set()
+                release.wait(30)
+                cursor.execute("COMMIT")
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_like_a_call_in_flight)
+    holder.start()
+    try:
+        assert held.wait(30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # a wait fails the test, not hangs it
+        customer_upsert(identities=[key], profile={"display_name": "批量"}, actor="test")
+        customer_update(customer_id=customer.pk, profile={"city": "杭州"}, actor="test")
+    finally:
+        release.set()
+        holder.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    customer.refresh_from_db()
+    assert (customer.display_name, customer.city) == ("批量", "杭州")
+
+
+def test_an_opt_out_waits_for_a_call_in_flight_for_a_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An opt-out waits for a call holding its customer (so that no post follows its answer),
+    but not for good: past OPT_OUT_WAIT_SECONDS it is refused with a code, recorded nowhere,
+    and the same request succeeds once the call is over."""
+    from crm.errors import Conflict
+    from crm.models import ConsentEvent
+    from crm.services import consents
+
+    monkeypatch.setattr(consents, "OPT_OUT_WAIT_SECONDS", 1)
+    key = identity_key(provider="unionid", namespace="", value="u-opt-out")
+    customer, _created = customer_upsert(identities=[key], profile={}, actor="test")
+    held, release = threading.Event(), threading.Event()
+
+    def hold_like_a_call_in_flight() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute(
+                    "SELECT id FROM crm_customer WHERE id = %s FOR KEY SHARE", [customer.pk]
+                )
+                held.set()
+                release.wait(30)
+                cursor.execute("COMMIT")
+        finally:
+            connection.close()
+
+    def opt_out() -> consents.ConsentOutcome:
+        return consents.consent_record(
+            customer_id=customer.pk,
+            channel="sms",
+            status="opted_out",
+            source="test",
+            occurred_at=datetime(2026, 12, 1, tzinfo=UTC),
+            actor="test",
+        )
+
+    holder = threading.Thread(target=hold_like_a_call_in_flight)
+    holder.start()
+    try:
+        assert held.wait(30)
+        with pytest.raises(Conflict) as refused:
+            opt_out()
+        assert refused.value.code == "consent_busy"
+        assert not ConsentEvent.objects.exists()
+    finally:
+        release.set()
+        holder.join()
+    assert opt_out().consent.status == "opted_out"
