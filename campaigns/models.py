@@ -620,6 +620,9 @@ class ChannelSend(models.Model):
     attempted_at = models.DateTimeField(_("last attempted at"), null=True, blank=True)
     answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
     next_poll_at = models.DateTimeField(_("next poll at"), null=True, blank=True)
+    # When the tick last queued it again as lost: it is not queued again before the same wait
+    # has passed once more, so a backlog of calls is not multiplied minute after minute.
+    requeued_at = models.DateTimeField(_("queued again at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("channel call")

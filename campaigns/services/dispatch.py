@@ -366,14 +366,19 @@ def orphaned_channel_sends(
 ) -> list[int]:
     """ChannelSends to run again, by id after `after_id` (a cursor; at most `limit`):
     attempted, unanswered and not attempted for `orphan_after()` (a dead worker's, or a
-    webhook retry that is due), or never attempted for `requeue_after()` (a lost task). A copy
-    of one still running or queued skips it. Read through index channel_send_unanswered."""
+    webhook retry that is due), or never attempted for `requeue_after()` (a lost task); in
+    both cases not queued again (`requeued_at`) within that same wait, so a call queued again
+    and still waiting behind a backlog is not queued once more at every tick. A copy of one
+    still running or queued skips it. Read through index channel_send_unanswered."""
     now = now or timezone.now()
+    lost, orphaned = now - requeue_after(), now - orphan_after()
     candidates = (
         ChannelSend.objects.filter(state=ChannelSendState.REQUESTED, pk__gt=after_id)
         .filter(
-            Q(attempted_at__isnull=True, requested_at__lte=now - requeue_after())
-            | Q(attempted_at__lte=now - orphan_after())
+            Q(attempted_at__isnull=True, requested_at__lte=lost)
+            & (Q(requeued_at__isnull=True) | Q(requeued_at__lte=lost))
+            | Q(attempted_at__lte=orphaned)
+            & (Q(requeued_at__isnull=True) | Q(requeued_at__lte=orphaned))
         )
         .order_by("id")
         .values_list("pk", flat=True)

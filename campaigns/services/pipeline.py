@@ -152,6 +152,7 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
     # Every call waiting, page after page: a lost queue may hold any number of them.
     after_id = 0
     while orphans := orphaned_channel_sends(now=now, after_id=after_id, limit=RECOVERY_PAGE):
+        ChannelSend.objects.filter(pk__in=orphans).update(requeued_at=now)
         for start in range(0, len(orphans), RECOVERED_PER_TASK):
             channel_sends_run_task.delay(orphans[start : start + RECOVERED_PER_TASK])
         counts["recovered"] += len(orphans)

@@ -86,6 +86,40 @@ def test_the_tick_queues_every_lost_call_again_however_many(
     assert [i for ids in tasks for i in ids] == expected
 
 
+def test_a_call_queued_again_is_not_queued_again_before_the_same_wait(
+    published: list[tuple[str, Any]],
+) -> None:
+    """A lost call queued again by one tick may still wait behind a backlog at the next ones:
+    it is queued once more only when the same wait has passed again, so a backlog is not
+    multiplied minute after minute."""
+    campaign = make_campaign(
+        channel=Channel.WEBHOOK, webhook_url="http://127.0.0.1:9/hook", consent_channel="sms"
+    )
+    now = timezone.now()
+    never_attempted = ChannelSend.objects.create(
+        campaign=campaign, channel=Channel.WEBHOOK, requested_at=now - requeue_after()
+    )
+    orphaned = ChannelSend.objects.create(
+        campaign=campaign,
+        channel=Channel.WEBHOOK,
+        requested_at=now - requeue_after(),
+        attempts=1,
+        attempted_at=now - orphan_after(),
+    )
+    half_a_minute = timedelta(seconds=30)
+    recovered = [
+        campaigns_tick(now=at)["recovered"]
+        for at in (now, now + half_a_minute, now + orphan_after(), now + requeue_after())
+    ]
+    assert recovered == [2, 0, 1, 2]
+    tasks = [ids for name, (ids,) in published if name == "campaigns.run_channel_sends"]
+    assert tasks == [
+        [never_attempted.pk, orphaned.pk],
+        [orphaned.pk],
+        [never_attempted.pk, orphaned.pk],
+    ]
+
+
 def test_a_campaign_whose_plan_task_was_lost_is_planned_again(
     published: list[tuple[str, Any]],
 ) -> None:
