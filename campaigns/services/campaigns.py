@@ -160,9 +160,12 @@ def input_of(campaign: Campaign) -> CampaignInput:
     )
 
 
-def _check(data: CampaignInput, *, campaign_id: int | None) -> CampaignInput:
+def _check(
+    data: CampaignInput, *, campaign_id: int | None, is_url_resolved: bool = True
+) -> CampaignInput:
     """Raise ValidationFailed naming every wrong field; answer the input with its defaults
-    filled (the consent channel)."""
+    filled (the consent channel). `is_url_resolved=False` skips looking the webhook URL's
+    host up (a change that leaves the URL alone: a DNS hiccup must not refuse a new name)."""
     problems = _Problems()
     if not data.consent_channel and data.channel in CONSENT_CHANNEL_OF:
         data = dataclasses.replace(data, consent_channel=CONSENT_CHANNEL_OF[data.channel])
@@ -175,7 +178,7 @@ def _check(data: CampaignInput, *, campaign_id: int | None) -> CampaignInput:
     if data.channel != Channel.WEBHOOK and data.webhook_url:
         problems.add("webhook_url", _("Only a webhook campaign posts to a URL."))
     is_url_refused = False
-    if data.channel == Channel.WEBHOOK and data.webhook_url:
+    if data.channel == Channel.WEBHOOK and data.webhook_url and is_url_resolved:
         try:
             webhook_url_check(data.webhook_url)
         except WebhookUrlRefused as refusal:
@@ -368,7 +371,8 @@ def campaign_update(*, campaign_id: int, actor: str, changes: dict[str, Any]) ->
     if campaign.state != CampaignState.DRAFT:
         raise Conflict(ERROR_NOT_A_DRAFT, _("Only a draft campaign can be changed."))
     data = dataclasses.replace(input_of(campaign), **changes)
-    data = _check(data, campaign_id=campaign.pk)
+    is_url_changed = "webhook_url" in changes or "channel" in changes
+    data = _check(data, campaign_id=campaign.pk, is_url_resolved=is_url_changed)
     campaign.updated_at = timezone.now()
     _save(campaign, data)
     logger.info("campaign.updated", extra={"campaign_id": campaign.pk, "actor": actor})

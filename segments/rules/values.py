@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from crm.validators import text_error
 from segments.rules.errors import RuleError
 from segments.rules.sql import Sql, param
 
@@ -150,7 +151,7 @@ def parse_string(raw: object, path: str) -> str:
             path,
             _("expected at most %(maximum)s characters") % {"maximum": MAX_STRING_LENGTH},
         )
-    if "\x00" in raw or any("\ud800" <= char <= "\udfff" for char in raw):
+    if text_error(raw) is not None:
         raise RuleError(path, _("the text holds a character that cannot be stored"))
     return raw
 

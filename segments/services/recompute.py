@@ -608,8 +608,10 @@ def _batch(params: dict[str, Any], low: int, high: int, *, sql: str) -> tuple[in
         customers_removal_lock(exclusive=False)
         cursor.execute("SET LOCAL jit = off")  # compiling costs more than running a batch
         cursor.execute("SET LOCAL work_mem = '64MB'")  # its hash joins stay in memory
-        # Transitions are a feed read by id: readers stop below this batch's ids until it ends.
-        feed_writer_register(Feed.LIFECYCLE_TRANSITIONS)
+        if sql is not BACKFILL_SQL:
+            # Transitions are a feed read by id: readers stop below this batch's ids until it
+            # ends. A backfill writes none, and holds no reader back.
+            feed_writer_register(Feed.LIFECYCLE_TRANSITIONS)
         cursor.execute(sql, {**params, "id_low": low, "id_high": high})
         changed, transitions = cursor.fetchone()  # type: ignore[misc]
     return changed, transitions

@@ -188,6 +188,28 @@ def test_a_change_to_an_internal_url_is_refused_and_nothing_changes(segment: Seg
     assert campaign.webhook_url == PUBLIC_URL
 
 
+def test_a_change_that_leaves_the_url_alone_does_not_look_its_host_up(
+    segment: Segment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host is looked up when the URL (or the channel) changes, not on every change: a
+    DNS hiccup does not refuse a new name, and no lookup waits under the campaign's lock. The
+    URL is checked again before each run of posts all the same."""
+    campaign = webhook_campaign(segment, PUBLIC_URL)
+
+    def unreachable(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(webhook_url, "resolve_host", unreachable)
+    campaign_update(campaign_id=campaign.pk, actor="test", changes={"name": "双十二预热"})
+    campaign.refresh_from_db()
+    assert campaign.name == "双十二预热"
+    with pytest.raises(ValidationFailed) as refused:
+        campaign_update(
+            campaign_id=campaign.pk, actor="test", changes={"webhook_url": PUBLIC_URL + "/v2"}
+        )
+    assert refused.value.code == "webhook_url_not_allowed"
+
+
 @override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True)
 def test_the_setting_allows_loopback_but_not_credentials_or_other_schemes(
     segment: Segment, resolve_to: Callable[..., None]
