@@ -170,6 +170,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # JSON only, within the body limits of crm.json_body (depth, UTF-8) and API_MAX_BODY_BYTES.
+    "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.JsonParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DEFAULT_METADATA_CLASS": "crm.api.metadata.ApiMetadata",
 }
 API_BULK_MAX_ROWS = get_from_env("API_BULK_MAX_ROWS", 1000, cast=int)
 # Largest request body: a bulk request of API_BULK_MAX_ROWS orders with their items fits.

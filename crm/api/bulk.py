@@ -18,12 +18,17 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from crm.errors import TooLarge, ValidationFailed
+from crm.api.parsers import body_too_large_error
+from crm.errors import ValidationFailed
+from crm.json_body import (
+    json_decoding,
+    json_depth_exceeds,
+    malformed_error,
+    too_deep_error,
+)
 
 ERROR_TOO_MANY_ROWS = "too_many_rows"
 ERROR_NOT_A_LIST = "rows_not_a_list"
-ERROR_MALFORMED_JSON = "malformed_json"
-ERROR_BODY_TOO_LARGE = "body_too_large"
 
 RowT = TypeVar("RowT")
 
@@ -71,25 +76,23 @@ def rows_decode(
     try:
         body = request.body
     except RequestDataTooBig as error:
-        raise TooLarge(
-            ERROR_BODY_TOO_LARGE,
-            _("The body is larger than %(limit)d bytes.")
-            % {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
-        ) from error
-    try:
-        rows: list[RowT] = getattr(batch_decoder.decode(body), field)
-    except msgspec.DecodeError:
-        pass  # some row is bad, or the envelope is: look closer below
-    else:
-        _check_count(len(rows), field)
-        return list(enumerate(rows)), []
+        raise body_too_large_error() from error
+    with json_decoding():  # invalid UTF-8, or nesting too deep for msgspec: 400s
+        try:
+            rows: list[RowT] = getattr(batch_decoder.decode(body), field)
+        except msgspec.DecodeError:
+            pass  # some row is bad, or the envelope is: look closer below
+        else:
+            _check_count(len(rows), field)
+            return list(enumerate(rows)), []
 
-    try:
-        envelope = msgspec.json.decode(body)
-    except msgspec.DecodeError as error:
-        raise ValidationFailed(
-            ERROR_MALFORMED_JSON, _("The body is not valid JSON: %(error)s") % {"error": error}
-        ) from error
+        body.decode("utf-8")  # invalid UTF-8 is invalid_encoding wherever it is
+        try:
+            envelope = msgspec.json.decode(body)
+        except msgspec.DecodeError as error:
+            raise malformed_error(error) from error
+    if json_depth_exceeds(envelope):
+        raise too_deep_error()
     raw_rows = envelope.get(field) if isinstance(envelope, dict) else None
     if not isinstance(raw_rows, list):
         message = _("Expected a non-empty list.")
