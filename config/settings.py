@@ -168,7 +168,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "crm.api.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
     # JSON only, within the body limits of crm.json_body (depth, UTF-8) and API_MAX_BODY_BYTES.
@@ -191,6 +191,23 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name per choice set: fields named alike (channel, status, kind) hold different sets.
+    "ENUM_NAME_OVERRIDES": {
+        "CampaignChannelEnum": "campaigns.models.Channel",
+        "CampaignStateEnum": "campaigns.models.CampaignState",
+        "DeliveryStatusEnum": "campaigns.models.DeliveryStatus",
+        "ConsentChannelEnum": "crm.models.ConsentChannel",
+        "ConsentStatusEnum": "crm.models.ConsentStatus",
+        "SourceChannelEnum": "crm.models.SourceChannel",
+        "OrderStatusEnum": "crm.models.OrderStatus",
+        "GroupKindEnum": "crm.models.GroupKind",
+        "InteractionKindEnum": "crm.models.InteractionKind",
+        "LifecycleStateEnum": "segments.models.LifecycleState",
+        "RecomputeKindEnum": "segments.models.RecomputeKind",
+        "RecomputeStatusEnum": "segments.models.RecomputeStatus",
+        "SegmentKindEnum": "segments.models.SegmentKind",
+        "ModelFitStatusEnum": "segments.models.ModelFitStatus",
+    },
 }
 
 # --- Celery: unset CELERY_BROKER_URL means a broker that needs no server (development). ---

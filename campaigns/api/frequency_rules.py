@@ -118,6 +118,7 @@ class FrequencyRuleDetailView(APIView):
         )
         return Response(FrequencyRuleOutSerializer(rule).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, rule_id: int) -> Response:
         frequency_rule_delete(rule_id=rule_id, actor=actor_of(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from crm.api.auth import may_see_personal_data
 from crm.api.bulk import BulkOutSerializer, rows_decode
-from crm.api.filters import SelectorFilterSet
+from crm.api.filters import IntegerInFilter, SelectorFilterSet
 from crm.api.identities import IdentityListField, IdentitySerializer
 from crm.errors import NotFound
 from crm.inputs import CustomerIn
@@ -67,7 +67,9 @@ class IdentityOutSerializer(serializers.ModelSerializer):
 
 
 class CustomerOutSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.wecom_userid", default=None, read_only=True)
+    owner = serializers.CharField(
+        source="owner.wecom_userid", default=None, allow_null=True, read_only=True
+    )
     identities = IdentityOutSerializer(many=True, read_only=True)
 
     class Meta:
@@ -122,7 +124,7 @@ class CustomerUpsertInSerializer(ProfileInSerializer):
 
 
 class CustomerFilter(SelectorFilterSet):
-    tag = django_filters.BaseInFilter(
+    tag = IntegerInFilter(
         method="noop", help_text=_("Tag ids, comma-separated; customers holding all of them.")
     )
     group = django_filters.NumberFilter(method="noop", help_text=_("Current member of group id."))
@@ -181,7 +183,7 @@ def _customer_or_404(customer_id: int) -> Customer:
     raise NotFound(ERROR_CUSTOMER_NOT_FOUND, gettext("No such customer."))
 
 
-class TagOutSerializer(serializers.Serializer):
+class CustomerTagSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="tag.id")
     name = serializers.CharField(source="tag.name")
     group = serializers.CharField(source="tag.group.name")
@@ -189,7 +191,7 @@ class TagOutSerializer(serializers.Serializer):
     tagged_at = serializers.DateTimeField()
 
 
-class GroupOutSerializer(serializers.Serializer):
+class CustomerGroupSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="group.id")
     kind = serializers.CharField(source="group.kind")
     name = serializers.CharField(source="group.name")
@@ -214,7 +216,7 @@ class RecentOrderSerializer(serializers.Serializer):
     paid_at = serializers.DateTimeField(allow_null=True)
 
 
-class ConsentOutSerializer(serializers.Serializer):
+class CustomerConsentSerializer(serializers.Serializer):
     channel = serializers.CharField()
     status = serializers.CharField()
     changed_at = serializers.DateTimeField()
@@ -222,11 +224,11 @@ class ConsentOutSerializer(serializers.Serializer):
 
 class CustomerDetailSerializer(serializers.Serializer):
     customer = CustomerOutSerializer()
-    tags = TagOutSerializer(many=True)
-    groups = GroupOutSerializer(many=True)
+    tags = CustomerTagSerializer(many=True)
+    groups = CustomerGroupSerializer(many=True)
     order_summary = OrderSummarySerializer()
     recent_orders = RecentOrderSerializer(many=True)
-    consents = ConsentOutSerializer(many=True)
+    consents = CustomerConsentSerializer(many=True)
     metrics = CustomerMetricsSerializer(
         allow_null=True, help_text=_("Null until the customer's first recomputation.")
     )

@@ -28,7 +28,9 @@ from crm.services.groups import (
 
 
 class GroupOutSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.wecom_userid", default=None, read_only=True)
+    owner = serializers.CharField(
+        source="owner.wecom_userid", default=None, allow_null=True, read_only=True
+    )
     member_count = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -125,6 +127,8 @@ class GroupMembersView(generics.ListAPIView):
     serializer_class = MembershipOutSerializer
 
     def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, no request
+            return GroupMembership.objects.none()
         group_id = self.kwargs["group_id"]
         if not Group.objects.filter(pk=group_id).exists():
             raise NotFound(ERROR_GROUP_NOT_FOUND, gettext("No such group."))

@@ -216,9 +216,11 @@ class TransitionFeedView(generics.ListAPIView):
 
 class RecomputeRunSerializer(serializers.ModelSerializer):
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
-    rfm_policy_version = serializers.IntegerField(source="rfm_policy.version", default=None)
+    rfm_policy_version = serializers.IntegerField(
+        source="rfm_policy.version", default=None, allow_null=True
+    )
     lifecycle_policy_version = serializers.IntegerField(
-        source="lifecycle_policy.version", default=None
+        source="lifecycle_policy.version", default=None, allow_null=True
     )
 
     class Meta:

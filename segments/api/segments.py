@@ -5,7 +5,7 @@ from typing import Any
 
 import django_filters
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -122,6 +122,7 @@ class SegmentDetailView(APIView):
         )
         return Response(SegmentOutSerializer(segment).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, segment_id: int) -> Response:
         segment_delete(segment_id=segment_id, actor=actor_of(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -166,7 +167,10 @@ class SegmentRefreshView(APIView):
 
     scope_resource = "segments"
 
-    @extend_schema(request=None, responses={202: None})
+    @extend_schema(
+        request=None,
+        responses={202: inline_serializer("RefreshQueued", {"queued": serializers.BooleanField()})},
+    )
     def post(self, request: Request, segment_id: int) -> Response:
         segment_get_or_404(segment_id)
         segment_refresh_enqueue([segment_id])
@@ -181,6 +185,13 @@ class MembersChangeSerializer(CustomerRefsSerializer):
     )
 
 
+class MembersChangeOutSerializer(serializers.Serializer):
+    size = serializers.IntegerField()
+    entered = serializers.IntegerField()
+    exited = serializers.IntegerField()
+    unknown_identities = serializers.IntegerField()
+
+
 class SegmentMembersView(PersonalDataContextMixin, generics.ListAPIView):
     """`GET`: members with identities (masked without personal_data:read), newest customer
     first, by cursor. `POST`: change a static segment's list; identities naming nobody are
@@ -191,11 +202,13 @@ class SegmentMembersView(PersonalDataContextMixin, generics.ListAPIView):
     pagination_class = IdCursorPagination
 
     def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, no request
+            return Customer.objects.none()
         segment_id = self.kwargs["segment_id"]
         segment_get_or_404(segment_id)
         return segment_members(segment_id)
 
-    @extend_schema(request=MembersChangeSerializer)
+    @extend_schema(request=MembersChangeSerializer, responses=MembersChangeOutSerializer)
     def post(self, request: Request, segment_id: int) -> Response:
         serializer = MembersChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -242,6 +255,8 @@ class SegmentHistoryView(generics.ListAPIView):
     pagination_class = SnapshotPagination
 
     def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, no request
+            return SegmentSizeSnapshot.objects.none()
         segment_id = self.kwargs["segment_id"]
         segment_get_or_404(segment_id)
         return segment_size_history(segment_id)
