@@ -1,18 +1,18 @@
 """JSON request bodies: the limits every JSON endpoint applies, whoever decodes the body (the
 API's parser or the bulk endpoints' typed decoders).
 
-A body must be UTF-8 (RFC 8259) without unpaired surrogates (`"\\ud800"` decodes to a string
-PostgreSQL cannot store), valid JSON, and nest arrays and objects at most `MAX_JSON_DEPTH`
-deep: no payload of this API needs more than a few levels (a segment rule nests at most 20
-groups), while a deeper one costs the decoder its stack (`[` × 5000 raised RecursionError).
-Each failure is a 400 with its own code.
+A body must be UTF-8 (RFC 8259), valid JSON, and nest arrays and objects at most
+`MAX_JSON_DEPTH` deep: no payload of this API needs more than a few levels (a segment rule
+nests at most 20 groups), while a deeper one costs the decoder its stack (`[` × 5000 raised
+RecursionError). Each failure is a 400 with its own code. (A lone surrogate escape,
+`"\\ud800"`, is valid JSON: the field holding it is refused, or the exception handler's
+safety net answers 400 `invalid_encoding` when PostgreSQL's encoder meets it.)
 
 The API's parser decodes with the standard library, as DRF's did (any integer, NaN refused);
 bulk bodies are decoded by msgspec straight into their row types (`crm.api.bulk`).
 """
 
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -26,8 +26,6 @@ MAX_JSON_DEPTH = 64
 ERROR_MALFORMED_JSON = "malformed_json"
 ERROR_INVALID_ENCODING = "invalid_encoding"
 ERROR_JSON_TOO_DEEP = "json_too_deep"
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -47,22 +45,6 @@ def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
             for container in containers
             for child in (container.values() if isinstance(container, dict) else container)
         ]
-    return False
-
-
-def _has_surrogate(value: Any) -> bool:
-    """Whether any string of decoded JSON (keys too) holds an unpaired surrogate."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
     return False
 
 
@@ -110,9 +92,4 @@ def json_decode(body: bytes) -> Any:
             raise malformed_error(error) from None
     if json_depth_exceeds(value):
         raise too_deep_error()
-    if _has_surrogate(value):
-        raise ValidationFailed(
-            ERROR_INVALID_ENCODING,
-            _("The body holds an unpaired surrogate (\\ud800 to \\udfff), which is not text."),
-        )
     return value

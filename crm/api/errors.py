@@ -2,7 +2,8 @@
 (`errors`, field-level detail, only when there is some). Domain errors keep their code and
 detail; DRF's own errors (validation 400, parse 400, 401, 403, 404, 405, 406, 415, 429) take
 their DRF code (`invalid_input` for validation, with each field's messages under its dotted
-path, e.g. `variants.0.name`); Django's own 404, 400 and 500 under /api/ answer JSON too.
+path, e.g. `variants.0.name`; `rate_limited` for 429, with `retry_after`); Django's own 404,
+400 and 500 under /api/ answer JSON too.
 Nothing a caller sends may produce a 500."""
 
 import logging
@@ -29,6 +30,8 @@ ERROR_NOT_FOUND = "not_found"
 ERROR_BAD_REQUEST = "bad_request"
 ERROR_PERMISSION_DENIED = "permission_denied"
 ERROR_SERVER_ERROR = "server_error"
+ERROR_INVALID_ENCODING = "invalid_encoding"
+ERROR_RATE_LIMITED = "rate_limited"
 NON_FIELD = "non_field_errors"
 
 API_PREFIX = "/api/"
@@ -68,6 +71,8 @@ def _drf_body(exc: exceptions.APIException) -> dict[str, Any]:
         )
     if isinstance(exc.detail, dict | list):
         return error_body(exc.default_code, str(exc.default_detail), _field_errors(exc.detail))
+    if isinstance(exc, exceptions.Throttled):
+        return error_body(ERROR_RATE_LIMITED, str(exc.detail))
     code = exc.detail.code if isinstance(exc.detail, exceptions.ErrorDetail) else None
     return error_body(code or exc.default_code, str(exc.detail))
 
@@ -77,6 +82,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = body_too_large_error()
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.detail), status=exc.status_code)
+    if isinstance(exc, UnicodeEncodeError):
+        # A safety net: a lone surrogate (a valid JSON escape, "\ud800") that reached the
+        # database driver, which cannot encode it. Fields refuse them first where they check.
+        return Response(
+            error_body(ERROR_INVALID_ENCODING, _("A value holds a character that is not text.")),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, DataError):
         # Values PostgreSQL cannot store (a number out of range, a bad date) are the caller's.
         return Response(
@@ -98,6 +110,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)  # sets WWW-Authenticate, Retry-After
     if response is not None and isinstance(exc, exceptions.APIException):
         response.data = _drf_body(exc)
+        if isinstance(exc, exceptions.Throttled) and response.has_header("Retry-After"):
+            response.data["retry_after"] = int(response["Retry-After"])
     return response
 
 

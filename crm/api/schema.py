@@ -19,6 +19,9 @@ class ErrorSerializer(serializers.Serializer):
         required=False,
         help_text='Field-level detail by dotted path: {"variants.0.name": ["message"]}.',
     )
+    retry_after = serializers.IntegerField(
+        required=False, help_text="429: seconds to wait (the Retry-After header too)."
+    )
 
 
 # Any operation: bad query parameters or cursor, no or a bad key, a key without the scope, an

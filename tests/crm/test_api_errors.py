@@ -172,14 +172,38 @@ def test_invalid_utf8_in_a_bulk_body_is_a_400(api_client_with_scopes, url, where
 
 
 @pytest.mark.django_db
-def test_invalid_utf8_and_unpaired_surrogates_are_400s_on_drf_endpoints(
-    api_client_with_scopes,
-) -> None:
+def test_invalid_utf8_is_a_400_on_drf_endpoints(api_client_with_scopes) -> None:
     client = api_client_with_scopes("tags:write")
-    for body in (b'{"name": "\xed\xa0\x80"}', b'{"name": "\\ud800"}', b'{"\\udfff": 1}'):
+    # A stray byte, and a surrogate encoded in UTF-8 (not UTF-8: RFC 3629).
+    for body in (b'{"name": "sh\xffop"}', b'{"name": "\xed\xa0\x80"}'):
         response = client.post("/api/v1/tag-groups", body, content_type="application/json")
         assert (response.status_code, response.json()["code"]) == (400, "invalid_encoding")
     assert not TagGroup.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_lone_surrogate_escape_is_a_400_not_a_500(api_client_with_scopes) -> None:
+    """`"\\ud800"` is valid JSON that PostgreSQL's encoder refuses. A field that checks its
+    text refuses it (invalid_input); anything else reaching the database is caught by the
+    exception handler's safety net (invalid_encoding)."""
+    client = api_client_with_scopes("tags:write")
+    response = client.post(
+        "/api/v1/tag-groups", b'{"name": "a\\ud800b"}', content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] in {"invalid_encoding", "invalid_input"}
+    assert not TagGroup.objects.exists()
+
+
+def test_the_safety_net_maps_an_unencodable_value_to_a_400() -> None:
+    error = UnicodeEncodeError("utf-8", "a\ud800b", 1, 2, "surrogates not allowed")
+    with translation.override("en"):
+        response = exception_handler(error, {})
+    assert response is not None
+    assert (response.status_code, response.data) == (
+        400,
+        {"code": "invalid_encoding", "detail": "A value holds a character that is not text."},
+    )
 
 
 @pytest.mark.django_db
@@ -278,7 +302,11 @@ def test_throttled_has_a_code_and_keeps_retry_after() -> None:
     assert response is not None
     assert (response.status_code, response.data, response["Retry-After"]) == (
         429,
-        {"code": "throttled", "detail": "Request was throttled. Expected available in 7 seconds."},
+        {
+            "code": "rate_limited",
+            "detail": "Request was throttled. Expected available in 7 seconds.",
+            "retry_after": 7,
+        },
         "7",
     )
 
