@@ -5,7 +5,12 @@ from typing import Any
 import django_filters
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -183,7 +188,8 @@ def _customer_or_404(customer_id: int) -> Customer:
     raise NotFound(ERROR_CUSTOMER_NOT_FOUND, gettext("No such customer."))
 
 
-class CustomerTagSerializer(serializers.Serializer):
+@extend_schema_serializer(component_name="CustomerTagOut")
+class TagOutSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="tag.id")
     name = serializers.CharField(source="tag.name")
     group = serializers.CharField(source="tag.group.name")
@@ -191,7 +197,8 @@ class CustomerTagSerializer(serializers.Serializer):
     tagged_at = serializers.DateTimeField()
 
 
-class CustomerGroupSerializer(serializers.Serializer):
+@extend_schema_serializer(component_name="CustomerGroupOut")
+class GroupOutSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="group.id")
     kind = serializers.CharField(source="group.kind")
     name = serializers.CharField(source="group.name")
@@ -216,7 +223,8 @@ class RecentOrderSerializer(serializers.Serializer):
     paid_at = serializers.DateTimeField(allow_null=True)
 
 
-class CustomerConsentSerializer(serializers.Serializer):
+@extend_schema_serializer(component_name="CustomerConsentOut")
+class ConsentOutSerializer(serializers.Serializer):
     channel = serializers.CharField()
     status = serializers.CharField()
     changed_at = serializers.DateTimeField()
@@ -224,11 +232,11 @@ class CustomerConsentSerializer(serializers.Serializer):
 
 class CustomerDetailSerializer(serializers.Serializer):
     customer = CustomerOutSerializer()
-    tags = CustomerTagSerializer(many=True)
-    groups = CustomerGroupSerializer(many=True)
+    tags = TagOutSerializer(many=True)
+    groups = GroupOutSerializer(many=True)
     order_summary = OrderSummarySerializer()
     recent_orders = RecentOrderSerializer(many=True)
-    consents = CustomerConsentSerializer(many=True)
+    consents = ConsentOutSerializer(many=True)
     metrics = CustomerMetricsSerializer(
         allow_null=True, help_text=_("Null until the customer's first recomputation.")
     )

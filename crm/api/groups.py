@@ -127,7 +127,7 @@ class GroupMembersView(generics.ListAPIView):
     serializer_class = MembershipOutSerializer
 
     def get_queryset(self) -> Any:
-        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, no request
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema's dry run
             return GroupMembership.objects.none()
         group_id = self.kwargs["group_id"]
         if not Group.objects.filter(pk=group_id).exists():

@@ -130,7 +130,7 @@ class ModelVersionsView(generics.ListAPIView):
     pagination_class = VersionCursorPagination
 
     def get_queryset(self) -> Any:
-        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, no request
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema's dry run
             return ModelFit.objects.none()
         return model_fit_list(_model_name(self.kwargs["name"]))
 

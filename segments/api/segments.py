@@ -202,7 +202,7 @@ class SegmentMembersView(PersonalDataContextMixin, generics.ListAPIView):
     pagination_class = IdCursorPagination
 
     def get_queryset(self) -> Any:
-        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, no request
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema's dry run
             return Customer.objects.none()
         segment_id = self.kwargs["segment_id"]
         segment_get_or_404(segment_id)
@@ -255,7 +255,7 @@ class SegmentHistoryView(generics.ListAPIView):
     pagination_class = SnapshotPagination
 
     def get_queryset(self) -> Any:
-        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, no request
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema's dry run
             return SegmentSizeSnapshot.objects.none()
         segment_id = self.kwargs["segment_id"]
         segment_get_or_404(segment_id)
