@@ -16,7 +16,6 @@ import msgspec
 from django.utils.translation import gettext as _
 from msgspec import UNSET, UnsetType
 
-from crm.json_body import MAX_JSON_DEPTH, json_depth_exceeds
 from crm.personal_data import IdentityError, IdentityKey, identity_key
 
 MONEY_LIMIT = Decimal("1e12")  # NUMERIC(14, 2)
@@ -176,11 +175,3 @@ class InteractionIn(msgspec.Struct, frozen=True):
     source: Source
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     properties: dict[str, Any] = {}
-
-    def __post_init__(self) -> None:
-        # The body's limit: the envelope, its list and the row hold `properties` 3 deep.
-        if json_depth_exceeds(self.properties, MAX_JSON_DEPTH - 3):
-            raise RowError(
-                "properties",
-                _("Nested more than %(limit)d deep.") % {"limit": MAX_JSON_DEPTH - 3},
-            )

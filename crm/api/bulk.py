@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from crm.api.parsers import body_too_large_error
 from crm.errors import ValidationFailed
 from crm.json_body import (
+    MAX_JSON_DEPTH,
     json_decoding,
     json_depth_exceeds,
     malformed_error,
@@ -57,6 +58,23 @@ def _errors_of(error: msgspec.ValidationError) -> dict[str, list[str]]:
     return {".".join(parts) or "non_field_errors": [message]}
 
 
+# Fields of free-form JSON (interaction properties): the only part of a row whose depth its
+# type does not bound. The envelope, its list and the row hold them 3 deep.
+_JSON_BLOB_FIELDS = ("properties",)
+_BLOB_DEPTH = MAX_JSON_DEPTH - 3
+
+
+def _blobs_too_deep(rows: Sequence[Any]) -> bool:
+    """Whether a decoded row's free-form JSON takes the body past MAX_JSON_DEPTH (msgspec
+    decodes some 900 levels into `Any` before its stack runs out)."""
+    return any(
+        json_depth_exceeds(getattr(row, name), _BLOB_DEPTH)
+        for row in rows
+        for name in _JSON_BLOB_FIELDS
+        if hasattr(row, name)
+    )
+
+
 def _check_count(count: int, field: str) -> None:
     if count == 0:
         message = _("Expected a non-empty list.")
@@ -84,6 +102,8 @@ def rows_decode(
             pass  # some row is bad, or the envelope is: look closer below
         else:
             _check_count(len(rows), field)
+            if _blobs_too_deep(rows):
+                raise too_deep_error()
             return list(enumerate(rows)), []
 
         body.decode("utf-8")  # invalid UTF-8 is invalid_encoding wherever it is
