@@ -60,7 +60,7 @@ def _errors_of(error: msgspec.ValidationError) -> dict[str, list[str]]:
 
 # Fields of free-form JSON (interaction properties): the only part of a row whose depth its
 # type does not bound. The envelope, its list and the row hold them 3 deep.
-_JSON_BLOB_FIELDS = ("properties",)
+_FREE_FORM_FIELDS = ("properties",)
 _BLOB_DEPTH = MAX_JSON_DEPTH - 3
 
 
@@ -70,7 +70,7 @@ def _blobs_too_deep(rows: Sequence[Any]) -> bool:
     return any(
         json_depth_exceeds(getattr(row, name), _BLOB_DEPTH)
         for row in rows
-        for name in _JSON_BLOB_FIELDS
+        for name in _FREE_FORM_FIELDS
         if hasattr(row, name)
     )
 
