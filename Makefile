@@ -23,6 +23,9 @@ run: install ## Bring up web + worker + beat with demo data (embedded PostgreSQL
 test: install ## Run the whole test suite (integration tests start a real Celery worker)
 	$(BIN)/pytest
 
+fuzz: install ## Schemathesis against the API's served schema on a test server (every operation, bounded examples)
+	$(BIN)/pytest -m fuzz tests/test_api_fuzz.py
+
 lint: install ## ruff, mypy and a check that no migration is missing
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -41,4 +44,4 @@ bench-models: install ## Predictive models benchmark, fit and scoring, at 1M cus
 bench-campaigns: install ## Campaign pipeline benchmark at 1M recipients (see bench/README.md)
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0} $(BIN)/python bench/campaign_pipeline.py
 
-.PHONY: help install run test lint bench bench-seg bench-models bench-campaigns
+.PHONY: help install run test fuzz lint bench bench-seg bench-models bench-campaigns

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as static files (never a CDN)
     "django.contrib.postgres",
     "django_celery_beat",
     "crm",
@@ -209,10 +210,14 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "crm.api.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["crm.api.throttling.ApiKeyRateThrottle"],
+    # JSON only, within the body limits of crm.json_body (depth, UTF-8) and API_MAX_BODY_BYTES.
+    "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.JsonParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DEFAULT_METADATA_CLASS": "crm.api.metadata.ApiMetadata",
 }
 # Rate limits per API key (crm.api.throttling), counted in the "default" cache above. Each
 # scope is a list of (requests, seconds) windows, all enforced; `off` lifts a scope's limit.
@@ -238,15 +243,26 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["crm.api.auth.CanReadSchema"],
     "COMPONENT_SPLIT_REQUEST": True,
-    # One name per choice set used by several fields (else names like Channel356Enum).
+    # /api/docs/ loads Swagger UI from this server's static files, so it works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One name per choice set: fields named alike (channel, status, kind) hold different sets.
     "ENUM_NAME_OVERRIDES": {
+        "CampaignChannelEnum": "campaigns.models.Channel",
+        "CampaignStateEnum": "campaigns.models.CampaignState",
+        "DeliveryStatusEnum": "campaigns.models.DeliveryStatus",
         "ConsentChannelEnum": "crm.models.ConsentChannel",
         "ConsentStatusEnum": "crm.models.ConsentStatus",
-        "CampaignChannelEnum": "campaigns.models.Channel",
-        "DeliveryStatusEnum": "campaigns.models.DeliveryStatus",
+        "SourceChannelEnum": "crm.models.SourceChannel",
+        "OrderStatusEnum": "crm.models.OrderStatus",
         "GroupKindEnum": "crm.models.GroupKind",
-        "SegmentKindEnum": "segments.models.SegmentKind",
+        "InteractionKindEnum": "crm.models.InteractionKind",
         "LifecycleStateEnum": "segments.models.LifecycleState",
+        "RecomputeKindEnum": "segments.models.RecomputeKind",
+        "RecomputeStatusEnum": "segments.models.RecomputeStatus",
+        "SegmentKindEnum": "segments.models.SegmentKind",
+        "ModelFitStatusEnum": "segments.models.ModelFitStatus",
     },
 }
 

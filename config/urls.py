@@ -18,3 +18,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+
+# Django's own errors answer JSON under /api/ (the error contract), the usual pages elsewhere.
+handler400 = "crm.api.errors.bad_request"
+handler403 = "crm.api.errors.permission_denied"
+handler404 = "crm.api.errors.page_not_found"
+handler500 = "crm.api.errors.server_error"

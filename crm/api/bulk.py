@@ -23,13 +23,19 @@ from django.utils.translation import gettext_lazy as _lazy
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from crm.errors import TooLarge, ValidationFailed
+from crm.api.parsers import body_too_large_error
+from crm.errors import ValidationFailed
+from crm.json_body import (
+    MAX_JSON_DEPTH,
+    json_decoding,
+    json_depth_exceeds,
+    malformed_error,
+    too_deep_error,
+)
 from crm.validators import json_error
 
 ERROR_TOO_MANY_ROWS = "too_many_rows"
 ERROR_NOT_A_LIST = "rows_not_a_list"
-ERROR_MALFORMED_JSON = "malformed_json"
-ERROR_BODY_TOO_LARGE = "body_too_large"
 
 RowT = TypeVar("RowT")
 
@@ -62,6 +68,23 @@ def _errors_of(error: msgspec.ValidationError) -> dict[str, list[str]]:
     return {".".join(parts) or "non_field_errors": [message]}
 
 
+# Fields of free-form JSON (interaction properties): the only part of a row whose depth its
+# type does not bound. The envelope, its list and the row hold them 3 deep.
+_FREE_FORM_FIELDS = ("properties",)
+_BLOB_DEPTH = MAX_JSON_DEPTH - 3
+
+
+def _blobs_too_deep(rows: Sequence[Any]) -> bool:
+    """Whether a decoded row's free-form JSON takes the body past MAX_JSON_DEPTH (msgspec
+    decodes some 900 levels into `Any` before its stack runs out)."""
+    return any(
+        json_depth_exceeds(getattr(row, name), _BLOB_DEPTH)
+        for row in rows
+        for name in _FREE_FORM_FIELDS
+        if hasattr(row, name)
+    )
+
+
 def _check_count(count: int, field: str) -> None:
     if count == 0:
         message = _("Expected a non-empty list.")
@@ -81,23 +104,25 @@ def rows_decode(
     try:
         body = request.body
     except RequestDataTooBig as error:
-        raise TooLarge(
-            ERROR_BODY_TOO_LARGE,
-            _("The body is larger than %(limit)d bytes.")
-            % {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
-        ) from error
-    try:
-        rows: list[RowT] = getattr(batch_decoder.decode(body), field)
-    except msgspec.DecodeError:
-        pass  # some row is bad, or the envelope is: look closer below
-    else:
-        _check_count(len(rows), field)
-        return list(enumerate(rows)), []
+        raise body_too_large_error() from error
+    with json_decoding():  # invalid UTF-8, or nesting too deep for msgspec: 400s
+        try:
+            rows: list[RowT] = getattr(batch_decoder.decode(body), field)
+        except msgspec.DecodeError:
+            pass  # some row is bad, or the envelope is: look closer below
+        else:
+            _check_count(len(rows), field)
+            if _blobs_too_deep(rows):
+                raise too_deep_error()
+            return list(enumerate(rows)), []
 
-    try:
-        envelope = msgspec.json.decode(body)
-    except msgspec.DecodeError as error:
-        envelope = _decode_leniently(body, error)
+        body.decode("utf-8")  # invalid UTF-8 is invalid_encoding wherever it is
+        try:
+            envelope = msgspec.json.decode(body)
+        except msgspec.DecodeError as error:
+            envelope = _decode_leniently(body, error)
+    if json_depth_exceeds(envelope):
+        raise too_deep_error()
     raw_rows = envelope.get(field) if isinstance(envelope, dict) else None
     if not isinstance(raw_rows, list):
         message = _("Expected a non-empty list.")
@@ -119,9 +144,7 @@ def _decode_leniently(body: bytes, error: msgspec.DecodeError) -> Any:
     """A body holding surrogate escapes decoded by the standard library, which accepts lone
     ones (the rows holding them are rejected one by one); any other body msgspec refused, or
     one that is not JSON even so, is a 400."""
-    malformed = ValidationFailed(
-        ERROR_MALFORMED_JSON, _("The body is not valid JSON: %(error)s") % {"error": error}
-    )
+    malformed = malformed_error(error)
     if _SURROGATE_ESCAPE.search(body) is None:
         raise malformed from error
     try:

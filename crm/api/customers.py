@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from crm.api.auth import may_see_personal_data
 from crm.api.bulk import BulkOutSerializer, rows_decode
-from crm.api.filters import SelectorFilterSet
+from crm.api.filters import IntegerInFilter, SelectorFilterSet
 from crm.api.identities import IdentityListField, IdentitySerializer
 from crm.api.throttling import SCOPE_BULK, SCOPE_IDENTITY_LOOKUP, SCOPE_SEARCH
 from crm.errors import NotFound
@@ -74,7 +74,9 @@ class IdentityOutSerializer(serializers.ModelSerializer):
 
 
 class CustomerOutSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.wecom_userid", default=None, read_only=True)
+    owner = serializers.CharField(
+        source="owner.wecom_userid", default=None, allow_null=True, read_only=True
+    )
     identities = IdentityOutSerializer(many=True, read_only=True)
 
     class Meta:
@@ -131,7 +133,7 @@ class CustomerUpsertInSerializer(ProfileInSerializer):
 
 
 class CustomerFilter(SelectorFilterSet):
-    tag = django_filters.BaseInFilter(
+    tag = IntegerInFilter(
         method="noop", help_text=_("Tag ids, comma-separated; customers holding all of them.")
     )
     group = django_filters.NumberFilter(method="noop", help_text=_("Current member of group id."))

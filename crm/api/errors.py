@@ -1,30 +1,98 @@
-"""Error responses: domain errors become 400/404/409 with a code and field-level detail; DRF's
-own errors keep their shape and gain a code. Nothing a caller sends may produce a 500."""
+"""Error responses: every error the API answers has one shape, `{"code", "detail", "errors"}`
+(`errors`, field-level detail, only when there is some). Domain errors keep their code and
+detail; DRF's own errors (validation 400, parse 400, 401, 403, 404, 405, 406, 415, 429) take
+their DRF code (`invalid_input` for validation, with each field's messages under its dotted
+path, e.g. `variants.0.name`; `rate_limited` for 429, with `retry_after`); Django's own 404,
+400 and 500 under /api/ answer JSON too.
+Nothing a caller sends may produce a 500."""
 
 import logging
 from typing import Any
 
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DataError, IntegrityError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from crm.api.parsers import body_too_large_error
 from crm.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
+ERROR_INVALID_INPUT = "invalid_input"
+ERROR_INVALID_VALUE = "invalid_value"
+ERROR_CONFLICT_RETRY = "conflict_retry"
+ERROR_NOT_FOUND = "not_found"
+ERROR_BAD_REQUEST = "bad_request"
+ERROR_PERMISSION_DENIED = "permission_denied"
+ERROR_SERVER_ERROR = "server_error"
+ERROR_INVALID_ENCODING = "invalid_encoding"
+ERROR_RATE_LIMITED = "rate_limited"
+NON_FIELD = "non_field_errors"
+
+API_PREFIX = "/api/"
+
+
+def error_body(code: str, detail: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def _field_errors(detail: Any, path: str = "", into: dict[str, list[str]] | None = None) -> Any:
+    """DRF's nested error detail as `{"dotted.path": [messages]}`: nested serializers become
+    `a.b`, list items (a ListField's `{0: ...}` or a many=True serializer's list, where valid
+    items are empty) `a.0.b`."""
+    errors: dict[str, list[str]] = {} if into is None else into
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            _field_errors(value, f"{path}.{key}" if path else str(key), errors)
+    elif isinstance(detail, list) and any(isinstance(item, dict | list) for item in detail):
+        for index, item in enumerate(detail):
+            _field_errors(item, f"{path}.{index}" if path else str(index), errors)
+    elif isinstance(detail, list):
+        errors.setdefault(path or NON_FIELD, []).extend(str(item) for item in detail)
+    else:
+        errors.setdefault(path or NON_FIELD, []).append(str(detail))
+    return errors
+
+
+def _drf_body(exc: exceptions.APIException) -> dict[str, Any]:
+    if isinstance(exc, exceptions.ValidationError):
+        return error_body(
+            ERROR_INVALID_INPUT,
+            str(exceptions.ValidationError.default_detail),
+            _field_errors(exc.detail),
+        )
+    if isinstance(exc.detail, dict | list):
+        return error_body(exc.default_code, str(exc.default_detail), _field_errors(exc.detail))
+    if isinstance(exc, exceptions.Throttled):
+        return error_body(ERROR_RATE_LIMITED, str(exc.detail))
+    code = exc.detail.code if isinstance(exc.detail, exceptions.ErrorDetail) else None
+    return error_body(code or exc.default_code, str(exc.detail))
+
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):  # a body over API_MAX_BODY_BYTES read by Django
+        exc = body_too_large_error()
     if isinstance(exc, DomainError):
-        body: dict[str, Any] = {"code": exc.code, "detail": exc.message}
-        if exc.detail:
-            body["errors"] = exc.detail
-        return Response(body, status=exc.status_code)
+        return Response(error_body(exc.code, exc.message, exc.detail), status=exc.status_code)
+    if isinstance(exc, UnicodeEncodeError):
+        # A safety net: a lone surrogate (a valid JSON escape, "\ud800") that reached the
+        # database driver, which cannot encode it. Fields refuse them first where they check.
+        return Response(
+            error_body(ERROR_INVALID_ENCODING, _("A value holds a character that is not text.")),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, DataError):
         # Values PostgreSQL cannot store (a number out of range, a bad date) are the caller's.
         return Response(
-            {"code": "invalid_value", "detail": str(exc).splitlines()[0]},
+            error_body(ERROR_INVALID_VALUE, str(exc).splitlines()[0]),
             status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, IntegrityError):
@@ -32,12 +100,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # two steps, say); the same request sent again succeeds.
         logger.warning("api.integrity_conflict", extra={"view": type(context.get("view")).__name__})
         return Response(
-            {"code": "conflict_retry", "detail": _("A concurrent change got in the way; retry.")},
+            error_body(ERROR_CONFLICT_RETRY, _("A concurrent change got in the way; retry.")),
             status=status.HTTP_409_CONFLICT,
         )
     if isinstance(exc, exceptions.Throttled):
         return _rate_limited(exc, context)
-    return drf_exception_handler(exc, context)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)  # sets WWW-Authenticate
+    if response is not None and isinstance(exc, exceptions.APIException):
+        response.data = _drf_body(exc)
+    return response
 
 
 def _rate_limited(exc: exceptions.Throttled, context: dict[str, Any]) -> Response:
@@ -61,3 +136,44 @@ def _rate_limited(exc: exceptions.Throttled, context: dict[str, Any]) -> Respons
         status=status.HTTP_429_TOO_MANY_REQUESTS,
         headers={"Retry-After": str(wait)},
     )
+
+
+# Django's own error views (config.urls' handler404 and friends): JSON under /api/, the
+# usual pages elsewhere (the admin).
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(
+            error_body(ERROR_NOT_FOUND, str(exceptions.NotFound.default_detail)), status=404
+        )
+    return defaults.page_not_found(request, exception)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        if isinstance(exception, RequestDataTooBig):
+            error = body_too_large_error()
+            return JsonResponse(error_body(error.code, error.message), status=error.status_code)
+        return JsonResponse(error_body(ERROR_BAD_REQUEST, _("Bad request.")), status=400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        detail = str(exceptions.PermissionDenied.default_detail)
+        return JsonResponse(error_body(ERROR_PERMISSION_DENIED, detail), status=403)
+    return defaults.permission_denied(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(
+            error_body(ERROR_SERVER_ERROR, str(exceptions.APIException.default_detail)),
+            status=500,
+        )
+    return defaults.server_error(request)

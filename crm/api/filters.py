@@ -4,6 +4,13 @@ selector, which owns the query (so the API and the admin filter the same way).""
 from typing import Any
 
 import django_filters
+from django import forms
+
+
+class IntegerInFilter(django_filters.BaseInFilter, django_filters.NumberFilter):
+    """Comma-separated whole numbers (ids): anything else is a 400 naming the parameter."""
+
+    field_class = forms.IntegerField
 
 
 class SelectorFilterSet(django_filters.FilterSet):

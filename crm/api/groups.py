@@ -28,7 +28,9 @@ from crm.validators import validate_event_time
 
 
 class GroupOutSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.wecom_userid", default=None, read_only=True)
+    owner = serializers.CharField(
+        source="owner.wecom_userid", default=None, allow_null=True, read_only=True
+    )
     member_count = serializers.IntegerField(read_only=True)
 
     class Meta:

@@ -230,9 +230,11 @@ class RecomputeRunSerializer(serializers.ModelSerializer):
             "shaped as /stats/rfm-tiers and /stats/lifecycle; null for a live run."
         )
     )
-    rfm_policy_version = serializers.IntegerField(source="rfm_policy.version", default=None)
+    rfm_policy_version = serializers.IntegerField(
+        source="rfm_policy.version", default=None, allow_null=True
+    )
     lifecycle_policy_version = serializers.IntegerField(
-        source="lifecycle_policy.version", default=None
+        source="lifecycle_policy.version", default=None, allow_null=True
     )
 
     class Meta:

@@ -5,7 +5,7 @@ from typing import Any
 
 import django_filters
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -172,7 +172,10 @@ class SegmentRefreshView(APIView):
 
     scope_resource = "segments"
 
-    @extend_schema(request=None, responses={202: None})
+    @extend_schema(
+        request=None,
+        responses={202: inline_serializer("RefreshQueued", {"queued": serializers.BooleanField()})},
+    )
     def post(self, request: Request, segment_id: int) -> Response:
         segment_get_or_404(segment_id)
         segment_refresh_enqueue([segment_id])
@@ -185,6 +188,13 @@ class MembersChangeSerializer(CustomerRefsSerializer):
         choices=["add", "remove", "replace"],
         help_text=_("add to, remove from, or replace a static segment's list."),
     )
+
+
+class MembersChangeOutSerializer(serializers.Serializer):
+    size = serializers.IntegerField()
+    entered = serializers.IntegerField()
+    exited = serializers.IntegerField()
+    unknown_identities = serializers.IntegerField()
 
 
 class SegmentMembersView(PersonalDataContextMixin, generics.ListAPIView):
@@ -203,7 +213,7 @@ class SegmentMembersView(PersonalDataContextMixin, generics.ListAPIView):
         segment_get_or_404(segment_id)
         return segment_members(segment_id)
 
-    @extend_schema(request=MembersChangeSerializer)
+    @extend_schema(request=MembersChangeSerializer, responses=MembersChangeOutSerializer)
     def post(self, request: Request, segment_id: int) -> Response:
         serializer = MembersChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -108,7 +108,7 @@ def test_field_shapes_are_checked_before_the_rule(api_client_with_scopes) -> Non
     client = api_client_with_scopes("campaigns:write")
     response = client.post(LIST_URL, rolling(max_count=0, scope="everywhere"), format="json")
     assert response.status_code == 400
-    assert {"max_count", "scope"} <= set(response.json())
+    assert {"max_count", "scope"} <= set(response.json()["errors"])
 
 
 def test_a_change_that_breaks_the_rule_is_refused_and_nothing_changes(

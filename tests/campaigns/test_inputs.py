@@ -16,7 +16,7 @@ from campaigns.models import Campaign, Variant
 from crm.validators import FREE_TEXT_MAX_LENGTH
 from segments.models import Segment
 from tests.campaigns.support import audience, wecom_customers
-from tests.crm.input_support import LONE_SURROGATE, NUL, send_json
+from tests.crm.input_support import LONE_SURROGATE, NUL, invalid, send_json
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def campaign_body(segment: Segment, **overrides: Any) -> dict[str, Any]:
                 "content": None,
                 "variants": [{"name": "A", "content": "x" * (FREE_TEXT_MAX_LENGTH + 1)}],
             },
-            {"variants": {"0": {"content": [TOO_LONG]}}},
+            {"variants.0.content": [TOO_LONG]},
         ),
         (
             {"extra_rule": {"field": "city", "op": "eq", "value": NUL}},
@@ -83,7 +83,7 @@ def test_a_campaign_field_out_of_range_is_refused(
     client = api_client_with_scopes("campaigns")
     body = {k: v for k, v in campaign_body(segment, **overrides).items() if v is not None}
     response = send_json(client, "post", "/api/v1/campaigns", body)
-    assert (response.status_code, response.json()) == (400, errors)
+    assert (response.status_code, response.json()) == (400, invalid(errors))
     assert not Campaign.objects.exists()
     assert client.get("/api/v1/campaigns").status_code == 200
 

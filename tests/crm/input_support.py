@@ -57,3 +57,9 @@ def assert_lists_still_answer() -> None:
     for url in ADMIN_LISTS:
         response = admin.get(url)
         assert response.status_code == 200, (url, response.content[:300])
+
+
+def invalid(errors: dict[str, Any]) -> dict[str, Any]:
+    """The body of a 400 for fields a serializer refused: the contract's code and detail, and
+    each field's messages under `errors`."""
+    return {"code": "invalid_input", "detail": "Invalid input.", "errors": errors}

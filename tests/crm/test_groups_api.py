@@ -78,7 +78,7 @@ def test_validation_names_fields(api_client_with_scopes) -> None:
     client = api_client_with_scopes("groups")
     response = client.post("/api/v1/groups", {"kind": "telegram", "name": ""}, format="json")
     assert response.status_code == 400
-    assert {"kind", "external_id", "name"} <= set(response.json())
+    assert {"kind", "external_id", "name"} <= set(response.json()["errors"])
     group = GroupFactory()
     bad = client.put(
         f"/api/v1/groups/{group.pk}/members",
@@ -86,7 +86,7 @@ def test_validation_names_fields(api_client_with_scopes) -> None:
         format="json",
     )
     assert bad.status_code == 400
-    assert {"identities", "observed_at"} <= set(bad.json())
+    assert {"identities.0.value", "observed_at"} <= set(bad.json()["errors"])
     missing = client.put("/api/v1/groups/99999/members", {"customer_ids": []}, format="json")
     assert missing.status_code == 404
 
@@ -221,7 +221,7 @@ def test_a_snapshot_observed_in_the_far_future_is_refused(api_client_with_scopes
         format="json",
     )
     assert response.status_code == 400
-    assert response.json()["observed_at"] == [
+    assert response.json()["errors"]["observed_at"] == [
         "Must lie between 2000-01-01T00:00:00Z and one day from now."
     ]
     assert not GroupMembership.objects.exists()

@@ -27,7 +27,13 @@ from crm.models import (
     SourceChannel,
 )
 from crm.services.api_keys import api_key_create
-from tests.crm.input_support import LONE_SURROGATE, NUL, assert_lists_still_answer, send_json
+from tests.crm.input_support import (
+    LONE_SURROGATE,
+    NUL,
+    assert_lists_still_answer,
+    invalid,
+    send_json,
+)
 from tests.factories import CustomerFactory, GroupFactory
 
 
@@ -289,11 +295,11 @@ def test_patch_and_put_refuse_a_first_seen_at_out_of_range(api_client_with_scope
     patched = send_json(
         client, "patch", f"/api/v1/customers/{customer.pk}", {"first_seen_at": value}
     )
-    assert (patched.status_code, patched.json()) == (400, {"first_seen_at": [EVENT_TIME]})
+    assert (patched.status_code, patched.json()) == (400, invalid({"first_seen_at": [EVENT_TIME]}))
     put = send_json(
         client, "put", "/api/v1/customers/by-identity/unionid/u9", {"first_seen_at": value}
     )
-    assert (put.status_code, put.json()) == (400, {"first_seen_at": [EVENT_TIME]})
+    assert (put.status_code, put.json()) == (400, invalid({"first_seen_at": [EVENT_TIME]}))
     assert list(Customer.objects.values_list("first_seen_at", flat=True)) == [before]
     assert_lists_still_answer()
 
@@ -306,7 +312,7 @@ def test_patch_refuses_a_birthday_out_of_range(api_client_with_scopes) -> None:
     )
     assert (response.status_code, response.json()) == (
         400,
-        {"birthday": ["Must lie between 1900-01-01 and today."]},
+        invalid({"birthday": ["Must lie between 1900-01-01 and today."]}),
     )
     customer.refresh_from_db()
     assert customer.birthday == date(1990, 5, 1)
@@ -323,7 +329,7 @@ def test_a_consent_at_a_time_out_of_range_is_refused(api_client_with_scopes, val
         "occurred_at": value,
     }
     response = send_json(api_client_with_scopes("consents:write"), "post", "/api/v1/consents", body)
-    assert (response.status_code, response.json()) == (400, {"occurred_at": [EVENT_TIME]})
+    assert (response.status_code, response.json()) == (400, invalid({"occurred_at": [EVENT_TIME]}))
     assert not ConsentEvent.objects.exists()
     assert not Consent.objects.exists()
     assert_lists_still_answer()
@@ -338,7 +344,7 @@ def test_a_member_list_observed_out_of_range_is_refused(api_client_with_scopes, 
         f"/api/v1/groups/{group.pk}/members",
         {"customer_ids": [customer.pk], "observed_at": value},
     )
-    assert (response.status_code, response.json()) == (400, {"observed_at": [EVENT_TIME]})
+    assert (response.status_code, response.json()) == (400, invalid({"observed_at": [EVENT_TIME]}))
     assert not GroupMembership.objects.exists()
     assert_lists_still_answer()
 

@@ -70,9 +70,9 @@ def test_validation_names_fields(api_client_with_scopes) -> None:
     client = api_client_with_scopes("tags")
     response = client.post("/api/v1/tag-groups", {"name": ""}, format="json")
     assert response.status_code == 400
-    assert "name" in response.json()
+    assert "name" in response.json()["errors"]
     response = client.post("/api/v1/tags", {"group": "x", "name": "a" * 65}, format="json")
-    assert set(response.json()) == {"group", "name"}
+    assert set(response.json()["errors"]) == {"group", "name"}
     missing_group = client.post("/api/v1/tags", {"group": 99999, "name": "a"}, format="json")
     assert missing_group.status_code == 404
     assert client.get("/api/v1/tags/99999").status_code == 404

@@ -12,7 +12,13 @@ from django.utils import translation
 from rest_framework.test import APIClient
 
 from segments.models import Segment
-from tests.crm.input_support import LONE_SURROGATE, NUL, assert_lists_still_answer, send_json
+from tests.crm.input_support import (
+    LONE_SURROGATE,
+    NUL,
+    assert_lists_still_answer,
+    invalid,
+    send_json,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +39,7 @@ def test_a_rule_string_that_cannot_be_stored_is_refused_on_the_field(
     api_client_with_scopes: Callable[..., APIClient], city: str
 ) -> None:
     client = api_client_with_scopes("segments")
-    expected = {"rule": [f"all.1.value: {TEXT}"]}
+    expected = invalid({"rule": [f"all.1.value: {TEXT}"]})
     created = send_json(
         client, "post", "/api/v1/segments", {"name": "上海", "rule": city_rule(city)}
     )
@@ -84,6 +90,8 @@ def test_rfm_breakpoints_beyond_their_column_are_refused_on_the_field(
     )
     assert (response.status_code, response.json()) == (
         400,
-        {"recency_breakpoints": {"3": ["Ensure this value is less than or equal to 2147483647."]}},
+        invalid(
+            {"recency_breakpoints.3": ["Ensure this value is less than or equal to 2147483647."]}
+        ),
     )
     assert client.get("/api/v1/policies/rfm").json() == before

@@ -304,7 +304,7 @@ def test_models_api_reports_fits_and_queues_a_fit(
         queued = client.post("/api/v1/models/fit", {"as_of": "2026-06-01"}, format="json")
     assert (queued.status_code, len(callbacks)) == (202, 1)
     future = client.post("/api/v1/models/fit", {"as_of": "2999-01-01"}, format="json")
-    assert future.status_code == 400 and "as_of" in future.json()
+    assert future.status_code == 400 and "as_of" in future.json()["errors"]
     assert api_client_with_scopes("customers").get("/api/v1/models").status_code == 403
 
 
