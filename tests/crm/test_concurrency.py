@@ -1,6 +1,8 @@
 """Concurrent writers on real PostgreSQL: threads, each with its own connection."""
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -147,21 +149,18 @@ def test_of_two_concurrent_profile_versions_the_newer_stands(first, second) -> N
     assert customer.profile_source_updated_at == datetime(2026, 10, 2, tzinfo=UTC)
 
 
-def test_profile_writes_do_not_wait_for_a_call_holding_its_customers() -> None:
-    """A campaign's call holds its customers FOR KEY SHARE while it posts (so that an opt-out
-    waits for it): a profile write, by the bulk upsert or by PATCH, goes ahead meanwhile."""
-    from crm.services.customers import customer_update
-
-    key = identity_key(provider="unionid", namespace="", value="u-in-flight")
-    customer, _created = customer_upsert(identities=[key], profile={}, actor="test")
+@contextmanager
+def _held_like_a_call_in_flight(customer_id: int) -> Iterator[None]:
+    """Another connection holds the customer FOR KEY SHARE, as a campaign's call does while it
+    posts (campaigns.services.dispatch.consent_hold), until the block exits."""
     held, release = threading.Event(), threading.Event()
 
-    def hold_like_a_call_in_flight() -> None:
+    def hold() -> None:
         try:
             with connection.cursor() as cursor:
                 cursor.execute("BEGIN")
                 cursor.execute(
-                    "SELECT id FROM crm_customer WHERE id = %s FOR KEY SHARE", [customer.pk]
+                    "SELECT id FROM crm_customer WHERE id = %s FOR KEY SHARE", [customer_id]
                 )
                 held.set()
                 release.wait(30)
@@ -169,19 +168,32 @@ def test_profile_writes_do_not_wait_for_a_call_holding_its_customers() -> None:
         finally:
             connection.close()
 
-    holder = threading.Thread(target=hold_like_a_call_in_flight)
+    holder = threading.Thread(target=hold)
     holder.start()
     try:
         assert held.wait(30)
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = '2s'")  # a wait fails the test, not hangs it
-        customer_upsert(identities=[key], profile={"display_name": "批量"}, actor="test")
-        customer_update(customer_id=customer.pk, profile={"city": "杭州"}, actor="test")
+        yield
     finally:
         release.set()
         holder.join()
+
+
+def test_profile_writes_do_not_wait_for_a_call_holding_its_customers() -> None:
+    """A campaign's call holds its customers FOR KEY SHARE while it posts (so that an opt-out
+    waits for it): a profile write, by the bulk upsert or by PATCH, goes ahead meanwhile."""
+    from crm.services.customers import customer_update
+
+    key = identity_key(provider="unionid", namespace="", value="u-in-flight")
+    customer, _created = customer_upsert(identities=[key], profile={}, actor="test")
+    with _held_like_a_call_in_flight(customer.pk):
         with connection.cursor() as cursor:
-            cursor.execute("RESET lock_timeout")
+            cursor.execute("SET lock_timeout = '2s'")  # a wait fails the test, not hangs it
+        try:
+            customer_upsert(identities=[key], profile={"display_name": "批量"}, actor="test")
+            customer_update(customer_id=customer.pk, profile={"city": "杭州"}, actor="test")
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
     customer.refresh_from_db()
     assert (customer.display_name, customer.city) == ("批量", "杭州")
 
@@ -199,20 +211,6 @@ def test_an_opt_out_waits_for_a_call_in_flight_for_a_bounded_time(
     monkeypatch.setattr(consents, "OPT_OUT_WAIT_SECONDS", 1)
     key = identity_key(provider="unionid", namespace="", value="u-opt-out")
     customer, _created = customer_upsert(identities=[key], profile={}, actor="test")
-    held, release = threading.Event(), threading.Event()
-
-    def hold_like_a_call_in_flight() -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("BEGIN")
-                cursor.execute(
-                    "SELECT id FROM crm_customer WHERE id = %s FOR KEY SHARE", [customer.pk]
-                )
-                held.set()
-                release.wait(30)
-                cursor.execute("COMMIT")
-        finally:
-            connection.close()
 
     def opt_out() -> consents.ConsentOutcome:
         return consents.consent_record(
@@ -224,15 +222,9 @@ def test_an_opt_out_waits_for_a_call_in_flight_for_a_bounded_time(
             actor="test",
         )
 
-    holder = threading.Thread(target=hold_like_a_call_in_flight)
-    holder.start()
-    try:
-        assert held.wait(30)
+    with _held_like_a_call_in_flight(customer.pk):
         with pytest.raises(Conflict) as refused:
             opt_out()
         assert refused.value.code == "consent_busy"
         assert not ConsentEvent.objects.exists()
-    finally:
-        release.set()
-        holder.join()
     assert opt_out().consent.status == "opted_out"
