@@ -13,7 +13,6 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
-from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -21,6 +20,7 @@ from rest_framework.test import APIClient
 from crm.models import Customer, Identity
 from crm.services.api_keys import api_key_create
 from tests.factories import CustomerFactory, IdentityFactory
+from tests.support import subprocess_database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -206,17 +206,6 @@ def test_the_default_cache_is_shared_by_processes_not_held_in_memory() -> None:
     }
 
 
-def _database_url() -> str:
-    """The test database, as DATABASE_URL (a socket folder as the host is a query parameter)."""
-    db = connection.settings_dict
-    user = db["USER"] or "postgres"
-    credentials = f"{user}:{db['PASSWORD']}" if db["PASSWORD"] else user
-    host = db["HOST"] or ""
-    if host.startswith("/"):
-        return f"postgres://{credentials}@/{db['NAME']}?host={host}"
-    return f"postgres://{credentials}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.mark.django_db(transaction=True)
 def test_requests_counted_in_another_process_count_here() -> None:
     """Another process (a second web worker, say) spends the key's rate; this one refuses. A
@@ -224,7 +213,7 @@ def test_requests_counted_in_another_process_count_here() -> None:
     _, raw_key = api_key_create(name="shared", scopes=["orders:read"])
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "API_RATE_LIMIT": "3/day",
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }

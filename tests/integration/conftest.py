@@ -20,10 +20,10 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from kombu import Exchange, Queue
 
 from config.celery import app
+from tests.support import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 60
@@ -37,18 +37,6 @@ from config.celery import app
 app.conf.task_default_queue = os.environ["CRM_TEST_QUEUE"]
 app.worker_main(["worker", *sys.argv[1:]])
 """
-
-
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    # The embedded server is reached by its socket folder, given as the `host` option.
-    host = db.get("HOST") or db.get("OPTIONS", {}).get("host") or ""
-    if host.startswith("/"):
-        return f"postgres://{user}{password}@/{db['NAME']}?host={host}"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{user}{password}@{host}{port}/{db['NAME']}"
 
 
 class Worker:
@@ -98,7 +86,7 @@ def start_celery_worker(
         log_path = tmp_path / f"{name}.log"
         worker_env = {
             **os.environ,
-            "DATABASE_URL": _test_database_url(),
+            "DATABASE_URL": subprocess_database_url(),
             "CELERY_BROKER_URL": app.conf.broker_url,
             "CRM_TEST_QUEUE": celery_queue,
             **(env or {}),
