@@ -43,6 +43,9 @@ CHATS_PER_CALL = 200
 # The platform's clock and ours may differ; a task created this long before the request was
 # written is still taken for it when looking up an unknown outcome.
 CLOCK_SKEW = timedelta(seconds=60)
+# Seconds a WeCom call may take (each read of its answer): an opt-out waits at most this long
+# for a call in flight to its customer (campaigns.services.dispatch.consent_hold).
+CALL_TIMEOUT_SECONDS = 10
 # get_groupmsg_send_result status of one customer
 RESULT_SENT = 1
 RESULT_NOT_CONTACT = 2
@@ -54,7 +57,7 @@ class WeComClient(WeChatClient):
     (wechatpy 1.8.18 fetches tokens from a hard-coded host otherwise)."""
 
     def __init__(self, api_base_url: str, corp_id: str, secret: str, **kwargs: Any) -> None:
-        super().__init__(corp_id, secret, timeout=10, **kwargs)
+        super().__init__(corp_id, secret, timeout=CALL_TIMEOUT_SECONDS, **kwargs)
         self.API_BASE_URL = api_base_url
 
     def fetch_access_token(self) -> dict[str, Any]:
