@@ -6,7 +6,7 @@ every buyer, against the bare SQL aggregation floor.
 The database is the one bench/segmentation.py prepares, with its own functions:
 `<name>_seg_<customers>` on the server of `--database-url` (default BENCH_DATABASE_URL, else
 postgres://postgres@127.0.0.1:5432/crm_bench, so crm_bench_seg_1000000), dropped, created,
-migrated and filled by `crm.demo.generate` (seed 7, 10 orders per customer on average, history
+migrated and filled by `devstack.demo.generate` (seed 7, 10 orders per customer on average, history
 up to AS_OF) unless `--reuse` finds it complete; a database either script prepared serves both.
 The preparation runs in a child process, so that the peak memory reported is that of the models
 alone, not of the data generation. Then the stages of STAGES, in order, each timed on its own:

@@ -6,7 +6,7 @@
 For each size: a scratch database `<name>_seg_<customers>` on the server of
 `--database-url` (default BENCH_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/crm_bench,
 so crm_bench_seg_1000000), dropped, created and migrated unless `--reuse` finds it complete;
-demo data from `crm.demo.generate` (10 orders per customer on average, history up to AS_OF);
+demo data from `devstack.demo.generate` (10 orders per customer on average, history up to AS_OF);
 VACUUM ANALYZE. Then the stages of STAGES, in order, each timed on its own:
 
 - floor: the bare aggregation of the paid orders that recomputation needs (FLOOR_SQL), in one
@@ -244,15 +244,15 @@ def stage_nightly(bench: Bench) -> Outcome:
 
 
 def stage_incremental(bench: Bench) -> Outcome:
-    from crm.demo import CATALOGUE
     from crm.inputs import CustomerRefIn, IdentityIn, OrderIn, OrderItemIn
     from crm.personal_data import encrypt, hash_identity, mask
     from crm.services.orders import orders_bulk_upsert
+    from devstack.demo import CATALOGUE
     from segments.services.recompute import recompute_customers
 
     rng = bench.rng
     low, high = fetch_one("SELECT min(id), max(id) FROM crm_customer")
-    # Ids are dense (crm.demo reserves them in blocks); with replacement, as some customers do
+    # Ids are dense (devstack.demo reserves them in blocks); with replacement, as some customers do
     # order twice a day.
     buyers = rng.integers(low, high + 1, size=INCREMENTAL_ORDERS)
     distinct = sorted({int(c) for c in buyers})
@@ -436,7 +436,7 @@ def use_database(url: str) -> None:
 
 
 def is_complete(customers: int) -> bool:
-    """Whether the current database holds a whole generated data set of this size (crm.demo
+    """Whether the current database holds a whole generated data set of this size (devstack.demo
     commits chunk by chunk, so an interrupted generation leaves fewer customers)."""
     if fetch_one("SELECT to_regclass('crm_customer') IS NULL")[0]:
         return False
@@ -484,7 +484,7 @@ def prepare_database(url: str, customers: int, *, reuse: bool) -> dict[str, Any]
         # customer has no decision on WeCom, which the rules treat alike).
         execute("DELETE FROM crm_consent WHERE source = 'bench'")
     else:
-        from crm.demo import generate
+        from devstack.demo import generate
 
         say(f"generating {customers:,} customers")
         started = time.perf_counter()

@@ -78,10 +78,10 @@ from campaigns.services.frequency_rules import (
     frequency_rule_update,
 )
 from campaigns.services.report import ArmReport, CampaignReport, campaign_report
-from crm.admin import ReadOnlyAdmin
-from crm.errors import DomainError
+from core.admin import ReadOnlyAdmin
+from core.errors import DomainError
+from core.validators import FREE_TEXT_MAX_LENGTH, validate_json_text, validate_planned_time
 from crm.models import Customer
-from crm.validators import FREE_TEXT_MAX_LENGTH, validate_json_text, validate_planned_time
 
 CONTACT_PRESSURE_DAYS = 30
 CONTACT_PRESSURE_ROWS = 50  # the newest; the rest are a click away in the deliveries list
@@ -166,7 +166,7 @@ FORM_FIELD_OF = {
 }
 
 
-# The accepted values of crm.validators, as the API checks them (campaigns.api.campaigns).
+# The accepted values of core.validators, as the API checks them (campaigns.api.campaigns).
 _FORM_FIELD_VALIDATORS: dict[str, list[Callable[[Any], None]]] = {
     "scheduled_at": [validate_planned_time],
     "trigger_ends_at": [validate_planned_time],

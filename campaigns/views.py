@@ -3,7 +3,7 @@
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 
 from campaigns.services.links import link_click_record
-from crm.errors import NotFound
+from core.errors import NotFound
 
 
 def link_redirect(request: HttpRequest, token: str) -> HttpResponseRedirect:

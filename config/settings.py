@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
-from celery.schedules import crontab  # noqa: F401  (schedules are added by later apps)
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -51,9 +50,12 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files, served as static files (never a CDN)
     "django.contrib.postgres",
     "django_celery_beat",
+    "core",
     "crm",
     "segments",
     "campaigns",
+    "console",
+    "devstack",  # development tooling: its management commands only, no models
 ]
 
 MIDDLEWARE = [
@@ -203,23 +205,23 @@ WEBHOOK_RETRY_BASE_SECONDS = get_from_env("WEBHOOK_RETRY_BASE_SECONDS", 30, cast
 # --- REST API: deny by default; API keys carry scopes. ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "crm.api.auth.ApiKeyAuthentication",
+        "core.api.auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["crm.api.auth.HasScope"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.auth.HasScope"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.IdCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "crm.api.schema.ApiAutoSchema",
-    "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.ApiAutoSchema",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": ["crm.api.throttling.ApiKeyRateThrottle"],
-    # JSON only, within the body limits of crm.json_body (depth, UTF-8) and API_MAX_BODY_BYTES.
-    "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.JsonParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.ApiKeyRateThrottle"],
+    # JSON only, within the body limits of core.json_body (depth, UTF-8) and API_MAX_BODY_BYTES.
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JsonParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "DEFAULT_METADATA_CLASS": "crm.api.metadata.ApiMetadata",
+    "DEFAULT_METADATA_CLASS": "core.api.metadata.ApiMetadata",
 }
-# Rate limits per API key (crm.api.throttling), counted in the "default" cache above. Each
+# Rate limits per API key (core.api.throttling), counted in the "default" cache above. Each
 # scope is a list of (requests, seconds) windows, all enforced; `off` lifts a scope's limit.
 # Every request counts once in `api` (or `bulk`, the bulk ingestion endpoints); a request that
 # could tell whether a guessed personal value exists counts once more in `identity_lookup`
@@ -241,7 +243,7 @@ SPECTACULAR_SETTINGS = {
     "Authenticate with `Authorization: Api-Key <key>`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["crm.api.auth.CanReadSchema"],
+    "SERVE_PERMISSIONS": ["core.api.auth.CanReadSchema"],
     "COMPONENT_SPLIT_REQUEST": True,
     # /api/docs/ loads Swagger UI from this server's static files, so it works offline.
     "SWAGGER_UI_DIST": "SIDECAR",

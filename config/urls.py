@@ -20,7 +20,7 @@ urlpatterns = [
 ]
 
 # Django's own errors answer JSON under /api/ (the error contract), the usual pages elsewhere.
-handler400 = "crm.api.errors.bad_request"
-handler403 = "crm.api.errors.permission_denied"
-handler404 = "crm.api.errors.page_not_found"
-handler500 = "crm.api.errors.server_error"
+handler400 = "core.api.errors.bad_request"
+handler403 = "core.api.errors.permission_denied"
+handler404 = "core.api.errors.page_not_found"
+handler500 = "core.api.errors.server_error"

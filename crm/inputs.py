@@ -5,7 +5,7 @@ than pydantic and an order of magnitude faster than DRF serializers, and ingesti
 of the contract (bench/ingest_orders.py). Services take these structs; `crm.api.bulk` turns
 decoding errors into per-row field errors. Checks that msgspec constraints cannot express
 (money precision, refund within total, identities normalised and hashed, the accepted values
-of `crm.validators`: timestamp ranges, currencies, storable strings) run in
+of `core.validators`: timestamp ranges, currencies, storable strings) run in
 `__post_init__`, which msgspec calls while decoding, so a bad row fails like any other.
 """
 
@@ -17,8 +17,7 @@ import msgspec
 from django.utils.translation import gettext as _
 from msgspec import UNSET, UnsetType
 
-from crm.personal_data import IdentityError, IdentityKey, identity_key
-from crm.validators import (
+from core.validators import (
     birthday_error,
     currency_error,
     event_time_error,
@@ -26,6 +25,7 @@ from crm.validators import (
     money_error,
     text_error,
 )
+from crm.personal_data import IdentityError, IdentityKey, identity_key
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 Source = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]

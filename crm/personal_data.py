@@ -12,8 +12,8 @@ from cryptography.fernet import Fernet, MultiFernet
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from core.validators import text_error
 from crm.models import IdentityProvider
-from crm.validators import text_error
 
 # Plain strings, not the enum members: identity_key runs for every row of every batch, and
 # set lookups of str are several times faster than of Django's choice enums.

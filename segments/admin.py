@@ -16,10 +16,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from crm.admin import CustomerAdmin, ReadOnlyAdmin, ReadOnlyInline
-from crm.errors import DomainError, ValidationFailed
+from core.admin import ReadOnlyAdmin, ReadOnlyInline
+from core.errors import DomainError, ValidationFailed
+from core.validators import validate_json_text
+from crm.admin import CustomerAdmin
 from crm.models import Customer
-from crm.validators import validate_json_text
 from segments.models import (
     BackfillCount,
     CustomerMetrics,

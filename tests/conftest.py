@@ -12,9 +12,9 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from campaigns.channels import webhook_url
-from campaigns.wecom_fake import FakeWeCom, FakeWeComConfig
 from config import embedded
-from crm.services.api_keys import api_key_create
+from core.services.api_keys import api_key_create
+from devstack.wecom_fake import FakeWeCom, FakeWeComConfig
 from tests.campaigns.support import CORP_ID, WECOM_SECRET
 
 _PRESET_MIGRATION = importlib.import_module("campaigns.migrations.0002_platform_preset")

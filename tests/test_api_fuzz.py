@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from config.celery import app
-from crm.services.api_keys import api_key_create
+from core.services.api_keys import api_key_create
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"

@@ -44,10 +44,10 @@ from campaigns.services.campaigns import (
 )
 from campaigns.services.dry_run import campaign_dry_run
 from campaigns.services.report import campaign_report
-from crm.api.customers import actor_of
-from crm.api.filters import SelectorFilterSet
+from core.api.auth import actor_of
+from core.api.filters import SelectorFilterSet
+from core.validators import FREE_TEXT_MAX_LENGTH, validate_json_text, validate_planned_time
 from crm.models import ConsentChannel
-from crm.validators import FREE_TEXT_MAX_LENGTH, validate_json_text, validate_planned_time
 from segments.models import LifecycleState
 
 SMALLINT_MAX = 32767

@@ -16,9 +16,9 @@ from rest_framework import generics, serializers
 from campaigns.models import Delivery, DeliveryReason, DeliveryStatus
 from campaigns.selectors import customer_delivery_list, delivery_list
 from campaigns.services.campaigns import campaign_get_or_404
-from crm.api.filters import SelectorFilterSet
-from crm.api.pagination import IdCursorPagination
-from crm.errors import NotFound
+from core.api.filters import SelectorFilterSet
+from core.api.pagination import IdCursorPagination
+from core.errors import NotFound
 from crm.models import Customer
 from crm.services.customers import ERROR_CUSTOMER_NOT_FOUND
 

@@ -19,8 +19,8 @@ from campaigns.services.frequency_rules import (
     frequency_rule_get_or_404,
     frequency_rule_update,
 )
-from crm.api.customers import actor_of
-from crm.api.filters import SelectorFilterSet
+from core.api.auth import actor_of
+from core.api.filters import SelectorFilterSet
 
 
 class FrequencyRuleOutSerializer(serializers.ModelSerializer):

@@ -26,8 +26,8 @@ from django.utils import timezone
 
 from campaigns.models import DeliveryStatus
 from campaigns.services.reservation import NO_JIT_SQL
+from core.retry import on_deadlock_retry
 from crm.models import PURCHASE_STATUSES
-from crm.services.retry import on_deadlock_retry
 
 logger = logging.getLogger(__name__)
 

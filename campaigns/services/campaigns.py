@@ -39,7 +39,7 @@ from campaigns.services.templates import (
     TEMPLATE_VARIABLES,
     template_variables,
 )
-from crm.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
 from crm.personal_data import encrypt
 from segments.models import Segment
 from segments.rules import InvalidRule, rule_check

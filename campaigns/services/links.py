@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import LinkClick, Variant
-from crm.errors import NotFound
+from core.errors import NotFound
 
 logger = logging.getLogger(__name__)
 

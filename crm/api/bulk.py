@@ -23,16 +23,16 @@ from django.utils.translation import gettext_lazy as _lazy
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from crm.api.parsers import body_too_large_error
-from crm.errors import ValidationFailed
-from crm.json_body import (
+from core.api.parsers import body_too_large_error
+from core.errors import ValidationFailed
+from core.json_body import (
     MAX_JSON_DEPTH,
     json_decoding,
     json_depth_exceeds,
     malformed_error,
     too_deep_error,
 )
-from crm.validators import json_error
+from core.validators import json_error
 
 ERROR_TOO_MANY_ROWS = "too_many_rows"
 ERROR_NOT_A_LIST = "rows_not_a_list"

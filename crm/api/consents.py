@@ -10,12 +10,13 @@ from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from crm.api.customers import _customer_or_404, actor_of
+from core.api.auth import actor_of
+from core.api.pagination import IdCursorPagination
+from core.validators import validate_event_time
+from crm.api.customers import _customer_or_404
 from crm.api.identities import IdentityListField
-from crm.api.pagination import IdCursorPagination
 from crm.models import Consent, ConsentChannel, ConsentEvent, ConsentStatus
 from crm.services.consents import consent_record
-from crm.validators import validate_event_time
 
 
 class ConsentInSerializer(serializers.Serializer):

@@ -16,14 +16,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.api.auth import may_see_personal_data
+from core.api.auth import actor_of, may_see_personal_data
+from core.api.filters import IntegerInFilter, SelectorFilterSet
+from core.api.throttling import SCOPE_BULK, SCOPE_IDENTITY_LOOKUP, SCOPE_SEARCH
+from core.errors import NotFound
+from core.validators import validate_birthday, validate_event_time
 from crm.api.bulk import BulkOutSerializer, rows_decode
-from crm.api.filters import IntegerInFilter, SelectorFilterSet
 from crm.api.identities import IdentityListField, IdentitySerializer
-from crm.api.throttling import SCOPE_BULK, SCOPE_IDENTITY_LOOKUP, SCOPE_SEARCH
-from crm.errors import NotFound
 from crm.inputs import CustomerIn
-from crm.models import ApiKey, Customer, CustomerMerge, Gender, Identity, SourceChannel
+from crm.models import Customer, CustomerMerge, Gender, Identity, SourceChannel
 from crm.personal_data import display_value
 from crm.selectors.customers import (
     customer_find_by_identity,
@@ -37,7 +38,6 @@ from crm.services.customers import (
     customer_upsert,
     customers_bulk_upsert,
 )
-from crm.validators import validate_birthday, validate_event_time
 from segments.api.serializers import (
     CustomerMetricsSerializer,
     CustomerPredictionSerializer,
@@ -46,14 +46,6 @@ from segments.api.serializers import (
 from segments.selectors import customer_scores_for_sidebar
 
 ERROR_CUSTOMER_MERGED = "customer_merged"
-
-
-def actor_of(request: Request) -> str:
-    """Who did it, for merge records and logs: the API key's name and prefix."""
-    auth = request.auth
-    if isinstance(auth, ApiKey):
-        return f"api_key:{auth.name}:{auth.prefix}"
-    return f"user:{request.user.pk}" if request.user else "unknown"
 
 
 class IdentityOutSerializer(serializers.ModelSerializer):

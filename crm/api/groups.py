@@ -11,10 +11,11 @@ from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.auth import actor_of
+from core.api.filters import SelectorFilterSet
+from core.errors import NotFound
+from core.validators import validate_event_time
 from crm.api.customer_refs import CustomerRefsSerializer
-from crm.api.customers import actor_of
-from crm.api.filters import SelectorFilterSet
-from crm.errors import NotFound
 from crm.models import Group, GroupKind, GroupMembership
 from crm.selectors.groups import group_list, group_memberships
 from crm.services.groups import (
@@ -24,7 +25,6 @@ from crm.services.groups import (
     group_members_sync,
     group_update,
 )
-from crm.validators import validate_event_time
 
 
 class GroupOutSerializer(serializers.ModelSerializer):

@@ -8,9 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.auth import actor_of
+from core.api.throttling import SCOPE_BULK
 from crm.api.bulk import RejectedRowSerializer, rows_decode, rows_last_per_key
-from crm.api.customers import actor_of
-from crm.api.throttling import SCOPE_BULK
 from crm.inputs import InteractionIn
 from crm.models import Interaction, InteractionKind
 from crm.services.interactions import interactions_ingest

@@ -10,10 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.auth import actor_of
+from core.api.filters import SelectorFilterSet
+from core.api.throttling import SCOPE_BULK
 from crm.api.bulk import BulkOutSerializer, rows_decode, rows_last_per_key
-from crm.api.customers import actor_of
-from crm.api.filters import SelectorFilterSet
-from crm.api.throttling import SCOPE_BULK
 from crm.inputs import OrderIn
 from crm.models import Order, OrderItem, OrderStatus
 from crm.selectors.orders import order_list

@@ -10,9 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.auth import actor_of
+from core.api.filters import SelectorFilterSet
 from crm.api.customer_refs import CustomerRefsSerializer
-from crm.api.customers import actor_of
-from crm.api.filters import SelectorFilterSet
 from crm.models import Tag, TagGroup, TagSource
 from crm.selectors.tags import tag_group_list, tag_list
 from crm.services.customers import customers_named

@@ -1,2 +1,2 @@
 """crm services: every write to CRM data goes through a function here. Functions validate first
-(raising `crm.errors.ValidationFailed` / `NotFound` / `Conflict`), then act in one transaction."""
+(raising `core.errors.ValidationFailed` / `NotFound` / `Conflict`), then act in one transaction."""

@@ -10,7 +10,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils.translation import gettext as _
 from psycopg.errors import LockNotAvailable
 
-from crm.errors import Conflict
+from core.errors import Conflict
 from crm.models import Consent, ConsentStatus
 from crm.personal_data import IdentityKey
 from crm.services.customers import customers_resolve

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.errors import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from crm.models import Customer, CustomerMerge, Gender, StaffMember
 from crm.personal_data import IdentityKey, encrypt, mask
 from crm.selectors.customers import customer_ids_by_identities, customer_ids_missing

@@ -16,7 +16,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
-from crm.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound
 from crm.models import Group
 from crm.personal_data import IdentityKey
 from crm.services.customers import customers_named, staff_members_ensure

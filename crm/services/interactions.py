@@ -17,9 +17,9 @@ from typing import Any
 import msgspec
 from django.db import connection, transaction
 
+from core.retry import on_deadlock_retry
 from crm.inputs import InteractionIn
 from crm.services.customers import customers_mark_dirty, customers_resolve
-from crm.services.retry import on_deadlock_retry
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,8 @@ import msgspec
 from django.db import connection, transaction
 from django.utils.translation import gettext
 
-from crm.errors import Conflict
+from core.errors import Conflict
+from core.retry import on_deadlock_retry
 from crm.inputs import OrderIn
 from crm.models import PURCHASE_STATUSES
 from crm.services.customers import (
@@ -37,7 +38,6 @@ from crm.services.customers import (
     customers_removal_lock,
     customers_resolve,
 )
-from crm.services.retry import on_deadlock_retry
 
 logger = logging.getLogger(__name__)
 

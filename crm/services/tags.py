@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
-from crm.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
 from crm.models import CustomerTag, Tag, TagGroup, TagSource
 from crm.selectors.tags import tag_group_customers_with_several_tags
 

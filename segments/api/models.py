@@ -13,8 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.api.pagination import IdCursorPagination
-from crm.errors import NotFound
+from core.api.pagination import IdCursorPagination
+from core.errors import NotFound
 from segments.models import ModelFit, ModelName
 from segments.selectors import (
     cluster_descriptions,

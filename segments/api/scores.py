@@ -13,10 +13,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.api.customers import actor_of
-from crm.api.filters import SelectorFilterSet
-from crm.api.pagination import IdCursorPagination
-from crm.errors import ValidationFailed
+from core.api.auth import actor_of
+from core.api.filters import SelectorFilterSet
+from core.api.pagination import IdCursorPagination
+from core.errors import ValidationFailed
 from segments.models import (
     LifecyclePolicy,
     LifecycleState,

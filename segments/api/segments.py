@@ -11,14 +11,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.auth import actor_of
+from core.api.filters import SelectorFilterSet
+from core.api.pagination import IdCursorPagination
+from core.errors import NotFound
+from core.validators import validate_json_text
 from crm.api.customer_refs import CustomerRefsSerializer
-from crm.api.customers import CustomerOutSerializer, PersonalDataContextMixin, actor_of
-from crm.api.filters import SelectorFilterSet
-from crm.api.pagination import IdCursorPagination
-from crm.errors import NotFound
+from crm.api.customers import CustomerOutSerializer, PersonalDataContextMixin
 from crm.models import Customer
 from crm.services.customers import ERROR_CUSTOMER_NOT_FOUND, customers_named
-from crm.validators import validate_json_text
 from segments.api.serializers import CustomerSegmentSerializer
 from segments.models import Segment, SegmentKind, SegmentSizeSnapshot
 from segments.selectors import (

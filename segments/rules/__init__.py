@@ -134,7 +134,7 @@ Examples
         {"field": "segment", "op": "not_in", "value": [12]}]}
 
 Errors
-    A wrong rule raises InvalidRule (a crm.errors.ValidationFailed, HTTP 400) with code
+    A wrong rule raises InvalidRule (a core.errors.ValidationFailed, HTTP 400) with code
     "invalid_rule" and detail {"rule": [{"path": "$.all[2].any[0].value", "message":
     "expected a number"}, ...]}: one entry per wrong node, each naming where it is and what is
     wrong (unknown field, operator or key, an operator the field does not take, a wrong value,

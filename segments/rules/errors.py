@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
-from crm.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 ERROR_INVALID_RULE = "invalid_rule"
 

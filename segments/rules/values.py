@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from crm.validators import text_error
+from core.validators import text_error
 from segments.rules.errors import RuleError
 from segments.rules.sql import Sql, param
 

@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils.translation import gettext as _
 
-from crm.errors import ValidationFailed
+from core.errors import ValidationFailed
 from segments.models import LifecyclePolicy, PolicyBase, RfmPolicy, RfmScoringMethod
 
 ERROR_INVALID_POLICY = "invalid_policy"

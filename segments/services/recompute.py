@@ -56,7 +56,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.errors import ValidationFailed
+from core.errors import ValidationFailed
 from crm.models import PURCHASE_STATUSES, DirtyMark
 from crm.services.customers import customers_pull_first_seen, customers_removal_lock
 from segments.feeds import Feed, feed_writer_register
@@ -88,7 +88,7 @@ RECOMPUTE_LOCK = 0x5345475F52454300  # "SEG_REC\0": one recomputation at a time
 BATCH_SIZE = 50_000
 ERROR_ANOTHER_RUN = "skipped: another run was in progress"
 ERROR_INTERRUPTED = "interrupted: the process stopped before the run finished"
-# Why a recomputation was refused (crm.errors.ValidationFailed codes; the API answers 400).
+# Why a recomputation was refused (core.errors.ValidationFailed codes; the API answers 400).
 CODE_AS_OF_IN_FUTURE = "as_of_in_future"
 CODE_BACKFILL_NEEDS_EVERYONE = "backfill_needs_everyone"
 

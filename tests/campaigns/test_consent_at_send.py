@@ -25,8 +25,8 @@ from campaigns.services.campaigns import campaign_launch, campaign_plan
 from campaigns.services.dispatch import attempt_begin, channel_sends_run
 from campaigns.services.pipeline import campaigns_tick
 from campaigns.services.reservation import deliveries_reserve_batch
-from campaigns.wecom_fake import ENDPOINT_ADD_MSG_TEMPLATE, FakeWeCom
 from crm.models import Consent, Customer, Group, GroupMembership
+from devstack.wecom_fake import ENDPOINT_ADD_MSG_TEMPLATE, FakeWeCom
 from tests.campaigns.support import audience, calls_of, make_campaign, opt_out, wecom_customers
 from tests.factories import CustomerFactory, GroupFactory, StaffMemberFactory
 

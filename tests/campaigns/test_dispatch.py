@@ -45,8 +45,8 @@ from campaigns.services.dispatch import (
 from campaigns.services.pipeline import campaigns_tick
 from campaigns.services.planning import audience_query, deliveries_plan
 from campaigns.services.reservation import ReserveOutcome, deliveries_reserve_batch
-from campaigns.wecom_fake import FakeWeCom
 from crm.models import Customer, StaffMember
+from devstack.wecom_fake import FakeWeCom
 from tests.campaigns.support import (
     audience,
     calls_of,

@@ -37,9 +37,9 @@ from campaigns.services.campaigns import (
 from campaigns.services.dispatch import channel_sends_run
 from campaigns.services.dry_run import campaign_dry_run
 from campaigns.services.reservation import deliveries_reserve_batch
-from campaigns.wecom_fake import ENDPOINT_ADD_MSG_TEMPLATE, FakeWeCom
-from crm.errors import ValidationFailed
+from core.errors import ValidationFailed
 from crm.models import Customer, Group, GroupMembership, StaffMember
+from devstack.wecom_fake import ENDPOINT_ADD_MSG_TEMPLATE, FakeWeCom
 from segments.models import Segment
 from tests.campaigns.support import audience, calls_of, make_campaign, opt_out, statuses
 from tests.factories import CustomerFactory, GroupFactory, StaffMemberFactory

@@ -13,7 +13,7 @@ from django.utils import translation
 from rest_framework.test import APIClient
 
 from campaigns.models import Campaign, Variant
-from crm.validators import FREE_TEXT_MAX_LENGTH
+from core.validators import FREE_TEXT_MAX_LENGTH
 from segments.models import Segment
 from tests.campaigns.support import audience, wecom_customers
 from tests.crm.input_support import LONE_SURROGATE, NUL, invalid, send_json

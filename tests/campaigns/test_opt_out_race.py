@@ -18,8 +18,8 @@ from campaigns.services import dispatch
 from campaigns.services.campaigns import VariantInput, campaign_launch, campaign_plan
 from campaigns.services.dispatch import channel_sends_run
 from campaigns.services.reservation import deliveries_reserve_batch
-from campaigns.wecom_fake import FakeWeCom
 from crm.models import Consent, Customer, StaffMember
+from devstack.wecom_fake import FakeWeCom
 from tests.campaigns.support import (
     audience,
     calls_of,

@@ -12,8 +12,8 @@ from campaigns.services.campaigns import campaign_launch, campaign_plan
 from campaigns.services.dispatch import channel_sends_run
 from campaigns.services.pipeline import campaigns_tick, wecom_results_poll_due
 from campaigns.services.reservation import deliveries_reserve_batch
-from campaigns.wecom_fake import FakeWeCom
 from crm.services.consents import consent_record
+from devstack.wecom_fake import FakeWeCom
 from tests.campaigns.support import (
     audience,
     calls_of,

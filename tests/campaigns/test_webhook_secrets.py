@@ -28,7 +28,7 @@ from campaigns.services.campaigns import (
     campaign_webhook_secret_rotate,
 )
 from campaigns.services.dispatch import channel_sends_run
-from crm.errors import Conflict
+from core.errors import Conflict
 from crm.personal_data import decrypt
 from segments.models import Segment
 from tests.campaigns.support import audience, calls_of, make_campaign

@@ -37,7 +37,7 @@ from campaigns.models import (
 )
 from campaigns.services.campaigns import campaign_launch, campaign_plan, campaign_update
 from campaigns.services.dispatch import channel_sends_run
-from crm.errors import ValidationFailed
+from core.errors import ValidationFailed
 from segments.models import Segment
 from tests.campaigns.support import audience, calls_of, make_campaign
 from tests.campaigns.test_campaigns_admin import form_data

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from rest_framework.test import APIClient
 
-from crm.services.api_keys import api_key_create
+from core.services.api_keys import api_key_create
 
 NUL = "a\x00b"
 LONE_SURROGATE = "a\ud800b"

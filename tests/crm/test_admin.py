@@ -8,8 +8,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import ApiKey
+from core.services.api_keys import api_key_authenticate, api_key_create
 from crm.models import (
-    ApiKey,
     Consent,
     ConsentEvent,
     Customer,
@@ -20,7 +21,6 @@ from crm.models import (
     OrderItem,
 )
 from crm.selectors.customers import dirty_customer_ids
-from crm.services.api_keys import api_key_authenticate, api_key_create
 from tests.factories import (
     CustomerFactory,
     GroupFactory,
@@ -110,14 +110,15 @@ def test_every_page_renders(superuser_client, customer) -> None:
         "interaction": Interaction.objects.get(),
         "consent": Consent.objects.get(),
         "customermerge": CustomerMerge.objects.get(),
-        "apikey": api_key,
+        "core_apikey": api_key,
     }
     for model, obj in objects.items():
-        changelist = superuser_client.get(reverse(f"admin:crm_{model}_changelist"))
+        name = model if "_" in model else f"crm_{model}"
+        changelist = superuser_client.get(reverse(f"admin:{name}_changelist"))
         assert changelist.status_code == 200, model
-        change = superuser_client.get(reverse(f"admin:crm_{model}_change", args=[obj.pk]))
+        change = superuser_client.get(reverse(f"admin:{name}_change", args=[obj.pk]))
         assert change.status_code == 200, model
-    assert superuser_client.get(reverse("admin:crm_apikey_add")).status_code == 200
+    assert superuser_client.get(reverse("admin:core_apikey_add")).status_code == 200
     assert superuser_client.get(reverse("admin:crm_customer_add")).status_code == 200
 
 
@@ -226,7 +227,7 @@ def test_adding_a_tag_of_an_exclusive_group_in_the_customer_form_replaces(
 
 def test_api_key_add_shows_the_key_once_and_keeps_only_its_hash(superuser_client) -> None:
     response = superuser_client.post(
-        reverse("admin:crm_apikey_add"),
+        reverse("admin:core_apikey_add"),
         {"name": "有赞", "scope_choices": ["orders:write", "customers:read"]},
         follow=True,
     )
@@ -237,7 +238,7 @@ def test_api_key_add_shows_the_key_once_and_keeps_only_its_hash(superuser_client
     assert api_key_authenticate(raw_key) == api_key
     assert raw_key.split(".", 1)[1] not in api_key.secret_hash
     assert sorted(api_key.scopes) == ["customers:read", "orders:write"]
-    page = superuser_client.get(reverse("admin:crm_apikey_change", args=[api_key.pk]))
+    page = superuser_client.get(reverse("admin:core_apikey_change", args=[api_key.pk]))
     assert raw_key not in page.content.decode()
     assert api_key.secret_hash not in page.content.decode()
 
@@ -245,7 +246,7 @@ def test_api_key_add_shows_the_key_once_and_keeps_only_its_hash(superuser_client
 def test_revoke_action(superuser_client) -> None:
     api_key, raw_key = api_key_create(name="shop", scopes=["orders"])
     superuser_client.post(
-        reverse("admin:crm_apikey_changelist"),
+        reverse("admin:core_apikey_changelist"),
         {"action": "revoke", "_selected_action": [api_key.pk]},
     )
     assert api_key_authenticate(raw_key) is None

@@ -10,8 +10,8 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.exceptions import Throttled
 from rest_framework.test import APIClient
 
-from crm.api.errors import exception_handler
-from crm.errors import Conflict
+from core.api.errors import exception_handler
+from core.errors import Conflict
 from crm.models import Customer, Interaction, TagGroup
 from tests.factories import GroupFactory
 

@@ -204,7 +204,7 @@ def test_an_opt_out_waits_for_a_call_in_flight_for_a_bounded_time(
     """An opt-out waits for a call holding its customer (so that no post follows its answer),
     but not for good: past OPT_OUT_WAIT_SECONDS it is refused with a code, recorded nowhere,
     and the same request succeeds once the call is over."""
-    from crm.errors import Conflict
+    from core.errors import Conflict
     from crm.models import ConsentEvent
     from crm.services import consents
 

@@ -4,8 +4,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.services.api_keys import api_key_create, api_key_revoke
 from crm.models import Customer, CustomerMerge, Identity
-from crm.services.api_keys import api_key_create, api_key_revoke
 from tests.factories import (
     CustomerFactory,
     IdentityFactory,

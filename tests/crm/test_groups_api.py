@@ -7,8 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core.services.api_keys import api_key_create, api_key_revoke
 from crm.models import Customer, Group, GroupMembership
-from crm.services.api_keys import api_key_create, api_key_revoke
 from tests.factories import CustomerFactory, GroupFactory, IdentityFactory
 
 pytestmark = pytest.mark.django_db

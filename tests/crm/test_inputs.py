@@ -1,4 +1,4 @@
-"""Accepted values of every input (crm.validators) through the ingestion structs and the bulk
+"""Accepted values of every input (core.validators) through the ingestion structs and the bulk
 endpoints; and the ingestion structs restate some model choices as literals (msgspec validates
 them in C): they must not drift apart."""
 
@@ -11,7 +11,8 @@ from django.db import models
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from crm import validators
+from core import validators
+from core.services.api_keys import api_key_create
 from crm.inputs import CustomerIn, IdentityIn, InteractionIn, OrderIn
 from crm.models import (
     Consent,
@@ -26,7 +27,6 @@ from crm.models import (
     OrderStatus,
     SourceChannel,
 )
-from crm.services.api_keys import api_key_create
 from tests.crm.input_support import (
     LONE_SURROGATE,
     NUL,
@@ -99,7 +99,7 @@ def test_json_error_names_the_first_unstorable_string_and_bounds_the_size() -> N
     )
 
 
-# Accepted values (crm.validators) through the bulk endpoints: a poisoned row is rejected
+# Accepted values (core.validators) through the bulk endpoints: a poisoned row is rejected
 # alone, the rows around it land, and every list reading them still answers.
 
 EVENT_TIME = "Must lie between 2000-01-01T00:00:00Z and one day from now."

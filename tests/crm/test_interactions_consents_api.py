@@ -9,9 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core.services.api_keys import api_key_create, api_key_revoke
 from crm.models import Consent, ConsentEvent, Customer, DirtyMark, Interaction
 from crm.selectors.customers import dirty_customer_ids
-from crm.services.api_keys import api_key_create, api_key_revoke
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db

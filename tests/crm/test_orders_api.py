@@ -13,10 +13,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core.services.api_keys import api_key_create, api_key_revoke
 from crm.inputs import OrderIn
 from crm.models import Customer, DirtyMark, Identity, Order, OrderItem
 from crm.selectors.customers import dirty_customer_ids
-from crm.services.api_keys import api_key_create, api_key_revoke
 from crm.services.orders import orders_bulk_upsert
 from tests.crm.support import second_waits_for_first
 from tests.factories import CustomerFactory, OrderFactory

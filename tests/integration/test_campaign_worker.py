@@ -37,13 +37,13 @@ from campaigns.services.campaigns import campaign_launch, campaign_plan
 from campaigns.services.dispatch import orphan_after, orphaned_channel_sends, requeue_after
 from campaigns.services.pipeline import campaigns_tick
 from campaigns.services.reservation import deliveries_reserve_batch
-from campaigns.wecom_fake import (
+from crm.models import Customer, StaffMember
+from devstack.wecom_fake import (
     ENDPOINT_ADD_MSG_TEMPLATE,
     ENDPOINT_GET_GROUPMSG_LIST_V2,
     RECEIVER_SENT,
     FakeWeCom,
 )
-from crm.models import Customer, StaffMember
 from tests.campaigns.support import (
     CORP_ID,
     WECOM_SECRET,

@@ -21,9 +21,9 @@ from django.urls import reverse
 from django.utils import translation
 from rest_framework.test import APIClient
 
-from crm.demo import generate
-from crm.errors import Conflict
+from core.errors import Conflict
 from crm.models import Customer, GroupMembership, Order, OrderStatus
+from devstack.demo import generate
 from segments.models import (
     CustomerPrediction,
     ModelFit,

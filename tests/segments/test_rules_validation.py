@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.utils import translation
 
-from crm.api.errors import exception_handler
-from crm.errors import ValidationFailed
+from core.api.errors import exception_handler
+from core.errors import ValidationFailed
 from segments.models import Segment
 from segments.rules import ERROR_INVALID_RULE, InvalidRule, rule_check, rule_compile
 from tests.factories import GroupFactory, TagFactory, TagGroupFactory

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import translation
 from tqdm import tqdm
 
-from crm.errors import ValidationFailed
+from core.errors import ValidationFailed
 from segments.models import RecomputeKind, RecomputeStatus
 from segments.selectors import backfill_distributions
 from segments.services.recompute import (

@@ -8,7 +8,7 @@ its general scope (`api`, or `bulk` for the bulk ingestion endpoints, which decl
 `rate_limit_scope = "bulk"`) and, when it could tell whether a guessed personal value exists,
 once more in the strict scope its view names through `probe_rate_limit_scope(request)`
 (unless the caller may see personal data unmasked). A request refused by any scope is counted
-in none, and is answered 429 with `Retry-After` (crm.api.errors). The admin's customer search
+in none, and is answered 429 with `Retry-After` (core.api.errors). The admin's customer search
 counts in the `search` scope of its user (crm.admin), as the API does for a logged-in user.
 
 Counts are not exact under concurrency (two processes may read the same history and both
@@ -25,8 +25,8 @@ from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from crm.api.auth import may_see_personal_data
-from crm.models import ApiKey
+from core.api.auth import may_see_personal_data
+from core.models import ApiKey
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView

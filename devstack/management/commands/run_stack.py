@@ -7,7 +7,7 @@ If any child dies, everything is stopped and the command exits non-zero. When DA
 not set, the embedded PostgreSQL started by the settings is stopped at the end.
 
 Unless WECOM_API_BASE_URL is set, campaigns must not reach the real WeCom: the local WeCom fake
-(`campaigns.wecom_fake`) runs as a fourth child on loopback, and web and worker are pointed at
+(`devstack.wecom_fake`) runs as a fourth child on loopback, and web and worker are pointed at
 it (WECOM_API_BASE_URL, and WECOM_CORP_ID / WECOM_SECRET unless set: the demo corp, whose
 customers the demo data holds, and a made-up secret).
 
@@ -36,10 +36,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from campaigns.wecom_fake import ADMIN_PREFIX, API_PREFIX
 from config import embedded
-from crm.demo import DEMO_CORP_ID
-from crm.services.api_keys import api_key_authenticate, api_key_create
+from core.services.api_keys import api_key_authenticate, api_key_create
+from devstack.demo import DEMO_CORP_ID
+from devstack.wecom_fake import ADMIN_PREFIX, API_PREFIX
 
 OPERATOR_USERNAME = "operator"
 QUICKSTART_KEY_NAME = "quickstart"
@@ -47,7 +47,7 @@ OPERATOR_PASSWORD_FILE = "operator_password"  # noqa: S105 - a file name
 QUICKSTART_KEY_FILE = "quickstart_api_key"
 STOP_TIMEOUT_SECONDS = 20.0
 READY_TIMEOUT_SECONDS = 60.0
-# The WeCom fake's port when it is free (the README's `python -m campaigns.wecom_fake` uses it
+# The WeCom fake's port when it is free (the README's `python -m devstack.wecom_fake` uses it
 # too); another stack on the machine may hold it, and then any free port is taken.
 WECOM_FAKE_PORT = 8811
 WECOM_FAKE_SECRET = "local-wecom-fake-secret"  # noqa: S105 - the fake accepts any secret
@@ -240,7 +240,7 @@ def _commands(port: int, wecom_fake_port: int | None) -> dict[str, list[str]]:
         commands["wecom"] = [
             python,
             "-m",
-            "campaigns.wecom_fake",
+            "devstack.wecom_fake",
             "--host",
             "127.0.0.1",
             "--port",

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from crm.errors import DomainError
-from crm.services.api_keys import SCOPES, api_key_create
+from core.errors import DomainError
+from core.services.api_keys import SCOPES, api_key_create
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from crm import demo
+from devstack import demo
 from segments.models import Segment, SegmentMembership
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,7 @@ only then is the platform's own per-receiver cap applied (status 3 above it).
 
 Switches live in `FakeWeComConfig`; change them in code (`FakeWeCom.configure`) or over the admin
 endpoints under ``/_fake/`` (see `FakeWeCom` for the list). Standard library only, so neither
-Django nor wechatpy is needed to run it: ``python -m campaigns.wecom_fake --port 8811``.
+Django nor wechatpy is needed to run it: ``python -m devstack.wecom_fake --port 8811``.
 """
 
 from __future__ import annotations
@@ -906,7 +906,7 @@ def _delay_argument(value: str) -> float | None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the fake in the foreground until interrupted."""
     parser = argparse.ArgumentParser(
-        prog="python -m campaigns.wecom_fake", description=__doc__.splitlines()[0]
+        prog="python -m devstack.wecom_fake", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--port", type=int, default=8811, help="port (0: any free port)")

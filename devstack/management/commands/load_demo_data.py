@@ -10,8 +10,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from crm import demo
 from crm.models import Customer
+from devstack import demo
 
 
 class Command(BaseCommand):

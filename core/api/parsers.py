@@ -1,4 +1,4 @@
-"""The API's only request parser: JSON, decoded within the limits of `crm.json_body` and the
+"""The API's only request parser: JSON, decoded within the limits of `core.json_body` and the
 body size limit (`API_MAX_BODY_BYTES`), each failure a 400 or 413 with a code.
 
 DRF's own JSONParser reads the request stream without any size limit and lets RecursionError
@@ -11,8 +11,8 @@ from django.utils.translation import gettext as _
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
 
-from crm.errors import TooLarge
-from crm.json_body import json_decode
+from core.errors import TooLarge
+from core.json_body import json_decode
 
 ERROR_BODY_TOO_LARGE = "body_too_large"
 

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from crm.errors import DomainError
-from crm.services.api_keys import api_key_revoke
+from core.errors import DomainError
+from core.services.api_keys import api_key_revoke
 
 
 class Command(BaseCommand):

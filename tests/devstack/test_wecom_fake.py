@@ -20,7 +20,7 @@ import pytest
 from wechatpy.enterprise import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
-from campaigns.wecom_fake import (
+from devstack.wecom_fake import (
     BEIJING,
     ERRCODE_ACCESS_TOKEN_EXPIRED,
     ERRCODE_INVALID_ACCESS_TOKEN,
@@ -558,7 +558,7 @@ def test_fake_refuses_to_bind_beyond_loopback() -> None:
 
 def test_command_line_runs_the_fake_until_interrupted() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "campaigns.wecom_fake", "--port", "0", "--cap", "2"],
+        [sys.executable, "-m", "devstack.wecom_fake", "--port", "0", "--cap", "2"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -579,7 +579,7 @@ def test_command_line_runs_the_fake_until_interrupted() -> None:
 
 def test_command_line_refuses_a_public_host() -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "campaigns.wecom_fake", "--host", "0.0.0.0"],  # noqa: S104
+        [sys.executable, "-m", "devstack.wecom_fake", "--host", "0.0.0.0"],  # noqa: S104
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from django.utils.translation import gettext as _
 
-from crm.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 MAX_JSON_DEPTH = 64
 

@@ -18,8 +18,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from crm.api.parsers import body_too_large_error
-from crm.errors import DomainError
+from core.api.parsers import body_too_large_error
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The OpenAPI schema tells the truth about errors: every operation documents the error
 responses the API can give it, each with the one error shape (`ErrorSerializer`, see
-`crm.api.errors`), so that a client generated from the schema, or schemathesis, can rely on
+`core.api.errors`), so that a client generated from the schema, or schemathesis, can rely on
 the statuses and bodies it reads there."""
 
 from typing import Any

@@ -12,8 +12,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
-from crm.models import ApiKey
-from crm.services.api_keys import api_key_authenticate
+from core.models import ApiKey
+from core.services.api_keys import api_key_authenticate
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -38,7 +38,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "crm.api.auth.ApiKeyAuthentication"
+    target_class = "core.api.auth.ApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
@@ -90,3 +90,11 @@ def may_see_personal_data(request: Request) -> bool:
         return PERSONAL_DATA_SCOPE in request.auth.scopes
     user = getattr(request, "user", None)
     return bool(user is not None and user.has_perm("crm.view_personal_data"))
+
+
+def actor_of(request: Request) -> str:
+    """Who did it, for merge records and logs: the API key's name and prefix."""
+    auth = request.auth
+    if isinstance(auth, ApiKey):
+        return f"api_key:{auth.name}:{auth.prefix}"
+    return f"user:{request.user.pk}" if request.user else "unknown"

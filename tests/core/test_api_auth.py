@@ -6,8 +6,8 @@ from django.urls import URLPattern
 from rest_framework.test import APIClient
 
 from campaigns.api.urls import urlpatterns as campaigns_urlpatterns
+from core.services.api_keys import RESOURCES, api_key_create, api_key_revoke
 from crm.api.urls import urlpatterns as crm_urlpatterns
-from crm.services.api_keys import RESOURCES, api_key_create, api_key_revoke
 from segments.api.urls import urlpatterns as segments_urlpatterns
 
 pytestmark = pytest.mark.django_db

@@ -139,7 +139,7 @@ def test_groups_consent_and_identities() -> None:
 
 
 def test_generate_returns_counts() -> None:
-    from crm import demo
+    from devstack import demo
 
     counts = demo.generate(
         customers=50, seed=1, orders_per_customer=10, as_of=date(2026, 1, 1), progress=False

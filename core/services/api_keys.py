@@ -9,8 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.errors import NotFound, ValidationFailed
-from crm.models import ApiKey
+from core.errors import NotFound, ValidationFailed
+from core.models import ApiKey
 
 RESOURCES = (
     "customers",

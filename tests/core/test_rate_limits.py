@@ -17,8 +17,8 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from core.services.api_keys import api_key_create
 from crm.models import Customer, Identity
-from crm.services.api_keys import api_key_create
 from tests.factories import CustomerFactory, IdentityFactory
 from tests.support import subprocess_database_url
 

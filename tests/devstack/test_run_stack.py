@@ -1,79 +1,17 @@
-"""Management commands: API keys (the plain key is the last stdout line, by contract)."""
+"""The stack runner behind `make run`: its secrets, and the WeCom fake it starts or leaves out."""
 
-from collections.abc import Iterator
 from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
-from django.utils import translation
+from django.core.management import call_command
 
-from crm.models import ApiKey
-from crm.services.api_keys import SCOPES, api_key_authenticate
+from core.services.api_keys import SCOPES, api_key_authenticate
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _english() -> Iterator[None]:
-    """Commands speak the default language (Chinese); these tests assert English messages."""
-    with translation.override("en"):
-        yield
-
-
-def _create(*args: str) -> list[str]:
-    out = StringIO()
-    call_command("create_api_key", *args, stdout=out)
-    return out.getvalue().strip().splitlines()
-
-
-def test_create_api_key_prints_the_plain_key_alone_on_the_last_line() -> None:
-    lines = _create("--name", "shop backend", "--scopes", "orders:write, customers")
-    api_key = api_key_authenticate(lines[-1])
-    assert api_key is not None
-    assert api_key.name == "shop backend"
-    assert api_key.scopes == ["customers:read", "customers:write", "orders:write"]
-    assert api_key.prefix in lines[0]
-    assert "orders:write" in lines[0]
-    assert lines[-1] not in lines[0]
-
-
-def test_create_api_key_star_grants_every_scope() -> None:
-    lines = _create("--name", "all", "--scopes", "*")
-    api_key = api_key_authenticate(lines[-1])
-    assert api_key is not None
-    assert sorted(api_key.scopes) == sorted(SCOPES)
-
-
-def test_create_api_key_rejects_an_unknown_scope_with_a_clear_message() -> None:
-    with pytest.raises(CommandError, match="Unknown scope orders:delete"):
-        _create("--name", "bad", "--scopes", "orders:delete")
-    assert not ApiKey.objects.exists()
-
-
-def test_create_api_key_rejects_empty_scopes_and_blank_name() -> None:
-    with pytest.raises(CommandError, match="At least one scope"):
-        _create("--name", "none", "--scopes", " , ")
-    with pytest.raises(CommandError, match="needs a name"):
-        _create("--name", "  ", "--scopes", "orders")
-
-
-def test_revoke_api_key_stops_authentication_and_is_idempotent() -> None:
-    raw_key = _create("--name", "temp", "--scopes", "tags:read")[-1]
-    prefix = raw_key.partition(".")[0]
-    out = StringIO()
-    call_command("revoke_api_key", prefix, stdout=out)
-    assert f"prefix={prefix}" in out.getvalue()
-    assert api_key_authenticate(raw_key) is None
-    call_command("revoke_api_key", prefix, stdout=StringIO())  # again: no error
-
-
-def test_revoke_api_key_unknown_prefix_fails() -> None:
-    with pytest.raises(CommandError, match="No such API key"):
-        call_command("revoke_api_key", "000000000000", stdout=StringIO())
-
-
 def test_run_stack_secrets_are_stable_and_private(tmp_path, monkeypatch) -> None:
-    from crm.management.commands import run_stack
+    from devstack.management.commands import run_stack
 
     monkeypatch.delenv("CRM_OPERATOR_PASSWORD", raising=False)
     raw_key = run_stack._quickstart_key(tmp_path)
@@ -107,8 +45,8 @@ def test_run_stack_runs_the_wecom_fake_and_points_web_and_worker_at_it(
     import urllib.parse
     import urllib.request
 
-    from crm.demo import DEMO_CORP_ID
-    from crm.management.commands import run_stack
+    from devstack.demo import DEMO_CORP_ID
+    from devstack.management.commands import run_stack
 
     for name in ("WECOM_API_BASE_URL", "WECOM_CORP_ID", "WECOM_SECRET"):
         monkeypatch.delenv(name, raising=False)
@@ -147,7 +85,7 @@ def test_run_stack_runs_the_wecom_fake_and_points_web_and_worker_at_it(
 
 
 def test_run_stack_uses_a_configured_wecom_and_keeps_its_corp(tmp_path, monkeypatch) -> None:
-    from crm.management.commands import run_stack
+    from devstack.management.commands import run_stack
 
     monkeypatch.setenv("WECOM_API_BASE_URL", "https://wecom.example/cgi-bin/")
     monkeypatch.setenv("WECOM_CORP_ID", "ww_brand")
@@ -174,7 +112,7 @@ def test_run_stack_uses_a_configured_wecom_and_keeps_its_corp(tmp_path, monkeypa
 def test_run_stack_wecom_fake_port_moves_when_taken() -> None:
     import socket
 
-    from crm.management.commands import run_stack
+    from devstack.management.commands import run_stack
 
     with socket.socket() as other_stack:
         other_stack.bind(("127.0.0.1", 0))
