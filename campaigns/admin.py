@@ -1230,88 +1230,76 @@ class ChannelSendAdmin(LedgerAdmin):
     ordering = ["-id"]
 
 
-# --- The customer page ---------------------------------------------------------------------
+# --- The customer page's section --------------------------------------------------------
 
-# The customer page as registered so far (the CRM's, with what other apps added), extended
-# with this app's section. Extending whatever is registered keeps the CRM free of any import
-# of campaigns and composes with the other apps' additions in INSTALLED_APPS order. A read-only
-# field rather than an inline: the deliveries' customer key has no reverse name to prefix an
-# inline formset with, and a table needs no formset at all.
-_RegisteredCustomerAdmin: type[admin.ModelAdmin] = type(admin.site.get_model_admin(Customer))
+# console.admin composes the customer page: the CRM's, with this section. A read-only field
+# rather than an inline: the deliveries' customer key has no reverse name to prefix an inline
+# formset with, and a table needs no formset at all.
 
 
-class CustomerWithDeliveriesAdmin(_RegisteredCustomerAdmin):  # type: ignore[misc,valid-type]
-    readonly_fields = [*_RegisteredCustomerAdmin.readonly_fields, "recent_deliveries"]
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [name for name in super().get_fields(request, obj) if name != "recent_deliveries"]
-
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        fieldsets = super().get_fieldsets(request, obj)
-        if obj is None:
-            return fieldsets
-        title = _("Contact pressure: deliveries of the last %(days)d days") % {
-            "days": CONTACT_PRESSURE_DAYS
-        }
-        return [*fieldsets, (title, {"fields": ["recent_deliveries"]})]
-
-    @admin.display(description=_("deliveries"))
-    def recent_deliveries(self, customer: Customer) -> str:
-        since = timezone.now() - timedelta(days=CONTACT_PRESSURE_DAYS)
-        deliveries = list(
-            customer_delivery_list(customer_id=customer.pk, since=since)[:CONTACT_PRESSURE_ROWS]
-        )
-        if not deliveries:
-            return str(_("None."))
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+@admin.display(description=_("deliveries"))
+def recent_deliveries(customer: Customer) -> str:
+    """The customer's deliveries of the last CONTACT_PRESSURE_DAYS days (the latest
+    CONTACT_PRESSURE_ROWS), each linking to its campaign, and a link to all of them."""
+    since = timezone.now() - timedelta(days=CONTACT_PRESSURE_DAYS)
+    deliveries = list(
+        customer_delivery_list(customer_id=customer.pk, since=since)[:CONTACT_PRESSURE_ROWS]
+    )
+    if not deliveries:
+        return str(_("None."))
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
             (
-                (
-                    format_html(
-                        '<a href="{}">{}</a>',
-                        reverse("admin:campaigns_campaign_change", args=[d.campaign_id]),
-                        d.campaign_name,  # type: ignore[attr-defined]
-                    ),
-                    Channel(d.channel).label,  # type: ignore[attr-defined]
-                    d.get_status_display(),
-                    d.get_reason_display() or "-",
-                    _("yes") if d.is_holdout else "-",
-                    display_for_value(d.reserved_at, "-"),
-                    display_for_value(d.sent_at, "-"),
-                )
-                for d in deliveries
-            ),
-        )
-        headers = format_html_join(
-            "",
-            "<th>{}</th>",
-            (
-                (capfirst(label),)
-                for label in (
-                    _("campaign"),
-                    _("channel"),
-                    _("status"),
-                    _("reason"),
-                    _("holdout"),
-                    _("reserved at"),
-                    _("sent at"),
-                )
-            ),
-        )
-        every = format_html(
-            '<a href="{}?q={}">{}</a>',
-            reverse("admin:campaigns_delivery_changelist"),
-            customer.pk,
-            _("All deliveries of this customer"),
-        )
-        return format_html(
-            "<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table><p>{}</p>",
-            headers,
-            rows,
-            every,
-        )
+                format_html(
+                    '<a href="{}">{}</a>',
+                    reverse("admin:campaigns_campaign_change", args=[d.campaign_id]),
+                    d.campaign_name,  # type: ignore[attr-defined]
+                ),
+                Channel(d.channel).label,  # type: ignore[attr-defined]
+                d.get_status_display(),
+                d.get_reason_display() or "-",
+                _("yes") if d.is_holdout else "-",
+                display_for_value(d.reserved_at, "-"),
+                display_for_value(d.sent_at, "-"),
+            )
+            for d in deliveries
+        ),
+    )
+    headers = format_html_join(
+        "",
+        "<th>{}</th>",
+        (
+            (capfirst(label),)
+            for label in (
+                _("campaign"),
+                _("channel"),
+                _("status"),
+                _("reason"),
+                _("holdout"),
+                _("reserved at"),
+                _("sent at"),
+            )
+        ),
+    )
+    every = format_html(
+        '<a href="{}?q={}">{}</a>',
+        reverse("admin:campaigns_delivery_changelist"),
+        customer.pk,
+        _("All deliveries of this customer"),
+    )
+    return format_html(
+        "<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table><p>{}</p>",
+        headers,
+        rows,
+        every,
+    )
 
 
-admin.site.unregister(Customer)
-admin.site.register(Customer, CustomerWithDeliveriesAdmin)
+def recent_deliveries_title() -> str:
+    """The title of the customer page's section that shows `recent_deliveries` (in the
+    request's language)."""
+    return _("Contact pressure: deliveries of the last %(days)d days") % {
+        "days": CONTACT_PRESSURE_DAYS
+    }

@@ -240,8 +240,10 @@ class ConsentListFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=holders)
 
 
-@admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    """The CRM's customer page. console.admin registers it, composed with the other apps'
+    sections."""
+
     list_display = [
         "id",
         "display_name",

@@ -1,7 +1,8 @@
 """Operator admin of segmentation: policy editors (each save is a new version), recomputation
 runs (with "recompute now"), metrics and transitions, predictive model fits (quality, a
-calibration chart, the cluster table, "fit now"), and the customer page's scores and
-predictions. Every write goes through a service."""
+calibration chart, the cluster table, "fit now"), and the inlines the customer page (composed
+in console.admin) shows of scores, lifecycle, predictions and segments. Every write goes
+through a service."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +20,6 @@ from django.utils.translation import gettext_lazy as _
 from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.errors import DomainError, ValidationFailed
 from core.validators import validate_json_text
-from crm.admin import CustomerAdmin
-from crm.models import Customer
 from segments.models import (
     BackfillCount,
     CustomerMetrics,
@@ -284,6 +283,9 @@ class LifecycleTransitionAdmin(ReadOnlyAdmin):
         return False
 
 
+# The customer page's sections of this app: console.admin composes them with the CRM's page.
+
+
 class CustomerMetricsInline(ReadOnlyInline):
     model = CustomerMetrics
     verbose_name = verbose_name_plural = _("scores and lifecycle")
@@ -341,23 +343,6 @@ class CustomerPredictionInline(ReadOnlyInline):
             return "-"
         clustering = model_fit_in_use(ModelName.BEHAVIOUR_CLUSTERS)
         return cluster_descriptions(clustering).get(prediction.cluster, "-")
-
-
-class CustomerWithScoresAdmin(CustomerAdmin):
-    """The CRM's customer page with the scores, lifecycle, transitions, predictions and
-    segments of this app."""
-
-    inlines = [
-        CustomerMetricsInline,
-        CustomerPredictionInline,
-        LifecycleTransitionInline,
-        CustomerSegmentInline,
-        *CustomerAdmin.inlines,
-    ]
-
-
-admin.site.unregister(Customer)
-admin.site.register(Customer, CustomerWithScoresAdmin)
 
 
 class SegmentForm(forms.ModelForm):

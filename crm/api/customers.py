@@ -1,49 +1,34 @@
-"""Customer endpoints: list, detail, partial update, lookup and upsert by identity, bulk upsert."""
+"""Customer endpoints of the CRM: list and bulk upsert; the profile and identity input the
+lookup and upsert by identity read, and the serializers of the CRM's parts of the customer
+lookup (that view, which shows other apps' parts too, is composed in `console.api`)."""
 
 from typing import Any
 
 import django_filters
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    extend_schema,
-    extend_schema_serializer,
-    inline_serializer,
-)
-from rest_framework import generics, serializers, status
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.auth import actor_of, may_see_personal_data
 from core.api.filters import IntegerInFilter, SelectorFilterSet
-from core.api.throttling import SCOPE_BULK, SCOPE_IDENTITY_LOOKUP, SCOPE_SEARCH
+from core.api.throttling import SCOPE_BULK, SCOPE_SEARCH
 from core.errors import NotFound
 from core.validators import validate_birthday, validate_event_time
 from crm.api.bulk import BulkOutSerializer, rows_decode
-from crm.api.identities import IdentityListField, IdentitySerializer
+from crm.api.identities import IdentityListField
 from crm.inputs import CustomerIn
 from crm.models import Customer, CustomerMerge, Gender, Identity, SourceChannel
 from crm.personal_data import display_value
-from crm.selectors.customers import (
-    customer_find_by_identity,
-    customer_list,
-    customer_profile_for_sidebar,
-)
+from crm.selectors.customers import customer_list
 from crm.services.customers import (
     ERROR_CUSTOMER_NOT_FOUND,
     CustomerInput,
-    customer_update,
-    customer_upsert,
     customers_bulk_upsert,
 )
-from segments.api.serializers import (
-    CustomerMetricsSerializer,
-    CustomerPredictionSerializer,
-    CustomerSegmentSerializer,
-)
-from segments.selectors import customer_scores_for_sidebar
 
 ERROR_CUSTOMER_MERGED = "customer_merged"
 
@@ -188,6 +173,10 @@ def _customer_or_404(customer_id: int) -> Customer:
     raise NotFound(ERROR_CUSTOMER_NOT_FOUND, gettext("No such customer."))
 
 
+# The CRM's parts of the customer lookup, which `console.api.customers` composes with the
+# other apps' parts.
+
+
 @extend_schema_serializer(component_name="CustomerTagOut")
 class TagOutSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="tag.id")
@@ -228,104 +217,6 @@ class ConsentOutSerializer(serializers.Serializer):
     channel = serializers.CharField()
     status = serializers.CharField()
     changed_at = serializers.DateTimeField()
-
-
-class CustomerDetailSerializer(serializers.Serializer):
-    customer = CustomerOutSerializer()
-    tags = TagOutSerializer(many=True)
-    groups = GroupOutSerializer(many=True)
-    order_summary = OrderSummarySerializer()
-    recent_orders = RecentOrderSerializer(many=True)
-    consents = ConsentOutSerializer(many=True)
-    metrics = CustomerMetricsSerializer(
-        allow_null=True, help_text=_("Null until the customer's first recomputation.")
-    )
-    predictions = CustomerPredictionSerializer(
-        allow_null=True, help_text=_("Null for a customer never scored (one who never paid).")
-    )
-    segments = CustomerSegmentSerializer(many=True)
-
-
-def _detail_payload(request: Request, customer: Customer) -> dict[str, Any]:
-    context = {"may_see_personal_data": may_see_personal_data(request)}
-    payload = {
-        "customer": customer,
-        **customer_profile_for_sidebar(customer),
-        **customer_scores_for_sidebar(customer.pk),
-    }
-    return CustomerDetailSerializer(payload, context=context).data
-
-
-class CustomerDetailView(APIView):
-    scope_resource = "customers"
-
-    @extend_schema(responses=CustomerDetailSerializer)
-    def get(self, request: Request, customer_id: int) -> Response:
-        return Response(_detail_payload(request, _customer_or_404(customer_id)))
-
-    @extend_schema(request=ProfileInSerializer, responses=CustomerDetailSerializer)
-    def patch(self, request: Request, customer_id: int) -> Response:
-        serializer = ProfileInSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        _customer_or_404(customer_id)
-        customer_update(
-            customer_id=customer_id, profile=serializer.validated_data, actor=actor_of(request)
-        )
-        return Response(_detail_payload(request, _customer_or_404(customer_id)))
-
-
-_NAMESPACE_PARAMETER = OpenApiParameter(
-    "namespace", str, description="Corp id (wecom), appid (openid) or source system (external)."
-)
-
-
-class CustomerByIdentityView(APIView):
-    """`GET` looks a customer up by one identity (what a WeCom sidebar needs in one call);
-    `PUT` creates or updates the customer that identity names."""
-
-    scope_resource = "customers"
-
-    def probe_rate_limit_scope(self, request: Request) -> str | None:
-        """A lookup (or an upsert, 200 against 201) answers whether a guessed phone number
-        exists; the other providers' values are not guessable from their masks."""
-        return SCOPE_IDENTITY_LOOKUP if self.kwargs.get("provider") == "phone" else None
-
-    def _key(self, request: Request, provider: str, value: str) -> Any:
-        serializer = IdentitySerializer(
-            data={
-                "provider": provider,
-                "value": value,
-                "namespace": request.query_params.get("namespace", ""),
-            }
-        )
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
-    @extend_schema(parameters=[_NAMESPACE_PARAMETER], responses=CustomerDetailSerializer)
-    def get(self, request: Request, provider: str, value: str) -> Response:
-        customer = customer_find_by_identity(self._key(request, provider, value))
-        if customer is None:
-            raise NotFound(ERROR_CUSTOMER_NOT_FOUND, gettext("No customer has this identity."))
-        return Response(_detail_payload(request, customer))
-
-    @extend_schema(
-        parameters=[_NAMESPACE_PARAMETER],
-        request=CustomerUpsertInSerializer,
-        responses=CustomerDetailSerializer,
-    )
-    def put(self, request: Request, provider: str, value: str) -> Response:
-        key = self._key(request, provider, value)
-        serializer = CustomerUpsertInSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        profile = dict(serializer.validated_data)
-        extra_identities = profile.pop("identities", [])
-        customer, created = customer_upsert(
-            identities=[key, *extra_identities], profile=profile, actor=actor_of(request)
-        )
-        return Response(
-            _detail_payload(request, customer),
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
 
 
 _CUSTOMERS_BULK_REQUEST = inline_serializer(

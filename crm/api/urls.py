@@ -7,16 +7,6 @@ from crm.api import consents, customers, groups, interactions, orders, tags
 urlpatterns = [
     path("customers", customers.CustomerListView.as_view(), name="customer-list"),
     path("customers/bulk", customers.CustomerBulkView.as_view(), name="customer-bulk"),
-    path(
-        "customers/by-identity/<str:provider>/<str:value>",
-        customers.CustomerByIdentityView.as_view(),
-        name="customer-by-identity",
-    ),
-    path(
-        "customers/<int:customer_id>",
-        customers.CustomerDetailView.as_view(),
-        name="customer-detail",
-    ),
     path("orders", orders.OrderListView.as_view(), name="order-list"),
     path("orders/bulk", orders.OrderBulkView.as_view(), name="order-bulk"),
     path("orders/<int:order_id>", orders.OrderDetailView.as_view(), name="order-detail"),

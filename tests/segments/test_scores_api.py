@@ -1,8 +1,7 @@
 """Score endpoints: policies (versioned, validated, recomputation queued), distributions, the
-transition feed, recomputation requests and runs, and the customer lookup's metrics."""
+transition feed, recomputation requests and runs."""
 
 from collections.abc import Callable
-from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -12,7 +11,7 @@ from rest_framework.test import APIClient
 from segments.models import CustomerMetrics, LifecyclePolicy, LifecycleTransition, RfmPolicy
 from segments.services.recompute import recompute_full
 from segments.tasks import recompute_full_task
-from tests.factories import CustomerFactory, IdentityFactory
+from tests.factories import CustomerFactory
 from tests.segments.recompute_support import AS_OF, buyer, order
 
 pytestmark = pytest.mark.django_db
@@ -183,22 +182,6 @@ def test_recompute_request_is_queued_and_runs_are_listed(
         ("full", "succeeded", "2026-06-30")
     ]
     assert runs[0]["rfm_policy_version"] == 1
-
-
-def test_customer_lookup_carries_metrics_and_segments(api_client_with_scopes: Client) -> None:
-    customer = buyer(recency=3, orders=2, spend=300)
-    IdentityFactory(customer=customer, provider="unionid", raw_value="union-metrics-1")
-    client = api_client_with_scopes("customers:read")
-    body = client.get("/api/v1/customers/by-identity/unionid/union-metrics-1").json()
-    assert (body["metrics"], body["segments"]) == (None, [])
-    recompute_full(trigger="test", as_of=AS_OF)
-    metrics = client.get(f"/api/v1/customers/{customer.pk}").json()["metrics"]
-    # The only buyer sits on every breakpoint: the most recent, the least frequent and spending.
-    assert (metrics["r_score"], metrics["f_score"], metrics["m_score"]) == (5, 1, 1)
-    assert (metrics["rfm_tier"], metrics["lifecycle_state"]) == ("general_develop", "new")
-    assert metrics["days_since_last_order"] is not None
-    assert metrics["lifetime_orders"] == 2
-    assert Decimal(metrics["lifetime_net_spend"]) == Decimal("300.00")
 
 
 def test_recompute_request_refuses_empty_lists_and_future_dates(

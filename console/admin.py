@@ -1,0 +1,43 @@
+"""The customer page of the admin, composed here from the CRM's page and the sections the
+other apps offer for it: segmentation's scores, lifecycle, predictions and segments (inlines)
+and campaigns' recent deliveries (a read-only section). Registered once, from explicit imports,
+so the page is the same whatever the order of INSTALLED_APPS."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from campaigns import admin as campaigns_admin
+from crm.admin import CustomerAdmin
+from crm.models import Customer
+from segments.admin import (
+    CustomerMetricsInline,
+    CustomerPredictionInline,
+    CustomerSegmentInline,
+    LifecycleTransitionInline,
+)
+
+
+@admin.register(Customer)
+class CustomerPageAdmin(CustomerAdmin):
+    inlines = [
+        CustomerMetricsInline,
+        CustomerPredictionInline,
+        LifecycleTransitionInline,
+        CustomerSegmentInline,
+        *CustomerAdmin.inlines,
+    ]
+    readonly_fields = [*CustomerAdmin.readonly_fields, "recent_deliveries"]
+    recent_deliveries = staticmethod(campaigns_admin.recent_deliveries)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The deliveries have a section of their own (below), never the profile's.
+        return [name for name in super().get_fields(request, obj) if name != "recent_deliveries"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        title = campaigns_admin.recent_deliveries_title()
+        return [*fieldsets, (title, {"fields": ["recent_deliveries"]})]

@@ -1,0 +1,18 @@
+"""Integration API v1 routes of the customer 360° view (under the same prefix as the apps')."""
+
+from django.urls import path
+
+from console.api import customers
+
+urlpatterns = [
+    path(
+        "customers/by-identity/<str:provider>/<str:value>",
+        customers.CustomerByIdentityView.as_view(),
+        name="customer-by-identity",
+    ),
+    path(
+        "customers/<int:customer_id>",
+        customers.CustomerDetailView.as_view(),
+        name="customer-detail",
+    ),
+]

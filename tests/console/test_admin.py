@@ -1,0 +1,121 @@
+"""The admin's customer page: the CRM's page with segmentation's and campaigns' sections,
+registered once by console whatever the order of INSTALLED_APPS."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth.models import User
+
+from campaigns.admin import recent_deliveries
+from console.admin import CustomerPageAdmin
+from crm.admin import CustomerAdmin
+from crm.models import Customer
+from segments.admin import (
+    CustomerMetricsInline,
+    CustomerPredictionInline,
+    CustomerSegmentInline,
+    LifecycleTransitionInline,
+)
+from tests.factories import CustomerFactory
+from tests.support import subprocess_database_url
+
+PRODUCT_APPS = ["core", "crm", "segments", "campaigns", "console", "devstack"]
+
+# A fresh process, its apps installed top layer first, lists what the registered customer
+# page is and renders it.
+REORDERED_PAGE = """
+import json, sys
+import django
+from django.conf import settings
+
+product = json.loads(sys.argv[1])
+others = [name for name in settings.INSTALLED_APPS if name not in product]
+settings.INSTALLED_APPS = [*others, *reversed(product)]
+django.setup()
+
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.auth.models import User
+from django.test import Client
+from django.test.utils import setup_test_environment
+from django.urls import reverse
+
+from crm.models import Customer
+
+setup_test_environment()
+page_admin = admin.site.get_model_admin(Customer)
+client = Client(HTTP_ACCEPT_LANGUAGE="en")
+client.force_login(User.objects.get(username="boss"))
+page = client.get(reverse("admin:crm_customer_change", args=[int(sys.argv[2])]))
+print(json.dumps({
+    "apps": [config.name for config in apps.get_app_configs() if config.name in product],
+    "admin": f"{type(page_admin).__module__}.{type(page_admin).__qualname__}",
+    "inlines": [f"{inline.__module__}.{inline.__qualname__}" for inline in page_admin.inlines],
+    "readonly_fields": list(page_admin.readonly_fields),
+    "status": page.status_code,
+    "page": page.content.decode(),
+}))
+"""
+
+
+def _dotted(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def test_the_customer_page_is_console_s_with_every_app_s_sections() -> None:
+    page_admin = admin.site.get_model_admin(Customer)
+    assert type(page_admin) is CustomerPageAdmin
+    assert issubclass(CustomerPageAdmin, CustomerAdmin)
+    assert CustomerPageAdmin.inlines == [
+        CustomerMetricsInline,
+        CustomerPredictionInline,
+        LifecycleTransitionInline,
+        CustomerSegmentInline,
+        *CustomerAdmin.inlines,
+    ]
+    assert CustomerPageAdmin.readonly_fields == [
+        *CustomerAdmin.readonly_fields,
+        "recent_deliveries",
+    ]
+    assert CustomerPageAdmin.recent_deliveries is recent_deliveries
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_customer_page_is_the_same_with_the_apps_installed_in_reverse_order() -> None:
+    customer = CustomerFactory()
+    User.objects.create_superuser("boss", password="x")
+    ran = subprocess.run(
+        [sys.executable, "-c", REORDERED_PAGE, json.dumps(PRODUCT_APPS), str(customer.pk)],
+        env={
+            **os.environ,
+            "DATABASE_URL": subprocess_database_url(),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+        },
+        cwd=Path(settings.BASE_DIR),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    shown = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert shown["apps"] == list(reversed(PRODUCT_APPS))
+    assert shown["admin"] == _dotted(CustomerPageAdmin)
+    assert shown["inlines"] == [_dotted(inline) for inline in CustomerPageAdmin.inlines]
+    assert shown["readonly_fields"] == CustomerPageAdmin.readonly_fields
+    assert shown["status"] == 200
+    for section in (
+        "Scores and lifecycle",
+        "Predictions",
+        "Lifecycle transitions",
+        "Segments",
+        "Identities",
+        "Contact pressure: deliveries of the last 30 days",
+    ):
+        assert section in shown["page"]
