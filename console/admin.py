@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from campaigns import admin as campaigns_admin
+from campaigns.admin import customers as campaigns_admin
 from crm.admin import CustomerAdmin
 from crm.models import Customer
 from segments.admin import (

@@ -1,15 +1,20 @@
-"""Admin pieces every app shares (read-only bases, the site's titles) and the integration API's
-keys: created with their secret shown once, revoked, never edited."""
+"""Admin pieces every app shares: read-only bases, the site's titles, and `ServiceAdmin`, the
+one way a service's refusal reaches an operator; and the integration API's keys: created with
+their secret shown once, revoked, never edited."""
 
+from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import NON_FIELD_ERRORS, ImproperlyConfigured
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from core.errors import DomainError
 from core.models import ApiKey
 from core.services.api_keys import SCOPES, api_key_create, api_key_revoke
 
@@ -39,6 +44,121 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# What a service refused on the first attempt to save a change form; set around the second
+# attempt, which shows the form again with it (see ServiceAdmin.changeform_view). A context
+# variable, so concurrent requests never see each other's.
+_refusal: ContextVar[DomainError | None] = ContextVar("admin_service_refusal", default=None)
+
+
+def _problem_text(problem: Any) -> str:
+    """One message of a refusal's detail: a text, or a place and its message (as a rule's
+    problems are given)."""
+    if isinstance(problem, Mapping) and "path" in problem and "message" in problem:
+        return f"{problem['path']}: {problem['message']}"
+    return str(problem)
+
+
+def form_add_refusal(
+    form: forms.BaseForm, refusal: DomainError, *, field_names: Mapping[str, str] | None = None
+) -> None:
+    """Show a service's refusal on a form: its message at the top (unless a field says it
+    already), then each message of its detail on the field it names. `field_names` maps the
+    service's names of fields to the form's; a name the form has no field for (a variant's
+    `variants[0].content`) is written before its message, at the top."""
+    field_names = field_names or {}
+    placed: list[tuple[str | None, str]] = []
+    for name, problems in refusal.detail.items():
+        field = field_names.get(name, name)
+        for problem in problems if isinstance(problems, list | tuple) else [problems]:
+            text = _problem_text(problem)
+            if field in form.fields:
+                placed.append((field, text))
+            elif name == NON_FIELD_ERRORS:
+                placed.append((None, text))
+            else:
+                placed.append((None, f"{name}: {text}"))
+    if refusal.message not in {text for _field, text in placed}:
+        placed.insert(0, (None, refusal.message))
+    for place, text in placed:
+        form.add_error(place, text)
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    """An admin whose writes go through services: `save_model` (or `save_related`) calls one,
+    and deleting goes row by row through `delete_through_service`.
+
+    A service's refusal (a DomainError) reaches the operator one way: a change form is shown
+    again, as entered, with the refusal on its fields (see form_add_refusal); a deletion or an
+    action over several rows reports each refusal as a message (see message_refusal) and goes
+    ahead with the other rows."""
+
+    # The services' names of the fields the form names otherwise.
+    service_field_names: Mapping[str, str] = {}
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as refusal:
+            if request.method != "POST":
+                raise
+            # The service refused what the form let through (a rule only it checks, or a
+            # concurrent change); the view's transaction rolled back. The second attempt
+            # validates the same data with the refusal added, so it saves nothing and shows
+            # the form as entered.
+            token = _refusal.set(refusal)
+            try:
+                return super().changeform_view(request, object_id, form_url, extra_context)
+            finally:
+                _refusal.reset(token)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form_class = super().get_form(request, obj, change, **kwargs)
+        refusal = _refusal.get()
+        if refusal is None:
+            return form_class
+        field_names = self.service_field_names
+
+        def full_clean(form: forms.BaseForm) -> None:
+            form_class.full_clean(form)
+            if form.is_bound:
+                form_add_refusal(form, refusal, field_names=field_names)
+
+        return type(form_class.__name__, (form_class,), {"full_clean": full_clean})
+
+    def message_refusal(
+        self, request: HttpRequest, refusal: DomainError, *, about: str = ""
+    ) -> None:
+        """Report a service's refusal of one row of an action or a deletion; `about` names
+        the row when several were asked for."""
+        message = f"{about}: {refusal.message}" if about else refusal.message
+        self.message_user(request, message, messages.ERROR)
+
+    def delete_through_service(self, request: HttpRequest, object_id: int) -> None:
+        """Delete one row through its service: each admin that lets operators delete says how."""
+        raise ImproperlyConfigured(f"{type(self).__name__} names no service to delete through.")
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self._delete_reporting(request, obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for object_id in queryset.values_list("pk", flat=True):
+            self._delete_reporting(request, object_id)
+
+    def _delete_reporting(self, request: HttpRequest, object_id: int) -> None:
+        try:
+            self.delete_through_service(request, object_id)
+        except DomainError as refusal:
+            self.message_refusal(request, refusal)
 
 
 class ApiKeyCreateForm(forms.ModelForm):

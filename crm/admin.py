@@ -6,7 +6,6 @@ import math
 from contextvars import ContextVar
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
@@ -16,9 +15,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from core.admin import ReadOnlyAdmin, ReadOnlyInline
+from core.admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 from core.api.throttling import SCOPE_SEARCH, rate_limit_consume
-from core.errors import DomainError
 from core.validators import validate_birthday
 from crm.models import (
     Consent,
@@ -42,14 +40,29 @@ from crm.models import (
 )
 from crm.personal_data import display_value
 from crm.selectors.customers import customer_search_condition
-from crm.selectors.tags import tag_group_customers_with_several_tags, tag_group_list, tag_list
+from crm.selectors.tags import tag_group_list, tag_list
 from crm.services.customers import (
     customer_update,
     customers_delete,
     customers_mark_dirty,
     customers_merge,
 )
-from crm.services.tags import tag_group_create, tag_group_update, tags_assign, tags_remove
+from crm.services.groups import group_create, group_delete, group_update
+from crm.services.staff_members import (
+    staff_member_create,
+    staff_member_delete,
+    staff_member_update,
+)
+from crm.services.tags import (
+    tag_create,
+    tag_delete,
+    tag_group_create,
+    tag_group_delete,
+    tag_group_update,
+    tag_update,
+    tags_assign,
+    tags_remove,
+)
 
 PERSONAL_DATA_PERMISSION = "crm.view_personal_data"
 
@@ -379,38 +392,31 @@ class CustomerAdmin(admin.ModelAdmin):
 
 
 @admin.register(StaffMember)
-class StaffMemberAdmin(admin.ModelAdmin):
+class StaffMemberAdmin(ServiceAdmin):
     list_display = ["wecom_userid", "name", "is_active", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["wecom_userid", "name"]
+    fields = ["wecom_userid", "name", "is_active", "created_at"]
+    readonly_fields = ["created_at"]
 
+    def save_model(self, request: HttpRequest, obj: StaffMember, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        actor = f"user:{request.user.pk}"
+        if change:
+            staff_member_update(staff_member_id=obj.pk, actor=actor, **data)
+        else:
+            obj.pk = staff_member_create(actor=actor, **data).pk
 
-class TagGroupForm(forms.ModelForm):
-    class Meta:
-        model = TagGroup
-        fields = ["name", "is_exclusive", "description"]
-
-    def clean_is_exclusive(self) -> bool:
-        is_exclusive = bool(self.cleaned_data["is_exclusive"])
-        if is_exclusive and self.instance.pk and not self.instance.is_exclusive:
-            count = tag_group_customers_with_several_tags(group_id=self.instance.pk)
-            if count:
-                raise forms.ValidationError(
-                    _(
-                        "%(count)d customers hold more than one tag of this group; remove the "
-                        "extra tags first."
-                    )
-                    % {"count": count}
-                )
-        return is_exclusive
+    def delete_through_service(self, request: HttpRequest, object_id: int) -> None:
+        staff_member_delete(staff_member_id=object_id, actor=f"user:{request.user.pk}")
 
 
 @admin.register(TagGroup)
-class TagGroupAdmin(admin.ModelAdmin):
-    form = TagGroupForm
+class TagGroupAdmin(ServiceAdmin):
     list_display = ["name", "is_exclusive", "tag_count", "description"]
     list_filter = ["is_exclusive"]
     search_fields = ["name"]
+    fields = ["name", "is_exclusive", "description"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TagGroup]:
         return tag_group_list()
@@ -421,21 +427,23 @@ class TagGroupAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: TagGroup, form: Any, change: bool) -> None:
         data = form.cleaned_data
-        try:
-            if change:
-                tag_group_update(group_id=obj.pk, **data)
-            else:
-                obj.pk = tag_group_create(**data).pk
-        except DomainError as error:  # a concurrent change; the form checked the rest
-            self.message_user(request, error.message, messages.ERROR)
+        if change:
+            tag_group_update(group_id=obj.pk, **data)
+        else:
+            obj.pk = tag_group_create(**data).pk
+
+    def delete_through_service(self, request: HttpRequest, object_id: int) -> None:
+        tag_group_delete(group_id=object_id)
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(ServiceAdmin):
     list_display = ["name", "group", "customer_count", "created_at"]
     list_filter = ["group"]
     search_fields = ["name", "group__name"]
     list_select_related = ["group"]
+    fields = ["group", "name", "description", "created_at"]
+    readonly_fields = ["created_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tag]:
         return tag_list()
@@ -444,15 +452,29 @@ class TagAdmin(admin.ModelAdmin):
     def customer_count(self, tag: Tag) -> int:
         return tag.customer_count  # type: ignore[attr-defined]
 
+    def save_model(self, request: HttpRequest, obj: Tag, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        values = {"name": data["name"], "description": data["description"]}
+        if change:
+            tag_update(tag_id=obj.pk, group_id=data["group"].pk, **values)
+        else:
+            obj.pk = tag_create(group_id=data["group"].pk, **values).pk
+
+    def delete_through_service(self, request: HttpRequest, object_id: int) -> None:
+        tag_delete(tag_id=object_id)
+
 
 @admin.register(Group)
-class GroupAdmin(admin.ModelAdmin):
+class GroupAdmin(ServiceAdmin):
     list_display = ["name", "kind", "external_id", "owner", "member_count", "created_at"]
     list_filter = ["kind"]
     search_fields = ["name", "external_id"]
     list_select_related = ["owner"]
     autocomplete_fields = ["owner"]
-    readonly_fields = ["members_observed_at"]  # set by the member list sync only
+    fields = ["kind", "external_id", "name", "owner", "created_at", "members_observed_at"]
+    # Written by the services only: created_at with the group, members_observed_at by the
+    # member list sync.
+    readonly_fields = ["created_at", "members_observed_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
         return (
@@ -466,6 +488,18 @@ class GroupAdmin(admin.ModelAdmin):
     @admin.display(description=_("current members"), ordering="member_count")
     def member_count(self, group: Group) -> int:
         return group.member_count  # type: ignore[attr-defined]
+
+    def save_model(self, request: HttpRequest, obj: Group, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        owner = data["owner"].wecom_userid if data["owner"] else ""
+        values = {"kind": data["kind"], "external_id": data["external_id"], "name": data["name"]}
+        if change:
+            group_update(group_id=obj.pk, owner=owner, **values)
+        else:
+            obj.pk = group_create(owner=owner, **values).pk
+
+    def delete_through_service(self, request: HttpRequest, object_id: int) -> None:
+        group_delete(group_id=object_id)
 
 
 class OrderItemInline(ReadOnlyInline):

@@ -5,7 +5,6 @@ in console.admin) shows of scores, lifecycle, predictions and segments. Every wr
 through a service."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -17,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import ReadOnlyAdmin, ReadOnlyInline
+from core.admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 from core.errors import DomainError, ValidationFailed
 from core.validators import validate_json_text
 from segments.models import (
@@ -40,6 +39,7 @@ from segments.models import (
     SegmentMembership,
     SegmentSizeSnapshot,
 )
+from segments.presenters.model_fits import fit_quality
 from segments.rules import InvalidRule, rule_check
 from segments.selectors import cluster_descriptions, model_fit_in_use
 from segments.services.fits import fit_reason, models_fit_enqueue
@@ -62,7 +62,7 @@ from segments.services.segments import (
 )
 
 
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(ServiceAdmin):
     """Versions are never edited: "add" starts from the active version's values and saves a
     new active version; old versions stay readable for the runs that used them."""
 
@@ -101,17 +101,6 @@ class PolicyAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
 
-    def add_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return super().add_view(request, *args, **kwargs)
-        except DomainError as error:
-            details = "; ".join(
-                f"{field}: {' '.join(map(str, problems))}"
-                for field, problems in error.detail.items()
-            )
-            self.message_user(request, f"{error.message} {details}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
 
 @admin.register(RfmPolicy)
 class RfmPolicyAdmin(PolicyAdmin):
@@ -147,7 +136,7 @@ class LifecyclePolicyAdmin(PolicyAdmin):
 
 
 @admin.register(RecomputeRun)
-class RecomputeRunAdmin(ReadOnlyAdmin):
+class RecomputeRunAdmin(ServiceAdmin, ReadOnlyAdmin):
     change_list_template = "admin/segments/recomputerun/change_list.html"
     list_display = [
         "id",
@@ -232,7 +221,7 @@ class RecomputeRunAdmin(ReadOnlyAdmin):
         try:
             is_backfill = recompute_check(as_of=as_of, everyone=True)
         except ValidationFailed as refusal:
-            self.message_user(request, refusal.message, messages.ERROR)
+            self.message_refusal(request, refusal)
             return HttpResponseRedirect(changelist)
         recompute_enqueue(trigger=f"admin:user:{request.user.pk}", as_of=as_of)
         if is_backfill:
@@ -380,7 +369,7 @@ class SizeSnapshotInline(ReadOnlyInline):
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
+class SegmentAdmin(ServiceAdmin):
     form = SegmentForm
     list_display = [
         "name",
@@ -448,16 +437,9 @@ class SegmentAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [*self.readonly_fields, "kind"] if obj is not None else self.readonly_fields
 
-    def delete_model(self, request: HttpRequest, obj: Segment) -> None:
-        self.delete_queryset(request, Segment.objects.filter(pk=obj.pk))
-
-    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
-        """Through the service, which refuses a segment another rule names."""
-        for segment_id in queryset.values_list("pk", flat=True):
-            try:
-                segment_delete(segment_id=segment_id, actor=f"user:{request.user.pk}")
-            except DomainError as error:
-                self.message_user(request, error.message, messages.ERROR)
+    def delete_through_service(self, request: HttpRequest, object_id: int) -> None:
+        """The service refuses a segment another rule names."""
+        segment_delete(segment_id=object_id, actor=f"user:{request.user.pk}")
 
     @admin.action(description=_("Refresh the selected segments now"))
     def refresh_now(self, request: HttpRequest, queryset: Any) -> None:
@@ -481,136 +463,9 @@ class SegmentMembershipAdmin(ReadOnlyAdmin):
 
 # --- Predictive models ---------------------------------------------------------------------
 
-# The calibration chart's geometry, in SVG user units (a square plot with axes).
-CALIBRATION_SIZE = 240
-CALIBRATION_MARGIN = 36
-
-
-@dataclass(frozen=True)
-class CalibrationSeries:
-    name: str
-    css_class: str
-    points: str  # "x,y x,y ..." in SVG units
-    dots: list[tuple[float, float, str]]  # x, y, tooltip
-
-
-@dataclass(frozen=True)
-class CalibrationChart:
-    """Predicted (x) against observed (y) per bin, with the diagonal of perfect calibration."""
-
-    title: str
-    x_label: str
-    y_label: str
-    series: list[CalibrationSeries]
-    ticks: list[tuple[float, str]]  # position along either axis, label
-    bound: float
-    size: int = CALIBRATION_SIZE
-    margin: int = CALIBRATION_MARGIN
-
-    @property
-    def width(self) -> int:
-        return self.size + 2 * self.margin
-
-    @property
-    def bottom(self) -> int:
-        return self.margin + self.size
-
-
-def _calibration_chart(
-    *,
-    title: str,
-    x_label: str,
-    y_label: str,
-    series: list[tuple[str, str, list[dict[str, float]]]],
-) -> CalibrationChart | None:
-    """`series`: (name, css class, bins of {"predicted", "observed"}) each."""
-    values = [v for _n, _c, bins in series for b in bins for v in (b["predicted"], b["observed"])]
-    if not values:
-        return None
-    bound = max(max(values), 1e-9)
-    if bound <= 1:
-        bound = 1.0  # probabilities: the whole 0-1 scale
-    size, margin = CALIBRATION_SIZE, CALIBRATION_MARGIN
-
-    def x_of(value: float) -> float:
-        return round(margin + value / bound * size, 1)
-
-    def y_of(value: float) -> float:
-        return round(margin + size - value / bound * size, 1)
-
-    drawn = []
-    for name, css_class, bins in series:
-        dots = [
-            (
-                x_of(b["predicted"]),
-                y_of(b["observed"]),
-                f"{b['predicted']:.3g} → {b['observed']:.3g}",
-            )
-            for b in bins
-        ]
-        drawn.append(
-            CalibrationSeries(
-                name=name,
-                css_class=css_class,
-                points=" ".join(f"{x},{y}" for x, y, _t in dots),
-                dots=dots,
-            )
-        )
-    ticks = [(round(size * i / 4, 1), f"{bound * i / 4:.2g}") for i in range(5)]
-    return CalibrationChart(
-        title=title, x_label=x_label, y_label=y_label, series=drawn, ticks=ticks, bound=bound
-    )
-
-
-def _fit_quality(fit: ModelFit) -> dict[str, Any]:
-    """What the fit page shows under its fields: quality rows, a chart, the clusters."""
-    metrics = fit.metrics
-    if fit.name == ModelName.CHURN_RISK and "model" in metrics:
-        rows = [
-            (label, metrics[key]["roc_auc"], metrics[key]["brier"])
-            for key, label in (
-                ("model", _("Gradient boosting (this model)")),
-                ("logistic_baseline", _("Logistic regression baseline")),
-                ("recency_baseline", _("Recency-only baseline")),
-            )
-        ]
-        chart = _calibration_chart(
-            title=gettext("Calibration on the held-out period"),
-            x_label=gettext("predicted churn risk"),
-            y_label=gettext("observed churn"),
-            series=[
-                (gettext("this model"), "model", metrics["model"]["calibration"]),
-                (gettext("recency only"), "baseline", metrics["recency_baseline"]["calibration"]),
-            ],
-        )
-        return {"churn_rows": rows, "chart": chart}
-    if fit.name == ModelName.LIFETIME_VALUE and "holdout" in metrics:
-        holdout = metrics["holdout"]
-        chart = _calibration_chart(
-            title=gettext("Expected against actual purchases in the held-out period, by decile"),
-            x_label=gettext("expected purchases"),
-            y_label=gettext("actual purchases"),
-            series=[(gettext("this model"), "model", holdout["calibration"])],
-        )
-        return {"holdout": holdout, "chart": chart}
-    if fit.name == ModelName.BEHAVIOUR_CLUSTERS and fit.status == ModelFitStatus.FITTED:
-        descriptions = cluster_descriptions(fit)
-        in_use = model_fit_in_use(ModelName.BEHAVIOUR_CLUSTERS)
-        clusters = [
-            {**cluster, "description": descriptions.get(cluster["number"], "")}
-            for cluster in fit.parameters.get("clusters", [])
-        ]
-        return {
-            "clusters": clusters,
-            "categories": fit.parameters.get("categories", []),
-            "silhouette": sorted(metrics.get("silhouette", {}).items(), key=lambda i: int(i[0])),
-            "clusters_in_use": in_use is not None and in_use.pk == fit.pk,
-        }
-    return {}
-
 
 @admin.register(ModelFit)
-class ModelFitAdmin(ReadOnlyAdmin):
+class ModelFitAdmin(ServiceAdmin, ReadOnlyAdmin):
     change_list_template = "admin/segments/modelfit/change_list.html"
     change_form_template = "admin/segments/modelfit/change_form.html"
     list_display = [
@@ -689,7 +544,7 @@ class ModelFitAdmin(ReadOnlyAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         fit = self.get_object(request, object_id)
-        context = {**(extra_context or {}), **(_fit_quality(fit) if fit is not None else {})}
+        context = {**(extra_context or {}), **(fit_quality(fit) if fit is not None else {})}
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def get_urls(self) -> list[Any]:
@@ -730,8 +585,8 @@ class ModelFitAdmin(ReadOnlyAdmin):
                 name=str(request.POST.get("name", "")).strip(),
                 actor=f"admin:user:{request.user.pk}",
             )
-        except DomainError as error:
-            self.message_user(request, error.message, messages.ERROR)
+        except DomainError as refusal:
+            self.message_refusal(request, refusal)
             return HttpResponseRedirect(page)
         self.message_user(
             request,

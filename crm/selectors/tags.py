@@ -32,3 +32,16 @@ def tag_group_customers_with_several_tags(*, group_id: int) -> int:
         .filter(n__gt=1)
         .count()
     )
+
+
+def tag_holders_with_tags_of_group(*, tag_id: int, group_id: int) -> int:
+    """How many customers holding the tag hold a tag of the group too (the tag may then not
+    move into the group if it is exclusive)."""
+    holders = CustomerTag.objects.filter(tag_id=tag_id).values("customer_id")
+    return (
+        CustomerTag.objects.filter(tag__group_id=group_id, customer_id__in=holders)
+        .exclude(tag_id=tag_id)
+        .values("customer_id")
+        .distinct()
+        .count()
+    )

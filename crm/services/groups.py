@@ -46,19 +46,39 @@ def _owner_id(owner: str | None) -> int | None:
     return staff_members_ensure([owner])[owner] if owner else None
 
 
-@transaction.atomic
-def group_create(*, kind: str, external_id: str, name: str, owner: str | None = None) -> Group:
-    if Group.objects.filter(kind=kind, external_id=external_id).exists():
+def _check_external_key(kind: str, external_id: str, *, group_id: int | None = None) -> None:
+    others = Group.objects.filter(kind=kind, external_id=external_id)
+    if group_id is not None:
+        others = others.exclude(pk=group_id)
+    if others.exists():
         message = _("A group of this kind with this external id exists.")
         raise Conflict(ERROR_GROUP_EXTERNAL_ID_TAKEN, message, detail={"external_id": [message]})
+
+
+@transaction.atomic
+def group_create(*, kind: str, external_id: str, name: str, owner: str | None = None) -> Group:
+    _check_external_key(kind, external_id)
     return Group.objects.create(
         kind=kind, external_id=external_id, name=name, owner_id=_owner_id(owner)
     )
 
 
 @transaction.atomic
-def group_update(*, group_id: int, name: str | None = None, owner: str | None = None) -> Group:
+def group_update(
+    *,
+    group_id: int,
+    kind: str | None = None,
+    external_id: str | None = None,
+    name: str | None = None,
+    owner: str | None = None,
+) -> Group:
+    """Change the fields given; the others keep their values. `owner` is a WeCom userid, or
+    "" for no owner."""
     group = _group_for_update(group_id)
+    new_key = (kind or group.kind, group.external_id if external_id is None else external_id)
+    if new_key != (group.kind, group.external_id):
+        _check_external_key(*new_key, group_id=group_id)
+        group.kind, group.external_id = new_key
     if name is not None:
         group.name = name
     if owner is not None:

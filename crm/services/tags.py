@@ -14,7 +14,10 @@ from django.utils.translation import gettext as _
 
 from core.errors import Conflict, NotFound, ValidationFailed
 from crm.models import CustomerTag, Tag, TagGroup, TagSource
-from crm.selectors.tags import tag_group_customers_with_several_tags
+from crm.selectors.tags import (
+    tag_group_customers_with_several_tags,
+    tag_holders_with_tags_of_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,14 @@ class AssignOutcome:
 
 def _name_taken(code: str, message: str) -> Conflict:
     return Conflict(code, message, detail={"name": [message]})
+
+
+def _customers_hold_several_tags(count: int, *, field: str) -> Conflict:
+    """An exclusive group would have customers holding several of its tags."""
+    message = _(
+        "%(count)d customers hold more than one tag of this group; remove the extra tags first."
+    ) % {"count": count}
+    return Conflict(ERROR_CUSTOMERS_HOLD_SEVERAL_TAGS, message, detail={field: [message]})
 
 
 def _group_for_update(group_id: int) -> TagGroup:
@@ -90,13 +101,7 @@ def _exclusivity_switch(group: TagGroup, *, is_exclusive: bool) -> None:
     if is_exclusive:
         count = tag_group_customers_with_several_tags(group_id=group.pk)
         if count:
-            message = _(
-                "%(count)d customers hold more than one tag of this group; remove the extra "
-                "tags first."
-            ) % {"count": count}
-            raise Conflict(
-                ERROR_CUSTOMERS_HOLD_SEVERAL_TAGS, message, detail={"is_exclusive": [message]}
-            )
+            raise _customers_hold_several_tags(count, field="is_exclusive")
         CustomerTag.objects.filter(tag__group=group).update(exclusive_group=group)
     else:
         CustomerTag.objects.filter(exclusive_group=group).update(exclusive_group=None)
@@ -119,18 +124,47 @@ def tag_create(*, group_id: int, name: str, description: str = "") -> Tag:
 
 
 @transaction.atomic
-def tag_update(*, tag_id: int, name: str | None = None, description: str | None = None) -> Tag:
+def tag_update(
+    *,
+    tag_id: int,
+    group_id: int | None = None,
+    name: str | None = None,
+    description: str | None = None,
+) -> Tag:
+    """Rename or describe a tag, or move it to another group. Its holdings follow the new
+    group's exclusivity; moving it into an exclusive group is refused while a customer holds
+    it and another tag of that group."""
     tag = Tag.objects.select_for_update().select_related("group").filter(pk=tag_id).first()
     if tag is None:
         raise NotFound(ERROR_TAG_NOT_FOUND, _("No such tag."))
-    if name is not None and name != tag.name:
-        if Tag.objects.filter(group_id=tag.group_id, name=name).exclude(pk=tag_id).exists():
-            raise _name_taken(ERROR_TAG_NAME_TAKEN, _("This group has a tag with this name."))
-        tag.name = name
+    group = tag.group
+    if group_id is not None and group_id != tag.group_id:
+        group = _group_for_update(group_id)
+    new_name = tag.name if name is None else name
+    is_key_changed = (group.pk, new_name) != (tag.group_id, tag.name)
+    if (
+        is_key_changed
+        and Tag.objects.filter(group=group, name=new_name).exclude(pk=tag_id).exists()
+    ):
+        raise _name_taken(ERROR_TAG_NAME_TAKEN, _("This group has a tag with this name."))
+    if group.pk != tag.group_id:
+        _holdings_move(tag, group)
+        tag.group = group
+    tag.name = new_name
     if description is not None:
         tag.description = description
     tag.save()
     return tag
+
+
+def _holdings_move(tag: Tag, group: TagGroup) -> None:
+    if group.is_exclusive:
+        count = tag_holders_with_tags_of_group(tag_id=tag.pk, group_id=group.pk)
+        if count:
+            raise _customers_hold_several_tags(count, field="group")
+    CustomerTag.objects.filter(tag=tag).update(
+        exclusive_group=group if group.is_exclusive else None
+    )
 
 
 @transaction.atomic

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import User
 
-from campaigns.admin import recent_deliveries
+from campaigns.admin.customers import recent_deliveries
 from console.admin import CustomerPageAdmin
 from crm.admin import CustomerAdmin
 from crm.models import Customer

@@ -1,0 +1,2 @@
+"""What the segmentation admin pages show, computed apart from the ModelAdmins: the page
+context of a model fit and its calibration chart."""
