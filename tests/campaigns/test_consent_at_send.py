@@ -1,7 +1,8 @@
 """Consent is read for every delivery immediately before its post or WeCom call, on every
-attempt and every recovery path, the same way for every channel (`dispatch.consent_hold`):
-an opt-out committed after the call was reserved, and even after its attempt began, is never
-posted to; and an opt-out that arrives while a post is in flight is answered only after it."""
+attempt and every recovery path, the same way for every channel
+(`channel_calls.consent_hold`): an opt-out committed after the call was reserved, and even
+after its attempt began, is never posted to; and an opt-out that arrives while a post is in
+flight is answered only after it."""
 
 import json
 import threading

@@ -112,7 +112,7 @@ def test_an_opt_out_committed_before_the_first_attempt_is_never_sent(
     """Opt-outs and calls race on threads. Each call's first attempt notes which opt-outs had
     committed before it began (read on its own connection just before): none of those
     customers may be sent; and a customer whose opt-out had not committed when the channel
-    read consent (noted while it holds its customers, see `dispatch.consent_hold`) must be
+    read consent (noted while it holds its customers, see `channel_calls.consent_hold`) must be
     sent. A text with a variable makes one call per customer."""
     owners: list[StaffMember] = StaffMemberFactory.create_batch(3)
     customers = [c for owner in owners for c in wecom_customers(40, owner=owner)]
