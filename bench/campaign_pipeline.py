@@ -234,20 +234,25 @@ def make_campaigns(segment_id: int) -> list[int]:
 
 def stage_plan_reserve(campaign_ids: list[int], tasks: list[list[int]]) -> float:
     """Launch both, then plan and reserve each to the end on its own thread."""
+    from celery.app.task import Task
     from django.db import connection
 
     from campaigns.services import reservation
     from campaigns.services.campaigns import campaign_launch, campaign_plan
+    from core import enqueue
 
     for campaign_id in campaign_ids:
         campaign_launch(campaign_id=campaign_id, actor="bench", at=LAUNCH)
-    # Dispatch is the next stage: record each task instead of publishing it.
-    original = reservation._dispatch_after_commit
+    # Dispatch is the next stage: record each dispatch task instead of publishing it.
+    original = enqueue.publish
 
-    def record(channel_send_ids: list[int]) -> None:
-        tasks.append(channel_send_ids)
+    def record(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if task.name == "campaigns.run_channel_sends":
+            tasks.append(args[0])
+        else:
+            original(task, args, kwargs)
 
-    reservation._dispatch_after_commit = record
+    enqueue.publish = record
     barrier = threading.Barrier(len(campaign_ids))
     errors: list[BaseException] = []
 
@@ -271,7 +276,7 @@ def stage_plan_reserve(campaign_ids: list[int], tasks: list[list[int]]) -> float
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
-    reservation._dispatch_after_commit = original
+    enqueue.publish = original
     if errors:
         raise errors[0]
     return seconds

@@ -7,10 +7,13 @@ class CampaignsConfig(AppConfig):
     verbose_name = _("Campaigns")
 
     def ready(self) -> None:
+        # Registers the tasks the services enqueue by name (campaigns.enqueue) in every
+        # process, not only in the worker that autodiscovers them.
+        from campaigns import tasks  # noqa: F401
+        from campaigns.services.attribution import conversions_attribute_after_orders
         from campaigns.services.ledger import deliveries_merge
-        from campaigns.tasks import attribute_customers_after_orders
         from crm.services.customers import customers_merge_subscribe
         from crm.services.orders import orders_changed_subscribe
 
-        orders_changed_subscribe(attribute_customers_after_orders)
+        orders_changed_subscribe(conversions_attribute_after_orders)
         customers_merge_subscribe(deliveries_merge)

@@ -47,13 +47,6 @@ def attribute_customers_task(customer_ids: list[int]) -> int:
     return written
 
 
-def attribute_customers_after_orders(customer_ids: list[int]) -> None:
-    """Subscribed to order writes (crm): queue the attribution of their customers, only when
-    some of them were ever sent to or held out (most ingested orders concern nobody here)."""
-    if attribution.has_touches(customer_ids=customer_ids):
-        attribute_customers_task.delay(customer_ids)
-
-
 @shared_task(name="campaigns.attribute_catch_up")
 def attribution_catch_up_task() -> int:
     """Nightly: attribute again everyone touched in the last 90 days."""

@@ -1,4 +1,6 @@
-"""The Celery app. Tasks live in each app's `tasks.py` and are discovered automatically."""
+"""The Celery app. Tasks live in each app's `tasks.py` and are discovered automatically by the
+worker and beat; the apps whose services enqueue (by task name, `core.enqueue`) also import
+their own in `AppConfig.ready()`, so that every process holds them."""
 
 import os
 

@@ -74,7 +74,8 @@ def segment_refresh_task(segment_id: int) -> int | None:
 
 
 # The predictive services load scikit-learn and scipy: imported in the tasks that need them,
-# so that a web process publishing any task of this module does not load them.
+# so that a web process, which imports this module to enqueue its tasks by name (apps.py),
+# does not load them.
 
 
 @shared_task(name="segments.fit_models")

@@ -1,18 +1,22 @@
 """Shared fixtures: API clients holding keys with given scopes, the rows data migrations
-create (restored after a transactional test's flush), and the WeCom fake."""
+create (restored after a transactional test's flush), the tasks services enqueue, and the WeCom
+fake."""
 
 import importlib
 import ipaddress
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import pytest
+from celery.app.task import Task
 from django.apps import apps
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from campaigns.channels import webhook_url
 from config import embedded
+from core import enqueue
 from core.services.api_keys import api_key_create
 from devstack.wecom_fake import FakeWeCom, FakeWeComConfig
 from tests.campaigns.support import CORP_ID, WECOM_SECRET
@@ -63,6 +67,29 @@ def offline_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(webhook_url, "resolve_host", resolve)
+
+
+class Enqueued(NamedTuple):
+    """A task a service enqueued: its name and the arguments of its message."""
+
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+@pytest.fixture
+def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[Enqueued]:
+    """The one seam for enqueueing: every task the services enqueue (`core.enqueue`) is
+    recorded here in order, when its transaction commits, instead of being published. In a
+    test inside a transaction (`django_db` without `transaction=True`) nothing commits: run
+    the code under `django_capture_on_commit_callbacks(execute=True)`."""
+    recorded: list[Enqueued] = []
+
+    def record(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        recorded.append(Enqueued(task.name, args, kwargs))
+
+    monkeypatch.setattr(enqueue, "publish", record)
+    return recorded
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Channels a campaign sends through. Each adapter makes the calls of a `ChannelSend` (a group
-of reserved deliveries, laid out as `campaigns.services.dispatch.call_layout` says) and records
-the outcomes; the dispatch service runs each call under a lock and records its attempt first,
-so an adapter never runs the same call twice at once."""
+of reserved deliveries, laid out as `campaigns.services.dispatch.call_layout` says), reading
+consent right before each and recording the outcomes through
+`campaigns.services.channel_calls`; the dispatch service runs each call under a lock and
+records its attempt first, so an adapter never runs the same call twice at once."""
 
 from typing import Any, Protocol
 
@@ -21,6 +22,8 @@ class ChannelAdapter(Protocol):
 
 
 def channel_for(channel: str) -> ChannelAdapter:
+    # Imported when a call is made, so that the web processes, which import this package, do
+    # not load the platforms' client libraries (wechatpy, httpx) at start.
     from campaigns.channels import webhook, wecom
 
     adapters: dict[str, ChannelAdapter] = {

@@ -42,7 +42,7 @@ from campaigns.models import (
     DeliveryReason,
     DeliveryStatus,
 )
-from campaigns.services.dispatch import consent_hold
+from campaigns.services.channel_calls import consent_hold
 from crm.personal_data import decrypt
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def _post_all(send: ChannelSend, target: WebhookTarget, due: list[dict[str, Any]
             attempts = row["attempts"] + 1
             # Counted before the post: see the module.
             Delivery.objects.filter(pk=row["id"]).update(attempts=attempts)
-            # Consent read last, held across the post: see dispatch.consent_hold.
+            # Consent read last, held across the post: see channel_calls.consent_hold.
             with consent_hold(send=send, deliveries=[row]) as allowed:
                 if allowed:
                     settled += _post(client, target, secret, body, row["id"], attempts)

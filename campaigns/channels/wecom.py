@@ -31,7 +31,7 @@ from campaigns.models import (
     DeliveryReason,
     DeliveryStatus,
 )
-from campaigns.services.dispatch import consent_hold, delivery_outcomes_record
+from campaigns.services.channel_calls import consent_hold, delivery_outcomes_record
 from crm.personal_data import decrypt, hash_identity
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ CHATS_PER_CALL = 200
 # written is still taken for it when looking up an unknown outcome.
 CLOCK_SKEW = timedelta(seconds=60)
 # Seconds a WeCom call may take (each read of its answer): an opt-out waits at most this long
-# for a call in flight to its customer (campaigns.services.dispatch.consent_hold).
+# for a call in flight to its customer (campaigns.services.channel_calls.consent_hold).
 CALL_TIMEOUT_SECONDS = 10
 # get_groupmsg_send_result status of one customer
 RESULT_SENT = 1
@@ -134,7 +134,7 @@ class _WeComChannel(ABC):
                 logger.info("wecom.send_found", extra={"channel_send_id": send.pk})
                 _accepted(send, msgid, deliveries, fail_list=[], targets={})
                 return
-        # Consent read last, held across the call: see dispatch.consent_hold.
+        # Consent read last, held across the call: see channel_calls.consent_hold.
         with consent_hold(send=send, deliveries=deliveries) as allowed:
             self._send(client, send, allowed, targets)
 

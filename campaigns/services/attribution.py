@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns import enqueue
 from campaigns.models import DeliveryStatus
 from campaigns.services.reservation import NO_JIT_SQL
 from core.retry import on_deadlock_retry
@@ -147,6 +148,14 @@ def has_touches(*, customer_ids: Sequence[int]) -> bool:
             [list(customer_ids), DeliveryStatus.SENT, DeliveryStatus.HELD_OUT],
         )
         return bool(cursor.fetchone()[0])
+
+
+def conversions_attribute_after_orders(customer_ids: list[int]) -> None:
+    """Subscribed to order writes (crm, after their commit; see CampaignsConfig.ready): queue
+    the attribution of their customers, only when some of them were ever sent to or held out
+    (most ingested orders concern nobody here)."""
+    if has_touches(customer_ids=customer_ids):
+        enqueue.conversions_attribute(customer_ids=customer_ids)
 
 
 def conversions_catch_up(*, now: datetime | None = None) -> int:

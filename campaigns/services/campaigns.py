@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from campaigns import enqueue
 from campaigns.channels.webhook_url import (
     ERROR_WEBHOOK_URL_NOT_ALLOWED,
     WebhookUrlRefused,
@@ -33,6 +34,7 @@ from campaigns.models import (
     ScheduleKind,
     Variant,
 )
+from campaigns.services.dispatch import channel_sends_release
 from campaigns.services.planning import Audience, audience_query, deliveries_plan
 from campaigns.services.templates import (
     CUSTOMER_VARIABLES,
@@ -414,7 +416,7 @@ def campaign_launch(*, campaign_id: int, actor: str, at: datetime | None = None)
         campaign.state = CampaignState.SENDING
         campaign.trigger_cursor = trigger_feed_end(campaign)
         if campaign.schedule_kind in (ScheduleKind.NOW, ScheduleKind.AT):
-            _enqueue("plan", campaign.pk)
+            enqueue.campaign_plan(campaign_id=campaign.pk)
     campaign.save(update_fields=["state", "launched_at", "trigger_cursor"])
     logger.info(
         "campaign.launched",
@@ -427,8 +429,6 @@ def campaign_launch(*, campaign_id: int, actor: str, at: datetime | None = None)
 def campaign_pause(*, campaign_id: int, actor: str) -> Campaign:
     """Stop reserving; deliveries reserved whose call has not been attempted go back to the
     queue (and release what they took from the caps). Calls already attempted finish."""
-    from campaigns.services.dispatch import channel_sends_release
-
     campaign = campaign_get_or_404(campaign_id, for_update=True)
     _require_state(campaign, [CampaignState.SENDING, CampaignState.SCHEDULED], _("paused"))
     campaign.state = CampaignState.PAUSED
@@ -448,10 +448,10 @@ def campaign_resume(*, campaign_id: int, actor: str) -> Campaign:
     is_due = campaign.scheduled_at is None or campaign.scheduled_at <= timezone.now()
     if is_due or campaign.planned_at is not None:
         campaign.state = CampaignState.SENDING
-        _enqueue(
-            "plan" if campaign.planned_at is None and _is_one_shot(campaign) else "reserve",
-            campaign.pk,
-        )
+        if campaign.planned_at is None and _is_one_shot(campaign):
+            enqueue.campaign_plan(campaign_id=campaign.pk)
+        else:
+            enqueue.campaign_reserve(campaign_id=campaign.pk)
     else:
         campaign.state = CampaignState.SCHEDULED
     campaign.save(update_fields=["state"])
@@ -462,8 +462,6 @@ def campaign_resume(*, campaign_id: int, actor: str) -> Campaign:
 @transaction.atomic
 def campaign_cancel(*, campaign_id: int, actor: str) -> Campaign:
     """Stop for good: every delivery whose call has not been attempted is cancelled."""
-    from campaigns.services.dispatch import channel_sends_release
-
     campaign = campaign_get_or_404(campaign_id, for_update=True)
     _require_state(
         campaign,
@@ -486,14 +484,6 @@ def campaign_cancel(*, campaign_id: int, actor: str) -> Campaign:
 
 def _is_one_shot(campaign: Campaign) -> bool:
     return campaign.schedule_kind in (ScheduleKind.NOW, ScheduleKind.AT)
-
-
-def _enqueue(step: str, campaign_id: int) -> None:
-    """Queue a pipeline step for after the caller's commit."""
-    from campaigns import tasks
-
-    task = {"plan": tasks.campaign_plan_task, "reserve": tasks.campaign_reserve_task}[step]
-    transaction.on_commit(lambda: task.delay(campaign_id))
 
 
 def campaign_audience(campaign: Campaign, *, at: datetime) -> Audience:
@@ -533,7 +523,7 @@ def campaign_plan(*, campaign_id: int, at: datetime | None = None) -> int:
             campaign.audience_versions = {str(s.pk): s.rule_version for s in named}
             campaign.planned_at = at
             campaign.save(update_fields=["planned_at", "audience_versions"])
-            _enqueue("reserve", campaign.pk)
+            enqueue.campaign_reserve(campaign_id=campaign.pk)
         return sum(outcome.counts.values())
 
 

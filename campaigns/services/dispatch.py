@@ -11,9 +11,9 @@
    platform is called (`attempt_begin`). A call already attempted whose outcome is unknown is
    looked up before anything is sent again (see the channel modules).
 3. Immediately before each post or WeCom call, on every attempt and every recovery path, the
-   channel reads consent through `consent_hold`, which keeps the call's customers locked
-   until the post has returned: an opt-out answered before the post is honoured, and one
-   arriving meanwhile is answered only after it (see `consent_hold`).
+   channel reads consent through `campaigns.services.channel_calls.consent_hold`, which keeps
+   the call's customers locked until the post has returned: an opt-out answered before the
+   post is honoured, and one arriving meanwhile is answered only after it.
 """
 
 import logging
@@ -28,13 +28,12 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from campaigns.channels import channel_for
 from campaigns.models import (
     Campaign,
     Channel,
     ChannelSend,
     ChannelSendState,
-    DeliveryReason,
-    DeliveryStatus,
 )
 from campaigns.services.links import has_links, links_rewrite
 from campaigns.services.templates import (
@@ -121,8 +120,6 @@ def call_layout(campaign: Campaign) -> CallLayout:
     one with variables is one text per sender and values of the customer's variables it
     names (one call per customer for `display_name`, a few for `city`). Webhook posts each
     carry their own text, links naming the delivery, so any variant fills calls alike."""
-    from campaigns.channels import channel_for
-
     channel = channel_for(campaign.channel)
     layout = CallLayout(
         variant_ids=[],
@@ -169,12 +166,10 @@ class Attempt:
 
 def attempt_begin(*, channel_send_id: int, now: datetime | None = None) -> Attempt | None:
     """Record an attempt of a call still `requested` and not attempted within
-    `orphan_after()`, and answer it (consent is read later, by `consent_hold`, right before
-    the channel's call). None when the call is finished, was released (a pause), or was
-    attempted too recently. One transaction: a pause either releases the
-    call before it, or finds it attempted and leaves it to finish."""
-    from campaigns.channels import channel_for
-
+    `orphan_after()`, and answer it (consent is read later, by `channel_calls.consent_hold`,
+    right before the channel's call). None when the call is finished, was released (a pause),
+    or was attempted too recently. One transaction: a pause either releases the call before
+    it, or finds it attempted and leaves it to finish."""
     now = now or timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
@@ -220,87 +215,6 @@ def attempt_begin(*, channel_send_id: int, now: datetime | None = None) -> Attem
     return Attempt(send=send, deliveries=rows)
 
 
-# Of the deliveries about to be sent (%(ids)s; for a group-chat call, all those of the
-# call), those whose customer opted out of the campaign's consent channel and, for a
-# group-chat call, every delivery of their chats and of a chat someone joined since the
-# reservation (no delivery of theirs in the call, so never judged): suppressed, in one
-# statement. Consent read through index consent_unique_channel.
-_CONSENT_CHECK_SQL = f"""
-    WITH call AS (
-        SELECT id, customer_id, group_id FROM campaigns_delivery
-        WHERE id = ANY(%(ids)s) AND status = '{DeliveryStatus.RESERVED}'
-    ),
-    opted_out AS (
-        SELECT c.id, c.group_id FROM call c
-        WHERE EXISTS (SELECT 1 FROM crm_consent co
-                      WHERE co.customer_id = c.customer_id AND co.channel = %(channel)s
-                        AND co.status = 'opted_out')
-    ),
-    joined AS (
-        SELECT gm.group_id FROM crm_groupmembership gm
-        WHERE %(is_by_chat)s AND gm.group_id IN (SELECT group_id FROM call)
-          AND gm.left_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM call x WHERE x.group_id = gm.group_id
-                          AND x.customer_id = gm.customer_id)
-    )
-    UPDATE campaigns_delivery d
-    SET status = '{DeliveryStatus.SUPPRESSED}', channel_send_id = NULL, retry_at = NULL,
-        reason = CASE WHEN d.id IN (SELECT id FROM opted_out) THEN %(opted_out)s
-                      ELSE %(group_blocked)s END
-    WHERE d.id IN (SELECT id FROM call)
-      AND (d.id IN (SELECT id FROM opted_out)
-           OR (%(is_by_chat)s AND (d.group_id IN (SELECT group_id FROM opted_out)
-                                   OR d.group_id IN (SELECT group_id FROM joined))))
-    RETURNING d.id
-"""  # noqa: S608 - this module's SQL
-
-
-@contextmanager
-def consent_hold(
-    *, send: ChannelSend, deliveries: list[dict[str, Any]]
-) -> Iterator[list[dict[str, Any]]]:
-    """Read consent for `deliveries` (rows of `Attempt.deliveries`) right before the channel
-    sends them, and yield those that may still go; the others are suppressed (opted out; for
-    a group-chat call, their whole chat). Every channel calls it immediately before each post
-    or WeCom call, on every attempt: nothing read at an earlier attempt is trusted.
-
-    The promise is "no post after an opt-out was answered". An opt-out locks its customer's
-    row (FOR UPDATE, `crm.services.consents.consent_record`) until it commits; here the
-    call's customers are locked FOR KEY SHARE, in id order, by a statement of their own, and
-    stay locked until the block exits, after the post. So either the opt-out committed
-    first, and the consent read (a later statement, a newer snapshot) sees it; or it waits
-    for the post to return before it is answered. Row locks, not advisory ones: a WeCom call
-    holds up to 10,000 customers, beyond the shared lock table. KEY SHARE does not block
-    profile updates (FOR NO KEY UPDATE), only what locks the row FOR UPDATE or deletes it.
-
-    The block runs in one transaction, so what the channel records inside it commits (or,
-    should the worker die, rolls back) with the suppressions; an opt-out waits at most for
-    one post (WEBHOOK_TIMEOUT_SECONDS, or WeCom's 10 s)."""
-    customer_ids = sorted({row["customer_id"] for row in deliveries})
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id FROM crm_customer WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE",
-            [customer_ids],
-        )
-        cursor.execute(
-            _CONSENT_CHECK_SQL,
-            {
-                "ids": [row["id"] for row in deliveries],
-                "channel": send.campaign.consent_channel,
-                "is_by_chat": send.channel == Channel.WECOM_GROUP,
-                "opted_out": DeliveryReason.OPTED_OUT,
-                "group_blocked": DeliveryReason.GROUP_BLOCKED,
-            },
-        )
-        suppressed = {delivery_id for (delivery_id,) in cursor.fetchall()}
-        if suppressed:
-            logger.info(
-                "channel_send.suppressed_at_send",
-                extra={"channel_send_id": send.pk, "deliveries": len(suppressed)},
-            )
-        yield [row for row in deliveries if row["id"] not in suppressed]
-
-
 def _text_for(
     send: ChannelSend, content: str, row: dict[str, Any], *, is_per_delivery: bool
 ) -> str:
@@ -319,8 +233,6 @@ def _text_for(
 def channel_send_run(*, channel_send_id: int) -> str | None:
     """Run one call unless another worker holds it, it is done, or it was attempted too
     recently. Answers its state afterwards (None when it was skipped)."""
-    from campaigns.channels import channel_for
-
     with channel_send_lock(channel_send_id) as is_taken:
         if not is_taken:
             return None
@@ -384,23 +296,3 @@ def orphaned_channel_sends(
         .values_list("pk", flat=True)
     )
     return list(candidates if limit is None else candidates[:limit])
-
-
-def delivery_outcomes_record(
-    rows: Sequence[tuple[int, str, str, datetime | None, str]],
-) -> None:
-    """Record channel outcomes, one statement: (delivery id, status, reason, sent_at, error).
-    Only deliveries still in flight change, so a late or repeated answer changes nothing."""
-    if not rows:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE campaigns_delivery d SET status = r.status, reason = r.reason,
-                   sent_at = coalesce(r.sent_at, d.sent_at), error = r.error
-            FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[])
-                 AS r(id, status, reason, sent_at, error)
-            WHERE d.id = r.id AND d.id = ANY(%s) AND d.status IN ('reserved', 'submitted')
-            """,
-            [*(list(column) for column in zip(*rows, strict=True)), [row[0] for row in rows]],
-        )

@@ -4,7 +4,6 @@ queue again plans and channel sends whose task was lost or whose worker died, an
 campaigns with nothing left to send. Everything it recovers is read from the database, so a
 broker that lost its queue loses nothing for longer than CHANNEL_REQUEUE_SECONDS and a tick."""
 
-import functools
 import logging
 import time
 from datetime import datetime
@@ -14,6 +13,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from campaigns import enqueue
 from campaigns.models import (
     Campaign,
     CampaignState,
@@ -50,8 +50,6 @@ def campaign_plan_step(*, campaign_id: int) -> int:
 def campaign_reserve_step(*, campaign_id: int, deadline: float) -> int:
     """Reserve batch after batch (each dispatched after its commit); hand over to a new task
     when the time slice is used and more is due. Answers deliveries reserved."""
-    from campaigns.tasks import campaign_reserve_task
-
     reserved = 0
     while True:
         outcome = deliveries_reserve_batch(campaign_id=campaign_id)
@@ -59,7 +57,7 @@ def campaign_reserve_step(*, campaign_id: int, deadline: float) -> int:
         if outcome.is_exhausted:
             return reserved
         if time.monotonic() > deadline:
-            campaign_reserve_task.delay(campaign_id)
+            enqueue.campaign_reserve(campaign_id=campaign_id)
             return reserved
 
 
@@ -115,12 +113,6 @@ def campaign_plan_entrants(*, campaign_id: int, at: datetime | None = None) -> i
 
 def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
     """One turn of the scheduler; every part is safe to repeat."""
-    from campaigns.tasks import (
-        campaign_plan_task,
-        campaign_reserve_task,
-        channel_sends_run_task,
-    )
-
     now = now or timezone.now()
     counts = {
         "started": 0,
@@ -137,7 +129,7 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
             if campaign.state == CampaignState.SCHEDULED:
                 campaign.state = CampaignState.SENDING
                 campaign.save(update_fields=["state"])
-                transaction.on_commit(functools.partial(campaign_plan_task.delay, campaign.pk))
+                enqueue.campaign_plan(campaign_id=campaign.pk)
                 counts["started"] += 1
     sending = Campaign.objects.filter(state=CampaignState.SENDING).order_by("-priority", "id")
     for campaign_id in sending.filter(schedule_kind__in=TRIGGERED).values_list("pk", flat=True):
@@ -146,7 +138,7 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
         campaign=OuterRef("pk"), status=DeliveryStatus.PENDING, due_at__lte=now
     )
     for campaign_id in sending.filter(Exists(has_due)).values_list("pk", flat=True):
-        campaign_reserve_task.delay(campaign_id)
+        enqueue.campaign_reserve(campaign_id=campaign_id)
         counts["reserving"] += 1
     counts["replanned"] = _replan_lost(now)
     # Every call waiting, page after page: a lost queue may hold any number of them.
@@ -154,7 +146,7 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
     while orphans := orphaned_channel_sends(now=now, after_id=after_id, limit=RECOVERY_PAGE):
         ChannelSend.objects.filter(pk__in=orphans).update(requeued_at=now)
         for start in range(0, len(orphans), RECOVERED_PER_TASK):
-            channel_sends_run_task.delay(orphans[start : start + RECOVERED_PER_TASK])
+            enqueue.channel_sends_run(channel_send_ids=orphans[start : start + RECOVERED_PER_TASK])
         counts["recovered"] += len(orphans)
         after_id = orphans[-1]
     counts["completed"] = _complete_finished(now)
@@ -165,15 +157,13 @@ def _replan_lost(now: datetime) -> int:
     """Queue again the plan of one-shot campaigns sending since `requeue_after()` and still
     not planned: their plan task was lost (a broker emptied). A copy of a plan still running
     finds it locked and stops (`campaign_plan`)."""
-    from campaigns.tasks import campaign_plan_task
-
     lost = Campaign.objects.filter(
         state=CampaignState.SENDING, planned_at__isnull=True, launched_at__lte=now - requeue_after()
     ).exclude(schedule_kind__in=TRIGGERED)
     lost = lost.exclude(scheduled_at__gt=now - requeue_after())
     replanned = 0
     for campaign_id in lost.order_by("id").values_list("pk", flat=True):
-        campaign_plan_task.delay(campaign_id)
+        enqueue.campaign_plan(campaign_id=campaign_id)
         replanned += 1
     return replanned
 

@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from campaigns import enqueue
 from campaigns.models import (
     COUNTED_STATUSES,
     Campaign,
@@ -536,16 +537,10 @@ def dispatch_after_commit(outcome: ReserveOutcome) -> None:
         task.append(send_id)
         size += deliveries
         if size >= DISPATCH_BATCH_SIZE:
-            _dispatch_after_commit(task)
+            enqueue.channel_sends_run(channel_send_ids=task)
             task, size = [], 0
     if task:
-        _dispatch_after_commit(task)
-
-
-def _dispatch_after_commit(channel_send_ids: list[int]) -> None:
-    from campaigns.tasks import channel_sends_run_task
-
-    transaction.on_commit(lambda: channel_sends_run_task.delay(channel_send_ids))
+        enqueue.channel_sends_run(channel_send_ids=task)
 
 
 def _throttle_allowance(campaign: Campaign, at: datetime) -> int:

@@ -4,9 +4,9 @@ that the web processes (admin, API) never import scikit-learn or scipy."""
 
 from datetime import date
 
-from django.db import transaction
 from django.utils.translation import gettext as _
 
+from segments import enqueue
 from segments.models import ModelFit
 
 PREDICT_LOCK = 0x5345475F50524544  # "SEG_PRED": one fit or scoring at a time
@@ -56,9 +56,4 @@ def models_fit_enqueue(*, trigger: str, as_of: date | None = None) -> None:
     """Queue a fit of every model once the caller's transaction commits (admin, API). It
     skips, and says so in the log, if a fit or scoring is running then: requests do not pile
     up behind one another."""
-    from segments.tasks import fit_models_task
-
-    as_of_text = as_of.isoformat() if as_of else None
-    transaction.on_commit(
-        lambda: fit_models_task.delay(trigger=trigger, as_of=as_of_text, wait=False)
-    )
+    enqueue.models_fit(trigger=trigger, as_of=as_of, wait=False)

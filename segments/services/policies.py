@@ -11,6 +11,7 @@ from django.db.models import Max
 from django.utils.translation import gettext as _
 
 from core.errors import ValidationFailed
+from segments import enqueue
 from segments.models import LifecyclePolicy, PolicyBase, RfmPolicy, RfmScoringMethod
 
 ERROR_INVALID_POLICY = "invalid_policy"
@@ -108,12 +109,10 @@ def check_lifecycle_policy(values: Mapping[str, Any]) -> None:
 
 def _new_version(model: type[P], values: Mapping[str, Any], actor: str) -> P:
     """Write the active version, and queue a full recomputation once it is committed."""
-    from segments.services.recompute import recompute_enqueue
-
     # The caller locked the active row: concurrent updates take their versions one by one.
     latest = model._default_manager.aggregate(latest=Max("version"))["latest"] or 0
     model._default_manager.filter(is_active=True).update(is_active=False)
-    recompute_enqueue(trigger="policy")
+    enqueue.recompute_full(trigger="policy")
     return model._default_manager.create(
         version=latest + 1, is_active=True, created_by=actor, **dict(values)
     )

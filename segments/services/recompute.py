@@ -59,6 +59,7 @@ from django.utils.translation import gettext as _
 from core.errors import ValidationFailed
 from crm.models import PURCHASE_STATUSES, DirtyMark
 from crm.services.customers import customers_pull_first_seen, customers_removal_lock
+from segments import enqueue
 from segments.feeds import Feed, feed_writer_register
 from segments.models import (
     BackfillCount,
@@ -899,13 +900,9 @@ def recompute_enqueue(
     *, trigger: str, as_of: date | None = None, customer_ids: Sequence[int] | None = None
 ) -> None:
     """Queue a recomputation once the caller's transaction commits (admin, API)."""
-    from segments.tasks import recompute_customers_task, recompute_full_task
-
-    as_of_text = as_of.isoformat() if as_of else None
     if customer_ids is not None:
-        ids = sorted(set(customer_ids))
-        transaction.on_commit(
-            lambda: recompute_customers_task.delay(ids, trigger=trigger, as_of=as_of_text)
+        enqueue.recompute_customers(
+            customer_ids=sorted(set(customer_ids)), trigger=trigger, as_of=as_of
         )
     else:
-        transaction.on_commit(lambda: recompute_full_task.delay(trigger=trigger, as_of=as_of_text))
+        enqueue.recompute_full(trigger=trigger, as_of=as_of)

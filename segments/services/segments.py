@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from core.errors import Conflict, NotFound, ValidationFailed
 from crm.services.customers import customers_removal_lock
+from segments import enqueue
 from segments.feeds import Feed, feed_writer_register
 from segments.models import (
     ModelName,
@@ -90,10 +91,8 @@ def _check_name(name: str, *, segment_id: int | None = None) -> str:
 
 def segment_refresh_enqueue(segment_ids: Sequence[int]) -> None:
     """Queue refreshes once the caller's transaction commits."""
-    from segments.tasks import segment_refresh_task
-
-    ids = sorted(set(segment_ids))
-    transaction.on_commit(lambda: [segment_refresh_task.delay(i) for i in ids])
+    for segment_id in sorted(set(segment_ids)):
+        enqueue.segment_refresh(segment_id=segment_id)
 
 
 @transaction.atomic

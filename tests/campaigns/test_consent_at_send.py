@@ -1,7 +1,8 @@
 """Consent is read for every delivery immediately before its post or WeCom call, on every
-attempt and every recovery path, the same way for every channel (`dispatch.consent_hold`):
-an opt-out committed after the call was reserved, and even after its attempt began, is never
-posted to; and an opt-out that arrives while a post is in flight is answered only after it."""
+attempt and every recovery path, the same way for every channel
+(`channel_calls.consent_hold`): an opt-out committed after the call was reserved, and even
+after its attempt began, is never posted to; and an opt-out that arrives while a post is in
+flight is answered only after it."""
 
 import json
 import threading
@@ -13,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from celery.app.task import Task
 from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
@@ -28,6 +28,7 @@ from campaigns.services.reservation import deliveries_reserve_batch
 from crm.models import Consent, Customer, Group, GroupMembership
 from devstack.wecom_fake import ENDPOINT_ADD_MSG_TEMPLATE, FakeWeCom
 from tests.campaigns.support import audience, calls_of, make_campaign, opt_out, wecom_customers
+from tests.conftest import Enqueued
 from tests.factories import CustomerFactory, GroupFactory, StaffMemberFactory
 
 
@@ -189,7 +190,13 @@ CHANNELS = [Channel.WEBHOOK, Channel.WECOM_CUSTOMER, Channel.WECOM_GROUP]
 @pytest.mark.parametrize("channel", CHANNELS)
 @pytest.mark.parametrize("path", ["first", "requeue", "retry", "orphan"])
 def test_an_opt_out_committed_once_the_attempt_began_is_never_posted_to(
-    channel: str, path: str, hook: Hook, fake: FakeWeCom, monkeypatch: pytest.MonkeyPatch
+    channel: str,
+    path: str,
+    hook: Hook,
+    fake: FakeWeCom,
+    monkeypatch: pytest.MonkeyPatch,
+    enqueued: list[Enqueued],
+    django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     """The opt-out commits after the call was reserved and after its attempt was recorded
     (`attempt_begin`), just before the channel posts: on the first attempt, on a call whose
@@ -221,13 +228,9 @@ def test_an_opt_out_committed_once_the_attempt_began_is_never_posted_to(
 
     monkeypatch.setattr(dispatch, "attempt_begin", attempt_then_opt_out)
     if path in ("requeue", "orphan"):
-        queued: list[Any] = []
-
-        def apply_async(self: Task, args: Any = None, kwargs: Any = None, **options: Any) -> None:
-            queued.append((self.name, args))
-
-        monkeypatch.setattr(Task, "apply_async", apply_async)
-        assert campaigns_tick()["recovered"] == 1
+        with django_capture_on_commit_callbacks(execute=True):
+            assert campaigns_tick()["recovered"] == 1
+        queued = [(task.name, task.args) for task in enqueued]
         assert queued == [("campaigns.run_channel_sends", ([call],))]
     channel_sends_run(channel_send_ids=[call])
 

@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +16,6 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
-from campaigns import tasks
 from campaigns.channels.webhook import retry_delay
 from campaigns.channels.wecom import WeComCustomerChannel
 from campaigns.models import (
@@ -54,6 +53,7 @@ from tests.campaigns.support import (
     statuses,
     wecom_customers,
 )
+from tests.conftest import Enqueued
 from tests.factories import CustomerFactory, StaffMemberFactory
 
 pytestmark = pytest.mark.django_db
@@ -198,14 +198,14 @@ def test_a_deferred_send_gets_its_call_when_it_is_reserved_later() -> None:
 
 
 def test_dispatch_tasks_carry_whole_calls_of_about_a_thousand_deliveries(
-    monkeypatch: pytest.MonkeyPatch,
+    enqueued: list[Enqueued], django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    published: list[list[int]] = []
-    monkeypatch.setattr(reservation, "_dispatch_after_commit", published.append)
     outcome = ReserveOutcome(sends={4: 2000, 1: 600, 2: 600, 3: 10, 5: 1, 6: 1})
 
-    reservation.dispatch_after_commit(outcome)
+    with django_capture_on_commit_callbacks(execute=True):
+        reservation.dispatch_after_commit(outcome)
 
+    published = [ids for name, (ids,), _ in enqueued if name == "campaigns.run_channel_sends"]
     assert published == [[1, 2], [3, 4], [5, 6]]
 
 
@@ -238,6 +238,8 @@ def test_a_re_plan_writes_no_delivery_and_no_call_twice(fake: FakeWeCom) -> None
 
 def test_only_calls_attempted_long_enough_ago_or_never_queued_again_are_recovered(
     monkeypatch: pytest.MonkeyPatch,
+    enqueued: list[Enqueued],
+    django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     """The tick runs again a call whose attempt is `orphan_after()` old (its worker died), and
     one never attempted `requeue_after()` after it was written (its task was lost), in tasks
@@ -254,10 +256,10 @@ def test_only_calls_attempted_long_enough_ago_or_never_queued_again_are_recovere
     assert orphaned_channel_sends(now=now + orphan_after()) == [attempted]
     assert orphaned_channel_sends(now=now + requeue_after()) == [attempted, queued]
 
-    published: list[list[int]] = []
     monkeypatch.setattr(pipeline, "RECOVERED_PER_TASK", 1)
-    monkeypatch.setattr(tasks.channel_sends_run_task, "delay", published.append)
-    assert campaigns_tick(now=now + requeue_after())["recovered"] == 2
+    with django_capture_on_commit_callbacks(execute=True):  # outside a transaction, as a worker
+        assert campaigns_tick(now=now + requeue_after())["recovered"] == 2
+    published = [ids for name, (ids,), _ in enqueued if name == "campaigns.run_channel_sends"]
     assert published == [[attempted], [queued]]
 
 

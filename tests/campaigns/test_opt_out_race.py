@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from celery.app.task import Task
 from django.db import connection
 
 from campaigns.channels import wecom
@@ -29,18 +28,6 @@ from tests.campaigns.support import (
     wecom_customers,
 )
 from tests.factories import StaffMemberFactory
-
-
-@pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
-    """Tasks queued after commit are recorded, not sent: this test drives every step itself."""
-    queued: list[tuple[str, Any]] = []
-
-    def apply_async(self: Task, args: Any = None, kwargs: Any = None, **options: Any) -> None:
-        queued.append((self.name, args))
-
-    monkeypatch.setattr(Task, "apply_async", apply_async)
-    return queued
 
 
 def received(fake: FakeWeCom) -> list[str]:
@@ -106,13 +93,14 @@ def test_an_opt_out_after_planning_suppresses_the_send(
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("enqueued")  # this test drives every step itself
 def test_an_opt_out_committed_before_the_first_attempt_is_never_sent(
-    fake: FakeWeCom, published: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch
+    fake: FakeWeCom, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Opt-outs and calls race on threads. Each call's first attempt notes which opt-outs had
     committed before it began (read on its own connection just before): none of those
     customers may be sent; and a customer whose opt-out had not committed when the channel
-    read consent (noted while it holds its customers, see `dispatch.consent_hold`) must be
+    read consent (noted while it holds its customers, see `channel_calls.consent_hold`) must be
     sent. A text with a variable makes one call per customer."""
     owners: list[StaffMember] = StaffMemberFactory.create_batch(3)
     customers = [c for owner in owners for c in wecom_customers(40, owner=owner)]

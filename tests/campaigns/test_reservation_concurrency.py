@@ -11,25 +11,18 @@ import pytest
 from django.db import connection
 
 from campaigns.models import Campaign, Delivery, DeliveryReason, DeliveryStatus, FrequencyRule
-from campaigns.services import campaigns as campaign_services
 from campaigns.services import reservation
 from campaigns.services.campaigns import campaign_launch, campaign_plan
 from campaigns.services.frequency_rules import frequency_rule_create
 from crm.models import Customer
 from tests.campaigns.support import audience, make_campaign, wecom_customers
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Nothing is published to the broker: these tests call the steps themselves.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 NOON = datetime(2026, 3, 2, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 CUSTOMERS = 300
 CAMPAIGNS = 4
-
-
-@pytest.fixture(autouse=True)
-def no_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing is published to the broker: these tests call the steps themselves."""
-    monkeypatch.setattr(reservation, "_dispatch_after_commit", lambda *args: None)
-    monkeypatch.setattr(campaign_services, "_enqueue", lambda *args: None)
 
 
 def run_together(work: Callable[[int], None], campaign_ids: list[int]) -> None:

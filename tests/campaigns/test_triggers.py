@@ -8,8 +8,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from campaigns.models import Campaign, Delivery
-from campaigns.services import campaigns as campaign_services
-from campaigns.services import reservation
 from campaigns.services.campaigns import campaign_launch
 from campaigns.services.pipeline import campaign_plan_entrants
 from segments.services.segments import segment_create, segment_members_change
@@ -17,16 +15,10 @@ from tests.campaigns.support import make_campaign, wecom_customers
 from tests.segments.feed_support import HeldOpen, RunWithFirstBatchHeld
 from tests.segments.recompute_support import order
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Nothing is published to the broker: these tests call the steps themselves.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 NOON = datetime(2026, 7, 1, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-
-
-@pytest.fixture(autouse=True)
-def no_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing is published to the broker: these tests call the steps themselves."""
-    monkeypatch.setattr(reservation, "_dispatch_after_commit", lambda *args: None)
-    monkeypatch.setattr(campaign_services, "_enqueue", lambda *args: None)
 
 
 def greeted(campaign: Campaign) -> list[int]:

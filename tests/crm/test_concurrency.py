@@ -152,7 +152,7 @@ def test_of_two_concurrent_profile_versions_the_newer_stands(first, second) -> N
 @contextmanager
 def _held_like_a_call_in_flight(customer_id: int) -> Iterator[None]:
     """Another connection holds the customer FOR KEY SHARE, as a campaign's call does while it
-    posts (campaigns.services.dispatch.consent_hold), until the block exits."""
+    posts (campaigns.services.channel_calls.consent_hold), until the block exits."""
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:

@@ -5,8 +5,8 @@ itself (a pipeline step queuing the next) to it too.
 
 `celery_worker` is one worker with the defaults; `start_celery_worker(env=..., pool=...,
 concurrency=...)` starts more (a second one after the first was killed takes over the same
-queue). Tasks the test process itself publishes without naming a queue (a service's
-after-commit `delay`) go to the shared default queue unless the test asks for
+queue). Tasks the test process itself publishes without naming a queue (what a service
+enqueues, after its commit) go to the shared default queue unless the test asks for
 `publish_to_test_queue`."""
 
 import os

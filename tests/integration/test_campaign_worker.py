@@ -54,6 +54,7 @@ from tests.campaigns.support import (
     statuses,
     wecom_customers,
 )
+from tests.conftest import Enqueued
 from tests.factories import StaffMemberFactory
 from tests.integration.conftest import Worker, wait_for
 
@@ -222,20 +223,17 @@ def test_a_dispatch_delivered_five_times_sends_once(
     fake: FakeWeCom,
     wecom_worker: Callable[..., Worker],
     held_call: HeldCall,
-    monkeypatch: pytest.MonkeyPatch,
+    enqueued: list[Enqueued],
 ) -> None:
     worker = wecom_worker(concurrency=4)
     _owners, customers = two_owners_customers(6)
     campaign = make_campaign(audience(customers))
     # The test plans and reserves in its own process and holds back the dispatches queued.
-    queued: list[tuple[list[int]]] = []
-    monkeypatch.setattr(tasks.campaign_plan_task, "delay", lambda *args: None)
-    monkeypatch.setattr(tasks.campaign_reserve_task, "delay", lambda *args: None)
-    monkeypatch.setattr(tasks.channel_sends_run_task, "delay", lambda *args: queued.append(args))
     campaign_launch(campaign_id=campaign.pk, actor="test")
     campaign_plan(campaign_id=campaign.pk)  # may reserve as it plans
     deliveries_reserve_batch(campaign_id=campaign.pk)
     assert statuses(campaign) == {DeliveryStatus.RESERVED: 12}
+    queued = [args for name, args, _ in enqueued if name == "campaigns.run_channel_sends"]
     # One task for both calls (one per sender), as small calls are queued together.
     assert [ids for (ids,) in queued] == [calls_of(campaign)]
     assert len(calls_of(campaign)) == 2
@@ -373,6 +371,7 @@ def test_a_pool_process_killed_inside_the_wecom_call_is_not_sent_again_at_once(
     assert tasks_by_sender(fake) == {(owner.wecom_userid, "新品上市"): 1 for owner in owners}
 
 
+@pytest.mark.usefixtures("enqueued")  # the test queues each call itself
 def test_two_sends_of_one_sender_and_text_with_unknown_outcomes_reach_their_own_customers(
     fake: FakeWeCom,
     wecom_worker: Callable[..., Worker],
@@ -397,9 +396,6 @@ def test_two_sends_of_one_sender_and_text_with_unknown_outcomes_reach_their_own_
     owner = StaffMemberFactory()
     customers = wecom_customers(6, owner=owner)
     campaign = make_campaign(audience(customers))
-    monkeypatch.setattr(tasks.campaign_plan_task, "delay", lambda *args: None)
-    monkeypatch.setattr(tasks.campaign_reserve_task, "delay", lambda *args: None)
-    monkeypatch.setattr(tasks.channel_sends_run_task, "delay", lambda *args: None)
     monkeypatch.setattr(WeComCustomerChannel, "size", 3)  # as a call takes up to 10,000
     campaign_launch(campaign_id=campaign.pk, actor="test")
     campaign_plan(campaign_id=campaign.pk)

@@ -24,6 +24,7 @@ from segments.services.recompute import (
     recompute_full,
 )
 from segments.tasks import recompute_dirty_task, recompute_full_task
+from tests.conftest import Enqueued
 from tests.factories import CustomerFactory
 from tests.segments.recompute_support import AS_OF, at, buyer, metrics, order
 
@@ -402,12 +403,8 @@ def backfill_world() -> dict[str, Customer]:
 def test_backfill_before_the_latest_full_run_is_recorded_apart(
     backfill_world: dict[str, Customer],
     django_capture_on_commit_callbacks: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    enqueued: list[Enqueued],
 ) -> None:
-    from celery.app.task import Task
-
-    published: list[str] = []
-    monkeypatch.setattr(Task, "apply_async", lambda task, *a, **k: published.append(task.name))
     before = _live_state()
     assert before["memberships"] and before["transitions"]
 
@@ -415,7 +412,7 @@ def test_backfill_before_the_latest_full_run_is_recorded_apart(
         run_id = recompute_full_task(trigger="test", as_of=BACKFILL_DAY.isoformat())
 
     assert _live_state() == before  # metrics, feed, segments, marks: byte for byte
-    assert (callbacks, published) == ([], [])
+    assert (callbacks, enqueued) == ([], [])
     run = RecomputeRun.objects.get(pk=run_id)
     assert (run.kind, run.status, run.as_of) == ("backfill", "succeeded", BACKFILL_DAY)
     assert (run.customers_processed, run.rows_changed, run.transitions_written) == (3, 0, 0)

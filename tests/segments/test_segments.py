@@ -2,7 +2,6 @@
 versions, scoped refreshes, static lists, preview, the API and the refresh after a run."""
 
 from collections.abc import Callable
-from unittest import mock
 
 import pytest
 from django.db import connection
@@ -21,6 +20,7 @@ from segments.services.segments import (
     segment_update,
 )
 from segments.tasks import recompute_full_task
+from tests.conftest import Enqueued
 from tests.factories import CustomerFactory, IdentityFactory
 from tests.segments.recompute_support import AS_OF, buyer
 
@@ -279,6 +279,7 @@ def test_out_of_range_days_and_dates_are_rule_errors(
 
 def test_rule_change_refreshes_segments_that_name_it(
     django_capture_on_commit_callbacks: Callable,
+    enqueued: list[Enqueued],
 ) -> None:
     base = segment_create(name="base", kind="dynamic", rule=spend_rule(1), actor="t")
     middle = segment_create(
@@ -293,9 +294,7 @@ def test_rule_change_refreshes_segments_that_name_it(
         rule={"field": "segment", "op": "not_in", "value": [middle.pk]},
         actor="t",
     )
-    with (
-        mock.patch("segments.tasks.segment_refresh_task.delay") as delay,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         segment_update(segment_id=base.pk, rule=spend_rule(5), actor="t")
-    assert sorted(call.args[0] for call in delay.call_args_list) == [base.pk, middle.pk, top.pk]
+    refreshed = [task.args[0] for task in enqueued if task.name == "segments.segment_refresh"]
+    assert sorted(refreshed) == [base.pk, middle.pk, top.pk]
