@@ -524,7 +524,7 @@ def _plan_reserved(
     and inserts (see `reservation`)."""
     rules = applicable_rules(campaign)
     if rules or campaign.counts_toward_caps:
-        lock_customers(cursor, [params["lo"], params["hi"]])
+        lock_customers([params["lo"], params["hi"]])
     # The batch is one bucket of ids: its counted sends are one range of the index.
     verdicts, verdict_params = verdict_sql(
         rules,

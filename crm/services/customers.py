@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.errors import NotFound, ValidationFailed
+from core.locks import Lock, xact_lock, xact_lock_all
 from crm.models import Customer, CustomerMerge, Gender, StaffMember
 from crm.personal_data import IdentityKey, encrypt, mask
 from crm.selectors.customers import customer_ids_by_identities, customer_ids_missing
@@ -91,15 +92,9 @@ def _identities_lookup(keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, 
 
 
 def _identities_lock(keys: Iterable[tuple[str, str, str]]) -> None:
-    """Transaction-scoped advisory locks on identities about to be created, taken in sorted
-    order so that two batches never deadlock on each other."""
-    lock_ids = sorted({int(value_hash[:15], 16) for _, _, value_hash in keys})
-    if not lock_ids:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [lock_ids]
-        )
+    """Transaction-scoped advisory locks on identities about to be created, by value hash,
+    taken in sorted order so that two batches never deadlock on each other."""
+    xact_lock_all(Lock.IDENTITY_CREATION, (value_hash for _, _, value_hash in keys))
 
 
 def _customers_create(first_seen: Sequence[datetime | None]) -> list[int]:
@@ -586,15 +581,9 @@ _MERGED_PROFILE_FIELDS = (
 # while they check that their customers exist and write; removals hold it exclusively. One
 # lock, never a row lock: taking row locks on a batch's customers cost as much as the foreign
 # key did. Merges are rare and short, so the writers they hold up wait milliseconds.
-CUSTOMER_REMOVAL_LOCK = 0x43524D5F52454D  # "CRM_REM"
-
-
 def customers_removal_lock(*, exclusive: bool) -> None:
     """Take the customer-removal lock until the end of the current transaction."""
-    assert connection.in_atomic_block, "the lock lasts for a transaction"
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {function}(%s)", [CUSTOMER_REMOVAL_LOCK])
+    xact_lock(Lock.CUSTOMER_REMOVAL, shared=not exclusive)
 
 
 @transaction.atomic
