@@ -9,7 +9,7 @@ class CampaignsConfig(AppConfig):
     def ready(self) -> None:
         from campaigns.services.ledger import deliveries_merge
         from campaigns.tasks import attribute_customers_after_orders
-        from crm.services.customers import customers_merge_subscribe
+        from crm.services.merges import customers_merge_subscribe
         from crm.services.orders import orders_changed_subscribe
 
         orders_changed_subscribe(attribute_customers_after_orders)

@@ -54,10 +54,10 @@ class Lock(enum.Enum):
 
     # crm. Customer rows are removed by merges and deletions, which hold it exclusively;
     # writers of rows that point at customers without a foreign key hold it shared
-    # (crm.services.customers).
+    # (crm.services.removals).
     CUSTOMER_REMOVAL = (Form.SINGLE, 0x43524D5F52454D)  # "CRM_REM"
     # crm. An identity about to be created, by its value hash: parallel requests naming one
-    # new identity create one customer (crm.services.customers).
+    # new identity create one customer (crm.services.identities).
     IDENTITY_CREATION = (Form.DIGEST, 0)
     # crm. Decisions about one (customer, channel), id "<customer id>:<channel>": a re-sent
     # event is kept once (crm.services.consents).

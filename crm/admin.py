@@ -43,12 +43,9 @@ from crm.models import (
 from crm.personal_data import display_value
 from crm.selectors.customers import customer_search_condition
 from crm.selectors.tags import tag_group_customers_with_several_tags, tag_group_list, tag_list
-from crm.services.customers import (
-    customer_update,
-    customers_delete,
-    customers_mark_dirty,
-    customers_merge,
-)
+from crm.services.customers import customer_update, customers_delete
+from crm.services.marks import customers_mark_dirty
+from crm.services.merges import customers_merge
 from crm.services.tags import tag_group_create, tag_group_update, tags_assign, tags_remove
 
 PERSONAL_DATA_PERMISSION = "crm.view_personal_data"

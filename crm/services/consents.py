@@ -14,7 +14,7 @@ from core.errors import Conflict
 from core.locks import Lock, xact_lock
 from crm.models import Consent, ConsentStatus
 from crm.personal_data import IdentityKey
-from crm.services.customers import customers_resolve
+from crm.services.identities import customers_resolve
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from core.locks import Lock, session_lock
-from crm.services.customers import customers_removal_lock
+from crm.services.removals import customers_removal_lock
 from segments.models import ModelFit, ModelFitStatus, ModelName
 from segments.predictive import churn, clusters, clv
 from segments.predictive.features import Features, copy_in, features_as_of, top_categories

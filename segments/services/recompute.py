@@ -59,7 +59,8 @@ from django.utils.translation import gettext as _
 from core.errors import ValidationFailed
 from core.locks import Lock, session_lock
 from crm.models import PURCHASE_STATUSES, DirtyMark
-from crm.services.customers import customers_pull_first_seen, customers_removal_lock
+from crm.services.customers import customers_pull_first_seen
+from crm.services.removals import customers_removal_lock
 from segments.feeds import Feed, feed_writer_register
 from segments.models import (
     BackfillCount,

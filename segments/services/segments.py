@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.locks import Lock, xact_try_lock
-from crm.services.customers import customers_removal_lock
+from crm.services.removals import customers_removal_lock
 from segments.feeds import Feed, feed_writer_register
 from segments.models import (
     ModelName,
