@@ -44,6 +44,7 @@ from campaigns.services.templates import (
     template_variables,
 )
 from core.locks import Lock, session_lock
+from crm.selectors.consents import opted_out_sql
 
 logger = logging.getLogger(__name__)
 
@@ -214,9 +215,8 @@ _CONSENT_CHECK_SQL = f"""
     ),
     opted_out AS (
         SELECT c.id, c.group_id FROM call c
-        WHERE EXISTS (SELECT 1 FROM crm_consent co
-                      WHERE co.customer_id = c.customer_id AND co.channel = %(channel)s
-                        AND co.status = 'opted_out')
+        WHERE EXISTS (SELECT 1 FROM ({opted_out_sql(channel_param="channel")}) AS co
+                      WHERE co.customer_id = c.customer_id)
     ),
     joined AS (
         SELECT gm.group_id FROM crm_groupmembership gm

@@ -42,6 +42,7 @@ from campaigns.models import (
 )
 from campaigns.services.dispatch import CallLayout, call_layout
 from core.locks import Lock, xact_lock_all
+from crm.selectors.consents import opted_out_sql
 
 logger = logging.getLogger(__name__)
 
@@ -199,10 +200,9 @@ def verdict_sql(
     opted_out, consent = "FALSE", ""
     if not is_consent_checked:
         opted_out = "co.customer_id IS NOT NULL"
-        consent = """
-        LEFT JOIN crm_consent co  -- index consent_unique_channel
-               ON co.customer_id = b.customer_id AND co.channel = %(consent_channel)s
-              AND co.status = 'opted_out'"""
+        consent = f"""
+        LEFT JOIN ({opted_out_sql(channel_param="consent_channel")}) AS co
+               ON co.customer_id = b.customer_id  -- index consent_unique_channel"""
     sql = f"""
         SELECT b.id, b.is_holdout, {opted_out} AS is_opted_out,
                j.until, j.rule_id, j.is_delay_exceeded, j.latest
