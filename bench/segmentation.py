@@ -77,7 +77,7 @@ FROM (SELECT customer_id, min(paid_at) AS first_paid_at, max(paid_at) AS last_pa
 
 # One day of activity, set-based: a random NIGHTLY_SHARE of customers (setseed makes random()
 # repeatable) each pay one order at a random second of the day, and one mark names them all,
-# as an ingested batch does (crm.services.customers.customers_mark_dirty).
+# as an ingested batch does (crm.services.marks.customers_mark_dirty).
 NIGHTLY_SQL = """
 WITH chosen AS (
     SELECT id AS customer_id FROM crm_customer ORDER BY random() LIMIT %(count)s

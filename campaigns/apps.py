@@ -12,7 +12,7 @@ class CampaignsConfig(AppConfig):
         from campaigns import tasks  # noqa: F401
         from campaigns.services.attribution import conversions_attribute_after_orders
         from campaigns.services.ledger import deliveries_merge
-        from crm.services.customers import customers_merge_subscribe
+        from crm.services.merges import customers_merge_subscribe
         from crm.services.orders import orders_changed_subscribe
 
         orders_changed_subscribe(conversions_attribute_after_orders)

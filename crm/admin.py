@@ -41,13 +41,10 @@ from crm.models import (
 from crm.personal_data import display_value
 from crm.selectors.customers import customer_search_condition
 from crm.selectors.tags import tag_group_list, tag_list
-from crm.services.customers import (
-    customer_update,
-    customers_delete,
-    customers_mark_dirty,
-    customers_merge,
-)
+from crm.services.customers import customer_update, customers_delete
 from crm.services.groups import group_create, group_delete, group_update
+from crm.services.marks import customers_mark_dirty
+from crm.services.merges import customers_merge
 from crm.services.staff_members import (
     staff_member_create,
     staff_member_delete,

@@ -292,7 +292,7 @@ class Order(models.Model):
     # customer_id is served by order_by_customer_paid; the natural key compares bytewise.
     # No database constraint: its per-row check (a query and a row lock per order, at commit)
     # cost a sixth of ingestion. The order services check the batch's customers in one query
-    # under the customer-removal lock instead (see crm.services.customers), and merges move
+    # under the customer-removal lock instead (see crm.services.removals), and merges move
     # orders before deleting a customer.
     customer = models.ForeignKey(
         Customer,

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 
 from crm.models import Customer
-from crm.services.customers import customers_merge
+from crm.services.merges import customers_merge
 
 logger = logging.getLogger(__name__)
 

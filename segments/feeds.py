@@ -37,11 +37,10 @@ What this relies on:
   does not show the primary's locks);
 - the reader's own transaction's registrations are left out: its own rows are visible to it.
 
-A key is the feed's 16-bit namespace followed by L in 48 bits (2.8e14 ids); in pg_locks a
+A key is the feed's 16-bit namespace followed by L in 48 bits (2.8e14 ids): a prefixed key of
+the registry `core.locks.Lock`, which keeps it apart from the other locks' keys. In pg_locks a
 one-bigint advisory key shows as classid (its high 32 bits) and objid (its low 32 bits) with
-objsubid 1, which keeps these keys apart from the two-integer keys of other locks; the
-namespaces differ from the high 16 bits of the other one-bigint keys (0x0043 "CRM_REM",
-0x5345 "SEG_...").
+objsubid 1.
 
 Not chosen: a lock serialising id drawing and commit (a recomputation batch inserts its
 transitions in the same statement that scores the batch, so the batches would run one at a
@@ -52,19 +51,24 @@ import enum
 
 from django.db import connection
 
+from core.locks import PREFIXED_ID_BITS, Expression, Lock, xact_lock
+
 
 class Feed(enum.Enum):
-    """A feed: its namespace in the advisory keys and the sequence its ids come from."""
+    """A feed: its writers' advisory lock and the sequence its ids come from."""
 
-    LIFECYCLE_TRANSITIONS = (0x4654, "segments_lifecycletransition_id_seq")  # "FT"
-    SEGMENT_MEMBERSHIP_EVENTS = (0x4645, "segments_segmentmembershipevent_id_seq")  # "FE"
+    LIFECYCLE_TRANSITIONS = (
+        Lock.LIFECYCLE_TRANSITIONS_FEED,
+        "segments_lifecycletransition_id_seq",
+    )
+    SEGMENT_MEMBERSHIP_EVENTS = (
+        Lock.SEGMENT_MEMBERSHIP_EVENTS_FEED,
+        "segments_segmentmembershipevent_id_seq",
+    )
 
-    def __init__(self, namespace: int, sequence: str) -> None:
-        self.namespace = namespace
+    def __init__(self, lock: Lock, sequence: str) -> None:
+        self.lock = lock
         self.sequence = sequence
-
-
-_KEY_BITS = 48
 
 
 def _handed_out_sql(feed: Feed) -> str:
@@ -79,12 +83,7 @@ def feed_writer_register(feed: Feed) -> None:
     """Register the caller's transaction as a writer of `feed` until it ends: call it inside
     the transaction, before inserting the feed's rows."""
     assert connection.in_atomic_block, "a registration lasts as long as its transaction"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT pg_advisory_xact_lock_shared((%s::bigint << {_KEY_BITS}) | ("
-            f"{_handed_out_sql(feed)}))",
-            [feed.namespace],
-        )
+    xact_lock(feed.lock, Expression(_handed_out_sql(feed)), shared=True)
 
 
 # The smallest L registered by other transactions of this database (the key's low 48 bits),
@@ -95,7 +94,7 @@ _REGISTERED_SQL = f"""
         FROM pg_locks l
         WHERE l.locktype = 'advisory' AND l.objsubid = 1
           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND (l.classid::bigint >> {_KEY_BITS - 32}) = %s
+          AND (l.classid::bigint >> {PREFIXED_ID_BITS - 32}) = %s
           AND l.pid IS DISTINCT FROM pg_backend_pid()
     ), current_setting('transaction_isolation')
 """  # noqa: S608 - constants only
@@ -107,7 +106,7 @@ def feed_end(feed: Feed) -> int:
     with connection.cursor() as cursor:
         cursor.execute(_handed_out_sql(feed))  # first: see the module's docstring
         (handed_out,) = cursor.fetchone()  # type: ignore[misc]
-        cursor.execute(_REGISTERED_SQL, [feed.namespace])
+        cursor.execute(_REGISTERED_SQL, [feed.lock.namespace])
         registered, isolation = cursor.fetchone()  # type: ignore[misc]
     if isolation != "read committed":
         # The transaction's snapshot may predate the registrations just read.

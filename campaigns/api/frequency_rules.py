@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from campaigns.models import CalendarUnit, Channel, FrequencyRule, OnHit, RuleScope, WindowKind
 from campaigns.selectors import frequency_rule_list
 from campaigns.services.frequency_rules import (
+    EDITABLE_FIELDS,
     frequency_rule_create,
     frequency_rule_delete,
     frequency_rule_get_or_404,
@@ -26,24 +27,7 @@ from core.api.filters import SelectorFilterSet
 class FrequencyRuleOutSerializer(serializers.ModelSerializer):
     class Meta:
         model = FrequencyRule
-        fields = [
-            "id",
-            "name",
-            "description",
-            "scope",
-            "channel",
-            "label",
-            "max_count",
-            "window_kind",
-            "window_hours",
-            "calendar_unit",
-            "on_hit",
-            "max_delay_hours",
-            "is_active",
-            "is_platform_preset",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *EDITABLE_FIELDS, "is_platform_preset", "created_at", "updated_at"]
 
 
 class FrequencyRuleInSerializer(serializers.Serializer):

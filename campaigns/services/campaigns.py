@@ -6,15 +6,14 @@ a pause or a cancel and a reservation batch never interleave."""
 import dataclasses
 import logging
 import secrets
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -42,6 +41,7 @@ from campaigns.services.templates import (
     template_variables,
 )
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.locks import Lock, session_lock
 from crm.personal_data import encrypt
 from segments.models import Segment
 from segments.rules import InvalidRule, rule_check
@@ -60,7 +60,6 @@ WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
 # Customer variables a message may hold, as {{ name }}: what an operator would greet with.
 MAX_VARIANTS = 10
-_PLAN_LOCK_NAMESPACE = 0x50_4C  # "PL": keeps these advisory keys apart from other users
 
 
 @dataclass(frozen=True)
@@ -501,7 +500,8 @@ def campaign_plan(*, campaign_id: int, at: datetime | None = None) -> int:
     now, reserve them as they are written; then queue the reservation of whatever waits
     (deferred or throttled). Once: a second run finds it planned (or being planned by another
     worker) and does nothing. Answers the deliveries written."""
-    with _planning_lock(campaign_id) as is_taken:
+    # A second copy of the task finds the campaign's planning lock taken and stops.
+    with session_lock(Lock.CAMPAIGN_PLANNING, campaign_id) as is_taken:
         campaign = Campaign.objects.filter(pk=campaign_id).first()
         if not is_taken or campaign is None:
             return 0
@@ -525,23 +525,6 @@ def campaign_plan(*, campaign_id: int, at: datetime | None = None) -> int:
             campaign.save(update_fields=["planned_at", "audience_versions"])
             enqueue.campaign_reserve(campaign_id=campaign.pk)
         return sum(outcome.counts.values())
-
-
-@contextmanager
-def _planning_lock(campaign_id: int) -> Iterator[bool]:
-    """A session lock held while a campaign is planned, so that a second copy of the task
-    finds it taken and stops."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_PLAN_LOCK_NAMESPACE, campaign_id])
-        (is_taken,) = cursor.fetchone()
-    try:
-        yield bool(is_taken)
-    finally:
-        if is_taken:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_unlock(%s, %s)", [_PLAN_LOCK_NAMESPACE, campaign_id]
-                )
 
 
 def trigger_feed_end(campaign: Campaign) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from campaigns.models import Channel, ChannelSend, DeliveryReason, DeliveryStatus
+from crm.selectors.consents import opted_out_sql
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +35,8 @@ _CONSENT_CHECK_SQL = f"""
     ),
     opted_out AS (
         SELECT c.id, c.group_id FROM call c
-        WHERE EXISTS (SELECT 1 FROM crm_consent co
-                      WHERE co.customer_id = c.customer_id AND co.channel = %(channel)s
-                        AND co.status = 'opted_out')
+        WHERE EXISTS (SELECT 1 FROM ({opted_out_sql(channel_param="channel")}) AS co
+                      WHERE co.customer_id = c.customer_id)
     ),
     joined AS (
         SELECT gm.group_id FROM crm_groupmembership gm

@@ -17,8 +17,7 @@
 """
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +41,7 @@ from campaigns.services.templates import (
     template_render,
     template_variables,
 )
+from core.locks import Lock, session_lock
 
 logger = logging.getLogger(__name__)
 
@@ -59,25 +59,6 @@ def requeue_after() -> timedelta:
     was lost (CHANNEL_REQUEUE_SECONDS). Long: calls are written at reservation and wait in the
     queue behind a launch's backlog."""
     return timedelta(seconds=settings.CHANNEL_REQUEUE_SECONDS)
-
-
-_LOCK_NAMESPACE = 0x43_53  # "CS": keeps these advisory keys apart from other users
-
-
-@contextmanager
-def channel_send_lock(channel_send_id: int) -> Iterator[bool]:
-    """Try the session-level lock of one ChannelSend; yields whether it was taken."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, channel_send_id])
-        (is_taken,) = cursor.fetchone()
-    try:
-        yield bool(is_taken)
-    finally:
-        if is_taken:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, channel_send_id]
-                )
 
 
 def _values_sql(variables: set[str]) -> str:
@@ -233,7 +214,7 @@ def _text_for(
 def channel_send_run(*, channel_send_id: int) -> str | None:
     """Run one call unless another worker holds it, it is done, or it was attempted too
     recently. Answers its state afterwards (None when it was skipped)."""
-    with channel_send_lock(channel_send_id) as is_taken:
+    with session_lock(Lock.CHANNEL_SEND, channel_send_id) as is_taken:
         if not is_taken:
             return None
         attempt = attempt_begin(channel_send_id=channel_send_id)

@@ -26,6 +26,7 @@ from campaigns.services.reservation import (
     tally_sql,
     verdict_sql,
 )
+from crm.selectors.consents import opted_out_sql
 from segments.rules import RULE_SESSION_SQL, rule_members_sql
 
 logger = logging.getLogger(__name__)
@@ -125,9 +126,8 @@ def group_audience_sql(audience_sql: str) -> str:
         covered AS (
             SELECT m.group_id FROM mem m
             LEFT JOIN aud ON aud.customer_id = m.customer_id
-            LEFT JOIN crm_consent co  -- index consent_unique_channel
-                   ON co.customer_id = m.customer_id AND co.channel = %(consent_channel)s
-                  AND co.status = 'opted_out'
+            LEFT JOIN ({opted_out_sql(channel_param="consent_channel")}) AS co
+                   ON co.customer_id = m.customer_id  -- index consent_unique_channel
             GROUP BY m.group_id
             HAVING bool_and(aud.customer_id IS NOT NULL AND co.customer_id IS NULL
                             AND m.owner_id IS NOT NULL)
@@ -150,17 +150,12 @@ def group_audience_sql(audience_sql: str) -> str:
     """  # noqa: S608 - the interpolated part is this package's SQL
 
 
-def _facts(campaign: Campaign) -> dict[str, tuple[str, str]]:
-    """What is looked up per customer when judging: name -> (a FROM ... WHERE ... naming the
-    customers with the fact, their customer id column)."""
-    facts = {
-        "is_opted_out": (
-            "crm_consent WHERE channel = %(consent_channel)s AND status = 'opted_out'",
-            "customer_id",
-        )
-    }
+def _facts(campaign: Campaign) -> dict[str, str]:
+    """What is looked up per customer when judging: name -> SQL of a relation holding the
+    customer_id of the customers with the fact."""
+    facts = {"is_opted_out": opted_out_sql(channel_param="consent_channel")}
     if campaign.channel == Channel.WECOM_CUSTOMER:
-        facts["is_reachable"] = ("crm_identity WHERE provider = 'wecom'", "customer_id")
+        facts["is_reachable"] = "SELECT customer_id FROM crm_identity WHERE provider = 'wecom'"
     # A webhook receiver gets the customer id and looks the person up itself; a group chat's
     # members come with their chat (`group_audience_sql`).
     return facts
@@ -179,18 +174,18 @@ def _lookups(campaign: Campaign, *, ranged: bool) -> tuple[list[str], str]:
     facts = _facts(campaign)
     columns: list[str] = []
     joins: list[str] = []
-    for name, (source, column) in facts.items():
+    for name, source in facts.items():
         if ranged:
             joins.append(
-                f"LEFT JOIN (SELECT DISTINCT {column} AS customer_id FROM {source}"  # noqa: S608
-                f" AND {column} BETWEEN %(lo)s AND %(hi)s) AS {name}"
+                f"LEFT JOIN (SELECT DISTINCT f.customer_id FROM ({source}) AS f"  # noqa: S608
+                f" WHERE f.customer_id BETWEEN %(lo)s AND %(hi)s) AS {name}"
                 f" ON {name}.customer_id = a.customer_id"
             )
             columns.append(f"{name}.customer_id IS NOT NULL AS {name}")
         else:
             columns.append(
-                f"(SELECT TRUE FROM {source} AND {column} = a.customer_id LIMIT 1)"  # noqa: S608
-                f" IS NOT NULL AS {name}"
+                f"(SELECT TRUE FROM ({source}) AS f"  # noqa: S608
+                f" WHERE f.customer_id = a.customer_id LIMIT 1) IS NOT NULL AS {name}"
             )
     if campaign.channel == Channel.WECOM_GROUP:
         columns += [
@@ -524,7 +519,7 @@ def _plan_reserved(
     and inserts (see `reservation`)."""
     rules = applicable_rules(campaign)
     if rules or campaign.counts_toward_caps:
-        lock_customers(cursor, [params["lo"], params["hi"]])
+        lock_customers([params["lo"], params["hi"]])
     # The batch is one bucket of ids: its counted sends are one range of the index.
     verdicts, verdict_params = verdict_sql(
         rules,

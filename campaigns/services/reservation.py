@@ -42,6 +42,8 @@ from campaigns.models import (
     WindowKind,
 )
 from campaigns.services.dispatch import CallLayout, call_layout
+from core.locks import Lock, xact_lock_all
+from crm.selectors.consents import opted_out_sql
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,6 @@ _COUNTED_BY_STATUS = (DeliveryStatus.RESERVED, DeliveryStatus.HELD_OUT)
 RESERVE_BATCH_SIZE = 5000
 DISPATCH_BATCH_SIZE = 1000
 CUSTOMER_BUCKET = 20_000
-_BUCKET_LOCK_NAMESPACE = 0x43_42  # "CB": keeps these advisory keys apart from other users
 # Batch statements (arrays, CTEs) are planned for far more rows than a batch holds, which sets
 # off JIT compilation: it took 0.9 s of a 1.3 s planning statement for 20,000 customers.
 # Every batch transaction of the pipeline runs this first.
@@ -200,10 +201,9 @@ def verdict_sql(
     opted_out, consent = "FALSE", ""
     if not is_consent_checked:
         opted_out = "co.customer_id IS NOT NULL"
-        consent = """
-        LEFT JOIN crm_consent co  -- index consent_unique_channel
-               ON co.customer_id = b.customer_id AND co.channel = %(consent_channel)s
-              AND co.status = 'opted_out'"""
+        consent = f"""
+        LEFT JOIN ({opted_out_sql(channel_param="consent_channel")}) AS co
+               ON co.customer_id = b.customer_id  -- index consent_unique_channel"""
     sql = f"""
         SELECT b.id, b.is_holdout, {opted_out} AS is_opted_out,
                j.until, j.rule_id, j.is_delay_exceeded, j.latest
@@ -409,7 +409,7 @@ def deliveries_reserve_batch(*, campaign_id: int, at: datetime | None = None) ->
             customer_ids = [row[1] for row in batch]
             rules = applicable_rules(campaign)
             if rules or campaign.counts_toward_caps:
-                lock_customers(cursor, customer_ids)
+                lock_customers(customer_ids)
             verdicts, params = verdict_sql(rules, at)
             layout = call_layout(campaign)
             params.update(customer_params(customer_ids))
@@ -486,16 +486,11 @@ def _batch_sql(campaign: Campaign) -> str:
     """
 
 
-def lock_customers(cursor: Any, customer_ids: list[int]) -> None:
+def lock_customers(customer_ids: list[int]) -> None:
     """Take, until the transaction ends, the lock of every bucket these customers fall in, in
-    ascending order (the sorted subquery feeds the aggregate in its order)."""
-    buckets = sorted({customer_id // CUSTOMER_BUCKET for customer_id in customer_ids})
-    cursor.execute(
-        """
-        SELECT count(pg_advisory_xact_lock(%s, bucket))
-        FROM (SELECT bucket FROM unnest(%s::int[]) AS bucket ORDER BY 1) AS buckets
-        """,
-        [_BUCKET_LOCK_NAMESPACE, buckets],
+    ascending order."""
+    xact_lock_all(
+        Lock.CUSTOMER_BUCKET, {customer_id // CUSTOMER_BUCKET for customer_id in customer_ids}
     )
 
 

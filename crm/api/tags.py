@@ -15,7 +15,7 @@ from core.api.filters import SelectorFilterSet
 from crm.api.customer_refs import CustomerRefsSerializer
 from crm.models import Tag, TagGroup, TagSource
 from crm.selectors.tags import tag_group_list, tag_list
-from crm.services.customers import customers_named
+from crm.services.identities import customers_named
 from crm.services.tags import (
     TagRef,
     tag_create,

@@ -11,9 +11,10 @@ from django.utils.translation import gettext as _
 from psycopg.errors import LockNotAvailable
 
 from core.errors import Conflict
+from core.locks import Lock, xact_lock
 from crm.models import Consent, ConsentStatus
 from crm.personal_data import IdentityKey
-from crm.services.customers import customers_resolve
+from crm.services.identities import customers_resolve
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +47,9 @@ def consent_record(
     if customer_id is None:
         assert identities, "customer_id or identities is required"
         customer_id = customers_resolve(identity_rows=[identities], actor=actor).customer_ids[0]
+    # Serialise decisions about one (customer, channel) so a re-sent event is kept once.
+    xact_lock(Lock.CONSENT_DECISION, f"{customer_id}:{channel}")
     with connection.cursor() as cursor:
-        # Serialise decisions about one (customer, channel) so a re-sent event is kept once.
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('consent:' || %s || ':' || %s, 0))",
-            [customer_id, channel],
-        )
         if status == ConsentStatus.OPTED_OUT:
             # Held until the commit, hence until the answer: a channel call about to reach
             # this customer holds the row FOR KEY SHARE from its last consent read until its

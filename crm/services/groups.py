@@ -19,7 +19,8 @@ from django.utils.translation import gettext as _
 from core.errors import Conflict, NotFound
 from crm.models import Group
 from crm.personal_data import IdentityKey
-from crm.services.customers import customers_named, staff_members_ensure
+from crm.services.customers import staff_members_ensure
+from crm.services.identities import customers_named
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from django.db import connection, transaction
 
 from core.retry import on_deadlock_retry
 from crm.inputs import InteractionIn
-from crm.services.customers import customers_mark_dirty, customers_resolve
+from crm.services.identities import customers_resolve
+from crm.services.marks import customers_mark_dirty
 
 logger = logging.getLogger(__name__)
 

@@ -33,11 +33,9 @@ from core.errors import Conflict
 from core.retry import on_deadlock_retry
 from crm.inputs import OrderIn
 from crm.models import PURCHASE_STATUSES
-from crm.services.customers import (
-    customers_mark_dirty,
-    customers_removal_lock,
-    customers_resolve,
-)
+from crm.services.identities import customers_resolve
+from crm.services.marks import customers_mark_dirty
+from crm.services.removals import customers_removal_lock
 
 logger = logging.getLogger(__name__)
 

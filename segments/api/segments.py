@@ -19,7 +19,8 @@ from core.validators import validate_json_text
 from crm.api.customer_refs import CustomerRefsSerializer
 from crm.api.customers import CustomerOutSerializer, PersonalDataContextMixin
 from crm.models import Customer
-from crm.services.customers import ERROR_CUSTOMER_NOT_FOUND, customers_named
+from crm.services.customers import ERROR_CUSTOMER_NOT_FOUND
+from crm.services.identities import customers_named
 from segments.api.serializers import CustomerSegmentSerializer
 from segments.models import Segment, SegmentKind, SegmentSizeSnapshot
 from segments.selectors import (

@@ -9,8 +9,6 @@ from django.utils.translation import gettext as _
 from segments import enqueue
 from segments.models import ModelFit
 
-PREDICT_LOCK = 0x5345475F50524544  # "SEG_PRED": one fit or scoring at a time
-
 # Why a model was not fitted: codes stored in ModelFit.reason, described by `fit_reason`.
 REASON_TOO_FEW_BUYERS = "too_few_buyers"
 REASON_TOO_LITTLE_HISTORY = "too_little_history"

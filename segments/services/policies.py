@@ -6,11 +6,12 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Max
 from django.utils.translation import gettext as _
 
 from core.errors import ValidationFailed
+from core.locks import Lock, xact_lock
 from segments import enqueue
 from segments.models import LifecyclePolicy, PolicyBase, RfmPolicy, RfmScoringMethod
 
@@ -32,7 +33,10 @@ P = TypeVar("P", bound=PolicyBase)
 
 # Writers of a policy queue on a transaction-level lock, so that each reads the version the
 # previous one made active (a row lock would leave the second writer with no active row).
-_POLICY_LOCKS = {"rfmpolicy": 0x5345475F52464D00, "lifecyclepolicy": 0x5345475F4C494600}
+_POLICY_LOCKS: dict[type[PolicyBase], Lock] = {
+    RfmPolicy: Lock.RFM_POLICY,
+    LifecyclePolicy: Lock.LIFECYCLE_POLICY,
+}
 
 
 def _active(model: type[P], *, for_update: bool) -> P:
@@ -40,10 +44,7 @@ def _active(model: type[P], *, for_update: bool) -> P:
     the defaults in a table that has none (a fresh database whose migration data was
     flushed)."""
     if for_update:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s)", [_POLICY_LOCKS[model._meta.model_name or ""]]
-            )
+        xact_lock(_POLICY_LOCKS[model])
     active = model._default_manager.filter(is_active=True).first()
     if active is None:
         active, _created = model._default_manager.get_or_create(

@@ -32,12 +32,12 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from crm.services.customers import customers_removal_lock
+from core.locks import Lock, session_lock
+from crm.services.removals import customers_removal_lock
 from segments.models import ModelFit, ModelFitStatus, ModelName
 from segments.predictive import churn, clusters, clv
 from segments.predictive.features import Features, copy_in, features_as_of, top_categories
 from segments.services.fits import (
-    PREDICT_LOCK,
     REASON_BELOW_BASELINE,
     REASON_ERROR,
     REASON_INTERRUPTED,
@@ -47,7 +47,6 @@ from segments.services.fits import (
     REASON_TOO_FEW_BUYERS,
     REASON_TOO_LITTLE_HISTORY,
 )
-from segments.services.locks import session_lock
 
 logger = logging.getLogger(__name__)
 
@@ -340,7 +339,7 @@ def models_fit(
     as_of = as_of or scoring_date()
     say = progress or (lambda _step: None)
     horizon = settings.PREDICTIVE_CHURN_HORIZON_DAYS
-    with session_lock(PREDICT_LOCK, wait=wait, on_wait=on_wait) as obtained:
+    with session_lock(Lock.PREDICT, wait=wait, on_wait=on_wait) as obtained:
         if not obtained:
             raise FitSkipped
         _reset_interrupted_fits()
@@ -519,7 +518,7 @@ def predictions_score(
     """Score every buyer as of `as_of` (default: `scoring_date()`) with the fit of each model in
     use. Raises NothingFitted when no model has been fitted yet."""
     as_of = as_of or scoring_date()
-    with session_lock(PREDICT_LOCK, wait=wait, on_wait=on_wait) as obtained:
+    with session_lock(Lock.PREDICT, wait=wait, on_wait=on_wait) as obtained:
         if not obtained:
             raise FitSkipped
         _reset_interrupted_fits()

@@ -57,8 +57,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.errors import ValidationFailed
+from core.locks import Lock, session_lock
 from crm.models import PURCHASE_STATUSES, DirtyMark
-from crm.services.customers import customers_pull_first_seen, customers_removal_lock
+from crm.services.customers import customers_pull_first_seen
+from crm.services.removals import customers_removal_lock
 from segments import enqueue
 from segments.feeds import Feed, feed_writer_register
 from segments.models import (
@@ -71,7 +73,6 @@ from segments.models import (
     RfmScoringMethod,
 )
 from segments.rules.values import start_of_day
-from segments.services.locks import session_lock
 from segments.services.policies import lifecycle_policy_active, rfm_policy_active
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,6 @@ WORK_TABLES = (
     "segments_work_scope",
     "segments_work_backfill",
 )
-RECOMPUTE_LOCK = 0x5345475F52454300  # "SEG_REC\0": one recomputation at a time
 # 50k customers a transaction: a few hundred milliseconds each, so progress moves and locks
 # are short while per-statement overhead stays negligible, and a million customers make 20
 # batches, enough to keep RECOMPUTE_WORKERS connections evenly busy to the end.
@@ -751,7 +751,7 @@ def _recompute(
     on_wait: Callable[[], None] | None,
     customer_ids: Sequence[int] | None,
 ) -> RecomputeRun:
-    with session_lock(RECOMPUTE_LOCK, wait=wait, on_wait=on_wait) as obtained:
+    with session_lock(Lock.RECOMPUTE, wait=wait, on_wait=on_wait) as obtained:
         as_of = as_of or timezone.localdate()  # the day the run starts, after any wait
         if not obtained:
             run = RecomputeRun.objects.create(

@@ -18,7 +18,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.errors import Conflict, NotFound, ValidationFailed
-from crm.services.customers import customers_removal_lock
+from core.locks import Lock, xact_try_lock
+from crm.services.removals import customers_removal_lock
 from segments import enqueue
 from segments.feeds import Feed, feed_writer_register
 from segments.models import (
@@ -38,7 +39,6 @@ from segments.rules import (
 )
 from segments.rules.compiler import FROM_CLAUSE, segments_naming, segments_reaching
 from segments.selectors import model_fit_in_use
-from segments.services.fits import PREDICT_LOCK
 
 logger = logging.getLogger(__name__)
 
@@ -386,10 +386,7 @@ def segment_from_cluster(*, fit_id: int, number: int, name: str, actor: str) -> 
     """A static segment of the customers now in behaviour cluster `number` of the clustering
     customers are scored with: a snapshot, since a refit draws new clusters. Refused while a
     fit or scoring runs (the stored cluster numbers may be changing)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [PREDICT_LOCK])
-        is_quiet = cursor.fetchone()[0]  # type: ignore[index]
-    if not is_quiet:
+    if not xact_try_lock(Lock.PREDICT):
         raise Conflict(
             ERROR_MODELS_BUSY,
             _("The models are being fitted or scored; try again in a few minutes."),

@@ -186,7 +186,7 @@ def test_a_merge_moves_deliveries_and_conversions_to_the_survivor() -> None:
     moved = touch(only_merged, merged, T0 + timedelta(hours=2))
     order = OrderFactory(customer=merged, paid_at=T0 + timedelta(hours=3))
     conversions_attribute(customer_ids=[survivor.pk, merged.pk])
-    from crm.services.customers import customers_merge
+    from crm.services.merges import customers_merge
 
     customers_merge(customer_ids=[survivor.pk, merged.pk], actor="t", reason="same person")
     assert set(Delivery.objects.values_list("pk", "customer_id")) == {

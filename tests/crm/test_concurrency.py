@@ -76,7 +76,8 @@ def test_a_merge_waits_for_orders_being_written_to_its_customers() -> None:
     from django.db import transaction
 
     from crm.models import Order
-    from crm.services.customers import customers_merge, customers_removal_lock
+    from crm.services.merges import customers_merge
+    from crm.services.removals import customers_removal_lock
     from tests.factories import CustomerFactory, OrderFactory
 
     survivor, loser = CustomerFactory(), CustomerFactory()

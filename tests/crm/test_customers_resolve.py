@@ -3,7 +3,7 @@ from django.db import transaction
 
 from crm.models import Customer, CustomerMerge, Identity
 from crm.personal_data import identity_key
-from crm.services.customers import customers_resolve
+from crm.services.identities import customers_resolve
 from tests.factories import IdentityFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db

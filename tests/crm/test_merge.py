@@ -16,7 +16,7 @@ from crm.models import (
     OrderItem,
 )
 from crm.selectors.customers import dirty_customer_ids
-from crm.services.customers import customers_merge
+from crm.services.merges import customers_merge
 from tests.factories import (
     CustomerFactory,
     GroupFactory,

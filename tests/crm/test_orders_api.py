@@ -375,7 +375,7 @@ def test_a_customer_merged_away_before_the_orders_are_written_is_resolved_again(
     """Orders have no foreign-key constraint; the batch's customers are locked instead, and a
     customer that a concurrent merge removed sends the batch back to resolution."""
     from crm.services import orders as orders_service
-    from crm.services.customers import customers_merge
+    from crm.services.merges import customers_merge
 
     survivor = CustomerFactory()
     resolve = orders_service._customers_of

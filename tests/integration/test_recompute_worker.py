@@ -3,7 +3,7 @@ segment refresh that follows it, delivered twice without harm; a backfill record
 
 import pytest
 
-from crm.services.customers import customers_mark_dirty
+from crm.services.marks import customers_mark_dirty
 from segments.models import CustomerMetrics, RecomputeRun, Segment, SegmentMembership
 from segments.tasks import recompute_dirty_task, recompute_full_task
 from tests.factories import CustomerFactory, OrderFactory

@@ -22,6 +22,7 @@ from django.utils import translation
 from rest_framework.test import APIClient
 
 from core.errors import Conflict
+from core.locks import Lock, session_lock
 from crm.models import Customer, GroupMembership, Order, OrderStatus
 from devstack.demo import generate
 from segments.models import (
@@ -36,12 +37,10 @@ from segments.predictive import churn
 from segments.predictive.features import features_as_of
 from segments.services import predictions
 from segments.services.fits import (
-    PREDICT_LOCK,
     REASON_TOO_FEW_BUYERS,
     REASON_TOO_LITTLE_HISTORY,
     fit_reason,
 )
-from segments.services.locks import session_lock
 from segments.services.predictions import (
     FitSkipped,
     NothingFitted,
@@ -185,7 +184,7 @@ def test_a_fit_while_another_holds_the_lock_is_skipped_or_waits(
     release = threading.Event()
 
     def hold() -> None:
-        with session_lock(PREDICT_LOCK, wait=False, on_wait=None):
+        with session_lock(Lock.PREDICT):
             holder.set()
             release.wait(30)
         connection.close()

@@ -13,7 +13,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from crm.models import Customer, DirtyMark
-from crm.services.customers import customers_mark_dirty, customers_merge
+from crm.services.marks import customers_mark_dirty
+from crm.services.merges import customers_merge
 from segments.models import CustomerMetrics, LifecycleTransition, RecomputeRun, RecomputeStatus
 from segments.services import recompute
 from segments.services.recompute import (
