@@ -41,7 +41,7 @@ from crm.models import (
 from crm.personal_data import display_value
 from crm.selectors.customers import customer_search_condition
 from crm.selectors.tags import tag_group_list, tag_list
-from crm.services.customers import customer_update, customers_delete
+from crm.services.customers import customer_create, customer_update, customers_delete
 from crm.services.groups import group_create, group_delete, group_update
 from crm.services.marks import customers_mark_dirty
 from crm.services.merges import customers_merge
@@ -340,13 +340,16 @@ class CustomerAdmin(admin.ModelAdmin):
         return _identity_display(phones[0]) if phones else "-"
 
     def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
-        if not change:
-            super().save_model(request, obj, form, change)
-            return
-        profile = {name: form.cleaned_data[name] for name in form.changed_data}
+        names = form.changed_data if change else list(form.cleaned_data)
+        profile = {name: form.cleaned_data[name] for name in names}
         if "owner" in profile:
             profile["owner"] = profile["owner"].wecom_userid if profile["owner"] else None
-        customer_update(customer_id=obj.pk, profile=profile, actor=f"user:{request.user.pk}")
+        actor = f"user:{request.user.pk}"
+        if change:
+            customer_update(customer_id=obj.pk, profile=profile, actor=actor)
+            return
+        customer = customer_create(profile=profile, actor=actor)
+        obj.pk = customer.pk  # the inlines and the change message follow the new customer
 
     def delete_model(self, request: HttpRequest, obj: Customer) -> None:
         customers_delete(customer_ids=[obj.pk], actor=f"user:{request.user.pk}")

@@ -158,6 +158,18 @@ def customer_upsert(
 
 
 @transaction.atomic
+def customer_create(*, profile: Mapping[str, Any], actor: str) -> Customer:
+    """A customer an operator enters by hand, before any identity names them (identities
+    arrive with the integrations' data, or by a merge)."""
+    owner_ids = staff_members_ensure([profile.get("owner") or ""])
+    customer = Customer()
+    _profile_apply(customer, profile, owner_ids)
+    customer.save()
+    logger.info("customer.created", extra={"actor": actor, "customer_id": customer.pk})
+    return customer
+
+
+@transaction.atomic
 def customer_update(*, customer_id: int, profile: Mapping[str, Any], actor: str) -> Customer:
     # NO KEY, as in customers_bulk_upsert: never behind a campaign's call in flight.
     customer = Customer.objects.select_for_update(no_key=True).filter(pk=customer_id).first()

@@ -43,6 +43,8 @@ def service_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the services the CRM admin called, in order (each still runs)."""
     calls: list[str] = []
     names = [
+        "customer_create",
+        "customer_update",
         "staff_member_create",
         "staff_member_update",
         "staff_member_delete",
@@ -75,6 +77,50 @@ def holding(customer: Customer, tag: Tag) -> CustomerTag:
 
 
 # --- Through the admin ----------------------------------------------------------------------
+
+
+def _inline_management(page: Any) -> dict[str, str]:
+    """The management forms of a change page's inlines, with no inline row added."""
+    data = {}
+    for inline in page.context["inline_admin_formsets"]:
+        prefix = inline.formset.prefix
+        data |= {f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"}
+    return data
+
+
+def test_a_customer_is_added_and_changed_through_the_services(
+    superuser_client: Client, service_calls: list[str]
+) -> None:
+    owner = StaffMemberFactory(wecom_userid="lisi")
+    url = reverse("admin:crm_customer_add")
+    form = {
+        "display_name": "王小明",
+        "gender": "female",
+        "source_channel": "douyin",
+        "owner": str(owner.pk),
+        "member_level": "2",
+        "member_points": "30",
+    }
+    added = superuser_client.post(url, form | _inline_management(superuser_client.get(url)))
+    assert added.status_code == 302
+    customer = Customer.objects.get()
+    assert (
+        customer.display_name,
+        customer.gender,
+        customer.source_channel,
+        customer.owner_id,
+        customer.member_level,
+        customer.member_points,
+    ) == ("王小明", "female", "douyin", owner.pk, 2, 30)
+
+    url = reverse("admin:crm_customer_change", args=[customer.pk])
+    page = superuser_client.get(url)
+    form |= {"display_name": "王明", "owner": ""}
+    changed = superuser_client.post(url, form | _inline_management(page))
+    assert changed.status_code == 302
+    customer.refresh_from_db()
+    assert (customer.display_name, customer.owner_id) == ("王明", None)
+    assert service_calls == ["customer_create", "customer_update"]
 
 
 def test_staff_members_are_added_changed_and_deleted_through_the_service(
