@@ -1,5 +1,6 @@
-"""Shared fixtures: API clients holding keys with given scopes, the rows data migrations
-create (restored after a transactional test's flush), and the WeCom fake."""
+"""Shared fixtures: API clients holding keys with given scopes, the admin site as a superuser,
+the rows data migrations create (restored after a transactional test's flush), and the WeCom
+fake."""
 
 import importlib
 import ipaddress
@@ -8,7 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from django.apps import apps
-from django.test import override_settings
+from django.contrib.auth.models import User
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from campaigns.channels import webhook_url
@@ -16,6 +18,7 @@ from config import embedded
 from core.services.api_keys import api_key_create
 from devstack.wecom_fake import FakeWeCom, FakeWeComConfig
 from tests.campaigns.support import CORP_ID, WECOM_SECRET
+from tests.support import client_of
 
 _PRESET_MIGRATION = importlib.import_module("campaigns.migrations.0002_platform_preset")
 
@@ -81,6 +84,12 @@ def api_client_with_scopes(db: None) -> Callable[..., APIClient]:
 @pytest.fixture
 def anonymous_client() -> APIClient:
     return APIClient(HTTP_ACCEPT_LANGUAGE="en")
+
+
+@pytest.fixture
+def admin_client_en(admin_user: User) -> Client:
+    """The admin site as a superuser reading English (its pages are asserted in English)."""
+    return client_of(admin_user)
 
 
 @pytest.fixture

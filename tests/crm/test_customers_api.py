@@ -6,8 +6,10 @@ from django.test.utils import CaptureQueriesContext
 
 from core.services.api_keys import api_key_create, api_key_revoke
 from crm.models import Customer, CustomerMerge, Identity
+from tests.crm.support import arrival_outcome, bulk_answer
 from tests.factories import (
     CustomerFactory,
+    CustomerMergeFactory,
     IdentityFactory,
     OrderFactory,
     StaffMemberFactory,
@@ -163,9 +165,7 @@ def test_patch_updates_profile_fields(api_client_with_scopes) -> None:
 
 def test_detail_of_a_merged_customer_points_to_the_survivor(api_client_with_scopes) -> None:
     survivor = CustomerFactory()
-    CustomerMerge.objects.create(
-        survivor=survivor, merged_customer_id=424242, actor="t", reason="t"
-    )
+    CustomerMergeFactory(survivor=survivor, merged_customer_id=424242)
     response = api_client_with_scopes("customers:read").get("/api/v1/customers/424242")
     assert response.status_code == 404
     assert response.json()["code"] == "customer_merged"
@@ -266,13 +266,8 @@ def test_an_older_profile_version_arriving_late_sets_nothing(
     for step, version in enumerate(arrival):
         before = list(Customer.objects.values())
         body = client.post(BULK_URL, {"customers": [profile_row(version)]}, format="json").json()
-        expected = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0, "rejected": []}
-        if step == 0:
-            expected["created"] = 1
-        elif version > newest_so_far:
-            expected["updated"] = 1
-        else:
-            expected["stale"] = 1
+        expected = arrival_outcome(step=step, version=version, newest_so_far=newest_so_far)
+        if expected["stale"]:
             assert list(Customer.objects.values()) == before  # written nowhere
         assert body == expected, (arrival, step)
         newest_so_far = max(newest_so_far, version)
@@ -312,7 +307,7 @@ def test_rows_of_one_customer_in_one_batch_are_judged_in_turn(api_client_with_sc
         .post(BULK_URL, {"customers": rows}, format="json")
         .json()
     )
-    assert body == {"created": 1, "updated": 0, "unchanged": 0, "stale": 0, "rejected": []}
+    assert body == bulk_answer(created=1)
     customer = Customer.objects.get()
     assert (customer.display_name, customer.city, customer.member_level) == ("王女士", "", 3)
 
