@@ -3,7 +3,9 @@ the ingestion services would leave them (an order item copies its order's custom
 purchase time, a tag in an exclusive group names the group); a test that exercises a service
 calls the service instead."""
 
+from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 import factory
 from django.utils import timezone
@@ -102,8 +104,11 @@ class GroupMembershipFactory(factory.django.DjangoModelFactory):
 
 
 class OrderFactory(factory.django.DjangoModelFactory):
+    """A paid order; `items=[(sku, category), ...]` gives it one line per pair."""
+
     class Meta:
         model = models.Order
+        skip_postgeneration_save = True
 
     customer = factory.SubFactory(CustomerFactory)
     source = "shop"
@@ -112,6 +117,12 @@ class OrderFactory(factory.django.DjangoModelFactory):
     total_amount = Decimal("199.00")
     paid_at = factory.LazyFunction(timezone.now)
     content_hash = factory.Sequence(lambda n: f"{n:032x}")
+
+    @factory.post_generation
+    def items(self, create: bool, extracted: Iterable[tuple[str, str]] | None, **_: Any) -> None:
+        if create and extracted:
+            for line_no, (sku, category) in enumerate(extracted, start=1):
+                OrderItemFactory(order=self, line_no=line_no, sku=sku, category=category)
 
 
 class OrderItemFactory(factory.django.DjangoModelFactory):
