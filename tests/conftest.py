@@ -1,6 +1,6 @@
 """Shared fixtures: API clients holding keys with given scopes, the admin site as a superuser,
-the rows data migrations create (restored after a transactional test's flush), and the WeCom
-fake."""
+the rows data migrations create (restored after a transactional test's flush), the WeCom fake
+and a webhook receiver."""
 
 import importlib
 import ipaddress
@@ -17,7 +17,7 @@ from campaigns.channels import webhook_url
 from config import embedded
 from core.services.api_keys import api_key_create
 from devstack.wecom_fake import FakeWeCom, FakeWeComConfig
-from tests.campaigns.support import CORP_ID, WECOM_SECRET
+from tests.campaigns.support import CORP_ID, WECOM_SECRET, WebhookReceiver
 from tests.support import client_of
 
 _PRESET_MIGRATION = importlib.import_module("campaigns.migrations.0002_platform_preset")
@@ -105,3 +105,11 @@ def fake() -> Iterator[FakeWeCom]:
         ),
     ):
         yield server
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver on loopback, which WEBHOOK_ALLOW_PRIVATE_NETWORKS lets campaigns post
+    to."""
+    with WebhookReceiver() as receiver, override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
+        yield receiver

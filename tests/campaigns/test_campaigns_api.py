@@ -14,9 +14,8 @@ from rest_framework.test import APIClient
 
 from campaigns.models import Campaign, CampaignState, Delivery, DeliveryStatus
 from campaigns.services.campaigns import VariantInput, campaign_launch, campaign_plan
-from crm.services.consents import consent_record
 from segments.models import Segment
-from tests.campaigns.support import audience, make_campaign, statuses, wecom_customers
+from tests.campaigns.support import audience, make_campaign, opt_out, statuses, wecom_customers
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -372,14 +371,7 @@ def test_a_campaign_s_deliveries_filter_by_status_reason_holdout_and_variant(
     client: APIClient,
 ) -> None:
     customers = wecom_customers(6)
-    consent_record(
-        customer_id=customers[0].pk,
-        channel="wecom",
-        status="opted_out",
-        source="test",
-        occurred_at=customers[0].created_at,
-        actor="test",
-    )
+    opt_out(customers[0], at=customers[0].created_at)
     campaign = make_campaign(
         audience(customers),
         variants=[VariantInput(name="A", content="甲"), VariantInput(name="B", content="乙")],

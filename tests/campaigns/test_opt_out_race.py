@@ -2,15 +2,12 @@
 checks consent again, and so does every attempt of a call, right before the channel's call.
 Raced for real: opt-outs and calls on threads, each with its own PostgreSQL connection."""
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from celery.app.task import Task
-from django.db import connection
 
 from campaigns.channels import wecom
 from campaigns.models import Campaign, ChannelSend, Delivery, DeliveryReason, DeliveryStatus
@@ -27,8 +24,10 @@ from tests.campaigns.support import (
     opt_out,
     statuses,
     wecom_customers,
+    wecom_received,
 )
 from tests.factories import StaffMemberFactory
+from tests.support import run_together
 
 
 @pytest.fixture
@@ -41,12 +40,6 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
 
     monkeypatch.setattr(Task, "apply_async", apply_async)
     return queued
-
-
-def received(fake: FakeWeCom) -> list[str]:
-    return sorted(
-        userid for message in fake.messages() for userid in message["request"]["external_userid"]
-    )
 
 
 def reserve_all(campaign: Campaign) -> list[int]:
@@ -102,7 +95,7 @@ def test_an_opt_out_after_planning_suppresses_the_send(
     )
     assert delivery.channel_send_id is None and delivery.sent_at is None
     assert statuses(campaign) == {DeliveryStatus.SUBMITTED: 2, DeliveryStatus.SUPPRESSED: 1}
-    assert received(fake) == sorted(f"ext-{c.pk}" for c in customers if c != leaving)
+    assert wecom_received(fake) == sorted(f"ext-{c.pk}" for c in customers if c != leaving)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -155,17 +148,6 @@ def test_an_opt_out_committed_before_the_first_attempt_is_never_sent(
         return attempt
 
     monkeypatch.setattr(dispatch, "attempt_begin", noted_attempt)
-    start = threading.Barrier(5)
-
-    def on_own_connection(work: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                start.wait()
-                work()
-            finally:
-                connection.close()
-
-        return run
 
     def caller(call_ids: list[int]) -> Callable[[], None]:
         def work() -> None:
@@ -180,11 +162,9 @@ def test_an_opt_out_committed_before_the_first_attempt_is_never_sent(
 
         return work
 
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        futures = [pool.submit(on_own_connection(caller(calls[i::3]))) for i in range(3)]
-        futures += [pool.submit(on_own_connection(opt_outs(racing[i::2]))) for i in range(2)]
-        for future in futures:
-            future.result()
+    callers = [caller(calls[i::3]) for i in range(3)]
+    for error in run_together(*callers, *(opt_outs(racing[i::2]) for i in range(2))):
+        raise error
 
     assert sorted(i for ids, _before, _after in attempts for i in ids) == reserved
     sent = set(
@@ -199,7 +179,7 @@ def test_an_opt_out_committed_before_the_first_attempt_is_never_sent(
         assert chunk_customers - after <= sent, "not opted out at the attempt, yet not sent"
     # The fake got exactly the customers sent, once each; every other one was suppressed as
     # opted out, whatever the order of the race.
-    assert received(fake) == sorted(f"ext-{pk}" for pk in sent)
+    assert wecom_received(fake) == sorted(f"ext-{pk}" for pk in sent)
     suppressed = {customer.pk for customer in customers} - sent
     assert set(
         campaign.deliveries.exclude(status=DeliveryStatus.SUBMITTED).values_list(

@@ -7,10 +7,8 @@ import datetime
 import functools
 import socket
 import ssl
-import threading
 from collections.abc import Callable, Iterator
-from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -19,7 +17,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import translation
@@ -28,7 +25,6 @@ from rest_framework.test import APIClient
 from campaigns.channels import webhook, webhook_url
 from campaigns.models import (
     Campaign,
-    Channel,
     ChannelSend,
     ChannelSendState,
     Delivery,
@@ -39,10 +35,10 @@ from campaigns.services.campaigns import campaign_launch, campaign_plan, campaig
 from campaigns.services.dispatch import channel_sends_run
 from core.errors import ValidationFailed
 from segments.models import Segment
-from tests.campaigns.support import audience, calls_of, make_campaign
-from tests.campaigns.test_campaigns_admin import form_data
+from tests.campaigns.support import WebhookReceiver, audience, calls_of, webhook_campaign
 from tests.conftest import PUBLIC_TEST_ADDRESS
 from tests.factories import CustomerFactory
+from tests.support import form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -107,16 +103,6 @@ def english() -> Iterator[None]:
 @pytest.fixture
 def segment() -> Segment:
     return audience([CustomerFactory()], name="回调人群")
-
-
-def webhook_campaign(segment: Segment, url: str, **overrides: Any) -> Campaign:
-    return make_campaign(
-        segment,
-        channel=Channel.WEBHOOK,
-        webhook_url=url,
-        consent_channel="sms",
-        **overrides,
-    )
 
 
 @pytest.fixture
@@ -286,13 +272,13 @@ def test_the_api_refuses_a_change_to_an_internal_url(client: APIClient, segment:
     assert campaign.webhook_url == PUBLIC_URL
 
 
-def test_the_admin_form_shows_the_refusal_and_saves_nothing(segment: Segment) -> None:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(User.objects.create_superuser("boss", password="x"))
+def test_the_admin_form_shows_the_refusal_and_saves_nothing(
+    segment: Segment, admin_client_en: Client
+) -> None:
     url = reverse("admin:campaigns_campaign_add")
-    page = client.get(url)
+    page = admin_client_en.get(url)
 
-    response = client.post(
+    response = admin_client_en.post(
         url,
         form_data(
             page,
@@ -317,42 +303,11 @@ def test_the_admin_form_shows_the_refusal_and_saves_nothing(segment: Segment) ->
 # --- When the posts are made ----------------------------------------------------------------
 
 
-class Receiver(BaseHTTPRequestHandler):
-    """Records each POST; answers `status` (with `location` when set)."""
-
-    status = 200
-    location = ""
-    received: list[tuple[str, dict[str, str]]] = []
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append((self.path, dict(self.headers.items())))
-        self.send_response(self.status)
-        if self.location:
-            self.send_header("Location", self.location)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
 @pytest.fixture
-def serve() -> Iterator[Callable[..., tuple[int, type[Receiver]]]]:
-    """`serve(status=..., location=...)`: a receiver on 127.0.0.1; answers its port."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(**answer: Any) -> tuple[int, type[Receiver]]:
-        handler = type("TestReceiver", (Receiver,), {"received": [], **answer})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return server.server_address[1], handler
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def serve() -> Iterator[Callable[..., WebhookReceiver]]:
+    """`serve(status=..., location=...)`: a receiver on 127.0.0.1 answering so."""
+    with ExitStack() as receivers:
+        yield lambda **answer: receivers.enter_context(WebhookReceiver(**answer))
 
 
 def planned(campaign: Campaign) -> int:
@@ -378,15 +333,13 @@ def planned(campaign: Campaign) -> int:
 )
 def test_a_host_that_resolves_inside_the_network_at_send_time_is_refused_for_good(
     segment: Segment,
-    serve: Callable[..., tuple[int, type[Receiver]]],
+    serve: Callable[..., WebhookReceiver],
     resolve_to: Callable[..., None],
     addresses: list[str],
 ) -> None:
     """DNS rebinding: public when the campaign was saved, internal when it posts."""
-    port, receiver = serve()
-    campaign = webhook_campaign(
-        segment, f"http://rebind.example.com:{port}/hook", holdout_share=Decimal("0")
-    )
+    receiver = serve()
+    campaign = webhook_campaign(segment, f"http://rebind.example.com:{receiver.port}/hook")
     call = planned(campaign)
     resolve_to("rebind.example.com", addresses)
 
@@ -409,7 +362,7 @@ def test_a_host_that_resolves_inside_the_network_at_send_time_is_refused_for_goo
 def test_a_host_that_stops_resolving_is_retried_not_given_up(
     segment: Segment, resolve_to: Callable[..., None]
 ) -> None:
-    campaign = webhook_campaign(segment, PUBLIC_URL, holdout_share=Decimal("0"))
+    campaign = webhook_campaign(segment, PUBLIC_URL)
     call = planned(campaign)
     resolve_to("hooks.example.com", [])
 
@@ -428,14 +381,13 @@ def test_a_host_that_stops_resolving_is_retried_not_given_up(
 
 def test_the_post_goes_to_the_address_checked_with_the_host_name_in_its_header(
     segment: Segment,
-    serve: Callable[..., tuple[int, type[Receiver]]],
+    serve: Callable[..., WebhookReceiver],
     resolve_to: Callable[..., None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    port, receiver = serve()
-    campaign = webhook_campaign(
-        segment, f"http://pinned.example.com:{port}/hook?x=1", holdout_share=Decimal("0")
-    )
+    receiver = serve()
+    port = receiver.port
+    campaign = webhook_campaign(segment, f"http://pinned.example.com:{port}/hook?x=1")
     call = planned(campaign)
     resolve_to("pinned.example.com", ["127.0.0.1"])
     # A second lookup of the name (by the HTTP client) would answer nothing useful.
@@ -450,7 +402,7 @@ def test_the_post_goes_to_the_address_checked_with_the_host_name_in_its_header(
     with override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
         channel_sends_run(channel_send_ids=[call])
 
-    ((path, headers),) = receiver.received
+    ((path, headers),) = [(post.path, post.headers) for post in receiver.received]
     assert path == "/hook?x=1"
     assert headers["Host"] == f"pinned.example.com:{port}"
     assert Delivery.objects.get(campaign=campaign).status == DeliveryStatus.SENT
@@ -458,13 +410,11 @@ def test_the_post_goes_to_the_address_checked_with_the_host_name_in_its_header(
 
 @override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True)
 def test_a_redirect_is_not_followed_and_fails_the_delivery(
-    segment: Segment, serve: Callable[..., tuple[int, type[Receiver]]]
+    segment: Segment, serve: Callable[..., WebhookReceiver]
 ) -> None:
-    elsewhere_port, elsewhere = serve()
-    port, redirecting = serve(status=302, location=f"http://127.0.0.1:{elsewhere_port}/hook")
-    campaign = webhook_campaign(
-        segment, f"http://127.0.0.1:{port}/hook", holdout_share=Decimal("0")
-    )
+    elsewhere = serve()
+    redirecting = serve(status=302, location=elsewhere.url)
+    campaign = webhook_campaign(segment, redirecting.url)
     call = planned(campaign)
 
     channel_sends_run(channel_send_ids=[call])
@@ -521,30 +471,21 @@ def test_an_https_post_to_the_checked_address_names_the_host_for_tls(
     has the certificate checked against it."""
     cert, key = self_signed("secure.example.com", tmp_path)
     server_names: list[str | None] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("TLSReceiver", (Receiver,), {}))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     context.sni_callback = lambda _socket, name, _context: server_names.append(name)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
     # The receiver's certificate is trusted as a public CA's would be.
     monkeypatch.setattr(
         webhook.httpx,
         "Client",
         functools.partial(httpx.Client, verify=ssl.create_default_context(cafile=cert)),
     )
-    campaign = webhook_campaign(
-        segment, f"https://secure.example.com:{port}/hook", holdout_share=Decimal("0")
-    )
-    call = planned(campaign)
-    resolve_to("secure.example.com", ["127.0.0.1"])
-    try:
+    with WebhookReceiver(tls=context) as receiver:
+        campaign = webhook_campaign(segment, f"https://secure.example.com:{receiver.port}/hook")
+        call = planned(campaign)
+        resolve_to("secure.example.com", ["127.0.0.1"])
         with override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
             channel_sends_run(channel_send_ids=[call])
-    finally:
-        server.shutdown()
-        server.server_close()
 
     assert server_names == ["secure.example.com"]
     delivery = Delivery.objects.get(campaign=campaign)

@@ -3,9 +3,9 @@
 import copy
 import itertools
 import logging
-import threading
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 
 import msgspec
 import pytest
@@ -20,6 +20,7 @@ from crm.selectors.customers import dirty_customer_ids
 from crm.services.orders import orders_bulk_upsert
 from tests.crm.support import arrival_outcome, bulk_answer, second_waits_for_first
 from tests.factories import CustomerFactory, OrderFactory, OrderItemFactory
+from tests.support import run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -304,26 +305,16 @@ def test_parallel_batches_naming_one_new_customer_create_it_once() -> None:
     from rest_framework.test import APIClient
 
     _, raw_key = api_key_create(name="shop", scopes=["orders:write"])
-    errors: list[BaseException] = []
 
     def send(thread_no: int) -> None:
-        try:
-            client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
-            client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-            rows = [order_row(f"T{thread_no}"), order_row("SHARED")]
-            response = client.post(URL, {"orders": copy.deepcopy(rows)}, format="json")
-            assert response.status_code == 200, response.content
-            assert response.json()["rejected"] == []
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+        rows = [order_row(f"T{thread_no}"), order_row("SHARED")]
+        response = client.post(URL, {"orders": copy.deepcopy(rows)}, format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["rejected"] == []
 
-    threads = [threading.Thread(target=send, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_together(*(partial(send, n) for n in range(6)))
     assert errors == []
     assert Customer.objects.count() == 1
     assert Order.objects.count() == 7

@@ -58,7 +58,8 @@ class CampaignFactory(factory.django.DjangoModelFactory):
 
 
 class FrequencyRuleFactory(factory.django.DjangoModelFactory):
-    """One send in a rolling 24 hours on every channel; a send over it is skipped."""
+    """One send in a rolling 24 hours on every channel; a send over it is skipped (deferred
+    up to a day, with `on_hit=OnHit.DEFER`)."""
 
     class Meta:
         model = models.FrequencyRule
@@ -69,6 +70,9 @@ class FrequencyRuleFactory(factory.django.DjangoModelFactory):
     window_kind = models.WindowKind.ROLLING
     window_hours = 24
     on_hit = models.OnHit.SKIP
+    max_delay_hours = factory.LazyAttribute(
+        lambda o: 24 if o.on_hit == models.OnHit.DEFER else None
+    )
 
 
 class DeliveryFactory(factory.django.DjangoModelFactory):

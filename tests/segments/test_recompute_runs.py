@@ -4,6 +4,7 @@ interrupted and crashed runs repeated safely, the command and the tasks."""
 import threading
 import time
 from datetime import timedelta
+from functools import partial
 from io import StringIO
 from typing import Any
 
@@ -26,6 +27,7 @@ from segments.services.recompute import (
 from segments.tasks import recompute_dirty_task, recompute_full_task
 from tests.factories import CustomerFactory, RecomputeRunFactory, SegmentFactory
 from tests.segments.recompute_support import AS_OF, at, buyer, metrics, order
+from tests.support import run_together
 
 
 @pytest.mark.django_db
@@ -276,26 +278,12 @@ def test_concurrent_policy_edits_build_on_each_other() -> None:
     from segments.models import RfmPolicy
     from segments.services.policies import rfm_policy_update
 
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
     def edit(changes: dict[str, Any]) -> None:
-        try:
-            barrier.wait(timeout=10)
-            rfm_policy_update(changes=changes, actor="test")
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        rfm_policy_update(changes=changes, actor="test")
 
-    threads = [
-        threading.Thread(target=edit, args=({"high_score_threshold": 4},)),
-        threading.Thread(target=edit, args=({"lookback_days": 200},)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    errors = run_together(
+        partial(edit, {"high_score_threshold": 4}), partial(edit, {"lookback_days": 200})
+    )
     assert errors == []
     active = RfmPolicy.objects.get(is_active=True)
     assert (active.high_score_threshold, active.lookback_days) == (4, 200)
