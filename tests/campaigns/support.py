@@ -1,7 +1,7 @@
 """Helpers of the campaign tests: customers reachable on WeCom or in a group chat, opting out, a
-static audience segment, campaigns built through the service (as an operator makes them, for
-tests that launch them), what became of their deliveries, a report's worth of ledger, and a
-webhook receiver over real HTTP."""
+static audience segment, campaigns made through the service (as an operator makes them, for
+tests that launch them) or through the admin's add form, what became of their deliveries, a
+report's worth of ledger, and a webhook receiver over real HTTP."""
 
 import json
 import ssl
@@ -14,6 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from django.http import HttpResponse
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.models import (
@@ -41,6 +44,7 @@ from tests.factories import (
     OrderFactory,
     StaffMemberFactory,
 )
+from tests.support import form_data
 
 CORP_ID = "corp1"  # the factories' WeCom namespace
 WECOM_SECRET = "fake-secret"  # the corp's secret at the WeCom fake (tests/conftest.py)
@@ -118,6 +122,27 @@ def webhook_campaign(
     identity, so every member of its audience is reachable."""
     fields = {"channel": Channel.WEBHOOK, "webhook_url": url, "consent_channel": "sms"}
     return make_campaign(segment, **{**fields, **overrides})
+
+
+def campaign_body(segment: Segment, **overrides: Any) -> dict[str, Any]:
+    """The body of an API request creating a WeCom campaign with one message to `segment`,
+    `overrides` applied."""
+    body: dict[str, Any] = {
+        "name": "春季上新",
+        "channel": "wecom_customer",
+        "content": "{{ display_name }}，春季新品上市",
+        "include_segment_ids": [segment.pk],
+    }
+    body.update(overrides)
+    return body
+
+
+def campaign_add_posted(client: Client, **fields: Any) -> HttpResponse:
+    """The admin's add-campaign form posted as its page would post it, with `fields` filled in
+    (the variant rows by their prefixed names: "variants-0-content")."""
+    url = reverse("admin:campaigns_campaign_add")
+    response: HttpResponse = client.post(url, form_data(client.get(url), **fields))
+    return response
 
 
 def statuses(campaign: Campaign) -> dict[str, int]:

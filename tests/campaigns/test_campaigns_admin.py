@@ -37,6 +37,7 @@ from crm.models import Customer
 from segments.models import Segment
 from tests.campaigns.support import (
     audience,
+    campaign_add_posted,
     make_campaign,
     opt_out,
     report_case,
@@ -56,11 +57,6 @@ from tests.support import client_of, form_data
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:campaigns_campaign_changelist"
-
-
-@pytest.fixture
-def segment() -> Segment:
-    return audience(wecom_customers(3), name="老客")
 
 
 def launched(segment: Segment, **overrides: Any) -> Campaign:
@@ -112,23 +108,18 @@ def test_pages_render(admin_client_en: Client, segment: Segment) -> None:
 def test_create_through_the_service_with_an_inline_variant(
     admin_client_en: Client, admin_user: User, segment: Segment
 ) -> None:
-    url = reverse("admin:campaigns_campaign_add")
-    page = admin_client_en.get(url)
-    response = admin_client_en.post(
-        url,
-        form_data(
-            page,
-            name="会员日",
-            channel="wecom_customer",
-            include_segments=[segment.pk],
-            holdout_share="0.2",
-            labels="promo,vip",
-            **{
-                "variants-0-name": "A",
-                "variants-0-weight": "2",
-                "variants-0-content": "{{ display_name }}，会员日快乐",
-            },
-        ),
+    response = campaign_add_posted(
+        admin_client_en,
+        name="会员日",
+        channel="wecom_customer",
+        include_segments=[segment.pk],
+        holdout_share="0.2",
+        labels="promo,vip",
+        **{
+            "variants-0-name": "A",
+            "variants-0-weight": "2",
+            "variants-0-content": "{{ display_name }}，会员日快乐",
+        },
     )
     assert response.status_code == 302, response.context and response.context["errors"]
     campaign = Campaign.objects.get()
@@ -145,17 +136,12 @@ def test_create_through_the_service_with_an_inline_variant(
 def test_the_service_s_reasons_are_shown_on_the_form_and_nothing_is_saved(
     admin_client_en: Client, segment: Segment
 ) -> None:
-    url = reverse("admin:campaigns_campaign_add")
-    page = admin_client_en.get(url)
-    response = admin_client_en.post(
-        url,
-        form_data(
-            page,
-            name="会员日",
-            channel="webhook",
-            include_segments=[segment.pk],
-            **{"variants-0-name": "A", "variants-0-content": "{{ foo }}，你好"},
-        ),
+    response = campaign_add_posted(
+        admin_client_en,
+        name="会员日",
+        channel="webhook",
+        include_segments=[segment.pk],
+        **{"variants-0-name": "A", "variants-0-content": "{{ foo }}，你好"},
     )
     assert response.status_code == 200
     form = response.context["adminform"].form

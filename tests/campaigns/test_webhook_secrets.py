@@ -31,11 +31,11 @@ from tests.campaigns.support import (
     WebhookReceiver,
     audience,
     calls_of,
+    campaign_add_posted,
     make_campaign,
     webhook_campaign,
 )
 from tests.factories import CustomerFactory
-from tests.support import form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -146,13 +146,8 @@ def client(api_client_with_scopes: Callable[..., APIClient]) -> APIClient:
     return api_client_with_scopes("campaigns:read", "campaigns:write")
 
 
-@pytest.fixture
-def segment() -> Segment:
-    return audience([CustomerFactory()], name="回调人群")
-
-
 def test_the_api_shows_the_secret_once_and_never_on_a_read(
-    client: APIClient, segment: Segment
+    client: APIClient, webhook_audience: Segment
 ) -> None:
     created = client.post(
         "/api/v1/campaigns",
@@ -162,7 +157,7 @@ def test_the_api_shows_the_secret_once_and_never_on_a_read(
             "consent_channel": "sms",
             "webhook_url": "https://hooks.example.com/crm",
             "content": "新品上市",
-            "include_segment_ids": [segment.pk],
+            "include_segment_ids": [webhook_audience.pk],
         },
         format="json",
     )
@@ -183,8 +178,8 @@ def test_the_api_shows_the_secret_once_and_never_on_a_read(
     assert decrypt(Campaign.objects.get().webhook_secret_encrypted) == secret
 
 
-def test_the_api_rotates_the_secret(client: APIClient, segment: Segment) -> None:
-    campaign = webhook_campaign(segment)
+def test_the_api_rotates_the_secret(client: APIClient, webhook_audience: Segment) -> None:
+    campaign = webhook_campaign(webhook_audience)
     old = campaign.issued_webhook_secret
 
     response = client.post(f"/api/v1/campaigns/{campaign.pk}/rotate-webhook-secret")
@@ -200,10 +195,10 @@ def test_the_api_rotates_the_secret(client: APIClient, segment: Segment) -> None
 
 
 def test_rotating_needs_the_write_scope_and_a_webhook_campaign(
-    api_client_with_scopes: Callable[..., APIClient], client: APIClient, segment: Segment
+    api_client_with_scopes: Callable[..., APIClient], client: APIClient, webhook_audience: Segment
 ) -> None:
-    hook = webhook_campaign(segment)
-    wecom = make_campaign(segment, name="wecom")
+    hook = webhook_campaign(webhook_audience)
+    wecom = make_campaign(webhook_audience, name="wecom")
     reader = api_client_with_scopes("campaigns:read")
 
     denied = reader.post(f"/api/v1/campaigns/{hook.pk}/rotate-webhook-secret")
@@ -232,22 +227,16 @@ def shown(response: Any) -> list[str]:
 
 
 def test_the_admin_shows_the_secret_once_after_create(
-    admin_client_en: Client, segment: Segment
+    admin_client_en: Client, webhook_audience: Segment
 ) -> None:
-    url = reverse("admin:campaigns_campaign_add")
-    page = admin_client_en.get(url)
-
-    response = admin_client_en.post(
-        url,
-        form_data(
-            page,
-            name="回调",
-            channel="webhook",
-            consent_channel="sms",
-            webhook_url="https://hooks.example.com/crm",
-            include_segments=[segment.pk],
-            **{"variants-0-name": "A", "variants-0-content": "新品上市"},
-        ),
+    response = campaign_add_posted(
+        admin_client_en,
+        name="回调",
+        channel="webhook",
+        consent_channel="sms",
+        webhook_url="https://hooks.example.com/crm",
+        include_segments=[webhook_audience.pk],
+        **{"variants-0-name": "A", "variants-0-content": "新品上市"},
     )
 
     assert response.status_code == 302
@@ -263,9 +252,9 @@ def test_the_admin_shows_the_secret_once_after_create(
 
 
 def test_the_admin_action_rotates_the_secret_after_a_confirmation(
-    admin_client_en: Client, segment: Segment
+    admin_client_en: Client, webhook_audience: Segment
 ) -> None:
-    campaign = webhook_campaign(segment, name="回调")
+    campaign = webhook_campaign(webhook_audience, name="回调")
     old = campaign.issued_webhook_secret
     changelist = reverse("admin:campaigns_campaign_changelist")
 
@@ -295,11 +284,11 @@ def test_the_admin_action_rotates_the_secret_after_a_confirmation(
 
 
 def test_the_migration_gives_each_existing_webhook_campaign_its_own_secret(
-    segment: Segment,
+    webhook_audience: Segment,
 ) -> None:
     for name in ("a", "b"):
-        webhook_campaign(segment, name=name)
-    make_campaign(segment, name="wecom")
+        webhook_campaign(webhook_audience, name=name)
+    make_campaign(webhook_audience, name="wecom")
     with connection.cursor() as cursor:
         # As before the migration (undone with the test's transaction).
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
@@ -317,8 +306,8 @@ def test_the_migration_gives_each_existing_webhook_campaign_its_own_secret(
     assert secrets["a"] != secrets["b"]
 
 
-def test_a_webhook_campaign_cannot_be_left_without_a_secret(segment: Segment) -> None:
-    campaign = webhook_campaign(segment)
+def test_a_webhook_campaign_cannot_be_left_without_a_secret(webhook_audience: Segment) -> None:
+    campaign = webhook_campaign(webhook_audience)
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Campaign.objects.filter(pk=campaign.pk).update(webhook_secret_encrypted="")
