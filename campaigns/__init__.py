@@ -1,2 +1,4 @@
-"""Campaign engine: targeted pushes, frequency caps, holdouts, attribution. Built so far: the
-frequency rules and a local fake of the WeCom API."""
+"""Campaign engine: pushes to segments over WeCom (to customers and to group chats) and
+webhooks, planned into a deliveries ledger with a holdout and variants, reserved against the
+frequency caps, dispatched at most once, and attributed to the orders that followed. Built on
+crm and segments."""

@@ -263,7 +263,7 @@ class Campaign(models.Model):
     webhook_url = models.URLField(_("webhook URL"), max_length=500, blank=True)
     # The key of the HMAC-SHA256 signature on this campaign's posts, encrypted like personal
     # data (crm.personal_data, PII_ENCRYPTION_KEYS). Shown once, when it is issued; see
-    # campaigns.services.campaigns.webhook_secret_issue.
+    # campaigns.services.campaigns._webhook_secret_issue.
     webhook_secret_encrypted = models.TextField(blank=True, default="", editable=False)
     include_segments = models.ManyToManyField(
         Segment, verbose_name=_("segments"), related_name="+", blank=True

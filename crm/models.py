@@ -1,6 +1,6 @@
 """CRM data model: customers and their identities, tags, groups (社群), orders, interactions and
-consent, plus the integration API keys. Every hot table carries `customer_id` so that it can be
-sharded by customer (docs/architecture.md). Business rules live in `crm.services`, not here."""
+consent. Every hot table carries `customer_id` so that it can be sharded by customer
+(docs/architecture.md). Business rules live in `crm.services`, not here."""
 
 from datetime import datetime
 

@@ -1,6 +1,6 @@
-"""Shared fixtures: API clients holding keys with given scopes, the rows data migrations
-create (restored after a transactional test's flush), the tasks services enqueue, and the WeCom
-fake."""
+"""Shared fixtures: API clients holding keys with given scopes, the admin site as a superuser,
+the rows data migrations create (restored after a transactional test's flush), the tasks
+services enqueue, the WeCom fake and a webhook receiver."""
 
 import importlib
 import ipaddress
@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 import pytest
 from celery.app.task import Task
 from django.apps import apps
-from django.test import override_settings
+from django.contrib.auth.models import User
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from campaigns.channels import webhook_url
@@ -19,7 +20,8 @@ from config import embedded
 from core import enqueue
 from core.services.api_keys import api_key_create
 from devstack.wecom_fake import FakeWeCom, FakeWeComConfig
-from tests.campaigns.support import CORP_ID, WECOM_SECRET
+from tests.campaigns.support import CORP_ID, WECOM_SECRET, WebhookReceiver
+from tests.support import client_of
 
 _PRESET_MIGRATION = importlib.import_module("campaigns.migrations.0002_platform_preset")
 
@@ -111,6 +113,12 @@ def anonymous_client() -> APIClient:
 
 
 @pytest.fixture
+def admin_client_en(admin_user: User) -> Client:
+    """The admin site as a superuser reading English (its pages are asserted in English)."""
+    return client_of(admin_user)
+
+
+@pytest.fixture
 def fake() -> Iterator[FakeWeCom]:
     """The WeCom fake over real HTTP, without its own cap, with the settings pointing at it."""
     config = FakeWeComConfig(corps={CORP_ID: WECOM_SECRET}, cap_per_receiver=None)
@@ -123,3 +131,11 @@ def fake() -> Iterator[FakeWeCom]:
         ),
     ):
         yield server
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver on loopback, which WEBHOOK_ALLOW_PRIVATE_NETWORKS lets campaigns post
+    to."""
+    with WebhookReceiver() as receiver, override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
+        yield receiver

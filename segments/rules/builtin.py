@@ -1,5 +1,6 @@
-"""The built-in fields of the rule language, registered through the same `register_field` that
-later fields use: profile, tags, groups (社群), consent, metrics, behaviour and segments.
+"""The built-in fields of the rule language, registered through the same `register_field` as
+any other (the predicted fields, say): profile, tags, groups (社群), consent, metrics, behaviour
+and segments.
 
 Set conditions are written as `c.id IN (SELECT customer_id ...)` over NOT NULL columns, which
 PostgreSQL runs as a semi-join or a hashed subplan (one pass over the subquery, a hash probe per

@@ -1,7 +1,7 @@
 """The field registry of the rule language: each field a rule can name, with its value type, the
 operators it accepts, its parameters and how a leaf on it compiles to SQL. The compiler knows no
-field by name. The built-in fields register themselves (segments.rules.builtin) exactly as later
-ones will (predicted value, churn risk, cluster), through `register_field`:
+field by name. The built-in fields register themselves (segments.rules.builtin) exactly as the
+predicted ones do (segments.predictive.fields), through `register_field`:
 
     register_field(
         name="churn_risk",

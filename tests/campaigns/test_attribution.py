@@ -10,9 +10,14 @@ import pytest
 
 from campaigns.models import Campaign, Conversion, Delivery, DeliveryStatus
 from campaigns.services.attribution import conversions_attribute, conversions_catch_up
-from crm.models import Customer, OrderItem, OrderStatus
-from tests.campaigns.support import make_campaign
-from tests.factories import CustomerFactory, OrderFactory
+from crm.models import Customer, OrderStatus
+from tests.factories import (
+    CampaignFactory,
+    CustomerFactory,
+    DeliveryFactory,
+    OrderFactory,
+    OrderItemFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -23,16 +28,13 @@ def touch(
     campaign: Campaign, customer: Customer, at: datetime, *, holdout: bool = False
 ) -> Delivery:
     """A delivery sent at `at` (a holdout member: would have been)."""
-    return Delivery.objects.create(
+    return DeliveryFactory(
         campaign=campaign,
         customer=customer,
         variant=None if holdout else campaign.variants.get(),
         is_holdout=holdout,
         status=DeliveryStatus.HELD_OUT if holdout else DeliveryStatus.SENT,
-        due_at=at,
-        first_due_at=at,
-        reserved_at=at,
-        sent_at=None if holdout else at,
+        at=at,
     )
 
 
@@ -49,7 +51,7 @@ def customer() -> Customer:
 
 
 def test_window_counts_orders_after_the_send_and_before_its_end(customer: Customer) -> None:
-    campaign = make_campaign(name="w", conversion_window_days=7)
+    campaign = CampaignFactory(name="w", conversion_window_days=7)
     delivery = touch(campaign, customer, T0)
     before = OrderFactory(customer=customer, paid_at=T0 - timedelta(seconds=1))
     at_send = OrderFactory(customer=customer, paid_at=T0)
@@ -62,8 +64,8 @@ def test_window_counts_orders_after_the_send_and_before_its_end(customer: Custom
 
 
 def test_last_touch_credits_the_latest_delivery_only(customer: Customer) -> None:
-    first = touch(make_campaign(name="a"), customer, T0)
-    second = touch(make_campaign(name="b"), customer, T0 + timedelta(days=1))
+    first = touch(CampaignFactory(name="a"), customer, T0)
+    second = touch(CampaignFactory(name="b"), customer, T0 + timedelta(days=1))
     order = OrderFactory(customer=customer, paid_at=T0 + timedelta(days=2), total_amount=100)
     conversions_attribute(customer_ids=[customer.pk])
     assert credits(customer) == {
@@ -73,12 +75,16 @@ def test_last_touch_credits_the_latest_delivery_only(customer: Customer) -> None
 
 
 def test_first_touch_and_linear(customer: Customer) -> None:
-    a = touch(make_campaign(name="a", attribution_model="first_touch"), customer, T0)
+    a = touch(CampaignFactory(name="a", attribution_model="first_touch"), customer, T0)
     b = touch(
-        make_campaign(name="b", attribution_model="first_touch"), customer, T0 + timedelta(hours=1)
+        CampaignFactory(name="b", attribution_model="first_touch"),
+        customer,
+        T0 + timedelta(hours=1),
     )
     c = touch(
-        make_campaign(name="c", attribution_model="first_touch"), customer, T0 + timedelta(hours=2)
+        CampaignFactory(name="c", attribution_model="first_touch"),
+        customer,
+        T0 + timedelta(hours=2),
     )
     order = OrderFactory(customer=customer, paid_at=T0 + timedelta(hours=3), total_amount=90)
     conversions_attribute(customer_ids=[customer.pk])
@@ -98,7 +104,7 @@ def test_first_touch_and_linear(customer: Customer) -> None:
 
 
 def test_refunds_net_out_and_a_full_refund_removes_the_conversion(customer: Customer) -> None:
-    delivery = touch(make_campaign(name="r", conversion_min_amount=Decimal("50")), customer, T0)
+    delivery = touch(CampaignFactory(name="r", conversion_min_amount=Decimal("50")), customer, T0)
     order = OrderFactory(
         customer=customer,
         paid_at=T0 + timedelta(hours=1),
@@ -124,7 +130,7 @@ def test_refunds_net_out_and_a_full_refund_removes_the_conversion(customer: Cust
 
 
 def test_holdout_window_starts_when_it_would_have_been_sent(customer: Customer) -> None:
-    campaign = make_campaign(name="h")
+    campaign = CampaignFactory(name="h")
     held = touch(campaign, customer, T0, holdout=True)
     OrderFactory(customer=customer, paid_at=T0 - timedelta(minutes=1))
     inside = OrderFactory(customer=customer, paid_at=T0 + timedelta(days=1), total_amount=50)
@@ -134,38 +140,20 @@ def test_holdout_window_starts_when_it_would_have_been_sent(customer: Customer) 
 
 
 def test_goal_sku_and_category(customer: Customer) -> None:
-    by_sku = touch(make_campaign(name="s", conversion_sku="SKU-1"), customer, T0)
-    by_cat = touch(make_campaign(name="c", conversion_category="茶"), customer, T0)
+    by_sku = touch(CampaignFactory(name="s", conversion_sku="SKU-1"), customer, T0)
+    by_cat = touch(CampaignFactory(name="c", conversion_category="茶"), customer, T0)
     other = OrderFactory(customer=customer, paid_at=T0 + timedelta(hours=1))
-    OrderItem.objects.create(
-        order=other,
-        customer=customer,
-        line_no=1,
-        sku="SKU-2",
-        category="茶",
-        quantity=1,
-        unit_price=Decimal("10"),
-        purchased_at=other.paid_at,
-    )
+    OrderItemFactory(order=other, sku="SKU-2", category="茶")
     conversions_attribute(customer_ids=[customer.pk])
     assert set(credits(customer)) == {(by_cat.pk, other.pk)}
-    OrderItem.objects.create(
-        order=other,
-        customer=customer,
-        line_no=2,
-        sku="SKU-1",
-        category="",
-        quantity=1,
-        unit_price=Decimal("10"),
-        purchased_at=other.paid_at,
-    )
+    OrderItemFactory(order=other, line_no=2, sku="SKU-1")
     conversions_attribute(customer_ids=[customer.pk])
     assert set(credits(customer)) == {(by_cat.pk, other.pk), (by_sku.pk, other.pk)}
 
 
 def test_attributing_again_changes_nothing_and_catch_up_covers_the_touched() -> None:
     customers = CustomerFactory.create_batch(3)
-    campaign = make_campaign(name="again")
+    campaign = CampaignFactory(name="again")
     for index, customer in enumerate(customers):
         touch(campaign, customer, T0 + timedelta(hours=index))
         OrderFactory(customer=customer, paid_at=T0 + timedelta(days=1))
@@ -179,8 +167,8 @@ def test_attributing_again_changes_nothing_and_catch_up_covers_the_touched() -> 
 
 def test_a_merge_moves_deliveries_and_conversions_to_the_survivor() -> None:
     survivor, merged = CustomerFactory(), CustomerFactory()
-    both = make_campaign(name="both")
-    only_merged = make_campaign(name="only merged")
+    both = CampaignFactory(name="both")
+    only_merged = CampaignFactory(name="only merged")
     kept = touch(both, survivor, T0)
     dropped = touch(both, merged, T0 + timedelta(hours=1))
     moved = touch(only_merged, merged, T0 + timedelta(hours=2))

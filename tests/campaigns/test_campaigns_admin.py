@@ -21,13 +21,10 @@ from pytest_django.asserts import assertContains, assertNotContains
 from campaigns.models import (
     Campaign,
     CampaignState,
-    ChannelSend,
     Delivery,
     DeliveryReason,
     DeliveryStatus,
     FrequencyRule,
-    LinkClick,
-    Variant,
 )
 from campaigns.services.attribution import conversions_attribute
 from campaigns.services.campaigns import (
@@ -37,31 +34,29 @@ from campaigns.services.campaigns import (
 )
 from campaigns.services.frequency_rules import frequency_rule_create
 from crm.models import Customer
-from crm.services.consents import consent_record
 from segments.models import Segment
-from tests.campaigns.support import audience, make_campaign, statuses, wecom_customers
-from tests.factories import CustomerFactory, OrderFactory
+from tests.campaigns.support import (
+    audience,
+    campaign_add_posted,
+    make_campaign,
+    opt_out,
+    report_case,
+    statuses,
+    wecom_customers,
+)
+from tests.factories import (
+    CampaignFactory,
+    ChannelSendFactory,
+    CustomerFactory,
+    DeliveryFactory,
+    OrderFactory,
+    UserFactory,
+)
+from tests.support import client_of, form_data
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:campaigns_campaign_changelist"
-
-
-@pytest.fixture
-def superuser() -> User:
-    return User.objects.create_superuser("boss", password="x")
-
-
-@pytest.fixture
-def admin_client_en(superuser: User) -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(superuser)
-    return client
-
-
-@pytest.fixture
-def segment() -> Segment:
-    return audience(wecom_customers(3), name="老客")
 
 
 def launched(segment: Segment, **overrides: Any) -> Campaign:
@@ -77,32 +72,6 @@ def counts_shown(campaign: Campaign) -> str:
     """The delivery counts as the campaign pages show them."""
     counts = statuses(campaign)
     return ", ".join(f"{s.label}: {counts[s]}" for s in DeliveryStatus if s in counts)
-
-
-def form_data(page: Any, **fields: Any) -> dict[str, Any]:
-    """What the page's form would post unchanged, with `fields` changed (inline rows by their
-    prefixed names)."""
-    form = page.context["adminform"].form
-    data: dict[str, Any] = {}
-    for name in form.fields:
-        value = form[name].value()
-        if value is not None:  # absent: empty
-            data[name] = value
-    for inline in page.context["inline_admin_formsets"]:
-        formset = inline.formset
-        data.update(
-            {
-                f"{formset.prefix}-TOTAL_FORMS": str(formset.total_form_count()),
-                f"{formset.prefix}-INITIAL_FORMS": str(formset.initial_form_count()),
-            }
-        )
-        for row in formset.forms:
-            for name in row.fields:
-                value = row[name].value()
-                if value is not None and value is not False:
-                    data[row.add_prefix(name)] = value
-    data.update(fields)
-    return {name: value for name, value in data.items() if value is not None}
 
 
 def test_pages_render(admin_client_en: Client, segment: Segment) -> None:
@@ -137,32 +106,27 @@ def test_pages_render(admin_client_en: Client, segment: Segment) -> None:
 
 
 def test_create_through_the_service_with_an_inline_variant(
-    admin_client_en: Client, superuser: User, segment: Segment
+    admin_client_en: Client, admin_user: User, segment: Segment
 ) -> None:
-    url = reverse("admin:campaigns_campaign_add")
-    page = admin_client_en.get(url)
-    response = admin_client_en.post(
-        url,
-        form_data(
-            page,
-            name="会员日",
-            channel="wecom_customer",
-            include_segments=[segment.pk],
-            holdout_share="0.2",
-            labels="promo,vip",
-            **{
-                "variants-0-name": "A",
-                "variants-0-weight": "2",
-                "variants-0-content": "{{ display_name }}，会员日快乐",
-            },
-        ),
+    response = campaign_add_posted(
+        admin_client_en,
+        name="会员日",
+        channel="wecom_customer",
+        include_segments=[segment.pk],
+        holdout_share="0.2",
+        labels="promo,vip",
+        **{
+            "variants-0-name": "A",
+            "variants-0-weight": "2",
+            "variants-0-content": "{{ display_name }}，会员日快乐",
+        },
     )
     assert response.status_code == 302, response.context and response.context["errors"]
     campaign = Campaign.objects.get()
     assert response["Location"] == reverse("admin:campaigns_campaign_changelist")
     assert (campaign.name, campaign.state, campaign.consent_channel) == ("会员日", "draft", "wecom")
     assert (str(campaign.holdout_share), campaign.labels) == ("0.200", ["promo", "vip"])
-    assert campaign.created_by == f"user:{superuser.pk}"
+    assert campaign.created_by == f"user:{admin_user.pk}"
     assert list(campaign.include_segments.values_list("pk", flat=True)) == [segment.pk]
     assert list(campaign.variants.values_list("name", "weight", "content")) == [
         ("A", 2, "{{ display_name }}，会员日快乐")
@@ -172,17 +136,12 @@ def test_create_through_the_service_with_an_inline_variant(
 def test_the_service_s_reasons_are_shown_on_the_form_and_nothing_is_saved(
     admin_client_en: Client, segment: Segment
 ) -> None:
-    url = reverse("admin:campaigns_campaign_add")
-    page = admin_client_en.get(url)
-    response = admin_client_en.post(
-        url,
-        form_data(
-            page,
-            name="会员日",
-            channel="webhook",
-            include_segments=[segment.pk],
-            **{"variants-0-name": "A", "variants-0-content": "{{ foo }}，你好"},
-        ),
+    response = campaign_add_posted(
+        admin_client_en,
+        name="会员日",
+        channel="webhook",
+        include_segments=[segment.pk],
+        **{"variants-0-name": "A", "variants-0-content": "{{ foo }}，你好"},
     )
     assert response.status_code == 200
     form = response.context["adminform"].form
@@ -306,14 +265,13 @@ def test_an_action_reports_each_refusal_and_does_the_rest(
 
 def test_state_changes_need_the_launch_permission(segment: Segment) -> None:
     campaign = make_campaign(segment, name="会员日")
-    user = User.objects.create_user("editor", password="x", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="campaigns").exclude(
-            codename="launch_campaign"
+    client = client_of(
+        UserFactory(
+            permissions=Permission.objects.filter(content_type__app_label="campaigns").exclude(
+                codename="launch_campaign"
+            )
         )
     )
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
     page = client.get(reverse(CHANGELIST))
     assert page.status_code == 200
     assert "Launch the selected campaigns" not in page.content.decode()
@@ -329,7 +287,7 @@ def test_the_ledger_is_read_only(admin_client_en: Client, segment: Segment) -> N
     campaign = launched(segment)
     delivery = Delivery.objects.filter(campaign=campaign).order_by("pk").first()
     assert delivery is not None
-    ChannelSend.objects.create(campaign=campaign, channel="wecom_customer", content="x")
+    ChannelSendFactory(campaign=campaign, content="x")
     assert admin_client_en.get(reverse("admin:campaigns_delivery_add")).status_code == 403
     assert admin_client_en.get(reverse("admin:campaigns_channelsend_add")).status_code == 403
     detail = admin_client_en.get(reverse("admin:campaigns_delivery_change", args=[delivery.pk]))
@@ -405,37 +363,26 @@ def report_url(campaign: Campaign) -> str:
     return reverse("admin:campaigns_campaign_report", args=[campaign.pk])
 
 
-def staff_client(username: str, *codenames: str) -> Client:
-    user = User.objects.create_user(username, password="x", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="campaigns", codename__in=codenames)
+def staff_client(*codenames: str) -> Client:
+    """Staff holding the campaigns app's permissions named."""
+    return client_of(
+        UserFactory(
+            permissions=Permission.objects.filter(
+                content_type__app_label="campaigns", codename__in=codenames
+            )
+        )
     )
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
 def viewer() -> Client:
     """Staff who may view campaigns, nothing more."""
-    return staff_client("viewer", "view_campaign")
+    return staff_client("view_campaign")
 
 
 def row(label: str, *cells: str) -> str:
     """A line of a figure table, as the pages write it."""
     return f'<tr><th scope="row">{label}</th>{"".join(f"<td>{c}</td>" for c in cells)}</tr>'
-
-
-def sent_before(campaign: Campaign, customer: Customer, at: datetime) -> Delivery:
-    return Delivery.objects.create(
-        campaign=campaign,
-        customer=customer,
-        status=DeliveryStatus.SENT,
-        due_at=at,
-        first_due_at=at,
-        reserved_at=at,
-        sent_at=at,
-    )
 
 
 def sample_row(customer: Customer, outcome: str, rule: str, until: str, variant: str) -> str:
@@ -449,18 +396,11 @@ def sample_row(customer: Customer, outcome: str, rule: str, until: str, variant:
 def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> None:
     reachable = wecom_customers(6)
     unreachable = CustomerFactory()
-    consent_record(
-        customer_id=reachable[5].pk,
-        channel="wecom",
-        status="opted_out",
-        source="test",
-        occurred_at=NIGHT - timedelta(days=1),
-        actor="test",
-    )
+    opt_out(reachable[5], at=NIGHT - timedelta(days=1))
     # Sent to twice today: the platform preset (1 a day on WeCom) caps them.
     earlier = make_campaign(audience(reachable[:2], "earlier"), name="earlier")
     for customer in reachable[:2]:
-        sent_before(earlier, customer, NIGHT - timedelta(hours=1))
+        DeliveryFactory(campaign=earlier, customer=customer, at=NIGHT - timedelta(hours=1))
     # Sent a promotion yesterday: a promotion rule defers the next one until 72 hours after.
     promo_rule = frequency_rule_create(
         actor="test",
@@ -474,7 +414,7 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
         max_delay_hours=48,
     )
     promotion = make_campaign(audience(reachable[2:3], "promo"), name="promo", labels=["promo"])
-    sent_before(promotion, reachable[2], NIGHT - timedelta(hours=30))
+    DeliveryFactory(campaign=promotion, customer=reachable[2], at=NIGHT - timedelta(hours=30))
     campaign = make_campaign(
         audience([*reachable, unreachable], "all"),
         name="会员日",
@@ -526,64 +466,9 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
     assertContains(page, "Now is outside the campaign's quiet hours (21:00–09:00)")
 
 
-def build_report_case(campaign: Campaign, customers: list[Customer]) -> None:
-    """test_report's case: two sent with A (one converts, 100), one sent with B (converts
-    twice, 60 each), one B failed, one A opted out, one A waiting for quiet hours; two held
-    out (one converts, 30), one of the holdout capped; three clicks, one of them shared."""
-    a, b = campaign.variants.order_by("name")
-
-    def delivery(
-        i: int,
-        status: str,
-        *,
-        variant: Variant | None = None,
-        holdout: bool = False,
-        reason: str = "",
-    ) -> Delivery:
-        at = T0 + timedelta(minutes=i)
-        return Delivery.objects.create(
-            campaign=campaign,
-            customer=customers[i],
-            variant=variant,
-            is_holdout=holdout,
-            status=status,
-            reason=reason,
-            due_at=at,
-            first_due_at=at,
-            reserved_at=at,
-            sent_at=at if status == DeliveryStatus.SENT else None,
-        )
-
-    sent_a = [delivery(0, "sent", variant=a), delivery(1, "sent", variant=a)]
-    delivery(2, "sent", variant=b)
-    delivery(3, "failed", variant=b, reason=DeliveryReason.PLATFORM_CAP)
-    delivery(4, "suppressed", variant=a, reason=DeliveryReason.OPTED_OUT)
-    delivery(5, "pending", variant=a, reason=DeliveryReason.QUIET_HOURS)
-    delivery(6, "held_out", holdout=True)
-    delivery(7, "held_out", holdout=True)
-    delivery(8, "suppressed", holdout=True, reason=DeliveryReason.CAPPED)
-    OrderFactory(customer=customers[0], paid_at=T0 + timedelta(days=1), total_amount=100)
-    OrderFactory(customer=customers[2], paid_at=T0 + timedelta(days=1), total_amount=60)
-    OrderFactory(customer=customers[2], paid_at=T0 + timedelta(days=2), total_amount=60)
-    OrderFactory(customer=customers[6], paid_at=T0 + timedelta(days=1), total_amount=30)
-    conversions_attribute(customer_ids=[c.pk for c in customers])
-    LinkClick.objects.create(campaign=campaign, variant=a, delivery=sent_a[1], link_no=0)
-    LinkClick.objects.create(campaign=campaign, variant=a, delivery=sent_a[1], link_no=0)
-    LinkClick.objects.create(campaign=campaign, variant=b, link_no=0)
-
-
-def two_variant_campaign(name: str) -> Campaign:
-    campaign = make_campaign(
-        name=name,
-        variants=[VariantInput(name="A", content="a"), VariantInput(name="B", content="b")],
-    )
-    Campaign.objects.filter(pk=campaign.pk).update(state=CampaignState.COMPLETED)
-    return campaign
-
-
 def test_the_report_page_shows_each_arm_the_lift_and_a_chart(viewer: Client) -> None:
-    campaign = two_variant_campaign("周年庆")
-    build_report_case(campaign, CustomerFactory.create_batch(9))
+    campaign = CampaignFactory(name="周年庆", variants=["A", "B"], state=CampaignState.COMPLETED)
+    report_case(campaign, CustomerFactory.create_batch(9), at=T0)
 
     page = viewer.get(report_url(campaign))
 
@@ -669,7 +554,7 @@ def test_the_report_page_shows_each_arm_the_lift_and_a_chart(viewer: Client) -> 
 
 
 def test_an_empty_report_shows_unknown_figures(viewer: Client) -> None:
-    campaign = two_variant_campaign("空活动")
+    campaign = CampaignFactory(name="空活动", variants=["A", "B"], state=CampaignState.COMPLETED)
     page = viewer.get(report_url(campaign))
     assert page.status_code == 200
     assertContains(page, row("Conversion rate", "—", "—", "—"), html=True)
@@ -680,13 +565,13 @@ def test_an_empty_report_shows_unknown_figures(viewer: Client) -> None:
 
 def test_the_pages_need_the_view_permission(segment: Segment) -> None:
     campaign = launched(segment, name="进行中")
-    others = staff_client("stranger", "view_delivery", "view_frequencyrule")
+    others = staff_client("view_delivery", "view_frequencyrule")
     for url in (dry_run_url(campaign), report_url(campaign)):
         assert others.get(url).status_code == 403
         anonymous = Client().get(url)
         assert anonymous.status_code == 302
         assert anonymous["Location"].startswith(reverse("admin:login"))
-    editor = staff_client("editor", "change_campaign")  # change implies view
+    editor = staff_client("change_campaign")  # change implies view
     assert editor.get(report_url(campaign)).status_code == 200
     assert editor.get(reverse("admin:campaigns_campaign_report", args=[999999])).status_code == 404
 
@@ -719,9 +604,9 @@ def test_the_change_form_links_to_the_pages(viewer: Client, segment: Segment) ->
 def test_the_report_page_costs_the_same_queries_for_few_or_many_deliveries(
     viewer: Client,
 ) -> None:
-    campaign = two_variant_campaign("量")
+    campaign = CampaignFactory(name="量", variants=["A", "B"], state=CampaignState.COMPLETED)
     customers = CustomerFactory.create_batch(40)
-    build_report_case(campaign, customers[:9])
+    report_case(campaign, customers[:9], at=T0)
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
@@ -733,16 +618,14 @@ def test_the_report_page_costs_the_same_queries_for_few_or_many_deliveries(
     rule = FrequencyRule.objects.get(is_platform_preset=True)
     for i, customer in enumerate(customers[9:]):
         at = T0 + timedelta(hours=1, minutes=i)
-        Delivery.objects.create(
+        DeliveryFactory(
             campaign=campaign,
             customer=customer,
             variant=a if i % 2 else b,
             status=DeliveryStatus.SUPPRESSED if i % 3 == 0 else DeliveryStatus.SENT,
             reason=DeliveryReason.CAPPED if i % 3 == 0 else "",
             rule=rule if i % 3 == 0 else None,
-            due_at=at,
-            first_due_at=at,
-            reserved_at=at,
+            at=at,
             sent_at=at,
         )
         OrderFactory(customer=customer, paid_at=at + timedelta(days=1), total_amount=10)

@@ -14,9 +14,15 @@ from rest_framework.test import APIClient
 
 from campaigns.models import Campaign, CampaignState, Delivery, DeliveryStatus
 from campaigns.services.campaigns import VariantInput, campaign_launch, campaign_plan
-from crm.services.consents import consent_record
 from segments.models import Segment
-from tests.campaigns.support import audience, make_campaign, statuses, wecom_customers
+from tests.campaigns.support import (
+    audience,
+    campaign_body,
+    make_campaign,
+    opt_out,
+    statuses,
+    wecom_customers,
+)
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,22 +34,6 @@ NO_DELIVERIES = dict.fromkeys(DeliveryStatus.values, 0)
 @pytest.fixture
 def client(api_client_with_scopes: Callable[..., APIClient]) -> APIClient:
     return api_client_with_scopes("campaigns:read", "campaigns:write")
-
-
-@pytest.fixture
-def segment() -> Segment:
-    return audience(wecom_customers(3), name="老客")
-
-
-def campaign_body(segment: Segment, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": "春季上新",
-        "channel": "wecom_customer",
-        "content": "{{ display_name }}，春季新品上市",
-        "include_segment_ids": [segment.pk],
-    }
-    body.update(overrides)
-    return body
 
 
 def test_create_read_change_delete(client: APIClient, segment: Segment) -> None:
@@ -372,14 +362,7 @@ def test_a_campaign_s_deliveries_filter_by_status_reason_holdout_and_variant(
     client: APIClient,
 ) -> None:
     customers = wecom_customers(6)
-    consent_record(
-        customer_id=customers[0].pk,
-        channel="wecom",
-        status="opted_out",
-        source="test",
-        occurred_at=customers[0].created_at,
-        actor="test",
-    )
+    opt_out(customers[0], at=customers[0].created_at)
     campaign = make_campaign(
         audience(customers),
         variants=[VariantInput(name="A", content="甲"), VariantInput(name="B", content="乙")],

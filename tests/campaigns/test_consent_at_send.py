@@ -4,19 +4,15 @@ attempt and every recovery path, the same way for every channel
 after its attempt began, is never posted to; and an opt-out that arrives while a post is in
 flight is answered only after it."""
 
-import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.test import override_settings
-from django.utils import timezone
 
 from campaigns.channels import wecom
 from campaigns.models import Campaign, Channel, Delivery, DeliveryReason, DeliveryStatus
@@ -25,73 +21,22 @@ from campaigns.services.campaigns import campaign_launch, campaign_plan
 from campaigns.services.dispatch import attempt_begin, channel_sends_run
 from campaigns.services.pipeline import campaigns_tick
 from campaigns.services.reservation import deliveries_reserve_batch
-from crm.models import Consent, Customer, Group, GroupMembership
+from crm.models import Consent, Customer
 from devstack.wecom_fake import ENDPOINT_ADD_MSG_TEMPLATE, FakeWeCom
-from tests.campaigns.support import audience, calls_of, make_campaign, opt_out, wecom_customers
+from tests.campaigns.support import (
+    WebhookReceiver,
+    audience,
+    calls_of,
+    group_chat,
+    make_campaign,
+    opt_out,
+    outcomes,
+    webhook_campaign,
+    wecom_customers,
+)
 from tests.conftest import Enqueued
-from tests.factories import CustomerFactory, GroupFactory, StaffMemberFactory
-
-
-@dataclass
-class Hook:
-    """A local webhook receiver: records each post (customer id, when it was taken), answers
-    the statuses queued per customer (200 otherwise), and can hold the first post before
-    taking it until `release` is set."""
-
-    url: str = ""
-    posts: list[tuple[int, float]] = field(default_factory=list)
-    answers: dict[int, list[int]] = field(default_factory=dict)
-    is_holding: bool = False
-    arrived: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    def customers(self) -> list[int]:
-        return [customer_id for customer_id, _at in self.posts]
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    state = Hook()
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with lock:
-                is_held = state.is_holding and not state.arrived.is_set()
-                state.arrived.set()
-            if is_held:
-                state.release.wait(timeout=30)
-            state.posts.append((body["customer_id"], time.monotonic()))
-            queued = state.answers.get(body["customer_id"], [])
-            self.send_response(queued.pop(0) if queued else 200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
-        # A receiver on loopback, which WEBHOOK_ALLOW_PRIVATE_NETWORKS lets campaigns post to.
-        with override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
-            yield state
-    finally:
-        state.release.set()
-        server.shutdown()
-        server.server_close()
-
-
-def chat(members: list[Customer], owner: Any) -> Group:
-    group = GroupFactory(owner=owner)
-    for customer in members:
-        GroupMembership.objects.create(
-            group=group, customer=customer, joined_at=timezone.now() - timedelta(days=3)
-        )
-    return group
+from tests.factories import CustomerFactory, StaffMemberFactory
+from tests.support import locked_waiters
 
 
 @dataclass
@@ -108,13 +53,12 @@ class Setup:
     expected: dict[int, tuple[str, str]]
 
 
-def set_up(channel: str, hook: Hook, fake: FakeWeCom) -> Setup:
+def set_up(channel: str, webhook_receiver: WebhookReceiver, fake: FakeWeCom) -> Setup:
     if channel == Channel.WEBHOOK:
         customers = CustomerFactory.create_batch(3)
-        campaign = make_campaign(
+        campaign = webhook_campaign(
             audience(customers),
-            channel=Channel.WEBHOOK,
-            webhook_url=hook.url,
+            webhook_receiver.url,
             consent_channel="wecom",  # the one `opt_out` records
         )
         leaving = customers[1]
@@ -123,7 +67,7 @@ def set_up(channel: str, hook: Hook, fake: FakeWeCom) -> Setup:
             campaign,
             customers,
             leaving,
-            hook.customers,
+            webhook_receiver.posted_customers,
             lambda c: c.pk,
             {c.pk: sent for c in customers}
             | {leaving.pk: (DeliveryStatus.SUPPRESSED, DeliveryReason.OPTED_OUT)},
@@ -144,7 +88,7 @@ def set_up(channel: str, hook: Hook, fake: FakeWeCom) -> Setup:
         )
     owner = StaffMemberFactory()
     customers = CustomerFactory.create_batch(3)
-    kept, dropped = chat(customers[:1], owner), chat(customers[1:], owner)
+    kept, dropped = group_chat(owner, customers[:1]), group_chat(owner, customers[1:])
     campaign = make_campaign(audience(customers), channel=Channel.WECOM_GROUP)
     chats = {customers[0].pk: kept.external_id}
     chats |= {c.pk: dropped.external_id for c in customers[1:]}
@@ -171,15 +115,6 @@ def reserve(campaign: Campaign) -> list[int]:
     return calls_of(campaign)
 
 
-def outcomes(campaign: Campaign) -> dict[int, tuple[str, str]]:
-    return {
-        customer_id: (status, reason)
-        for customer_id, status, reason in Delivery.objects.filter(campaign=campaign).values_list(
-            "customer_id", "status", "reason"
-        )
-    }
-
-
 CHANNELS = [Channel.WEBHOOK, Channel.WECOM_CUSTOMER, Channel.WECOM_GROUP]
 
 
@@ -192,7 +127,7 @@ CHANNELS = [Channel.WEBHOOK, Channel.WECOM_CUSTOMER, Channel.WECOM_GROUP]
 def test_an_opt_out_committed_once_the_attempt_began_is_never_posted_to(
     channel: str,
     path: str,
-    hook: Hook,
+    webhook_receiver: WebhookReceiver,
     fake: FakeWeCom,
     monkeypatch: pytest.MonkeyPatch,
     enqueued: list[Enqueued],
@@ -202,14 +137,14 @@ def test_an_opt_out_committed_once_the_attempt_began_is_never_posted_to(
     (`attempt_begin`), just before the channel posts: on the first attempt, on a call whose
     task was lost (the tick's requeue), on a retry after a failed post, and on a call whose
     worker died after recording its attempt (the tick's orphan lookup, then a resend)."""
-    setup = set_up(channel, hook, fake)
+    setup = set_up(channel, webhook_receiver, fake)
     (call,) = reserve(setup.campaign)
     posted_before = 0
     if path == "retry":
         # The first attempt fails for the leaving customer (webhook: a 503 for their post;
         # WeCom: a server error, so the task was never created) and will be retried.
         if channel == Channel.WEBHOOK:
-            hook.answers[setup.leaving.pk] = [503]
+            webhook_receiver.answers_for[setup.leaving.pk] = [503]
             posted_before = 1
         else:
             fake.inject_http_error(ENDPOINT_ADD_MSG_TEMPLATE, status=500)
@@ -246,16 +181,6 @@ def test_an_opt_out_committed_once_the_attempt_began_is_never_posted_to(
     assert sorted(setup.reached()) == sorted([*expected, *posted_to_leaving])
 
 
-def locked_waiters() -> int:
-    """Backends of this database waiting for a lock (read on the caller's connection)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return int(cursor.fetchone()[0])
-
-
 def on_own_connection(work: Callable[[], Any]) -> Callable[[], Any]:
     def run() -> Any:
         try:
@@ -269,13 +194,17 @@ def on_own_connection(work: Callable[[], Any]) -> Callable[[], Any]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("channel", [Channel.WEBHOOK, Channel.WECOM_CUSTOMER])
 def test_an_opt_out_arriving_while_its_post_is_in_flight_is_answered_after_it(
-    channel: str, hook: Hook, fake: FakeWeCom, monkeypatch: pytest.MonkeyPatch, settings: Any
+    channel: str,
+    webhook_receiver: WebhookReceiver,
+    fake: FakeWeCom,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
     """The channel has read consent and its post is on its way (held at the receiver); the
     customer opts out meanwhile. The opt-out must not be answered before the post was made:
     it waits for the call's lock, and is answered once the post returned. Deterministic:
     the test releases the post only once the opt-out finished or is seen waiting on a lock."""
-    setup = set_up(channel, hook, fake)
+    setup = set_up(channel, webhook_receiver, fake)
     (call,) = reserve(setup.campaign)
     posted: list[float] = []
     # The post is held until the opt-out is seen waiting, which on a loaded machine may take
@@ -284,8 +213,8 @@ def test_an_opt_out_arriving_while_its_post_is_in_flight_is_answered_after_it(
     settings.WEBHOOK_TIMEOUT_SECONDS = 60
     monkeypatch.setattr(wecom, "CALL_TIMEOUT_SECONDS", 60)
     if channel == Channel.WEBHOOK:
-        hook.is_holding = True
-        arrived, release = hook.arrived, hook.release
+        webhook_receiver.is_holding = True
+        arrived, release = webhook_receiver.arrived, webhook_receiver.release
         first_customer = Delivery.objects.filter(campaign=setup.campaign).order_by("id")[0]
         leaving = Customer.objects.get(pk=first_customer.customer_id)
     else:
@@ -329,7 +258,7 @@ def test_an_opt_out_arriving_while_its_post_is_in_flight_is_answered_after_it(
         opting_out.join(timeout=30)
 
     if channel == Channel.WEBHOOK:
-        posted = [at for customer_id, at in hook.posts if customer_id == leaving.pk]
+        posted = [at for customer_id, at in webhook_receiver.posted() if customer_id == leaving.pk]
     assert len(posted) == 1 and len(answered) == 1
     assert posted[0] < answered[0], "posted after the opt-out was answered"
     # Posted before the answer: it stands as sent; the opt-out stands too.

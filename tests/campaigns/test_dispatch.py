@@ -4,11 +4,8 @@ what a pause or a cancel does to calls not yet made, and the webhook channel ove
 import hashlib
 import hmac
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -47,10 +44,12 @@ from campaigns.services.reservation import ReserveOutcome, deliveries_reserve_ba
 from crm.models import Customer, StaffMember
 from devstack.wecom_fake import FakeWeCom
 from tests.campaigns.support import (
+    WebhookReceiver,
     audience,
     calls_of,
     make_campaign,
     statuses,
+    webhook_campaign,
     wecom_customers,
 )
 from tests.conftest import Enqueued
@@ -163,12 +162,7 @@ def test_variants_never_share_a_call() -> None:
 def test_a_webhook_campaign_fills_calls_of_posts_whatever_the_owner() -> None:
     owners: list[StaffMember] = StaffMemberFactory.create_batch(3)
     customers = [CustomerFactory(owner=owners[n % 3]) for n in range(205)]
-    campaign = make_campaign(
-        audience(customers),
-        channel=Channel.WEBHOOK,
-        webhook_url="https://hooks.example.com/crm",
-        consent_channel="sms",
-    )
+    campaign = webhook_campaign(audience(customers))
     campaign_launch(campaign_id=campaign.pk, actor="test")
     campaign_plan(campaign_id=campaign.pk)
 
@@ -333,62 +327,26 @@ def test_an_attempt_too_soon_after_the_last_is_refused() -> None:
     assert later is not None and later.send.attempts == 2
 
 
-class Receiver(BaseHTTPRequestHandler):
-    """A webhook receiver answering the statuses queued in `answers` (200 when none)."""
-
-    answers: list[int] = []
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append((dict(self.headers.items()), body))
-        self.send_response(self.answers.pop(0) if self.answers else 200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, type[Receiver]]]:
-    """A receiver on loopback, which WEBHOOK_ALLOW_PRIVATE_NETWORKS lets campaigns post to."""
-    handler = type("TestReceiver", (Receiver,), {"answers": [], "received": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
-            yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @override_settings(WEBHOOK_MAX_ATTEMPTS=3, WEBHOOK_RETRY_BASE_SECONDS=30)
 def test_webhook_posts_are_signed_keyed_retried_and_dead_lettered(
-    receiver: tuple[str, type[Receiver]], monkeypatch: pytest.MonkeyPatch
+    webhook_receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url, handler = receiver
     customers = [CustomerFactory(display_name=f"顾客{n}") for n in range(3)]
-    campaign = make_campaign(
+    campaign = webhook_campaign(
         audience(customers),
-        channel=Channel.WEBHOOK,
-        webhook_url=url,
-        consent_channel="sms",
+        webhook_receiver.url,
         variants=[VariantInput(name="A", content="{{ display_name }} https://shop.example/x")],
-        holdout_share=Decimal("0"),
     )
     campaign_launch(campaign_id=campaign.pk, actor="test")
     campaign_plan(campaign_id=campaign.pk)
     (call,) = calls_of(campaign)
     first, second, third = campaign.deliveries.order_by("customer_id")
     # In delivery order: sent; refused (not retried); failing until it is a dead letter.
-    handler.answers.extend([200, 400, 503])
+    webhook_receiver.answers.extend([200, 400, 503])
 
     channel_sends_run(channel_send_ids=[call])
 
-    posts = [(headers, json.loads(body), body) for headers, body in handler.received]
+    posts = [(p.headers, json.loads(p.body), p.body) for p in webhook_receiver.received]
     assert [body["delivery_id"] for _h, body, _raw in posts] == [first.pk, second.pk, third.pk]
     for headers, body, raw in posts:
         stamp, digest = (part.split("=", 1)[1] for part in headers["X-CRM-Signature"].split(","))
@@ -415,14 +373,14 @@ def test_webhook_posts_are_signed_keyed_retried_and_dead_lettered(
     assert ChannelSend.objects.get(pk=call).state == ChannelSendState.REQUESTED
 
     # Each retry comes when its delay is over, with the same key; the last gives up.
-    handler.answers.extend([503, 503])
+    webhook_receiver.answers.extend([503, 503])
     at = timezone.now()
     for attempts in (1, 2):
         # Past the retry's delay, and past orphan_after() since the call's last attempt.
         at += max(retry_delay(attempts), orphan_after()) + timedelta(seconds=1)
         monkeypatch.setattr(timezone, "now", lambda at=at: at)
         channel_sends_run(channel_send_ids=[call])
-    keys = [headers["Idempotency-Key"] for headers, _body in handler.received[3:]]
+    keys = [post.headers["Idempotency-Key"] for post in webhook_receiver.received[3:]]
     assert keys == [f"delivery-{third.pk}"] * 2
     third.refresh_from_db()
     assert (third.status, third.attempts, third.reason) == (

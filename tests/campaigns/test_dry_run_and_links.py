@@ -15,8 +15,7 @@ from campaigns.services.campaigns import VariantInput, campaign_launch, campaign
 from campaigns.services.dry_run import campaign_dry_run
 from campaigns.services.links import links_rewrite
 from campaigns.services.reservation import deliveries_reserve_batch
-from crm.services.consents import consent_record
-from tests.campaigns.support import audience, make_campaign, wecom_customers
+from tests.campaigns.support import audience, make_campaign, opt_out, wecom_customers
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,14 +26,7 @@ NOON = datetime(2026, 3, 2, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 def test_dry_run_predicts_what_launching_does() -> None:
     reachable = wecom_customers(40)
     unreachable = CustomerFactory()
-    consent_record(
-        customer_id=reachable[0].pk,
-        channel="wecom",
-        status="opted_out",
-        source="t",
-        occurred_at=NOON - timedelta(days=1),
-        actor="t",
-    )
+    opt_out(reachable[0], at=NOON - timedelta(days=1))
     members = [*reachable, unreachable]
     earlier = make_campaign(audience(reachable[:10], "earlier"), name="earlier")
     campaign_launch(campaign_id=earlier.pk, actor="t", at=NOON - timedelta(hours=2))

@@ -38,13 +38,20 @@ from campaigns.services.reservation import deliveries_reserve_batch
 from crm.models import Consent, Customer
 from crm.services.consents import consent_record
 from segments.models import Segment
-from tests.campaigns.support import audience, make_campaign, statuses, wecom_customers
+from tests.campaigns.support import (
+    HOOK_URL,
+    audience,
+    make_campaign,
+    opt_out,
+    statuses,
+    webhook_campaign,
+    wecom_customers,
+)
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-HOOK_URL = "https://hooks.example.com/crm"
 # Tuesday 2026-03-10, 10:00 in Shanghai.
 T0 = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
 QUIET_HOURS = {"quiet_hours_start": time(21), "quiet_hours_end": time(9)}
@@ -75,13 +82,7 @@ def cap(**fields: Any) -> FrequencyRule:
 def campaign_to(customers: list[Customer], **overrides: Any) -> Campaign:
     """A webhook campaign (reachable without an identity) to `customers`, no holdout, no
     quiet hours."""
-    fields: dict[str, Any] = {
-        "channel": Channel.WEBHOOK,
-        "webhook_url": HOOK_URL,
-        "consent_channel": "sms",
-        **overrides,
-    }
-    return make_campaign(audience(customers, name=f"audience-{next(_names)}"), **fields)
+    return webhook_campaign(audience(customers, name=f"audience-{next(_names)}"), **overrides)
 
 
 def start(campaign: Campaign, at: datetime) -> None:
@@ -331,14 +332,7 @@ def test_an_opt_out_after_planning_suppresses_at_reservation() -> None:
     start(campaign, EVENING)  # written pending, due when the quiet hours end
     assert statuses(campaign) == {"pending": 2}
     for customer, channel in ((opted_out, "sms"), (opted_out_elsewhere, "wecom")):
-        consent_record(
-            customer_id=customer.pk,
-            channel=channel,
-            status="opted_out",
-            source="test",
-            occurred_at=EVENING + timedelta(hours=1),
-            actor="test",
-        )
+        opt_out(customer, channel=channel, at=EVENING + timedelta(hours=1))
 
     outcome = deliveries_reserve_batch(campaign_id=campaign.pk, at=MORNING)
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from campaigns.models import FrequencyRule
 from campaigns.selectors import frequency_rule_list
+from tests.factories import FrequencyRuleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -178,9 +179,7 @@ def test_the_admin_validates_like_the_api(admin_client) -> None:
 
 
 def _calendar(unit: str) -> FrequencyRule:
-    return FrequencyRule(
-        name=unit, scope="all_channels", max_count=1, window_kind="calendar", calendar_unit=unit
-    )
+    return FrequencyRuleFactory.build(window_kind="calendar", window_hours=None, calendar_unit=unit)
 
 
 def test_calendar_windows_are_taken_in_business_time(settings) -> None:
@@ -204,8 +203,6 @@ def test_a_window_frees_at_its_next_start_or_when_the_oldest_send_leaves(setting
     assert _calendar("day").window_frees_at(oldest, at) == datetime(2027, 1, 1, tzinfo=SHANGHAI)
     assert _calendar("week").window_frees_at(oldest, at) == datetime(2027, 1, 4, tzinfo=SHANGHAI)
     assert _calendar("month").window_frees_at(oldest, at) == datetime(2027, 1, 1, tzinfo=SHANGHAI)
-    rule = FrequencyRule(
-        name="r", scope="all_channels", max_count=1, window_kind="rolling", window_hours=48
-    )
+    rule = FrequencyRuleFactory.build(window_hours=48)
     assert rule.window_start(at) == datetime(2026, 12, 29, 10, 0, tzinfo=SHANGHAI)
     assert rule.window_frees_at(oldest, at) == datetime(2027, 1, 1, 12, 0, tzinfo=SHANGHAI)

@@ -21,10 +21,7 @@ from campaigns.models import (
     Delivery,
     DeliveryReason,
     DeliveryStatus,
-    FrequencyRule,
     OnHit,
-    RuleScope,
-    WindowKind,
 )
 from campaigns.services import reservation
 from campaigns.services.campaigns import (
@@ -41,19 +38,24 @@ from core.errors import ValidationFailed
 from crm.models import Customer, Group, GroupMembership, StaffMember
 from devstack.wecom_fake import ENDPOINT_ADD_MSG_TEMPLATE, FakeWeCom
 from segments.models import Segment
-from tests.campaigns.support import audience, calls_of, make_campaign, opt_out, statuses
-from tests.factories import CustomerFactory, GroupFactory, StaffMemberFactory
+from tests.campaigns.support import (
+    audience,
+    calls_of,
+    group_chat,
+    make_campaign,
+    opt_out,
+    statuses,
+    webhook_campaign,
+)
+from tests.factories import (
+    CustomerFactory,
+    DeliveryFactory,
+    FrequencyRuleFactory,
+    GroupMembershipFactory,
+    StaffMemberFactory,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def chat(owner: StaffMember | None, members: list[Customer]) -> Group:
-    group = GroupFactory(owner=owner)
-    for customer in members:
-        GroupMembership.objects.create(
-            group=group, customer=customer, joined_at=timezone.now() - timedelta(days=3)
-        )
-    return group
 
 
 def group_campaign(customers: list[Customer], **overrides: Any) -> Campaign:
@@ -83,12 +85,12 @@ def test_a_chat_is_sent_to_only_when_the_audience_covers_it() -> None:
     owners: list[StaffMember] = StaffMemberFactory.create_batch(2)
     c = CustomerFactory.create_batch(9)
     outsider = CustomerFactory()
-    covered = chat(owners[0], [c[0], c[1]])
-    chat(owners[0], [c[2], outsider])  # someone outside the audience
-    chat(owners[1], [c[3], c[4]])  # c[4] opted out
-    chat(owners[1], [c[6], c[0]])  # c[0] goes through `covered`, whose id is lower
-    chat(None, [c[7]])  # nobody to send it
-    past = chat(owners[1], [c[8]])
+    covered = group_chat(owners[0], [c[0], c[1]])
+    group_chat(owners[0], [c[2], outsider])  # someone outside the audience
+    group_chat(owners[1], [c[3], c[4]])  # c[4] opted out
+    group_chat(owners[1], [c[6], c[0]])  # c[0] goes through `covered`, whose id is lower
+    group_chat(None, [c[7]])  # nobody to send it
+    past = group_chat(owners[1], [c[8]])
     GroupMembership.objects.filter(group=past).update(left_at=timezone.now())  # c[8] left
     opt_out(c[4])
     campaign = group_campaign(c)
@@ -121,22 +123,11 @@ def test_a_chat_is_sent_to_only_when_the_audience_covers_it() -> None:
 def test_one_member_at_a_cap_holds_back_the_whole_chat(on_hit: str) -> None:
     owner = StaffMemberFactory()
     members = CustomerFactory.create_batch(3)
-    group = chat(owner, members)
-    rule = FrequencyRule.objects.create(
-        name="one a day",
-        scope=RuleScope.ALL_CHANNELS,
-        max_count=1,
-        window_kind=WindowKind.ROLLING,
-        window_hours=24,
-        on_hit=on_hit,
-        max_delay_hours=48 if on_hit == OnHit.DEFER else None,
+    group = group_chat(owner, members)
+    rule = FrequencyRuleFactory(
+        name="one a day", on_hit=on_hit, max_delay_hours=48 if on_hit == OnHit.DEFER else None
     )
-    earlier = make_campaign(
-        audience([members[1]], name="earlier"),
-        channel=Channel.WEBHOOK,
-        consent_channel="wecom",
-        webhook_url="https://hooks.example/in",
-    )
+    earlier = webhook_campaign(audience([members[1]], name="earlier"), consent_channel="wecom")
     campaign_launch(campaign_id=earlier.pk, actor="test")
     campaign_plan(campaign_id=earlier.pk)  # members[1] has had its one send of the day
     campaign = group_campaign(members)
@@ -164,12 +155,12 @@ def test_one_member_at_a_cap_holds_back_the_whole_chat(on_hit: str) -> None:
 def test_a_chat_someone_joined_since_planning_waits_and_one_who_left_is_not_counted() -> None:
     owner = StaffMemberFactory()
     c = CustomerFactory.create_batch(4)
-    joined, left = chat(owner, c[:2]), chat(owner, c[2:])
+    joined, left = group_chat(owner, c[:2]), group_chat(owner, c[2:])
     campaign = group_campaign(c)
     campaign_launch(campaign_id=campaign.pk, actor="test")
     campaign_plan(campaign_id=campaign.pk)
     newcomer = CustomerFactory()
-    GroupMembership.objects.create(group=joined, customer=newcomer, joined_at=timezone.now())
+    GroupMembershipFactory(group=joined, customer=newcomer)
     GroupMembership.objects.filter(group=left, customer=c[3]).update(left_at=timezone.now())
 
     deliveries_reserve_batch(campaign_id=campaign.pk)
@@ -185,7 +176,7 @@ def test_a_chat_someone_joined_since_planning_waits_and_one_who_left_is_not_coun
 def test_the_holdout_and_the_variants_are_drawn_by_chat() -> None:
     owner = StaffMemberFactory()
     customers = CustomerFactory.create_batch(120)
-    groups = [chat(owner, customers[start : start + 3]) for start in range(0, 120, 3)]
+    groups = [group_chat(owner, customers[start : start + 3]) for start in range(0, 120, 3)]
     campaign = group_campaign(
         customers,
         holdout_share=Decimal("0.5"),
@@ -233,7 +224,11 @@ def test_a_group_chat_message_goes_out_from_each_owner_and_reaches_every_member(
 ) -> None:
     owners = [StaffMemberFactory(name="群主甲"), StaffMemberFactory(name="群主乙")]
     c = CustomerFactory.create_batch(5)
-    first, second, third = chat(owners[0], c[:2]), chat(owners[0], [c[2]]), chat(owners[1], c[3:])
+    first, second, third = (
+        group_chat(owners[0], c[:2]),
+        group_chat(owners[0], [c[2]]),
+        group_chat(owners[1], c[3:]),
+    )
     campaign = group_campaign(
         c, variants=[VariantInput(name="A", content="{{ owner_name }}：今晚群内秒杀")]
     )
@@ -274,7 +269,7 @@ def test_an_opt_out_after_the_reservation_keeps_its_whole_chat_out_of_the_call(
 ) -> None:
     owner = StaffMemberFactory()
     c = CustomerFactory.create_batch(3)
-    kept, dropped = chat(owner, [c[0]]), chat(owner, c[1:])
+    kept, dropped = group_chat(owner, [c[0]]), group_chat(owner, c[1:])
     campaign = group_campaign(c)
     launch(campaign)
     (call,) = calls_of(campaign)
@@ -296,7 +291,7 @@ def test_a_group_call_whose_answer_was_lost_is_found_not_sent_again(
 ) -> None:
     owner = StaffMemberFactory()
     c = CustomerFactory.create_batch(2)
-    group = chat(owner, c)
+    group = group_chat(owner, c)
     campaign = group_campaign(c)
     launch(campaign)
     (call,) = calls_of(campaign)
@@ -336,7 +331,11 @@ def test_a_chat_is_reserved_whole_and_sent_by_its_owner_at_the_time(
     monkeypatch.setattr(reservation, "RESERVE_BATCH_SIZE", 2)
     owners: list[StaffMember] = StaffMemberFactory.create_batch(2)
     c = CustomerFactory.create_batch(7)
-    first, second, gone = chat(owners[0], c[:3]), chat(owners[0], c[3:6]), chat(owners[0], [c[6]])
+    first, second, gone = (
+        group_chat(owners[0], c[:3]),
+        group_chat(owners[0], c[3:6]),
+        group_chat(owners[0], [c[6]]),
+    )
     campaign = group_campaign(c)
     campaign_launch(campaign_id=campaign.pk, actor="test")
     campaign_plan(campaign_id=campaign.pk)
@@ -373,7 +372,7 @@ def test_an_owner_with_more_chats_than_a_call_takes_has_several_calls(
     monkeypatch.setattr(WeComGroupChannel, "size", 2)
     owner = StaffMemberFactory()
     c = CustomerFactory.create_batch(6)
-    chats = [chat(owner, c[index : index + 2]) for index in range(0, 6, 2)]
+    chats = [group_chat(owner, c[index : index + 2]) for index in range(0, 6, 2)]
     campaign = group_campaign(c)
 
     launch(campaign)
@@ -392,12 +391,10 @@ def test_a_chat_someone_joined_since_the_reservation_is_left_out_of_the_call(
 ) -> None:
     owner = StaffMemberFactory()
     c = CustomerFactory.create_batch(3)
-    kept, joined = chat(owner, [c[0]]), chat(owner, c[1:])
+    kept, joined = group_chat(owner, [c[0]]), group_chat(owner, c[1:])
     campaign = group_campaign(c)
     launch(campaign)
-    GroupMembership.objects.create(
-        group=joined, customer=CustomerFactory(), joined_at=timezone.now()
-    )
+    GroupMembershipFactory(group=joined)
 
     channel_sends_run(channel_send_ids=calls_of(campaign))
 
@@ -410,7 +407,7 @@ def test_a_chat_refused_by_the_platform_cap_fails_for_every_member(fake: FakeWeC
     fake.configure(cap_per_receiver=1, cap_period="day")
     owner = StaffMemberFactory()
     c = CustomerFactory.create_batch(2)
-    chat(owner, c)
+    group_chat(owner, c)
     sent_first = group_campaign(c)
     launch(sent_first)
     channel_sends_run(channel_send_ids=calls_of(sent_first))
@@ -436,7 +433,7 @@ def test_quiet_hours_and_a_pause_keep_each_chat_whole() -> None:
     chats are reserved again, whole."""
     owner = StaffMemberFactory()
     c = CustomerFactory.create_batch(4)
-    chats = [chat(owner, c[:2]), chat(owner, c[2:])]
+    chats = [group_chat(owner, c[:2]), group_chat(owner, c[2:])]
     campaign = group_campaign(c, quiet_hours_start=time(21, 0), quiet_hours_end=time(9, 0))
     night = datetime(2026, 11, 23, 23, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     campaign_launch(campaign_id=campaign.pk, actor="test", at=night)
@@ -466,43 +463,25 @@ def test_a_chat_deferred_past_a_members_maximum_delay_is_not_sent() -> None:
     the other's rule's maximum delay, so the chat is not sent, and that member says why."""
     owner = StaffMemberFactory()
     a, b, c = CustomerFactory.create_batch(3)
-    group = chat(owner, [a, b, c])
-    short = FrequencyRule.objects.create(
-        name="one a day, wait 12 hours at most",
-        scope=RuleScope.ALL_CHANNELS,
-        max_count=1,
-        window_kind=WindowKind.ROLLING,
-        window_hours=24,
-        on_hit=OnHit.DEFER,
-        max_delay_hours=12,
+    group = group_chat(owner, [a, b, c])
+    short = FrequencyRuleFactory(
+        name="one a day, wait 12 hours at most", on_hit=OnHit.DEFER, max_delay_hours=12
     )
-    FrequencyRule.objects.create(
+    FrequencyRuleFactory(
         name="two in three days, wait 4 days at most",
-        scope=RuleScope.ALL_CHANNELS,
         max_count=2,
-        window_kind=WindowKind.ROLLING,
         window_hours=72,
         on_hit=OnHit.DEFER,
         max_delay_hours=96,
     )
-    earlier = make_campaign(
-        audience([a, b], name="earlier"),
-        channel=Channel.WEBHOOK,
-        consent_channel="wecom",
-        webhook_url="https://hooks.example/in",
-    )
+    earlier = webhook_campaign(audience([a, b], name="earlier"), consent_channel="wecom")
     now = timezone.now()
     for customer, hours_ago in ((a, 14), (b, 30), (b, 40)):  # a: +10 h; b: +32 h
-        at = now - timedelta(hours=hours_ago)
-        Delivery.objects.create(
+        DeliveryFactory(
             customer=customer,
             campaign=earlier,
             step=hours_ago,
-            status=DeliveryStatus.SENT,
-            due_at=at,
-            first_due_at=at,
-            reserved_at=at,
-            sent_at=at,
+            at=now - timedelta(hours=hours_ago),
         )
     campaign = group_campaign([a, b, c])
 

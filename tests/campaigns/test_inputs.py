@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from campaigns.models import Campaign, Variant
 from core.validators import FREE_TEXT_MAX_LENGTH
 from segments.models import Segment
-from tests.campaigns.support import audience, wecom_customers
+from tests.campaigns.support import campaign_body
 from tests.crm.input_support import LONE_SURROGATE, NUL, invalid, send_json
 
 pytestmark = pytest.mark.django_db
@@ -23,22 +23,6 @@ pytestmark = pytest.mark.django_db
 PLANNED_TIME = "Must lie between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z."
 TEXT = "Must not contain a NUL character or a lone surrogate."
 TOO_LONG = f"Ensure this field has no more than {FREE_TEXT_MAX_LENGTH} characters."
-
-
-@pytest.fixture
-def segment() -> Segment:
-    return audience(wecom_customers(1), name="老客")
-
-
-def campaign_body(segment: Segment, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": "春季上新",
-        "channel": "wecom_customer",
-        "content": "春季新品上市",
-        "include_segment_ids": [segment.pk],
-    }
-    body.update(overrides)
-    return body
 
 
 @pytest.mark.parametrize(

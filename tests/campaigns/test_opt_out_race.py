@@ -2,14 +2,11 @@
 checks consent again, and so does every attempt of a call, right before the channel's call.
 Raced for real: opt-outs and calls on threads, each with its own PostgreSQL connection."""
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from campaigns.channels import wecom
 from campaigns.models import Campaign, ChannelSend, Delivery, DeliveryReason, DeliveryStatus
@@ -26,14 +23,10 @@ from tests.campaigns.support import (
     opt_out,
     statuses,
     wecom_customers,
+    wecom_received,
 )
 from tests.factories import StaffMemberFactory
-
-
-def received(fake: FakeWeCom) -> list[str]:
-    return sorted(
-        userid for message in fake.messages() for userid in message["request"]["external_userid"]
-    )
+from tests.support import run_together
 
 
 def reserve_all(campaign: Campaign) -> list[int]:
@@ -89,7 +82,7 @@ def test_an_opt_out_after_planning_suppresses_the_send(
     )
     assert delivery.channel_send_id is None and delivery.sent_at is None
     assert statuses(campaign) == {DeliveryStatus.SUBMITTED: 2, DeliveryStatus.SUPPRESSED: 1}
-    assert received(fake) == sorted(f"ext-{c.pk}" for c in customers if c != leaving)
+    assert wecom_received(fake) == sorted(f"ext-{c.pk}" for c in customers if c != leaving)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -143,17 +136,6 @@ def test_an_opt_out_committed_before_the_first_attempt_is_never_sent(
         return attempt
 
     monkeypatch.setattr(dispatch, "attempt_begin", noted_attempt)
-    start = threading.Barrier(5)
-
-    def on_own_connection(work: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                start.wait()
-                work()
-            finally:
-                connection.close()
-
-        return run
 
     def caller(call_ids: list[int]) -> Callable[[], None]:
         def work() -> None:
@@ -168,11 +150,9 @@ def test_an_opt_out_committed_before_the_first_attempt_is_never_sent(
 
         return work
 
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        futures = [pool.submit(on_own_connection(caller(calls[i::3]))) for i in range(3)]
-        futures += [pool.submit(on_own_connection(opt_outs(racing[i::2]))) for i in range(2)]
-        for future in futures:
-            future.result()
+    callers = [caller(calls[i::3]) for i in range(3)]
+    for error in run_together(*callers, *(opt_outs(racing[i::2]) for i in range(2))):
+        raise error
 
     assert sorted(i for ids, _before, _after in attempts for i in ids) == reserved
     sent = set(
@@ -187,7 +167,7 @@ def test_an_opt_out_committed_before_the_first_attempt_is_never_sent(
         assert chunk_customers - after <= sent, "not opted out at the attempt, yet not sent"
     # The fake got exactly the customers sent, once each; every other one was suppressed as
     # opted out, whatever the order of the race.
-    assert received(fake) == sorted(f"ext-{pk}" for pk in sent)
+    assert wecom_received(fake) == sorted(f"ext-{pk}" for pk in sent)
     suppressed = {customer.pk for customer in customers} - sent
     assert set(
         campaign.deliveries.exclude(status=DeliveryStatus.SUBMITTED).values_list(

@@ -12,12 +12,12 @@ from campaigns.services.campaigns import campaign_launch, campaign_plan
 from campaigns.services.dispatch import channel_sends_run
 from campaigns.services.pipeline import campaigns_tick, wecom_results_poll_due
 from campaigns.services.reservation import deliveries_reserve_batch
-from crm.services.consents import consent_record
 from devstack.wecom_fake import FakeWeCom
 from tests.campaigns.support import (
     audience,
     calls_of,
     make_campaign,
+    opt_out,
     statuses,
     wecom_customers,
 )
@@ -30,14 +30,7 @@ def test_a_campaign_reaches_its_audience_once(
 ) -> None:
     customers = wecom_customers(5)
     opted_out = customers[0]
-    consent_record(
-        customer_id=opted_out.pk,
-        channel="wecom",
-        status="opted_out",
-        source="test",
-        occurred_at=opted_out.created_at,
-        actor="test",
-    )
+    opt_out(opted_out, at=opted_out.created_at)
     campaign = make_campaign(audience(customers))
     campaign_launch(campaign_id=campaign.pk, actor="test")
     with django_capture_on_commit_callbacks() as dispatches:

@@ -14,10 +14,15 @@ from campaigns.models import Campaign, Delivery, DeliveryReason, DeliveryStatus
 from campaigns.services.campaigns import VariantInput, campaign_launch, campaign_plan
 from campaigns.services.dry_run import campaign_dry_run
 from campaigns.services.reservation import deliveries_reserve_batch
-from crm.services.consents import consent_record
 from segments.models import Segment
-from tests.campaigns.support import audience, make_campaign, wecom_customers
-from tests.factories import CustomerFactory
+from tests.campaigns.support import (
+    audience,
+    make_campaign,
+    opt_out,
+    webhook_campaign,
+    wecom_customers,
+)
+from tests.factories import CustomerFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +33,7 @@ POPULATION = 20_000
 
 def everyone_segment(count: int) -> Segment:
     """`count` customers (set-based: factories would take minutes) in one static segment."""
-    segment = Segment.objects.create(name="everyone", kind="static", rule_version=1)
+    segment = SegmentFactory(name="everyone", kind="static")
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -48,12 +53,10 @@ def everyone_segment(count: int) -> Segment:
     return segment
 
 
-def webhook_campaign(segment: Segment, name: str, **overrides: object) -> Campaign:
-    """A webhook campaign (it needs no identity, so every member is eligible)."""
+def drawn_campaign(segment: Segment, name: str, **overrides: object) -> Campaign:
+    """A webhook campaign (every member is eligible) holding out a fifth of its audience and
+    splitting the rest between its variants A and B, weighted 1 to 3."""
     fields: dict[str, object] = {
-        "channel": "webhook",
-        "consent_channel": "sms",
-        "webhook_url": "https://hooks.example.com/crm",
         "holdout_share": Decimal("0.2"),
         "variants": [
             VariantInput(name="A", content="a", weight=1),
@@ -61,7 +64,7 @@ def webhook_campaign(segment: Segment, name: str, **overrides: object) -> Campai
         ],
         **overrides,
     }
-    return make_campaign(segment, name=name, **fields)
+    return webhook_campaign(segment, name=name, **fields)
 
 
 def planned(campaign: Campaign, at: datetime = NOON) -> dict[int, tuple[bool, str | None]]:
@@ -82,7 +85,7 @@ def within(observed: int, n: int, share: float) -> bool:
 
 def test_holdout_and_variant_shares_are_within_tolerance_and_the_split_is_stable() -> None:
     segment = everyone_segment(POPULATION)
-    campaign = webhook_campaign(segment, "draws")
+    campaign = drawn_campaign(segment, "draws")
     dry = campaign_dry_run(campaign=campaign, at=NOON)
     split = planned(campaign)
 
@@ -106,7 +109,7 @@ def test_holdout_and_variant_shares_are_within_tolerance_and_the_split_is_stable
     assert {customer for customer, is_holdout in again.items() if is_holdout} == held
 
     # Another campaign draws its own holdout (another salt), hardly overlapping this one.
-    other = planned(webhook_campaign(segment, "other"))
+    other = planned(drawn_campaign(segment, "other"))
     other_held = {customer for customer, (is_holdout, _v) in other.items() if is_holdout}
     assert within(len(held & other_held), POPULATION, 0.2 * 0.2)
 
@@ -200,14 +203,7 @@ def test_opted_out_and_unreachable_customers_are_suppressed_and_never_held_out()
         *((customer, "wecom") for customer in [*opted_out, unreachable[0]]),
         *((customer, "sms") for customer in opted_out_elsewhere),
     ]:
-        consent_record(
-            customer_id=customer.pk,
-            channel=channel,
-            status="opted_out",
-            source="test",
-            occurred_at=NOON - timedelta(days=1),
-            actor="test",
-        )
+        opt_out(customer, channel=channel, at=NOON - timedelta(days=1))
     # Half the audience would be held out, so some 20 of the 40 suppressed would be if the
     # draw came first.
     campaign = make_campaign(
@@ -241,16 +237,10 @@ def test_excluded_segments_and_the_extra_rule_narrow_the_audience() -> None:
     included = audience([*shanghai, *beijing], name="included")
     excluded = audience([shanghai[0], beijing[0]], name="excluded")
     in_shanghai = {"field": "city", "op": "eq", "value": "上海"}
-    narrowed = webhook_campaign(
+    narrowed = drawn_campaign(
         included, "narrowed", exclude_segment_ids=[excluded.pk], extra_rule=in_shanghai
     )
-    rule_only = make_campaign(
-        name="rule only",
-        extra_rule=in_shanghai,
-        channel="webhook",
-        consent_channel="sms",
-        webhook_url="https://hooks.example.com/crm",
-    )
+    rule_only = webhook_campaign(name="rule only", extra_rule=in_shanghai)
 
     assert set(planned(narrowed)) == {customer.pk for customer in shanghai[1:]}
     assert set(planned(rule_only)) == {customer.pk for customer in [*shanghai, outside]}

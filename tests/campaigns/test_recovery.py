@@ -15,6 +15,7 @@ from campaigns.services.dispatch import orphan_after, requeue_after
 from campaigns.services.pipeline import campaigns_tick
 from tests.campaigns.support import audience, make_campaign, wecom_customers
 from tests.conftest import Enqueued
+from tests.factories import CampaignFactory, ChannelSendFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -33,12 +34,6 @@ def tick(
     return run
 
 
-@pytest.fixture(autouse=True)
-def private_networks_allowed(settings: Any) -> None:
-    """The campaigns' webhook URL is on loopback; nothing is posted to it here."""
-    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
-
-
 def test_the_tick_queues_every_lost_call_again_however_many(
     tick: Callable[..., dict[str, int]],
     enqueued: list[Enqueued],
@@ -46,40 +41,23 @@ def test_the_tick_queues_every_lost_call_again_however_many(
 ) -> None:
     """More calls wait than one page of the recovery reads: all are queued again in one tick,
     each once; calls not yet due (a recent attempt, a recent write) and answered ones wait."""
-    campaign = make_campaign(
-        channel=Channel.WEBHOOK, webhook_url="http://127.0.0.1:9/hook", consent_channel="sms"
-    )
+    campaign = CampaignFactory(channel=Channel.WEBHOOK)
     now = timezone.now()
     lost_at = now - requeue_after() - timedelta(seconds=1)
+    # In bulk: one INSERT for the many calls.
     never_attempted = ChannelSend.objects.bulk_create(
-        ChannelSend(campaign=campaign, channel=Channel.WEBHOOK, requested_at=lost_at)
-        for _ in range(1203)
+        ChannelSendFactory.build_batch(1203, campaign=campaign, requested_at=lost_at)
     )
-    orphaned = ChannelSend.objects.bulk_create(
-        ChannelSend(
-            campaign=campaign,
-            channel=Channel.WEBHOOK,
-            requested_at=lost_at,
-            attempts=1,
-            attempted_at=now - orphan_after() - timedelta(seconds=1),
-        )
-        for _ in range(3)
+    orphaned = ChannelSendFactory.create_batch(
+        3,
+        campaign=campaign,
+        requested_at=lost_at,
+        attempts=1,
+        attempted_at=now - orphan_after() - timedelta(seconds=1),
     )
-    ChannelSend.objects.bulk_create(
-        [
-            ChannelSend(campaign=campaign, channel=Channel.WEBHOOK, requested_at=now),
-            ChannelSend(
-                campaign=campaign,
-                channel=Channel.WEBHOOK,
-                requested_at=lost_at,
-                attempts=1,
-                attempted_at=now,
-            ),
-            ChannelSend(
-                campaign=campaign, channel=Channel.WEBHOOK, requested_at=lost_at, state="finished"
-            ),
-        ]
-    )
+    ChannelSendFactory(campaign=campaign, requested_at=now)
+    ChannelSendFactory(campaign=campaign, requested_at=lost_at, attempts=1, attempted_at=now)
+    ChannelSendFactory(campaign=campaign, requested_at=lost_at, state="finished")
     monkeypatch.setattr(pipeline, "RECOVERED_PER_TASK", 500)
 
     counts = tick(now=now)
@@ -97,16 +75,11 @@ def test_a_call_queued_again_is_not_queued_again_before_the_same_wait(
     """A lost call queued again by one tick may still wait behind a backlog at the next ones:
     it is queued once more only when the same wait has passed again, so a backlog is not
     multiplied minute after minute."""
-    campaign = make_campaign(
-        channel=Channel.WEBHOOK, webhook_url="http://127.0.0.1:9/hook", consent_channel="sms"
-    )
+    campaign = CampaignFactory(channel=Channel.WEBHOOK)
     now = timezone.now()
-    never_attempted = ChannelSend.objects.create(
-        campaign=campaign, channel=Channel.WEBHOOK, requested_at=now - requeue_after()
-    )
-    orphaned = ChannelSend.objects.create(
+    never_attempted = ChannelSendFactory(campaign=campaign, requested_at=now - requeue_after())
+    orphaned = ChannelSendFactory(
         campaign=campaign,
-        channel=Channel.WEBHOOK,
         requested_at=now - requeue_after(),
         attempts=1,
         attempted_at=now - orphan_after(),

@@ -2,7 +2,7 @@
 computation with scipy."""
 
 import math
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -11,12 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from campaigns.models import Delivery, DeliveryReason, DeliveryStatus, LinkClick
-from campaigns.services.attribution import conversions_attribute
-from campaigns.services.campaigns import VariantInput
 from campaigns.services.report import campaign_report, lift_statistics
-from tests.campaigns.support import make_campaign
-from tests.factories import CustomerFactory, OrderFactory
+from tests.campaigns.support import report_case
+from tests.factories import CampaignFactory, CustomerFactory
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
@@ -68,44 +65,9 @@ def test_lift_without_a_holdout_is_unknown() -> None:
 
 @pytest.mark.django_db
 def test_report_counts_each_arm_and_variant() -> None:
-    campaign = make_campaign(
-        name="report",
-        variants=[VariantInput(name="A", content="a"), VariantInput(name="B", content="b")],
-    )
-    a, b = campaign.variants.order_by("name")
-    customers = CustomerFactory.create_batch(10)
-
-    def delivery(i: int, status: str, *, variant=None, holdout=False, reason="", sent=True):
-        at = T0 + timedelta(minutes=i)
-        return Delivery.objects.create(
-            campaign=campaign,
-            customer=customers[i],
-            variant=variant,
-            is_holdout=holdout,
-            status=status,
-            reason=reason,
-            due_at=at,
-            first_due_at=at,
-            reserved_at=at,
-            sent_at=at if status == DeliveryStatus.SENT and sent else None,
-        )
-
-    sent_a = [delivery(0, "sent", variant=a), delivery(1, "sent", variant=a)]
-    sent_b = [delivery(2, "sent", variant=b)]
-    delivery(3, "failed", variant=b, reason=DeliveryReason.PLATFORM_CAP)
-    delivery(4, "suppressed", variant=a, reason=DeliveryReason.OPTED_OUT)
-    delivery(5, "pending", variant=a, reason=DeliveryReason.QUIET_HOURS)
-    held = [delivery(6, "held_out", holdout=True), delivery(7, "held_out", holdout=True)]
-    delivery(8, "suppressed", holdout=True, reason=DeliveryReason.CAPPED)
-    # Conversions: one treated A customer buys 100, the B one buys 60 twice, one held-out 30.
-    OrderFactory(customer=customers[0], paid_at=T0 + timedelta(days=1), total_amount=100)
-    OrderFactory(customer=customers[2], paid_at=T0 + timedelta(days=1), total_amount=60)
-    OrderFactory(customer=customers[2], paid_at=T0 + timedelta(days=2), total_amount=60)
-    OrderFactory(customer=customers[6], paid_at=T0 + timedelta(days=1), total_amount=30)
-    conversions_attribute(customer_ids=[c.pk for c in customers])
-    LinkClick.objects.create(campaign=campaign, variant=a, delivery=sent_a[1], link_no=0)
-    LinkClick.objects.create(campaign=campaign, variant=a, delivery=sent_a[1], link_no=0)
-    LinkClick.objects.create(campaign=campaign, variant=b, link_no=0)
+    campaign = CampaignFactory(name="report", variants=["A", "B"])
+    case = report_case(campaign, CustomerFactory.create_batch(9), at=T0)
+    sent_b, held = case.sent_b, case.held
 
     report = campaign_report(campaign=campaign)
     total = report.total

@@ -1,14 +1,13 @@
 """Real concurrency on PostgreSQL: campaigns launched together over the same customers, planned
 and reserved on their own threads and connections, never push a customer over a cap."""
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
 
 from campaigns.models import Campaign, Delivery, DeliveryReason, DeliveryStatus, FrequencyRule
 from campaigns.services import reservation
@@ -16,6 +15,7 @@ from campaigns.services.campaigns import campaign_launch, campaign_plan
 from campaigns.services.frequency_rules import frequency_rule_create
 from crm.models import Customer
 from tests.campaigns.support import audience, make_campaign, wecom_customers
+from tests.support import run_together
 
 # Nothing is published to the broker: these tests call the steps themselves.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
@@ -25,25 +25,9 @@ CUSTOMERS = 300
 CAMPAIGNS = 4
 
 
-def run_together(work: Callable[[int], None], campaign_ids: list[int]) -> None:
-    barrier = threading.Barrier(len(campaign_ids))
-    errors: list[BaseException] = []
-
-    def thread(campaign_id: int) -> None:
-        try:
-            barrier.wait()
-            work(campaign_id)
-        except BaseException as error:  # reported after the join
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=thread, args=(pk,)) for pk in campaign_ids]
-    for each in threads:
-        each.start()
-    for each in threads:
-        each.join()
-    assert errors == []
+def for_each_at_once(work: Callable[[int], None], campaign_ids: list[int]) -> None:
+    """`work(campaign_id)` for each campaign, all at once, each on its own connection."""
+    assert run_together(*(partial(work, pk) for pk in campaign_ids)) == []
 
 
 def campaigns_over(customers: list[Customer], **overrides: object) -> list[int]:
@@ -67,7 +51,7 @@ def test_campaigns_planned_together_reserve_each_customer_once() -> None:
     share the customers, and each customer is reserved by exactly one of them."""
     customers = wecom_customers(CUSTOMERS)
     ids = campaigns_over(customers)
-    run_together(lambda campaign_id: campaign_plan(campaign_id=campaign_id, at=NOON), ids)
+    for_each_at_once(lambda campaign_id: campaign_plan(campaign_id=campaign_id, at=NOON), ids)
 
     assert counted_per_customer() == Counter({c.pk: 1 for c in customers})
     preset = FrequencyRule.objects.get(is_platform_preset=True)
@@ -107,7 +91,7 @@ def test_queued_deliveries_reserved_together_respect_a_cap_of_two() -> None:
             ).is_exhausted:
                 pass
 
-        run_together(reserve_all, ids)
+        for_each_at_once(reserve_all, ids)
     finally:
         reservation.RESERVE_BATCH_SIZE = original
 
@@ -146,7 +130,7 @@ def test_two_workers_per_campaign_reserve_each_customer_once_a_day(
         ).is_exhausted:
             pass
 
-    run_together(reserve_all, ids * 2)
+    for_each_at_once(reserve_all, ids * 2)
 
     assert counted_per_customer() == Counter({c.pk: 1 for c in customers})
     assert Delivery.objects.filter(status=DeliveryStatus.RESERVED).count() == CUSTOMERS

@@ -5,18 +5,14 @@ encrypted and never shown again on a read; existing campaigns got one each in a 
 import hashlib
 import hmac
 import importlib
-import threading
-from collections.abc import Callable, Iterator
-from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.apps import apps
-from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.db import IntegrityError, connection, transaction
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -31,43 +27,19 @@ from campaigns.services.dispatch import channel_sends_run
 from core.errors import Conflict
 from crm.personal_data import decrypt
 from segments.models import Segment
-from tests.campaigns.support import audience, calls_of, make_campaign
-from tests.campaigns.test_campaigns_admin import form_data
+from tests.campaigns.support import (
+    WebhookReceiver,
+    audience,
+    calls_of,
+    campaign_add_posted,
+    make_campaign,
+    webhook_campaign,
+)
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
 SECRET_MIGRATION = importlib.import_module("campaigns.migrations.0010_campaign_webhook_secret")
-
-
-class Receiver(BaseHTTPRequestHandler):
-    """Records each POST's signature header and body; answers 200."""
-
-    received: list[tuple[str, bytes]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append((self.headers["X-CRM-Signature"], body))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, type[Receiver]]]:
-    """A receiver on loopback, which WEBHOOK_ALLOW_PRIVATE_NETWORKS lets campaigns post to."""
-    handler = type("TestReceiver", (Receiver,), {"received": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
-            yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def verifies(header: str, body: bytes, secret: str) -> bool:
@@ -79,15 +51,9 @@ def verifies(header: str, body: bytes, secret: str) -> bool:
     return hmac.compare_digest(parts["v1"], expected)
 
 
-def webhook_campaign(url: str, name: str) -> Campaign:
-    return make_campaign(
-        audience([CustomerFactory()], name=f"{name}-audience"),
-        name=name,
-        channel=Channel.WEBHOOK,
-        webhook_url=url,
-        consent_channel="sms",
-        holdout_share=Decimal("0"),
-    )
+def signed(receiver: WebhookReceiver) -> list[tuple[str, bytes]]:
+    """The signature header and the body of each post the receiver got."""
+    return [(post.headers["X-CRM-Signature"], post.body) for post in receiver.received]
 
 
 def post_once(campaign: Campaign) -> None:
@@ -97,11 +63,11 @@ def post_once(campaign: Campaign) -> None:
 
 
 def test_each_campaign_s_posts_verify_only_with_its_own_secret(
-    receiver: tuple[str, type[Receiver]],
+    webhook_receiver: WebhookReceiver,
 ) -> None:
-    url, handler = receiver
-    first = webhook_campaign(url, "first")
-    second = webhook_campaign(url, "second")
+    url = webhook_receiver.url
+    first = webhook_campaign(audience([CustomerFactory()], "first-audience"), url, name="first")
+    second = webhook_campaign(audience([CustomerFactory()], "second-audience"), url, name="second")
     assert first.issued_webhook_secret.startswith("whsec_")
     assert second.issued_webhook_secret.startswith("whsec_")
     assert first.issued_webhook_secret != second.issued_webhook_secret
@@ -109,7 +75,7 @@ def test_each_campaign_s_posts_verify_only_with_its_own_secret(
     post_once(first)
     post_once(second)
 
-    (first_post, second_post) = handler.received
+    (first_post, second_post) = signed(webhook_receiver)
     assert verifies(*first_post, first.issued_webhook_secret)
     assert not verifies(*first_post, second.issued_webhook_secret)
     assert verifies(*second_post, second.issued_webhook_secret)
@@ -117,10 +83,9 @@ def test_each_campaign_s_posts_verify_only_with_its_own_secret(
 
 
 def test_a_rotated_secret_signs_the_next_posts_and_the_old_one_no_longer_verifies(
-    receiver: tuple[str, type[Receiver]],
+    webhook_receiver: WebhookReceiver,
 ) -> None:
-    url, handler = receiver
-    campaign = webhook_campaign(url, "rotated")
+    campaign = webhook_campaign(audience([CustomerFactory()]), webhook_receiver.url)
     old = campaign.issued_webhook_secret
 
     rotated = campaign_webhook_secret_rotate(campaign_id=campaign.pk, actor="test")
@@ -129,13 +94,13 @@ def test_a_rotated_secret_signs_the_next_posts_and_the_old_one_no_longer_verifie
     new = rotated.issued_webhook_secret
     assert new.startswith("whsec_") and new != old
     assert decrypt(Campaign.objects.get().webhook_secret_encrypted) == new
-    ((header, body),) = handler.received
+    ((header, body),) = signed(webhook_receiver)
     assert verifies(header, body, new)
     assert not verifies(header, body, old)
 
 
 def test_the_secret_is_stored_encrypted() -> None:
-    campaign = webhook_campaign("https://hooks.example.com/crm", "stored")
+    campaign = webhook_campaign(audience([CustomerFactory()]))
 
     stored = Campaign.objects.get().webhook_secret_encrypted
     assert campaign.issued_webhook_secret not in stored
@@ -181,13 +146,8 @@ def client(api_client_with_scopes: Callable[..., APIClient]) -> APIClient:
     return api_client_with_scopes("campaigns:read", "campaigns:write")
 
 
-@pytest.fixture
-def segment() -> Segment:
-    return audience([CustomerFactory()], name="回调人群")
-
-
 def test_the_api_shows_the_secret_once_and_never_on_a_read(
-    client: APIClient, segment: Segment
+    client: APIClient, webhook_audience: Segment
 ) -> None:
     created = client.post(
         "/api/v1/campaigns",
@@ -197,7 +157,7 @@ def test_the_api_shows_the_secret_once_and_never_on_a_read(
             "consent_channel": "sms",
             "webhook_url": "https://hooks.example.com/crm",
             "content": "新品上市",
-            "include_segment_ids": [segment.pk],
+            "include_segment_ids": [webhook_audience.pk],
         },
         format="json",
     )
@@ -218,13 +178,8 @@ def test_the_api_shows_the_secret_once_and_never_on_a_read(
     assert decrypt(Campaign.objects.get().webhook_secret_encrypted) == secret
 
 
-def test_the_api_rotates_the_secret(client: APIClient, segment: Segment) -> None:
-    campaign = make_campaign(
-        segment,
-        channel=Channel.WEBHOOK,
-        webhook_url="https://hooks.example.com/crm",
-        consent_channel="sms",
-    )
+def test_the_api_rotates_the_secret(client: APIClient, webhook_audience: Segment) -> None:
+    campaign = webhook_campaign(webhook_audience)
     old = campaign.issued_webhook_secret
 
     response = client.post(f"/api/v1/campaigns/{campaign.pk}/rotate-webhook-secret")
@@ -240,15 +195,10 @@ def test_the_api_rotates_the_secret(client: APIClient, segment: Segment) -> None
 
 
 def test_rotating_needs_the_write_scope_and_a_webhook_campaign(
-    api_client_with_scopes: Callable[..., APIClient], client: APIClient, segment: Segment
+    api_client_with_scopes: Callable[..., APIClient], client: APIClient, webhook_audience: Segment
 ) -> None:
-    hook = make_campaign(
-        segment,
-        channel=Channel.WEBHOOK,
-        webhook_url="https://hooks.example.com/crm",
-        consent_channel="sms",
-    )
-    wecom = make_campaign(segment, name="wecom")
+    hook = webhook_campaign(webhook_audience)
+    wecom = make_campaign(webhook_audience, name="wecom")
     reader = api_client_with_scopes("campaigns:read")
 
     denied = reader.post(f"/api/v1/campaigns/{hook.pk}/rotate-webhook-secret")
@@ -272,34 +222,21 @@ def test_rotating_needs_the_write_scope_and_a_webhook_campaign(
 # --- Admin ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def admin_client_en() -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(User.objects.create_superuser("boss", password="x"))
-    return client
-
-
 def shown(response: Any) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def test_the_admin_shows_the_secret_once_after_create(
-    admin_client_en: Client, segment: Segment
+    admin_client_en: Client, webhook_audience: Segment
 ) -> None:
-    url = reverse("admin:campaigns_campaign_add")
-    page = admin_client_en.get(url)
-
-    response = admin_client_en.post(
-        url,
-        form_data(
-            page,
-            name="回调",
-            channel="webhook",
-            consent_channel="sms",
-            webhook_url="https://hooks.example.com/crm",
-            include_segments=[segment.pk],
-            **{"variants-0-name": "A", "variants-0-content": "新品上市"},
-        ),
+    response = campaign_add_posted(
+        admin_client_en,
+        name="回调",
+        channel="webhook",
+        consent_channel="sms",
+        webhook_url="https://hooks.example.com/crm",
+        include_segments=[webhook_audience.pk],
+        **{"variants-0-name": "A", "variants-0-content": "新品上市"},
     )
 
     assert response.status_code == 302
@@ -315,15 +252,9 @@ def test_the_admin_shows_the_secret_once_after_create(
 
 
 def test_the_admin_action_rotates_the_secret_after_a_confirmation(
-    admin_client_en: Client, segment: Segment
+    admin_client_en: Client, webhook_audience: Segment
 ) -> None:
-    campaign = make_campaign(
-        segment,
-        name="回调",
-        channel=Channel.WEBHOOK,
-        webhook_url="https://hooks.example.com/crm",
-        consent_channel="sms",
-    )
+    campaign = webhook_campaign(webhook_audience, name="回调")
     old = campaign.issued_webhook_secret
     changelist = reverse("admin:campaigns_campaign_changelist")
 
@@ -353,17 +284,11 @@ def test_the_admin_action_rotates_the_secret_after_a_confirmation(
 
 
 def test_the_migration_gives_each_existing_webhook_campaign_its_own_secret(
-    segment: Segment,
+    webhook_audience: Segment,
 ) -> None:
     for name in ("a", "b"):
-        make_campaign(
-            segment,
-            name=name,
-            channel=Channel.WEBHOOK,
-            webhook_url="https://hooks.example.com/crm",
-            consent_channel="sms",
-        )
-    make_campaign(segment, name="wecom")
+        webhook_campaign(webhook_audience, name=name)
+    make_campaign(webhook_audience, name="wecom")
     with connection.cursor() as cursor:
         # As before the migration (undone with the test's transaction).
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
@@ -381,13 +306,8 @@ def test_the_migration_gives_each_existing_webhook_campaign_its_own_secret(
     assert secrets["a"] != secrets["b"]
 
 
-def test_a_webhook_campaign_cannot_be_left_without_a_secret(segment: Segment) -> None:
-    campaign = make_campaign(
-        segment,
-        channel=Channel.WEBHOOK,
-        webhook_url="https://hooks.example.com/crm",
-        consent_channel="sms",
-    )
+def test_a_webhook_campaign_cannot_be_left_without_a_secret(webhook_audience: Segment) -> None:
+    campaign = webhook_campaign(webhook_audience)
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Campaign.objects.filter(pk=campaign.pk).update(webhook_secret_encrypted="")

@@ -7,10 +7,8 @@ import datetime
 import functools
 import socket
 import ssl
-import threading
 from collections.abc import Callable, Iterator
-from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -19,16 +17,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from django.contrib.auth.models import User
 from django.test import Client, override_settings
-from django.urls import reverse
 from django.utils import translation
 from rest_framework.test import APIClient
 
 from campaigns.channels import webhook, webhook_url
 from campaigns.models import (
     Campaign,
-    Channel,
     ChannelSend,
     ChannelSendState,
     Delivery,
@@ -39,10 +34,13 @@ from campaigns.services.campaigns import campaign_launch, campaign_plan, campaig
 from campaigns.services.dispatch import channel_sends_run
 from core.errors import ValidationFailed
 from segments.models import Segment
-from tests.campaigns.support import audience, calls_of, make_campaign
-from tests.campaigns.test_campaigns_admin import form_data
+from tests.campaigns.support import (
+    WebhookReceiver,
+    calls_of,
+    campaign_add_posted,
+    webhook_campaign,
+)
 from tests.conftest import PUBLIC_TEST_ADDRESS
-from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -105,21 +103,6 @@ def english() -> Iterator[None]:
 
 
 @pytest.fixture
-def segment() -> Segment:
-    return audience([CustomerFactory()], name="回调人群")
-
-
-def webhook_campaign(segment: Segment, url: str, **overrides: Any) -> Campaign:
-    return make_campaign(
-        segment,
-        channel=Channel.WEBHOOK,
-        webhook_url=url,
-        consent_channel="sms",
-        **overrides,
-    )
-
-
-@pytest.fixture
 def resolve_to(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """`resolve_to(name, [addresses])`: what the host name resolves to from now on (the
     other names as before)."""
@@ -142,10 +125,10 @@ def resolve_to(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 
 @pytest.mark.parametrize(("url", "reason"), REFUSED_URLS)
 def test_the_service_refuses_urls_inside_the_network(
-    segment: Segment, url: str, reason: str
+    webhook_audience: Segment, url: str, reason: str
 ) -> None:
     with pytest.raises(ValidationFailed) as refused:
-        webhook_campaign(segment, url)
+        webhook_campaign(webhook_audience, url)
 
     assert refused.value.code == "webhook_url_not_allowed"
     assert refused.value.detail == {"webhook_url": [reason]}
@@ -153,28 +136,30 @@ def test_the_service_refuses_urls_inside_the_network(
 
 
 def test_every_address_the_host_resolves_to_is_checked(
-    segment: Segment, resolve_to: Callable[..., None]
+    webhook_audience: Segment, resolve_to: Callable[..., None]
 ) -> None:
     resolve_to("mixed.example.com", [PUBLIC_TEST_ADDRESS, "10.0.0.7"])
 
     with pytest.raises(ValidationFailed) as refused:
-        webhook_campaign(segment, "https://mixed.example.com/hook")
+        webhook_campaign(webhook_audience, "https://mixed.example.com/hook")
 
     assert refused.value.detail == {"webhook_url": [inside("10.0.0.7")]}
     assert not Campaign.objects.exists()
 
 
-def test_a_host_that_does_not_resolve_is_refused(segment: Segment) -> None:
+def test_a_host_that_does_not_resolve_is_refused(webhook_audience: Segment) -> None:
     with pytest.raises(ValidationFailed) as refused:
-        webhook_campaign(segment, "https://hooks.nowhere.test/hook")
+        webhook_campaign(webhook_audience, "https://hooks.nowhere.test/hook")
 
     assert refused.value.code == "webhook_url_not_allowed"
     assert refused.value.detail == {"webhook_url": ["The host name does not resolve."]}
     assert not Campaign.objects.exists()
 
 
-def test_a_change_to_an_internal_url_is_refused_and_nothing_changes(segment: Segment) -> None:
-    campaign = webhook_campaign(segment, PUBLIC_URL)
+def test_a_change_to_an_internal_url_is_refused_and_nothing_changes(
+    webhook_audience: Segment,
+) -> None:
+    campaign = webhook_campaign(webhook_audience, PUBLIC_URL)
 
     with pytest.raises(ValidationFailed) as refused:
         campaign_update(
@@ -189,12 +174,12 @@ def test_a_change_to_an_internal_url_is_refused_and_nothing_changes(segment: Seg
 
 
 def test_a_change_that_leaves_the_url_alone_does_not_look_its_host_up(
-    segment: Segment, monkeypatch: pytest.MonkeyPatch
+    webhook_audience: Segment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The host is looked up when the URL (or the channel) changes, not on every change: a
     DNS hiccup does not refuse a new name, and no lookup waits under the campaign's lock. The
     URL is checked again before each run of posts all the same."""
-    campaign = webhook_campaign(segment, PUBLIC_URL)
+    campaign = webhook_campaign(webhook_audience, PUBLIC_URL)
 
     def unreachable(host: str, port: int) -> list[str]:
         raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
@@ -212,12 +197,12 @@ def test_a_change_that_leaves_the_url_alone_does_not_look_its_host_up(
 
 @override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True)
 def test_the_setting_allows_loopback_but_not_credentials_or_other_schemes(
-    segment: Segment, resolve_to: Callable[..., None]
+    webhook_audience: Segment, resolve_to: Callable[..., None]
 ) -> None:
     resolve_to("localhost", ["127.0.0.1", "::1"])
-    campaign = webhook_campaign(segment, "http://127.0.0.1:9/hook")
+    campaign = webhook_campaign(webhook_audience, "http://127.0.0.1:9/hook")
     assert campaign.webhook_url == "http://127.0.0.1:9/hook"
-    local = webhook_campaign(segment, "http://localhost:8080/hook", name="local")
+    local = webhook_campaign(webhook_audience, "http://localhost:8080/hook", name="local")
     assert local.webhook_url == "http://localhost:8080/hook"
 
     for url, reason in [
@@ -225,7 +210,7 @@ def test_the_setting_allows_loopback_but_not_credentials_or_other_schemes(
         ("ftp://127.0.0.1/", SCHEME),
     ]:
         with pytest.raises(ValidationFailed) as refused:
-            webhook_campaign(segment, url, name="refused")
+            webhook_campaign(webhook_audience, url, name="refused")
         assert refused.value.detail == {"webhook_url": [reason]}
     assert sorted(Campaign.objects.values_list("name", flat=True)) == ["campaign-1", "local"]
 
@@ -248,7 +233,7 @@ MALFORMED = {"http://LOCALHOST./", "http://redis:6379/", "http://2130706433/"}
     ],
 )
 def test_the_api_refuses_urls_inside_the_network(
-    client: APIClient, segment: Segment, url: str, reason: str
+    client: APIClient, webhook_audience: Segment, url: str, reason: str
 ) -> None:
     response = client.post(
         "/api/v1/campaigns",
@@ -258,7 +243,7 @@ def test_the_api_refuses_urls_inside_the_network(
             "consent_channel": "sms",
             "webhook_url": url,
             "content": "新品上市",
-            "include_segment_ids": [segment.pk],
+            "include_segment_ids": [webhook_audience.pk],
         },
         format="json",
     )
@@ -272,8 +257,10 @@ def test_the_api_refuses_urls_inside_the_network(
     assert not Campaign.objects.exists()
 
 
-def test_the_api_refuses_a_change_to_an_internal_url(client: APIClient, segment: Segment) -> None:
-    campaign = webhook_campaign(segment, PUBLIC_URL)
+def test_the_api_refuses_a_change_to_an_internal_url(
+    client: APIClient, webhook_audience: Segment
+) -> None:
+    campaign = webhook_campaign(webhook_audience, PUBLIC_URL)
 
     response = client.patch(
         f"/api/v1/campaigns/{campaign.pk}", {"webhook_url": "http://[::1]:5432/"}, format="json"
@@ -286,23 +273,17 @@ def test_the_api_refuses_a_change_to_an_internal_url(client: APIClient, segment:
     assert campaign.webhook_url == PUBLIC_URL
 
 
-def test_the_admin_form_shows_the_refusal_and_saves_nothing(segment: Segment) -> None:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(User.objects.create_superuser("boss", password="x"))
-    url = reverse("admin:campaigns_campaign_add")
-    page = client.get(url)
-
-    response = client.post(
-        url,
-        form_data(
-            page,
-            name="回调",
-            channel="webhook",
-            consent_channel="sms",
-            webhook_url="http://169.254.169.254/latest/meta-data/",
-            include_segments=[segment.pk],
-            **{"variants-0-name": "A", "variants-0-content": "新品上市"},
-        ),
+def test_the_admin_form_shows_the_refusal_and_saves_nothing(
+    webhook_audience: Segment, admin_client_en: Client
+) -> None:
+    response = campaign_add_posted(
+        admin_client_en,
+        name="回调",
+        channel="webhook",
+        consent_channel="sms",
+        webhook_url="http://169.254.169.254/latest/meta-data/",
+        include_segments=[webhook_audience.pk],
+        **{"variants-0-name": "A", "variants-0-content": "新品上市"},
     )
 
     assert response.status_code == 200
@@ -317,42 +298,11 @@ def test_the_admin_form_shows_the_refusal_and_saves_nothing(segment: Segment) ->
 # --- When the posts are made ----------------------------------------------------------------
 
 
-class Receiver(BaseHTTPRequestHandler):
-    """Records each POST; answers `status` (with `location` when set)."""
-
-    status = 200
-    location = ""
-    received: list[tuple[str, dict[str, str]]] = []
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append((self.path, dict(self.headers.items())))
-        self.send_response(self.status)
-        if self.location:
-            self.send_header("Location", self.location)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
 @pytest.fixture
-def serve() -> Iterator[Callable[..., tuple[int, type[Receiver]]]]:
-    """`serve(status=..., location=...)`: a receiver on 127.0.0.1; answers its port."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(**answer: Any) -> tuple[int, type[Receiver]]:
-        handler = type("TestReceiver", (Receiver,), {"received": [], **answer})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return server.server_address[1], handler
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def serve() -> Iterator[Callable[..., WebhookReceiver]]:
+    """`serve(status=..., location=...)`: a receiver on 127.0.0.1 answering so."""
+    with ExitStack() as receivers:
+        yield lambda **answer: receivers.enter_context(WebhookReceiver(**answer))
 
 
 def planned(campaign: Campaign) -> int:
@@ -377,16 +327,14 @@ def planned(campaign: Campaign) -> int:
     ],
 )
 def test_a_host_that_resolves_inside_the_network_at_send_time_is_refused_for_good(
-    segment: Segment,
-    serve: Callable[..., tuple[int, type[Receiver]]],
+    webhook_audience: Segment,
+    serve: Callable[..., WebhookReceiver],
     resolve_to: Callable[..., None],
     addresses: list[str],
 ) -> None:
     """DNS rebinding: public when the campaign was saved, internal when it posts."""
-    port, receiver = serve()
-    campaign = webhook_campaign(
-        segment, f"http://rebind.example.com:{port}/hook", holdout_share=Decimal("0")
-    )
+    receiver = serve()
+    campaign = webhook_campaign(webhook_audience, f"http://rebind.example.com:{receiver.port}/hook")
     call = planned(campaign)
     resolve_to("rebind.example.com", addresses)
 
@@ -407,9 +355,9 @@ def test_a_host_that_resolves_inside_the_network_at_send_time_is_refused_for_goo
 
 
 def test_a_host_that_stops_resolving_is_retried_not_given_up(
-    segment: Segment, resolve_to: Callable[..., None]
+    webhook_audience: Segment, resolve_to: Callable[..., None]
 ) -> None:
-    campaign = webhook_campaign(segment, PUBLIC_URL, holdout_share=Decimal("0"))
+    campaign = webhook_campaign(webhook_audience, PUBLIC_URL)
     call = planned(campaign)
     resolve_to("hooks.example.com", [])
 
@@ -427,15 +375,14 @@ def test_a_host_that_stops_resolving_is_retried_not_given_up(
 
 
 def test_the_post_goes_to_the_address_checked_with_the_host_name_in_its_header(
-    segment: Segment,
-    serve: Callable[..., tuple[int, type[Receiver]]],
+    webhook_audience: Segment,
+    serve: Callable[..., WebhookReceiver],
     resolve_to: Callable[..., None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    port, receiver = serve()
-    campaign = webhook_campaign(
-        segment, f"http://pinned.example.com:{port}/hook?x=1", holdout_share=Decimal("0")
-    )
+    receiver = serve()
+    port = receiver.port
+    campaign = webhook_campaign(webhook_audience, f"http://pinned.example.com:{port}/hook?x=1")
     call = planned(campaign)
     resolve_to("pinned.example.com", ["127.0.0.1"])
     # A second lookup of the name (by the HTTP client) would answer nothing useful.
@@ -450,7 +397,7 @@ def test_the_post_goes_to_the_address_checked_with_the_host_name_in_its_header(
     with override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
         channel_sends_run(channel_send_ids=[call])
 
-    ((path, headers),) = receiver.received
+    ((path, headers),) = [(post.path, post.headers) for post in receiver.received]
     assert path == "/hook?x=1"
     assert headers["Host"] == f"pinned.example.com:{port}"
     assert Delivery.objects.get(campaign=campaign).status == DeliveryStatus.SENT
@@ -458,13 +405,11 @@ def test_the_post_goes_to_the_address_checked_with_the_host_name_in_its_header(
 
 @override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True)
 def test_a_redirect_is_not_followed_and_fails_the_delivery(
-    segment: Segment, serve: Callable[..., tuple[int, type[Receiver]]]
+    webhook_audience: Segment, serve: Callable[..., WebhookReceiver]
 ) -> None:
-    elsewhere_port, elsewhere = serve()
-    port, redirecting = serve(status=302, location=f"http://127.0.0.1:{elsewhere_port}/hook")
-    campaign = webhook_campaign(
-        segment, f"http://127.0.0.1:{port}/hook", holdout_share=Decimal("0")
-    )
+    elsewhere = serve()
+    redirecting = serve(status=302, location=elsewhere.url)
+    campaign = webhook_campaign(webhook_audience, redirecting.url)
     call = planned(campaign)
 
     channel_sends_run(channel_send_ids=[call])
@@ -512,7 +457,7 @@ def self_signed(name: str, folder: Any) -> tuple[str, str]:
 
 
 def test_an_https_post_to_the_checked_address_names_the_host_for_tls(
-    segment: Segment,
+    webhook_audience: Segment,
     resolve_to: Callable[..., None],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Any,
@@ -521,30 +466,23 @@ def test_an_https_post_to_the_checked_address_names_the_host_for_tls(
     has the certificate checked against it."""
     cert, key = self_signed("secure.example.com", tmp_path)
     server_names: list[str | None] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("TLSReceiver", (Receiver,), {}))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     context.sni_callback = lambda _socket, name, _context: server_names.append(name)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
     # The receiver's certificate is trusted as a public CA's would be.
     monkeypatch.setattr(
         webhook.httpx,
         "Client",
         functools.partial(httpx.Client, verify=ssl.create_default_context(cafile=cert)),
     )
-    campaign = webhook_campaign(
-        segment, f"https://secure.example.com:{port}/hook", holdout_share=Decimal("0")
-    )
-    call = planned(campaign)
-    resolve_to("secure.example.com", ["127.0.0.1"])
-    try:
+    with WebhookReceiver(tls=context) as receiver:
+        campaign = webhook_campaign(
+            webhook_audience, f"https://secure.example.com:{receiver.port}/hook"
+        )
+        call = planned(campaign)
+        resolve_to("secure.example.com", ["127.0.0.1"])
         with override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
             channel_sends_run(channel_send_ids=[call])
-    finally:
-        server.shutdown()
-        server.server_close()
 
     assert server_names == ["secure.example.com"]
     delivery = Delivery.objects.get(campaign=campaign)

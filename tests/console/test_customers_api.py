@@ -9,9 +9,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from crm.models import Customer, CustomerMerge
+from crm.models import Customer
 from segments.services.recompute import recompute_full
-from tests.factories import CustomerFactory, IdentityFactory, OrderFactory, TagFactory
+from tests.factories import (
+    CustomerFactory,
+    CustomerMergeFactory,
+    IdentityFactory,
+    OrderFactory,
+    TagFactory,
+)
 from tests.segments.recompute_support import AS_OF, buyer
 
 pytestmark = pytest.mark.django_db
@@ -102,9 +108,7 @@ def test_patch_updates_profile_fields(api_client_with_scopes) -> None:
 
 def test_detail_of_a_merged_customer_points_to_the_survivor(api_client_with_scopes) -> None:
     survivor = CustomerFactory()
-    CustomerMerge.objects.create(
-        survivor=survivor, merged_customer_id=424242, actor="t", reason="t"
-    )
+    CustomerMergeFactory(survivor=survivor, merged_customer_id=424242)
     response = api_client_with_scopes("customers:read").get("/api/v1/customers/424242")
     assert response.status_code == 404
     assert response.json()["code"] == "customer_merged"

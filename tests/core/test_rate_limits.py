@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.conf import settings
-from django.contrib.auth.models import Permission, User
-from django.test import Client, override_settings
+from django.contrib.auth.models import Permission
+from django.test import override_settings
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from core.services.api_keys import api_key_create
 from crm.models import Customer, Identity
-from tests.factories import CustomerFactory, IdentityFactory
-from tests.support import subprocess_database_url
+from tests.factories import CustomerFactory, IdentityFactory, UserFactory
+from tests.support import client_of, subprocess_database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -159,12 +159,13 @@ def test_callers_who_see_personal_data_anyway_are_not_limited_more_strictly(
 
 def test_the_admin_search_of_an_operator_without_personal_data_is_limited(clock) -> None:
     IdentityFactory(provider="phone", raw_value=PHONE, customer=CustomerFactory(display_name="林"))
-    operator = User.objects.create_user("searcher", password="x", is_staff=True)
-    operator.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="crm", codename="view_customer")
+    client = client_of(
+        UserFactory(
+            permissions=Permission.objects.filter(
+                content_type__app_label="crm", codename="view_customer"
+            )
+        )
     )
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(operator)
     url = reverse("admin:crm_customer_changelist")
     with limits(search=[(2, MINUTE)]):
         assert client.get(url, {"q": "13812340000"}).status_code == 200

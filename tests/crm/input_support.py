@@ -5,11 +5,12 @@ still answers after a refusal."""
 import json
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.test import Client
 from rest_framework.test import APIClient
 
 from core.services.api_keys import api_key_create
+from tests.factories import UserFactory
+from tests.support import client_of
 
 NUL = "a\x00b"
 LONE_SURROGATE = "a\ud800b"
@@ -49,11 +50,7 @@ def assert_lists_still_answer() -> None:
     for url in API_LISTS:
         response = api.get(url)
         assert response.status_code == 200, (url, response.content[:300])
-    user = User.objects.filter(username="reader-admin").first() or User.objects.create_superuser(
-        "reader-admin", password="x"
-    )
-    admin = Client(HTTP_ACCEPT_LANGUAGE="en")
-    admin.force_login(user)
+    admin = client_of(UserFactory(username="reader-admin", is_superuser=True))
     for url in ADMIN_LISTS:
         response = admin.get(url)
         assert response.status_code == 200, (url, response.content[:300])

@@ -1,18 +1,16 @@
 """Operator admin: every page renders, search by identity, masking, filters, actions, language."""
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
 from core.models import ApiKey
 from core.services.api_keys import api_key_authenticate, api_key_create
 from crm.models import (
     Consent,
-    ConsentEvent,
     Customer,
     CustomerMerge,
     CustomerTag,
@@ -22,14 +20,23 @@ from crm.models import (
 )
 from crm.selectors.customers import dirty_customer_ids
 from tests.factories import (
+    ConsentEventFactory,
+    ConsentFactory,
     CustomerFactory,
+    CustomerMergeFactory,
+    CustomerTagFactory,
     GroupFactory,
+    GroupMembershipFactory,
     IdentityFactory,
+    InteractionFactory,
     OrderFactory,
+    OrderItemFactory,
     StaffMemberFactory,
     TagFactory,
     TagGroupFactory,
+    UserFactory,
 )
+from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
 
@@ -40,65 +47,32 @@ MASKED = "13****78"
 @pytest.fixture
 def operator_client() -> Client:
     """A staff operator who may work with customers but not see personal data."""
-    user = User.objects.create_user("operator", password="x", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="crm").exclude(
-            codename="view_personal_data"
+    return client_of(
+        UserFactory(
+            permissions=Permission.objects.filter(content_type__app_label="crm").exclude(
+                codename="view_personal_data"
+            )
         )
     )
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def superuser_client(admin_user) -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(admin_user)
-    return client
 
 
 @pytest.fixture
 def customer() -> Customer:
     customer = CustomerFactory(display_name="王小美", owner=StaffMemberFactory())
     IdentityFactory(customer=customer, provider="phone", raw_value=PHONE)
-    tag = TagFactory(name="敏感肌")
-    CustomerTag.objects.create(customer=customer, tag=tag)
-    GroupMembership.objects.create(
-        group=GroupFactory(), customer=customer, joined_at=timezone.now()
-    )
-    order = OrderFactory(customer=customer)
-    OrderItem.objects.create(
-        order=order, customer=customer, line_no=1, sku="A", quantity=1, unit_price=1
-    )
-    Consent.objects.create(
-        customer=customer,
-        channel="wecom",
-        status="opted_out",
-        source="t",
-        changed_at=timezone.now(),
-    )
-    ConsentEvent.objects.create(
-        customer=customer,
-        channel="wecom",
-        status="opted_out",
-        source="t",
-        occurred_at=timezone.now(),
-    )
-    Interaction.objects.create(
-        customer=customer,
-        kind="link_click",
-        occurred_at=timezone.now(),
-        source="t",
-        idempotency_key="k",
-    )
+    CustomerTagFactory(customer=customer, tag=TagFactory(name="敏感肌"))
+    GroupMembershipFactory(customer=customer)
+    OrderItemFactory(order=OrderFactory(customer=customer), sku="A", unit_price=1)
+    ConsentFactory(customer=customer, status="opted_out")
+    ConsentEventFactory(customer=customer, status="opted_out")
+    InteractionFactory(customer=customer)
     return customer
 
 
-def test_every_page_renders(superuser_client, customer) -> None:
+def test_every_page_renders(admin_client_en, customer) -> None:
     api_key, _ = api_key_create(name="shop", scopes=["orders"])
     merge_survivor = CustomerFactory()
-    CustomerMerge.objects.create(survivor=merge_survivor, merged_customer_id=999, actor="t")
+    CustomerMergeFactory(survivor=merge_survivor, merged_customer_id=999)
     objects = {
         "customer": customer,
         "staffmember": customer.owner,
@@ -114,12 +88,12 @@ def test_every_page_renders(superuser_client, customer) -> None:
     }
     for model, obj in objects.items():
         name = model if "_" in model else f"crm_{model}"
-        changelist = superuser_client.get(reverse(f"admin:{name}_changelist"))
+        changelist = admin_client_en.get(reverse(f"admin:{name}_changelist"))
         assert changelist.status_code == 200, model
-        change = superuser_client.get(reverse(f"admin:{name}_change", args=[obj.pk]))
+        change = admin_client_en.get(reverse(f"admin:{name}_change", args=[obj.pk]))
         assert change.status_code == 200, model
-    assert superuser_client.get(reverse("admin:core_apikey_add")).status_code == 200
-    assert superuser_client.get(reverse("admin:crm_customer_add")).status_code == 200
+    assert admin_client_en.get(reverse("admin:core_apikey_add")).status_code == 200
+    assert admin_client_en.get(reverse("admin:crm_customer_add")).status_code == 200
 
 
 def test_search_by_full_phone_shows_it_masked_to_an_operator(operator_client, customer) -> None:
@@ -136,8 +110,8 @@ def test_search_by_full_phone_shows_it_masked_to_an_operator(operator_client, cu
     assert PHONE not in detail.content.decode()
 
 
-def test_a_permitted_user_sees_the_full_phone(superuser_client, customer) -> None:
-    page = superuser_client.get(reverse("admin:crm_customer_changelist"))
+def test_a_permitted_user_sees_the_full_phone(admin_client_en, customer) -> None:
+    page = admin_client_en.get(reverse("admin:crm_customer_changelist"))
     assert "+86" + PHONE in page.content.decode()
 
 
@@ -171,10 +145,10 @@ def test_customer_changelist_costs_the_same_queries_for_1_or_20_rows(operator_cl
     assert len(twenty) == len(one)
 
 
-def test_merge_action(superuser_client) -> None:
+def test_merge_action(admin_client_en) -> None:
     first, second = CustomerFactory(), CustomerFactory()
     OrderFactory(customer=second)
-    response = superuser_client.post(
+    response = admin_client_en.post(
         reverse("admin:crm_customer_changelist"),
         {"action": "merge_customers", "_selected_action": [first.pk, second.pk]},
         follow=True,
@@ -185,8 +159,8 @@ def test_merge_action(superuser_client) -> None:
     assert CustomerMerge.objects.get().merged_customer_id == second.pk
 
 
-def test_mark_for_recomputation_action(superuser_client, customer) -> None:
-    superuser_client.post(
+def test_mark_for_recomputation_action(admin_client_en, customer) -> None:
+    admin_client_en.post(
         reverse("admin:crm_customer_changelist"),
         {"action": "mark_for_recomputation", "_selected_action": [customer.pk]},
     )
@@ -194,14 +168,14 @@ def test_mark_for_recomputation_action(superuser_client, customer) -> None:
 
 
 def test_adding_a_tag_of_an_exclusive_group_in_the_customer_form_replaces(
-    superuser_client,
+    admin_client_en,
 ) -> None:
     group = TagGroupFactory(is_exclusive=True)
     high, low = TagFactory(group=group, name="高"), TagFactory(group=group, name="低")
     customer = CustomerFactory(display_name="甲")
-    CustomerTag.objects.create(customer=customer, tag=high, exclusive_group=group)
+    CustomerTagFactory(customer=customer, tag=high)
     url = reverse("admin:crm_customer_change", args=[customer.pk])
-    page = superuser_client.get(url)
+    page = admin_client_en.get(url)
     form = page.context["adminform"].form
     data = {name: "" if form[name].value() is None else form[name].value() for name in form.fields}
     data.update(
@@ -220,13 +194,13 @@ def test_adding_a_tag_of_an_exclusive_group_in_the_customer_form_replaces(
         if prefix != "customer_tags":
             data[f"{prefix}-TOTAL_FORMS"] = "0"
             data[f"{prefix}-INITIAL_FORMS"] = "0"
-    response = superuser_client.post(url, data)
+    response = admin_client_en.post(url, data)
     assert response.status_code == 302, response.context and response.context["errors"]
     assert list(CustomerTag.objects.values_list("tag__name", flat=True)) == ["低"]
 
 
-def test_api_key_add_shows_the_key_once_and_keeps_only_its_hash(superuser_client) -> None:
-    response = superuser_client.post(
+def test_api_key_add_shows_the_key_once_and_keeps_only_its_hash(admin_client_en) -> None:
+    response = admin_client_en.post(
         reverse("admin:core_apikey_add"),
         {"name": "有赞", "scope_choices": ["orders:write", "customers:read"]},
         follow=True,
@@ -238,14 +212,14 @@ def test_api_key_add_shows_the_key_once_and_keeps_only_its_hash(superuser_client
     assert api_key_authenticate(raw_key) == api_key
     assert raw_key.split(".", 1)[1] not in api_key.secret_hash
     assert sorted(api_key.scopes) == ["customers:read", "orders:write"]
-    page = superuser_client.get(reverse("admin:core_apikey_change", args=[api_key.pk]))
+    page = admin_client_en.get(reverse("admin:core_apikey_change", args=[api_key.pk]))
     assert raw_key not in page.content.decode()
     assert api_key.secret_hash not in page.content.decode()
 
 
-def test_revoke_action(superuser_client) -> None:
+def test_revoke_action(admin_client_en) -> None:
     api_key, raw_key = api_key_create(name="shop", scopes=["orders"])
-    superuser_client.post(
+    admin_client_en.post(
         reverse("admin:core_apikey_changelist"),
         {"action": "revoke", "_selected_action": [api_key.pk]},
     )
@@ -264,8 +238,8 @@ def test_admin_speaks_chinese_by_default_and_english_on_request(admin_user) -> N
     assert "Private-domain CRM" in page
 
 
-def test_deleting_a_customer_deletes_what_it_owns(superuser_client, customer) -> None:
-    response = superuser_client.post(
+def test_deleting_a_customer_deletes_what_it_owns(admin_client_en, customer) -> None:
+    response = admin_client_en.post(
         reverse("admin:crm_customer_delete", args=[customer.pk]), {"post": "yes"}
     )
     assert response.status_code == 302
@@ -274,7 +248,7 @@ def test_deleting_a_customer_deletes_what_it_owns(superuser_client, customer) ->
     assert not customer.orders.exists()
 
 
-def test_source_versions_are_shown_but_never_edited(superuser_client) -> None:
+def test_source_versions_are_shown_but_never_edited(admin_client_en) -> None:
     """The versions belong to the source systems: the change forms show them read-only."""
     customer = CustomerFactory()
     group = GroupFactory()
@@ -282,7 +256,7 @@ def test_source_versions_are_shown_but_never_edited(superuser_client) -> None:
         (reverse("admin:crm_customer_change", args=[customer.pk]), "profile_source_updated_at"),
         (reverse("admin:crm_group_change", args=[group.pk]), "members_observed_at"),
     ):
-        page = superuser_client.get(url)
+        page = admin_client_en.get(url)
         assert page.status_code == 200
         form = page.context["adminform"].form
         assert name not in form.fields
@@ -301,9 +275,9 @@ def test_search_finds_a_phone_in_any_usual_form(operator_client, customer, term)
     assert "别人" not in content
 
 
-def test_the_customer_form_refuses_a_birthday_out_of_range(superuser_client, customer) -> None:
+def test_the_customer_form_refuses_a_birthday_out_of_range(admin_client_en, customer) -> None:
     url = reverse("admin:crm_customer_change", args=[customer.pk])
-    form = superuser_client.get(url).context["adminform"].form
+    form = admin_client_en.get(url).context["adminform"].form
     data = {name: form[name].value() or "" for name in form.fields}
     form_class = type(form)
     bad = form_class(data={**data, "birthday": "0001-01-01"}, instance=customer)

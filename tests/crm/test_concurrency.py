@@ -1,9 +1,10 @@
 """Concurrent writers on real PostgreSQL: threads, each with its own connection."""
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 from django.db import connection
@@ -11,31 +12,16 @@ from django.db import connection
 from crm.models import Customer, Identity
 from crm.personal_data import identity_key
 from crm.services.customers import customer_upsert
+from tests.support import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 THREADS = 8
 
 
-def _run_in_threads(target) -> list[BaseException]:  # type: ignore[no-untyped-def]
-    barrier = threading.Barrier(THREADS)
-    errors: list[BaseException] = []
-
-    def run(n: int) -> None:
-        try:
-            barrier.wait()
-            target(n)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
+def _run_in_threads(target: Callable[[int], object]) -> list[BaseException]:
+    """`target(n)` for each of THREADS threads, run together."""
+    return run_together(*(partial(target, n) for n in range(THREADS)))
 
 
 def test_parallel_upserts_of_one_identity_create_one_customer() -> None:
@@ -82,36 +68,21 @@ def test_a_merge_waits_for_orders_being_written_to_its_customers() -> None:
 
     survivor, loser = CustomerFactory(), CustomerFactory()
     writing, merged = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
 
     def write_orders() -> None:
-        try:
-            with transaction.atomic():
-                customers_removal_lock(exclusive=False)
-                writing.set()
-                OrderFactory(customer=loser, external_id="in-flight")
-                # The merge has started meanwhile and must not finish before this commits.
-                assert not merged.wait(timeout=1.0)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            customers_removal_lock(exclusive=False)
+            writing.set()
+            OrderFactory(customer=loser, external_id="in-flight")
+            # The merge has started meanwhile and must not finish before this commits.
+            assert not merged.wait(timeout=1.0)
 
     def merge() -> None:
-        try:
-            writing.wait(timeout=10)
-            customers_merge(customer_ids=[survivor.pk, loser.pk], actor="t", reason="t")
-            merged.set()
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        writing.wait(timeout=10)
+        customers_merge(customer_ids=[survivor.pk, loser.pk], actor="t", reason="t")
+        merged.set()
 
-    threads = [threading.Thread(target=write_orders), threading.Thread(target=merge)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    errors = run_together(write_orders, merge)
     assert errors == []
     assert merged.is_set()
     assert list(Order.objects.values_list("external_id", "customer_id")) == [

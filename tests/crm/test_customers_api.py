@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from core.services.api_keys import api_key_create, api_key_revoke
 from crm.models import Customer, CustomerMerge, Identity
+from tests.crm.support import arrival_outcome, bulk_answer
 from tests.factories import (
     CustomerFactory,
     IdentityFactory,
@@ -175,13 +176,8 @@ def test_an_older_profile_version_arriving_late_sets_nothing(
     for step, version in enumerate(arrival):
         before = list(Customer.objects.values())
         body = client.post(BULK_URL, {"customers": [profile_row(version)]}, format="json").json()
-        expected = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0, "rejected": []}
-        if step == 0:
-            expected["created"] = 1
-        elif version > newest_so_far:
-            expected["updated"] = 1
-        else:
-            expected["stale"] = 1
+        expected = arrival_outcome(step=step, version=version, newest_so_far=newest_so_far)
+        if expected["stale"]:
             assert list(Customer.objects.values()) == before  # written nowhere
         assert body == expected, (arrival, step)
         newest_so_far = max(newest_so_far, version)
@@ -221,7 +217,7 @@ def test_rows_of_one_customer_in_one_batch_are_judged_in_turn(api_client_with_sc
         .post(BULK_URL, {"customers": rows}, format="json")
         .json()
     )
-    assert body == {"created": 1, "updated": 0, "unchanged": 0, "stale": 0, "rejected": []}
+    assert body == bulk_answer(created=1)
     customer = Customer.objects.get()
     assert (customer.display_name, customer.city, customer.member_level) == ("王女士", "", 3)
 

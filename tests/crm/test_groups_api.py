@@ -9,7 +9,12 @@ from django.utils import timezone
 
 from core.services.api_keys import api_key_create, api_key_revoke
 from crm.models import Customer, Group, GroupMembership
-from tests.factories import CustomerFactory, GroupFactory, IdentityFactory
+from tests.factories import (
+    CustomerFactory,
+    GroupFactory,
+    GroupMembershipFactory,
+    IdentityFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -149,15 +154,11 @@ def test_group_list_has_no_n_plus_one(api_client_with_scopes) -> None:
     client = api_client_with_scopes("groups:read")
     client.get("/api/v1/groups")  # touches the key's last_used_at once
     group = GroupFactory()
-    GroupMembership.objects.create(
-        group=group, customer=CustomerFactory(), joined_at=timezone.now()
-    )
+    GroupMembershipFactory(group=group)
     with CaptureQueriesContext(connection) as few:
         assert client.get("/api/v1/groups").json()["results"][0]["member_count"] == 1
     for _ in range(10):
-        GroupMembership.objects.create(
-            group=GroupFactory(), customer=CustomerFactory(), joined_at=timezone.now()
-        )
+        GroupMembershipFactory()
     with CaptureQueriesContext(connection) as more:
         assert len(client.get("/api/v1/groups").json()["results"]) == 11
     assert len(more) == len(few)

@@ -34,6 +34,7 @@ from tests.crm.input_support import (
     invalid,
     send_json,
 )
+from tests.crm.support import bulk_answer
 from tests.factories import CustomerFactory, GroupFactory
 
 
@@ -173,13 +174,7 @@ def test_a_poisoned_order_is_rejected_alone(
     client = api_client_with_scopes("orders:write")
     response = send_json(client, "post", "/api/v1/orders/bulk", {"orders": rows})
     assert response.status_code == 200
-    assert response.json() == {
-        "created": 2,
-        "updated": 0,
-        "unchanged": 0,
-        "stale": 0,
-        "rejected": [{"index": 1, "errors": errors}],
-    }
+    assert response.json() == bulk_answer(created=2, rejected=[{"index": 1, "errors": errors}])
     assert sorted(Order.objects.values_list("external_id", flat=True)) == ["SO1", "SO3"]
     assert_lists_still_answer()
 
@@ -222,13 +217,7 @@ def test_a_poisoned_customer_is_rejected_alone(
     client = api_client_with_scopes("customers:write")
     response = send_json(client, "post", "/api/v1/customers/bulk", {"customers": rows})
     assert response.status_code == 200
-    assert response.json() == {
-        "created": 2,
-        "updated": 0,
-        "unchanged": 0,
-        "stale": 0,
-        "rejected": [{"index": 1, "errors": errors}],
-    }
+    assert response.json() == bulk_answer(created=2, rejected=[{"index": 1, "errors": errors}])
     assert Customer.objects.count() == 2
     assert_lists_still_answer()
 
@@ -270,13 +259,7 @@ def test_a_poisoned_interaction_is_rejected_alone(
     client = api_client_with_scopes("interactions:write")
     response = send_json(client, "post", "/api/v1/interactions/bulk", {"interactions": rows})
     assert response.status_code == 200
-    assert response.json() == {
-        "created": 2,
-        "updated": 0,
-        "unchanged": 0,
-        "stale": 0,
-        "rejected": [{"index": 1, "errors": errors}],
-    }
+    assert response.json() == bulk_answer(created=2, rejected=[{"index": 1, "errors": errors}])
     assert sorted(Interaction.objects.values_list("idempotency_key", flat=True)) == ["k1", "k3"]
     assert_lists_still_answer()
 

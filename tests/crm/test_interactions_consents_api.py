@@ -12,6 +12,7 @@ from django.utils import timezone
 from core.services.api_keys import api_key_create, api_key_revoke
 from crm.models import Consent, ConsentEvent, Customer, DirtyMark, Interaction
 from crm.selectors.customers import dirty_customer_ids
+from tests.crm.support import arrival_outcome, bulk_answer
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -65,13 +66,7 @@ def test_interactions_are_recorded_once(api_client_with_scopes) -> None:
     client = api_client_with_scopes("interactions:write")
     batch = {"interactions": [interaction("evt-1"), interaction("evt-2", kind="content_view")]}
     first = client.post("/api/v1/interactions/bulk", batch, format="json")
-    assert first.json() == {
-        "created": 2,
-        "updated": 0,
-        "unchanged": 0,
-        "stale": 0,
-        "rejected": [],
-    }
+    assert first.json() == bulk_answer(created=2)
     customer = Customer.objects.get()
     assert sorted(dirty_customer_ids()) == [customer.pk]
     recorded = Interaction.objects.get(idempotency_key="evt-1")
@@ -80,13 +75,7 @@ def test_interactions_are_recorded_once(api_client_with_scopes) -> None:
 
     DirtyMark.objects.all().delete()
     again = client.post("/api/v1/interactions/bulk", batch, format="json")
-    assert again.json() == {
-        "created": 0,
-        "updated": 0,
-        "unchanged": 2,
-        "stale": 0,
-        "rejected": [],
-    }
+    assert again.json() == bulk_answer(unchanged=2)
     assert Interaction.objects.count() == 2
     assert not DirtyMark.objects.exists()
 
@@ -114,13 +103,7 @@ def test_the_newest_revision_of_an_interaction_stands_whatever_the_arrival_order
     for step, version in enumerate(arrival):
         DirtyMark.objects.all().delete()
         body = client.post(BULK_URL, {"interactions": [revision(version)]}, format="json").json()
-        expected = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0, "rejected": []}
-        if step == 0:
-            expected["created"] = 1
-        elif version > newest_so_far:
-            expected["updated"] = 1
-        else:
-            expected["stale"] = 1
+        expected = arrival_outcome(step=step, version=version, newest_so_far=newest_so_far)
         assert body == expected, (arrival, step)
         # Only a new interaction is scored: a revision or a stale one marks nobody.
         assert DirtyMark.objects.exists() == (step == 0)

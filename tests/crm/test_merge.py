@@ -13,15 +13,20 @@ from crm.models import (
     GroupMembership,
     Identity,
     Interaction,
-    OrderItem,
 )
 from crm.selectors.customers import dirty_customer_ids
 from crm.services.merges import customers_merge
 from tests.factories import (
+    ConsentEventFactory,
+    ConsentFactory,
     CustomerFactory,
+    CustomerTagFactory,
     GroupFactory,
+    GroupMembershipFactory,
     IdentityFactory,
+    InteractionFactory,
     OrderFactory,
+    OrderItemFactory,
     StaffMemberFactory,
     TagFactory,
     TagGroupFactory,
@@ -38,39 +43,21 @@ def test_merge_moves_everything_to_the_lowest_id_and_records_it() -> None:
     )
     IdentityFactory(customer=loser, provider="phone")
     order = OrderFactory(customer=loser)
-    item = OrderItem.objects.create(
-        order=order, customer=loser, line_no=1, sku="S1", quantity=1, unit_price=Decimal("9.90")
-    )
-    Interaction.objects.create(
-        customer=loser, kind="link_click", occurred_at=now, source="s", idempotency_key="k"
-    )
+    item = OrderItemFactory(order=order, sku="S1", unit_price=Decimal("9.90"))
+    InteractionFactory(customer=loser, occurred_at=now)
     skin = TagGroupFactory(name="肤质", is_exclusive=True)
     dry, oily = TagFactory(group=skin, name="干性"), TagFactory(group=skin, name="油性")
     shared = TagFactory()
-    CustomerTag.objects.create(
-        customer=survivor, tag=dry, exclusive_group=skin, tagged_at=now - timedelta(days=2)
-    )
-    CustomerTag.objects.create(
-        customer=loser, tag=oily, exclusive_group=skin, tagged_at=now - timedelta(days=1)
-    )
-    CustomerTag.objects.create(customer=survivor, tag=shared)
-    CustomerTag.objects.create(customer=loser, tag=shared)
+    CustomerTagFactory(customer=survivor, tag=dry, tagged_at=now - timedelta(days=2))
+    CustomerTagFactory(customer=loser, tag=oily, tagged_at=now - timedelta(days=1))
+    CustomerTagFactory(customer=survivor, tag=shared)
+    CustomerTagFactory(customer=loser, tag=shared)
     group = GroupFactory()
-    GroupMembership.objects.create(group=group, customer=survivor, joined_at=now)
-    GroupMembership.objects.create(group=group, customer=loser, joined_at=now - timedelta(days=9))
-    Consent.objects.create(
-        customer=survivor,
-        channel="wecom",
-        status="opted_in",
-        source="s",
-        changed_at=now - timedelta(days=5),
-    )
-    Consent.objects.create(
-        customer=loser, channel="wecom", status="opted_out", source="s", changed_at=now
-    )
-    ConsentEvent.objects.create(
-        customer=loser, channel="wecom", status="opted_out", source="s", occurred_at=now
-    )
+    GroupMembershipFactory(group=group, customer=survivor, joined_at=now)
+    GroupMembershipFactory(group=group, customer=loser, joined_at=now - timedelta(days=9))
+    ConsentFactory(customer=survivor, status="opted_in", changed_at=now - timedelta(days=5))
+    ConsentFactory(customer=loser, status="opted_out", changed_at=now)
+    ConsentEventFactory(customer=loser, status="opted_out", occurred_at=now)
 
     assert (
         customers_merge(customer_ids=[loser.pk, survivor.pk], actor="test", reason="dup")

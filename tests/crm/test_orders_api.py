@@ -3,9 +3,9 @@
 import copy
 import itertools
 import logging
-import threading
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 
 import msgspec
 import pytest
@@ -18,8 +18,9 @@ from crm.inputs import OrderIn
 from crm.models import Customer, DirtyMark, Identity, Order, OrderItem
 from crm.selectors.customers import dirty_customer_ids
 from crm.services.orders import orders_bulk_upsert
-from tests.crm.support import second_waits_for_first
-from tests.factories import CustomerFactory, OrderFactory
+from tests.crm.support import arrival_outcome, bulk_answer, second_waits_for_first
+from tests.factories import CustomerFactory, OrderFactory, OrderItemFactory
+from tests.support import run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -80,13 +81,7 @@ def test_creates_orders_items_and_the_customer(api_client_with_scopes) -> None:
     client = api_client_with_scopes("orders:write")
     response = client.post(URL, {"orders": [order_row("SO1"), order_row("SO2")]}, format="json")
     assert response.status_code == 200
-    assert response.json() == {
-        "created": 2,
-        "updated": 0,
-        "unchanged": 0,
-        "stale": 0,
-        "rejected": [],
-    }
+    assert response.json() == bulk_answer(created=2)
     customer = Customer.objects.get()
     assert Identity.objects.get().customer_id == customer.pk
     assert customer.first_seen_at.isoformat() == "2026-06-18T12:15:00+00:00"
@@ -116,13 +111,7 @@ def test_same_batch_twice_changes_nothing(api_client_with_scopes) -> None:
     DirtyMark.objects.all().delete()
 
     response = client.post(URL, batch, format="json")
-    assert response.json() == {
-        "created": 0,
-        "updated": 0,
-        "unchanged": 2,
-        "stale": 0,
-        "rejected": [],
-    }
+    assert response.json() == bulk_answer(unchanged=2)
     assert list(Order.objects.values_list("id", "updated_at").order_by("id")) == before
     assert list(OrderItem.objects.values_list("id", flat=True).order_by("id")) == items_before
     assert Customer.objects.count() == 1
@@ -140,13 +129,7 @@ def test_a_later_version_updates_the_order_and_replaces_items(api_client_with_sc
         items=[{"sku": "SERUM-30", "quantity": 1, "unit_price": "199.00"}],
     )
     response = client.post(URL, {"orders": [refund]}, format="json")
-    assert response.json() == {
-        "created": 0,
-        "updated": 1,
-        "unchanged": 0,
-        "stale": 0,
-        "rejected": [],
-    }
+    assert response.json() == bulk_answer(updated=1)
     order = Order.objects.get()
     assert (order.status, order.refunded_amount) == ("partially_refunded", Decimal("199.00"))
     assert list(order.items.values_list("line_no", "quantity")) == [(1, 1)]
@@ -281,9 +264,7 @@ def test_list_filters_and_has_no_n_plus_one(api_client_with_scopes) -> None:
     customer = CustomerFactory()
     for _ in range(3):
         order = OrderFactory(customer=customer)
-        OrderItem.objects.create(
-            order=order, customer=customer, line_no=1, sku="A", quantity=1, unit_price=1
-        )
+        OrderItemFactory(order=order, sku="A", unit_price=1)
     OrderFactory(status="refunded")
     client = api_client_with_scopes("orders:read")
     client.get("/api/v1/orders?page_size=1")  # touches the key's last_used_at once
@@ -324,26 +305,16 @@ def test_parallel_batches_naming_one_new_customer_create_it_once() -> None:
     from rest_framework.test import APIClient
 
     _, raw_key = api_key_create(name="shop", scopes=["orders:write"])
-    errors: list[BaseException] = []
 
     def send(thread_no: int) -> None:
-        try:
-            client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
-            client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-            rows = [order_row(f"T{thread_no}"), order_row("SHARED")]
-            response = client.post(URL, {"orders": copy.deepcopy(rows)}, format="json")
-            assert response.status_code == 200, response.content
-            assert response.json()["rejected"] == []
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+        rows = [order_row(f"T{thread_no}"), order_row("SHARED")]
+        response = client.post(URL, {"orders": copy.deepcopy(rows)}, format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["rejected"] == []
 
-    threads = [threading.Thread(target=send, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_together(*(partial(send, n) for n in range(6)))
     assert errors == []
     assert Customer.objects.count() == 1
     assert Order.objects.count() == 7
@@ -464,13 +435,7 @@ def test_every_arrival_order_of_three_versions_ends_with_the_newest(
         before = list(Order.objects.values_list("id", "updated_at", "content_hash"))
         items_before = list(OrderItem.objects.values_list("id", flat=True).order_by("id"))
         body = client.post(URL, {"orders": [versions[version]]}, format="json").json()
-        expected = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0, "rejected": []}
-        if step == 0:
-            expected["created"] = 1
-        elif version > newest_so_far:
-            expected["updated"] = 1
-        else:
-            expected["stale"] = 1
+        expected = arrival_outcome(step=step, version=version, newest_so_far=newest_so_far)
         assert body == expected, (arrival, step)
         if version < newest_so_far:  # written nowhere, nobody marked for recomputation
             assert list(Order.objects.values_list("id", "updated_at", "content_hash")) == before
@@ -497,7 +462,7 @@ def test_every_arrival_order_of_three_versions_ends_with_the_newest(
         expected_items,
     )
     again = client.post(URL, {"orders": [newest]}, format="json").json()
-    assert again == {"created": 0, "updated": 0, "unchanged": 1, "stale": 0, "rejected": []}
+    assert again == bulk_answer(unchanged=1)
 
 
 def test_the_issue_example_a_late_paid_version_leaves_the_refund(
@@ -522,7 +487,7 @@ def test_the_issue_example_a_late_paid_version_leaves_the_refund(
     DirtyMark.objects.all().delete()
     with django_capture_on_commit_callbacks() as callbacks:
         body = client.post(URL, {"orders": [paid]}, format="json").json()
-    assert body == {"created": 0, "updated": 0, "unchanged": 0, "stale": 1, "rejected": []}
+    assert body == bulk_answer(stale=1)
     assert callbacks == []
     order = Order.objects.get()
     assert (order.status, order.refunded_amount) == ("refunded", Decimal("100.00"))
@@ -566,7 +531,7 @@ def test_without_versions_on_both_sides_a_refund_is_never_undone(
 
     client.post(URL, {"orders": [version(*stored, store="徐汇店")]}, format="json")
     body = client.post(URL, {"orders": [version(*late, store="静安店")]}, format="json").json()
-    assert body == {"created": 0, "updated": 1, "unchanged": 0, "stale": 0, "rejected": []}
+    assert body == bulk_answer(updated=1)
     order = Order.objects.get()
     # The other fields update as they always did; the status and the refund stay.
     assert (order.status, order.refunded_amount, order.store) == (
@@ -589,14 +554,14 @@ def test_the_same_content_under_a_newer_version_records_only_the_version(
     items_before = list(OrderItem.objects.values_list("id", flat=True))
 
     body = client.post(URL, {"orders": [{**v1, "source_updated_at": V3_AT}]}, format="json")
-    assert body.json() == {"created": 0, "updated": 0, "unchanged": 1, "stale": 0, "rejected": []}
+    assert body.json() == bulk_answer(unchanged=1)
     assert list(Order.objects.values_list("updated_at", "content_hash", "status")) == before
     assert list(OrderItem.objects.values_list("id", flat=True)) == items_before
     assert Order.objects.get().source_updated_at.isoformat() == "2026-11-03T02:00:00+00:00"
     assert not DirtyMark.objects.exists()
     # So v2, sent before v3 but arriving after it, is known to be stale.
     late = client.post(URL, {"orders": [v2]}, format="json").json()
-    assert late == {"created": 0, "updated": 0, "unchanged": 0, "stale": 1, "rejected": []}
+    assert late == bulk_answer(stale=1)
     assert Order.objects.get().status == "paid"
 
 
@@ -606,7 +571,7 @@ def test_an_equal_version_is_unchanged_even_with_other_content(api_client_with_s
     client.post(URL, {"orders": [v1]}, format="json")
     other = {**v1, "status": "refunded", "refunded_amount": "398.00"}
     body = client.post(URL, {"orders": [other]}, format="json").json()
-    assert body == {"created": 0, "updated": 0, "unchanged": 1, "stale": 0, "rejected": []}
+    assert body == bulk_answer(unchanged=1)
     assert Order.objects.get().status == "paid"
 
 
@@ -614,16 +579,13 @@ def test_in_one_batch_the_newest_version_of_an_order_stands(api_client_with_scop
     v1, v2, v3 = VERSIONS["progress"]
     rows = [v3, v1, {**order_row("o-2"), "source_updated_at": V1_AT}, v2]
     body = api_client_with_scopes("orders:write").post(URL, {"orders": rows}, format="json")
-    assert body.json() == {
-        "created": 2,
-        "updated": 0,
-        "unchanged": 0,
-        "stale": 0,
-        "rejected": [
+    assert body.json() == bulk_answer(
+        created=2,
+        rejected=[
             {"index": 1, "errors": {"external_id": ["Superseded by row 0 of the same batch."]}},
             {"index": 3, "errors": {"external_id": ["Superseded by row 0 of the same batch."]}},
         ],
-    }
+    )
     assert Order.objects.get(external_id="o-1").status == "refunded"
 
 

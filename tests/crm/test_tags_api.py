@@ -6,7 +6,13 @@ from django.test.utils import CaptureQueriesContext
 
 from core.services.api_keys import api_key_create, api_key_revoke
 from crm.models import Customer, CustomerTag, Tag, TagGroup
-from tests.factories import CustomerFactory, IdentityFactory, TagFactory, TagGroupFactory
+from tests.factories import (
+    CustomerFactory,
+    CustomerTagFactory,
+    IdentityFactory,
+    TagFactory,
+    TagGroupFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -178,7 +184,8 @@ def test_create_missing_creates_the_tag_and_group(api_client_with_scopes) -> Non
 def test_remove(api_client_with_scopes) -> None:
     tag = TagFactory()
     customers = [CustomerFactory() for _ in range(3)]
-    CustomerTag.objects.bulk_create([CustomerTag(customer=c, tag=tag) for c in customers])
+    for customer in customers:
+        CustomerTagFactory(customer=customer, tag=tag)
     IdentityFactory(customer=customers[0], provider="unionid", raw_value="u-0")
     response = api_client_with_scopes("tags:write").post(
         "/api/v1/tags/remove",
@@ -201,13 +208,9 @@ def test_making_a_group_exclusive(api_client_with_scopes) -> None:
     group = TagGroupFactory(name="肤质")
     dry, oily = TagFactory(group=group, name="干性"), TagFactory(group=group, name="油性")
     both, one = CustomerFactory(), CustomerFactory()
-    CustomerTag.objects.bulk_create(
-        [
-            CustomerTag(customer=both, tag=dry),
-            CustomerTag(customer=both, tag=oily),
-            CustomerTag(customer=one, tag=dry),
-        ]
-    )
+    CustomerTagFactory(customer=both, tag=dry)
+    CustomerTagFactory(customer=both, tag=oily)
+    CustomerTagFactory(customer=one, tag=dry)
     client = api_client_with_scopes("tags")
     url = f"/api/v1/tag-groups/{group.pk}"
     refused = client.patch(url, {"is_exclusive": True}, format="json")
@@ -228,12 +231,12 @@ def test_lists_count_without_n_plus_one(api_client_with_scopes) -> None:
     client = api_client_with_scopes("tags:read")
     client.get("/api/v1/tags")  # touches the key's last_used_at once
     tag = TagFactory()
-    CustomerTag.objects.create(customer=CustomerFactory(), tag=tag)
+    CustomerTagFactory(tag=tag)
     with CaptureQueriesContext(connection) as few:
         first = client.get("/api/v1/tags").json()["results"]
     assert [(t["name"], t["customer_count"]) for t in first] == [(tag.name, 1)]
     for _ in range(10):
-        CustomerTag.objects.create(customer=CustomerFactory(), tag=TagFactory())
+        CustomerTagFactory()
     with CaptureQueriesContext(connection) as more:
         assert len(client.get("/api/v1/tags").json()["results"]) == 11
         client.get("/api/v1/tag-groups")

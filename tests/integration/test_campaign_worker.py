@@ -53,6 +53,7 @@ from tests.campaigns.support import (
     opt_out,
     statuses,
     wecom_customers,
+    wecom_received,
 )
 from tests.conftest import Enqueued
 from tests.factories import StaffMemberFactory
@@ -95,13 +96,6 @@ def two_owners_customers(per_owner: int) -> tuple[list[StaffMember], list[Custom
 
 def external_userid(customer: Customer) -> str:
     return f"ext-{customer.pk}"
-
-
-def received(fake: FakeWeCom) -> list[str]:
-    """Every external_userid the fake was asked to message, once per time it was asked."""
-    return sorted(
-        userid for message in fake.messages() for userid in message["request"]["external_userid"]
-    )
 
 
 def tasks_by_sender(fake: FakeWeCom) -> Counter[tuple[str, str]]:
@@ -205,7 +199,7 @@ def test_a_launched_campaign_reaches_each_eligible_customer_once(
         )
     ) == {(c.pk, DeliveryReason.OPTED_OUT) for c in opted_out}
     # Each eligible customer was asked for once, from their owner, and reached.
-    assert received(fake) == sorted(external_userid(c) for c in eligible)
+    assert wecom_received(fake) == sorted(external_userid(c) for c in eligible)
     assert calls_to(fake, ENDPOINT_ADD_MSG_TEMPLATE) == 2
     for message in fake.messages():
         (task,) = message["tasks"]
@@ -262,7 +256,7 @@ def test_a_dispatch_delivered_five_times_sends_once(
         (ChannelSendState.ACCEPTED, 1),
     ]
     assert calls_to(fake, ENDPOINT_ADD_MSG_TEMPLATE) == 2
-    assert received(fake) == sorted(external_userid(c) for c in customers)
+    assert wecom_received(fake) == sorted(external_userid(c) for c in customers)
     assert statuses(campaign) == {DeliveryStatus.SUBMITTED: 12}
 
 
@@ -322,7 +316,7 @@ def test_a_worker_killed_inside_the_wecom_call_neither_loses_nor_repeats_a_messa
     # customer in exactly one of them.
     assert statuses(campaign) == {DeliveryStatus.SENT: 10}
     assert tasks_by_sender(fake) == {(owner.wecom_userid, "新品上市"): 1 for owner in owners}
-    assert received(fake) == sorted(external_userid(c) for c in customers)
+    assert wecom_received(fake) == sorted(external_userid(c) for c in customers)
     assert calls_to(fake, ENDPOINT_ADD_MSG_TEMPLATE) == (2 if is_created else 3)
     assert calls_to(fake, ENDPOINT_GET_GROUPMSG_LIST_V2) == 1  # the unknown outcome looked up
     attempted.refresh_from_db()
@@ -424,4 +418,4 @@ def test_two_sends_of_one_sender_and_text_with_unknown_outcomes_reach_their_own_
         tasks.channel_sends_run_task.apply_async(args=[[send_id]])
     wait_for(lambda: has_nothing_in_flight(campaign), worker=worker)
 
-    assert received(fake) == sorted(external_userid(c) for c in customers)
+    assert wecom_received(fake) == sorted(external_userid(c) for c in customers)

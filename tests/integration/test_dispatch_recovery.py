@@ -4,29 +4,24 @@ taken over by another worker, posts to nobody after their opt-out was answered; 
 that loses every queued message mid-dispatch has everything queued again by the tick within
 CHANNEL_REQUEUE_SECONDS and a tick."""
 
-import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.test import override_settings
 from kombu import Exchange, Queue
 from rest_framework.test import APIClient
 
-from campaigns.models import Campaign, Channel, Delivery, DeliveryReason, DeliveryStatus
+from campaigns.models import Campaign, DeliveryReason, DeliveryStatus
 from campaigns.services.campaigns import campaign_launch, campaign_plan
 from campaigns.services.pipeline import campaigns_tick
 from config.celery import app
 from crm.models import Customer
-from tests.campaigns.support import audience, make_campaign
+from tests.campaigns.support import WebhookReceiver, audience, outcomes, webhook_campaign
 from tests.factories import CustomerFactory
 from tests.integration.conftest import Worker, wait_for
+from tests.support import on_own_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("publish_to_test_queue")]
 
@@ -35,64 +30,11 @@ IN_FLIGHT = (DeliveryStatus.PENDING, DeliveryStatus.RESERVED)
 WORKER_ENV = {"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1"}
 
 
-@dataclass
-class Receiver:
-    """Records each post as it arrives (customer id, time.monotonic()) and answers 200; holds
-    the first post after recording it until `release` is set."""
-
-    url: str = ""
-    posts: list[tuple[int, float]] = field(default_factory=list)
-    arrived: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    def posted_customers(self) -> list[int]:
-        return [customer_id for customer_id, _at in self.posts]
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with lock:
-                state.posts.append((body["customer_id"], time.monotonic()))
-                is_first = not state.arrived.is_set()
-                state.arrived.set()
-            if is_first:
-                state.release.wait(timeout=60)
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
-        # A receiver on loopback, which WEBHOOK_ALLOW_PRIVATE_NETWORKS lets campaigns post to.
-        with override_settings(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True):
-            yield state
-    finally:
-        state.release.set()
-        server.shutdown()
-        server.server_close()
-
-
-def webhook_campaign(customers: list[Customer], url: str, name: str) -> Campaign:
-    return make_campaign(
-        audience(customers, name=name),
-        name=name,
-        channel=Channel.WEBHOOK,
-        webhook_url=url,
-        consent_channel="sms",
-        holdout_share=Decimal("0"),
-    )
+def receiver(webhook_receiver: WebhookReceiver) -> WebhookReceiver:
+    """The webhook receiver, holding the first post it gets until released."""
+    webhook_receiver.is_holding = True
+    return webhook_receiver
 
 
 def has_nothing_in_flight(campaign: Campaign) -> bool:
@@ -100,17 +42,8 @@ def has_nothing_in_flight(campaign: Campaign) -> bool:
     return is_planned and not campaign.deliveries.filter(status__in=IN_FLIGHT).exists()
 
 
-def outcomes(campaign: Campaign) -> dict[int, tuple[str, str]]:
-    return {
-        customer_id: (status, reason)
-        for customer_id, status, reason in Delivery.objects.filter(campaign=campaign).values_list(
-            "customer_id", "status", "reason"
-        )
-    }
-
-
 def test_a_worker_killed_mid_dispatch_posts_to_nobody_after_their_opt_out_was_answered(
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     start_celery_worker: Callable[..., Worker],
     api_client_with_scopes: Callable[..., APIClient],
     settings: Any,
@@ -122,7 +55,7 @@ def test_a_worker_killed_mid_dispatch_posts_to_nobody_after_their_opt_out_was_an
     env = {**WORKER_ENV, "CHANNEL_ORPHAN_SECONDS": "1"}
     worker = start_celery_worker(env=env)
     customers = CustomerFactory.create_batch(30)
-    campaign = webhook_campaign(customers, receiver.url, "killed-mid-dispatch")
+    campaign = webhook_campaign(audience(customers, "killed"), receiver.url, name="killed")
     client = api_client_with_scopes("consents:write")
     answered: dict[int, float] = {}
 
@@ -146,22 +79,19 @@ def test_a_worker_killed_mid_dispatch_posts_to_nobody_after_their_opt_out_was_an
     receiver.release.set()  # the dead worker's post is answered, to nobody
 
     def opt_out_while_sending() -> None:
-        try:
-            for customer in while_sending:
-                opt_out(customer)
-        finally:
-            connection.close()
+        for customer in while_sending:
+            opt_out(customer)
 
     time.sleep(settings.CHANNEL_ORPHAN_SECONDS)  # the dead attempt must be old enough
     successor = start_celery_worker(env=env)
-    racing = threading.Thread(target=opt_out_while_sending)
+    racing = threading.Thread(target=on_own_connection(opt_out_while_sending))
     racing.start()
     campaigns_tick()  # finds the call orphaned, queues it for the successor
     racing.join(timeout=60)
     wait_for(lambda: has_nothing_in_flight(campaign), timeout=60, worker=successor)
 
     # No post after an opt-out's answer.
-    for customer_id, at in receiver.posts:
+    for customer_id, at in receiver.posted():
         if customer_id in answered:
             assert at < answered[customer_id], f"customer {customer_id} posted after opting out"
     # Opted out before the takeover: suppressed, never posted to.
@@ -193,7 +123,7 @@ def queue_purge(name: str) -> int:
 
 
 def test_a_broker_that_lost_its_queue_mid_dispatch_has_everything_queued_again_in_time(
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     start_celery_worker: Callable[..., Worker],
     celery_queue: str,
     settings: Any,
@@ -207,7 +137,7 @@ def test_a_broker_that_lost_its_queue_mid_dispatch_has_everything_queued_again_i
     worker = start_celery_worker(env=WORKER_ENV)
     groups = [CustomerFactory.create_batch(n) for n in (3, 4, 5)]
     a, b, c = (
-        webhook_campaign(group, receiver.url, name)
+        webhook_campaign(audience(group, name), receiver.url, name=name)
         for group, name in zip(groups, ("a", "b", "c"), strict=True)
     )
     campaign_launch(campaign_id=a.pk, actor="test")

@@ -6,7 +6,7 @@ import pytest
 from crm.services.marks import customers_mark_dirty
 from segments.models import CustomerMetrics, RecomputeRun, Segment, SegmentMembership
 from segments.tasks import recompute_dirty_task, recompute_full_task
-from tests.factories import CustomerFactory, OrderFactory
+from tests.factories import CustomerFactory, OrderFactory, SegmentFactory
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -14,9 +14,7 @@ pytestmark = pytest.mark.integration
 
 def test_sweep_on_the_worker_recomputes_and_refreshes_segments(celery_worker) -> None:
     # Written directly: segment_create would queue its first refresh on the default queue.
-    segment = Segment.objects.create(
-        name="buyers", kind="dynamic", rule={"field": "order_count", "op": "gte", "value": 1}
-    )
+    segment = SegmentFactory(name="buyers", rule={"field": "order_count", "op": "gte", "value": 1})
     OrderFactory(customer=CustomerFactory())  # a buyer: the full run gets breakpoints
     recompute_full_task.apply_async(kwargs={"trigger": "test"}, queue=celery_worker.queue)
     wait_for(lambda: RecomputeRun.objects.filter(status="succeeded").exists(), worker=celery_worker)
@@ -49,10 +47,8 @@ def test_backfill_requested_over_the_api_is_recorded_apart_on_the_worker(
     from segments.services.segments import segments_refresh_all
     from tests.segments.recompute_support import AS_OF, order
 
-    segment = Segment.objects.create(
-        name="sleeping",
-        kind="dynamic",
-        rule={"field": "lifecycle_state", "op": "eq", "value": "sleeping"},
+    segment = SegmentFactory(
+        name="sleeping", rule={"field": "lifecycle_state", "op": "eq", "value": "sleeping"}
     )
     customer = CustomerFactory()  # new on 2026-03-01, sleeping as of AS_OF
     order(customer, days_ago=150)

@@ -1,14 +1,13 @@
-"""Test support for the segment rule language: builders of customer data, the members a rule
-selects through its SQL, and a reference evaluator that decides the same in plain Python, one
+"""Test support for the segment rule language: business days, the members a rule selects
+through its SQL, and a reference evaluator that decides the same in plain Python, one
 customer at a time, straight from the language's definition (it shares no code with the
 compiler, so that the two can disagree)."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from itertools import count
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,10 +31,9 @@ from segments.rules import RULE_SESSION_SQL, rule_members_sql, rule_preview_sql
 
 PAID = {"paid", "partially_refunded"}
 PREDICTED_FIELDS = {"predicted_value", "expected_purchases", "p_alive", "churn_risk", "cluster"}
-_keys = count(1)
 
 
-# --- Builders ------------------------------------------------------------------------------
+# --- Business days ---------------------------------------------------------------------------
 
 
 def business_zone() -> ZoneInfo:
@@ -45,69 +43,6 @@ def business_zone() -> ZoneInfo:
 def day_start(day: date) -> datetime:
     """Midnight of a business day."""
     return datetime.combine(day, time.min, tzinfo=business_zone())
-
-
-def order_create(
-    customer: Customer,
-    *,
-    paid_at: datetime | None,
-    status: str = "paid",
-    items: Iterable[tuple[str, str]] = (("SKU-A", "面膜"),),
-) -> Order:
-    """An order with one item per (sku, category), written as the order services write them."""
-    order = Order.objects.create(
-        customer=customer,
-        source="shop",
-        external_id=f"SO{next(_keys):08d}",
-        status=status,
-        total_amount=Decimal("100.00"),
-        paid_at=paid_at,
-        content_hash=f"{next(_keys):032x}",
-    )
-    for line_no, (sku, category) in enumerate(items, start=1):
-        OrderItem.objects.create(
-            order=order,
-            customer_id=order.customer_id,
-            line_no=line_no,
-            sku=sku,
-            category=category,
-            quantity=1,
-            unit_price=Decimal("50.00"),
-            purchased_at=order.purchased_at,
-        )
-    return order
-
-
-def interaction_create(customer: Customer, *, kind: str, occurred_at: datetime) -> Interaction:
-    return Interaction.objects.create(
-        customer=customer,
-        kind=kind,
-        occurred_at=occurred_at,
-        source="test",
-        idempotency_key=f"evt-{next(_keys)}",
-    )
-
-
-def consent_set(customer: Customer, *, channel: str, status: str) -> Consent:
-    return Consent.objects.create(
-        customer=customer,
-        channel=channel,
-        status=status,
-        source="test",
-        changed_at=datetime(2026, 1, 1, tzinfo=business_zone()),
-    )
-
-
-def membership_create(
-    customer: Customer, group_id: int, *, joined_at: datetime, left_at: datetime | None = None
-) -> GroupMembership:
-    return GroupMembership.objects.create(
-        customer=customer, group_id=group_id, joined_at=joined_at, left_at=left_at
-    )
-
-
-def tags_give(customer: Customer, *tags: Tag) -> None:
-    CustomerTag.objects.bulk_create([CustomerTag(customer=customer, tag=tag) for tag in tags])
 
 
 # --- The rule's members through SQL --------------------------------------------------------

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import date
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -15,18 +15,11 @@ from django.urls import reverse
 from segments.models import CustomerMetrics, LifecyclePolicy, RecomputeRun, RfmPolicy, Segment
 from segments.services.recompute import recompute_full
 from segments.services.segments import segment_create, segment_members_change
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, SegmentFactory, UserFactory
 from tests.segments.recompute_support import AS_OF, buyer, order
+from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client_en() -> Client:
-    user = User.objects.create_superuser("boss", password="x")
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    return client
 
 
 def test_policy_add_starts_from_active_values_and_saves_a_new_version(
@@ -86,10 +79,9 @@ def test_runs_list_and_recompute_now(
         response = admin_client_en.post(reverse("admin:segments_recomputerun_recompute_now"))
     assert response.status_code == 302
     assert len(callbacks) == 1
-    viewer = User.objects.create_user("viewer", password="x", is_staff=True)
-    viewer.user_permissions.set(Permission.objects.filter(codename="view_recomputerun"))
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(viewer)
+    client = client_of(
+        UserFactory(permissions=Permission.objects.filter(codename="view_recomputerun"))
+    )
     page = client.get(reverse("admin:segments_recomputerun_changelist"))
     assert page.status_code == 200
     assert "Recompute everyone now" not in page.content.decode()
@@ -193,9 +185,7 @@ def test_deleting_a_segment_another_rule_names_is_refused_with_a_message(
     admin_client_en: Client,
 ) -> None:
     static = segment_create(name="名单", kind="static", actor="t")
-    Segment.objects.create(
-        name="引用", kind="dynamic", rule={"field": "segment", "op": "in", "value": [static.pk]}
-    )
+    SegmentFactory(name="引用", rule={"field": "segment", "op": "in", "value": [static.pk]})
     response = admin_client_en.post(
         reverse("admin:segments_segment_changelist"),
         {"action": "delete_selected", "_selected_action": [static.pk], "post": "yes"},

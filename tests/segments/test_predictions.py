@@ -12,7 +12,6 @@ from io import StringIO
 import numpy as np
 import pytest
 import time_machine
-from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -23,7 +22,7 @@ from rest_framework.test import APIClient
 
 from core.errors import Conflict
 from core.locks import Lock, session_lock
-from crm.models import Customer, GroupMembership, Order, OrderStatus
+from crm.models import Customer, Order, OrderStatus
 from devstack.demo import generate
 from segments.models import (
     CustomerPrediction,
@@ -48,7 +47,7 @@ from segments.services.predictions import (
     predictions_score,
 )
 from segments.services.segments import segment_from_cluster, segment_preview
-from tests.factories import CustomerFactory, GroupFactory
+from tests.factories import CustomerFactory, GroupMembershipFactory, ModelFitFactory
 from tests.segments.recompute_support import AS_OF, at, order
 
 pytestmark = pytest.mark.django_db
@@ -230,9 +229,7 @@ def test_features_never_read_past_the_as_of_date() -> None:
     customer = CustomerFactory()
     order(customer, days_ago=30, amount="100.00")
     refunded_later = order(customer, days_ago=10, amount="50.00")
-    stay = GroupMembership.objects.create(
-        group=GroupFactory(), customer=customer, joined_at=at(AS_OF - timedelta(days=40))
-    )
+    stay = GroupMembershipFactory(customer=customer, joined_at=at(AS_OF - timedelta(days=40)))
     before = features_as_of(AS_OF, label_days=90)
     # After the as-of date: another order, a refund of an order paid before, a group left.
     order(customer, days_ago=-5, amount="900.00")
@@ -308,28 +305,28 @@ def test_models_api_reports_fits_and_queues_a_fit(
 
 
 def test_admin_shows_quality_and_makes_a_segment_of_a_cluster(
-    fitted: dict[str, ModelFit],
+    fitted: dict[str, ModelFit], admin_client_en: Client
 ) -> None:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(User.objects.create_superuser("boss", password="x"))
-    listing = client.get(reverse("admin:segments_modelfit_changelist"))
+    listing = admin_client_en.get(reverse("admin:segments_modelfit_changelist"))
     assert listing.status_code == 200 and b"Fit models now" in listing.content
-    churn_page = client.get(
+    churn_page = admin_client_en.get(
         reverse("admin:segments_modelfit_change", args=[fitted[ModelName.CHURN_RISK].pk])
     )
     assert b"Recency-only baseline" in churn_page.content and b"<polyline" in churn_page.content
-    value_page = client.get(
+    value_page = admin_client_en.get(
         reverse("admin:segments_modelfit_change", args=[fitted[ModelName.LIFETIME_VALUE].pk])
     )
     assert b"Purchases expected" in value_page.content
     clustering = fitted[ModelName.BEHAVIOUR_CLUSTERS]
-    cluster_page = client.get(reverse("admin:segments_modelfit_change", args=[clustering.pk]))
+    cluster_page = admin_client_en.get(
+        reverse("admin:segments_modelfit_change", args=[clustering.pk])
+    )
     assert b"Make a segment" in cluster_page.content
     # The segment forms come after the admin's own form, not inside it.
     page = cluster_page.content
     main_form_end = page.index(b"</form>", page.index(b'id="modelfit_form"'))
     assert page.index(b"/clusters/1/segment/") > main_form_end
-    response = client.post(
+    response = admin_client_en.post(
         reverse("admin:segments_modelfit_cluster_segment", args=[clustering.pk, 2]),
         {"name": "cluster two"},
     )
@@ -338,18 +335,16 @@ def test_admin_shows_quality_and_makes_a_segment_of_a_cluster(
     assert segment.kind == SegmentKind.STATIC
     assert segment.member_count == CustomerPrediction.objects.filter(cluster=2).count() > 0
     scored = CustomerPrediction.objects.order_by("pk").values_list("pk", flat=True).first()
-    customer_page = client.get(reverse("admin:crm_customer_change", args=[scored]))
+    customer_page = admin_client_en.get(reverse("admin:crm_customer_change", args=[scored]))
     assert b"churn risk" in customer_page.content.lower()
 
 
 def test_a_cluster_of_a_clustering_not_in_use_cannot_become_a_segment(
-    fitted: dict[str, ModelFit],
+    fitted: dict[str, ModelFit], admin_client_en: Client
 ) -> None:
     old = fitted[ModelName.BEHAVIOUR_CLUSTERS]
     models_fit(trigger="test", as_of=AS_OF)
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(User.objects.create_superuser("boss", password="x"))
-    response = client.post(
+    response = admin_client_en.post(
         reverse("admin:segments_modelfit_cluster_segment", args=[old.pk, 1]), {"name": "old"}
     )
     assert response.status_code == 302
@@ -372,9 +367,7 @@ def test_fit_models_command_says_what_it_does() -> None:
 
 
 def test_an_interrupted_fit_is_marked_failed_by_the_next() -> None:
-    stuck = ModelFit.objects.create(
-        name=ModelName.CHURN_RISK, version=1, trigger="test", as_of=AS_OF
-    )
+    stuck = ModelFitFactory(name=ModelName.CHURN_RISK, version=1, as_of=AS_OF)
     models_fit(trigger="test", as_of=AS_OF)
     stuck.refresh_from_db()
     assert (stuck.status, stuck.reason) == (ModelFitStatus.FAILED, "interrupted")

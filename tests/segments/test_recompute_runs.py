@@ -4,6 +4,7 @@ interrupted and crashed runs repeated safely, the command and the tasks."""
 import threading
 import time
 from datetime import timedelta
+from functools import partial
 from io import StringIO
 from typing import Any
 
@@ -26,8 +27,9 @@ from segments.services.recompute import (
 )
 from segments.tasks import recompute_dirty_task, recompute_full_task
 from tests.conftest import Enqueued
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, RecomputeRunFactory, SegmentFactory
 from tests.segments.recompute_support import AS_OF, at, buyer, metrics, order
+from tests.support import run_together
 
 
 @pytest.mark.django_db
@@ -131,7 +133,7 @@ def test_named_customers_leave_marks_alone() -> None:
 
 @pytest.mark.django_db
 def test_interrupted_run_is_marked_failed_by_the_next() -> None:
-    stuck = RecomputeRun.objects.create(kind="full", trigger="schedule", as_of=AS_OF)
+    stuck = RecomputeRunFactory(trigger="schedule", as_of=AS_OF)
     run = recompute_full(trigger="test", as_of=AS_OF)
     stuck.refresh_from_db()
     assert (stuck.status, stuck.error) == (RecomputeStatus.FAILED, ERROR_INTERRUPTED)
@@ -278,26 +280,12 @@ def test_concurrent_policy_edits_build_on_each_other() -> None:
     from segments.models import RfmPolicy
     from segments.services.policies import rfm_policy_update
 
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
     def edit(changes: dict[str, Any]) -> None:
-        try:
-            barrier.wait(timeout=10)
-            rfm_policy_update(changes=changes, actor="test")
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        rfm_policy_update(changes=changes, actor="test")
 
-    threads = [
-        threading.Thread(target=edit, args=({"high_score_threshold": 4},)),
-        threading.Thread(target=edit, args=({"lookback_days": 200},)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    errors = run_together(
+        partial(edit, {"high_score_threshold": 4}), partial(edit, {"lookback_days": 200})
+    )
     assert errors == []
     active = RfmPolicy.objects.get(is_active=True)
     assert (active.high_score_threshold, active.lookback_days) == (4, 200)
@@ -308,13 +296,13 @@ def test_concurrent_policy_edits_build_on_each_other() -> None:
 def test_command_refuses_a_future_date_and_refreshes_segments() -> None:
     from django.core.management.base import CommandError
 
-    from segments.models import Segment, SegmentMembership
+    from segments.models import SegmentMembership
 
     with pytest.raises(CommandError, match="future"):
         call_command("recompute", "--as-of", "2999-01-01", "--no-progress", stdout=StringIO())
     customer = buyer(recency=2, orders=1, spend=100)
-    segment = Segment.objects.create(
-        name="new", kind="dynamic", rule={"field": "lifecycle_state", "op": "eq", "value": "new"}
+    segment = SegmentFactory(
+        name="new", rule={"field": "lifecycle_state", "op": "eq", "value": "new"}
     )
     call_command("recompute", "--as-of", AS_OF.isoformat(), "--no-progress", stdout=StringIO())
     assert list(
@@ -379,8 +367,6 @@ def _live_state() -> dict[str, list[tuple[Any, ...]]]:
 def backfill_world() -> dict[str, Customer]:
     """Four customers recomputed as of AS_OF (and a segment refreshed after it), whose states
     as of BACKFILL_DAY differ from today's."""
-    from segments.models import Segment
-
     later = CustomerFactory()  # seen today, first order after BACKFILL_DAY: not counted then
     order(later, days_ago=10)
     young = CustomerFactory()  # new then (29 days after its only order), sleeping now
@@ -389,10 +375,8 @@ def backfill_world() -> dict[str, Customer]:
     order(regular, days_ago=300)
     order(regular, days_ago=200)
     prospect = CustomerFactory(first_seen_at=at(BACKFILL_DAY - timedelta(days=30)))
-    Segment.objects.create(
-        name="sleeping",
-        kind="dynamic",
-        rule={"field": "lifecycle_state", "op": "eq", "value": "sleeping"},
+    SegmentFactory(
+        name="sleeping", rule={"field": "lifecycle_state", "op": "eq", "value": "sleeping"}
     )
     recompute_full_task(trigger="test", as_of=AS_OF.isoformat())
     unmarked = CustomerFactory()

@@ -14,7 +14,6 @@ import pytest
 from django.db import connection, transaction
 
 from crm.models import Customer, Tag
-from segments.models import CustomerMetrics, Segment, SegmentMembership
 from segments.rules import (
     FROM_CLAUSE,
     RULE_SESSION_SQL,
@@ -32,22 +31,21 @@ from segments.rules.errors import InvalidRule
 from segments.rules.sql import Sql, is_member, param
 from segments.rules.values import ChoiceType, NumberType, StringType
 from tests.factories import (
+    ConsentFactory,
     CustomerFactory,
+    CustomerMetricsFactory,
+    CustomerTagFactory,
     GroupFactory,
+    GroupMembershipFactory,
+    InteractionFactory,
+    OrderFactory,
+    SegmentFactory,
+    SegmentMembershipFactory,
     StaffMemberFactory,
     TagFactory,
     TagGroupFactory,
 )
-from tests.segments.rules_support import (
-    consent_set,
-    day_start,
-    interaction_create,
-    membership_create,
-    order_create,
-    preview_counts,
-    sql_members,
-    tags_give,
-)
+from tests.segments.rules_support import day_start, preview_counts, sql_members
 
 pytestmark = pytest.mark.django_db
 
@@ -68,10 +66,6 @@ def members(rule: dict[str, Any], *, as_of: datetime = AS_OF) -> set[int]:
 
 def ids(*customers: Customer) -> set[int]:
     return {customer.pk for customer in customers}
-
-
-def metrics_create(customer: Customer, **values: Any) -> CustomerMetrics:
-    return CustomerMetrics.objects.create(customer=customer, **values)
 
 
 # --- Profile fields ------------------------------------------------------------------------
@@ -238,12 +232,14 @@ def test_tag_operators_by_id_and_by_name() -> None:
     baby = TagFactory(group=interests, name="母婴")
     gold = TagFactory(group=membership, name="金卡")
     both = CustomerFactory()
-    tags_give(both, beauty, gold)
+    CustomerTagFactory(customer=both, tag=beauty)
+    CustomerTagFactory(customer=both, tag=gold)
     baby_only = CustomerFactory()
-    tags_give(baby_only, baby)
+    CustomerTagFactory(customer=baby_only, tag=baby)
     untagged = CustomerFactory()
     interests_both = CustomerFactory()
-    tags_give(interests_both, beauty, baby)
+    CustomerTagFactory(customer=interests_both, tag=beauty)
+    CustomerTagFactory(customer=interests_both, tag=baby)
 
     assert members(leaf("tag", "has", beauty.pk)) == ids(both, interests_both)
     assert members(leaf("tag", "has", {"group": "兴趣", "name": "母婴"})) == ids(
@@ -265,21 +261,24 @@ def test_tag_operators_by_id_and_by_name() -> None:
 def test_group_operators_see_current_stays_only() -> None:
     g1, g2, g3 = GroupFactory(), GroupFactory(), GroupFactory()
     stayed = CustomerFactory()
-    membership_create(stayed, g1.pk, joined_at=AS_OF - timedelta(days=100))
-    membership_create(
-        stayed, g2.pk, joined_at=AS_OF - timedelta(days=10), left_at=AS_OF - timedelta(days=5)
+    GroupMembershipFactory(customer=stayed, group=g1, joined_at=AS_OF - timedelta(days=100))
+    GroupMembershipFactory(
+        customer=stayed,
+        group=g2,
+        joined_at=AS_OF - timedelta(days=10),
+        left_at=AS_OF - timedelta(days=5),
     )
     in_two = CustomerFactory()
-    membership_create(in_two, g1.pk, joined_at=AS_OF - timedelta(days=40))
-    membership_create(in_two, g2.pk, joined_at=AS_OF - timedelta(days=30))
+    GroupMembershipFactory(customer=in_two, group=g1, joined_at=AS_OF - timedelta(days=40))
+    GroupMembershipFactory(customer=in_two, group=g2, joined_at=AS_OF - timedelta(days=30))
     rejoined = CustomerFactory()
-    membership_create(
-        rejoined,
-        g1.pk,
+    GroupMembershipFactory(
+        customer=rejoined,
+        group=g1,
         joined_at=AS_OF - timedelta(days=200),
         left_at=AS_OF - timedelta(days=150),
     )
-    membership_create(rejoined, g1.pk, joined_at=AS_OF - timedelta(days=3))
+    GroupMembershipFactory(customer=rejoined, group=g1, joined_at=AS_OF - timedelta(days=3))
     outsider = CustomerFactory()
 
     assert members(leaf("group", "has", g1.pk)) == ids(stayed, in_two, rejoined)
@@ -301,10 +300,10 @@ def test_group_operators_see_current_stays_only() -> None:
 
 def test_consent_per_channel_with_no_decision_as_missing() -> None:
     opted_in = CustomerFactory()
-    consent_set(opted_in, channel="wecom", status="opted_in")
-    consent_set(opted_in, channel="sms", status="opted_out")
+    ConsentFactory(customer=opted_in, channel="wecom", status="opted_in")
+    ConsentFactory(customer=opted_in, channel="sms", status="opted_out")
     opted_out = CustomerFactory()
-    consent_set(opted_out, channel="wecom", status="opted_out")
+    ConsentFactory(customer=opted_out, channel="wecom", status="opted_out")
     undecided = CustomerFactory()
 
     assert members(leaf("consent.wecom", "eq", "opted_in")) == ids(opted_in)
@@ -328,8 +327,8 @@ def scored() -> dict[str, Customer]:
     """Customers with a full metrics row, a sparse one, none, and one who ordered just after
     midnight business time."""
     full = CustomerFactory()
-    metrics_create(
-        full,
+    CustomerMetricsFactory(
+        customer=full,
         r_score=5,
         f_score=4,
         m_score=3,
@@ -345,8 +344,8 @@ def scored() -> dict[str, Customer]:
         avg_order_value=Decimal("200.10"),
     )
     sparse = CustomerFactory()
-    metrics_create(
-        sparse,
+    CustomerMetricsFactory(
+        customer=sparse,
         lifecycle_state="churned",
         first_paid_at=datetime(2025, 1, 10, 9, tzinfo=SHANGHAI),
         last_paid_at=datetime(2025, 1, 10, 9, tzinfo=SHANGHAI),
@@ -357,8 +356,8 @@ def scored() -> dict[str, Customer]:
     uncomputed = CustomerFactory()
     after_midnight = CustomerFactory()
     # 16:30 UTC on the 14th is 00:30 on the 15th in Shanghai: the same business day as as_of.
-    metrics_create(
-        after_midnight,
+    CustomerMetricsFactory(
+        customer=after_midnight,
         r_score=5,
         last_paid_at=datetime(2026, 3, 14, 16, 30, tzinfo=ZoneInfo("UTC")),
         lifetime_orders=1,
@@ -438,18 +437,33 @@ def test_order_dates_and_days_since_last_order_in_business_days(
 
 def test_purchased_counts_distinct_paid_orders_with_a_matching_item() -> None:
     repeat = CustomerFactory()
-    order_create(
-        repeat,
+    OrderFactory(
+        customer=repeat,
         paid_at=AS_OF - timedelta(days=5),
         items=[("SKU-A", "面膜"), ("SKU-B", "面膜")],
     )
-    order_create(repeat, paid_at=AS_OF - timedelta(days=40), items=[("SKU-A", "面膜")])
+    OrderFactory(customer=repeat, paid_at=AS_OF - timedelta(days=40), items=[("SKU-A", "面膜")])
     refunded = CustomerFactory()
-    order_create(refunded, paid_at=AS_OF - timedelta(days=2), status="refunded")
-    order_create(refunded, paid_at=AS_OF - timedelta(days=10), status="partially_refunded")
+    OrderFactory(
+        customer=refunded,
+        paid_at=AS_OF - timedelta(days=2),
+        status="refunded",
+        items=[("SKU-A", "面膜")],
+    )
+    OrderFactory(
+        customer=refunded,
+        paid_at=AS_OF - timedelta(days=10),
+        status="partially_refunded",
+        items=[("SKU-A", "面膜")],
+    )
     other = CustomerFactory()
-    order_create(other, paid_at=AS_OF - timedelta(days=1), status="cancelled")
-    order_create(other, paid_at=AS_OF - timedelta(days=3), items=[("SKU-C", "精华")])
+    OrderFactory(
+        customer=other,
+        paid_at=AS_OF - timedelta(days=1),
+        status="cancelled",
+        items=[("SKU-A", "面膜")],
+    )
+    OrderFactory(customer=other, paid_at=AS_OF - timedelta(days=3), items=[("SKU-C", "精华")])
     nothing = CustomerFactory()
 
     assert members(leaf("purchased", "gte", 1, sku=["SKU-A"])) == ids(repeat, refunded)
@@ -488,11 +502,11 @@ def test_purchased_counts_distinct_paid_orders_with_a_matching_item() -> None:
 
 def test_interacted_counts_interactions_of_a_kind() -> None:
     active = CustomerFactory()
-    interaction_create(active, kind="link_click", occurred_at=AS_OF - timedelta(days=2))
-    interaction_create(active, kind="link_click", occurred_at=AS_OF - timedelta(days=20))
-    interaction_create(active, kind="message_reply", occurred_at=AS_OF - timedelta(days=1))
+    InteractionFactory(customer=active, kind="link_click", occurred_at=AS_OF - timedelta(days=2))
+    InteractionFactory(customer=active, kind="link_click", occurred_at=AS_OF - timedelta(days=20))
+    InteractionFactory(customer=active, kind="message_reply", occurred_at=AS_OF - timedelta(days=1))
     lapsed = CustomerFactory()
-    interaction_create(lapsed, kind="link_click", occurred_at=AS_OF - timedelta(days=40))
+    InteractionFactory(customer=lapsed, kind="link_click", occurred_at=AS_OF - timedelta(days=40))
     silent = CustomerFactory()
 
     clicks = {"kind": "link_click", "within_days": 30}
@@ -512,17 +526,15 @@ def test_interacted_counts_interactions_of_a_kind() -> None:
 def test_segments_static_by_membership_dynamic_by_rule() -> None:
     beauty = TagFactory(name="美妆")
     c1, c2, c3, c4 = (CustomerFactory(member_level=n) for n in range(4))
-    tags_give(c2, beauty)
-    tags_give(c4, beauty)
-    static = Segment.objects.create(name="导入名单", kind="static")
+    CustomerTagFactory(customer=c2, tag=beauty)
+    CustomerTagFactory(customer=c4, tag=beauty)
+    static = SegmentFactory(name="导入名单", kind="static")
     for customer in (c1, c2):
-        SegmentMembership.objects.create(segment=static, customer=customer, rule_version=1)
-    dynamic = Segment.objects.create(
-        name="美妆人群", kind="dynamic", rule=leaf("tag", "has", beauty.pk)
-    )
+        SegmentMembershipFactory(segment=static, customer=customer)
+    dynamic = SegmentFactory(name="美妆人群", kind="dynamic", rule=leaf("tag", "has", beauty.pk))
     # Stale materialised membership: the rule, not these rows, decides.
-    SegmentMembership.objects.create(segment=dynamic, customer=c3, rule_version=1)
-    nested = Segment.objects.create(
+    SegmentMembershipFactory(segment=dynamic, customer=c3)
+    nested = SegmentFactory(
         name="高等级美妆",
         kind="dynamic",
         rule={
@@ -565,9 +577,9 @@ def test_nested_all_any_not_three_levels_deep() -> None:
     c = CustomerFactory(gender="male", province="浙江", member_level=5)
     d = CustomerFactory(gender="female", province="", member_level=4)
     e = CustomerFactory(gender="female", province="浙江", member_level=0)
-    tags_give(a, beauty)
-    tags_give(e, beauty)
-    metrics_create(b, r_score=5)
+    CustomerTagFactory(customer=a, tag=beauty)
+    CustomerTagFactory(customer=e, tag=beauty)
+    CustomerMetricsFactory(customer=b, r_score=5)
     rule = {
         "all": [
             leaf("gender", "eq", "female"),
@@ -598,7 +610,7 @@ def test_nested_all_any_not_three_levels_deep() -> None:
 
 def test_not_is_the_complement_even_for_missing_values() -> None:
     customers = [CustomerFactory(province=p) for p in ("浙江", "", "广东")]
-    metrics_create(customers[0], r_score=2)
+    CustomerMetricsFactory(customer=customers[0], r_score=2)
     everyone = ids(*customers)
     for condition in (
         leaf("province", "neq", "浙江"),
@@ -748,7 +760,7 @@ def test_a_new_field_compiles_without_touching_the_compiler(scratch_registry: No
     register_field(
         name="member_points", value_type=NumberType(), column=RowColumn(Sql("c.member_points"))
     )
-    consent_set(rich, channel="wecom", status="opted_in")
+    ConsentFactory(customer=rich, channel="wecom", status="opted_in")
     register_field(
         name="consent_source.wecom",
         value_type=StringType(),

@@ -25,6 +25,7 @@ from segments.services.segments import (
     segment_refresh,
     segment_update,
 )
+from tests.factories import SegmentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -54,11 +55,9 @@ def problems(rule: object, *, segment_id: int | None = None) -> list[tuple[str, 
 def stored_chain(length: int) -> list[Segment]:
     """Segments each naming the previous one, written straight to the table (as data from
     before the limits could be): the first holds one condition, the n-th is n levels deep."""
-    chain = [Segment.objects.create(name="s1", kind="dynamic", rule=leaf("member_level", "eq", 1))]
+    chain = [SegmentFactory(name="s1", kind="dynamic", rule=leaf("member_level", "eq", 1))]
     for number in range(2, length + 1):
-        chain.append(
-            Segment.objects.create(name=f"s{number}", kind="dynamic", rule=refers_to(chain[-1]))
-        )
+        chain.append(SegmentFactory(name=f"s{number}", kind="dynamic", rule=refers_to(chain[-1])))
     return chain
 
 
@@ -132,8 +131,8 @@ def test_editing_an_inner_segment_may_not_push_an_outer_one_too_deep() -> None:
 
 
 def test_an_inner_edit_pushing_an_outer_segment_past_the_conditions_is_refused() -> None:
-    inner = Segment.objects.create(name="inner", kind="dynamic", rule=leaf("gender", "eq", "male"))
-    Segment.objects.create(
+    inner = SegmentFactory(name="inner", kind="dynamic", rule=leaf("gender", "eq", "male"))
+    SegmentFactory(
         name="outer",
         kind="dynamic",
         rule={"all": [refers_to(inner), *[leaf("member_level", "eq", n) for n in range(150)]]},
@@ -171,7 +170,7 @@ def test_conditions_are_bounded_at_the_top_and_once_expanded() -> None:
     assert len(preview.condition_counts) == MAX_CONDITIONS
     beyond = {"any": [leaf("member_level", "eq", n) for n in range(1700)]}
     assert problems(beyond) == [("$.any", "expected at most 200 conditions")]
-    inner = Segment.objects.create(
+    inner = SegmentFactory(
         name="inner", kind="dynamic", rule={"all": [leaf("gender", "eq", "male")] * 150}
     )
     expanded = {"all": [refers_to(inner), *[leaf("member_level", "eq", n) for n in range(60)]]}

@@ -26,13 +26,31 @@ from crm.models import (
     Consent,
     Customer,
     CustomerTag,
+    Group,
     GroupMembership,
     Interaction,
     Order,
     OrderItem,
+    Tag,
 )
 from segments.models import CustomerMetrics, CustomerPrediction, Segment, SegmentMembership
-from tests.factories import GroupFactory, StaffMemberFactory, TagFactory, TagGroupFactory
+from tests.factories import (
+    ConsentFactory,
+    CustomerFactory,
+    CustomerMetricsFactory,
+    CustomerPredictionFactory,
+    CustomerTagFactory,
+    GroupFactory,
+    GroupMembershipFactory,
+    InteractionFactory,
+    OrderFactory,
+    OrderItemFactory,
+    SegmentFactory,
+    SegmentMembershipFactory,
+    StaffMemberFactory,
+    TagFactory,
+    TagGroupFactory,
+)
 from tests.segments.rules_support import (
     day_start,
     preview_counts,
@@ -68,14 +86,29 @@ STATES = ["prospect", "new", "active", "sleeping", "churned", "reactivated"]
 class Catalog:
     """Rows the random data and rules refer to, made once per test."""
 
-    tag_ids: list[int]
-    tag_names: list[tuple[str, str]]
+    tags: list[Tag]
     tag_group_ids: list[int]
     tag_group_names: list[str]
-    group_ids: list[int]
+    groups: list[Group]
     staff_ids: list[int]
-    static_segment_id: int
+    static_segment: Segment
     dynamic_segment_id: int
+
+    @property
+    def tag_ids(self) -> list[int]:
+        return [t.pk for t in self.tags]
+
+    @property
+    def tag_names(self) -> list[tuple[str, str]]:
+        return [(t.group.name, t.name) for t in self.tags]
+
+    @property
+    def group_ids(self) -> list[int]:
+        return [g.pk for g in self.groups]
+
+    @property
+    def static_segment_id(self) -> int:
+        return self.static_segment.pk
 
 
 @pytest.fixture
@@ -83,18 +116,17 @@ def catalog() -> Catalog:
     tag_groups = [TagGroupFactory(name="兴趣"), TagGroupFactory(name="会员")]
     tags = [TagFactory(group=group, name=name) for group in tag_groups for name in ("甲", "乙")]
     tags.append(TagFactory(group=tag_groups[0], name="丙"))
-    static = Segment.objects.create(name="名单", kind="static")
-    dynamic = Segment.objects.create(
+    static = SegmentFactory(name="名单", kind="static")
+    dynamic = SegmentFactory(
         name="规则", kind="dynamic", rule={"field": "member_level", "op": "eq", "value": 0}
     )
     return Catalog(
-        tag_ids=[t.pk for t in tags],
-        tag_names=[(t.group.name, t.name) for t in tags],
+        tags=tags,
         tag_group_ids=[g.pk for g in tag_groups],
         tag_group_names=[g.name for g in tag_groups],
-        group_ids=[GroupFactory().pk for _ in range(3)],
+        groups=[GroupFactory() for _ in range(3)],
         staff_ids=[StaffMemberFactory(wecom_userid=userid).pk for userid in STAFF],
-        static_segment_id=static.pk,
+        static_segment=static,
         dynamic_segment_id=dynamic.pk,
     )
 
@@ -123,7 +155,7 @@ def world_build(rng: random.Random, catalog: Catalog) -> None:
     """20-40 customers and everything the rule language reads about them, in bulk."""
     customers = Customer.objects.bulk_create(
         [
-            Customer(
+            CustomerFactory.build(
                 gender=rng.choice(["unknown", "male", "female"]),
                 province=rng.choice(PROVINCES),
                 city=rng.choice(CITIES),
@@ -141,18 +173,17 @@ def world_build(rng: random.Random, catalog: Catalog) -> None:
     orders: list[tuple[Order, list[tuple[str, str]]]] = []
     for customer in customers:
         tags += [
-            CustomerTag(customer=customer, tag_id=tag_id)
-            for tag_id in catalog.tag_ids
+            CustomerTagFactory.build(customer=customer, tag=tag)
+            for tag in catalog.tags
             if rng.random() < 0.35
         ]
-        for group_id in catalog.group_ids:
-            stays += _stays(rng, customer, group_id)
+        for group in catalog.groups:
+            stays += _stays(rng, customer, group)
         consents += [
-            Consent(
+            ConsentFactory.build(
                 customer=customer,
                 channel=channel,
                 status=rng.choice(["opted_in", "opted_out"]),
-                source="test",
                 changed_at=AS_OF,
             )
             for channel in CONSENT_CHANNELS
@@ -163,32 +194,24 @@ def world_build(rng: random.Random, catalog: Catalog) -> None:
         if rng.random() < 0.7:
             predictions.append(_prediction(rng, customer))
         for _ in range(rng.randint(0, 3)):
-            order = Order(
+            order = OrderFactory.build(
                 customer=customer,
-                source="shop",
                 external_id=f"SO{rng.getrandbits(48):x}-{len(orders)}",
                 status=rng.choice(["paid", "partially_refunded", "refunded", "cancelled"]),
                 total_amount=Decimal("10"),
                 paid_at=maybe(rng, instant(rng), chance=0.9),
-                content_hash="0" * 32,
             )
             items = [(rng.choice(SKUS), rng.choice(CATEGORIES)) for _ in range(rng.randint(1, 2))]
             orders.append((order, items))
         interactions += [
-            Interaction(
-                customer=customer,
-                kind=rng.choice(KINDS),
-                occurred_at=instant(rng),
-                source="test",
-                idempotency_key=f"{customer.pk}-{n}",
+            InteractionFactory.build(
+                customer=customer, kind=rng.choice(KINDS), occurred_at=instant(rng)
             )
-            for n in range(rng.randint(0, 3))
+            for _ in range(rng.randint(0, 3))
         ]
         if rng.random() < 0.4:
             listed.append(
-                SegmentMembership(
-                    segment_id=catalog.static_segment_id, customer=customer, rule_version=1
-                )
+                SegmentMembershipFactory.build(segment=catalog.static_segment, customer=customer)
             )
     CustomerTag.objects.bulk_create(tags)
     GroupMembership.objects.bulk_create(stays)
@@ -198,15 +221,12 @@ def world_build(rng: random.Random, catalog: Catalog) -> None:
     Order.objects.bulk_create([order for order, _items in orders])
     OrderItem.objects.bulk_create(
         [
-            OrderItem(
+            OrderItemFactory.build(
                 order=order,
-                customer_id=order.customer_id,
                 line_no=line_no,
                 sku=sku,
                 category=category,
-                quantity=1,
                 unit_price=Decimal("5"),
-                purchased_at=order.purchased_at,
             )
             for order, items in orders
             for line_no, (sku, category) in enumerate(items, start=1)
@@ -216,24 +236,28 @@ def world_build(rng: random.Random, catalog: Catalog) -> None:
     SegmentMembership.objects.bulk_create(listed)
 
 
-def _stays(rng: random.Random, customer: Customer, group_id: int) -> list[GroupMembership]:
+def _stays(rng: random.Random, customer: Customer, group: Group) -> list[GroupMembership]:
     kind = rng.choice(["none", "none", "current", "left", "rejoined"])
     if kind == "none":
         return []
     joined = instant(rng)
     if kind == "current":
-        return [GroupMembership(customer=customer, group_id=group_id, joined_at=joined)]
+        return [GroupMembershipFactory.build(customer=customer, group=group, joined_at=joined)]
     left = joined + timedelta(days=rng.choice([0, 1, 5]))
-    stays = [GroupMembership(customer=customer, group_id=group_id, joined_at=joined, left_at=left)]
+    stays = [
+        GroupMembershipFactory.build(customer=customer, group=group, joined_at=joined, left_at=left)
+    ]
     if kind == "rejoined":
         rejoined = left + timedelta(days=rng.choice([1, 3]))
-        stays.append(GroupMembership(customer=customer, group_id=group_id, joined_at=rejoined))
+        stays.append(
+            GroupMembershipFactory.build(customer=customer, group=group, joined_at=rejoined)
+        )
     return stays
 
 
 def _prediction(rng: random.Random, customer: Customer) -> CustomerPrediction:
     """Scores of a buyer; a model not fitted yet leaves its value missing."""
-    return CustomerPrediction(
+    return CustomerPredictionFactory.build(
         customer=customer,
         predicted_value=maybe(rng, rng.choice(AMOUNTS), chance=0.9),
         expected_purchases=maybe(rng, rng.choice(PREDICTED_COUNTS), chance=0.9),
@@ -247,7 +271,7 @@ def _metrics(rng: random.Random, customer: Customer) -> CustomerMetrics:
     def score() -> int | None:
         return maybe(rng, rng.randint(1, 5), chance=0.7)
 
-    return CustomerMetrics(
+    return CustomerMetricsFactory.build(
         customer=customer,
         r_score=score(),
         f_score=score(),

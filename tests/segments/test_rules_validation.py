@@ -12,7 +12,7 @@ from core.api.errors import exception_handler
 from core.errors import ValidationFailed
 from segments.models import Segment
 from segments.rules import ERROR_INVALID_RULE, InvalidRule, rule_check, rule_compile
-from tests.factories import GroupFactory, TagFactory, TagGroupFactory
+from tests.factories import GroupFactory, SegmentFactory, TagFactory, TagGroupFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -334,7 +334,7 @@ def test_malformed_tag_references(value: object, expected: str | None) -> None:
 
 
 def test_unknown_segment() -> None:
-    static = Segment.objects.create(name="名单", kind="static")
+    static = SegmentFactory(name="名单", kind="static")
     assert problems(leaf("segment", "in", [static.pk, static.pk + 1000])) == [
         ("$.value[1]", f"unknown segment {static.pk + 1000}")
     ]
@@ -343,19 +343,16 @@ def test_unknown_segment() -> None:
 
 
 # --- Segment references: cycles and broken stored rules ------------------------------------
-
-
-def dynamic_segment(name: str, rule: dict[str, Any]) -> Segment:
-    # Written straight to the table, as a concurrent edit could leave them.
-    return Segment.objects.create(name=name, kind="dynamic", rule=rule)
+# The segments are written straight to the table (SegmentFactory), as a concurrent edit could
+# leave them.
 
 
 def test_a_rule_may_not_reach_its_own_segment() -> None:
-    edited = dynamic_segment("A", leaf("member_level", "eq", 1))
+    edited = SegmentFactory(name="A", rule=leaf("member_level", "eq", 1))
     assert problems(leaf("segment", "in", [edited.pk]), segment_id=edited.pk) == [
         ("$.value[0]", f"segment references form a cycle: {edited.pk} → {edited.pk}")
     ]
-    middle = dynamic_segment("B", leaf("segment", "not_in", [edited.pk]))
+    middle = SegmentFactory(name="B", rule=leaf("segment", "not_in", [edited.pk]))
     rule = {"all": [leaf("member_level", "eq", 1), leaf("segment", "in", [middle.pk])]}
     assert problems(rule, segment_id=edited.pk) == [
         (
@@ -368,8 +365,8 @@ def test_a_rule_may_not_reach_its_own_segment() -> None:
 
 
 def test_a_cycle_among_referenced_segments_is_refused() -> None:
-    first = dynamic_segment("A", leaf("member_level", "eq", 1))
-    second = dynamic_segment("B", leaf("segment", "in", [first.pk]))
+    first = SegmentFactory(name="A", rule=leaf("member_level", "eq", 1))
+    second = SegmentFactory(name="B", rule=leaf("segment", "in", [first.pk]))
     Segment.objects.filter(pk=first.pk).update(rule=leaf("segment", "in", [second.pk]))
     chain = f"{first.pk} → {second.pk} → {first.pk}"
     assert problems({"not": leaf("segment", "in", [first.pk])}) == [
@@ -381,8 +378,8 @@ def test_a_cycle_among_referenced_segments_is_refused() -> None:
 
 def test_a_broken_stored_rule_is_reported_at_the_reference() -> None:
     tag = TagFactory()
-    inner = dynamic_segment("inner", leaf("tag", "has", tag.pk))
-    outer = dynamic_segment("outer", {"any": [leaf("segment", "in", [inner.pk])]})
+    inner = SegmentFactory(name="inner", rule=leaf("tag", "has", tag.pk))
+    outer = SegmentFactory(name="outer", rule={"any": [leaf("segment", "in", [inner.pk])]})
     rule = {"all": [leaf("segment", "in", [outer.pk])]}
     rule_check(rule)
     tag_id = tag.pk
@@ -419,9 +416,10 @@ def test_compiling_checks_first() -> None:
 def test_checking_reads_each_kind_of_row_in_one_query(django_assert_num_queries: Any) -> None:
     tags = [TagFactory(group=TagGroupFactory(name=f"组{n}"), name=f"标签{n}") for n in range(3)]
     groups = [GroupFactory() for _ in range(3)]
-    static = Segment.objects.create(name="名单", kind="static")
-    dynamic = dynamic_segment(
-        "规则", {"all": [leaf("tag", "has", tags[0].pk), leaf("segment", "in", [static.pk])]}
+    static = SegmentFactory(name="名单", kind="static")
+    dynamic = SegmentFactory(
+        name="规则",
+        rule={"all": [leaf("tag", "has", tags[0].pk), leaf("segment", "in", [static.pk])]},
     )
     rule = {
         "any": [
