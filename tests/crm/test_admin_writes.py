@@ -22,6 +22,7 @@ from crm.services.staff_members import (
 from crm.services.tags import tag_update
 from tests.factories import (
     CustomerFactory,
+    CustomerTagFactory,
     GroupFactory,
     StaffMemberFactory,
     TagFactory,
@@ -29,13 +30,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def superuser_client(admin_user: User) -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(admin_user)
-    return client
 
 
 @pytest.fixture
@@ -69,13 +63,6 @@ def service_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def holding(customer: Customer, tag: Tag) -> CustomerTag:
-    group = tag.group
-    return CustomerTag.objects.create(
-        customer=customer, tag=tag, exclusive_group=group if group.is_exclusive else None
-    )
-
-
 # --- Through the admin ----------------------------------------------------------------------
 
 
@@ -89,7 +76,7 @@ def _inline_management(page: Any) -> dict[str, str]:
 
 
 def test_a_customer_is_added_and_changed_through_the_services(
-    superuser_client: Client, service_calls: list[str]
+    admin_client_en: Client, service_calls: list[str]
 ) -> None:
     owner = StaffMemberFactory(wecom_userid="lisi")
     url = reverse("admin:crm_customer_add")
@@ -101,7 +88,7 @@ def test_a_customer_is_added_and_changed_through_the_services(
         "member_level": "2",
         "member_points": "30",
     }
-    added = superuser_client.post(url, form | _inline_management(superuser_client.get(url)))
+    added = admin_client_en.post(url, form | _inline_management(admin_client_en.get(url)))
     assert added.status_code == 302
     customer = Customer.objects.get()
     assert (
@@ -114,9 +101,9 @@ def test_a_customer_is_added_and_changed_through_the_services(
     ) == ("王小明", "female", "douyin", owner.pk, 2, 30)
 
     url = reverse("admin:crm_customer_change", args=[customer.pk])
-    page = superuser_client.get(url)
+    page = admin_client_en.get(url)
     form |= {"display_name": "王明", "owner": ""}
-    changed = superuser_client.post(url, form | _inline_management(page))
+    changed = admin_client_en.post(url, form | _inline_management(page))
     assert changed.status_code == 302
     customer.refresh_from_db()
     assert (customer.display_name, customer.owner_id) == ("王明", None)
@@ -124,9 +111,9 @@ def test_a_customer_is_added_and_changed_through_the_services(
 
 
 def test_staff_members_are_added_changed_and_deleted_through_the_service(
-    superuser_client: Client, service_calls: list[str], admin_user: User
+    admin_client_en: Client, service_calls: list[str], admin_user: User
 ) -> None:
-    added = superuser_client.post(
+    added = admin_client_en.post(
         reverse("admin:crm_staffmember_add"),
         {"wecom_userid": "zhangsan", "name": "张三", "is_active": "on"},
     )
@@ -139,7 +126,7 @@ def test_staff_members_are_added_changed_and_deleted_through_the_service(
     )
     customer = CustomerFactory(owner=staff_member)
 
-    changed = superuser_client.post(
+    changed = admin_client_en.post(
         reverse("admin:crm_staffmember_change", args=[staff_member.pk]),
         {"wecom_userid": "zhangsan2", "name": "张三丰"},
     )
@@ -151,7 +138,7 @@ def test_staff_members_are_added_changed_and_deleted_through_the_service(
         False,
     )
 
-    deleted = superuser_client.post(
+    deleted = admin_client_en.post(
         reverse("admin:crm_staffmember_delete", args=[staff_member.pk]), {"post": "yes"}
     )
     assert deleted.status_code == 302
@@ -162,20 +149,20 @@ def test_staff_members_are_added_changed_and_deleted_through_the_service(
 
 
 def test_tag_groups_are_written_through_the_service_whose_refusal_reaches_the_form(
-    superuser_client: Client, service_calls: list[str]
+    admin_client_en: Client, service_calls: list[str]
 ) -> None:
-    added = superuser_client.post(
+    added = admin_client_en.post(
         reverse("admin:crm_taggroup_add"), {"name": "肤质", "description": "皮肤类型"}
     )
     assert added.status_code == 302
     group = TagGroup.objects.get()
     dry, oily = TagFactory(group=group, name="干性"), TagFactory(group=group, name="油性")
     customer = CustomerFactory()
-    holding(customer, dry)
-    holding(customer, oily)
+    CustomerTagFactory(customer=customer, tag=dry)
+    CustomerTagFactory(customer=customer, tag=oily)
 
     url = reverse("admin:crm_taggroup_change", args=[group.pk])
-    refused = superuser_client.post(
+    refused = admin_client_en.post(
         url, {"name": "肤质类型", "is_exclusive": "on", "description": "皮肤类型"}
     )
     assert refused.status_code == 200
@@ -188,7 +175,7 @@ def test_tag_groups_are_written_through_the_service_whose_refusal_reaches_the_fo
     assert (group.name, group.is_exclusive) == ("肤质", False)
 
     CustomerTag.objects.filter(tag=oily).delete()
-    made_exclusive = superuser_client.post(
+    made_exclusive = admin_client_en.post(
         url, {"name": "肤质类型", "is_exclusive": "on", "description": "皮肤类型"}
     )
     assert made_exclusive.status_code == 302
@@ -197,7 +184,7 @@ def test_tag_groups_are_written_through_the_service_whose_refusal_reaches_the_fo
     assert CustomerTag.objects.get().exclusive_group_id == group.pk
 
     empty = TagGroupFactory(name="空组")
-    deleted = superuser_client.post(
+    deleted = admin_client_en.post(
         reverse("admin:crm_taggroup_changelist"),
         {"action": "delete_selected", "_selected_action": [empty.pk], "post": "yes"},
     )
@@ -213,22 +200,22 @@ def test_tag_groups_are_written_through_the_service_whose_refusal_reaches_the_fo
 
 
 def test_tags_are_written_through_the_service_and_moved_with_their_holdings(
-    superuser_client: Client, service_calls: list[str]
+    admin_client_en: Client, service_calls: list[str]
 ) -> None:
     interests = TagGroupFactory(name="兴趣")
     skin = TagGroupFactory(name="肤质", is_exclusive=True)
-    added = superuser_client.post(
+    added = admin_client_en.post(
         reverse("admin:crm_tag_add"), {"group": interests.pk, "name": "干性", "description": ""}
     )
     assert added.status_code == 302
     tag = Tag.objects.get()
     customer, other = CustomerFactory(), CustomerFactory()
-    holding(customer, tag)
-    holding(other, tag)
-    holding(other, TagFactory(group=skin, name="油性"))
+    CustomerTagFactory(customer=customer, tag=tag)
+    CustomerTagFactory(customer=other, tag=tag)
+    CustomerTagFactory(customer=other, tag=TagFactory(group=skin, name="油性"))
 
     url = reverse("admin:crm_tag_change", args=[tag.pk])
-    refused = superuser_client.post(url, {"group": skin.pk, "name": "干性", "description": ""})
+    refused = admin_client_en.post(url, {"group": skin.pk, "name": "干性", "description": ""})
     assert refused.status_code == 200
     message = "1 customers hold more than one tag of this group; remove the extra tags first."
     assert refused.context["adminform"].form.errors == {"group": [message]}
@@ -239,13 +226,13 @@ def test_tags_are_written_through_the_service_and_moved_with_their_holdings(
     }
 
     CustomerTag.objects.filter(customer=other).delete()
-    moved = superuser_client.post(url, {"group": skin.pk, "name": "干性肌", "description": "x"})
+    moved = admin_client_en.post(url, {"group": skin.pk, "name": "干性肌", "description": "x"})
     assert moved.status_code == 302
     tag.refresh_from_db()
     assert (tag.group_id, tag.name, tag.description) == (skin.pk, "干性肌", "x")
     assert CustomerTag.objects.get(tag=tag).exclusive_group_id == skin.pk
 
-    deleted = superuser_client.post(reverse("admin:crm_tag_delete", args=[tag.pk]), {"post": "yes"})
+    deleted = admin_client_en.post(reverse("admin:crm_tag_delete", args=[tag.pk]), {"post": "yes"})
     assert deleted.status_code == 302
     assert not Tag.objects.filter(pk=tag.pk).exists()
     assert not CustomerTag.objects.filter(customer=customer).exists()
@@ -253,10 +240,10 @@ def test_tags_are_written_through_the_service_and_moved_with_their_holdings(
 
 
 def test_groups_are_written_through_the_service(
-    superuser_client: Client, service_calls: list[str]
+    admin_client_en: Client, service_calls: list[str]
 ) -> None:
     owner = StaffMemberFactory(wecom_userid="lisi")
-    added = superuser_client.post(
+    added = admin_client_en.post(
         reverse("admin:crm_group_add"),
         {"kind": "wecom_group", "external_id": "wr001", "name": "会员群", "owner": owner.pk},
     )
@@ -271,7 +258,7 @@ def test_groups_are_written_through_the_service(
     taken = GroupFactory(kind="community", external_id="c001")
 
     url = reverse("admin:crm_group_change", args=[group.pk])
-    changed = superuser_client.post(
+    changed = admin_client_en.post(
         url, {"kind": "community", "external_id": "c002", "name": "社区", "owner": ""}
     )
     assert changed.status_code == 302
@@ -283,7 +270,7 @@ def test_groups_are_written_through_the_service(
         None,
     )
 
-    deleted = superuser_client.post(
+    deleted = admin_client_en.post(
         reverse("admin:crm_group_delete", args=[group.pk]), {"post": "yes"}
     )
     assert deleted.status_code == 302
@@ -319,7 +306,7 @@ def test_a_moved_tag_s_holdings_follow_the_exclusivity_of_its_new_group() -> Non
     tag = TagFactory(group=exclusive, name="高")
     TagFactory(group=open_group, name="高")
     customer = CustomerFactory()
-    holding(customer, tag)
+    CustomerTagFactory(customer=customer, tag=tag)
 
     with pytest.raises(Conflict) as refusal:
         tag_update(tag_id=tag.pk, group_id=open_group.pk)

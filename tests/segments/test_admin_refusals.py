@@ -2,21 +2,14 @@
 the field it names; a deletion refused for one segment is a message, and the others go."""
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
 from segments.models import RfmPolicy, Segment
 from segments.services.segments import segment_create
+from tests.factories import SegmentFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client_en(admin_user: User) -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(admin_user)
-    return client
 
 
 def test_a_refused_policy_is_shown_again_with_the_reasons_on_its_fields(
@@ -48,7 +41,7 @@ def test_deleting_segments_reports_each_refusal_and_deletes_the_others(
 ) -> None:
     named = segment_create(name="名单", kind="static", actor="t")
     free = segment_create(name="空闲", kind="static", actor="t")
-    Segment.objects.create(
+    SegmentFactory(
         name="引用", kind="dynamic", rule={"field": "segment", "op": "in", "value": [named.pk]}
     )
     response = admin_client_en.post(
