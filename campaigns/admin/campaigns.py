@@ -66,6 +66,19 @@ class CampaignChangeList(ChangeList):
             campaign.counts_by_status = counts[campaign.pk]
 
 
+# What the campaign's life wrote, shown read-only in its "Progress" section.
+PROGRESS_FIELDS = [
+    "state",
+    "delivery_counts",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "launched_at",
+    "planned_at",
+    "finished_at",
+]
+
+
 @admin.register(Campaign)
 class CampaignAdmin(ServiceAdmin):
     form = CampaignForm
@@ -86,16 +99,7 @@ class CampaignAdmin(ServiceAdmin):
     search_help_text = _("Name contains, or a label.")
     autocomplete_fields = ["include_segments", "exclude_segments", "trigger_segment"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    readonly_fields = [
-        "state",
-        "delivery_counts",
-        "created_by",
-        "created_at",
-        "updated_at",
-        "launched_at",
-        "planned_at",
-        "finished_at",
-    ]
+    readonly_fields = PROGRESS_FIELDS
     fieldsets = [
         (
             None,
@@ -145,18 +149,7 @@ class CampaignAdmin(ServiceAdmin):
         ),
         (
             _("Progress"),
-            {
-                "fields": [
-                    "state",
-                    "delivery_counts",
-                    "created_by",
-                    "created_at",
-                    "updated_at",
-                    "launched_at",
-                    "planned_at",
-                    "finished_at",
-                ]
-            },
+            {"fields": PROGRESS_FIELDS},
         ),
     ]
     actions = ["launch", "pause", "resume", "cancel", "rotate_webhook_secret"]
