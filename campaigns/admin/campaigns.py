@@ -67,7 +67,7 @@ class CampaignChangeList(ChangeList):
 
 
 # What the campaign's life wrote, shown read-only in its "Progress" section.
-PROGRESS_FIELDS = [
+PROGRESS_FIELDS = (
     "state",
     "delivery_counts",
     "created_by",
@@ -76,7 +76,7 @@ PROGRESS_FIELDS = [
     "launched_at",
     "planned_at",
     "finished_at",
-]
+)
 
 
 @admin.register(Campaign)
