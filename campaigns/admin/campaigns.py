@@ -66,8 +66,9 @@ class CampaignChangeList(ChangeList):
             campaign.counts_by_status = counts[campaign.pk]
 
 
-# What the campaign's life wrote, shown read-only in its "Progress" section.
-PROGRESS_FIELDS = [
+# What the campaign's life wrote, shown read-only in its "Progress" section. A tuple: the
+# read-only fields and the section share it, so neither may change it for the other.
+PROGRESS_FIELDS = (
     "state",
     "delivery_counts",
     "created_by",
@@ -76,7 +77,7 @@ PROGRESS_FIELDS = [
     "launched_at",
     "planned_at",
     "finished_at",
-]
+)
 
 
 @admin.register(Campaign)
