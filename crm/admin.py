@@ -250,9 +250,9 @@ class ConsentListFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=holders)
 
 
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(ServiceAdmin):
     """The CRM's customer page. console.admin registers it, composed with the other apps'
-    sections."""
+    sections. Deleting goes through customers_delete, all selected customers at once."""
 
     list_display = [
         "id",

@@ -66,7 +66,8 @@ class CampaignChangeList(ChangeList):
             campaign.counts_by_status = counts[campaign.pk]
 
 
-# What the campaign's life wrote, shown read-only in its "Progress" section.
+# What the campaign's life wrote, shown read-only in its "Progress" section. A tuple: the
+# read-only fields and the section share it, so neither may change it for the other.
 PROGRESS_FIELDS = (
     "state",
     "delivery_counts",

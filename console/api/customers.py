@@ -25,7 +25,7 @@ from crm.api.customers import (
     ProfileInSerializer,
     RecentOrderSerializer,
     TagOutSerializer,
-    _customer_or_404,
+    customer_or_404,
 )
 from crm.api.identities import IdentitySerializer
 from crm.models import Customer
@@ -70,17 +70,17 @@ class CustomerDetailView(APIView):
 
     @extend_schema(responses=CustomerDetailSerializer)
     def get(self, request: Request, customer_id: int) -> Response:
-        return Response(_detail_payload(request, _customer_or_404(customer_id)))
+        return Response(_detail_payload(request, customer_or_404(customer_id)))
 
     @extend_schema(request=ProfileInSerializer, responses=CustomerDetailSerializer)
     def patch(self, request: Request, customer_id: int) -> Response:
         serializer = ProfileInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        _customer_or_404(customer_id)
+        customer_or_404(customer_id)
         customer_update(
             customer_id=customer_id, profile=serializer.validated_data, actor=actor_of(request)
         )
-        return Response(_detail_payload(request, _customer_or_404(customer_id)))
+        return Response(_detail_payload(request, customer_or_404(customer_id)))
 
 
 _NAMESPACE_PARAMETER = OpenApiParameter(

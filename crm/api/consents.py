@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from core.api.auth import actor_of
 from core.api.pagination import IdCursorPagination
 from core.validators import validate_event_time
-from crm.api.customers import _customer_or_404
+from crm.api.customers import customer_or_404
 from crm.api.identities import IdentityListField
 from crm.models import Consent, ConsentChannel, ConsentEvent, ConsentStatus
 from crm.services.consents import consent_record
@@ -99,7 +99,7 @@ class ConsentView(generics.ListAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if "customer_id" in data:
-            _customer_or_404(data["customer_id"])
+            customer_or_404(data["customer_id"])
         outcome = consent_record(
             customer_id=data.get("customer_id"),
             identities=data.get("identities"),

@@ -158,7 +158,9 @@ class CustomerListView(PersonalDataContextMixin, generics.ListAPIView):
         return SCOPE_SEARCH if request.query_params.get("search") else None
 
 
-def _customer_or_404(customer_id: int) -> Customer:
+def customer_or_404(customer_id: int) -> Customer:
+    """The customer with this id (its owner joined), or a 404: `customer_merged` naming the
+    survivor when a merge removed it, else `customer_not_found`."""
     customer = Customer.objects.select_related("owner").filter(pk=customer_id).first()
     if customer is not None:
         return customer

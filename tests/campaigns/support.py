@@ -26,6 +26,7 @@ from campaigns.models import (
     ChannelSendState,
     Delivery,
     DeliveryReason,
+    DeliveryStatus,
 )
 from campaigns.services.attribution import conversions_attribute
 from campaigns.services.campaigns import CampaignInput, VariantInput, campaign_create
@@ -160,6 +161,13 @@ def outcomes(campaign: Campaign) -> dict[int, tuple[str, str]]:
             "customer_id", "status", "reason"
         )
     }
+
+
+def has_nothing_in_flight(campaign: Campaign) -> bool:
+    """Whether the campaign is planned and none of its deliveries waits or is reserved."""
+    is_planned = Campaign.objects.filter(pk=campaign.pk, planned_at__isnull=False).exists()
+    in_flight = (DeliveryStatus.PENDING, DeliveryStatus.RESERVED)
+    return is_planned and not campaign.deliveries.filter(status__in=in_flight).exists()
 
 
 def calls_of(campaign: Campaign) -> list[int]:

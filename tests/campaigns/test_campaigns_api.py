@@ -299,8 +299,9 @@ def test_launch_pause_resume_cancel(
     client: APIClient, segment: Segment, django_capture_on_commit_callbacks: Callable
 ) -> None:
     # No holdout: every delivery is reserved, so that pausing puts all three back in the queue
-    # (a held-out member would stay held out).
-    body = campaign_body(segment, holdout_share="0")
+    # (a held-out member would stay held out). No quiet hours: the default ones (21:00-09:00
+    # business time) would leave the deliveries pending when the test runs in them.
+    body = campaign_body(segment, holdout_share="0", quiet_hours_start=None, quiet_hours_end=None)
     campaign_id = client.post(LIST_URL, body, format="json").json()["id"]
     url = f"{LIST_URL}/{campaign_id}"
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from campaigns.channels import wecom
@@ -36,7 +35,7 @@ from tests.campaigns.support import (
 )
 from tests.conftest import Enqueued
 from tests.factories import CustomerFactory, StaffMemberFactory
-from tests.support import locked_waiters
+from tests.support import locked_waiters, on_own_connection
 
 
 @dataclass
@@ -179,16 +178,6 @@ def test_an_opt_out_committed_once_the_attempt_began_is_never_posted_to(
     }
     posted_to_leaving = [setup.target(setup.leaving)] * posted_before
     assert sorted(setup.reached()) == sorted([*expected, *posted_to_leaving])
-
-
-def on_own_connection(work: Callable[[], Any]) -> Callable[[], Any]:
-    def run() -> Any:
-        try:
-            return work()
-        finally:
-            connection.close()
-
-    return run
 
 
 @pytest.mark.django_db(transaction=True)

@@ -22,7 +22,7 @@ from tests.campaigns.support import (
     webhook_campaign,
     wecom_customers,
 )
-from tests.factories import CustomerFactory, SegmentFactory
+from tests.factories import CampaignFactory, CustomerFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -172,7 +172,7 @@ def test_sends_in_quiet_hours_wait_for_their_end() -> None:
     ],
 )
 def test_quiet_until(start: str | None, end: str | None, at: str, expected: str | None) -> None:
-    campaign = Campaign(quiet_hours_start=start, quiet_hours_end=end)
+    campaign = CampaignFactory.build(quiet_hours_start=start, quiet_hours_end=end)
     if start is not None:
         campaign.quiet_hours_start = datetime.strptime(start, "%H:%M").time()
         campaign.quiet_hours_end = datetime.strptime(str(end), "%H:%M").time()
@@ -183,7 +183,7 @@ def test_quiet_until(start: str | None, end: str | None, at: str, expected: str 
 
 
 def test_quiet_hours_are_read_in_business_time() -> None:
-    campaign = Campaign(quiet_hours_start=time(21), quiet_hours_end=time(9))
+    campaign = CampaignFactory.build(quiet_hours_start=time(21), quiet_hours_end=time(9))
     # 13:00 UTC is 21:00 in Shanghai; 12:59:59 UTC is 20:59:59; 01:00 UTC is 09:00.
     assert campaign.quiet_until(datetime(2026, 3, 2, 13, 0, tzinfo=UTC)) == datetime(
         2026, 3, 3, 9, 0, tzinfo=SHANGHAI

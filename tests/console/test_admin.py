@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth.models import User
 
 from campaigns.admin.customers import recent_deliveries
 from console.admin import CustomerPageAdmin
@@ -22,7 +21,7 @@ from segments.admin import (
     CustomerSegmentInline,
     LifecycleTransitionInline,
 )
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, UserFactory
 from tests.support import subprocess_database_url
 
 PRODUCT_APPS = ["core", "crm", "segments", "campaigns", "console", "devstack"]
@@ -89,7 +88,7 @@ def test_the_customer_page_is_console_s_with_every_app_s_sections() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_the_customer_page_is_the_same_with_the_apps_installed_in_reverse_order() -> None:
     customer = CustomerFactory()
-    User.objects.create_superuser("boss", password="x")
+    UserFactory(username="boss", is_superuser=True)
     ran = subprocess.run(
         [sys.executable, "-c", REORDERED_PAGE, json.dumps(PRODUCT_APPS), str(customer.pk)],
         env={

@@ -110,6 +110,36 @@ def test_a_customer_is_added_and_changed_through_the_services(
     assert service_calls == ["customer_create", "customer_update"]
 
 
+def test_a_refused_customer_change_is_shown_on_the_form_and_changes_nothing(
+    admin_client_en: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The customer page answers a service's refusal as every other page does (ServiceAdmin):
+    the form again, as entered, with the refusal on it."""
+    customer = CustomerFactory(display_name="王小明")
+
+    def refuse(**_: Any) -> Customer:
+        raise NotFound("customer_not_found", "No such customer.")
+
+    monkeypatch.setattr(crm.admin, "customer_update", refuse)
+    url = reverse("admin:crm_customer_change", args=[customer.pk])
+    page = admin_client_en.get(url)
+    form = {
+        "display_name": "王明",
+        "gender": customer.gender,
+        "source_channel": customer.source_channel,
+        "member_level": str(customer.member_level),
+        "member_points": str(customer.member_points),
+    }
+    refused = admin_client_en.post(url, form | _inline_management(page))
+
+    assert refused.status_code == 200
+    shown = refused.context["adminform"].form
+    assert shown.non_field_errors() == ["No such customer."]
+    assert shown["display_name"].value() == "王明"
+    customer.refresh_from_db()
+    assert customer.display_name == "王小明"
+
+
 def test_staff_members_are_added_changed_and_deleted_through_the_service(
     admin_client_en: Client, service_calls: list[str], admin_user: User
 ) -> None:

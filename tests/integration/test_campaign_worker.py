@@ -49,6 +49,7 @@ from tests.campaigns.support import (
     WECOM_SECRET,
     audience,
     calls_of,
+    has_nothing_in_flight,
     make_campaign,
     opt_out,
     statuses,
@@ -62,7 +63,6 @@ from tests.integration.conftest import Worker, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("publish_to_test_queue")]
 
 ORPHAN_SECONDS = 2
-IN_FLIGHT = (DeliveryStatus.PENDING, DeliveryStatus.RESERVED)
 DISPATCH = r"Task campaigns\.run_channel_sends\[([^\]]+)\]"
 DISPATCH_SUCCEEDED = re.compile(DISPATCH + r" succeeded in [\d.]+s: (\d+)")
 
@@ -109,11 +109,6 @@ def tasks_by_sender(fake: FakeWeCom) -> Counter[tuple[str, str]]:
 
 def calls_to(fake: FakeWeCom, endpoint: str) -> int:
     return sum(call["endpoint"] == endpoint for call in fake.calls())
-
-
-def has_nothing_in_flight(campaign: Campaign) -> bool:
-    is_planned = Campaign.objects.filter(pk=campaign.pk, planned_at__isnull=False).exists()
-    return is_planned and not campaign.deliveries.filter(status__in=IN_FLIGHT).exists()
 
 
 def poll_results(worker: Worker, campaign: Campaign) -> None:

@@ -13,19 +13,24 @@ import pytest
 from kombu import Exchange, Queue
 from rest_framework.test import APIClient
 
-from campaigns.models import Campaign, DeliveryReason, DeliveryStatus
+from campaigns.models import DeliveryReason, DeliveryStatus
 from campaigns.services.campaigns import campaign_launch, campaign_plan
 from campaigns.services.pipeline import campaigns_tick
 from config.celery import app
 from crm.models import Customer
-from tests.campaigns.support import WebhookReceiver, audience, outcomes, webhook_campaign
+from tests.campaigns.support import (
+    WebhookReceiver,
+    audience,
+    has_nothing_in_flight,
+    outcomes,
+    webhook_campaign,
+)
 from tests.factories import CustomerFactory
 from tests.integration.conftest import Worker, wait_for
 from tests.support import on_own_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("publish_to_test_queue")]
 
-IN_FLIGHT = (DeliveryStatus.PENDING, DeliveryStatus.RESERVED)
 # Loopback receivers: allowed where the webhook channel checks the network it posts to.
 WORKER_ENV = {"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1"}
 
@@ -35,11 +40,6 @@ def receiver(webhook_receiver: WebhookReceiver) -> WebhookReceiver:
     """The webhook receiver, holding the first post it gets until released."""
     webhook_receiver.is_holding = True
     return webhook_receiver
-
-
-def has_nothing_in_flight(campaign: Campaign) -> bool:
-    is_planned = Campaign.objects.filter(pk=campaign.pk, planned_at__isnull=False).exists()
-    return is_planned and not campaign.deliveries.filter(status__in=IN_FLIGHT).exists()
 
 
 def test_a_worker_killed_mid_dispatch_posts_to_nobody_after_their_opt_out_was_answered(
