@@ -53,10 +53,7 @@ CURRENCIES = frozenset(
 )
 
 ERROR_OUT_OF_RANGE = "out_of_range"
-ERROR_UNKNOWN_CURRENCY = "unknown_currency"
 ERROR_INVALID_TEXT = "invalid_text"
-ERROR_TOO_LONG = "too_long"
-ERROR_INVALID_AMOUNT = "invalid_amount"
 
 # A NUL byte (PostgreSQL text cannot hold it) or a lone UTF-16 surrogate (which no UTF-8
 # encoder accepts, and which JSON's \ud800 escape produces in Python).
@@ -159,9 +156,6 @@ def _validator(check: Callable[[Any], str | None], code: str) -> Callable[[Any],
 validate_event_time = _validator(event_time_error, ERROR_OUT_OF_RANGE)
 validate_planned_time = _validator(planned_time_error, ERROR_OUT_OF_RANGE)
 validate_birthday = _validator(birthday_error, ERROR_OUT_OF_RANGE)
-validate_money = _validator(money_error, ERROR_INVALID_AMOUNT)
-validate_currency = _validator(currency_error, ERROR_UNKNOWN_CURRENCY)
-validate_text = _validator(text_error, ERROR_INVALID_TEXT)
 
 
 def validate_json_text(value: Any) -> None:
