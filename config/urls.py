@@ -1,14 +1,16 @@
-"""URL map: admin, health check, tracked-link redirects, the integration API v1 and its
-OpenAPI docs."""
+"""URL map: the root (to the admin), admin, health check, tracked-link redirects, the
+integration API v1 and its OpenAPI docs."""
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from campaigns.views import link_redirect
 from config.health import healthz
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="root"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("l/<str:token>", link_redirect, name="link-redirect"),

@@ -21,6 +21,8 @@ from core.services.api_keys import SCOPES, api_key_create, api_key_revoke
 admin.site.site_header = _("Private-domain CRM")
 admin.site.site_title = _("Private-domain CRM")
 admin.site.index_title = _("Operations")
+# The admin is the site: no "view site" link (the root redirects here).
+admin.site.site_url = None
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -137,12 +137,16 @@ class Command(BaseCommand):
                 f"  WeCom fake:  {fake}{ADMIN_PREFIX}messages  (what campaigns sent;",
                 f"               API {fake}{API_PREFIX}, switches under {fake}{ADMIN_PREFIX})",
             ]
+        auth = f'-H "Authorization: Api-Key {raw_key}"'
         lines += [
             f"  Login:       {OPERATOR_USERNAME} / {password}",
             f"  API key:     {raw_key}",
             f"               (all scopes; kept in {local / QUICKSTART_KEY_FILE})",
-            "  Try:",
-            f'    curl -H "Authorization: Api-Key {raw_key}" {base}/api/schema/',
+            "  Try (the newest customers; the size of the sleeping ones):",
+            f'    curl {auth} "{base}/api/v1/customers?page_size=3"',
+            f'    curl {auth} -H "Content-Type: application/json" \\',
+            f'      -d \'{{"rule": {{"field": "lifecycle_state", "op": "eq", '
+            f'"value": "sleeping"}}}}\' {base}/api/v1/segments/preview',
             "=" * 72,
             "",
         ]
