@@ -280,13 +280,7 @@ def segment_refresh(
     segment.refresh_error = ""
     segment.save(update_fields=["member_count", "refreshed_at", "refresh_error"])
     if customer_ids is None:
-        SegmentSizeSnapshot.objects.create(
-            segment=segment,
-            size=segment.member_count,
-            entered=entered,
-            exited=exited,
-            rule_version=segment.rule_version,
-        )
+        _size_record(segment, entered=entered, exited=exited)
     logger.info(
         "segment.refreshed",
         extra={
@@ -358,13 +352,14 @@ def segment_members_change(
     return _list_changed(segment, outcome, actor=actor)
 
 
-def _list_changed(segment: Segment, outcome: tuple[int, int], *, actor: str) -> RefreshOutcome:
-    """After a static segment's list changed: its size, a size snapshot, and a refresh of the
-    segments whose rules name it."""
-    entered, exited = outcome
-    segment.member_count = segment.memberships.count()
-    segment.refreshed_at = segment.updated_at = timezone.now()
-    segment.save(update_fields=["member_count", "refreshed_at", "updated_at"])
+def _size_record(segment: Segment, *, entered: int, exited: int) -> None:
+    """Add the segment's size to its history, unless nothing changed since the last point (no
+    one entered or left, same size, same rule): the history is a step series of changes, and a
+    refresh that finds the same members adds no copy of the previous point."""
+    last = segment.size_history.values("size", "rule_version").first()  # newest first
+    unchanged = {"size": segment.member_count, "rule_version": segment.rule_version}
+    if not entered and not exited and last == unchanged:
+        return
     SegmentSizeSnapshot.objects.create(
         segment=segment,
         size=segment.member_count,
@@ -372,6 +367,16 @@ def _list_changed(segment: Segment, outcome: tuple[int, int], *, actor: str) -> 
         exited=exited,
         rule_version=segment.rule_version,
     )
+
+
+def _list_changed(segment: Segment, outcome: tuple[int, int], *, actor: str) -> RefreshOutcome:
+    """After a static segment's list changed: its size, a size snapshot, and a refresh of the
+    segments whose rules name it."""
+    entered, exited = outcome
+    segment.member_count = segment.memberships.count()
+    segment.refreshed_at = segment.updated_at = timezone.now()
+    segment.save(update_fields=["member_count", "refreshed_at", "updated_at"])
+    _size_record(segment, entered=entered, exited=exited)
     if entered or exited:
         segment_refresh_enqueue([s.pk for s in segments_reaching(segment.pk)])
     logger.info(
