@@ -22,6 +22,15 @@ def format_fixed(value: float | Decimal, places: int = 2) -> str:
     return number_format(round_half_up(value, places), places)
 
 
+def format_credit(value: Decimal) -> str:
+    """A number of orders credited to a campaign: whole under last-touch (3, not 3.00), a
+    fraction when several touches share an order (2.5)."""
+    rounded = round_half_up(value, 2)
+    if rounded == rounded.to_integral_value():
+        return number_format(int(rounded))
+    return number_format(rounded.normalize())
+
+
 def format_signed(value: float) -> str:
     rounded = round_half_up(value, 2)
     text = number_format(rounded, 2)

@@ -14,7 +14,7 @@ from campaigns.presenters.formatting import (
     UNKNOWN,
     FigureLine,
     format_count,
-    format_fixed,
+    format_credit,
     format_interval,
     format_money,
     format_p_value,
@@ -23,6 +23,16 @@ from campaigns.presenters.formatting import (
     format_relative,
 )
 from campaigns.services.report import ArmReport, CampaignReport
+
+
+def _clicks(arm: ArmReport) -> str:
+    if not arm.shared_clicks:
+        return format_count(arm.clicks)
+    return _("%(clicks)s (%(shared)s on links the whole message shared: clicker unknown)") % {
+        "clicks": format_count(arm.clicks),
+        "shared": format_count(arm.shared_clicks),
+    }
+
 
 # The report's table: what happened to each arm. The holdout has no variant, so it shows in
 # the campaign's column only.
@@ -35,10 +45,10 @@ REPORT_METRICS: list[tuple[Promise, Callable[[ArmReport], str], bool]] = [
     (_("Sent"), lambda arm: format_count(arm.sent), False),
     (_("Failed"), lambda arm: format_count(arm.failed), False),
     (_("Recipients who clicked"), lambda arm: format_count(arm.clicked), False),
-    (_("Clicks"), lambda arm: format_count(arm.clicks), False),
+    (_("Clicks"), lambda arm: _clicks(arm), False),
     (_("Recipients who converted"), lambda arm: format_count(arm.converted), False),
     (_("Conversion rate"), lambda arm: format_percent(arm.conversion_rate), False),
-    (_("Attributed orders"), lambda arm: format_fixed(arm.attributed_orders), False),
+    (_("Attributed orders"), lambda arm: format_credit(arm.attributed_orders), False),
     (_("Attributed revenue"), lambda arm: format_money(arm.revenue), False),
     (
         _("Attributed revenue per recipient"),

@@ -86,6 +86,9 @@ class ArmReport:
     failed: int = 0
     clicked: int = 0
     clicks: int = 0
+    # Of `clicks`, those on links a whole variant's bulk text shared: no recipient is known
+    # (a WeCom task's text is one for all its customers), so no one counts as having clicked.
+    shared_clicks: int = 0
     converted: int = 0
     conversion_rate: float | None = None
     attributed_orders: Decimal = Decimal(0)
@@ -200,9 +203,9 @@ def campaign_report(*, campaign: Campaign) -> CampaignReport:
             holdout_revenue += window
     held_out = sum(row[5] for row in rows if row[1] and row[2] == DeliveryStatus.HELD_OUT)
     for variant_id, count in shared_clicks.items():
-        total.clicks += count
-        if variant_id in arms:
-            arms[variant_id].clicks += count
+        for arm in [total, arms[variant_id]] if variant_id in arms else [total]:
+            arm.clicks += count
+            arm.shared_clicks += count
     for arm in [total, *arms.values()]:
         _finish(arm, held_out=held_out, converted=holdout_converted, revenue=holdout_revenue)
     return CampaignReport(

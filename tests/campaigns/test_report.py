@@ -7,13 +7,16 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import translation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from campaigns.presenters.formatting import format_credit
+from campaigns.presenters.report import report_context
 from campaigns.services.report import campaign_report, lift_statistics
 from tests.campaigns.support import report_case
-from tests.factories import CampaignFactory, CustomerFactory
+from tests.factories import CampaignFactory, CustomerFactory, LinkClickFactory
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
@@ -103,3 +106,35 @@ def test_report_counts_each_arm_and_variant() -> None:
     assert by_name["B"].failed == 1 and by_name["B"].clicks == 1
     assert by_name["A"].lift is not None and by_name["A"].lift.absolute == pytest.approx(0.0)
     assert len(sent_b) + len(held) == 3
+
+
+@pytest.mark.django_db
+def test_clicks_on_a_shared_text_are_not_counted_as_a_recipient_s() -> None:
+    campaign = CampaignFactory(name="report", variants=["A"])
+    variant = campaign.variants.get()
+    LinkClickFactory(campaign=campaign, variant=variant)  # a bulk text: no delivery known
+
+    report = campaign_report(campaign=campaign)
+    arm = report.variants[0]
+    assert (report.total.clicked, report.total.clicks, report.total.shared_clicks) == (0, 1, 1)
+    assert (arm.clicked, arm.clicks, arm.shared_clicks) == (0, 1, 1)
+    with translation.override("en"):
+        lines = {str(line.label): line.cells for line in report_context(report)["figure_lines"]}
+    assert lines["Recipients who clicked"] == ["0", "0"]
+    shared = "1 (1 on links the whole message shared: clicker unknown)"
+    assert lines["Clicks"] == [shared, shared]
+
+
+@pytest.mark.parametrize(
+    ("credit", "shown"),
+    [
+        (Decimal("3.000000"), "3"),
+        (Decimal("2.500000"), "2.5"),
+        (Decimal("0.333333"), "0.33"),
+        (Decimal("30.000000"), "30"),
+        (Decimal("0"), "0"),
+    ],
+)
+def test_attributed_orders_read_as_a_count_of_orders(credit: Decimal, shown: str) -> None:
+    with translation.override("en"):
+        assert format_credit(credit) == shown
