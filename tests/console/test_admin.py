@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib import admin
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from campaigns.admin.customers import recent_deliveries
 from console.admin import CustomerPageAdmin
@@ -21,7 +24,7 @@ from segments.admin import (
     CustomerSegmentInline,
     LifecycleTransitionInline,
 )
-from tests.factories import CustomerFactory, UserFactory
+from tests.factories import CustomerFactory, CustomerMetricsFactory, UserFactory
 from tests.support import subprocess_database_url
 
 PRODUCT_APPS = ["core", "crm", "segments", "campaigns", "console", "devstack"]
@@ -118,3 +121,33 @@ def test_the_customer_page_is_the_same_with_the_apps_installed_in_reverse_order(
         "Contact pressure: deliveries of the last 30 days",
     ):
         assert section in shown["page"]
+
+
+@pytest.mark.django_db
+def test_the_customer_list_shows_and_filters_lifecycle_and_tier(admin_client_en) -> None:
+    sleeping = CustomerMetricsFactory(
+        lifecycle_state="sleeping", rfm_tier="important_winback"
+    ).customer
+    CustomerMetricsFactory(lifecycle_state="active", rfm_tier="important_value")
+    CustomerFactory()  # never recomputed: no metrics row
+    url = reverse("admin:crm_customer_changelist")
+
+    with CaptureQueriesContext(connection) as whole:
+        page = admin_client_en.get(url)
+    assert page.status_code == 200
+    rows = page.context["cl"].result_list
+    assert [
+        (CustomerPageAdmin.lifecycle_state(None, c), CustomerPageAdmin.rfm_tier(None, c))
+        for c in rows
+    ] == [("-", "-"), ("Active", "Important value"), ("Sleeping", "Important win-back")]
+    assert "Lifecycle state" in page.content.decode()
+
+    filtered = admin_client_en.get(url, {"metrics__lifecycle_state__exact": "sleeping"})
+    assert [c.pk for c in filtered.context["cl"].result_list] == [sleeping.pk]
+    by_tier = admin_client_en.get(url, {"metrics__rfm_tier__exact": "important_value"})
+    assert [c.metrics.lifecycle_state for c in by_tier.context["cl"].result_list] == ["active"]
+
+    CustomerMetricsFactory.create_batch(5, lifecycle_state="new")
+    with CaptureQueriesContext(connection) as longer:
+        admin_client_en.get(url)
+    assert len(longer) == len(whole)  # the columns cost no query per row
