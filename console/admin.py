@@ -3,21 +3,50 @@ other apps offer for it: segmentation's scores, lifecycle, predictions and segme
 and campaigns' recent deliveries (a read-only section). Registered once, from explicit imports,
 so the page is the same whatever the order of INSTALLED_APPS."""
 
+from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from campaigns.admin import customers as campaigns_admin
+from core.errors import DomainError
 from crm.admin import CustomerAdmin
-from crm.models import Customer
+from crm.models import Customer, Tag, TagSource
+from crm.services.tags import tags_assign, tags_remove
 from segments.admin import (
     CustomerMetricsInline,
     CustomerPredictionInline,
     CustomerSegmentInline,
     LifecycleTransitionInline,
 )
+from segments.models import Segment, SegmentKind
+from segments.services.segments import segment_members_change
+
+# A bulk action names its customers in one statement; beyond this many, a segment is the tool
+# (a dynamic one, or a static list filled over the API).
+BULK_ACTION_LIMIT = 10_000
+
+
+class TagChoiceForm(forms.Form):
+    tag = forms.ModelChoiceField(
+        label=_("tag"), queryset=Tag.objects.select_related("group").order_by("group__name", "name")
+    )
+
+
+class StaticSegmentChoiceForm(forms.Form):
+    segment = forms.ModelChoiceField(
+        label=_("static segment"),
+        queryset=Segment.objects.filter(kind=SegmentKind.STATIC).order_by("name"),
+        help_text=_("Only static segments (lists) take customers by hand."),
+    )
 
 
 @admin.register(Customer)
@@ -32,6 +61,7 @@ class CustomerPageAdmin(CustomerAdmin):
         *CustomerAdmin.list_filter,
     ]
     list_select_related = [*CustomerAdmin.list_select_related, "metrics"]
+    actions = [*CustomerAdmin.actions, "tag_customers", "untag_customers", "add_to_segment"]
     inlines = [
         CustomerMetricsInline,
         CustomerPredictionInline,
@@ -62,3 +92,121 @@ class CustomerPageAdmin(CustomerAdmin):
             return fieldsets
         title = campaigns_admin.recent_deliveries_title()
         return [*fieldsets, (title, {"fields": ["recent_deliveries"]})]
+
+    def _bulk(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Customer],
+        *,
+        action: str,
+        title: str | Promise,
+        submit_label: str | Promise,
+        form_class: type[forms.Form],
+        apply: Callable[[list[int], Any], str],
+    ) -> TemplateResponse | None:
+        """An action that asks for one choice first: the page with the choice, then, once it
+        is made, `apply(customer_ids, choice)` through the service, whose answer or refusal
+        is the message shown on the list."""
+        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: BULK_ACTION_LIMIT + 1])
+        if len(ids) > BULK_ACTION_LIMIT:
+            self.message_user(
+                request,
+                _("Select at most %(limit)d customers, or use a segment for more.")
+                % {"limit": BULK_ACTION_LIMIT},
+                messages.ERROR,
+            )
+            return None
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            try:
+                message = apply(ids, next(iter(form.cleaned_data.values())))
+            except DomainError as refusal:
+                self.message_user(request, refusal.message, messages.ERROR)
+            else:
+                self.message_user(request, message, messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "form": form,
+            "count": len(ids),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "submit_label": submit_label,
+        }
+        return TemplateResponse(request, "admin/console/customer_bulk_action.html", context)
+
+    @admin.action(description=_("Tag the selected customers"))
+    def tag_customers(
+        self, request: HttpRequest, queryset: QuerySet[Customer]
+    ) -> TemplateResponse | None:
+        actor = f"user:{request.user.pk}"
+
+        def apply(ids: list[int], tag: Tag) -> str:
+            tags_assign(customer_ids=ids, tags=[tag], source=TagSource.MANUAL, actor=actor)
+            return ngettext(
+                "%(count)d customer tagged %(tag)s.",
+                "%(count)d customers tagged %(tag)s.",
+                len(ids),
+            ) % {"count": len(ids), "tag": tag}
+
+        return self._bulk(
+            request,
+            queryset,
+            action="tag_customers",
+            title=_("Tag customers"),
+            submit_label=_("Tag them"),
+            form_class=TagChoiceForm,
+            apply=apply,
+        )
+
+    @admin.action(description=_("Remove a tag from the selected customers"))
+    def untag_customers(
+        self, request: HttpRequest, queryset: QuerySet[Customer]
+    ) -> TemplateResponse | None:
+        actor = f"user:{request.user.pk}"
+
+        def apply(ids: list[int], tag: Tag) -> str:
+            removed = tags_remove(customer_ids=ids, tags=[tag], actor=actor)
+            return ngettext(
+                "Tag %(tag)s removed from %(count)d customer.",
+                "Tag %(tag)s removed from %(count)d customers.",
+                removed,
+            ) % {"count": removed, "tag": tag}
+
+        return self._bulk(
+            request,
+            queryset,
+            action="untag_customers",
+            title=_("Remove a tag"),
+            submit_label=_("Remove it"),
+            form_class=TagChoiceForm,
+            apply=apply,
+        )
+
+    @admin.action(description=_("Add the selected customers to a static segment"))
+    def add_to_segment(
+        self, request: HttpRequest, queryset: QuerySet[Customer]
+    ) -> TemplateResponse | None:
+        actor = f"user:{request.user.pk}"
+
+        def apply(ids: list[int], segment: Segment) -> str:
+            outcome = segment_members_change(segment_id=segment.pk, add=ids, actor=actor)
+            return ngettext(
+                "%(count)d customer added to %(segment)s, which now has %(size)d.",
+                "%(count)d customers added to %(segment)s, which now has %(size)d.",
+                outcome.entered,
+            ) % {"count": outcome.entered, "segment": segment.name, "size": outcome.size}
+
+        return self._bulk(
+            request,
+            queryset,
+            action="add_to_segment",
+            title=_("Add to a static segment"),
+            submit_label=_("Add them"),
+            form_class=StaticSegmentChoiceForm,
+            apply=apply,
+        )

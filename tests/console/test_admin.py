@@ -10,21 +10,32 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+import console.admin
 from campaigns.admin.customers import recent_deliveries
 from console.admin import CustomerPageAdmin
+from core.errors import ValidationFailed
 from crm.admin import CustomerAdmin
-from crm.models import Customer
+from crm.models import Customer, CustomerTag
 from segments.admin import (
     CustomerMetricsInline,
     CustomerPredictionInline,
     CustomerSegmentInline,
     LifecycleTransitionInline,
 )
-from tests.factories import CustomerFactory, CustomerMetricsFactory, UserFactory
+from segments.models import SegmentMembership
+from segments.services.segments import segment_create
+from tests.factories import (
+    CustomerFactory,
+    CustomerMetricsFactory,
+    SegmentFactory,
+    TagFactory,
+    UserFactory,
+)
 from tests.support import subprocess_database_url
 
 PRODUCT_APPS = ["core", "crm", "segments", "campaigns", "console", "devstack"]
@@ -151,3 +162,79 @@ def test_the_customer_list_shows_and_filters_lifecycle_and_tier(admin_client_en)
     with CaptureQueriesContext(connection) as longer:
         admin_client_en.get(url)
     assert len(longer) == len(whole)  # the columns cost no query per row
+
+
+def _act(client, action: str, customers: list[Customer], **choice: object):
+    data = {"action": action, helpers.ACTION_CHECKBOX_NAME: [c.pk for c in customers]}
+    if choice:
+        data |= {"apply": "1", **choice}
+    return client.post(reverse("admin:crm_customer_changelist"), data, follow=bool(choice))
+
+
+def _messages(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+@pytest.mark.django_db
+def test_the_selected_customers_are_tagged_and_untagged_after_one_choice(admin_client_en) -> None:
+    first, second, other = CustomerFactory.create_batch(3)
+    tag = TagFactory(name="VIP")
+
+    asked = _act(admin_client_en, "tag_customers", [first, second])
+    assert asked.status_code == 200
+    assert asked.context["count"] == 2
+    assert not CustomerTag.objects.exists()  # nothing happens before the choice
+
+    done = _act(admin_client_en, "tag_customers", [first, second], tag=tag.pk)
+    assert set(CustomerTag.objects.values_list("customer_id", "tag_id")) == {
+        (first.pk, tag.pk),
+        (second.pk, tag.pk),
+    }
+    assert _messages(done) == [f"2 customers tagged {tag}."]
+
+    done = _act(admin_client_en, "untag_customers", [second, other], tag=tag.pk)
+    assert list(CustomerTag.objects.values_list("customer_id", flat=True)) == [first.pk]
+    assert _messages(done) == [f"Tag {tag} removed from 1 customer."]
+
+
+@pytest.mark.django_db
+def test_the_selected_customers_join_a_static_segment_only(admin_client_en) -> None:
+    customers = CustomerFactory.create_batch(2)
+    static = segment_create(name="名单", kind="static", actor="t")
+    dynamic = SegmentFactory(name="规则人群")
+
+    refused = _act(admin_client_en, "add_to_segment", customers, segment=dynamic.pk)
+    assert refused.context["form"].errors["segment"]  # not among the choices
+    assert not SegmentMembership.objects.exists()
+
+    done = _act(admin_client_en, "add_to_segment", customers, segment=static.pk)
+    assert set(SegmentMembership.objects.values_list("customer_id", flat=True)) == {
+        c.pk for c in customers
+    }
+    assert _messages(done) == ["2 customers added to 名单, which now has 2."]
+
+
+@pytest.mark.django_db
+def test_a_refused_bulk_action_says_why_and_changes_nothing(admin_client_en, monkeypatch) -> None:
+    customer = CustomerFactory()
+    tag = TagFactory()
+
+    def refuse(**kwargs: object) -> None:
+        raise ValidationFailed("refused", "The service said no.")
+
+    monkeypatch.setattr(console.admin, "tags_assign", refuse)
+    done = _act(admin_client_en, "tag_customers", [customer], tag=tag.pk)
+    assert _messages(done) == ["The service said no."]
+    assert not CustomerTag.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_bulk_action_over_too_many_customers_is_refused(admin_client_en, monkeypatch) -> None:
+    customers = CustomerFactory.create_batch(3)
+    monkeypatch.setattr(console.admin, "BULK_ACTION_LIMIT", 2)
+    response = admin_client_en.post(
+        reverse("admin:crm_customer_changelist"),
+        {"action": "tag_customers", helpers.ACTION_CHECKBOX_NAME: [c.pk for c in customers]},
+        follow=True,
+    )
+    assert _messages(response) == ["Select at most 2 customers, or use a segment for more."]
