@@ -146,7 +146,8 @@ def _operator() -> object:
 @pytest.mark.django_db
 def test_an_operator_sees_the_overview_above_the_models_they_may_view() -> None:
     _brand(3)
-    page = client_of(_operator()).get("/admin/")
+    client = client_of(_operator())
+    page = client.get("/admin/")
     assert page.status_code == 200
     overview = page.context["overview"]
     assert overview["days"] == 30
@@ -175,6 +176,10 @@ def test_an_operator_sees_the_overview_above_the_models_they_may_view() -> None:
     assert 'id="overview-lifecycle-data"' in content
     assert "/static/console/vendor/echarts/echarts.min.js" in content
     assert 'href="/admin/crm/customer/"' in content  # the list of models stays
+
+    sleeping = client.get(overview["lifecycle"]["states"][3]["url"])
+    assert sleeping.status_code == 200
+    assert [m.lifecycle_state for m in sleeping.context["cl"].result_list] == ["sleeping"]
 
 
 @pytest.mark.django_db
