@@ -37,7 +37,7 @@ ALLOWED_HOSTS = get_from_env(
 CSRF_TRUSTED_ORIGINS: list[str] = get_from_env("DJANGO_CSRF_TRUSTED_ORIGINS", [], cast=str_to_list)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "console.apps.ConsoleAdminConfig",  # django.contrib.admin, its site showing the overview
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
