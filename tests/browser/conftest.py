@@ -9,6 +9,7 @@ run is red, never skipped."""
 
 import os
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,18 @@ def chromium_path() -> Path:
     return Path(os.environ.get(CHROMIUM_PATH_VARIABLE) or DEFAULT_CHROMIUM_PATH)
 
 
+def chinese_fonts() -> list[str]:
+    """The font families fontconfig (which Chromium asks) has for Chinese; none without
+    fontconfig's fc-list."""
+    try:
+        listed = subprocess.run(
+            ["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        return []
+    return [line for line in listed.stdout.splitlines() if line.strip()]
+
+
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Headless Chromium, launched once for the browser tests.
@@ -56,6 +69,12 @@ def browser() -> Iterator[Browser]:
             f"Chromium not found at {path}: install Debian's package"
             f" (apt-get install -y chromium fonts-noto-cjk) or set {CHROMIUM_PATH_VARIABLE}"
             " to a Chromium executable. The browser tests never skip.",
+            pytrace=False,
+        )
+    if not chinese_fonts():
+        pytest.fail(
+            "No font with Chinese glyphs (fontconfig's fc-list ':lang=zh' lists none): the"
+            " pages would render as boxes. Install Debian's fonts-noto-cjk (and fontconfig).",
             pytrace=False,
         )
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
