@@ -3,7 +3,8 @@
 
 Django's auth "group" is a permission group (权限组); Django says 组, which an operator reads
 next to the customer group chats (社群, crm.Group, translated under its own context). The app
-list's column headers (read by screen readers) are missing from Django's zh_Hans catalogue."""
+list's column headers (read by screen readers) are missing from Django's zh_Hans catalogue.
+django-celery-beat says 周期任务 for what operators call 定时任务."""
 
 from django.utils.translation import gettext_noop
 
@@ -13,4 +14,7 @@ DJANGO_WORDS = (
     gettext_noop("Model name"),
     gettext_noop("Add link"),
     gettext_noop("Change or view list link"),
+    gettext_noop("Periodic Tasks"),
+    gettext_noop("periodic task"),
+    gettext_noop("periodic tasks"),
 )

@@ -97,6 +97,8 @@ def test_the_index_names_models_as_operators_do(chinese: Client) -> None:
     assert ">权限组</a>" in page  # Django's auth groups
     assert ">社群</a>" in page  # the customers' group chats
     assert "在职" not in page
+    assert ">定时任务</a>" in page  # django-celery-beat's periodic tasks
+    assert "周期任务" not in page and "周期性任务" not in page
 
 
 def test_headers_captions_and_actors_of_lists(chinese: Client, admin_user: User) -> None:
