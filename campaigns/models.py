@@ -457,6 +457,7 @@ class Delivery(models.Model):
 
     customer = models.ForeignKey(  # served by delivery_unique
         Customer,
+        verbose_name=_("customer"),
         on_delete=models.CASCADE,
         related_name="+",
         db_index=False,
@@ -464,6 +465,7 @@ class Delivery(models.Model):
     )
     campaign = models.ForeignKey(  # served by delivery_by_campaign
         Campaign,
+        verbose_name=_("campaign"),
         on_delete=models.CASCADE,
         related_name="deliveries",
         db_index=False,
@@ -577,7 +579,7 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.campaign_id}:{self.customer_id}#{self.step} {self.status}"
+        return f"#{self.campaign_id} #{self.customer_id} ({self.step}) {self.get_status_display()}"
 
 
 class ChannelSendState(models.TextChoices):
@@ -641,7 +643,7 @@ class ChannelSend(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} #{self.pk} ({self.state})"
+        return f"{self.get_channel_display()} #{self.pk} ({self.get_state_display()})"
 
 
 class Conversion(models.Model):
@@ -667,10 +669,20 @@ class Conversion(models.Model):
         db_constraint=False,
     )
     campaign = models.ForeignKey(  # served by conversion_by_campaign
-        Campaign, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+        Campaign,
+        verbose_name=_("campaign"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     customer = models.ForeignKey(  # served by conversion_by_customer
-        Customer, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     is_holdout = models.BooleanField(_("holdout"), default=False)
     credit = models.DecimalField(_("credit"), max_digits=7, decimal_places=6)
@@ -724,4 +736,5 @@ class LinkClick(models.Model):
         verbose_name_plural = _("link clicks")
 
     def __str__(self) -> str:
-        return f"{self.campaign_id}#{self.link_no}@{self.clicked_at:%Y-%m-%d %H:%M}"
+        clicked_at = timezone.localtime(self.clicked_at)
+        return f"#{self.campaign_id} #{self.link_no} {clicked_at:%Y-%m-%d %H:%M}"

@@ -15,7 +15,13 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from core.admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
+from core.admin import (
+    ActorLabelsAdmin,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    ServiceAdmin,
+    actor_column,
+)
 from core.api.throttling import SCOPE_SEARCH, rate_limit_consume
 from core.validators import validate_birthday
 from crm.models import (
@@ -448,7 +454,7 @@ class TagAdmin(ServiceAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tag]:
         return tag_list()
 
-    @admin.display(description=_("customers"), ordering="customer_count")
+    @admin.display(description=_("customer count"), ordering="customer_count")
     def customer_count(self, tag: Tag) -> int:
         return tag.customer_count  # type: ignore[attr-defined]
 
@@ -562,8 +568,11 @@ class ConsentAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CustomerMerge)
-class CustomerMergeAdmin(ReadOnlyAdmin):
-    list_display = ["merged_customer_id", "survivor", "actor", "reason", "merged_at"]
+class CustomerMergeAdmin(ActorLabelsAdmin, ReadOnlyAdmin):
+    list_display = ["merged_customer_id", "survivor", "actor_label", "reason", "merged_at"]
+    actor_fields = ("actor",)
+    actor_label = actor_column("actor", _("actor"))
     search_fields = ["=merged_customer_id", "=survivor__id"]
     list_select_related = ["survivor"]
-    fields = ["survivor", "merged_customer_id", "actor", "reason", "moved", "merged_at"]
+    fields = ["survivor", "merged_customer_id", "actor_label", "reason", "moved", "merged_at"]
+    readonly_fields = ["actor_label"]

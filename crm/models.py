@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class SourceChannel(models.TextChoices):
@@ -97,7 +98,9 @@ class Identity(models.Model):
     """One way to recognise a customer. The value is encrypted at rest and found by keyed hash;
     `value_masked` is what anyone without the personal-data permission sees."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="identities"
+    )
     # Key columns compare bytewise (COLLATE "C"): every ingested row probes their index.
     provider = models.CharField(
         _("provider"), max_length=16, choices=IdentityProvider.choices, db_collation="C"
@@ -125,7 +128,7 @@ class Identity(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider}:{self.value_masked}"
+        return f"{self.get_provider_display()} {self.value_masked}"
 
 
 class TagGroup(models.Model):
@@ -178,13 +181,26 @@ class CustomerTag(models.Model):
 
     # Both foreign keys are served by the composite indexes below, not by indexes of their own.
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="customer_tags", db_index=False
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="customer_tags",
+        db_index=False,
     )
     tag = models.ForeignKey(
-        Tag, on_delete=models.CASCADE, related_name="customer_tags", db_index=False
+        Tag,
+        verbose_name=_("tag"),
+        on_delete=models.CASCADE,
+        related_name="customer_tags",
+        db_index=False,
     )
     exclusive_group = models.ForeignKey(
-        TagGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        TagGroup,
+        verbose_name=_("exclusive tag group"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
     )
     source = models.CharField(
         _("source"), max_length=16, choices=TagSource.choices, default=TagSource.MANUAL
@@ -231,8 +247,9 @@ class Group(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
-        verbose_name = _("group")
-        verbose_name_plural = _("groups")
+        # A context keeps these apart from Django's auth "group" (权限组), which shares the msgid.
+        verbose_name = pgettext_lazy("group chat", "group")
+        verbose_name_plural = pgettext_lazy("group chat", "groups")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["kind", "external_id"], name="group_unique_external")
@@ -246,9 +263,15 @@ class GroupMembership(models.Model):
     """One stay of a customer in a group. Leaving closes the row; re-joining opens a new one,
     so the history is kept. At most one open row per (group, customer)."""
 
-    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
+    group = models.ForeignKey(
+        Group, verbose_name=_("group chat"), on_delete=models.CASCADE, related_name="memberships"
+    )
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="group_memberships", db_index=False
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="group_memberships",
+        db_index=False,
     )
     joined_at = models.DateTimeField(_("joined at"))
     left_at = models.DateTimeField(_("left at"), null=True, blank=True)
@@ -296,6 +319,7 @@ class Order(models.Model):
     # orders before deleting a customer.
     customer = models.ForeignKey(
         Customer,
+        verbose_name=_("customer"),
         on_delete=models.CASCADE,
         related_name="orders",
         db_index=False,
@@ -312,7 +336,7 @@ class Order(models.Model):
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
     channel = models.CharField(_("channel"), max_length=32, blank=True)
     store = models.CharField(_("store"), max_length=64, blank=True)
-    content_hash = models.CharField(max_length=32)
+    content_hash = models.CharField(_("content hash"), max_length=32)
     # The source system's own update time of the version stored (null: never sent). An older
     # version is stale and written nowhere (see crm.services.orders).
     source_updated_at = models.DateTimeField(_("updated at source"), null=True, blank=True)
@@ -356,10 +380,20 @@ class OrderItem(models.Model):
     # Neither key has a database constraint: checking them would lock the order and customer
     # rows once per item on ingestion (a third of its cost).
     order = models.ForeignKey(
-        Order, on_delete=models.CASCADE, related_name="items", db_index=False, db_constraint=False
+        Order,
+        verbose_name=_("order"),
+        on_delete=models.CASCADE,
+        related_name="items",
+        db_index=False,
+        db_constraint=False,
     )
     customer = models.ForeignKey(
-        Customer, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     line_no = models.PositiveSmallIntegerField()
     sku = models.CharField(_("SKU"), max_length=64)
@@ -409,7 +443,11 @@ class InteractionKind(models.TextChoices):
 
 class Interaction(models.Model):
     customer = models.ForeignKey(  # served by interaction_by_customer
-        Customer, on_delete=models.CASCADE, related_name="interactions", db_index=False
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="interactions",
+        db_index=False,
     )
     kind = models.CharField(_("kind"), max_length=32, choices=InteractionKind.choices)
     occurred_at = models.DateTimeField(_("occurred at"))
@@ -434,7 +472,7 @@ class Interaction(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind}@{self.occurred_at:%Y-%m-%d}"
+        return f"{self.get_kind_display()} {timezone.localtime(self.occurred_at):%Y-%m-%d}"
 
 
 class ConsentChannel(models.TextChoices):
@@ -455,7 +493,11 @@ class Consent(models.Model):
     events that arrive out of order cannot resurrect an old state. No row means no decision."""
 
     customer = models.ForeignKey(  # served by consent_unique_channel
-        Customer, on_delete=models.CASCADE, related_name="consents", db_index=False
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="consents",
+        db_index=False,
     )
     channel = models.CharField(_("channel"), max_length=16, choices=ConsentChannel.choices)
     status = models.CharField(_("status"), max_length=16, choices=ConsentStatus.choices)
@@ -477,14 +519,18 @@ class Consent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.customer_id}:{self.channel}={self.status}"
+        return f"#{self.customer_id} {self.get_channel_display()}: {self.get_status_display()}"
 
 
 class ConsentEvent(models.Model):
     """Append-only history of consent changes, as reported."""
 
     customer = models.ForeignKey(  # served by consent_event_by_customer
-        Customer, on_delete=models.CASCADE, related_name="consent_events", db_index=False
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="consent_events",
+        db_index=False,
     )
     channel = models.CharField(_("channel"), max_length=16, choices=ConsentChannel.choices)
     status = models.CharField(_("status"), max_length=16, choices=ConsentStatus.choices)
@@ -499,7 +545,7 @@ class ConsentEvent(models.Model):
         indexes = [models.Index(fields=["customer", "channel"], name="consent_event_by_customer")]
 
     def __str__(self) -> str:
-        return f"{self.customer_id}:{self.channel}->{self.status}"
+        return f"#{self.customer_id} {self.get_channel_display()} → {self.get_status_display()}"
 
 
 class CustomerMerge(models.Model):
@@ -544,4 +590,4 @@ class DirtyMark(models.Model):
         verbose_name_plural = _("recomputation marks")
 
     def __str__(self) -> str:
-        return f"{len(self.customer_ids)} @ {self.marked_at:%Y-%m-%d %H:%M}"
+        return f"{len(self.customer_ids)} @ {timezone.localtime(self.marked_at):%Y-%m-%d %H:%M}"

@@ -16,7 +16,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
+from core.admin import (
+    ActorLabelsAdmin,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    ServiceAdmin,
+    actor_column,
+)
 from core.errors import DomainError, ValidationFailed
 from core.validators import validate_json_text
 from segments.models import (
@@ -62,24 +68,26 @@ from segments.services.segments import (
 )
 
 
-class PolicyAdmin(ServiceAdmin):
+class PolicyAdmin(ActorLabelsAdmin, ServiceAdmin):
     """Versions are never edited: "add" starts from the active version's values and saves a
     new active version; old versions stay readable for the runs that used them."""
 
     policy_fields: tuple[str, ...] = ()
     active: Callable[[], PolicyBase]
     update: Callable[..., PolicyBase]  # (changes=, actor=) -> the active version
-    list_display = ["version", "is_active", "created_at", "created_by"]
+    list_display = ["version", "is_active", "created_at", "created_by_label"]
+    actor_fields = ("created_by",)
+    created_by_label = actor_column("created_by", _("created by"))
     ordering = ["-version"]
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        meta = ["version", "is_active", "created_at", "created_by"]
+        meta = ["version", "is_active", "created_at", "created_by_label"]
         return [*self.policy_fields, *(meta if obj is not None else [])]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return []
-        return [*self.policy_fields, "version", "is_active", "created_at", "created_by"]
+        return [*self.policy_fields, "version", "is_active", "created_at", "created_by_label"]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -112,7 +120,7 @@ class RfmPolicyAdmin(PolicyAdmin):
         "scoring_method",
         "high_score_threshold",
         "created_at",
-        "created_by",
+        "created_by_label",
     ]
     active = staticmethod(rfm_policy_active)
     update = staticmethod(rfm_policy_update)
@@ -129,19 +137,21 @@ class LifecyclePolicyAdmin(PolicyAdmin):
         "sleeping_days",
         "reactivated_days",
         "created_at",
-        "created_by",
+        "created_by_label",
     ]
     active = staticmethod(lifecycle_policy_active)
     update = staticmethod(lifecycle_policy_update)
 
 
 @admin.register(RecomputeRun)
-class RecomputeRunAdmin(ServiceAdmin, ReadOnlyAdmin):
+class RecomputeRunAdmin(ActorLabelsAdmin, ServiceAdmin, ReadOnlyAdmin):
     change_list_template = "admin/segments/recomputerun/change_list.html"
+    actor_fields = ("trigger",)
+    trigger_label = actor_column("trigger", _("trigger"))
     list_display = [
         "id",
         "kind",
-        "trigger",
+        "trigger_label",
         "as_of",
         "status",
         "started_at",
@@ -261,12 +271,17 @@ class CustomerMetricsAdmin(ReadOnlyAdmin):
 
 @admin.register(LifecycleTransition)
 class LifecycleTransitionAdmin(ReadOnlyAdmin):
-    list_display = ["id", "customer", "from_state", "to_state", "at", "recorded_at", "run_id"]
+    list_display = ["id", "customer", "from_state", "to_state", "at", "recorded_at", "run_number"]
     list_filter = ["to_state", "from_state"]
     list_select_related = ["customer"]
     search_fields = ["=customer__id"]
     search_help_text = _("Customer id.")
     show_full_result_count = False
+
+    @admin.display(description=_("recomputation run"), ordering="run_id")
+    def run_number(self, transition: LifecycleTransition) -> str:
+        # The run's number alone: naming the run would read one row per transition.
+        return f"#{transition.run_id}" if transition.run_id else "—"
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -371,6 +386,7 @@ class SizeSnapshotInline(ReadOnlyInline):
 @admin.register(Segment)
 class SegmentAdmin(ServiceAdmin):
     form = SegmentForm
+    created_by_label = actor_column("created_by", _("created by"))
     list_display = [
         "name",
         "kind",
@@ -389,7 +405,7 @@ class SegmentAdmin(ServiceAdmin):
         "refreshed_at",
         "members_link",
         "refresh_error",
-        "created_by",
+        "created_by_label",
         "created_at",
     ]
     inlines = [SizeSnapshotInline]
@@ -465,7 +481,9 @@ class SegmentMembershipAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ModelFit)
-class ModelFitAdmin(ServiceAdmin, ReadOnlyAdmin):
+class ModelFitAdmin(ActorLabelsAdmin, ServiceAdmin, ReadOnlyAdmin):
+    actor_fields = ("trigger",)
+    trigger_label = actor_column("trigger", _("trigger"))
     change_list_template = "admin/segments/modelfit/change_list.html"
     change_form_template = "admin/segments/modelfit/change_form.html"
     list_display = [
@@ -473,7 +491,7 @@ class ModelFitAdmin(ServiceAdmin, ReadOnlyAdmin):
         "version",
         "status",
         "as_of",
-        "trigger",
+        "trigger_label",
         "training_rows",
         "quality",
         "started_at",
@@ -486,7 +504,7 @@ class ModelFitAdmin(ServiceAdmin, ReadOnlyAdmin):
         "version",
         "status",
         "why_not_fitted",
-        "trigger",
+        "trigger_label",
         "as_of",
         "training_start",
         "training_end",

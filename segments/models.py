@@ -13,6 +13,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import Customer
@@ -105,7 +106,7 @@ class RfmPolicy(PolicyBase):
         ]
 
     def __str__(self) -> str:
-        return f"RFM v{self.version}"
+        return gettext("RFM policy v%(version)s") % {"version": self.version}
 
 
 class LifecyclePolicy(PolicyBase):
@@ -142,7 +143,7 @@ class LifecyclePolicy(PolicyBase):
         ]
 
     def __str__(self) -> str:
-        return f"Lifecycle v{self.version}"
+        return gettext("Lifecycle policy v%(version)s") % {"version": self.version}
 
 
 class CustomerMetrics(models.Model):
@@ -152,6 +153,7 @@ class CustomerMetrics(models.Model):
 
     customer = models.OneToOneField(
         Customer,
+        verbose_name=_("customer"),
         on_delete=models.CASCADE,
         primary_key=True,
         related_name="metrics",
@@ -200,7 +202,8 @@ class CustomerMetrics(models.Model):
         verbose_name_plural = _("customer metrics")
 
     def __str__(self) -> str:
-        return f"{self.customer_id}: {self.lifecycle_state} {self.rfm_tier or '-'}"
+        tier = self.get_rfm_tier_display() if self.rfm_tier else "—"
+        return f"#{self.customer_id} {self.get_lifecycle_state_display()} · {tier}"
 
 
 class LifecycleTransition(models.Model):
@@ -210,6 +213,7 @@ class LifecycleTransition(models.Model):
 
     customer = models.ForeignKey(  # served by transition_by_customer
         Customer,
+        verbose_name=_("customer"),
         on_delete=models.CASCADE,
         related_name="lifecycle_transitions",
         db_index=False,
@@ -235,7 +239,9 @@ class LifecycleTransition(models.Model):
         indexes = [models.Index(fields=["customer", "at"], name="transition_by_customer")]
 
     def __str__(self) -> str:
-        return f"{self.customer_id}: {self.from_state}->{self.to_state}"
+        return (
+            f"#{self.customer_id} {self.get_from_state_display()} → {self.get_to_state_display()}"
+        )
 
 
 class RecomputeKind(models.TextChoices):
@@ -293,7 +299,7 @@ class RecomputeRun(models.Model):
         indexes = [models.Index(fields=["kind", "status", "-id"], name="recompute_run_latest")]
 
     def __str__(self) -> str:
-        return f"{self.kind} #{self.pk} ({self.status})"
+        return f"{self.get_kind_display()} #{self.pk} ({self.get_status_display()})"
 
     @property
     def duration_seconds(self) -> float | None:
@@ -321,7 +327,7 @@ class BackfillCount(models.Model):
     lifecycle_state = models.CharField(
         _("lifecycle state"), max_length=12, choices=LifecycleState.choices
     )
-    customers = models.PositiveIntegerField(_("customers"))
+    customers = models.PositiveIntegerField(pgettext_lazy("count", "customers"))
 
     class Meta:
         verbose_name = _("backfill figure")
@@ -335,7 +341,9 @@ class BackfillCount(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.run_id}: {self.lifecycle_state} {self.rfm_tier or '-'} {self.customers}"
+        tier = self.get_rfm_tier_display() if self.rfm_tier else "—"
+        state = self.get_lifecycle_state_display()
+        return f"#{self.run_id} {state} · {tier}: {self.customers}"
 
 
 class SegmentKind(models.TextChoices):
@@ -387,6 +395,7 @@ class SegmentMembership(models.Model):
     # a customer deletes its members.
     segment = models.ForeignKey(
         Segment,
+        verbose_name=_("segment"),
         on_delete=models.CASCADE,
         related_name="memberships",
         db_index=False,
@@ -394,6 +403,7 @@ class SegmentMembership(models.Model):
     )
     customer = models.ForeignKey(  # served by membership_by_customer_seg
         Customer,
+        verbose_name=_("customer"),
         on_delete=models.CASCADE,
         related_name="segment_memberships",
         db_index=False,
@@ -425,10 +435,19 @@ class SegmentMembershipEvent(models.Model):
     """Append-only history of customers entering and leaving segments."""
 
     segment = models.ForeignKey(
-        Segment, on_delete=models.CASCADE, related_name="membership_events", db_index=False
+        Segment,
+        verbose_name=_("segment"),
+        on_delete=models.CASCADE,
+        related_name="membership_events",
+        db_index=False,
     )
     customer = models.ForeignKey(  # served by segment_event_by_customer
-        Customer, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     kind = models.CharField(_("kind"), max_length=8, choices=SegmentMembershipEventKind.choices)
     rule_version = models.PositiveIntegerField(_("rule version"))
@@ -443,13 +462,15 @@ class SegmentMembershipEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.segment_id}:{self.customer_id} {self.kind}"
+        return f"#{self.segment_id} #{self.customer_id} {self.get_kind_display()}"
 
 
 class SegmentSizeSnapshot(models.Model):
     """The size of a segment after each refresh: its size time series."""
 
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="size_history")
+    segment = models.ForeignKey(
+        Segment, verbose_name=_("segment"), on_delete=models.CASCADE, related_name="size_history"
+    )
     at = models.DateTimeField(_("at"), default=timezone.now)
     size = models.PositiveIntegerField(_("size"))
     entered = models.PositiveIntegerField(_("entered"), default=0)
@@ -462,7 +483,7 @@ class SegmentSizeSnapshot(models.Model):
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.segment_id}@{self.at:%Y-%m-%d %H:%M}: {self.size}"
+        return f"#{self.segment_id} {timezone.localtime(self.at):%Y-%m-%d %H:%M}: {self.size}"
 
 
 class ModelName(models.TextChoices):
@@ -519,7 +540,7 @@ class ModelFit(models.Model):
         permissions = [("request_fit", _("Can request a fit of the predictive models"))]
 
     def __str__(self) -> str:
-        return f"{self.name} v{self.version} ({self.status})"
+        return f"{self.get_name_display()} v{self.version} ({self.get_status_display()})"
 
     @property
     def duration_seconds(self) -> float | None:
@@ -537,6 +558,7 @@ class CustomerPrediction(models.Model):
 
     customer = models.OneToOneField(
         Customer,
+        verbose_name=_("customer"),
         on_delete=models.CASCADE,
         primary_key=True,
         related_name="prediction",
@@ -562,4 +584,8 @@ class CustomerPrediction(models.Model):
         verbose_name_plural = _("customer predictions")
 
     def __str__(self) -> str:
-        return f"{self.customer_id}: value {self.predicted_value} risk {self.churn_risk}"
+        return gettext("#%(customer)s: predicted value %(value)s, churn risk %(risk)s") % {
+            "customer": self.customer_id,
+            "value": self.predicted_value,
+            "risk": self.churn_risk,
+        }

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import display_for_value, unquote
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -43,7 +43,8 @@ from campaigns.services.campaigns import (
 )
 from campaigns.services.dry_run import campaign_dry_run
 from campaigns.services.report import campaign_report
-from core.admin import ServiceAdmin
+from core.admin import ServiceAdmin, actor_column
+from core.business_time import business_time_label
 from core.errors import DomainError
 
 # Shown once, when a secret is issued: only its encrypted form is kept.
@@ -71,7 +72,7 @@ class CampaignChangeList(ChangeList):
 PROGRESS_FIELDS = (
     "state",
     "delivery_counts",
-    "created_by",
+    "created_by_label",
     "created_at",
     "updated_at",
     "launched_at",
@@ -82,6 +83,7 @@ PROGRESS_FIELDS = (
 
 @admin.register(Campaign)
 class CampaignAdmin(ServiceAdmin):
+    created_by_label = actor_column("created_by", _("created by"))
     form = CampaignForm
     service_field_names = SERVICE_FIELD_NAMES
     inlines = [VariantInline]
@@ -180,7 +182,8 @@ class CampaignAdmin(ServiceAdmin):
         kind = campaign.get_schedule_kind_display()
         if campaign.scheduled_at is None:
             return kind
-        return f"{kind} {display_for_value(campaign.scheduled_at, '-')}"
+        # A planned time: its zone is named, so that nobody reads it as their own.
+        return f"{kind} {business_time_label(campaign.scheduled_at)}"
 
     @admin.display(description=_("holdout"), ordering="holdout_share")
     def holdout(self, campaign: Campaign) -> str:
