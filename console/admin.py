@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.http import content_disposition_header
 from django.utils.text import capfirst
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.admin import customers as campaigns_admin
@@ -317,16 +317,19 @@ class CustomerPageAdmin(CustomerAdmin):
 
 
 def _filters_description(changelist: ChangeList) -> str:
-    """The list's filters and search as the operator read them: "生命周期阶段: 沉睡; 搜索: 王"."""
+    """The list's filters and search as the operator read them: "生命周期状态：沉睡；搜索：王"."""
     parts = []
     for spec in changelist.filter_specs:
         if not spec.used_parameters:  # type: ignore[attr-defined]
             continue
         chosen = [str(c["display"]) for c in spec.choices(changelist) if c["selected"]]
-        parts.append(f"{spec.title}: {'、'.join(chosen)}")
+        parts.append(
+            gettext("%(filter)s: %(chosen)s")
+            % {"filter": spec.title, "chosen": pgettext("list separator", ", ").join(chosen)}
+        )
     if changelist.query:
         parts.append(gettext("search: %(term)s") % {"term": changelist.query})
-    return "; ".join(parts)
+    return pgettext("filters separator", "; ").join(parts)
 
 
 @admin.register(CustomerExport)

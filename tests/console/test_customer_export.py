@@ -235,13 +235,13 @@ def test_an_export_is_recorded_with_who_what_and_how_many(sleeping_customer) -> 
     assert record.file_format == "xlsx"
     assert record.row_count == 1
     assert record.is_unmasked is False
-    assert record.filters == "生命周期状态: 沉睡; 搜索：王"
+    assert record.filters == "生命周期状态：沉睡；搜索：王"
     assert record.query_string == "metrics__lifecycle_state__exact=sleeping&q=%E7%8E%8B"
     # Shown in the admin, read-only, and never deleted from it.
     admin_page = _chinese_client(UserFactory(is_superuser=True)).get(
         reverse("admin:console_customerexport_changelist")
     )
-    assert "生命周期状态: 沉睡; 搜索：王" in admin_page.content.decode()
+    assert "生命周期状态：沉睡；搜索：王" in admin_page.content.decode()
     export_admin = console.admin.CustomerExportAdmin(CustomerExport, console.admin.admin.site)
     request = admin_page.wsgi_request
     assert not export_admin.has_add_permission(request)
@@ -262,8 +262,8 @@ def test_an_export_above_the_limit_is_refused_with_how_to_narrow_it(monkeypatch)
     assert refused["Location"] == f"{LIST_URL}?metrics__lifecycle_state__exact=new"
     shown = client.get(refused["Location"])
     assert [str(m) for m in shown.context["messages"]] == [
-        "当前列表共有 3 位客户，一次最多导出 2 位。请先用右侧的筛选条件（生命周期阶段、"
-        "RFM 分层、标签、来源渠道等）或搜索缩小范围，再导出。"
+        "当前列表共有 3 位客户，一次最多导出 2 位。请先用右侧的筛选条件（生命周期状态、"
+        "RFM 层级、标签、来源渠道等）或搜索缩小范围，再导出。"
     ]
     assert not CustomerExport.objects.exists()
     allowed = client.get(CSV_URL, {"metrics__lifecycle_state__exact": "active"})
