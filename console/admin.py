@@ -157,7 +157,6 @@ class CustomerPageAdmin(CustomerAdmin):
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
             return HttpResponseRedirect(f"{list_url}?{ERROR_FLAG}=1")
-        back = HttpResponseRedirect(list_url + changelist.get_query_string())
         row_count = changelist.result_count  # the filtered count the list itself takes
         if row_count > EXPORT_ROW_LIMIT:
             self.message_user(
@@ -170,7 +169,7 @@ class CustomerPageAdmin(CustomerAdmin):
                 % {"count": format_count(row_count), "limit": format_count(EXPORT_ROW_LIMIT)},
                 messages.ERROR,
             )
-            return back
+            return HttpResponseRedirect(list_url + changelist.get_query_string())
         is_unmasked = request.user.has_perm(PERSONAL_DATA_PERMISSION)
         customer_export_record(
             actor=f"user:{request.user.pk}",

@@ -325,3 +325,17 @@ def test_the_list_offers_the_export_of_what_it_shows() -> None:
     assert f'href="{XLSX_URL}?metrics__lifecycle_state__exact=sleeping"' in page
     assert "导出 Excel" in page
     assert "最多 10万 位" in page
+
+
+@pytest.mark.django_db
+def test_a_tag_filter_decides_the_rows_and_is_recorded_by_its_name() -> None:
+    tag = TagFactory(name="高意向")
+    tagged = CustomerFactory(display_name="林晓雨")
+    CustomerTagFactory(customer=tagged, tag=tag)
+    CustomerFactory(display_name="陈一鸣")
+    client = _chinese_client(_viewer())
+
+    rows = _csv_rows(client.get(CSV_URL, {"tag": str(tag.pk)}))
+
+    assert [row[1] for row in rows[1:]] == ["林晓雨"]
+    assert CustomerExport.objects.get().filters == f"标签：{tag}"
