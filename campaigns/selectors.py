@@ -3,9 +3,16 @@
 from collections.abc import Collection
 from datetime import datetime
 
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 
-from campaigns.models import Campaign, Delivery, DeliveryStatus, FrequencyRule, Variant
+from campaigns.models import (
+    Campaign,
+    Conversion,
+    Delivery,
+    DeliveryStatus,
+    FrequencyRule,
+    Variant,
+)
 from segments.models import Segment
 
 
@@ -110,4 +117,27 @@ def customer_delivery_list(*, customer_id: int, since: datetime) -> QuerySet[Del
             variant_name=F("variant__name"),
         )
         .order_by("-id")
+    )
+
+
+def customer_campaign_history(*, customer_id: int) -> QuerySet[Delivery]:
+    """A customer's deliveries of every campaign, the latest planned first, each with
+    `campaign_name`, `variant_name` and `converted_revenue` (the amount of the orders its
+    conversions credit it with; None when it converted nothing). Served by index
+    delivery_unique (customer, campaign, step), the conversions by conversion_unique
+    (delivery, order); slice the result to bound it."""
+    revenue = (
+        Conversion.objects.filter(delivery_id=OuterRef("pk"))
+        .values("delivery_id")
+        .annotate(total=Sum("revenue"))
+        .values("total")
+    )
+    return (
+        Delivery.objects.filter(customer_id=customer_id)
+        .annotate(
+            campaign_name=F("campaign__name"),
+            variant_name=F("variant__name"),
+            converted_revenue=Subquery(revenue),
+        )
+        .order_by("-planned_at", "-id")
     )

@@ -1,7 +1,9 @@
 """The customer page of the admin, composed here from the CRM's page and the sections the
-other apps offer for it: segmentation's scores, lifecycle, predictions and segments (inlines)
-and campaigns' recent deliveries (a read-only section). Registered once, from explicit imports,
-so the page is the same whatever the order of INSTALLED_APPS."""
+other apps offer for it: segmentation's scores, lifecycle, predictions and segments (inlines),
+campaigns' recent deliveries, and the console's own sections (latest interactions, campaign
+history). Its list exports what it shows (导出, console.exports), every export recorded.
+Registered once, from explicit imports, so the page is the same whatever the order of
+INSTALLED_APPS."""
 
 from collections.abc import Callable
 from typing import Any
@@ -9,16 +11,42 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.functional import Promise
+from django.utils.http import content_disposition_header
+from django.utils.text import capfirst
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from campaigns.admin import customers as campaigns_admin
+from console import customer_sections
+from console.exports import (
+    EXPORT_ROW_LIMIT,
+    customer_export_columns,
+    customer_export_csv,
+    customer_export_values,
+    customer_export_xlsx,
+)
+from console.formatting import format_count
+from console.models import CustomerExport, ExportFormat
+from console.services.exports import customer_export_record
+from core.admin import ActorLabelsAdmin, ReadOnlyAdmin, actor_column
 from core.errors import DomainError
-from crm.admin import CustomerAdmin
+from crm.admin import PERSONAL_DATA_PERMISSION, CustomerAdmin
 from crm.models import Customer, Tag, TagSource
 from crm.services.tags import tags_assign, tags_remove
 from segments.admin import (
@@ -69,7 +97,16 @@ class CustomerPageAdmin(CustomerAdmin):
         CustomerSegmentInline,
         *CustomerAdmin.inlines,
     ]
-    readonly_fields = [*CustomerAdmin.readonly_fields, "recent_deliveries"]
+    change_list_template = "admin/console/customer_change_list.html"
+    # Sections of their own, each after the profile (see get_fieldsets).
+    sections = {
+        "recent_interactions": customer_sections.recent_interactions_title,
+        "campaign_history": customer_sections.campaign_history_title,
+        "recent_deliveries": campaigns_admin.recent_deliveries_title,
+    }
+    readonly_fields = [*CustomerAdmin.readonly_fields, *sections]
+    recent_interactions = staticmethod(customer_sections.recent_interactions)
+    campaign_history = staticmethod(customer_sections.campaign_history)
     recent_deliveries = staticmethod(campaigns_admin.recent_deliveries)
 
     @admin.display(description=_("lifecycle state"), ordering="metrics__lifecycle_state")
@@ -83,15 +120,81 @@ class CustomerPageAdmin(CustomerAdmin):
         return metrics.get_rfm_tier_display() if metrics and metrics.rfm_tier else "-"
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        # The deliveries have a section of their own (below), never the profile's.
-        return [name for name in super().get_fields(request, obj) if name != "recent_deliveries"]
+        # The sections are shown below the profile, never in it.
+        return [name for name in super().get_fields(request, obj) if name not in self.sections]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:
             return fieldsets
-        title = campaigns_admin.recent_deliveries_title()
-        return [*fieldsets, (title, {"fields": ["recent_deliveries"]})]
+        return [
+            *fieldsets,
+            *((title(), {"fields": [name]}) for name, title in self.sections.items()),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        context = {"export_limit": format_count(EXPORT_ROW_LIMIT), **(extra_context or {})}
+        return super().changelist_view(request, context)
+
+    def get_urls(self) -> list[URLPattern]:
+        export = path(
+            "export/<str:file_format>/",
+            self.admin_site.admin_view(self.export_view),
+            name="crm_customer_export",
+        )
+        return [export, *super().get_urls()]
+
+    def export_view(self, request: HttpRequest, file_format: str) -> HttpResponseBase:
+        """The list as filtered and searched (every page of it) as a CSV or .xlsx file, masked
+        unless the user may see personal data; refused above EXPORT_ROW_LIMIT customers.
+        Takes the list's own query string, so the list's filters decide the rows."""
+        if file_format not in ExportFormat.values:
+            raise Http404
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        list_url = reverse("admin:crm_customer_changelist")
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseRedirect(f"{list_url}?{ERROR_FLAG}=1")
+        row_count = changelist.result_count  # the filtered count the list itself takes
+        if row_count > EXPORT_ROW_LIMIT:
+            self.message_user(
+                request,
+                gettext(
+                    "The list holds %(count)s customers; an export takes at most %(limit)s."
+                    " Narrow it with the filters on the right (lifecycle state, RFM tier, tag,"
+                    " source channel…) or a search, then export again."
+                )
+                % {"count": format_count(row_count), "limit": format_count(EXPORT_ROW_LIMIT)},
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(list_url + changelist.get_query_string())
+        is_unmasked = request.user.has_perm(PERSONAL_DATA_PERMISSION)
+        customer_export_record(
+            actor=f"user:{request.user.pk}",
+            filters=_filters_description(changelist),
+            query_string=changelist.get_query_string().removeprefix("?"),
+            row_count=row_count,
+            file_format=ExportFormat(file_format),
+            is_unmasked=is_unmasked,
+        )
+        columns = customer_export_columns(may_see_personal_data=is_unmasked)
+        rows = customer_export_values(changelist.queryset, may_see_personal_data=is_unmasked)
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        filename = f"{capfirst(str(Customer._meta.verbose_name_plural))}-{stamp}.{file_format}"
+        if file_format == ExportFormat.CSV:
+            response = StreamingHttpResponse(
+                customer_export_csv(columns, rows), content_type="text/csv; charset=utf-8"
+            )
+            response["Content-Disposition"] = content_disposition_header(True, filename) or ""
+            return response
+        return FileResponse(
+            customer_export_xlsx(columns, rows),
+            as_attachment=True,
+            filename=filename,
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
 
     def _bulk(
         self,
@@ -210,3 +313,49 @@ class CustomerPageAdmin(CustomerAdmin):
             form_class=StaticSegmentChoiceForm,
             apply=apply,
         )
+
+
+def _filters_description(changelist: ChangeList) -> str:
+    """The list's filters and search as the operator read them: "生命周期状态：沉睡；搜索：王"."""
+    parts = []
+    for spec in changelist.filter_specs:
+        if not spec.used_parameters:  # type: ignore[attr-defined]
+            continue
+        chosen = [str(c["display"]) for c in spec.choices(changelist) if c["selected"]]
+        parts.append(
+            gettext("%(filter)s: %(chosen)s")
+            % {"filter": spec.title, "chosen": pgettext("list separator", ", ").join(chosen)}
+        )
+    if changelist.query:
+        parts.append(gettext("search: %(term)s") % {"term": changelist.query})
+    return pgettext("filters separator", "; ").join(parts)
+
+
+@admin.register(CustomerExport)
+class CustomerExportAdmin(ActorLabelsAdmin, ReadOnlyAdmin):
+    """Who exported which customer list: append-only, so not even deleted here."""
+
+    list_display = [
+        "exported_at",
+        "actor_label",
+        "file_format",
+        "row_count",
+        "is_unmasked",
+        "filters",
+    ]
+    list_filter = ["file_format", "is_unmasked"]
+    actor_fields = ("actor",)
+    actor_label = actor_column("actor", _("exported by"))
+    date_hierarchy = "exported_at"
+    fields = readonly_fields = (
+        "exported_at",
+        "actor_label",
+        "file_format",
+        "row_count",
+        "is_unmasked",
+        "filters",
+        "query_string",
+    )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -17,6 +17,7 @@ from django.urls import reverse
 
 import console.admin
 from campaigns.admin.customers import recent_deliveries
+from console import customer_sections
 from console.admin import CustomerPageAdmin
 from core.errors import ValidationFailed
 from crm.admin import CustomerAdmin
@@ -94,9 +95,13 @@ def test_the_customer_page_is_console_s_with_every_app_s_sections() -> None:
     ]
     assert CustomerPageAdmin.readonly_fields == [
         *CustomerAdmin.readonly_fields,
+        "recent_interactions",
+        "campaign_history",
         "recent_deliveries",
     ]
     assert CustomerPageAdmin.recent_deliveries is recent_deliveries
+    assert CustomerPageAdmin.recent_interactions is customer_sections.recent_interactions
+    assert CustomerPageAdmin.campaign_history is customer_sections.campaign_history
 
 
 @pytest.mark.django_db(transaction=True)
@@ -129,6 +134,8 @@ def test_the_customer_page_is_the_same_with_the_apps_installed_in_reverse_order(
         "Lifecycle transitions",
         "Segments",
         "Identities",
+        "Interactions: the latest 20",
+        "Campaign history: the latest 50",
         "Contact pressure: deliveries of the last 30 days",
     ):
         assert section in shown["page"]
