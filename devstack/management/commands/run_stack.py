@@ -260,6 +260,8 @@ def _commands(port: int, wecom_fake_port: int | None) -> dict[str, list[str]]:
         "--workers",
         "2",
         "--no-control-socket",  # several stacks may run on one machine
+        "--timeout",
+        "120",  # a customer export at its 100,000-row limit writes for up to a minute
         "--access-logfile",
         "-",
     ]
