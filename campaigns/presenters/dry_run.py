@@ -20,6 +20,7 @@ from campaigns.services.dry_run import (
     SAMPLE_SIZE,
     DryRun,
 )
+from core.business_time import business_time_label, business_zone_name
 
 # The dry run's outcome of one audience member, in words.
 OUTCOME_LABELS: dict[str, Promise] = {
@@ -40,6 +41,7 @@ def dry_run_context(campaign: Campaign, dry: DryRun) -> dict[str, Any]:
         {
             **member,
             "outcome_label": OUTCOME_LABELS.get(member["outcome"], member["outcome"]),
+            "deferred_until_label": business_time_label(member["deferred_until"], empty="—"),
             "customer_url": reverse("admin:crm_customer_change", args=[member["customer_id"]]),
         }
         for member in dry.sample
@@ -77,5 +79,7 @@ def dry_run_context(campaign: Campaign, dry: DryRun) -> dict[str, Any]:
         and campaign.quiet_hours_end is not None
         and campaign.quiet_hours_start != campaign.quiet_hours_end,
         "sample": sample,
+        "quiet_until_label": business_time_label(dry.quiet_until),
+        "zone_name": business_zone_name(),
         "is_group_chat": campaign.channel == Channel.WECOM_GROUP,
     }

@@ -430,7 +430,9 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
 
     assert page.status_code == 200
     assert Delivery.objects.count() == deliveries_before  # nothing written
-    assertContains(page, "What launching this campaign at March 2, 2026, 10 p.m. would do.")
+    assertContains(
+        page, "What launching this campaign at March 2, 2026, 10 p.m. (Beijing time) would do."
+    )
     for fragment in [
         row("Audience after exclusions", "7"),
         row("Opted out", "1"),
@@ -446,7 +448,7 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
             reachable[2],
             "Deferred by a frequency rule",
             promo_rule.name,
-            "March 4, 2026, 4 p.m.",  # 72 hours after the promotion
+            "March 4, 2026, 4 p.m. (Beijing time)",  # 72 hours after the promotion
             "—",
         ),
         sample_row(reachable[3], "Would be sent", "—", "—", "A"),
@@ -456,14 +458,14 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
         assertContains(page, fragment, count=1, html=True)
     assertContains(
         page,
-        "Now is within the campaign's quiet hours (21:00–09:00): launched now, its sends "
-        "would wait until March 3, 2026, 9 a.m.",
+        "Now is within the campaign's quiet hours (21:00–09:00, Beijing time): launched now, "
+        "its sends would wait until March 3, 2026, 9 a.m. (Beijing time).",
     )
     assert len(page.context["sample"]) == 7
 
     with time_machine.travel(NIGHT - timedelta(hours=10), tick=False):  # noon
         page = viewer.get(dry_run_url(campaign))
-    assertContains(page, "Now is outside the campaign's quiet hours (21:00–09:00)")
+    assertContains(page, "Now is outside the campaign's quiet hours (21:00–09:00, Beijing time)")
 
 
 def test_the_report_page_shows_each_arm_the_lift_and_a_chart(viewer: Client) -> None:
