@@ -87,17 +87,33 @@ PROGRESS_FIELDS = (
     "state_shown",
     "delivery_counts",
     "created_by_label",
-    "created_at",
-    "updated_at",
-    "launched_at",
-    "planned_at",
-    "finished_at",
+    "created_at_shown",
+    "updated_at_shown",
+    "launched_at_shown",
+    "planned_at_shown",
+    "finished_at_shown",
 )
+
+
+def business_time_field(name: str) -> Any:
+    """A read-only field showing the model's time field `name` in business time, zone named."""
+
+    @admin.display(description=Campaign._meta.get_field(name).verbose_name, ordering=name)
+    def shown(model_admin: admin.ModelAdmin, campaign: Campaign) -> str:
+        return business_time_label(getattr(campaign, name))
+
+    shown.__name__ = f"{name}_shown"
+    return shown
 
 
 @admin.register(Campaign)
 class CampaignAdmin(ServiceAdmin):
     created_by_label = actor_column("created_by", _("created by"))
+    created_at_shown = business_time_field("created_at")
+    updated_at_shown = business_time_field("updated_at")
+    launched_at_shown = business_time_field("launched_at")
+    planned_at_shown = business_time_field("planned_at")
+    finished_at_shown = business_time_field("finished_at")
     form = CampaignForm
     service_field_names = SERVICE_FIELD_NAMES
     inlines = [VariantInline]
@@ -108,7 +124,7 @@ class CampaignAdmin(ServiceAdmin):
         "schedule",
         "holdout",
         "priority",
-        "launched_at",
+        "launched_at_shown",
         "delivery_counts",
     ]
     list_filter = ["state", "channel", "schedule_kind"]
@@ -201,13 +217,15 @@ class CampaignAdmin(ServiceAdmin):
 
     @admin.display(description=_("state"), ordering="state")
     def state_shown(self, campaign: Campaign) -> str:
-        """The state, or what a campaign sending (or completed) still waits for."""
+        """The state, or what a campaign sending (or completed) still waits for; on the change
+        page, kept up to date by campaigns/campaign.js with the progress panel."""
         if campaign.pk is None:
             return "-"
         counts = getattr(campaign, "counts_by_status", None)
-        if counts is None:  # the change page: one campaign
-            return progress_state_label(campaign_progress(campaign))
-        return progress_state_label(progress_of(campaign, counts))
+        if counts is not None:  # the list
+            return progress_state_label(progress_of(campaign, counts))
+        label = progress_state_label(campaign_progress(campaign))
+        return format_html('<span data-progress="state_label">{}</span>', label)
 
     @admin.display(description=_("holdout"), ordering="holdout_share")
     def holdout(self, campaign: Campaign) -> str:

@@ -4,6 +4,9 @@
 "use strict";
 
 (function () {
+    // The steps from the audience down, darkest first; those to send in green.
+    var STEP_COLOURS = ["#205067", "#2f6580", "#417893", "#5b8ca5", "#7aa3b8", "#98b9ca"];
+
     function textColour() {
         return getComputedStyle(document.documentElement).getPropertyValue("--body-fg").trim() || "#333";
     }
@@ -52,7 +55,7 @@
                     return {
                         name: data.names[index],
                         value: value,
-                        itemStyle: {color: index === last ? "#52c41a" : "#417690", opacity: index === last ? 1 : 0.55 + 0.45 * (last - index) / Math.max(last, 1)}
+                        itemStyle: {color: index === last ? "#52c41a" : STEP_COLOURS[index % STEP_COLOURS.length]}
                     };
                 })
             }],
@@ -70,7 +73,7 @@
     }
 
     function showProgress(panel, data) {
-        panel.querySelectorAll("[data-progress]").forEach(function (element) {
+        document.querySelectorAll("[data-progress]").forEach(function (element) {
             var value = valueAt(data, element.getAttribute("data-progress"));
             element.textContent = value == null ? "" : value;
         });

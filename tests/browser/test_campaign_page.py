@@ -1,0 +1,99 @@
+"""A campaign launched from its own page in a real browser, in Chinese: the 启动 button, the
+confirmation with the dry run's funnel (ECharts) and the WeCom tasks, then the campaign's
+progress moving from 待员工确认 to 已完成 without a reload as the WeCom fake's staff member
+confirms. The tasks a launch enqueues run in the test's thread, in order (no worker: the point
+here is the page); the WeCom calls go to the fake over real HTTP."""
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from celery import current_app
+from django.test import override_settings
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from campaigns.models import Campaign, CampaignState, DeliveryStatus
+from campaigns.services.pipeline import campaigns_tick, wecom_results_poll_due
+from devstack.wecom_fake import FakeWeCom
+from tests.campaigns.support import audience, make_campaign, wecom_customers
+from tests.conftest import Enqueued
+from tests.factories import StaffMemberFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def unconfirmed_fake(fake: FakeWeCom) -> Iterator[FakeWeCom]:
+    """The WeCom fake whose staff confirm a task only when the test says so."""
+    fake.configure(confirmation_delay_seconds=None)
+    with override_settings(WECOM_POLL_SECONDS=1):
+        yield fake
+
+
+def run_enqueued(enqueued: list[Enqueued]) -> None:
+    """Run the tasks enqueued so far, and those they enqueue, in order, as a worker would."""
+    while enqueued:
+        task = enqueued.pop(0)
+        current_app.tasks[task.name](*task.args, **task.kwargs)
+
+
+def test_an_operator_launches_a_campaign_from_its_page_and_watches_it_send(
+    operator_page: Page,
+    screenshot: Callable[..., Path],
+    unconfirmed_fake: FakeWeCom,
+    enqueued: list[Enqueued],
+) -> None:
+    owner = StaffMemberFactory(name="林导购", wecom_userid="lin")
+    campaign = make_campaign(
+        audience(wecom_customers(3, owner=owner), name="老客"), name="春季上新"
+    )
+    page = operator_page
+
+    page.goto(f"/admin/campaigns/campaign/{campaign.pk}/change/")
+    screenshot(page, "draft")
+    page.get_by_role("link", name="启动", exact=True).click()
+
+    # The confirmation: the funnel drawn by ECharts, its numbers, the tasks per staff member.
+    expect(page.locator("h1")).to_have_text("启动")
+    expect(page.locator("#campaign-funnel-chart svg")).to_be_visible()
+    expect(page.locator(".campaign-funnel-table")).to_contain_text("目标人群")
+    expect(page.locator(".campaign-to-send")).to_have_text("3")
+    tasks = page.locator(".campaign-tasks tbody tr")
+    expect(tasks).to_have_count(1)
+    expect(tasks.first).to_contain_text("林导购")
+    expect(page.locator(".campaign-examples")).to_contain_text("新品上市")
+    screenshot(page, "confirmation")
+    page.get_by_role("button", name="确定启动").click()
+
+    expect(page.locator(".messagelist")).to_contain_text("已启动 1 个营销活动")
+    campaign.refresh_from_db()
+    assert campaign.state == CampaignState.SENDING
+    # What the worker would do: plan, reserve, create the WeCom task; then the tick finds
+    # nothing left to dispatch and completes the campaign, while the task awaits its staff.
+    run_enqueued(enqueued)
+    campaigns_tick()
+    assert Campaign.objects.get(pk=campaign.pk).state == CampaignState.COMPLETED
+    assert set(campaign.deliveries.values_list("status", flat=True)) == {DeliveryStatus.SUBMITTED}
+
+    page.evaluate("window.notReloaded = true")
+    state = page.locator(".campaign-progress .campaign-state")
+    expect(state).to_have_text("待员工确认")
+    expect(page.locator('[data-progress="text.waiting"]')).to_have_text("3")
+    screenshot(page, "awaiting-staff")
+
+    for message in unconfirmed_fake.messages():
+        unconfirmed_fake.confirm(message["msgid"])
+    wecom_results_poll_due(now=timezone.now() + timedelta(seconds=5))
+
+    expect(state).to_have_text("已完成")
+    expect(page.locator('[data-progress="text.sent"]')).to_have_text("3")
+    expect(page.locator('[data-progress="text.waiting"]')).to_have_text("0")
+    assert page.evaluate("window.notReloaded") is True  # updated in place
+    screenshot(page, "completed")
+
+    page.get_by_role("link", name="效果报告").click()
+    expect(page.locator(".campaign-examples")).to_contain_text("新品上市")
+    expect(page.locator("#content-main")).to_contain_text("北京时间")
+    screenshot(page, "report")
