@@ -95,10 +95,10 @@ PROGRESS_FIELDS = (
 )
 
 
-def business_time_field(name: str) -> Any:
-    """A read-only field showing the model's time field `name` in business time, zone named."""
+def business_time_field(name: str, description: Any) -> Any:
+    """A read-only field showing the time field `name` in business time, zone named."""
 
-    @admin.display(description=Campaign._meta.get_field(name).verbose_name, ordering=name)
+    @admin.display(description=description, ordering=name)
     def shown(model_admin: admin.ModelAdmin, campaign: Campaign) -> str:
         return business_time_label(getattr(campaign, name))
 
@@ -109,11 +109,11 @@ def business_time_field(name: str) -> Any:
 @admin.register(Campaign)
 class CampaignAdmin(ServiceAdmin):
     created_by_label = actor_column("created_by", _("created by"))
-    created_at_shown = business_time_field("created_at")
-    updated_at_shown = business_time_field("updated_at")
-    launched_at_shown = business_time_field("launched_at")
-    planned_at_shown = business_time_field("planned_at")
-    finished_at_shown = business_time_field("finished_at")
+    created_at_shown = business_time_field("created_at", _("created at"))
+    updated_at_shown = business_time_field("updated_at", _("updated at"))
+    launched_at_shown = business_time_field("launched_at", _("launched at"))
+    planned_at_shown = business_time_field("planned_at", _("planned at"))
+    finished_at_shown = business_time_field("finished_at", _("finished at"))
     form = CampaignForm
     service_field_names = SERVICE_FIELD_NAMES
     inlines = [VariantInline]
