@@ -17,9 +17,9 @@ from playwright.sync_api import Page, expect
 from campaigns.models import Campaign, CampaignState, DeliveryStatus
 from campaigns.services.pipeline import campaigns_tick, wecom_results_poll_due
 from devstack.wecom_fake import FakeWeCom
-from tests.campaigns.support import audience, make_campaign, wecom_customers
+from tests.campaigns.support import audience, make_campaign, report_case, wecom_customers
 from tests.conftest import Enqueued
-from tests.factories import StaffMemberFactory
+from tests.factories import CampaignFactory, CustomerFactory, StaffMemberFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,3 +97,17 @@ def test_an_operator_launches_a_campaign_from_its_page_and_watches_it_send(
     expect(page.locator(".campaign-examples")).to_contain_text("新品上市")
     expect(page.locator("#content-main")).to_contain_text("北京时间")
     screenshot(page, "report")
+
+
+def test_the_report_draws_its_charts(operator_page: Page, screenshot: Callable[..., Path]) -> None:
+    campaign = CampaignFactory(name="周年庆", variants=["A", "B"], state=CampaignState.COMPLETED)
+    report_case(campaign, CustomerFactory.create_batch(9), at=timezone.now() - timedelta(days=1))
+
+    operator_page.goto(f"/admin/campaigns/campaign/{campaign.pk}/report/")
+
+    # ECharts drew both charts (SVG renderer): conversion rate per arm, lift with its interval.
+    expect(operator_page.locator("#rate-chart svg")).to_be_visible()
+    expect(operator_page.locator("#lift-chart svg")).to_be_visible()
+    expect(operator_page.locator("#rate-chart")).to_contain_text("对照组")
+    expect(operator_page.locator("#lift-chart")).to_contain_text("全部版本")
+    screenshot(operator_page, "report")

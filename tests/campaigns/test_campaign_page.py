@@ -424,5 +424,6 @@ def test_the_report_shows_each_variants_message_and_its_times(viewer: Client) ->
     assert_once(content, row("A", "Wang Xiaomei (example)，春季新品上市"))
     assert_once(content, row("B", "Li Na (example staff member)为您挑选了Hangzhou门店的新品"))
     assert "made-up values, not a real customer" in content
-    assert "Launched March 2, 2026, 10 a.m. (Beijing time)" in content
+    assert "Launched March 2, 2026, 10 a.m. (Beijing time)." in content
+    assert "Finished March 2, 2026, 10 a.m. (Beijing time)." in content
     assertNotContains(page, "{{ display_name }}")
