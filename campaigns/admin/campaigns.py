@@ -44,6 +44,7 @@ from campaigns.selectors import (
     progress_of,
 )
 from campaigns.services.campaigns import (
+    ERROR_CAMPAIGN_NOT_FOUND,
     CampaignInput,
     VariantInput,
     campaign_create,
@@ -56,6 +57,8 @@ from campaigns.services.report import campaign_report
 from core.admin import ServiceAdmin, actor_column
 from core.business_time import business_time_label
 from core.errors import DomainError
+
+ERROR_PERMISSION_DENIED = "permission_denied"
 
 # Shown once, when a secret is issued: only its encrypted form is kept.
 SECRET_ISSUED = _(
@@ -400,8 +403,19 @@ class CampaignAdmin(ServiceAdmin):
         )
 
     def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
-        """The campaign's progress as JSON, for its pages to poll."""
-        campaign = self._viewed_campaign(request, object_id)
+        """The campaign's progress as JSON, for its pages to poll; a refusal as JSON with its
+        code."""
+        if not self.has_view_permission(request):
+            return JsonResponse(
+                {"code": ERROR_PERMISSION_DENIED, "detail": str(_("You may not view campaigns."))},
+                status=403,
+            )
+        campaign = self.get_object(request, unquote(object_id))
+        if campaign is None:
+            return JsonResponse(
+                {"code": ERROR_CAMPAIGN_NOT_FOUND, "detail": str(_("No campaign with this id."))},
+                status=404,
+            )
         return JsonResponse(progress_data(campaign_progress(campaign)))
 
     def transition_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:

@@ -15,11 +15,17 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from campaigns.models import Campaign, CampaignState, DeliveryStatus
+from campaigns.services.campaigns import VariantInput
 from campaigns.services.pipeline import campaigns_tick, wecom_results_poll_due
 from devstack.wecom_fake import FakeWeCom
 from tests.campaigns.support import audience, make_campaign, report_case, wecom_customers
 from tests.conftest import Enqueued
-from tests.factories import CampaignFactory, CustomerFactory, StaffMemberFactory
+from tests.factories import (
+    CampaignFactory,
+    CustomerFactory,
+    DeliveryFactory,
+    StaffMemberFactory,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,3 +117,35 @@ def test_the_report_draws_its_charts(operator_page: Page, screenshot: Callable[.
     expect(operator_page.locator("#rate-chart")).to_contain_text("对照组")
     expect(operator_page.locator("#lift-chart")).to_contain_text("全部版本")
     screenshot(operator_page, "report")
+
+
+def test_the_confirmation_warns_of_a_personalised_text_and_of_another_campaigns_holdout(
+    operator_page: Page, screenshot: Callable[..., Path]
+) -> None:
+    lin, zhou = StaffMemberFactory(name="林导购"), StaffMemberFactory(name="周导购")
+    customers = [*wecom_customers(2, owner=lin), *wecom_customers(1, owner=zhou)]
+    anniversary = CampaignFactory(name="周年庆", state=CampaignState.COMPLETED)
+    for customer in customers[:2]:
+        DeliveryFactory(
+            campaign=anniversary,
+            customer=customer,
+            is_holdout=True,
+            status=DeliveryStatus.HELD_OUT,
+            at=timezone.now() - timedelta(days=1),
+        )
+    campaign = make_campaign(
+        audience(customers, name="老客"),
+        name="春季上新",
+        variants=[VariantInput(name="A", content="{{ display_name }}，春季新品上市")],
+    )
+
+    operator_page.goto(f"/admin/campaigns/campaign/{campaign.pk}/launch/")
+
+    warnings = operator_page.locator(".campaign-warnings li")
+    expect(warnings).to_have_count(2)
+    expect(warnings.nth(0)).to_contain_text("「周年庆」的对照组")
+    expect(warnings.nth(1)).to_contain_text("共 3 个任务")
+    expect(warnings.nth(1).get_by_role("link", name="修改版本文案")).to_be_visible()
+    expect(operator_page.locator(".campaign-tasks tbody tr")).to_have_count(2)
+    expect(operator_page.locator(".campaign-examples")).to_contain_text("王小美（示例）")
+    screenshot(operator_page, "warnings")

@@ -381,11 +381,17 @@ def test_a_sending_campaign_still_to_plan_or_queueing_shows_sending(viewer: Clie
 def test_the_progress_needs_the_view_permission(client: Client) -> None:
     campaign = waiting_for_staff()
 
-    assert staff_client("view_frequencyrule").get(progress_url(campaign)).status_code == 403
+    refused = staff_client("view_frequencyrule").get(progress_url(campaign))
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "permission_denied"
     anonymous = client.get(progress_url(campaign))
     assert anonymous.status_code == 302  # to the login page
     assert "login" in anonymous["Location"]
-    assert staff_client("view_campaign").get(progress_url(Campaign(pk=0))).status_code == 404
+    for unknown in ("0", "abc", "1%2F2"):
+        url = progress_url(campaign).replace(f"/{campaign.pk}/", f"/{unknown}/")
+        missing = staff_client("view_campaign").get(url)
+        assert missing.status_code == 404, unknown
+        assert missing.json()["code"] == "campaign_not_found"
 
 
 def test_the_progress_costs_the_same_queries_whatever_the_deliveries(viewer: Client) -> None:
