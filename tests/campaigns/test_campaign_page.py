@@ -19,7 +19,13 @@ from pytest_django.asserts import assertContains, assertNotContains
 from campaigns.models import Campaign, CampaignState, Channel, DeliveryStatus
 from campaigns.services.campaigns import VariantInput
 from crm.models import Customer
-from tests.campaigns.support import audience, make_campaign, opt_out, wecom_customers
+from tests.campaigns.support import (
+    audience,
+    group_chat,
+    make_campaign,
+    opt_out,
+    wecom_customers,
+)
 from tests.conftest import Enqueued
 from tests.factories import (
     CampaignFactory,
@@ -266,6 +272,33 @@ def test_a_shared_wecom_text_is_not_warned_of(launcher: Client) -> None:
 
     assert "WeCom needs a task of its own" not in page
     assert "With a shared text" not in page
+
+
+def test_a_group_chat_campaign_counts_one_task_per_chat_owner(launcher: Client) -> None:
+    owner = StaffMemberFactory(name="群主小林")
+    members = CustomerFactory.create_batch(4)
+    group_chat(owner, members[:2])
+    group_chat(owner, members[2:])
+    campaign = make_campaign(audience(members), name="社群上新", channel=Channel.WECOM_GROUP)
+
+    page = confirmation(launcher, campaign)
+
+    assert '<td class="campaign-to-send">4</td>' in page
+    assert_once(page, row("群主小林", "4", "1"))  # two chats of one owner: one task
+
+
+def test_the_launch_confirmation_costs_the_same_queries_whatever_the_audience(
+    launcher: Client,
+) -> None:
+    small = make_campaign(audience(wecom_customers(2), "small"), name="small")
+    large = make_campaign(audience(wecom_customers(20), "large"), name="large")
+
+    def queries(campaign: Campaign) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            confirmation(launcher, campaign)
+        return len(captured)
+
+    assert queries(small) == queries(large)
 
 
 def test_confirming_launches_and_comes_back_to_the_campaign(
