@@ -1,10 +1,14 @@
-"""The dry run page: what launching a campaign now would do, in words: counts by outcome, by
-frequency rule and by variant, and a sample of the audience with each member's outcome."""
+"""The dry run page: what launching a campaign now would do, in words: the funnel from the
+audience to those sent to (audience → opted out → no identity → held back by each frequency
+rule → holdout → to send, also drawn as a chart), counts by frequency rule and by variant, and a
+sample of the audience with each member's outcome."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.urls import reverse
 from django.utils.functional import Promise
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Campaign, Channel
@@ -34,6 +38,62 @@ OUTCOME_LABELS: dict[str, Promise] = {
 }
 
 
+@dataclass(frozen=True)
+class FunnelStep:
+    label: str
+    removed: int  # by this step; the first step removes nobody
+    remaining: int
+
+
+def funnel_steps(dry: DryRun) -> list[FunnelStep]:
+    """The dry run's audience step by step; each member counts once, at the first step that
+    holds them back (the dry run's order)."""
+    steps = [FunnelStep(gettext("Audience"), 0, dry.audience)]
+
+    def take(label: str, removed: int) -> None:
+        steps.append(FunnelStep(label, removed, steps[-1].remaining - removed))
+
+    take(gettext("Opted out"), dry.opted_out)
+    take(gettext("No identity for the channel"), dry.no_identity)
+    if dry.group_blocked:
+        take(gettext("Held back with its group chat"), dry.group_blocked)
+    for rule, count in sorted(dry.capped_by_rule.items()):
+        take(gettext("Capped by “%(rule)s”") % {"rule": rule}, count)
+    for rule, count in sorted(dry.deferred_by_rule.items()):
+        take(gettext("Deferred by “%(rule)s”") % {"rule": rule}, count)
+    take(gettext("Holdout (control group)"), dry.holdout)
+    return steps
+
+
+def funnel_chart(steps: list[FunnelStep]) -> dict[str, Any]:
+    """The chart's data (json_script): one layer per step, what remains after it; the last
+    step (the holdout) leaves those to send."""
+    after = [gettext("Without: %(step)s") % {"step": step.label} for step in steps[1:-1]]
+    return {
+        "title": gettext("From audience to sends"),
+        "names": [steps[0].label, *after, gettext("To send")],
+        "values": [step.remaining for step in steps],
+        "labels": [format_count(step.remaining) for step in steps],
+    }
+
+
+def funnel_context(dry: DryRun) -> dict[str, Any]:
+    """The funnel's table and chart (includes/funnel.html)."""
+    steps = funnel_steps(dry)
+    return {
+        "funnel_steps": [
+            {
+                "label": step.label,
+                "removed": format_count(step.removed) if index else "",
+                "remaining": format_count(step.remaining),
+            }
+            for index, step in enumerate(steps)
+        ],
+        "would_send": format_count(dry.would_send),
+        "funnel_chart": funnel_chart(steps),
+    }
+
+
 def dry_run_context(campaign: Campaign, dry: DryRun) -> dict[str, Any]:
     rules = sorted({*dry.capped_by_rule, *dry.deferred_by_rule})
     variants = list(campaign.variants.order_by("name", "id").values_list("name", "weight"))
@@ -47,11 +107,11 @@ def dry_run_context(campaign: Campaign, dry: DryRun) -> dict[str, Any]:
         for member in dry.sample
     ]
     return {
+        **funnel_context(dry),
         "dry_run": dry,
         "sample_size": SAMPLE_SIZE,
         "rule_columns": [_("Capped"), _("Deferred")],
         "variant_columns": [_("Weight"), _("Would be sent"), _("Share")],
-        "held_back": sum(dry.capped_by_rule.values()) + sum(dry.deferred_by_rule.values()),
         "rule_lines": [
             FigureLine(
                 name,

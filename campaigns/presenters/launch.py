@@ -1,7 +1,6 @@
-"""The launch confirmation in words and as a chart: the dry run's funnel (audience → opted out →
-no identity → held back by each frequency rule → holdout → to send), the WeCom tasks each staff
-member would confirm, the warnings worth reading before launching, and each variant's message
-as an example customer would read it."""
+"""The launch confirmation in words: the dry run's funnel (see `presenters.dry_run`), the WeCom
+tasks each staff member would confirm, the warnings worth reading before launching, and each
+variant's message as an example customer would read it."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from campaigns.models import Campaign, Channel
+from campaigns.presenters.dry_run import funnel_context
 from campaigns.presenters.formatting import format_count, format_percent
 from campaigns.services.dry_run import DryRun
 from campaigns.services.launch_check import LaunchCheck
@@ -27,43 +27,6 @@ EXAMPLE_VALUES: dict[str, Promise] = {
     "member_level": gettext_lazy("3"),
     "owner_name": gettext_lazy("Li Na (example staff member)"),
 }
-
-
-@dataclass(frozen=True)
-class FunnelStep:
-    label: str
-    removed: int  # by this step; the first step removes nobody
-    remaining: int
-
-
-def funnel_steps(dry: DryRun) -> list[FunnelStep]:
-    """The dry run's audience step by step; each member counts once, at the first step that
-    holds them back (the dry run's order)."""
-    steps = [FunnelStep(_("Audience"), 0, dry.audience)]
-
-    def take(label: str, removed: int) -> None:
-        steps.append(FunnelStep(label, removed, steps[-1].remaining - removed))
-
-    take(_("Opted out"), dry.opted_out)
-    take(_("No identity for the channel"), dry.no_identity + dry.group_blocked)
-    for rule, count in sorted(dry.capped_by_rule.items()):
-        take(_("Capped by “%(rule)s”") % {"rule": rule}, count)
-    for rule, count in sorted(dry.deferred_by_rule.items()):
-        take(_("Deferred by “%(rule)s”") % {"rule": rule}, count)
-    take(_("Holdout (control group)"), dry.holdout)
-    return steps
-
-
-def funnel_chart(steps: list[FunnelStep]) -> dict[str, Any]:
-    """The chart's data (json_script): one layer per step, what remains after it; the last
-    step (the holdout) leaves those to send."""
-    after = [_("Without: %(step)s") % {"step": step.label} for step in steps[1:-1]]
-    return {
-        "title": _("From audience to sends"),
-        "names": [steps[0].label, *after, _("To send")],
-        "values": [step.remaining for step in steps],
-        "labels": [format_count(step.remaining) for step in steps],
-    }
 
 
 @dataclass(frozen=True)
@@ -154,18 +117,8 @@ def example_messages(campaign: Campaign) -> list[dict[str, str]]:
 def launch_context(
     campaign: Campaign, dry: DryRun, check: LaunchCheck, *, edit_url: str
 ) -> dict[str, Any]:
-    steps = funnel_steps(dry)
     return {
-        "funnel_steps": [
-            {
-                "label": step.label,
-                "removed": format_count(step.removed) if index else "",
-                "remaining": format_count(step.remaining),
-            }
-            for index, step in enumerate(steps)
-        ],
-        "would_send": format_count(dry.would_send),
-        "funnel_chart": funnel_chart(steps),
+        **funnel_context(dry),
         "warnings": launch_warnings(campaign, dry, check, edit_url=edit_url),
         "staff_tasks": [
             {

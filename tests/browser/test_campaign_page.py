@@ -59,6 +59,11 @@ def test_an_operator_launches_a_campaign_from_its_page_and_watches_it_send(
 
     page.goto(f"/admin/campaigns/campaign/{campaign.pk}/change/")
     screenshot(page, "draft")
+    page.get_by_role("link", name="试运行").click()
+    expect(page.locator("#campaign-funnel-chart svg")).to_be_visible()
+    expect(page.locator(".campaign-to-send")).to_have_text("3")
+    screenshot(page, "dry-run")
+    page.go_back()
     page.get_by_role("link", name="启动", exact=True).click()
 
     # The confirmation: the funnel drawn by ECharts, its numbers, the tasks per staff member.

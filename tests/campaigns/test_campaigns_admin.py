@@ -435,12 +435,13 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
         page, "What launching this campaign at March 2, 2026, 10 p.m. (Beijing time) would do."
     )
     for fragment in [
-        row("Audience after exclusions", "7"),
-        row("Opted out", "1"),
-        row("No identity for the channel", "1"),
-        row("Held back by frequency rules", "3"),
-        row("Holdout (control group)", "0"),
-        row("Would be sent", "2"),
+        # The funnel: held back at each step, and who remains.
+        row("Audience", "", "7"),
+        row("Opted out", "1", "6"),
+        row("No identity for the channel", "1", "5"),
+        row(f"Capped by “{preset}”", "2", "3"),
+        row("Deferred by “Promo once in 3 days”", "1", "2"),
+        row("Holdout (control group)", "0", "2"),
         row(preset, "2", "0"),  # capped, deferred
         row("Promo once in 3 days", "0", "1"),
         row("A", "1", "2", "100.00%"),  # weight, would be sent, share
@@ -457,6 +458,7 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
         sample_row(unreachable, "No identity for the channel", "—", "—", "—"),
     ]:
         assertContains(page, fragment, count=1, html=True)
+    assertContains(page, '<td class="campaign-to-send">2</td>')
     assertContains(
         page,
         "Now is within the campaign's quiet hours (21:00–09:00, Beijing time): launched now, "
