@@ -1,12 +1,15 @@
 """Campaign reads: selectors only, no writes."""
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 
 from campaigns.models import (
     Campaign,
+    CampaignState,
+    Channel,
     Conversion,
     Delivery,
     DeliveryStatus,
@@ -140,4 +143,63 @@ def customer_campaign_history(*, customer_id: int) -> QuerySet[Delivery]:
             converted_revenue=Subquery(revenue),
         )
         .order_by("-planned_at", "-id")
+    )
+
+
+# A campaign's state as shown: the stored state, except that a campaign sending, or completed,
+# while deliveries still wait (for their turn or for the platform) shows what it waits for.
+PROGRESS_SENDING = "sending"
+PROGRESS_AWAITING_STAFF = "awaiting_staff"  # WeCom tasks created, not yet confirmed by staff
+PROGRESS_AWAITING_PLATFORM = "awaiting_platform"  # another channel's, results not yet in
+LIVE_PROGRESS_STATES = (PROGRESS_SENDING, PROGRESS_AWAITING_STAFF, PROGRESS_AWAITING_PLATFORM)
+
+
+@dataclass(frozen=True)
+class CampaignProgress:
+    """Where a campaign's sends are: `sent`, `waiting` (for their turn, for dispatch or, the
+    `awaiting_platform` among them, for the platform's result) and `failed`; and the state
+    shown (`state`: a CampaignState value or one of the PROGRESS_ states)."""
+
+    state: str
+    sent: int
+    waiting: int
+    awaiting_platform: int
+    failed: int
+
+    @property
+    def to_send(self) -> int:
+        return self.sent + self.waiting + self.failed
+
+    @property
+    def is_live(self) -> bool:
+        """Still moving: worth watching."""
+        return self.state in LIVE_PROGRESS_STATES
+
+
+def campaign_progress(campaign: Campaign) -> CampaignProgress:
+    """The campaign's progress from its deliveries, in one aggregate query (see
+    `campaign_delivery_counts`)."""
+    return progress_of(campaign, campaign_delivery_counts([campaign.pk])[campaign.pk])
+
+
+def progress_of(campaign: Campaign, counts: dict[str, int]) -> CampaignProgress:
+    """The progress of a campaign whose deliveries per status are `counts` (every status)."""
+    queued = counts[DeliveryStatus.PENDING] + counts[DeliveryStatus.RESERVED]
+    awaiting = counts[DeliveryStatus.SUBMITTED]
+    state = campaign.state
+    if state in (CampaignState.SENDING, CampaignState.COMPLETED):
+        is_planning = state == CampaignState.SENDING and campaign.planned_at is None
+        if queued or is_planning:
+            state = PROGRESS_SENDING
+        elif awaiting:
+            is_wecom = campaign.channel in (Channel.WECOM_CUSTOMER, Channel.WECOM_GROUP)
+            state = PROGRESS_AWAITING_STAFF if is_wecom else PROGRESS_AWAITING_PLATFORM
+        elif state == CampaignState.SENDING:
+            state = PROGRESS_SENDING
+    return CampaignProgress(
+        state=state,
+        sent=counts[DeliveryStatus.SENT],
+        waiting=queued + awaiting,
+        awaiting_platform=awaiting,
+        failed=counts[DeliveryStatus.FAILED] + counts[DeliveryStatus.DEAD_LETTER],
     )

@@ -1,6 +1,8 @@
 """Campaigns with their variants, written through the services and read-only once launched;
-launch, pause, resume, cancel and the rotation of a webhook's secret as actions behind a
-confirmation page; and a campaign's dry run and report pages, reading the services."""
+launch, pause, resume and cancel as buttons on the campaign's page, each behind a confirmation
+page (launching's with the dry run's funnel, the WeCom tasks and warnings), and as actions of
+the list with the rotation of a webhook's secret; the campaign's progress, which its pages poll
+as JSON; and its dry run and report pages, reading the services."""
 
 from typing import Any
 
@@ -11,7 +13,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -32,9 +34,17 @@ from campaigns.admin.campaign_form import (
 from campaigns.admin.transitions import TRANSITIONS
 from campaigns.models import Campaign, CampaignState, DeliveryStatus, Variant
 from campaigns.presenters.dry_run import dry_run_context
+from campaigns.presenters.launch import example_messages, launch_context
+from campaigns.presenters.progress import progress_data, progress_state_label
 from campaigns.presenters.report import report_context
-from campaigns.selectors import campaign_delivery_counts, campaign_search_condition
+from campaigns.selectors import (
+    campaign_delivery_counts,
+    campaign_progress,
+    campaign_search_condition,
+    progress_of,
+)
 from campaigns.services.campaigns import (
+    ERROR_CAMPAIGN_NOT_FOUND,
     CampaignInput,
     VariantInput,
     campaign_create,
@@ -42,10 +52,13 @@ from campaigns.services.campaigns import (
     campaign_update,
 )
 from campaigns.services.dry_run import campaign_dry_run
+from campaigns.services.launch_check import campaign_launch_check
 from campaigns.services.report import campaign_report
 from core.admin import ServiceAdmin, actor_column
 from core.business_time import business_time_label
 from core.errors import DomainError
+
+ERROR_PERMISSION_DENIED = "permission_denied"
 
 # Shown once, when a secret is issued: only its encrypted form is kept.
 SECRET_ISSUED = _(
@@ -55,6 +68,10 @@ SECRET_ISSUED = _(
 
 # The dry run answers what launching would do: worth a look until the campaign is planned.
 DRY_RUN_STATES = {CampaignState.DRAFT, CampaignState.SCHEDULED}
+# The transitions offered as buttons on the campaign's page, in their order there.
+PAGE_TRANSITIONS = ("launch", "pause", "resume", "cancel")
+# How often a page showing a campaign's progress asks for it again, while it moves.
+PROGRESS_POLL_MILLISECONDS = 4000
 
 
 class CampaignChangeList(ChangeList):
@@ -70,31 +87,47 @@ class CampaignChangeList(ChangeList):
 # What the campaign's life wrote, shown read-only in its "Progress" section. A tuple: the
 # read-only fields and the section share it, so neither may change it for the other.
 PROGRESS_FIELDS = (
-    "state",
+    "state_shown",
     "delivery_counts",
     "created_by_label",
-    "created_at",
-    "updated_at",
-    "launched_at",
-    "planned_at",
-    "finished_at",
+    "created_at_shown",
+    "updated_at_shown",
+    "launched_at_shown",
+    "planned_at_shown",
+    "finished_at_shown",
 )
+
+
+def business_time_field(name: str, description: Any) -> Any:
+    """A read-only field showing the time field `name` in business time, zone named."""
+
+    @admin.display(description=description, ordering=name)
+    def shown(model_admin: admin.ModelAdmin, campaign: Campaign) -> str:
+        return business_time_label(getattr(campaign, name))
+
+    shown.__name__ = f"{name}_shown"
+    return shown
 
 
 @admin.register(Campaign)
 class CampaignAdmin(ServiceAdmin):
     created_by_label = actor_column("created_by", _("created by"))
+    created_at_shown = business_time_field("created_at", _("created at"))
+    updated_at_shown = business_time_field("updated_at", _("updated at"))
+    launched_at_shown = business_time_field("launched_at", _("launched at"))
+    planned_at_shown = business_time_field("planned_at", _("planned at"))
+    finished_at_shown = business_time_field("finished_at", _("finished at"))
     form = CampaignForm
     service_field_names = SERVICE_FIELD_NAMES
     inlines = [VariantInline]
     list_display = [
         "name",
         "channel",
-        "state",
+        "state_shown",
         "schedule",
         "holdout",
         "priority",
-        "launched_at",
+        "launched_at_shown",
         "delivery_counts",
     ]
     list_filter = ["state", "channel", "schedule_kind"]
@@ -185,6 +218,18 @@ class CampaignAdmin(ServiceAdmin):
         # A planned time: its zone is named, so that nobody reads it as their own.
         return f"{kind} {business_time_label(campaign.scheduled_at)}"
 
+    @admin.display(description=_("state"), ordering="state")
+    def state_shown(self, campaign: Campaign) -> str:
+        """The state, or what a campaign sending (or completed) still waits for; on the change
+        page, kept up to date by campaigns/campaign.js with the progress panel."""
+        if campaign.pk is None:
+            return "-"
+        counts = getattr(campaign, "counts_by_status", None)
+        if counts is not None:  # the list
+            return progress_state_label(progress_of(campaign, counts))
+        label = progress_state_label(campaign_progress(campaign))
+        return format_html('<span data-progress="state_label">{}</span>', label)
+
     @admin.display(description=_("holdout"), ordering="holdout_share")
     def holdout(self, campaign: Campaign) -> str:
         return f"{(campaign.holdout_share * 100).normalize():f}%"
@@ -223,6 +268,20 @@ class CampaignAdmin(ServiceAdmin):
                 self.admin_site.admin_view(self.report_view),
                 name=f"{info}_report",
             ),
+            path(
+                "<path:object_id>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name=f"{info}_progress",
+            ),
+            *(
+                path(
+                    f"<path:object_id>/{action}/",
+                    self.admin_site.admin_view(self.transition_view),
+                    {"action": action},
+                    name=f"{info}_{action}",
+                )
+                for action in PAGE_TRANSITIONS
+            ),
             *super().get_urls(),  # last: it ends with a catch-all of <path:object_id>/
         ]
 
@@ -249,7 +308,34 @@ class CampaignAdmin(ServiceAdmin):
     ) -> HttpResponse:
         if obj is not None and obj.pk is not None:
             context["campaign_pages"] = self.campaign_pages(obj)
+            context["campaign_buttons"] = self.campaign_buttons(request, obj)
+            context.update(self._progress_context(obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def campaign_buttons(self, request: HttpRequest, campaign: Campaign) -> list[dict[str, Any]]:
+        """The state changes open to the user in the campaign's state, each a link to its
+        confirmation page."""
+        if not self.has_launch_permission(request):
+            return []
+        return [
+            {
+                "action": action,
+                "label": TRANSITIONS[action].button_label,
+                "url": reverse(f"admin:campaigns_campaign_{action}", args=[campaign.pk]),
+            }
+            for action in PAGE_TRANSITIONS
+            if campaign.state in TRANSITIONS[action].states
+        ]
+
+    def _progress_context(self, campaign: Campaign) -> dict[str, Any]:
+        """The progress panel: shown once the campaign is launched, polled while it moves."""
+        if campaign.state == CampaignState.DRAFT:
+            return {}
+        return {
+            "progress": progress_data(campaign_progress(campaign)),
+            "progress_url": reverse("admin:campaigns_campaign_progress", args=[campaign.pk]),
+            "progress_poll_milliseconds": PROGRESS_POLL_MILLISECONDS,
+        }
 
     def _viewed_campaign(self, request: HttpRequest, object_id: str) -> Campaign:
         if not self.has_view_permission(request):
@@ -292,7 +378,7 @@ class CampaignAdmin(ServiceAdmin):
             title=_("Dry run"),
             template="admin/campaigns/campaign/dry_run.html",
             context={
-                "at": at,
+                "at_label": business_time_label(at),
                 "is_planned": campaign.state not in DRY_RUN_STATES,
                 **dry_run_context(campaign, dry_run),
             },
@@ -306,8 +392,82 @@ class CampaignAdmin(ServiceAdmin):
             campaign,
             title=_("Report"),
             template="admin/campaigns/campaign/report.html",
-            context=report_context(report),
+            context={
+                **report_context(report),
+                **self._progress_context(campaign),
+                "examples": example_messages(campaign),
+                "at_label": business_time_label(timezone.now()),
+                "launched_label": business_time_label(campaign.launched_at),
+                "finished_label": business_time_label(campaign.finished_at),
+            },
         )
+
+    def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """The campaign's progress as JSON, for its pages to poll; a refusal as JSON with its
+        code."""
+        if not self.has_view_permission(request):
+            return JsonResponse(
+                {"code": ERROR_PERMISSION_DENIED, "detail": str(_("You may not view campaigns."))},
+                status=403,
+            )
+        campaign = self.get_object(request, unquote(object_id))
+        if campaign is None:
+            return JsonResponse(
+                {"code": ERROR_CAMPAIGN_NOT_FOUND, "detail": str(_("No campaign with this id."))},
+                status=404,
+            )
+        return JsonResponse(progress_data(campaign_progress(campaign)))
+
+    def transition_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        """A state change of one campaign: its confirmation page (GET), then the service
+        (POST), back on the campaign's page either way it ends."""
+        campaign = self._viewed_campaign(request, object_id)
+        if not self.has_launch_permission(request):
+            raise PermissionDenied
+        transition = TRANSITIONS[action]
+        change_url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+        if campaign.state not in transition.states:
+            message = _("This campaign is %(state)s: it cannot be changed this way now.") % {
+                "state": campaign.get_state_display()
+            }
+            self.message_user(request, message, messages.WARNING)
+            return HttpResponseRedirect(change_url)
+        if request.method == "POST":
+            try:
+                transition.service(campaign_id=campaign.pk, actor=f"user:{request.user.pk}")
+            except DomainError as refusal:
+                self.message_refusal(request, refusal)
+            else:
+                self.message_user(request, transition.done % {"count": 1}, messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        return self._campaign_page(
+            request,
+            campaign,
+            title=transition.button_label or transition.title,
+            template="admin/campaigns/campaign/confirm.html",
+            context={
+                "transition": transition,
+                "action": action,
+                "change_url": change_url,
+                **self._confirmation_context(campaign, action, change_url),
+            },
+        )
+
+    def _confirmation_context(
+        self, campaign: Campaign, action: str, change_url: str
+    ) -> dict[str, Any]:
+        """What the confirmation shows: what sending now would do when it starts the sends (a
+        launch, or resuming a campaign paused before it was planned); else where they are."""
+        if action not in ("launch", "resume") or campaign.planned_at is not None:
+            return self._progress_context(campaign)
+        at = timezone.now()
+        dry_run = campaign_dry_run(campaign=campaign, at=at)
+        check = campaign_launch_check(campaign=campaign, at=at)
+        return {
+            "at_label": business_time_label(at),
+            **launch_context(campaign, dry_run, check, edit_url=change_url),
+            "is_editable": campaign.state == CampaignState.DRAFT,
+        }
 
     # Read-only once launched: a launched campaign is changed by the actions, never edited.
 

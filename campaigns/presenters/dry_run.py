@@ -1,10 +1,14 @@
-"""The dry run page: what launching a campaign now would do, in words: counts by outcome, by
-frequency rule and by variant, and a sample of the audience with each member's outcome."""
+"""The dry run page: what launching a campaign now would do, in words: the funnel from the
+audience to those sent to (audience → opted out → no identity → held back by each frequency
+rule → holdout → to send, also drawn as a chart), counts by frequency rule and by variant, and a
+sample of the audience with each member's outcome."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.urls import reverse
 from django.utils.functional import Promise
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Campaign, Channel
@@ -20,6 +24,7 @@ from campaigns.services.dry_run import (
     SAMPLE_SIZE,
     DryRun,
 )
+from core.business_time import business_time_label, business_zone_name
 
 # The dry run's outcome of one audience member, in words.
 OUTCOME_LABELS: dict[str, Promise] = {
@@ -33,6 +38,62 @@ OUTCOME_LABELS: dict[str, Promise] = {
 }
 
 
+@dataclass(frozen=True)
+class FunnelStep:
+    label: str
+    removed: int  # by this step; the first step removes nobody
+    remaining: int
+
+
+def funnel_steps(dry: DryRun) -> list[FunnelStep]:
+    """The dry run's audience step by step; each member counts once, at the first step that
+    holds them back (the dry run's order)."""
+    steps = [FunnelStep(gettext("Audience"), 0, dry.audience)]
+
+    def take(label: str, removed: int) -> None:
+        steps.append(FunnelStep(label, removed, steps[-1].remaining - removed))
+
+    take(gettext("Opted out"), dry.opted_out)
+    take(gettext("No identity for the channel"), dry.no_identity)
+    if dry.group_blocked:
+        take(gettext("Held back with its group chat"), dry.group_blocked)
+    for rule, count in sorted(dry.capped_by_rule.items()):
+        take(gettext("Capped by “%(rule)s”") % {"rule": rule}, count)
+    for rule, count in sorted(dry.deferred_by_rule.items()):
+        take(gettext("Deferred by “%(rule)s”") % {"rule": rule}, count)
+    take(gettext("Holdout (control group)"), dry.holdout)
+    return steps
+
+
+def funnel_chart(steps: list[FunnelStep]) -> dict[str, Any]:
+    """The chart's data (json_script): one layer per step, what remains after it; the last
+    step (the holdout) leaves those to send."""
+    after = [gettext("Without: %(step)s") % {"step": step.label} for step in steps[1:-1]]
+    return {
+        "title": gettext("From audience to sends"),
+        "names": [steps[0].label, *after, gettext("To send")],
+        "values": [step.remaining for step in steps],
+        "labels": [format_count(step.remaining) for step in steps],
+    }
+
+
+def funnel_context(dry: DryRun) -> dict[str, Any]:
+    """The funnel's table and chart (includes/funnel.html)."""
+    steps = funnel_steps(dry)
+    return {
+        "funnel_steps": [
+            {
+                "label": step.label,
+                "removed": format_count(step.removed) if index else "",
+                "remaining": format_count(step.remaining),
+            }
+            for index, step in enumerate(steps)
+        ],
+        "would_send": format_count(dry.would_send),
+        "funnel_chart": funnel_chart(steps),
+    }
+
+
 def dry_run_context(campaign: Campaign, dry: DryRun) -> dict[str, Any]:
     rules = sorted({*dry.capped_by_rule, *dry.deferred_by_rule})
     variants = list(campaign.variants.order_by("name", "id").values_list("name", "weight"))
@@ -40,16 +101,17 @@ def dry_run_context(campaign: Campaign, dry: DryRun) -> dict[str, Any]:
         {
             **member,
             "outcome_label": OUTCOME_LABELS.get(member["outcome"], member["outcome"]),
+            "deferred_until_label": business_time_label(member["deferred_until"], empty="—"),
             "customer_url": reverse("admin:crm_customer_change", args=[member["customer_id"]]),
         }
         for member in dry.sample
     ]
     return {
+        **funnel_context(dry),
         "dry_run": dry,
         "sample_size": SAMPLE_SIZE,
         "rule_columns": [_("Capped"), _("Deferred")],
         "variant_columns": [_("Weight"), _("Would be sent"), _("Share")],
-        "held_back": sum(dry.capped_by_rule.values()) + sum(dry.deferred_by_rule.values()),
         "rule_lines": [
             FigureLine(
                 name,
@@ -77,5 +139,7 @@ def dry_run_context(campaign: Campaign, dry: DryRun) -> dict[str, Any]:
         and campaign.quiet_hours_end is not None
         and campaign.quiet_hours_start != campaign.quiet_hours_end,
         "sample": sample,
+        "quiet_until_label": business_time_label(dry.quiet_until),
+        "zone_name": business_zone_name(),
         "is_group_chat": campaign.channel == Channel.WECOM_GROUP,
     }

@@ -3,6 +3,7 @@ service's reasons shown on the form, read-only once launched, state changes as a
 a confirmation page, the dry run and report pages, the read-only ledger, and a customer's
 recent deliveries on the customer page."""
 
+import json
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from pytest_django.asserts import assertContains, assertNotContains
+from pytest_django.asserts import assertContains
 
 from campaigns.models import (
     Campaign,
@@ -431,14 +432,17 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
 
     assert page.status_code == 200
     assert Delivery.objects.count() == deliveries_before  # nothing written
-    assertContains(page, "What launching this campaign at March 2, 2026, 10 p.m. would do.")
+    assertContains(
+        page, "What launching this campaign at March 2, 2026, 10 p.m. (Beijing time) would do."
+    )
     for fragment in [
-        row("Audience after exclusions", "7"),
-        row("Opted out", "1"),
-        row("No identity for the channel", "1"),
-        row("Held back by frequency rules", "3"),
-        row("Holdout (control group)", "0"),
-        row("Would be sent", "2"),
+        # The funnel: held back at each step, and who remains.
+        row("Audience", "", "7"),
+        row("Opted out", "1", "6"),
+        row("No identity for the channel", "1", "5"),
+        row(f"Capped by “{preset}”", "2", "3"),
+        row("Deferred by “Promo once in 3 days”", "1", "2"),
+        row("Holdout (control group)", "0", "2"),
         row(preset, "2", "0"),  # capped, deferred
         row("Promo once in 3 days", "0", "1"),
         row("A", "1", "2", "100.00%"),  # weight, would be sent, share
@@ -447,7 +451,7 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
             reachable[2],
             "Deferred by a frequency rule",
             promo_rule.name,
-            "March 4, 2026, 4 p.m.",  # 72 hours after the promotion
+            "March 4, 2026, 4 p.m. (Beijing time)",  # 72 hours after the promotion
             "—",
         ),
         sample_row(reachable[3], "Would be sent", "—", "—", "A"),
@@ -455,16 +459,17 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
         sample_row(unreachable, "No identity for the channel", "—", "—", "—"),
     ]:
         assertContains(page, fragment, count=1, html=True)
+    assertContains(page, '<td class="campaign-to-send">2</td>')
     assertContains(
         page,
-        "Now is within the campaign's quiet hours (21:00–09:00): launched now, its sends "
-        "would wait until March 3, 2026, 9 a.m.",
+        "Now is within the campaign's quiet hours (21:00–09:00, Beijing time): launched now, "
+        "its sends would wait until March 3, 2026, 9 a.m. (Beijing time).",
     )
     assert len(page.context["sample"]) == 7
 
     with time_machine.travel(NIGHT - timedelta(hours=10), tick=False):  # noon
         page = viewer.get(dry_run_url(campaign))
-    assertContains(page, "Now is outside the campaign's quiet hours (21:00–09:00)")
+    assertContains(page, "Now is outside the campaign's quiet hours (21:00–09:00, Beijing time)")
 
 
 def test_the_report_page_shows_each_arm_the_lift_and_a_chart(viewer: Client) -> None:
@@ -530,30 +535,29 @@ def test_the_report_page_shows_each_arm_the_lift_and_a_chart(viewer: Client) -> 
     )
     assertContains(page, row("Conversion rate", "50.00%"), html=True)  # the holdout's
 
-    # The chart: bars of conversion rate on a scale of 0 to 100 %, 340 units wide.
-    assert page.content.decode().count('<figure class="campaign-chart">') == 2
-    assertContains(page, '<title id="rate-chart-title">Conversion rate</title>', html=True)
+    # The charts, drawn by ECharts from their data: conversion rate per arm, then the lift of
+    # each arm against the holdout with its interval; described in words for screen readers.
+    rate = chart_data(page, "rate-chart")
+    assert rate["values"] == [50.0, 100.0, 50.0]
+    assert rate["names"] == ["A", "B", "Holdout"]
+    assert rate["is_holdout"] == [False, False, True]
+    assert rate["labels"] == ["50.00%", "100.00%", "50.00%"]
     assertContains(
         page,
-        '<desc id="rate-chart-desc">Conversion rate of each variant\'s recipients and of the '
-        "holdout: A 50.00%; B 100.00%; Holdout 50.00%.</desc>",
-        html=True,
+        'aria-label="Conversion rate of each variant&#x27;s recipients and of the holdout: '
+        'A 50.00%; B 100.00%; Holdout 50.00%."',
     )
-    assertContains(page, '<rect class="bar" x="170" y="6.0" width="170.0" height="18"/>', html=True)
-    assertContains(
-        page, '<rect class="bar" x="170" y="36.0" width="340.0" height="18"/>', html=True
-    )
-    assertContains(
-        page, '<rect class="bar holdout" x="170" y="66.0" width="170.0" height="18"/>', html=True
-    )
-    # The lift: an estimate and its whisker per arm, on a scale of -150 to +150 pp, 0 in the
-    # middle (x 340); the campaign's +16.67 pp from -70.78 to +104.12.
-    assertContains(page, '<circle class="point" cx="358.9" cy="15.0" r="5"/>', html=True)
-    assertContains(
-        page, '<line class="whisker" x1="259.8" x2="458.0" y1="15.0" y2="15.0"/>', html=True
-    )
-    assertContains(page, '<line class="zero" x1="340.0" x2="340.0" y1="0" y2="90"/>', html=True)
-    assertContains(page, "<title>All variants: +16.67 pp [-70.78, +104.12]</title>", html=True)
+    lift = chart_data(page, "lift-chart")
+    assert lift["names"] == ["All variants", "A", "B"]
+    assert (lift["estimates"][0], lift["lows"][0], lift["highs"][0]) == (16.67, -70.78, 104.12)
+    assert lift["labels"][0] == "+16.67 pp [-70.78, +104.12]"
+
+
+def chart_data(page: Any, key: str) -> Any:
+    """The data of the report's chart `key`, as its page hands it to ECharts."""
+    content = page.content.decode()
+    start = content.index(f'<script id="{key}-data" type="application/json">')
+    return json.loads(content[content.index(">", start) + 1 : content.index("</script>", start)])
 
 
 def test_an_empty_report_shows_unknown_figures(viewer: Client) -> None:
@@ -563,7 +567,8 @@ def test_an_empty_report_shows_unknown_figures(viewer: Client) -> None:
     assertContains(page, row("Conversion rate", "—", "—", "—"), html=True)
     assertContains(page, row("A", *["—"] * 7), html=True)
     assertContains(page, "Nobody was held back.")
-    assertNotContains(page, "<rect")  # no bars: nobody was sent to
+    assert chart_data(page, "rate-chart")["values"] == [None, None, None]  # nobody was sent to
+    assert chart_data(page, "lift-chart")["estimates"] == [None, None, None]
 
 
 def test_the_pages_need_the_view_permission(segment: Segment) -> None:
