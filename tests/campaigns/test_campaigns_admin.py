@@ -52,7 +52,7 @@ from tests.factories import (
     OrderFactory,
     UserFactory,
 )
-from tests.support import client_of, form_data
+from tests.support import client_of, form_data, json_script_data
 
 pytestmark = pytest.mark.django_db
 
@@ -430,7 +430,9 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
 
     assert page.status_code == 200
     assert Delivery.objects.count() == deliveries_before  # nothing written
-    assertContains(page, "What launching this campaign at March 2, 2026, 10 p.m. would do.")
+    assertContains(
+        page, "What launching this campaign at March 2, 2026, 10 p.m. (Beijing time) would do."
+    )
     for fragment in [
         row("Audience after exclusions", "7"),
         row("Opted out", "1"),
@@ -446,7 +448,7 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
             reachable[2],
             "Deferred by a frequency rule",
             promo_rule.name,
-            "March 4, 2026, 4 p.m.",  # 72 hours after the promotion
+            "March 4, 2026, 4 p.m. (Beijing time)",  # 72 hours after the promotion
             "—",
         ),
         sample_row(reachable[3], "Would be sent", "—", "—", "A"),
@@ -457,7 +459,7 @@ def test_the_dry_run_page_shows_what_launching_now_would_do(viewer: Client) -> N
     assertContains(
         page,
         "Now is within the campaign's quiet hours (21:00–09:00): launched now, its sends "
-        "would wait until March 3, 2026, 9 a.m.",
+        "would wait until March 3, 2026, 9 a.m. (Beijing time).",
     )
     assert len(page.context["sample"]) == 7
 
@@ -529,30 +531,31 @@ def test_the_report_page_shows_each_arm_the_lift_and_a_chart(viewer: Client) -> 
     )
     assertContains(page, row("Conversion rate", "50.00%"), html=True)  # the holdout's
 
-    # The chart: bars of conversion rate on a scale of 0 to 100 %, 340 units wide.
-    assert page.content.decode().count('<figure class="campaign-chart">') == 2
-    assertContains(page, '<title id="rate-chart-title">Conversion rate</title>', html=True)
-    assertContains(
-        page,
-        '<desc id="rate-chart-desc">Conversion rate of each variant\'s recipients and of the '
-        "holdout: A 50.00%; B 100.00%; Holdout 50.00%.</desc>",
-        html=True,
-    )
-    assertContains(page, '<rect class="bar" x="170" y="6.0" width="170.0" height="18"/>', html=True)
-    assertContains(
-        page, '<rect class="bar" x="170" y="36.0" width="340.0" height="18"/>', html=True
-    )
-    assertContains(
-        page, '<rect class="bar holdout" x="170" y="66.0" width="170.0" height="18"/>', html=True
-    )
-    # The lift: an estimate and its whisker per arm, on a scale of -150 to +150 pp, 0 in the
-    # middle (x 340); the campaign's +16.67 pp from -70.78 to +104.12.
-    assertContains(page, '<circle class="point" cx="358.9" cy="15.0" r="5"/>', html=True)
-    assertContains(
-        page, '<line class="whisker" x1="259.8" x2="458.0" y1="15.0" y2="15.0"/>', html=True
-    )
-    assertContains(page, '<line class="zero" x1="340.0" x2="340.0" y1="0" y2="90"/>', html=True)
-    assertContains(page, "<title>All variants: +16.67 pp [-70.78, +104.12]</title>", html=True)
+    # The charts' data (drawn by ECharts): each variant's rate and the holdout's, in percent,
+    # then each arm's lift in percentage points within its 95 % interval.
+    assert json_script_data(page, "rate-chart-data") == {
+        "title": "Conversion rate",
+        "names": ["A", "B", "Holdout"],
+        "values": [50.0, 100.0, 50.0],
+        "labels": ["50.00%", "100.00%", "50.00%"],
+        "holdout": [False, False, True],
+        "axis_label": "Conversion rate (%)",
+    }
+    assert json_script_data(page, "lift-chart-data") == {
+        "title": "Lift against the holdout",
+        "names": ["All variants", "A", "B"],
+        "estimates": [[-70.78, 16.67, 104.12], [-98.0, 0.0, 98.0], [-19.3, 50.0, 119.3]],
+        "labels": [
+            "+16.67 pp [-70.78, +104.12]",
+            "0.00 pp [-98.00, +98.00]",
+            "+50.00 pp [-19.30, +119.30]",
+        ],
+        "axis_label": "Lift in percentage points, 95% confidence interval",
+    }
+    assertContains(page, "/static/core/vendor/echarts/echarts.min.js")
+    assertContains(page, "/static/campaigns/report_charts.js")
+    for drawn_by_the_server in ("<rect", "<circle", "<line"):
+        assertNotContains(page, drawn_by_the_server)
 
 
 def test_an_empty_report_shows_unknown_figures(viewer: Client) -> None:
@@ -562,7 +565,10 @@ def test_an_empty_report_shows_unknown_figures(viewer: Client) -> None:
     assertContains(page, row("Conversion rate", "—", "—", "—"), html=True)
     assertContains(page, row("A", *["—"] * 7), html=True)
     assertContains(page, "Nobody was held back.")
-    assertNotContains(page, "<rect")  # no bars: nobody was sent to
+    rates = json_script_data(page, "rate-chart-data")
+    assert (rates["values"], rates["labels"]) == ([None, None, None], ["—", "—", "—"])
+    lifts = json_script_data(page, "lift-chart-data")
+    assert (lifts["estimates"], lifts["labels"]) == ([None, None, None], ["—", "—", "—"])
 
 
 def test_the_pages_need_the_view_permission(segment: Segment) -> None:
