@@ -9,14 +9,14 @@
 
     function rateOption(data, colour) {
         return {
-            grid: {left: 8, right: 72, top: 8, bottom: 8, containLabel: true},
+            grid: {left: 8, right: 72, top: 8, bottom: 28, containLabel: true},
             tooltip: {
                 trigger: "item",
                 formatter: function (item) {
                     return echarts.format.encodeHTML(data.names[item.dataIndex] + "：" + data.labels[item.dataIndex]);
                 }
             },
-            xAxis: {type: "value", name: data.axis_label, nameLocation: "middle", nameGap: 24, min: 0, axisLabel: {color: colour, formatter: "{value}%"}},
+            xAxis: {type: "value", name: data.axis_label, nameLocation: "middle", nameGap: 28, min: 0, axisLabel: {color: colour, formatter: "{value}%"}},
             yAxis: {type: "category", inverse: true, data: data.names, axisLabel: {color: colour, fontSize: 13}},
             series: [{
                 type: "bar",
@@ -42,23 +42,27 @@
         }).filter(function (row) {
             return row !== null;
         });
-        var bound = Math.max.apply(null, known.map(function (row) {
+        var largest = Math.max.apply(null, known.map(function (row) {
             return Math.max(Math.abs(row[0]), Math.abs(row[2]));
         }).concat([1]));
+        // A round bound on either side of 0, so that 0 stays in the middle.
+        var step = largest > 50 ? 25 : largest > 10 ? 5 : 1;
+        var bound = Math.ceil(largest / step) * step;
         function tooltip(item) {
             var index = item.value[3];
             return echarts.format.encodeHTML(data.names[index] + "：" + data.labels[index]);
         }
         return {
-            grid: {left: 8, right: 24, top: 8, bottom: 8, containLabel: true},
+            grid: {left: 8, right: 24, top: 8, bottom: 28, containLabel: true},
             tooltip: {trigger: "item", formatter: tooltip},
             xAxis: {
                 type: "value",
                 name: data.axis_label,
                 nameLocation: "middle",
-                nameGap: 24,
-                min: -Math.ceil(bound),
-                max: Math.ceil(bound),
+                nameGap: 28,
+                min: -bound,
+                max: bound,
+                interval: bound / 5,
                 axisLabel: {color: colour}
             },
             yAxis: {type: "category", inverse: true, data: data.names, axisLabel: {color: colour, fontSize: 13}},

@@ -33,7 +33,7 @@
             tooltip: {show: false}
         });
         window.crmCharts.draw(target, {
-            grid: {left: 16, right: 24, top: 48, bottom: 40, containLabel: true},
+            grid: {left: 16, right: 24, top: 64, bottom: 40, containLabel: true},
             legend: {top: 0, textStyle: {color: colour}},
             tooltip: {
                 trigger: "item",
@@ -49,7 +49,8 @@
             },
             yAxis: {
                 type: "value", min: 0, max: data.bound, name: data.y_label,
-                nameLocation: "middle", nameGap: 40, axisLabel: {color: colour}
+                nameLocation: "end", nameTextStyle: {color: colour, align: "left"},
+                axisLabel: {color: colour}
             },
             series: lines
         });
