@@ -18,8 +18,9 @@ from cron_descriptor import (
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.db.models import ForeignKey
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -127,9 +128,22 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):
     )
     list_filter = ["enabled", "one_off", ("task", TaskNameListFilter), "start_time", "last_run_at"]
     list_select_related = ["crontab", "interval", "solar", "clocked"]
-    # Django's own form: the package's page adds an English "Translation:" of the chosen
-    # crontab, which the crontab's choices now say in words themselves.
+    # Django's own form (and core's breadcrumb): the package's page adds an English
+    # "Translation:" of the chosen crontab, which the crontab's choices now say in words.
     change_form_template = None
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The page's heading names the task alone (its breadcrumb too, in the template of
+        # admin/django_celery_beat/periodictask/change_form.html).
+        task = self.get_object(request, unquote(object_id))
+        context = {**(extra_context or {}), "subtitle": task.name if task else None}
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
     @admin.display(description=_("when it runs"))
     def schedule_label(self, task: PeriodicTask) -> str:

@@ -46,8 +46,9 @@ def test_periodic_tasks_and_crontabs_read_in_chinese(chinese: Client) -> None:
     assert form.status_code == 200
     for word in ("参数", "执行选项", "执行时间说明"):
         assert word in content
-    for english in ("Arguments", "Execution Options", "Translation:"):
+    for english in ("Arguments", "Execution Options", "Translation:", "(m/h/dM/MY/d)"):
         assert english not in content
+    assert "<h2>每周日凌晨任务</h2>" in content
 
     crontabs = chinese.get(reverse("admin:django_celery_beat_crontabschedule_changelist"))
     content = crontabs.content.decode()
