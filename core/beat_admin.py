@@ -19,7 +19,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
-from django.db.models import ForeignKey
+from django.db.models import ForeignKey, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 from django.utils.translation import gettext
@@ -106,10 +106,23 @@ class CrontabChoiceField(forms.ModelChoiceField):
         return crontab_description(obj)
 
 
-class TaskNameListFilter(admin.AllValuesFieldListFilter):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.title = gettext("task name")  # the field's own verbose name is English
+class TaskNameListFilter(admin.SimpleListFilter):
+    """The tasks by the names of the periodic tasks that run them (a task's code, such as
+    `segments.recompute_full`, means nothing to an operator)."""
+
+    title = _("task")
+    parameter_name = "task"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        names: dict[str, list[str]] = {}
+        for code, name in PeriodicTask.objects.order_by("name").values_list("task", "name"):
+            names.setdefault(code, []).append(name)
+        return sorted(
+            ((code, "、".join(named)) for code, named in names.items()), key=lambda c: c[1]
+        )
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(task=self.value()) if self.value() else queryset
 
 
 for model in (PeriodicTask, CrontabSchedule, IntervalSchedule, SolarSchedule, ClockedSchedule):
@@ -126,8 +139,13 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):
         "last_run_at",
         "one_off",
     )
-    list_filter = ["enabled", "one_off", ("task", TaskNameListFilter), "start_time", "last_run_at"]
+    list_filter = ["enabled", "one_off", TaskNameListFilter, "start_time", "last_run_at"]
     list_select_related = ["crontab", "interval", "solar", "clocked"]
+    fieldsets = (
+        (None, beat_admin.PeriodicTaskAdmin.fieldsets[0][1]),
+        (_("Run schedule"), beat_admin.PeriodicTaskAdmin.fieldsets[1][1]),
+        *beat_admin.PeriodicTaskAdmin.fieldsets[2:],
+    )
     # Django's own form (and core's breadcrumb): the package's page adds an English
     # "Translation:" of the chosen crontab, which the crontab's choices now say in words.
     change_form_template = None

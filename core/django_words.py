@@ -19,7 +19,13 @@ DJANGO_WORDS = (
     gettext_noop("periodic task"),
     gettext_noop("periodic tasks"),
     # django-celery-beat's own, fuzzy (so shown in English) in its zh_Hans catalogue.
-    gettext_noop("Schedule"),
     gettext_noop("Arguments"),
     gettext_noop("Execution Options"),
+    # Its help texts, whose Chinese keeps code words (False, None, enabled).
+    gettext_noop("Set to False to disable the schedule"),
+    gettext_noop("If True, the schedule will only run the task a single time"),
+    gettext_noop(
+        "Datetime that the schedule last triggered the task to run. "
+        "Reset to None if enabled is set to False."
+    ),
 )

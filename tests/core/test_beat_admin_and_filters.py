@@ -33,7 +33,11 @@ def test_periodic_tasks_and_crontabs_read_in_chinese(chinese: Client) -> None:
     assert tasks.status_code == 200
     assert "执行时间" in content
     assert "在 02:30, 仅在 周日（北京时间）" in content
-    assert "以 任务名" in content  # the task filter's title
+    # The task filter names each task by the periodic tasks that run it, not by its code.
+    assert "以 任务" in content
+    assert '?task=segments.recompute">每周日凌晨任务</a>' in content
+    assert ">segments.recompute<" not in content
+    assert "执行计划" not in content and "昵称" not in content
     # The package's own name of a task ("name: 30 2 * * 0 (m/h/dM/MY/d) Asia/Shanghai") stays
     # in the row checkbox's label for screen readers; no column shows it.
     assert "(m/h/dM/MY/d)</td>" not in content and "Asia/Shanghai</td>" not in content
@@ -44,7 +48,14 @@ def test_periodic_tasks_and_crontabs_read_in_chinese(chinese: Client) -> None:
     form = chinese.get(reverse("admin:django_celery_beat_periodictask_change", args=[task.pk]))
     content = form.content.decode()
     assert form.status_code == 200
-    for word in ("参数", "执行选项", "执行时间说明"):
+    for word in (
+        "任务名",
+        "执行计划",
+        "参数",
+        "执行选项",
+        "执行时间说明",
+        "取消勾选即停用此定时任务",
+    ):
         assert word in content
     for english in ("Arguments", "Execution Options", "Translation:", "(m/h/dM/MY/d)"):
         assert english not in content
