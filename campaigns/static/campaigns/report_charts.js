@@ -45,8 +45,11 @@
         var largest = Math.max.apply(null, known.map(function (row) {
             return Math.max(Math.abs(row[0]), Math.abs(row[2]));
         }).concat([1]));
-        // A round bound on either side of 0, so that 0 stays in the middle.
-        var step = largest > 50 ? 25 : largest > 10 ? 5 : 1;
+        // Round ticks (a step of 1, 2, 5, 10, 20, 25, 50 or 100 points, at most four on each
+        // side) and a bound as far on either side of 0, so that 0 stays in the middle.
+        var step = [1, 2, 5, 10, 20, 25, 50, 100].find(function (candidate) {
+            return candidate >= largest / 4;
+        }) || 100;
         var bound = Math.ceil(largest / step) * step;
         function tooltip(item) {
             var index = item.value[3];
@@ -62,7 +65,7 @@
                 nameGap: 28,
                 min: -bound,
                 max: bound,
-                interval: bound / 5,
+                interval: step,
                 axisLabel: {color: colour}
             },
             yAxis: {type: "category", inverse: true, data: data.names, axisLabel: {color: colour, fontSize: 13}},
