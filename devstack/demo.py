@@ -3,7 +3,8 @@
 `generate(customers=..., seed=..., orders_per_customer=..., as_of=...)` makes staff (导购),
 tag groups, WeCom groups, then customers in chunks: identities (encrypted with
 `crm.personal_data`), WeCom consent (+ events), tags, group stays (with leaves and re-joins),
-orders with seasonality around 618 and Double 11, refunds, and order items.
+orders with seasonality around 618 and Double 11, refunds, order items, and interactions
+(replies, clicks, visits, live views, coupon claims) in three styles of engagement.
 
 Rules of this module:
 - The same seed, size and reference date give the same data (numpy `default_rng`, drawn in a
@@ -143,6 +144,24 @@ REGIONS: list[tuple[str, list[str], float]] = [
     ("云南", ["昆明"], 0.02),
     ("广西", ["南宁"], 0.02),
 ]
+# (interaction kind, the source system that reports it)
+INTERACTION_KINDS: list[tuple[str, str]] = [
+    ("message_reply", "wecom"),
+    ("link_click", "wecom"),
+    ("content_view", "miniprogram"),
+    ("miniprogram_visit", "miniprogram"),
+    ("group_message", "wecom"),
+    ("live_stream_view", "douyin"),
+    ("coupon_claim", "miniprogram"),
+]
+# Weights of the kinds above for each style of engagement: chatty (replies and group
+# messages), browsing (content, shop visits, live streams), deal-seeking (clicks and coupons).
+INTERACTION_STYLES: list[list[float]] = [
+    [0.35, 0.1, 0.05, 0.1, 0.3, 0.05, 0.05],
+    [0.05, 0.1, 0.3, 0.3, 0.05, 0.15, 0.05],
+    [0.05, 0.3, 0.05, 0.15, 0.05, 0.05, 0.35],
+]
+INTERACTIONS_PER_CUSTOMER_MAX = 80
 GROUP_THEMES = ["宠粉福利群", "新品试用群", "VIP会员群", "护肤交流群", "彩妆研究所", "香氛爱好者"]
 PHONE_PREFIXES = ["138", "139", "136", "135", "150", "151", "158", "186", "188", "177", "199"]
 
@@ -154,6 +173,9 @@ class Writer(Protocol):
 @dataclass
 class _Context:
     rng: np.random.Generator
+    # Interactions draw from their own stream, so that adding them left every other table of
+    # a seed as it was.
+    interaction_rng: np.random.Generator
     as_of: datetime  # end of history (UTC-aware), the reference date at 00:00 business time
     start_epoch: float
     day_cdf: np.ndarray
@@ -195,6 +217,7 @@ def generate(
     zero_share, one_time_share, repeat_mean = _order_count_model(orders_per_customer)
     ctx = _Context(
         rng=rng,
+        interaction_rng=np.random.default_rng([seed, 1]),
         as_of=end,
         start_epoch=start.timestamp(),
         day_cdf=_season_cdf(start.date()),
@@ -533,6 +556,7 @@ def _write_chunk(ctx: _Context, n: int, counts: dict[str, int]) -> None:
     _write_consents(ctx, cids, has_wecom, first_seen, counts)
     _write_tags(ctx, cids, favourite, aov, n_orders, first_seen, counts)
     _write_memberships(ctx, cids, has_wecom, first_seen, counts)
+    _write_interactions(ctx, cids, has_wecom, n_orders, first_day, last_day, first_seen, counts)
 
     # Orders and their items.
     oid0 = _reserve_ids("crm_order", total)
@@ -851,6 +875,72 @@ def _write_memberships(
         ),
     )
     counts["group_memberships"] = counts.get("group_memberships", 0) + len(rows)
+
+
+def _write_interactions(
+    ctx: _Context,
+    cids: np.ndarray,
+    has_wecom: np.ndarray,
+    n_orders: np.ndarray,
+    first_day: np.ndarray,
+    last_day: np.ndarray,
+    first_seen: np.ndarray,
+    counts: dict[str, int],
+) -> None:
+    """Replies, clicks, visits, live views, group messages and coupon claims: more for WeCom
+    contacts and frequent buyers, within a customer's active span (and a tail after it), each
+    customer leaning to one style of engagement so that behaviour clusters differ."""
+    rng = ctx.interaction_rng
+    n = len(cids)
+    rate = np.where(has_wecom, 3.0, 0.8) + 1.2 * np.minimum(n_orders, 20)
+    how_many = np.minimum(rng.poisson(rate), INTERACTIONS_PER_CUSTOMER_MAX)
+    total = int(how_many.sum())
+    owner_of = np.repeat(np.arange(n), how_many)
+    style = rng.choice(len(INTERACTION_STYLES), size=n, p=[0.4, 0.3, 0.3])
+    kind_of = np.empty(total, dtype=np.int64)
+    draws = rng.random(total)
+    for number, weights in enumerate(INTERACTION_STYLES):
+        chosen = style[owner_of] == number
+        cdf = np.cumsum(_normalised(weights))
+        kind_of[chosen] = np.minimum(np.searchsorted(cdf, draws[chosen]), len(cdf) - 1)
+    tail_end = np.minimum(last_day + 60, HISTORY_DAYS - 1)
+    day = first_day[owner_of] + (rng.random(total) * (tail_end - first_day + 1)[owner_of])
+    occurred = np.maximum(
+        ctx.start_epoch + day.astype(np.int64) * 86400.0 + _time_of_day(rng, total),
+        first_seen[owner_of],
+    )
+    occurred = np.minimum(occurred, ctx.as_of.timestamp() - 1)
+    occurred_text = _timestamps(occurred)
+    first = _reserve_ids("crm_interaction", total)
+    kinds = [kind for kind, _source in INTERACTION_KINDS]
+    sources = [source for _kind, source in INTERACTION_KINDS]
+    _copy(
+        "crm_interaction",
+        [
+            "id",
+            "customer_id",
+            "kind",
+            "occurred_at",
+            "properties",
+            "source",
+            "idempotency_key",
+            "created_at",
+        ],
+        (
+            (
+                first + k,
+                int(cids[owner_of[k]]),
+                kinds[kind_of[k]],
+                occurred_text[k],
+                "{}",
+                sources[kind_of[k]],
+                f"demo-{first + k}",
+                occurred_text[k],
+            )
+            for k in range(total)
+        ),
+    )
+    counts["interactions"] = counts.get("interactions", 0) + total
 
 
 # --- writing --------------------------------------------------------------------------------

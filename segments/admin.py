@@ -4,6 +4,7 @@ calibration chart, the cluster table, "fit now"), and the inlines the customer p
 in console.admin) shows of scores, lifecycle, predictions and segments. Every write goes
 through a service."""
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from core.admin import (
     ReadOnlyInline,
     ServiceAdmin,
     actor_column,
+    actor_list_filter,
 )
 from core.errors import DomainError, ValidationFailed
 from core.validators import validate_json_text
@@ -161,7 +163,7 @@ class RecomputeRunAdmin(ActorLabelsAdmin, ServiceAdmin, ReadOnlyAdmin):
         "transitions_written",
         "error",
     ]
-    list_filter = ["kind", "status", "trigger"]
+    list_filter = ["kind", "status", actor_list_filter("trigger", _("trigger"))]
     list_select_related = ["rfm_policy", "lifecycle_policy"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -498,7 +500,7 @@ class ModelFitAdmin(ActorLabelsAdmin, ServiceAdmin, ReadOnlyAdmin):
         "duration",
         "scored_at",
     ]
-    list_filter = ["name", "status", "trigger"]
+    list_filter = ["name", "status", actor_list_filter("trigger", _("trigger"))]
     fields = readonly_fields = (
         "name",
         "version",
@@ -509,13 +511,12 @@ class ModelFitAdmin(ActorLabelsAdmin, ServiceAdmin, ReadOnlyAdmin):
         "training_start",
         "training_end",
         "training_rows",
-        "features",
-        "parameters",
         "seed",
         "started_at",
         "finished_at",
         "scored_at",
         "scored_customers",
+        "technical_details",
     )
 
     def get_queryset(self, request: HttpRequest) -> Any:
@@ -528,6 +529,17 @@ class ModelFitAdmin(ActorLabelsAdmin, ServiceAdmin, ReadOnlyAdmin):
     def duration(self, fit: ModelFit) -> str:
         seconds = fit.duration_seconds
         return "-" if seconds is None else f"{seconds:.1f}"
+
+    @admin.display(description=_("technical details"))
+    def technical_details(self, fit: ModelFit) -> str:
+        """The features and fitted parameters as recorded, folded away: the page's tables and
+        charts say the same for operators."""
+        recorded = {"features": fit.features, "parameters": fit.parameters}
+        return format_html(
+            "<details><summary>{}</summary><pre>{}</pre></details>",
+            gettext("Show the recorded features and parameters (JSON)"),
+            json.dumps(recorded, ensure_ascii=False, indent=2),
+        )
 
     @admin.display(description=_("why not fitted"))
     def why_not_fitted(self, fit: ModelFit) -> str:

@@ -1,7 +1,9 @@
 """Helpers shared by tests of every app: the test database's URL for a subprocess, a browser
 logged in to the admin site and what an admin form would post, work run on threads of its own
-against the database, and the sessions waiting for a lock."""
+against the database, the sessions waiting for a lock, and the data of a page's charts."""
 
+import json
+import re
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -105,3 +107,15 @@ def run_together(*works: Callable[[], object]) -> list[BaseException]:
     for thread in threads:
         thread.join()
     return errors
+
+
+def json_script_data(page: Any, element_id: str) -> Any:
+    """The data a page gives its charts in the json_script element `element_id`."""
+    content = page.content.decode()
+    found = re.search(
+        rf'<script id="{re.escape(element_id)}" type="application/json">(.*?)</script>',
+        content,
+        flags=re.S,
+    )
+    assert found is not None, f"no json_script element {element_id}"
+    return json.loads(found.group(1))

@@ -1,11 +1,11 @@
-"""The report page's charts as data for Apache ECharts (campaigns/campaign.js draws them, from
-json_script): the conversion rate of each arm, and the lift of each arm against the holdout
-with its confidence interval. Values in percent (or percentage points), with their words, and a
-description in words of the whole chart for those who do not see it."""
+"""The report page's charts as data for campaigns/report_charts.js (Apache ECharts): the
+conversion rate per arm, and the lift of each arm against the holdout with its confidence
+interval. Values are in percent (rates) and percentage points (lifts), rounded half up to two
+decimals; each value comes with its label as the tables write it."""
 
 from typing import Any
 
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext
 
 from campaigns.presenters.formatting import (
     UNKNOWN,
@@ -17,54 +17,37 @@ from campaigns.presenters.formatting import (
 from campaigns.services.report import ArmReport
 
 
-def _percent(share: float | None) -> float | None:
-    """A share as a percentage for the chart's scale, to 2 decimals (None stays unknown)."""
-    return None if share is None else float(round_half_up(share * 100, 2))
-
-
-def _described(names: list[str], labels: list[str]) -> str:
-    return "; ".join(f"{name} {label}" for name, label in zip(names, labels, strict=True))
+def _percent(share: float) -> float:
+    return float(round_half_up(share * 100, 2))
 
 
 def rate_chart(arms: list[tuple[str, float | None, bool]]) -> dict[str, Any]:
-    """Bars of conversion rate: (name, rate, is_holdout) per arm."""
-    labels = [format_percent(rate) for _name, rate, _h in arms]
-    names = [name for name, _r, _h in arms]
+    """Bars of conversion rate: (name, rate, is_holdout) per arm; an arm nobody was sent to
+    has no bar (None)."""
     return {
-        "kind": "rate",
-        "title": _("Conversion rate"),
-        "description": _(
-            "Conversion rate of each variant's recipients and of the holdout: %(values)s."
-        )
-        % {"values": _described(names, labels)},
-        "names": names,
-        "values": [_percent(rate) for _name, rate, _h in arms],
-        "labels": labels,
-        "is_holdout": [is_holdout for _name, _r, is_holdout in arms],
+        "title": gettext("Conversion rate"),
+        "names": [name for name, _rate, _holdout in arms],
+        "values": [None if rate is None else _percent(rate) for _name, rate, _h in arms],
+        "labels": [format_percent(rate) for _name, rate, _holdout in arms],
+        "holdout": [is_holdout for _name, _rate, is_holdout in arms],
+        "axis_label": gettext("Conversion rate (%)"),
     }
 
 
 def lift_chart(arms: list[tuple[str, ArmReport]]) -> dict[str, Any]:
     """The difference of conversion rate against the holdout, in percentage points, with its
-    95 % interval, around the line of no difference."""
-    names = [name for name, _arm in arms]
-    estimates: list[float | None] = []
-    lows: list[float | None] = []
-    highs: list[float | None] = []
-    labels: list[str] = []
+    95 % interval; None for an arm whose lift is not known (an empty arm, or no holdout)."""
+    estimates: list[list[float] | None] = []
+    labels = []
     for _name, arm in arms:
         lift = arm.lift
         if lift is None or lift.absolute is None or lift.ci_low is None or lift.ci_high is None:
             estimates.append(None)
-            lows.append(None)
-            highs.append(None)
             labels.append(UNKNOWN)
             continue
-        estimates.append(_percent(lift.absolute))
-        lows.append(_percent(lift.ci_low))
-        highs.append(_percent(lift.ci_high))
+        estimates.append([_percent(lift.ci_low), _percent(lift.absolute), _percent(lift.ci_high)])
         labels.append(
-            _("%(lift)s [%(low)s, %(high)s]")
+            gettext("%(lift)s [%(low)s, %(high)s]")
             % {
                 "lift": format_points(lift.absolute),
                 "low": format_signed(lift.ci_low * 100),
@@ -72,17 +55,10 @@ def lift_chart(arms: list[tuple[str, ArmReport]]) -> dict[str, Any]:
             }
         )
     return {
-        "kind": "lift",
-        "title": _("Lift against the holdout"),
-        "description": _(
-            "Difference between each arm's conversion rate and the holdout's, in "
-            "percentage points, with its 95%% confidence interval in brackets: %(values)s."
-        )
-        % {"values": _described(names, labels)},
-        "names": names,
-        "estimates": estimates,
-        "lows": lows,
-        "highs": highs,
+        "title": gettext("Lift against the holdout"),
+        "names": [name for name, _arm in arms],
+        "estimates": estimates,  # [low, estimate, high] per arm
         "labels": labels,
-        "axis_label": _("pp"),  # percentage points
+        "axis_label": gettext("Lift in percentage points, %(level)s%% confidence interval")
+        % {"level": 95},
     }

@@ -1,41 +1,10 @@
-"""The calibration chart of a model fit's page: predicted against observed values per bin, as
-the SVG geometry its template draws."""
+"""The calibration chart of a model fit's page as data for segments/model_fit_charts.js (Apache
+ECharts): predicted against observed values per bin, one line per model, with the diagonal of
+perfect calibration; and the clusters of a behaviour clustering by size."""
 
-from dataclasses import dataclass
+from typing import Any
 
-# The calibration chart's geometry, in SVG user units (a square plot with axes).
-CALIBRATION_SIZE = 240
-CALIBRATION_MARGIN = 36
-
-
-@dataclass(frozen=True)
-class CalibrationSeries:
-    name: str
-    css_class: str
-    points: str  # "x,y x,y ..." in SVG units
-    dots: list[tuple[float, float, str]]  # x, y, tooltip
-
-
-@dataclass(frozen=True)
-class CalibrationChart:
-    """Predicted (x) against observed (y) per bin, with the diagonal of perfect calibration."""
-
-    title: str
-    x_label: str
-    y_label: str
-    series: list[CalibrationSeries]
-    ticks: list[tuple[float, str]]  # position along either axis, label
-    bound: float
-    size: int = CALIBRATION_SIZE
-    margin: int = CALIBRATION_MARGIN
-
-    @property
-    def width(self) -> int:
-        return self.size + 2 * self.margin
-
-    @property
-    def bottom(self) -> int:
-        return self.margin + self.size
+from django.utils.translation import gettext
 
 
 def calibration_chart(
@@ -44,41 +13,37 @@ def calibration_chart(
     x_label: str,
     y_label: str,
     series: list[tuple[str, str, list[dict[str, float]]]],
-) -> CalibrationChart | None:
-    """`series`: (name, css class, bins of {"predicted", "observed"}) each."""
-    values = [v for _n, _c, bins in series for b in bins for v in (b["predicted"], b["observed"])]
+) -> dict[str, Any] | None:
+    """`series`: (name, role, bins of {"predicted", "observed"}) each, the role "model" or
+    "baseline" (drawn as a dashed line). None when no series has a bin."""
+    values = [v for _n, _r, bins in series for b in bins for v in (b["predicted"], b["observed"])]
     if not values:
         return None
-    bound = max(max(values), 1e-9)
-    if bound <= 1:
-        bound = 1.0  # probabilities: the whole 0-1 scale
-    size, margin = CALIBRATION_SIZE, CALIBRATION_MARGIN
+    # Probabilities on the whole 0-1 scale; counts up to their largest value.
+    bound = max(max(values), 1.0) if max(values) > 1 else 1.0
+    return {
+        "title": title,
+        "x_label": x_label,
+        "y_label": y_label,
+        "bound": round(bound, 4),
+        "diagonal_name": gettext("perfect calibration"),
+        "series": [
+            {
+                "name": name,
+                "role": role,
+                "points": [[round(b["predicted"], 4), round(b["observed"], 4)] for b in bins],
+            }
+            for name, role, bins in series
+        ],
+    }
 
-    def x_of(value: float) -> float:
-        return round(margin + value / bound * size, 1)
 
-    def y_of(value: float) -> float:
-        return round(margin + size - value / bound * size, 1)
-
-    drawn = []
-    for name, css_class, bins in series:
-        dots = [
-            (
-                x_of(b["predicted"]),
-                y_of(b["observed"]),
-                f"{b['predicted']:.3g} → {b['observed']:.3g}",
-            )
-            for b in bins
-        ]
-        drawn.append(
-            CalibrationSeries(
-                name=name,
-                css_class=css_class,
-                points=" ".join(f"{x},{y}" for x, y, _t in dots),
-                dots=dots,
-            )
-        )
-    ticks = [(round(size * i / 4, 1), f"{bound * i / 4:.2g}") for i in range(5)]
-    return CalibrationChart(
-        title=title, x_label=x_label, y_label=y_label, series=drawn, ticks=ticks, bound=bound
-    )
+def cluster_chart(clusters: list[dict[str, Any]]) -> dict[str, Any]:
+    """Customers per cluster, named by its description: bars, largest share first as fitted."""
+    return {
+        "title": gettext("Customers per cluster"),
+        "names": [f"#{c['number']} {c['description']}".strip() for c in clusters],
+        "sizes": [int(c["size"]) for c in clusters],
+        "shares": [round(float(c["share"]) * 100, 1) for c in clusters],
+        "axis_label": gettext("Number of customers"),
+    }

@@ -7,7 +7,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from segments.models import ModelFit, ModelFitStatus, ModelName
-from segments.presenters.charts import calibration_chart
+from segments.presenters.charts import calibration_chart, cluster_chart
 from segments.selectors import cluster_descriptions, model_fit_in_use
 
 
@@ -51,6 +51,7 @@ def fit_quality(fit: ModelFit) -> dict[str, Any]:
         ]
         return {
             "clusters": clusters,
+            "cluster_chart": cluster_chart(clusters),
             "categories": fit.parameters.get("categories", []),
             "silhouette": sorted(metrics.get("silhouette", {}).items(), key=lambda i: int(i[0])),
             "clusters_in_use": in_use is not None and in_use.pk == fit.pk,

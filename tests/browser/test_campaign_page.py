@@ -117,10 +117,10 @@ def test_the_report_draws_its_charts(operator_page: Page, screenshot: Callable[.
     operator_page.goto(f"/admin/campaigns/campaign/{campaign.pk}/report/")
 
     # ECharts drew both charts (SVG renderer): conversion rate per arm, lift with its interval.
-    expect(operator_page.locator("#rate-chart svg")).to_be_visible()
-    expect(operator_page.locator("#lift-chart svg")).to_be_visible()
-    expect(operator_page.locator("#rate-chart")).to_contain_text("对照组")
-    expect(operator_page.locator("#lift-chart")).to_contain_text("全部版本")
+    expect(operator_page.locator("[data-source=rate-chart-data] svg")).to_be_visible()
+    expect(operator_page.locator("[data-source=lift-chart-data] svg")).to_be_visible()
+    expect(operator_page.locator("[data-source=rate-chart-data]")).to_contain_text("对照组")
+    expect(operator_page.locator("[data-source=lift-chart-data]")).to_contain_text("全部版本")
     screenshot(operator_page, "report")
 
 

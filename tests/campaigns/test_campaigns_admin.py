@@ -3,7 +3,6 @@ service's reasons shown on the form, read-only once launched, state changes as a
 a confirmation page, the dry run and report pages, the read-only ledger, and a customer's
 recent deliveries on the customer page."""
 
-import json
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -17,7 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from pytest_django.asserts import assertContains
+from pytest_django.asserts import assertContains, assertNotContains
 
 from campaigns.models import (
     Campaign,
@@ -53,7 +52,7 @@ from tests.factories import (
     OrderFactory,
     UserFactory,
 )
-from tests.support import client_of, form_data
+from tests.support import client_of, form_data, json_script_data
 
 pytestmark = pytest.mark.django_db
 
@@ -535,29 +534,31 @@ def test_the_report_page_shows_each_arm_the_lift_and_a_chart(viewer: Client) -> 
     )
     assertContains(page, row("Conversion rate", "50.00%"), html=True)  # the holdout's
 
-    # The charts, drawn by ECharts from their data: conversion rate per arm, then the lift of
-    # each arm against the holdout with its interval; described in words for screen readers.
-    rate = chart_data(page, "rate-chart")
-    assert rate["values"] == [50.0, 100.0, 50.0]
-    assert rate["names"] == ["A", "B", "Holdout"]
-    assert rate["is_holdout"] == [False, False, True]
-    assert rate["labels"] == ["50.00%", "100.00%", "50.00%"]
-    assertContains(
-        page,
-        'aria-label="Conversion rate of each variant&#x27;s recipients and of the holdout: '
-        'A 50.00%; B 100.00%; Holdout 50.00%."',
-    )
-    lift = chart_data(page, "lift-chart")
-    assert lift["names"] == ["All variants", "A", "B"]
-    assert (lift["estimates"][0], lift["lows"][0], lift["highs"][0]) == (16.67, -70.78, 104.12)
-    assert lift["labels"][0] == "+16.67 pp [-70.78, +104.12]"
-
-
-def chart_data(page: Any, key: str) -> Any:
-    """The data of the report's chart `key`, as its page hands it to ECharts."""
-    content = page.content.decode()
-    start = content.index(f'<script id="{key}-data" type="application/json">')
-    return json.loads(content[content.index(">", start) + 1 : content.index("</script>", start)])
+    # The charts' data (drawn by ECharts): each variant's rate and the holdout's, in percent,
+    # then each arm's lift in percentage points within its 95 % interval.
+    assert json_script_data(page, "rate-chart-data") == {
+        "title": "Conversion rate",
+        "names": ["A", "B", "Holdout"],
+        "values": [50.0, 100.0, 50.0],
+        "labels": ["50.00%", "100.00%", "50.00%"],
+        "holdout": [False, False, True],
+        "axis_label": "Conversion rate (%)",
+    }
+    assert json_script_data(page, "lift-chart-data") == {
+        "title": "Lift against the holdout",
+        "names": ["All variants", "A", "B"],
+        "estimates": [[-70.78, 16.67, 104.12], [-98.0, 0.0, 98.0], [-19.3, 50.0, 119.3]],
+        "labels": [
+            "+16.67 pp [-70.78, +104.12]",
+            "0.00 pp [-98.00, +98.00]",
+            "+50.00 pp [-19.30, +119.30]",
+        ],
+        "axis_label": "Lift in percentage points, 95% confidence interval",
+    }
+    assertContains(page, "/static/core/vendor/echarts/echarts.min.js")
+    assertContains(page, "/static/campaigns/report_charts.js")
+    for drawn_by_the_server in ("<rect", "<circle", "<line"):
+        assertNotContains(page, drawn_by_the_server)
 
 
 def test_an_empty_report_shows_unknown_figures(viewer: Client) -> None:
@@ -567,8 +568,10 @@ def test_an_empty_report_shows_unknown_figures(viewer: Client) -> None:
     assertContains(page, row("Conversion rate", "—", "—", "—"), html=True)
     assertContains(page, row("A", *["—"] * 7), html=True)
     assertContains(page, "Nobody was held back.")
-    assert chart_data(page, "rate-chart")["values"] == [None, None, None]  # nobody was sent to
-    assert chart_data(page, "lift-chart")["estimates"] == [None, None, None]
+    rates = json_script_data(page, "rate-chart-data")
+    assert (rates["values"], rates["labels"]) == ([None, None, None], ["—", "—", "—"])
+    lifts = json_script_data(page, "lift-chart-data")
+    assert (lifts["estimates"], lifts["labels"]) == ([None, None, None], ["—", "—", "—"])
 
 
 def test_the_pages_need_the_view_permission(segment: Segment) -> None:

@@ -174,7 +174,7 @@ def test_an_operator_sees_the_overview_above_the_models_they_may_view() -> None:
     assert content.index('id="overview-kpis"') < content.index('id="content-main"')
     assert 'href="/admin/segments/customermetrics/?lifecycle_state__exact=sleeping"' in content
     assert 'id="overview-lifecycle-data"' in content
-    assert "/static/console/vendor/echarts/echarts.min.js" in content
+    assert "/static/core/vendor/echarts/echarts.min.js" in content
     assert 'href="/admin/crm/customer/"' in content  # the list of models stays
 
     sleeping = client.get(overview["lifecycle"]["states"][3]["url"])

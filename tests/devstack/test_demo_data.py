@@ -1,11 +1,13 @@
 """The demo data generator: deterministic, skewed, and consistent with the model's rules."""
 
 import re
-from datetime import date
+from datetime import date, datetime, time
 from decimal import Decimal
 from io import StringIO
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count, F, Min, Q, Sum
@@ -16,6 +18,8 @@ from crm.models import (
     CustomerTag,
     GroupMembership,
     Identity,
+    Interaction,
+    InteractionKind,
     Order,
     OrderItem,
     TagGroup,
@@ -67,6 +71,7 @@ def _aggregates() -> dict[str, object]:
         "memberships": GroupMembership.objects.filter(left_at__isnull=False).count(),
         "consents": sorted(Consent.objects.values_list("status").annotate(n=Count("id"))),
         "names": sorted(Customer.objects.values_list("display_name", flat=True))[:20],
+        "interactions": sorted(Interaction.objects.values_list("kind").annotate(n=Count("id"))),
     }
 
 
@@ -148,3 +153,20 @@ def test_generate_returns_counts() -> None:
     assert counts["orders"] == Order.objects.count()
     assert counts["orders"] / 50 > 4
     assert Decimal(Order.objects.aggregate(s=Sum("total_amount"))["s"]) > 0
+
+
+def test_customers_interact_in_every_way_within_their_history() -> None:
+    _load()
+    interactions = Interaction.objects.all()
+    assert set(interactions.values_list("kind", flat=True)) == set(InteractionKind.values)
+    assert interactions.count() > 3 * Customer.objects.count()  # enough for the features
+    assert not interactions.filter(occurred_at__lt=F("customer__first_seen_at")).exists()
+    end = datetime.combine(date.fromisoformat(AS_OF), time.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
+    assert not interactions.filter(occurred_at__gte=end).exists()
+    # Frequent buyers engage more than prospects.
+    per_customer = Customer.objects.annotate(
+        orders_n=Count("orders", distinct=True), touches=Count("interactions", distinct=True)
+    )
+    buyers = per_customer.filter(orders_n__gte=3).aggregate(t=Sum("touches"), n=Count("id"))
+    prospects = per_customer.filter(orders_n=0).aggregate(t=Sum("touches"), n=Count("id"))
+    assert buyers["t"] / buyers["n"] > prospects["t"] / prospects["n"]

@@ -49,6 +49,7 @@ from segments.services.predictions import (
 from segments.services.segments import segment_from_cluster, segment_preview
 from tests.factories import CustomerFactory, GroupMembershipFactory, ModelFitFactory
 from tests.segments.recompute_support import AS_OF, at, order
+from tests.support import json_script_data
 
 pytestmark = pytest.mark.django_db
 
@@ -312,7 +313,21 @@ def test_admin_shows_quality_and_makes_a_segment_of_a_cluster(
     churn_page = admin_client_en.get(
         reverse("admin:segments_modelfit_change", args=[fitted[ModelName.CHURN_RISK].pk])
     )
-    assert b"Recency-only baseline" in churn_page.content and b"<polyline" in churn_page.content
+    assert b"Recency-only baseline" in churn_page.content
+    # The calibration chart's data (drawn by ECharts): the model and its recency baseline as
+    # lines of (predicted, observed) per bin, on the whole 0-1 scale of a probability.
+    churn_metrics = fitted[ModelName.CHURN_RISK].metrics
+    calibration = json_script_data(churn_page, "calibration-chart-data")
+    assert calibration["bound"] == 1.0
+    assert [(s["name"], s["role"]) for s in calibration["series"]] == [
+        ("this model", "model"),
+        ("recency only", "baseline"),
+    ]
+    assert calibration["series"][1]["points"] == [
+        [round(b["predicted"], 4), round(b["observed"], 4)]
+        for b in churn_metrics["recency_baseline"]["calibration"]
+    ]
+    assert b"<polyline" not in churn_page.content and b"<circle" not in churn_page.content
     value_page = admin_client_en.get(
         reverse("admin:segments_modelfit_change", args=[fitted[ModelName.LIFETIME_VALUE].pk])
     )
@@ -322,6 +337,15 @@ def test_admin_shows_quality_and_makes_a_segment_of_a_cluster(
         reverse("admin:segments_modelfit_change", args=[clustering.pk])
     )
     assert b"Make a segment" in cluster_page.content
+    # Clusters read as a table and a chart; the recorded JSON is folded away.
+    clusters = clustering.parameters["clusters"]
+    sizes = json_script_data(cluster_page, "cluster-chart-data")
+    assert sizes["sizes"] == [c["size"] for c in clusters]
+    assert sizes["shares"] == [round(c["share"] * 100, 1) for c in clusters]
+    assert sizes["names"][0].startswith(f"#{clusters[0]['number']} ")
+    folded = cluster_page.content.decode()
+    details = folded.index("<details><summary>Show the recorded features and parameters (JSON)")
+    assert folded.index("&quot;centroids&quot;") > details
     # The segment forms come after the admin's own form, not inside it.
     page = cluster_page.content
     main_form_end = page.index(b"</form>", page.index(b'id="modelfit_form"'))

@@ -1,10 +1,11 @@
 """`run_stack [--port 8000] [--no-demo]`: the body of `make run`.
 
 Prepares the database (migrate, operator login, quickstart API key, static files, demo data
-once, a recomputation of scores, demo segments and a first fit of the predictive models once),
-then runs gunicorn, a Celery worker and Celery beat as child processes until Ctrl-C or SIGTERM.
-If any child dies, everything is stopped and the command exits non-zero. When DATABASE_URL was
-not set, the embedded PostgreSQL started by the settings is stopped at the end.
+once, a recomputation of scores, demo segments and campaigns and a first fit of the predictive
+models once), then runs gunicorn, a Celery worker and Celery beat as child processes until
+Ctrl-C or SIGTERM. If any child dies, everything is stopped and the command exits non-zero.
+When DATABASE_URL was not set, the embedded PostgreSQL started by the settings is stopped at
+the end.
 
 Unless WECOM_API_BASE_URL is set, campaigns must not reach the real WeCom: the local WeCom fake
 (`devstack.wecom_fake`) runs as a fourth child on loopback, and web and worker are pointed at
@@ -84,6 +85,7 @@ class Command(BaseCommand):
         call_command("recompute", no_progress=True, stdout=self.stdout)
         if not no_demo:
             call_command("load_demo_segments", if_empty=True, stdout=self.stdout)
+            call_command("load_demo_campaigns", if_empty=True, stdout=self.stdout)
             # Predictions before the first weekly fit, so that the admin shows them at once.
             call_command("fit_models", if_never_fitted=True, stdout=self.stdout)
         connections.close_all()  # the children open their own
