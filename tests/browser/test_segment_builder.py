@@ -198,3 +198,17 @@ def test_a_missing_value_is_marked_at_its_condition_and_blocks_nothing_else(
         "圈选条件尚未填写完整，请查看标红的位置。"
     )
     screenshot(page, "problem")
+
+
+def test_a_static_segment_has_no_conditions_to_build(operator_page: Page) -> None:
+    page = operator_page
+    page.goto(ADD_URL)
+    page.locator(".sb-empty .sb-add-condition").click()
+    page.get_by_label("名称").fill("门店导购名单")
+    page.get_by_label("类型").select_option(label="静态（名单）")
+    expect(page.locator("#segment-builder")).to_be_hidden()
+
+    page.locator("input[name=_save]").click()
+    expect(page.locator(".messagelist")).to_contain_text("门店导购名单")
+    segment = Segment.objects.get()
+    assert (segment.kind, segment.rule) == ("static", None)

@@ -549,8 +549,8 @@
     return box;
   }
 
-  function choiceEditor(field, node) {
-    if (Array.isArray(node.value)) {
+  function choiceEditor(field, node, isList) {
+    if (isList) {
       const box = h("span", { class: "sb-choices" });
       field.choices.forEach(function (choice) {
         box.append(
@@ -560,9 +560,9 @@
             h("input", {
               type: "checkbox",
               value: choice.code,
-              checked: node.value.includes(choice.code),
+              checked: listOf(node).includes(choice.code),
               onchange: function (event) {
-                const chosen = new Set(node.value);
+                const chosen = new Set(listOf(node));
                 if (event.target.checked) {
                   chosen.add(choice.code);
                 } else {
@@ -767,15 +767,22 @@
     return box;
   }
 
+  // Drawing never changes the rule: a value of another shape is replaced only when edited.
   function between(makeOne, node) {
-    const pair = Array.isArray(node.value) && node.value.length === 2 ? node.value : [null, null];
-    node.value = pair;
+    const pair = Array.isArray(node.value) && node.value.length === 2 ? node.value.slice() : [null, null];
+    function setEnd(index) {
+      return function (end) {
+        pair[index] = end;
+        node.value = pair.slice();
+        changed();
+      };
+    }
     return h(
       "span",
       { class: "sb-between" },
-      makeOne(pair[0], function (low) { pair[0] = low; changed(); }),
+      makeOne(pair[0], setEnd(0)),
       h("span", { class: "sb-unit", text: texts.to }),
-      makeOne(pair[1], function (high) { pair[1] = high; changed(); })
+      makeOne(pair[1], setEnd(1))
     );
   }
 
@@ -790,13 +797,10 @@
     const op = node.op;
     const isList = LIST_OPS.includes(op);
     if (["tag", "tag_group", "group", "segment"].includes(field.kind)) {
-      return picker(field.kind, isList ? asList(node) : node.value, isList, setValue(node), field.label);
+      return picker(field.kind, isList ? listOf(node) : node.value, isList, setValue(node), field.label);
     }
     if (field.kind === "choice") {
-      if (isList) {
-        asList(node);
-      }
-      return choiceEditor(field, node);
+      return choiceEditor(field, node, isList);
     }
     if (field.kind === "datetime") {
       if (op === "within_last_days") {
@@ -814,7 +818,7 @@
     }
     const isNumber = field.kind === "number";
     if (isList) {
-      return chipsEditor(asList(node), isNumber ? Number : String, setValue(node), field.label);
+      return chipsEditor(listOf(node), isNumber ? Number : String, setValue(node), field.label);
     }
     if (op === "between") {
       return between(function (value, onValue) { return numberInput(value, field, onValue); }, node);
@@ -824,11 +828,9 @@
       : textInput(node.value, function (text) { node.value = text; changed(); }, field.label);
   }
 
-  function asList(node) {
-    if (!Array.isArray(node.value)) {
-      node.value = [];
-    }
-    return node.value;
+  // A copy of the node's list of values to edit (empty if its value is not a list).
+  function listOf(node) {
+    return Array.isArray(node.value) ? node.value.slice() : [];
   }
 
   // --- Params (purchased, interacted, group_joined) -------------------------------------------
