@@ -72,6 +72,7 @@ _KIND_OP_LABELS: dict[str, dict[str, str | Promise]] = {
         "lte": _("on or before"),
         "within_last_days": _("within the last days"),
     },
+    "tag_group": {"has_none": _("does not include")},
     "segment": {"in": _("is in any of"), "not_in": _("is in none of")},
 }
 _ALIASES = {"datetime": frozenset({"gt", "lt"})}
