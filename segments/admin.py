@@ -30,7 +30,7 @@ from core.admin import (
     ServiceAdmin,
     actor_column,
 )
-from core.api.errors import ERROR_PERMISSION_DENIED, error_body
+from core.api.errors import ERROR_NOT_FOUND, ERROR_PERMISSION_DENIED, error_body
 from core.api.parsers import body_too_large_error
 from core.errors import DomainError, NotFound, ValidationFailed
 from core.json_body import json_decode
@@ -552,7 +552,7 @@ class SegmentAdmin(ServiceAdmin):
         if not self.may_build(request):
             return _refusal(PermissionRefused())
         if kind not in RULE_REFERENCE_KINDS:
-            return _refusal(NotFound(ERROR_INVALID_REQUEST, gettext("No such list.")))
+            return _refusal(NotFound(ERROR_NOT_FOUND, gettext("No such list.")))
         try:
             search, ids = _options_request(request.GET)
         except DomainError as error:

@@ -330,6 +330,7 @@ def test_a_rule_reaching_its_own_segment_is_refused_as_saving_would(
         ),
         ({"rule": {"field": "city", "op": "in", "value": ["x"] * 1001}}, 400, "invalid_rule"),
         ({"rule": {"field": "spend", "op": "gt", "value": 1e400}}, 400, "malformed_json"),
+        ({"rule": {"field": "tag", "op": "has", "value": 10**30}}, 400, "invalid_rule"),
     ],
 )
 def test_hostile_preview_requests_are_refused_with_a_code(
@@ -339,6 +340,13 @@ def test_hostile_preview_requests_are_refused_with_a_code(
     response = admin_client_en.post(PREVIEW_URL, raw, content_type="application/json")
     assert response.status_code == status
     assert response.json()["code"] == code
+
+
+def test_a_segment_id_beyond_any_row_is_no_server_error(admin_client_en: Client) -> None:
+    rule = {"field": "gender", "op": "eq", "value": "male"}
+    response = post_preview(admin_client_en, {"rule": rule, "segment": 10**20})
+    assert response.status_code == 200
+    assert response.json()["size"] == 0
 
 
 def test_the_preview_takes_only_posts(admin_client_en: Client) -> None:
@@ -400,7 +408,7 @@ def test_a_search_lists_at_most_a_page_of_rows(admin_client_en: Client) -> None:
 @pytest.mark.parametrize(
     ("kind", "query", "status", "code"),
     [
-        ("customer", {}, 404, "invalid_request"),
+        ("customer", {}, 404, "not_found"),
         ("tag", {"ids": "1,abc"}, 400, "invalid_request"),
         ("tag", {"ids": "-1"}, 400, "invalid_request"),
         ("tag", {"ids": "9" * 40}, 400, "invalid_request"),
