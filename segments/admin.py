@@ -548,13 +548,14 @@ class SegmentAdmin(ServiceAdmin):
         return JsonResponse(preview_body(preview))
 
     def builder_options(self, request: HttpRequest, kind: str) -> HttpResponse:
-        """GET `?q=<name>` or `?ids=1,2`: tags, tag groups, group chats or segments to pick."""
+        """GET `?q=<name>` or `?ids=1,2`: tags, tag groups, group chats, segments or staff
+        members (by WeCom userid) to pick."""
         if not self.may_build(request):
             return _refusal(PermissionRefused())
         if kind not in RULE_REFERENCE_KINDS:
             return _refusal(NotFound(ERROR_NOT_FOUND, gettext("No such list.")))
         try:
-            search, ids = _options_request(request.GET)
+            search, ids = _options_request(request.GET, keyed_by_text=kind == "staff")
         except DomainError as error:
             return _refusal(error)
         return JsonResponse({"results": rule_reference_options(kind, search=search, ids=ids)})
@@ -605,7 +606,14 @@ def _preview_request(body: Any) -> tuple[Any, int | None]:
     return rule, segment_id
 
 
-def _options_request(query: Any) -> tuple[str, list[int]]:
+def _is_id(part: str, *, keyed_by_text: bool) -> bool:
+    if keyed_by_text:
+        return len(part) <= MAX_OPTION_SEARCH and text_error(part) is None
+    return part.isascii() and part.isdigit() and len(part) < 19  # within a bigint
+
+
+def _options_request(query: Any, *, keyed_by_text: bool) -> tuple[str, list[int | str]]:
+    """The search and the ids (texts for rows keyed by text: staff members' userids)."""
     search = str(query.get("q", "")).strip()
     if len(search) > MAX_OPTION_SEARCH or text_error(search):
         raise ValidationFailed(
@@ -616,14 +624,14 @@ def _options_request(query: Any) -> tuple[str, list[int]]:
         )
     raw_ids = [part for part in str(query.get("ids", "")).split(",") if part]
     if len(raw_ids) > MAX_OPTION_IDS or not all(
-        part.isascii() and part.isdigit() and len(part) < 19 for part in raw_ids
+        _is_id(part, keyed_by_text=keyed_by_text) for part in raw_ids
     ):
         raise ValidationFailed(
             ERROR_INVALID_REQUEST,
-            gettext("Give ids as positive whole numbers separated by commas."),
+            gettext("Give the ids separated by commas."),
             detail={"ids": [gettext("Expected ids separated by commas.")]},
         )
-    return search, [int(part) for part in raw_ids]
+    return search, [part if keyed_by_text else int(part) for part in raw_ids]
 
 
 @admin.register(SegmentMembership)

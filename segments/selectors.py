@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from crm.models import Customer, Group, Tag, TagGroup
+from crm.models import Customer, Group, StaffMember, Tag, TagGroup
 from crm.selectors.customers import customer_list
 from segments.feeds import Feed, feed_end
 from segments.models import (
@@ -245,17 +245,28 @@ def customer_memberships(customer_id: int) -> QuerySet[SegmentMembership]:
 
 
 # What a rule may name (segments.rules): the kinds of rows the segment builder picks by name.
-RULE_REFERENCE_KINDS = ("tag", "tag_group", "group", "segment")
+# Staff members are named by their WeCom userid (the field `owner`), the others by id.
+RULE_REFERENCE_KINDS = ("tag", "tag_group", "group", "segment", "staff")
 RULE_REFERENCE_OPTIONS = 20
 
 
 def rule_reference_options(
-    kind: str, *, search: str = "", ids: Sequence[int] = ()
+    kind: str, *, search: str = "", ids: Sequence[int | str] = ()
 ) -> list[dict[str, Any]]:
-    """Rows of `kind` (one of RULE_REFERENCE_KINDS) a rule can name, as `{"id", "label"}`:
-    those with the given `ids` (to label a stored rule's references), else the first
-    RULE_REFERENCE_OPTIONS whose name contains `search`, by name. One query."""
+    """Rows of `kind` (one of RULE_REFERENCE_KINDS) a rule can name, as `{"id", "label"}`
+    (`id` the value a rule holds): those with the given `ids` (to label a stored rule's
+    references), else the first RULE_REFERENCE_OPTIONS whose name contains `search`, by name.
+    One query."""
     rows: QuerySet[Any]
+    if kind == "staff":
+        staff = StaffMember.objects.only("wecom_userid", "name").order_by("name", "wecom_userid")
+        if ids:
+            staff = staff.filter(wecom_userid__in=ids)
+        else:
+            if search:
+                staff = staff.filter(Q(name__icontains=search) | Q(wecom_userid__icontains=search))
+            staff = staff[:RULE_REFERENCE_OPTIONS]
+        return [{"id": member.wecom_userid, "label": str(member)} for member in staff]
     if kind == "tag":
         rows = (
             Tag.objects.select_related("group")

@@ -105,9 +105,10 @@ register_field(
 )
 register_field(
     name="owner",
-    label=gettext_lazy("owner's WeCom userid"),
+    label=gettext_lazy("owner"),
     category=PROFILE,
     value_type=STRING,
+    picks="staff",
     # crm_staffmember is small; its primary key answers the membership test.
     column=KeyedColumn(
         table="crm_staffmember",

@@ -120,6 +120,7 @@ def _field(field: Field) -> dict[str, Any]:
             if op in field.ops and op != "is_null"
         ],
         "params": [_param(spec) for spec in field.params],
+        "picks": field.picks,
     }
     if "is_null" in field.ops:
         # Two choices of the operator, each with its fixed value.

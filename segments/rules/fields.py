@@ -135,6 +135,7 @@ class Field:
     compiler: FieldCompiler
     params_parser: ParamsParser | None
     params: tuple[ParamSpec, ...]
+    picks: str
 
 
 class Column(Protocol):
@@ -210,13 +211,15 @@ def register_field(
     ops: Iterable[str] | None = None,
     params_parser: ParamsParser | None = None,
     params: Iterable[ParamSpec] = (),
+    picks: str = "",
 ) -> Field:
     """Add a field to the language. Give `column` for a value held in one column (compared by
     `value_type`, a ColumnType) or `compiler` for anything else. `ops` narrows the value type's
     operators; `params_parser` admits a "params" object on the field's leaves, and `params`
     says what the builder asks for it. `label` (lazily translated) and `category` are what
-    operators see. Names are the public contract of stored rules: one name, one field, for
-    good."""
+    operators see; `picks` names the list the builder picks the field's values from by name
+    (segments.selectors.RULE_REFERENCE_KINDS), for a field whose values are rows' keys. Names
+    are the public contract of stored rules: one name, one field, for good."""
     if name in _REGISTRY:
         raise ValueError(f"rule field {name!r} is registered already")
     field_ops = value_type.ops if ops is None else frozenset(ops)
@@ -243,6 +246,7 @@ def register_field(
         compiler=field_compiler,
         params_parser=params_parser,
         params=specs,
+        picks=picks,
     )
     _REGISTRY[name] = field
     return field

@@ -18,6 +18,7 @@ from tests.factories import (
     CustomerMetricsFactory,
     CustomerTagFactory,
     SegmentFactory,
+    StaffMemberFactory,
     TagFactory,
     TagGroupFactory,
 )
@@ -119,6 +120,7 @@ def test_an_operator_builds_a_segment_by_pointing_and_sees_its_size_before_savin
     page.goto(f"/admin/segments/segment/{segment.pk}/change/")
     expect(page.locator(".sb-picker .sb-chip")).to_have_text(re.compile("会员等级 / VIP"))
     expect(page.locator(".segment-builder-size-value")).to_have_text("3 人")
+    expect(page.locator(".sb-count").nth(1)).to_have_text("单独满足此条件：4 人")
     screenshot(page, "saved")
 
 
@@ -143,6 +145,7 @@ ROUND_TRIP_RULE: dict[str, Any] = {
         {"field": "interacted", "op": "gte", "value": 1, "params": {"kind": "link_click"}},
         {"field": "group_joined", "op": "within_last_days", "value": 30},
         {"field": "first_order_at", "op": "gt", "value": "2026-02-01T08:00:00+08:00"},
+        {"field": "owner", "op": "in", "value": ["LiNa"]},
         {"weird": "kept as it is"},
     ]
 }
@@ -153,6 +156,7 @@ def test_a_rule_from_the_json_view_round_trips_through_the_tree(
     operator_page: Page, screenshot: Callable[..., Path]
 ) -> None:
     brand()
+    StaffMemberFactory(wecom_userid="LiNa", name="李娜")
     segment = SegmentFactory(name="手写规则", rule={"field": "gender", "op": "eq", "value": "male"})
     page = operator_page
     page.goto(f"/admin/segments/segment/{segment.pk}/change/")
@@ -160,7 +164,9 @@ def test_a_rule_from_the_json_view_round_trips_through_the_tree(
     rule_text = page.locator("#id_rule")
     expect(rule_text).to_be_visible()
     rule_text.fill(json.dumps(ROUND_TRIP_RULE, ensure_ascii=False))
-    expect(page.locator(".sb-leaf")).to_have_count(10)
+    expect(page.locator(".sb-leaf")).to_have_count(11)
+    # The owner is shown by name (looked up by the WeCom userid the rule holds).
+    expect(page.locator('.sb-picker[data-kind="staff"] .sb-chip')).to_have_text(re.compile("李娜"))
     expect(page.locator(".sb-raw")).to_have_count(1)
 
     # Any change in the tree writes the whole rule back from the tree.

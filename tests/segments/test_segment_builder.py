@@ -26,6 +26,7 @@ from tests.factories import (
     CustomerTagFactory,
     GroupFactory,
     SegmentFactory,
+    StaffMemberFactory,
     TagFactory,
     TagGroupFactory,
     UserFactory,
@@ -120,7 +121,7 @@ def test_the_catalogue_speaks_chinese_and_keeps_the_codes_underneath() -> None:
     assert date_ops["gt"]["alias"] is True
     assert fields["tag"]["kind"] == "tag"
     assert fields["segment"]["kind"] == "segment"
-    assert fields["churn_risk"] | {"ops": None, "params": None} == {
+    assert fields["churn_risk"] | {"ops": None, "params": None, "picks": None} == {
         "name": "churn_risk",
         "label": "流失风险",
         "kind": "number",
@@ -130,6 +131,7 @@ def test_the_catalogue_speaks_chinese_and_keeps_the_codes_underneath() -> None:
         "maximum": 1,
         "ops": None,
         "params": None,
+        "picks": None,
     }
     purchased = fields["purchased"]
     assert [(p["key"], p["alternative_of"], p["required"]) for p in purchased["params"]] == [
@@ -399,6 +401,30 @@ def test_each_kind_lists_its_rows_and_labels_the_ids_asked_for(
     assert labelled.json()["results"] == [{"id": segment.pk, "label": "高价值复购"}]
 
 
+def test_owners_are_picked_by_name_and_held_by_their_wecom_userid(
+    admin_client_en: Client,
+) -> None:
+    with translation.override("zh-hans"):
+        owner = catalogue_fields(rule_catalogue())["owner"]
+    assert (owner["label"], owner["kind"], owner["picks"]) == ("跟进人", "string", "staff")
+    li = StaffMemberFactory(wecom_userid="LiNa", name="李娜")
+    StaffMemberFactory(wecom_userid="zhangwei", name="张伟")
+    nameless = StaffMemberFactory(wecom_userid="wx-guide-7", name="")
+    found = admin_client_en.get(options_url("staff"), {"q": "李"}).json()
+    assert found == {"results": [{"id": "LiNa", "label": "李娜"}]}
+    labelled = admin_client_en.get(options_url("staff"), {"ids": "LiNa,wx-guide-7,gone"}).json()
+    assert labelled["results"] == [
+        {"id": nameless.wecom_userid, "label": "wx-guide-7"},
+        {"id": li.wecom_userid, "label": "李娜"},
+    ]
+    customer = CustomerFactory(owner=li)
+    CustomerFactory(owner=None)
+    rule = {"field": "owner", "op": "in", "value": ["LiNa"]}
+    assert [c["id"] for c in post_preview(admin_client_en, {"rule": rule}).json()["sample"]] == [
+        customer.pk
+    ]
+
+
 def test_a_search_lists_at_most_a_page_of_rows(admin_client_en: Client) -> None:
     TagFactory.create_batch(RULE_REFERENCE_OPTIONS + 5, group=TagGroupFactory(name="批量"))
     results = admin_client_en.get(options_url("tag")).json()["results"]
@@ -416,6 +442,8 @@ def test_a_search_lists_at_most_a_page_of_rows(admin_client_en: Client) -> None:
         ("tag", {"q": "x" * 65}, 400, "invalid_request"),
         ("tag", {"q": "a\x00b"}, 400, "invalid_request"),
         ("group", {"ids": "١"}, 400, "invalid_request"),
+        ("staff", {"ids": "x" * 65}, 400, "invalid_request"),
+        ("staff", {"ids": "a\x00b"}, 400, "invalid_request"),
     ],
 )
 def test_hostile_option_requests_are_refused_with_a_code(

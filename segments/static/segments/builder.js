@@ -47,9 +47,11 @@
   const csrfInput = document.querySelector("input[name=csrfmiddlewaretoken]");
 
   // Labels of the rows a rule names by id, by kind ("tag", "group", ...): id -> name.
-  const referenceLabels = { tag: new Map(), tag_group: new Map(), group: new Map(), segment: new Map() };
+  const referenceLabels = { tag: new Map(), tag_group: new Map(), group: new Map(), segment: new Map(), staff: new Map() };
 
-  const state = { root: null, problems: data.problems || [], jsonError: "" };
+  // `counts`: the last preview's count of each top-level condition, shown until the tree's
+  // shape changes.
+  const state = { root: null, problems: data.problems || [], jsonError: "", counts: [] };
   // The node each drawn element shows, to word its problems.
   const nodeOfElement = new WeakMap();
 
@@ -216,6 +218,7 @@
 
   function structureChanged() {
     state.problems = [];
+    state.counts = [];
     changed({ redraw: true });
   }
 
@@ -247,6 +250,7 @@
     }
     markProblems();
     drawJsonError();
+    drawCounts();
   }
 
   function addButtons(add) {
@@ -649,13 +653,16 @@
   }
 
   function referenceLabel(kind, value) {
+    if (referenceLabels[kind].has(value)) {
+      return referenceLabels[kind].get(value);
+    }
     if (isPlainObject(value)) {
       return value.group + " / " + value.name; // a tag by its group's name and its own
     }
     if (typeof value === "string") {
-      return value; // a tag group by name
+      return value; // a tag group by name, a staff member by an unknown userid
     }
-    return referenceLabels[kind].get(value) || "#" + value;
+    return "#" + value;
   }
 
   function optionsUrl(kind, query) {
@@ -798,6 +805,11 @@
     const isList = LIST_OPS.includes(op);
     if (["tag", "tag_group", "group", "segment"].includes(field.kind)) {
       return picker(field.kind, isList ? listOf(node) : node.value, isList, setValue(node), field.label);
+    }
+    // A field whose values are rows' keys (an owner's WeCom userid) picks them by name, but
+    // for `contains`, which matches any part of the key.
+    if (field.picks && op !== "contains") {
+      return picker(field.picks, isList ? listOf(node) : node.value, isList, setValue(node), field.label);
     }
     if (field.kind === "choice") {
       return choiceEditor(field, node, isList);
@@ -1057,20 +1069,25 @@
       });
   }
 
+  function drawCounts() {
+    treeElement.querySelectorAll(".sb-count").forEach(function (badge) {
+      const count = state.counts[Number(badge.dataset.index)];
+      badge.textContent = count === undefined
+        ? ""
+        : interpolate(texts.alone, { count: Number(count).toLocaleString("zh-CN") });
+    });
+  }
+
   function clearCounts() {
-    treeElement.querySelectorAll(".sb-count").forEach(function (badge) { badge.textContent = ""; });
+    state.counts = [];
+    drawCounts();
   }
 
   function showPreview(body, rule) {
     sizeElement.textContent = formatCount(body.size);
     statusElement.textContent = texts.preview_before_save;
-    clearCounts();
-    body.condition_counts.forEach(function (count, index) {
-      const badge = treeElement.querySelector('.sb-count[data-index="' + index + '"]');
-      if (badge) {
-        badge.textContent = interpolate(texts.alone, { count: Number(count).toLocaleString("zh-CN") });
-      }
-    });
+    state.counts = body.condition_counts;
+    drawCounts();
     const rows = sampleTable.querySelector("tbody");
     rows.replaceChildren();
     body.sample.forEach(function (customer) {
@@ -1103,7 +1120,13 @@
       collectReferences(node.child, into);
     } else if (node.type === "leaf") {
       const field = fields.get(node.field);
-      if (field && into[field.kind]) {
+      if (field && field.picks && node.op !== "contains") {
+        (Array.isArray(node.value) ? node.value : [node.value]).forEach(function (value) {
+          if (typeof value === "string" && value !== "") {
+            into[field.picks].add(value);
+          }
+        });
+      } else if (field && into[field.kind]) {
         (Array.isArray(node.value) ? node.value : [node.value]).forEach(function (value) {
           if (Number.isInteger(value)) {
             into[field.kind].add(value);
@@ -1117,12 +1140,15 @@
   }
 
   function loadReferenceLabels() {
-    const wanted = { tag: new Set(), tag_group: new Set(), group: new Set(), segment: new Set() };
+    const wanted = { tag: new Set(), tag_group: new Set(), group: new Set(), segment: new Set(), staff: new Set() };
     collectReferences(state.root, wanted);
     const requests = Object.entries(wanted)
-      .filter(function ([, ids]) { return ids.size > 0; })
       .map(function ([kind, ids]) {
-        return fetch(optionsUrl(kind, { ids: Array.from(ids).join(",") }), { credentials: "same-origin" })
+        return [kind, Array.from(ids).filter(function (id) { return !referenceLabels[kind].has(id); })];
+      })
+      .filter(function ([, ids]) { return ids.length > 0; })
+      .map(function ([kind, ids]) {
+        return fetch(optionsUrl(kind, { ids: ids.join(",") }), { credentials: "same-origin" })
           .then(function (response) { return response.ok ? response.json() : { results: [] }; })
           .then(function (body) {
             body.results.forEach(function (option) { referenceLabels[kind].set(option.id, option.label); });
@@ -1173,9 +1199,11 @@
     textarea.addEventListener("input", function () {
       readJson();
       state.problems = [];
+      state.counts = [];
       render();
       if (!state.jsonError) {
         changed({ fromJson: true });
+        loadReferenceLabels();
       }
     });
     // Enter in a field of the builder completes the field, never submits the form.
