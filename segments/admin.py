@@ -10,7 +10,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.core.exceptions import RequestDataTooBig
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.urls import path, reverse
 from django.utils.dateparse import parse_date
 from django.utils.html import format_html, format_html_join
@@ -25,8 +32,11 @@ from core.admin import (
     actor_column,
     actor_list_filter,
 )
-from core.errors import DomainError, ValidationFailed
-from core.validators import validate_json_text
+from core.api.errors import ERROR_NOT_FOUND, ERROR_PERMISSION_DENIED, error_body
+from core.api.parsers import body_too_large_error
+from core.errors import DomainError, NotFound, ValidationFailed
+from core.json_body import json_decode
+from core.validators import ERROR_INVALID_TEXT, json_error, text_error, validate_json_text
 from segments.models import (
     BackfillCount,
     CustomerMetrics,
@@ -47,9 +57,15 @@ from segments.models import (
     SegmentMembership,
     SegmentSizeSnapshot,
 )
+from segments.presenters.builder import builder_page_data, preview_body
 from segments.presenters.model_fits import fit_quality
-from segments.rules import InvalidRule, rule_check
-from segments.selectors import cluster_descriptions, model_fit_in_use
+from segments.rules import InvalidRule, RuleProblem, rule_check
+from segments.selectors import (
+    RULE_REFERENCE_KINDS,
+    cluster_descriptions,
+    model_fit_in_use,
+    rule_reference_options,
+)
 from segments.services.fits import fit_reason, models_fit_enqueue
 from segments.services.policies import (
     LIFECYCLE_FIELDS,
@@ -352,11 +368,18 @@ class CustomerPredictionInline(ReadOnlyInline):
 
 
 class SegmentForm(forms.ModelForm):
-    """The rule is checked (with its path in the tree) before anything is saved."""
+    """The rule is checked (with its path in the tree) before anything is saved; the builder
+    marks each problem's place in the tree (`rule_problems`)."""
 
     class Meta:
         model = Segment
         fields = ["name", "description", "kind", "rule"]
+        widgets = {"rule": forms.Textarea(attrs={"rows": 14, "class": "segment-rule-json"})}
+        labels = {"rule": _("targeting conditions")}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rule_problems: list[RuleProblem] = []
 
     def clean_rule(self) -> Any:
         rule = self.cleaned_data.get("rule")
@@ -373,6 +396,7 @@ class SegmentForm(forms.ModelForm):
                 try:
                     rule_check(rule, segment_id=self.instance.pk)
                 except InvalidRule as error:
+                    self.rule_problems = list(error.problems)
                     for problem in error.problems:
                         self.add_error("rule", f"{problem.path}: {problem.message}")
         return cleaned
@@ -385,9 +409,26 @@ class SizeSnapshotInline(ReadOnlyInline):
     max_num = 30
 
 
+# The builder's requests: a search is at most this long, a label lookup names at most as many
+# rows as a rule's list may hold.
+MAX_OPTION_SEARCH = 64
+MAX_OPTION_IDS = 1000
+ERROR_INVALID_REQUEST = "invalid_request"
+
+
+def _refusal(error: DomainError) -> JsonResponse:
+    body = error_body(error.code, error.message, error.detail)
+    return JsonResponse(body, status=error.status_code)
+
+
 @admin.register(Segment)
 class SegmentAdmin(ServiceAdmin):
+    """The segment form carries the builder (segments/static/segments/builder.js): the rule is
+    picked from lists, previewed live through `builder_preview` (the service the API's preview
+    uses), and submitted in the rule's textarea, which stays the builder's JSON view."""
+
     form = SegmentForm
+    change_form_template = "admin/segments/segment/change_form.html"
     created_by_label = actor_column("created_by", _("created by"))
     list_display = [
         "name",
@@ -455,6 +496,72 @@ class SegmentAdmin(ServiceAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [*self.readonly_fields, "kind"] if obj is not None else self.readonly_fields
 
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        form = context["adminform"].form
+        context["builder"] = builder_page_data(
+            segment_id=obj.pk if obj is not None else None,
+            problems=getattr(form, "rule_problems", []),
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "builder/preview/",
+                self.admin_site.admin_view(self.builder_preview),
+                name="segments_segment_builder_preview",
+            ),
+            path(
+                "builder/options/<str:kind>/",
+                self.admin_site.admin_view(self.builder_options),
+                name="segments_segment_builder_options",
+            ),
+            *super().get_urls(),
+        ]
+
+    def may_build(self, request: HttpRequest) -> bool:
+        """Whoever may write a segment's rule: add one, or change one."""
+        return self.has_add_permission(request) or self.has_change_permission(request)
+
+    def builder_preview(self, request: HttpRequest) -> HttpResponse:
+        """POST `{"rule": ..., "segment": id or null}`: the rule's size, each top-level
+        condition's count and sample customers, or 400 with the problems' paths."""
+        if not self.may_build(request):
+            return _refusal(PermissionRefused())
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        try:
+            try:
+                body = json_decode(request.body)
+            except RequestDataTooBig:
+                raise body_too_large_error() from None
+            rule, segment_id = _preview_request(body)
+            preview = segment_preview(rule=rule, segment_id=segment_id)
+        except DomainError as error:
+            return _refusal(error)
+        return JsonResponse(preview_body(preview))
+
+    def builder_options(self, request: HttpRequest, kind: str) -> HttpResponse:
+        """GET `?q=<name>` or `?ids=1,2`: tags, tag groups, group chats, segments or staff
+        members (by WeCom userid) to pick."""
+        if not self.may_build(request):
+            return _refusal(PermissionRefused())
+        if kind not in RULE_REFERENCE_KINDS:
+            return _refusal(NotFound(ERROR_NOT_FOUND, gettext("No such list.")))
+        try:
+            search, ids = _options_request(request.GET, keyed_by_text=kind == "staff")
+        except DomainError as error:
+            return _refusal(error)
+        return JsonResponse({"results": rule_reference_options(kind, search=search, ids=ids)})
+
     def delete_through_service(self, request: HttpRequest, object_id: int) -> None:
         """The service refuses a segment another rule names."""
         segment_delete(segment_id=object_id, actor=f"user:{request.user.pk}")
@@ -464,6 +571,69 @@ class SegmentAdmin(ServiceAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         segment_refresh_enqueue(ids)
         self.message_user(request, _("Refresh queued."), messages.SUCCESS)
+
+
+class PermissionRefused(DomainError):
+    status_code = 403
+
+    def __init__(self) -> None:
+        super().__init__(
+            ERROR_PERMISSION_DENIED, gettext("Only those who may edit segments may do this.")
+        )
+
+
+def _preview_request(body: Any) -> tuple[Any, int | None]:
+    """The rule and the segment it is written for, from the builder's preview request."""
+    if not isinstance(body, dict) or "rule" not in body:
+        raise ValidationFailed(
+            ERROR_INVALID_REQUEST,
+            gettext('Expected {"rule": ..., "segment": ...}.'),
+            detail={"rule": [gettext("This field is required.")]},
+        )
+    segment_id = body.get("segment")
+    if segment_id is not None and (
+        isinstance(segment_id, bool) or not isinstance(segment_id, int) or segment_id < 1
+    ):
+        raise ValidationFailed(
+            ERROR_INVALID_REQUEST,
+            gettext("The segment must be an id."),
+            detail={"segment": [gettext("Expected an id (a positive whole number).")]},
+        )
+    rule = body["rule"]
+    # Before the rule meets the compiler or PostgreSQL, as the form's check does.
+    found = json_error(rule, max_bytes=None)
+    if found is not None:
+        _where, message = found
+        raise ValidationFailed(ERROR_INVALID_TEXT, message, detail={"rule": [message]})
+    return rule, segment_id
+
+
+def _is_id(part: str, *, keyed_by_text: bool) -> bool:
+    if keyed_by_text:
+        return len(part) <= MAX_OPTION_SEARCH and text_error(part) is None
+    return part.isascii() and part.isdigit() and len(part) < 19  # within a bigint
+
+
+def _options_request(query: Any, *, keyed_by_text: bool) -> tuple[str, list[int | str]]:
+    """The search and the ids (texts for rows keyed by text: staff members' userids)."""
+    search = str(query.get("q", "")).strip()
+    if len(search) > MAX_OPTION_SEARCH or text_error(search):
+        raise ValidationFailed(
+            ERROR_INVALID_REQUEST,
+            gettext("Search with at most %(maximum)s characters of text.")
+            % {"maximum": MAX_OPTION_SEARCH},
+            detail={"q": [gettext("Too long or not text.")]},
+        )
+    raw_ids = [part for part in str(query.get("ids", "")).split(",") if part]
+    if len(raw_ids) > MAX_OPTION_IDS or not all(
+        _is_id(part, keyed_by_text=keyed_by_text) for part in raw_ids
+    ):
+        raise ValidationFailed(
+            ERROR_INVALID_REQUEST,
+            gettext("Give the ids separated by commas."),
+            detail={"ids": [gettext("Expected ids separated by commas.")]},
+        )
+    return search, [part if keyed_by_text else int(part) for part in raw_ids]
 
 
 @admin.register(SegmentMembership)

@@ -2,13 +2,14 @@
 recomputation runs, predictive model fits, and what a customer page or the customer lookup
 shows. Reads only."""
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from crm.models import Customer
+from crm.models import Customer, Group, StaffMember, Tag, TagGroup
 from crm.selectors.customers import customer_list
 from segments.feeds import Feed, feed_end
 from segments.models import (
@@ -241,3 +242,49 @@ def customer_memberships(customer_id: int) -> QuerySet[SegmentMembership]:
         .select_related("segment")
         .order_by("segment__name")
     )
+
+
+# What a rule may name (segments.rules): the kinds of rows the segment builder picks by name.
+# Staff members are named by their WeCom userid (the field `owner`), the others by id.
+RULE_REFERENCE_KINDS = ("tag", "tag_group", "group", "segment", "staff")
+RULE_REFERENCE_OPTIONS = 20
+
+
+def rule_reference_options(
+    kind: str, *, search: str = "", ids: Sequence[int | str] = ()
+) -> list[dict[str, Any]]:
+    """Rows of `kind` (one of RULE_REFERENCE_KINDS) a rule can name, as `{"id", "label"}`
+    (`id` the value a rule holds): those with the given `ids` (to label a stored rule's
+    references), else the first RULE_REFERENCE_OPTIONS whose name contains `search`, by name.
+    One query."""
+    rows: QuerySet[Any]
+    if kind == "staff":
+        staff = StaffMember.objects.only("wecom_userid", "name").order_by("name", "wecom_userid")
+        if ids:
+            staff = staff.filter(wecom_userid__in=ids)
+        else:
+            if search:
+                staff = staff.filter(Q(name__icontains=search) | Q(wecom_userid__icontains=search))
+            staff = staff[:RULE_REFERENCE_OPTIONS]
+        return [{"id": member.wecom_userid, "label": str(member)} for member in staff]
+    if kind == "tag":
+        rows = (
+            Tag.objects.select_related("group")
+            .only("name", "group__name")
+            .order_by("group__name", "name")
+        )
+        if search and not ids:
+            rows = rows.filter(Q(name__icontains=search) | Q(group__name__icontains=search))
+    else:
+        named: dict[str, QuerySet[Any]] = {
+            "tag_group": TagGroup.objects.all(),
+            "group": Group.objects.all(),
+            "segment": Segment.objects.all(),
+        }
+        rows = named[kind].only("name").order_by("name", "pk")
+        if search and not ids:
+            rows = rows.filter(name__icontains=search)
+    rows = rows.filter(pk__in=ids) if ids else rows[:RULE_REFERENCE_OPTIONS]
+    if kind == "tag":
+        return [{"id": tag.pk, "label": f"{tag.group.name} / {tag.name}"} for tag in rows]
+    return [{"id": row.pk, "label": row.name} for row in rows]

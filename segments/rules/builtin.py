@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from crm.models import (
     ConsentChannel,
@@ -21,7 +23,16 @@ from crm.models import (
 )
 from segments.models import LifecycleState, RfmTier, SegmentKind
 from segments.rules.errors import RuleError
-from segments.rules.fields import CompileContext, KeyedColumn, Leaf, RowColumn, register_field
+from segments.rules.fields import (
+    CompileContext,
+    FieldCategory,
+    KeyedColumn,
+    Leaf,
+    ParamKind,
+    ParamSpec,
+    RowColumn,
+    register_field,
+)
 from segments.rules.sql import Sql, is_member, join, negate, param
 from segments.rules.values import (
     COUNT_OPS,
@@ -56,20 +67,48 @@ def _nullable(expression: str) -> RowColumn:
 # --- Profile (alias c = crm_customer) ------------------------------------------------------
 # A blank profile string means "not known": it counts as missing (NULL) for every operator.
 
+PROFILE = FieldCategory.PROFILE
 register_field(
-    name="gender", value_type=ChoiceType(Gender.values), column=RowColumn(Sql("c.gender"))
+    name="gender",
+    label=gettext_lazy("gender"),
+    category=PROFILE,
+    value_type=ChoiceType.of(Gender),
+    column=RowColumn(Sql("c.gender")),
 )
-register_field(name="province", value_type=STRING, column=_nullable("NULLIF(c.province, '')"))
-register_field(name="city", value_type=STRING, column=_nullable("NULLIF(c.city, '')"))
+register_field(
+    name="province",
+    label=gettext_lazy("province"),
+    category=PROFILE,
+    value_type=STRING,
+    column=_nullable("NULLIF(c.province, '')"),
+)
+register_field(
+    name="city",
+    label=gettext_lazy("city"),
+    category=PROFILE,
+    value_type=STRING,
+    column=_nullable("NULLIF(c.city, '')"),
+)
 register_field(
     name="source_channel",
-    value_type=ChoiceType(SourceChannel.values),
+    label=gettext_lazy("source channel"),
+    category=PROFILE,
+    value_type=ChoiceType.of(SourceChannel),
     column=_nullable("NULLIF(c.source_channel, '')"),
 )
-register_field(name="member_level", value_type=INTEGER, column=RowColumn(Sql("c.member_level")))
+register_field(
+    name="member_level",
+    label=gettext_lazy("member level"),
+    category=PROFILE,
+    value_type=INTEGER,
+    column=RowColumn(Sql("c.member_level")),
+)
 register_field(
     name="owner",
+    label=gettext_lazy("owner"),
+    category=PROFILE,
     value_type=STRING,
+    picks="staff",
     # crm_staffmember is small; its primary key answers the membership test.
     column=KeyedColumn(
         table="crm_staffmember",
@@ -79,9 +118,17 @@ register_field(
         is_key_nullable=True,
     ),
 )
-register_field(name="first_seen_at", value_type=DATETIME, column=RowColumn(Sql("c.first_seen_at")))
+register_field(
+    name="first_seen_at",
+    label=gettext_lazy("first seen"),
+    category=PROFILE,
+    value_type=DATETIME,
+    column=RowColumn(Sql("c.first_seen_at")),
+)
 register_field(
     name="birthday_month",
+    label=gettext_lazy("birthday month"),
+    category=PROFILE,
     value_type=NumberType(is_integer=True, minimum=1, maximum=12),
     column=_nullable("CAST(EXTRACT(MONTH FROM c.birthday) AS integer)"),
 )
@@ -113,8 +160,20 @@ def _compile_tag_group(leaf: Leaf, ctx: CompileContext) -> Sql:
     return negate(membership) if leaf.op == "has_none" else membership
 
 
-register_field(name="tag", value_type=TagsType(), compiler=_compile_tag)
-register_field(name="tag_group", value_type=TagGroupType(), compiler=_compile_tag_group)
+register_field(
+    name="tag",
+    label=gettext_lazy("tag"),
+    category=FieldCategory.TAGS,
+    value_type=TagsType(),
+    compiler=_compile_tag,
+)
+register_field(
+    name="tag_group",
+    label=gettext_lazy("tag group"),
+    category=FieldCategory.TAGS,
+    value_type=TagGroupType(),
+    compiler=_compile_tag_group,
+)
 
 
 # --- Groups (社群) -------------------------------------------------------------------------
@@ -153,22 +212,35 @@ def _compile_group_joined(leaf: Leaf, ctx: CompileContext) -> Sql:
     return is_member("c.id", stays)
 
 
-register_field(name="group", value_type=GroupsType(), compiler=_compile_group)
+register_field(
+    name="group",
+    label=gettext_lazy("group chats now in"),
+    category=FieldCategory.GROUPS,
+    value_type=GroupsType(),
+    compiler=_compile_group,
+)
 register_field(
     name="group_joined",
+    label=gettext_lazy("joined a group chat"),
+    category=FieldCategory.GROUPS,
     value_type=DATETIME,
     ops=["within_last_days"],
     compiler=_compile_group_joined,
     params_parser=_parse_group_joined_params,
+    params=[
+        ParamSpec(key="group", label=gettext_lazy("only this group chat"), kind=ParamKind.GROUP)
+    ],
 )
 
 
 # --- Consent: one field per channel; no row means no decision (NULL) -----------------------
 
-for channel in ConsentChannel.values:
+for channel, channel_label in ConsentChannel.choices:
     register_field(
         name=f"consent.{channel}",
-        value_type=ChoiceType(ConsentStatus.values),
+        label=format_lazy("{} · {}", gettext_lazy("consent"), channel_label),
+        category=FieldCategory.CONSENT,
+        value_type=ChoiceType.of(ConsentStatus),
         # One row per (customer, channel) (consent_unique_channel); opted-out tests can use
         # the partial index consent_opted_out (channel, customer).
         column=KeyedColumn(
@@ -179,39 +251,100 @@ for channel in ConsentChannel.values:
 
 # --- Metrics (alias m = segments_customermetrics, LEFT JOINed: no row yet means NULL) -------
 
-register_field(name="r_score", value_type=SCORE, column=_nullable("m.r_score"))
-register_field(name="f_score", value_type=SCORE, column=_nullable("m.f_score"))
-register_field(name="m_score", value_type=SCORE, column=_nullable("m.m_score"))
+METRICS = FieldCategory.METRICS
 register_field(
-    name="rfm_tier", value_type=ChoiceType(RfmTier.values), column=_nullable("m.rfm_tier")
+    name="r_score",
+    label=gettext_lazy("recency score (R)"),
+    category=METRICS,
+    value_type=SCORE,
+    column=_nullable("m.r_score"),
+)
+register_field(
+    name="f_score",
+    label=gettext_lazy("frequency score (F)"),
+    category=METRICS,
+    value_type=SCORE,
+    column=_nullable("m.f_score"),
+)
+register_field(
+    name="m_score",
+    label=gettext_lazy("monetary score (M)"),
+    category=METRICS,
+    value_type=SCORE,
+    column=_nullable("m.m_score"),
+)
+register_field(
+    name="rfm_tier",
+    label=gettext_lazy("RFM tier"),
+    category=METRICS,
+    value_type=ChoiceType.of(RfmTier),
+    column=_nullable("m.rfm_tier"),
 )
 register_field(
     name="lifecycle_state",
-    value_type=ChoiceType(LifecycleState.values),
+    label=gettext_lazy("lifecycle state"),
+    category=METRICS,
+    value_type=ChoiceType.of(LifecycleState),
     # A customer not computed yet is a prospect.
     column=RowColumn("COALESCE(m.lifecycle_state, " + param(LifecycleState.PROSPECT.value) + ")"),
 )
-register_field(name="lifecycle_since", value_type=DATETIME, column=_nullable("m.lifecycle_since"))
-register_field(name="first_order_at", value_type=DATETIME, column=_nullable("m.first_paid_at"))
-register_field(name="last_order_at", value_type=DATETIME, column=_nullable("m.last_paid_at"))
-# Counts and sums of a customer without a metrics row are 0, as a computation would find.
 register_field(
-    name="order_count", value_type=COUNT, column=RowColumn(Sql("COALESCE(m.lifetime_orders, 0)"))
+    name="lifecycle_since",
+    label=gettext_lazy("in this lifecycle state since"),
+    category=METRICS,
+    value_type=DATETIME,
+    column=_nullable("m.lifecycle_since"),
 )
 register_field(
-    name="spend", value_type=NUMBER, column=RowColumn(Sql("COALESCE(m.lifetime_net_spend, 0)"))
+    name="first_order_at",
+    label=gettext_lazy("first order"),
+    category=METRICS,
+    value_type=DATETIME,
+    column=_nullable("m.first_paid_at"),
+)
+register_field(
+    name="last_order_at",
+    label=gettext_lazy("last order"),
+    category=METRICS,
+    value_type=DATETIME,
+    column=_nullable("m.last_paid_at"),
+)
+# Counts and sums of a customer without a metrics row are 0, as a computation would find.
+register_field(
+    name="order_count",
+    label=gettext_lazy("paid orders (lifetime)"),
+    category=METRICS,
+    value_type=COUNT,
+    column=RowColumn(Sql("COALESCE(m.lifetime_orders, 0)")),
+)
+register_field(
+    name="spend",
+    label=gettext_lazy("net spend (lifetime)"),
+    category=METRICS,
+    value_type=NUMBER,
+    column=RowColumn(Sql("COALESCE(m.lifetime_net_spend, 0)")),
 )
 register_field(
     name="orders_in_window",
+    label=gettext_lazy("paid orders in the RFM window"),
+    category=METRICS,
     value_type=COUNT,
     column=RowColumn(Sql("COALESCE(m.orders_in_window, 0)")),
 )
 register_field(
     name="spend_in_window",
+    label=gettext_lazy("net spend in the RFM window"),
+    category=METRICS,
     value_type=NUMBER,
     column=RowColumn(Sql("COALESCE(m.net_spend_in_window, 0)")),
 )
-register_field(name="avg_order_value", value_type=NUMBER, column=_nullable("m.avg_order_value"))
+register_field(
+    name="avg_order_value",
+    label=gettext_lazy("average order value"),
+    category=METRICS,
+    value_type=NUMBER,
+    column=_nullable("m.avg_order_value"),
+)
 
 
 def _days_since_last_order(ctx: CompileContext) -> Sql:
@@ -222,6 +355,8 @@ def _days_since_last_order(ctx: CompileContext) -> Sql:
 
 register_field(
     name="days_since_last_order",
+    label=gettext_lazy("days since the last order"),
+    category=METRICS,
     value_type=INTEGER,
     column=RowColumn(_days_since_last_order, is_nullable=True),
 )
@@ -316,19 +451,48 @@ def _compile_interacted(leaf: Leaf, ctx: CompileContext) -> Sql:
     return _count_condition(leaf, interactions + " GROUP BY x.customer_id", "count(*)", ctx)
 
 
+WITHIN_DAYS = ParamSpec(
+    key="within_days", label=gettext_lazy("within the last days"), kind=ParamKind.DAYS
+)
 register_field(
     name="purchased",
+    label=gettext_lazy("orders with the products"),
+    category=FieldCategory.BEHAVIOUR,
     value_type=COUNT,
     ops=COUNT_OPS,
     compiler=_compile_purchased,
     params_parser=_parse_purchase_params,
+    params=[
+        ParamSpec(
+            key="category",
+            label=gettext_lazy("product categories"),
+            kind=ParamKind.TEXTS,
+            alternative_of="item",
+        ),
+        ParamSpec(
+            key="sku", label=gettext_lazy("SKUs"), kind=ParamKind.TEXTS, alternative_of="item"
+        ),
+        WITHIN_DAYS,
+    ],
 )
 register_field(
     name="interacted",
+    label=gettext_lazy("number of interactions"),
+    category=FieldCategory.BEHAVIOUR,
     value_type=COUNT,
     ops=COUNT_OPS,
     compiler=_compile_interacted,
     params_parser=_parse_interaction_params,
+    params=[
+        ParamSpec(
+            key="kind",
+            label=gettext_lazy("kind of interaction"),
+            kind=ParamKind.CHOICE,
+            is_required=True,
+            choices=tuple(InteractionKind.choices),
+        ),
+        WITHIN_DAYS,
+    ],
 )
 
 
@@ -353,4 +517,10 @@ def _compile_segment(leaf: Leaf, ctx: CompileContext) -> Sql:
     return negate(in_any) if leaf.op == "not_in" else in_any
 
 
-register_field(name="segment", value_type=SegmentsType(), compiler=_compile_segment)
+register_field(
+    name="segment",
+    label=gettext_lazy("segment"),
+    category=FieldCategory.SEGMENTS,
+    value_type=SegmentsType(),
+    compiler=_compile_segment,
+)

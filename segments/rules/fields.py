@@ -5,6 +5,8 @@ predicted ones do (segments.predictive.fields), through `register_field`:
 
     register_field(
         name="churn_risk",
+        label=_("churn risk"),
+        category=FieldCategory.PREDICTIONS,
         value_type=NumberType(minimum=0, maximum=1),
         column=KeyedColumn(table="segments_customerprediction", column="churn_risk"),
     )
@@ -13,13 +15,20 @@ A field's value lives either in a column (`column=`: RowColumn on the customer o
 KeyedColumn in another customer-keyed table), compared by its value type (segments.rules.values:
 NumberType, StringType, ChoiceType, DateTimeType), or is computed by a function of its own
 (`compiler=`, given the checked Leaf and the CompileContext). Either way a leaf compiles to a
-condition that is true or false, never NULL."""
+condition that is true or false, never NULL.
+
+A field's `label` and `category` (and its params' `ParamSpec`s) are what the segment builder
+shows operators: the registry is the builder's one list of fields (segments.rules.catalogue)."""
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
 from typing import Any, Protocol
+
+from django.db import models
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from segments.rules.sql import Sql, is_member, negate
 from segments.rules.values import (
@@ -31,6 +40,41 @@ from segments.rules.values import (
     ValueType,
     business_zone,
 )
+
+
+class FieldCategory(models.TextChoices):
+    """Where the builder lists a field, in this order."""
+
+    PROFILE = "profile", _("Profile")
+    TAGS = "tags", _("Tags")
+    GROUPS = "groups", _("Group chats")
+    CONSENT = "consent", _("Marketing consent")
+    METRICS = "metrics", _("Orders and lifecycle")
+    BEHAVIOUR = "behaviour", _("Behaviour")
+    PREDICTIONS = "predictions", _("Predictions")
+    SEGMENTS = "segments", _("Segments")
+
+
+class ParamKind(models.TextChoices):
+    """How the builder asks for a param's value (codes only: operators never read them)."""
+
+    TEXTS = "texts"  # a non-empty list of strings
+    DAYS = "days"  # a whole number of days, at least 1
+    CHOICE = "choice"  # one of `choices`
+    GROUP = "group"  # a group (社群) id
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One key a field's params may hold, as the builder offers it. Keys sharing an
+    `alternative_of` name are alternatives: exactly one of them is given."""
+
+    key: str
+    label: str | Promise
+    kind: ParamKind
+    is_required: bool = False
+    choices: tuple[tuple[str, str | Promise], ...] = ()
+    alternative_of: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,10 +128,14 @@ ParamsParser = Callable[[object, str], Mapping[str, Any]]
 @dataclass(frozen=True)
 class Field:
     name: str
+    label: str | Promise
+    category: FieldCategory
     value_type: ValueType
     ops: frozenset[str]
     compiler: FieldCompiler
     params_parser: ParamsParser | None
+    params: tuple[ParamSpec, ...]
+    picks: str
 
 
 class Column(Protocol):
@@ -155,16 +203,23 @@ _REGISTRY: dict[str, Field] = {}
 def register_field(
     *,
     name: str,
+    label: str | Promise,
+    category: FieldCategory,
     value_type: ValueType,
     column: Column | None = None,
     compiler: FieldCompiler | None = None,
     ops: Iterable[str] | None = None,
     params_parser: ParamsParser | None = None,
+    params: Iterable[ParamSpec] = (),
+    picks: str = "",
 ) -> Field:
     """Add a field to the language. Give `column` for a value held in one column (compared by
     `value_type`, a ColumnType) or `compiler` for anything else. `ops` narrows the value type's
-    operators; `params_parser` admits a "params" object on the field's leaves. Names are the
-    public contract of stored rules: one name, one field, for good."""
+    operators; `params_parser` admits a "params" object on the field's leaves, and `params`
+    says what the builder asks for it. `label` (lazily translated) and `category` are what
+    operators see; `picks` names the list the builder picks the field's values from by name
+    (segments.selectors.RULE_REFERENCE_KINDS), for a field whose values are rows' keys. Names
+    are the public contract of stored rules: one name, one field, for good."""
     if name in _REGISTRY:
         raise ValueError(f"rule field {name!r} is registered already")
     field_ops = value_type.ops if ops is None else frozenset(ops)
@@ -179,12 +234,19 @@ def register_field(
         field_compiler = compiler
     else:
         raise ValueError(f"rule field {name!r} needs exactly one of column and compiler")
+    specs = tuple(params)
+    if specs and params_parser is None:
+        raise ValueError(f"rule field {name!r}: params offered without a params parser")
     field = Field(
         name=name,
+        label=label,
+        category=category,
         value_type=value_type,
         ops=field_ops,
         compiler=field_compiler,
         params_parser=params_parser,
+        params=specs,
+        picks=picks,
     )
     _REGISTRY[name] = field
     return field
@@ -196,3 +258,8 @@ def _compile_column(column: Column, value_type: ColumnType, leaf: Leaf, ctx: Com
 
 def field_named(name: str) -> Field | None:
     return _REGISTRY.get(name)
+
+
+def registered_fields() -> list[Field]:
+    """Every field, in the order of registration."""
+    return list(_REGISTRY.values())

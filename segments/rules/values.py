@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import Choices
 from django.utils.translation import gettext as _
 
 from core.validators import text_error
@@ -384,12 +385,18 @@ class StringType(ColumnType):
 
 
 class ChoiceType(ColumnType):
-    """One of a fixed set of values (a model's TextChoices)."""
+    """One of a fixed set of values (a model's TextChoices), with the labels operators read
+    (`labels`, by value; the value itself where none is given)."""
 
     ops = CHOICE_OPS
 
-    def __init__(self, choices: list[str]) -> None:
+    def __init__(self, choices: list[str], labels: Mapping[str, Any] | None = None) -> None:
         self.choices = tuple(choices)
+        self.labels = dict(labels or {})
+
+    @classmethod
+    def of(cls, choices: type[Choices]) -> "ChoiceType":
+        return cls(choices.values, labels=dict(choices.choices))
 
     def parse_choice(self, raw: object, path: str) -> str:
         if not isinstance(raw, str) or raw not in self.choices:

@@ -421,10 +421,14 @@ def segment_from_cluster(*, fit_id: int, number: int, name: str, actor: str) -> 
     return segment
 
 
-def segment_preview(*, rule: Any, as_of: datetime | None = None) -> Preview:
+def segment_preview(
+    *, rule: Any, as_of: datetime | None = None, segment_id: int | None = None
+) -> Preview:
     """Size, the count behind each top-level condition and 20 sample customers (the newest)
-    of a rule, without saving anything: one scan of the customers, then the sample's rows."""
-    rule_check(rule)
+    of a rule, without saving anything: one scan of the customers, then the sample's rows.
+    `segment_id`: the segment the rule is being written for, whose rule must not reach it
+    again (checked as saving it would)."""
+    rule_check(rule, segment_id=segment_id)
     counts_sql, counts_params = rule_preview_sql(
         rule, as_of=as_of or timezone.now(), sample_size=PREVIEW_SAMPLE_SIZE
     )

@@ -28,6 +28,7 @@ from segments.rules import (
 )
 from segments.rules import fields as rule_fields
 from segments.rules.errors import InvalidRule
+from segments.rules.fields import FieldCategory
 from segments.rules.sql import Sql, is_member, param
 from segments.rules.values import ChoiceType, NumberType, StringType
 from tests.factories import (
@@ -736,7 +737,12 @@ def test_preview_evaluates_each_condition_once(scratch_registry: None) -> None:
         return Sql("pg_temp.rule_evaluated(c.id)")
 
     register_field(
-        name="counted", value_type=ChoiceType(["yes"]), ops=["eq"], compiler=compile_counted
+        label="test",
+        category=FieldCategory.PROFILE,
+        name="counted",
+        value_type=ChoiceType(["yes"]),
+        ops=["eq"],
+        compiler=compile_counted,
     )
     rule = {"all": [leaf("gender", "eq", "female"), leaf("counted", "eq", "yes")]}
     assert preview_counts(rule, as_of=AS_OF) == [1, 1, len(customers)]
@@ -758,10 +764,16 @@ def test_a_new_field_compiles_without_touching_the_compiler(scratch_registry: No
     rich = CustomerFactory(member_points=500)
     poor = CustomerFactory(member_points=10)
     register_field(
-        name="member_points", value_type=NumberType(), column=RowColumn(Sql("c.member_points"))
+        label="test",
+        category=FieldCategory.PROFILE,
+        name="member_points",
+        value_type=NumberType(),
+        column=RowColumn(Sql("c.member_points")),
     )
     ConsentFactory(customer=rich, channel="wecom", status="opted_in")
     register_field(
+        label="test",
+        category=FieldCategory.PROFILE,
         name="consent_source.wecom",
         value_type=StringType(),
         column=KeyedColumn(
@@ -774,6 +786,8 @@ def test_a_new_field_compiles_without_touching_the_compiler(scratch_registry: No
         return band + " = " + param(field_leaf.value)
 
     register_field(
+        label="test",
+        category=FieldCategory.PROFILE,
         name="points_band",
         value_type=ChoiceType(["high", "low"]),
         ops=["eq"],
@@ -791,13 +805,30 @@ def test_a_new_field_compiles_without_touching_the_compiler(scratch_registry: No
 def test_registration_refuses_inconsistent_fields(scratch_registry: None) -> None:
     column = RowColumn(Sql("c.member_points"))
     with pytest.raises(ValueError, match="registered already"):
-        register_field(name="gender", value_type=NumberType(), column=column)
+        register_field(
+            label="test",
+            category=FieldCategory.PROFILE,
+            name="gender",
+            value_type=NumberType(),
+            column=column,
+        )
     with pytest.raises(ValueError, match="not of its type"):
-        register_field(name="points", value_type=NumberType(), ops=["contains"], column=column)
-    with pytest.raises(ValueError, match="exactly one of column and compiler"):
-        register_field(name="points", value_type=NumberType())
+        register_field(
+            label="test",
+            category=FieldCategory.PROFILE,
+            name="points",
+            value_type=NumberType(),
+            ops=["contains"],
+            column=column,
+        )
     with pytest.raises(ValueError, match="exactly one of column and compiler"):
         register_field(
+            label="test", category=FieldCategory.PROFILE, name="points", value_type=NumberType()
+        )
+    with pytest.raises(ValueError, match="exactly one of column and compiler"):
+        register_field(
+            label="test",
+            category=FieldCategory.PROFILE,
             name="points",
             value_type=NumberType(),
             column=column,
