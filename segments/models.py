@@ -236,7 +236,16 @@ class LifecycleTransition(models.Model):
     class Meta:
         verbose_name = _("lifecycle transition")
         verbose_name_plural = _("lifecycle transitions")
-        indexes = [models.Index(fields=["customer", "at"], name="transition_by_customer")]
+        indexes = [
+            models.Index(fields=["customer", "at"], name="transition_by_customer"),
+            # The overview's flow between states over a period, and the customers list filtered
+            # by a move in it: index-only range scans over `at`.
+            models.Index(
+                fields=["at"],
+                include=["from_state", "to_state", "customer"],
+                name="transition_by_at",
+            ),
+        ]
 
     def __str__(self) -> str:
         return (
