@@ -348,7 +348,7 @@ def _rfm_panel(period: Period) -> dict[str, Any]:
     return {
         "tiers": rows,
         "total": format_count(customers),
-        "total_revenue": format_money(revenue),
+        "total_average": format_money(revenue / customers) if customers else "–",
         "untiered": (
             ngettext(
                 "%(count)s more customer bought nothing in the RFM window and has no tier.",
@@ -413,8 +413,10 @@ def _retention_panel(period: Period) -> dict[str, Any]:
             "label": _month_text(cohort.month),
             "customers": format_count(cohort.customers),
             "exact": f"{cohort.customers:,}",
+            # A month no one began in, or one not reached yet, has empty cells.
             "cells": [
-                _rate_cell(buyers, cohort.customers, highest) for buyers in cohort.repeat_buyers
+                _rate_cell(buyers, cohort.customers, highest) if cohort.customers else None
+                for buyers in cohort.repeat_buyers
             ]
             + [None] * (months - len(cohort.repeat_buyers)),
         }

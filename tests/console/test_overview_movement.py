@@ -284,6 +284,7 @@ def test_the_panels_show_their_figures_with_links_to_the_customers(
     assert rfm["tiers"][1]["average"] == "–"  # no customer in the tier
     assert rfm["tiers"][7]["revenue_share"] == "0%"
     assert rfm["total"] == "4"
+    assert rfm["total_average"] == "¥300.00"
     # The buyers of the retention cohorts have metrics and no tier.
     assert rfm["untiered"] == "8 more customers bought nothing in the RFM window and have no tier."
     assert rfm["chart"]["customer_shares"] == [50.0, 0, 0, 0, 0, 25.0, 0, 25.0]
@@ -297,6 +298,7 @@ def test_the_panels_show_their_figures_with_links_to_the_customers(
     assert january["customers"] == "2"
     assert [cell and cell["rate"] for cell in january["cells"]] == ["0%", "50%"] + [None] * 9
     assert january["cells"][1]["exact"] == "1 of 2"
+    assert retention["cohorts"][1]["cells"] == [None] * 11  # May 2025: no first order
     # Heat against the highest rate of the table (100%: April's and February's month 1).
     assert january["cells"][1]["heat"] == 0.5
     douyin = retention["channels"][0]
