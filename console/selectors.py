@@ -200,18 +200,14 @@ class TierFigures:
 def overview_rfm_tiers() -> list[TierFigures]:
     """Customers and net spend in the RFM window per tier now, every tier in order, then
     the customers without one. One query (an aggregate over the metrics table)."""
-    rows = {
-        tier: (customers, revenue)
+    found = {
+        tier: TierFigures(tier=tier, customers=customers, revenue=revenue)
         for tier, customers, revenue in CustomerMetrics.objects.values_list("rfm_tier")
         .annotate(customers=Count("pk"), revenue=Sum("net_spend_in_window"))
         .order_by()
     }
     return [
-        TierFigures(
-            tier=tier,
-            customers=rows.get(tier, (0, 0))[0],
-            revenue=Decimal(rows.get(tier, (0, 0))[1] or 0),
-        )
+        found.get(tier, TierFigures(tier=tier, customers=0, revenue=Decimal(0)))
         for tier in [*RfmTier.values, None]
     ]
 
