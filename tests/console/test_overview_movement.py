@@ -400,3 +400,23 @@ def test_each_panel_is_one_query_whatever_the_data_and_is_cached() -> None:
     with CaptureQueriesContext(connection) as cached:
         client.get("/admin/")
     assert panel_queries(cached) == []
+
+
+@pytest.mark.django_db
+def test_retention_is_kept_longer_than_the_other_panels(monkeypatch: pytest.MonkeyPatch) -> None:
+    kept: dict[str, int] = {}
+    store = cache.set
+
+    def remember(key: str, value: object, timeout: int) -> None:
+        kept[key.split(":")[2]] = timeout
+        store(key, value, timeout)
+
+    monkeypatch.setattr(cache, "set", remember)
+    client_of(_operator(*ALL_PERMISSIONS)).get("/admin/")
+    assert kept == {
+        "kpis": 300,
+        "lifecycle": 300,
+        "lifecycle_flow": 300,
+        "rfm": 300,
+        "retention": 3600,
+    }
