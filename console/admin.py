@@ -53,6 +53,7 @@ from segments.admin import (
     CustomerMetricsInline,
     CustomerPredictionInline,
     CustomerSegmentInline,
+    LifecycleMoveListFilter,
     LifecycleTransitionInline,
 )
 from segments.models import Segment, SegmentKind
@@ -86,6 +87,7 @@ class CustomerPageAdmin(CustomerAdmin):
     list_filter = [
         ("metrics__lifecycle_state", admin.ChoicesFieldListFilter),
         ("metrics__rfm_tier", admin.ChoicesFieldListFilter),
+        LifecycleMoveListFilter,
         *CustomerAdmin.list_filter,
     ]
     list_select_related = [*CustomerAdmin.list_select_related, "metrics"]

@@ -4,7 +4,7 @@ reader, and the data of their charts. A panel's figures are cached per period an
 day for a few minutes; each panel says when they were computed."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +13,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
-from django.utils.translation import gettext, pgettext
+from django.utils.http import urlencode
+from django.utils.translation import gettext, ngettext, pgettext
 
 from console.formatting import (
     format_count,
@@ -26,16 +27,28 @@ from console.formatting import (
 from console.selectors import (
     DEFAULT_PERIOD_DAYS,
     PERIOD_DAYS,
+    REPEAT_WITHIN_DAYS,
+    RETENTION_COHORTS,
     Kpis,
     Period,
+    Retention,
     overview_kpis,
     overview_lifecycle,
+    overview_lifecycle_flow,
     overview_period,
+    overview_retention,
+    overview_rfm_tiers,
 )
+from crm.models import SourceChannel
+from segments.models import LifecycleState, RfmTier
+from segments.presenters.lifecycle_moves import LIFECYCLE_MOVE_PARAMETER, LifecycleMove
 
 # Long enough that a morning's visits share one computation of the heavy panels, short
 # enough that the figures of today stay close to live.
 CACHE_SECONDS = 300
+# Retention moves by the month, and its query costs the most (it reads every later order of
+# a year's first-time buyers): an hour-old figure, dated, serves as well.
+RETENTION_CACHE_SECONDS = 3600
 PERIOD_PARAMETER = "period"
 
 KPIS_PERMISSIONS = ("crm.view_customer", "crm.view_order")
@@ -55,12 +68,12 @@ def _business_time(moment: datetime) -> str:
     return format_date(timezone.localtime(moment), _TIME_FORMAT)
 
 
-def _computed(key: str, compute: Any) -> dict[str, Any]:
+def _computed(key: str, compute: Any, seconds: int = CACHE_SECONDS) -> dict[str, Any]:
     """The cached figures under `key`, or `compute()`'s, stored with when they were made."""
     figures = cache.get(key)
     if figures is None:
         figures = {"computed_at": timezone.now(), **compute()}
-        cache.set(key, figures, CACHE_SECONDS)
+        cache.set(key, figures, seconds)
     return figures
 
 
@@ -232,6 +245,237 @@ def _lifecycle_panel(period: Period) -> dict[str, Any]:
     }
 
 
+# Lifecycle flow, RFM tiers and retention (issue 16, section 1).
+
+LIFECYCLE_FLOW_PERMISSIONS = ("segments.view_lifecycletransition", "crm.view_customer")
+RFM_PERMISSIONS = ("segments.view_customermetrics",)
+RETENTION_PERMISSIONS = ("segments.view_customermetrics", "crm.view_customer", "crm.view_order")
+
+
+def _count_cell(count: int, url: str | None) -> dict[str, Any]:
+    return {"count": format_count(count), "exact": f"{count:,}", "url": url if count else None}
+
+
+def _lifecycle_flow_panel(period: Period) -> dict[str, Any]:
+    """The customers who moved between lifecycle states in the period: a Sankey (states
+    where they came from on the left, where they went on the right, named apart so that the
+    chart has no cycle) and a from × to table, each count linking to those customers."""
+    key = f"console:overview:lifecycle_flow:{period.days}:{period.business_day.isoformat()}"
+    figures = _computed(
+        key,
+        lambda: {
+            "flows": overview_lifecycle_flow(period=period),
+            "since": timezone.localtime(period.start).date(),
+        },
+    )
+    customers = reverse("admin:crm_customer_changelist")
+
+    def customers_url(from_state: str, to_state: str) -> str:
+        move = LifecycleMove(from_state=from_state, to_state=to_state, since=figures["since"])
+        return f"{customers}?{urlencode({LIFECYCLE_MOVE_PARAMETER: move.value})}"
+
+    labels = {state.value: str(state.label) for state in LifecycleState}
+    counts = {(flow.from_state, flow.to_state): flow.customers for flow in figures["flows"]}
+    links = [
+        {
+            "source": f"from:{flow.from_state}",
+            "target": f"to:{flow.to_state}",
+            "value": flow.customers,
+            "url": customers_url(flow.from_state, flow.to_state),
+            "tooltip": gettext("%(from)s → %(to)s: %(count)s customers")
+            % {
+                "from": labels[flow.from_state],
+                "to": labels[flow.to_state],
+                "count": f"{flow.customers:,}",
+            },
+        }
+        for flow in figures["flows"]
+    ]
+    sources = {flow.from_state for flow in figures["flows"]}
+    targets = {flow.to_state for flow in figures["flows"]}
+    nodes = [
+        {"name": f"{side}:{state}", "state": state, "label": label}
+        for side, present in (("from", sources), ("to", targets))
+        for state, label in labels.items()
+        if state in present
+    ]
+    return {
+        "states": list(labels.values()),
+        "rows": [
+            {
+                "label": from_label,
+                "cells": [
+                    None
+                    if from_state == to_state
+                    else _count_cell(
+                        counts.get((from_state, to_state), 0),
+                        customers_url(from_state, to_state),
+                    )
+                    for to_state in labels
+                ],
+            }
+            for from_state, from_label in labels.items()
+        ],
+        "is_empty": not links,
+        "computed_at": _computed_at_text(figures["computed_at"]),
+        "chart": {"nodes": nodes, "links": links},
+    }
+
+
+def _share_text(part: Decimal | int, whole: Decimal | int) -> str:
+    return format_rate(float(part / whole)) if whole else "–"
+
+
+def _rfm_panel(period: Period) -> dict[str, Any]:
+    """The eight RFM tiers now: customers, their share, their share of the revenue (net
+    spend in the RFM window) and their average spend, each tier linking to its customers."""
+    key = f"console:overview:rfm:{period.business_day.isoformat()}"
+    figures = _computed(key, lambda: {"tiers": overview_rfm_tiers()})
+    tiered = [tier for tier in figures["tiers"] if tier.tier is not None]
+    untiered = sum(tier.customers for tier in figures["tiers"] if tier.tier is None)
+    customers = sum(tier.customers for tier in tiered)
+    revenue = sum((tier.revenue for tier in tiered), Decimal(0))
+    metrics = reverse("admin:segments_customermetrics_changelist")
+    rows = [
+        {
+            "label": str(RfmTier(tier.tier).label),
+            "count": format_count(tier.customers),
+            "exact": f"{tier.customers:,}",
+            "share": _share_text(tier.customers, customers),
+            "revenue_share": _share_text(tier.revenue, revenue),
+            "average": (format_money(tier.revenue / tier.customers) if tier.customers else "–"),
+            "url": f"{metrics}?rfm_tier__exact={tier.tier}",
+        }
+        for tier in tiered
+    ]
+    return {
+        "tiers": rows,
+        "total": format_count(customers),
+        "total_average": format_money(revenue / customers) if customers else "–",
+        "untiered": (
+            ngettext(
+                "%(count)s more customer bought nothing in the RFM window and has no tier.",
+                "%(count)s more customers bought nothing in the RFM window and have no tier.",
+                untiered,
+            )
+            % {"count": format_count(untiered)}
+            if untiered
+            else None
+        ),
+        "computed_at": _computed_at_text(figures["computed_at"]),
+        "chart": {
+            "labels": [row["label"] for row in rows],
+            "series": [gettext("Share of customers"), gettext("Share of revenue")],
+            "customer_shares": [
+                round(tier.customers / customers * 100, 1) if customers else 0 for tier in tiered
+            ],
+            "revenue_shares": [
+                round(float(tier.revenue / revenue) * 100, 1) if revenue else 0 for tier in tiered
+            ],
+            "urls": [row["url"] for row in rows],
+        },
+    }
+
+
+def _month_text(month: date) -> str:
+    return gettext("%(year)d-%(month)02d") % {"year": month.year, "month": month.month}
+
+
+def _rate_cell(part: int, whole: int, highest: float) -> dict[str, Any]:
+    """A rate of the retention tables with its heat (0 to 1: against the table's highest
+    rate, so that the colours tell the cells apart however low the rates)."""
+    if not whole:
+        return {"rate": "–", "heat": 0, "is_hot": False, "exact": ""}
+    rate = part / whole
+    heat = round(rate / highest, 2) if highest else 0
+    return {
+        "rate": format_rate(rate),
+        "heat": heat,
+        "is_hot": heat >= 0.6,  # dark enough for white text
+        "exact": gettext("%(part)s of %(whole)s") % {"part": f"{part:,}", "whole": f"{whole:,}"},
+    }
+
+
+def _retention_panel(period: Period) -> dict[str, Any]:
+    """Retention (留存) of the last twelve months' first-time buyers: per cohort (month of the
+    first order), the share buying again in each later month, as a heat table and a curve
+    per cohort; and per source channel, the share buying again within 30, 60 and 90 days."""
+    key = f"console:overview:retention:{period.business_day.isoformat()}"
+    figures = _computed(
+        key, lambda: {"retention": overview_retention(now=period.end)}, RETENTION_CACHE_SECONDS
+    )
+    retention: Retention = figures["retention"]
+    rates = [
+        buyers / cohort.customers
+        for cohort in retention.cohorts
+        if cohort.customers
+        for buyers in cohort.repeat_buyers
+    ]
+    highest = max(rates, default=0.0)
+    months = RETENTION_COHORTS - 1
+    cohorts = [
+        {
+            "label": _month_text(cohort.month),
+            "customers": format_count(cohort.customers),
+            "exact": f"{cohort.customers:,}",
+            # A month no one began in, or one not reached yet, has empty cells.
+            "cells": [
+                _rate_cell(buyers, cohort.customers, highest) if cohort.customers else None
+                for buyers in cohort.repeat_buyers
+            ]
+            + [None] * (months - len(cohort.repeat_buyers)),
+        }
+        for cohort in retention.cohorts
+    ]
+    channel_rates = [
+        channel.repeat_buyers[days] / channel.eligible[days]
+        for channel in retention.channels
+        for days in REPEAT_WITHIN_DAYS
+        if channel.eligible[days]
+    ]
+    channel_highest = max(channel_rates, default=0.0)
+    channels = [
+        {
+            "label": (
+                str(SourceChannel(channel.channel).label)
+                if channel.channel in SourceChannel.values
+                else gettext("Unknown channel")
+            ),
+            "customers": format_count(channel.customers),
+            "exact": f"{channel.customers:,}",
+            "cells": [
+                _rate_cell(channel.repeat_buyers[days], channel.eligible[days], channel_highest)
+                for days in REPEAT_WITHIN_DAYS
+            ],
+        }
+        for channel in retention.channels
+    ]
+    month_labels = [
+        gettext("Month %(number)d") % {"number": number} for number in range(1, months + 1)
+    ]
+    return {
+        "months": month_labels,
+        "cohorts": cohorts,
+        "within": [gettext("Within %(days)d days") % {"days": days} for days in REPEAT_WITHIN_DAYS],
+        "channels": channels,
+        "is_empty": not any(cohort.customers for cohort in retention.cohorts),
+        "computed_at": _computed_at_text(figures["computed_at"]),
+        "chart": {
+            "months": month_labels,
+            "series": [
+                {
+                    "name": _month_text(cohort.month),
+                    "rates": [
+                        round(buyers / cohort.customers * 100, 1) for buyers in cohort.repeat_buyers
+                    ],
+                }
+                for cohort in retention.cohorts
+                if cohort.customers and cohort.repeat_buyers
+            ],
+        },
+    }
+
+
 def overview_context(request: HttpRequest) -> dict[str, Any]:
     """The overview's part of the index page's context: the period's choices and the panels
     the user may see (absent: not allowed)."""
@@ -250,4 +494,10 @@ def overview_context(request: HttpRequest) -> dict[str, Any]:
         context["kpis"] = _kpis_panel(period)
     if user.has_perms(LIFECYCLE_PERMISSIONS):
         context["lifecycle"] = _lifecycle_panel(period)
+    if user.has_perms(LIFECYCLE_FLOW_PERMISSIONS):
+        context["lifecycle_flow"] = _lifecycle_flow_panel(period)
+    if user.has_perms(RFM_PERMISSIONS):
+        context["rfm"] = _rfm_panel(period)
+    if user.has_perms(RETENTION_PERMISSIONS):
+        context["retention"] = _retention_panel(period)
     return context

@@ -10,7 +10,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import RequestDataTooBig
+from django.db.models import QuerySet
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -58,11 +60,14 @@ from segments.models import (
     SegmentSizeSnapshot,
 )
 from segments.presenters.builder import builder_page_data, preview_body
+from segments.presenters.lifecycle_moves import LIFECYCLE_MOVE_PARAMETER, lifecycle_move_parse
 from segments.presenters.model_fits import fit_quality
 from segments.rules import InvalidRule, RuleProblem, rule_check
+from segments.rules.values import start_of_day
 from segments.selectors import (
     RULE_REFERENCE_KINDS,
     cluster_descriptions,
+    customers_moved,
     model_fit_in_use,
     rule_reference_options,
 )
@@ -303,6 +308,42 @@ class LifecycleTransitionAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class LifecycleMoveListFilter(admin.SimpleListFilter):
+    """For a customers list: the customers who moved from one lifecycle state to another
+    since a business day (the overview's flow links here; the value's format is in
+    segments.presenters.lifecycle_moves). A value that names no move is refused as the admin
+    refuses any bad filter (back to the list with an error), never ignored."""
+
+    title = _("lifecycle move")
+    parameter_name = LIFECYCLE_MOVE_PARAMETER
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        if not value:
+            return []
+        move = lifecycle_move_parse(value)
+        if move is None:
+            return [(value, gettext("Unknown move"))]
+        label = gettext("%(from)s → %(to)s since %(day)s") % {
+            "from": LifecycleState(move.from_state).label,
+            "to": LifecycleState(move.to_state).label,
+            "day": move.since.isoformat(),
+        }
+        return [(value, label)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        move = lifecycle_move_parse(value)
+        if move is None:
+            raise IncorrectLookupParameters(value)
+        moved = customers_moved(
+            from_state=move.from_state, to_state=move.to_state, since=start_of_day(move.since)
+        )
+        return queryset.filter(pk__in=moved)
 
 
 # The customer page's sections of this app: console.admin composes them with the CRM's page.

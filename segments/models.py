@@ -200,6 +200,13 @@ class CustomerMetrics(models.Model):
     class Meta:
         verbose_name = _("customer metrics")
         verbose_name_plural = _("customer metrics")
+        indexes = [
+            # The overview's retention cohorts: the first-time buyers of the last twelve
+            # months, an index-only range scan instead of a pass over every customer.
+            models.Index(
+                fields=["first_paid_at"], include=["customer"], name="metrics_by_first_paid"
+            )
+        ]
 
     def __str__(self) -> str:
         tier = self.get_rfm_tier_display() if self.rfm_tier else "—"
@@ -236,7 +243,16 @@ class LifecycleTransition(models.Model):
     class Meta:
         verbose_name = _("lifecycle transition")
         verbose_name_plural = _("lifecycle transitions")
-        indexes = [models.Index(fields=["customer", "at"], name="transition_by_customer")]
+        indexes = [
+            models.Index(fields=["customer", "at"], name="transition_by_customer"),
+            # The overview's flow between states over a period, and the customers list filtered
+            # by a move in it: index-only range scans over `at`.
+            models.Index(
+                fields=["at"],
+                include=["from_state", "to_state", "customer"],
+                name="transition_by_at",
+            ),
+        ]
 
     def __str__(self) -> str:
         return (

@@ -104,6 +104,14 @@ def lifecycle_transition_list(
     return transitions
 
 
+def customers_moved(*, from_state: str, to_state: str, since: datetime) -> QuerySet[Any]:
+    """The ids of the customers who moved from `from_state` to `to_state` at or after
+    `since` (as a subquery, for a customers list). Served by the index transition_by_at."""
+    return LifecycleTransition.objects.filter(
+        from_state=from_state, to_state=to_state, at__gte=since
+    ).values("customer_id")
+
+
 def lifecycle_transition_feed_end() -> int:
     """The id a follower of the transition feed may read up to and move its cursor to."""
     return feed_end(Feed.LIFECYCLE_TRANSITIONS)

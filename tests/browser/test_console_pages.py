@@ -2,20 +2,44 @@
 console error) and a bulk action tags the customers an operator selected."""
 
 from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from crm.models import CustomerTag
-from tests.factories import CustomerFactory, CustomerMetricsFactory, OrderFactory, TagFactory
+from tests.factories import (
+    CustomerFactory,
+    CustomerMetricsFactory,
+    LifecycleTransitionFactory,
+    OrderFactory,
+    TagFactory,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_every_overview_panel_renders(operator_page: Page, screenshot: Callable[..., Path]) -> None:
-    for state in ["active", "active", "sleeping"]:
-        OrderFactory(customer=CustomerMetricsFactory(lifecycle_state=state).customer)
+    now = timezone.now()
+    for index, (state, tier) in enumerate(
+        [("active", "important_value"), ("active", "general_develop"), ("sleeping", None)]
+    ):
+        first_order = now - timedelta(days=40 * index + 35)
+        metrics = CustomerMetricsFactory(
+            lifecycle_state=state,
+            rfm_tier=tier,
+            net_spend_in_window=Decimal("398.00"),
+            first_paid_at=first_order,
+            customer__source_channel=["douyin", "xiaohongshu", "wecom"][index],
+        )
+        OrderFactory(customer=metrics.customer, paid_at=first_order)
+        OrderFactory(customer=metrics.customer, paid_at=first_order + timedelta(days=20))
+        LifecycleTransitionFactory(
+            customer=metrics.customer, from_state="new", to_state=state, at=now
+        )
 
     operator_page.goto("/admin/")
 
@@ -25,7 +49,23 @@ def test_every_overview_panel_renders(operator_page: Page, screenshot: Callable[
     chart = operator_page.locator("#overview-lifecycle-chart svg")
     expect(chart).to_be_visible()
     expect(operator_page.locator("#overview-lifecycle")).to_contain_text("沉睡")
+
+    expect(operator_page.locator("#overview-lifecycle-flow h2")).to_have_text("生命周期流转")
+    expect(operator_page.locator("#overview-lifecycle-flow-chart svg")).to_be_visible()
+    expect(operator_page.locator("#overview-lifecycle-flow-chart")).to_contain_text("新客")
+    expect(operator_page.locator("#overview-rfm h2")).to_have_text("RFM 分层")
+    expect(operator_page.locator("#overview-rfm-chart svg")).to_be_visible()
+    expect(operator_page.locator("#overview-rfm")).to_contain_text("重要价值客户")
+    expect(operator_page.locator("#overview-retention h2")).to_have_text("留存")
+    expect(operator_page.locator("#overview-retention-chart svg")).to_be_visible()
+    expect(operator_page.locator("#overview-retention")).to_contain_text("小红书")
     screenshot(operator_page, "overview")
+
+    # A flow of the matrix opens the customers who made that move.
+    operator_page.locator("#overview-lifecycle-flow table a").first.click()
+    expect(operator_page.locator("#changelist-filter")).to_contain_text("新客 → 活跃")
+    expect(operator_page.locator("#result_list tbody tr")).to_have_count(2)
+    screenshot(operator_page, "moved")
 
 
 def test_an_operator_tags_the_selected_customers(

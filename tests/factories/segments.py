@@ -74,3 +74,15 @@ class ModelFitFactory(factory.django.DjangoModelFactory):
     version = factory.Sequence(lambda n: n + 1)
     trigger = "test"
     as_of = factory.LazyFunction(timezone.localdate)
+
+
+class LifecycleTransitionFactory(factory.django.DjangoModelFactory):
+    """A move of a customer from active to sleeping now, unless told otherwise."""
+
+    class Meta:
+        model = models.LifecycleTransition
+
+    customer = factory.SubFactory(CustomerFactory)
+    from_state = models.LifecycleState.ACTIVE
+    to_state = models.LifecycleState.SLEEPING
+    at = factory.LazyFunction(timezone.now)
