@@ -44,9 +44,8 @@ class DeliveryAdmin(LedgerAdmin):
     ]
     list_filter = ["status", "reason", "is_holdout", "campaign"]
     list_select_related = ["campaign", "variant"]
-    search_fields = ["=customer__id"]
+    number_search_fields = ("customer_id",)
     search_help_text = _("Customer id.")
-    show_full_result_count = False  # no second count(*) over the whole ledger
     ordering = ["-id"]
 
     @admin.display(description=_("customer"), ordering="customer_id")
@@ -71,5 +70,4 @@ class ChannelSendAdmin(LedgerAdmin):
     list_filter = ["state", "channel"]
     list_select_related = ["campaign", "sender"]
     search_fields = ["=external_id"]
-    show_full_result_count = False
     ordering = ["-id"]
