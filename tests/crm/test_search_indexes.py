@@ -9,6 +9,8 @@ from django.core.management import call_command
 from django.db import connection, transaction
 
 from crm.models import Customer, Order
+from crm.selectors.customers import customer_search_condition
+from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -46,3 +48,20 @@ def test_a_name_search_can_use_the_trigram_index() -> None:
 
 def test_an_order_number_search_can_use_its_index() -> None:
     assert "order_by_external_id" in plan(Order.objects.filter(external_id__exact="DM0000000001"))
+
+
+def test_a_short_term_matches_names_at_either_end_and_its_search_can_use_the_index() -> None:
+    names = ["王小明", "李小明", "小明王", "王明", "王大小明", "张三"]
+    for name in names:
+        CustomerFactory(display_name=name)
+
+    def found(term: str) -> set[str]:
+        searched = Customer.objects.filter(customer_search_condition(term))
+        return set(searched.values_list("display_name", flat=True))
+
+    assert found("小明") == {"王小明", "李小明", "小明王", "王大小明"}
+    assert found("王") == {"王小明", "小明王", "王明", "王大小明"}
+    assert found("大小明") == {"王大小明"}
+    assert "customer_name_trigram" in plan(
+        Customer.objects.filter(customer_search_condition("小明"))
+    )
