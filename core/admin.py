@@ -112,6 +112,43 @@ class LargeListAdmin(admin.ModelAdmin):
         return queryset.filter(condition), False
 
 
+class CommonValuesListFilter(admin.AllValuesFieldListFilter):
+    """The values of a column without choices (an order's source, a score), listed from the
+    table's statistics (its most common values, as of the last ANALYZE) once the table holds
+    more than EXACT_COUNT_LIMIT rows: Django's SELECT DISTINCT would read every row of it on
+    every page. A value too rare to be among them is not offered (it can still be filtered by
+    its link). A smaller table, or one never analysed, is read."""
+
+    def __init__(
+        self,
+        field: Any,
+        request: HttpRequest,
+        params: Any,
+        model: Any,
+        model_admin: Any,
+        field_path: str,
+    ) -> None:
+        super().__init__(field, request, params, model, model_admin, field_path)
+        common = _common_values(model._meta.db_table, field.column)
+        if common is not None:
+            self.lookup_choices = sorted({field.to_python(value) for value in common})  # type: ignore[assignment]
+
+
+def _common_values(table: str, column: str) -> list[str] | None:
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT s.most_common_vals::text::text[]
+            FROM pg_class c
+            JOIN pg_stats s ON s.schemaname = current_schema() AND s.tablename = c.relname
+            WHERE c.oid = to_regclass(%s) AND s.attname = %s AND c.reltuples > %s
+            """,
+            [table, column, EXACT_COUNT_LIMIT],
+        )
+        row = cursor.fetchone()
+    return None if row is None else list(row[0] or [])
+
+
 def actor_column(field: str, description: Any) -> Any:
     """An admin column (or read-only field) showing the actor code in `field` as a name (see
     core.actors): from the labels ActorLabelsAdmin resolved for the page, else on its own."""

@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 from core.admin import (
     EXACT_COUNT_LIMIT,
     ActorLabelsAdmin,
+    CommonValuesListFilter,
     ReadOnlyAdmin,
     ReadOnlyInline,
     ServiceAdmin,
@@ -277,7 +278,7 @@ class CustomerAdmin(ServiceAdmin):
         GroupListFilter,
         "source_channel",
         ConsentListFilter,
-        "member_level",
+        ("member_level", CommonValuesListFilter),
         "owner",
     ]
     search_fields = ["display_name"]
@@ -554,7 +555,12 @@ class OrderAdmin(ReadOnlyAdmin):
     ]
     # No date hierarchy: its year links read the distinct years of every order (seconds at
     # ten million); the date filter's links are fixed.
-    list_filter = ["status", "source", "channel", ("paid_at", admin.DateFieldListFilter)]
+    list_filter = [
+        "status",
+        ("source", CommonValuesListFilter),
+        ("channel", CommonValuesListFilter),
+        ("paid_at", admin.DateFieldListFilter),
+    ]
     # The order number exactly, as operators paste it (index order_by_external_id).
     search_fields = ["external_id__exact"]
     search_help_text = _("The whole order number.")
@@ -574,7 +580,11 @@ class GroupMembershipAdmin(ReadOnlyAdmin):
 class InteractionAdmin(ReadOnlyAdmin):
     list_display = ["kind", "customer", "occurred_at", "source"]
     # A date filter rather than a date hierarchy, as on orders.
-    list_filter = ["kind", "source", ("occurred_at", admin.DateFieldListFilter)]
+    list_filter = [
+        "kind",
+        ("source", CommonValuesListFilter),
+        ("occurred_at", admin.DateFieldListFilter),
+    ]
     list_select_related = ["customer"]
 
 

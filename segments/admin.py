@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.admin import (
     ActorLabelsAdmin,
+    CommonValuesListFilter,
     ReadOnlyAdmin,
     ReadOnlyInline,
     ServiceAdmin,
@@ -259,7 +260,13 @@ class CustomerMetricsAdmin(ReadOnlyAdmin):
         "lifetime_orders",
         "lifetime_net_spend",
     ]
-    list_filter = ["lifecycle_state", "rfm_tier", "r_score", "f_score", "m_score"]
+    list_filter = [
+        "lifecycle_state",
+        "rfm_tier",
+        ("r_score", CommonValuesListFilter),
+        ("f_score", CommonValuesListFilter),
+        ("m_score", CommonValuesListFilter),
+    ]
     list_select_related = ["customer"]
     number_search_fields = ("customer_id",)
     search_help_text = _("Customer id.")

@@ -5,6 +5,7 @@ an index serves."""
 import pytest
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import translation
 
@@ -104,3 +105,36 @@ def test_a_search_by_number_compares_numbers_and_refuses_other_terms(
     assert [row.pk for row in by_survivor.context["cl"].result_list] == [other.pk]
     assert (by_text.status_code, list(by_text.context["cl"].result_list)) == (200, [])
     assert (too_big.status_code, list(too_big.context["cl"].result_list)) == (200, [])
+
+
+def source_choices(client: Client) -> tuple[list[str], list[str]]:
+    """The order list's source filter choices, and the queries of the page that read
+    distinct values."""
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("admin:crm_order_changelist"))
+    (source_filter,) = [spec for spec in page.context["cl"].filter_specs if spec.title == "source"]
+    distinct = [q["sql"] for q in queries.captured_queries if "DISTINCT" in q["sql"]]
+    return list(source_filter.lookup_choices), distinct
+
+
+def test_a_large_tables_filter_values_come_from_its_statistics(
+    admin_client_en: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(core.admin, "EXACT_COUNT_LIMIT", LIMIT)
+    OrderFactory.create_batch(4, source="youzan")
+    OrderFactory.create_batch(3, source="douyin_shop")
+    analyze_orders()
+
+    choices, distinct = source_choices(admin_client_en)
+
+    assert choices == ["douyin_shop", "youzan"]
+    assert distinct == []
+
+
+def test_a_small_tables_filter_values_are_read(admin_client_en: Client) -> None:
+    OrderFactory.create_batch(2, source="youzan")
+
+    choices, distinct = source_choices(admin_client_en)
+
+    assert choices == ["youzan"]
+    assert len(distinct) == 2  # the source's and the channel's
