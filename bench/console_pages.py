@@ -352,12 +352,13 @@ def search_term(model_admin: Any) -> str | None:
     """A term an operator would type in the search box of this list: a value of the first
     search field from the newest row, whole for an exact field or a short one (a name), else
     four characters of it."""
-    fields = list(model_admin.search_fields or [])
+    numbers = getattr(model_admin, "number_search_fields", ())
+    fields = list(numbers or model_admin.search_fields or [])
     if not fields:
         return None
     field = fields[0]
-    is_exact = field.startswith("=")
-    field = field.lstrip("=^@")
+    is_exact = field.startswith("=") or field.endswith("__exact") or field.endswith("_id")
+    field = field.lstrip("=^@").removesuffix("__exact")
     value = (
         model_admin.model._default_manager.order_by("-pk")
         .exclude(**{f"{field}__isnull": True})

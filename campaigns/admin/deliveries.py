@@ -31,7 +31,7 @@ class DeliveryAdmin(LedgerAdmin):
     list_display = [
         "id",
         "campaign",
-        "customer",
+        "customer_link",
         "step",
         "variant",
         "is_holdout",
@@ -48,8 +48,9 @@ class DeliveryAdmin(LedgerAdmin):
     search_help_text = _("Customer id.")
     ordering = ["-id"]
 
+    # Not named `customer`: the admin would show the field, reading each row's customer.
     @admin.display(description=_("customer"), ordering="customer_id")
-    def customer(self, delivery: Delivery) -> str:
+    def customer_link(self, delivery: Delivery) -> str:
         return _customer_link(delivery.customer_id)
 
 
