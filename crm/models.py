@@ -374,6 +374,8 @@ class Order(models.Model):
             # An order number looked up on its own, source unknown (the admin's search): the
             # natural key's index leads with the source.
             models.Index(fields=["external_id"], name="order_by_external_id"),
+            # The admin's date filter (today, the past 7 days, ...): a range of paid_at.
+            models.Index(fields=["paid_at"], name="order_by_paid_at"),
         ]
 
     def __str__(self) -> str:

@@ -2,11 +2,13 @@
 queries the admin runs can use them (the planner's choice on a tiny table says nothing, so
 sequential scans are ruled out first)."""
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.utils import timezone
 
 from crm.models import Customer, Order
 from crm.selectors.customers import customer_search_condition
@@ -30,6 +32,7 @@ def test_the_migration_adds_pg_trgm_and_builds_the_indexes_concurrently() -> Non
         ' USING gin ((UPPER("display_name")) gin_trgm_ops);'
     ) in sql
     assert 'CREATE INDEX CONCURRENTLY "order_by_external_id" ON "crm_order" ("external_id");' in sql
+    assert 'CREATE INDEX CONCURRENTLY "order_by_paid_at" ON "crm_order" ("paid_at");' in sql
 
 
 def plan(queryset: object) -> str:
@@ -44,6 +47,13 @@ def test_a_name_search_can_use_the_trigram_index() -> None:
     searched = Customer.objects.filter(display_name__icontains="王小明")
 
     assert "customer_name_trigram" in plan(searched)
+
+
+def test_the_orders_date_filter_can_use_its_index() -> None:
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    paid_today = Order.objects.filter(paid_at__gte=today, paid_at__lt=today + timedelta(days=1))
+
+    assert "order_by_paid_at" in plan(paid_today)
 
 
 def test_an_order_number_search_can_use_its_index() -> None:
