@@ -7,7 +7,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -16,11 +17,14 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from core.admin import (
+    EXACT_COUNT_LIMIT,
     ActorLabelsAdmin,
+    CommonValuesListFilter,
     ReadOnlyAdmin,
     ReadOnlyInline,
     ServiceAdmin,
     actor_column,
+    estimated_count,
 )
 from core.api.throttling import SCOPE_SEARCH, rate_limit_consume
 from core.validators import validate_birthday
@@ -46,7 +50,7 @@ from crm.models import (
 )
 from crm.personal_data import display_value
 from crm.selectors.customers import customer_search_condition
-from crm.selectors.tags import tag_group_list, tag_list
+from crm.selectors.tags import tag_group_list, tag_holder_estimates, tag_list
 from crm.services.customers import customer_create, customer_update, customers_delete
 from crm.services.groups import group_create, group_delete, group_update
 from crm.services.marks import customers_mark_dirty
@@ -274,13 +278,12 @@ class CustomerAdmin(ServiceAdmin):
         GroupListFilter,
         "source_channel",
         ConsentListFilter,
-        "member_level",
+        ("member_level", CommonValuesListFilter),
         "owner",
     ]
     search_fields = ["display_name"]
     search_help_text = _("Name, or a full phone number, unionid or other identity.")
     list_select_related = ["owner"]
-    show_full_result_count = False  # no second count(*) over every customer
     autocomplete_fields = ["owner"]
     # The profile version is the source system's, written only by its bulk rows.
     readonly_fields = ["first_seen_at", "profile_source_updated_at", "created_at", "updated_at"]
@@ -452,7 +455,19 @@ class TagAdmin(ServiceAdmin):
     readonly_fields = ["created_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tag]:
-        return tag_list()
+        return tag_list(count_limit=EXACT_COUNT_LIMIT)
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        """Tags held by more customers than EXACT_COUNT_LIMIT show the statistics' estimate
+        (约), read once for the page."""
+        changelist = super().get_changelist_instance(request)
+        rows = list(changelist.result_list)  # evaluates the page's queryset once, as cached
+        if any(tag.customer_count > EXACT_COUNT_LIMIT for tag in rows):
+            estimates = tag_holder_estimates()
+            for tag in rows:
+                if tag.customer_count > EXACT_COUNT_LIMIT:
+                    tag.customer_count = estimated_count(estimates.get(tag.pk, 0))
+        return changelist
 
     @admin.display(description=_("customer count"), ordering="customer_count")
     def customer_count(self, tag: Tag) -> int:
@@ -483,13 +498,16 @@ class GroupAdmin(ServiceAdmin):
     readonly_fields = ["created_at", "members_observed_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                member_count=Count("memberships", filter=Q(memberships__left_at__isnull=True))
-            )
+        # Counted for the page's groups only (a subquery per row, not a join over every
+        # membership), from the index group_membership_one_open.
+        members = (
+            GroupMembership.objects.filter(group_id=OuterRef("pk"), left_at__isnull=True)
+            .order_by()
+            .values("group_id")
+            .annotate(n=Count("*"))
+            .values("n")
         )
+        return super().get_queryset(request).annotate(member_count=Coalesce(Subquery(members), 0))
 
     @admin.display(description=_("current members"), ordering="member_count")
     def member_count(self, group: Group) -> int:
@@ -535,11 +553,18 @@ class OrderAdmin(ReadOnlyAdmin):
         "paid_at",
         "channel",
     ]
-    list_filter = ["status", "source", "channel"]
-    search_fields = ["=external_id"]
-    date_hierarchy = "paid_at"
+    # No date hierarchy: its year links read the distinct years of every order (seconds at
+    # ten million); the date filter's links are fixed.
+    list_filter = [
+        "status",
+        ("source", CommonValuesListFilter),
+        ("channel", CommonValuesListFilter),
+        ("paid_at", admin.DateFieldListFilter),
+    ]
+    # The order number exactly, as operators paste it (index order_by_external_id).
+    search_fields = ["external_id__exact"]
+    search_help_text = _("The whole order number.")
     list_select_related = ["customer"]
-    show_full_result_count = False
     inlines = [OrderItemInline]
 
 
@@ -554,10 +579,13 @@ class GroupMembershipAdmin(ReadOnlyAdmin):
 @admin.register(Interaction)
 class InteractionAdmin(ReadOnlyAdmin):
     list_display = ["kind", "customer", "occurred_at", "source"]
-    list_filter = ["kind", "source"]
-    date_hierarchy = "occurred_at"
+    # A date filter rather than a date hierarchy, as on orders.
+    list_filter = [
+        "kind",
+        ("source", CommonValuesListFilter),
+        ("occurred_at", admin.DateFieldListFilter),
+    ]
     list_select_related = ["customer"]
-    show_full_result_count = False
 
 
 @admin.register(Consent)
@@ -572,7 +600,7 @@ class CustomerMergeAdmin(ActorLabelsAdmin, ReadOnlyAdmin):
     list_display = ["merged_customer_id", "survivor", "actor_label", "reason", "merged_at"]
     actor_fields = ("actor",)
     actor_label = actor_column("actor", _("actor"))
-    search_fields = ["=merged_customer_id", "=survivor__id"]
+    number_search_fields = ("merged_customer_id", "survivor_id")
     list_select_related = ["survivor"]
     fields = ["survivor", "merged_customer_id", "actor_label", "reason", "moved", "merged_at"]
     readonly_fields = ["actor_label"]

@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.admin import (
     ActorLabelsAdmin,
+    CommonValuesListFilter,
     ReadOnlyAdmin,
     ReadOnlyInline,
     ServiceAdmin,
@@ -282,11 +283,16 @@ class CustomerMetricsAdmin(ReadOnlyAdmin):
         "lifetime_orders",
         "lifetime_net_spend",
     ]
-    list_filter = ["lifecycle_state", "rfm_tier", "r_score", "f_score", "m_score"]
+    list_filter = [
+        "lifecycle_state",
+        "rfm_tier",
+        ("r_score", CommonValuesListFilter),
+        ("f_score", CommonValuesListFilter),
+        ("m_score", CommonValuesListFilter),
+    ]
     list_select_related = ["customer"]
-    search_fields = ["=customer__id"]
+    number_search_fields = ("customer_id",)
     search_help_text = _("Customer id.")
-    show_full_result_count = False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -297,9 +303,8 @@ class LifecycleTransitionAdmin(ReadOnlyAdmin):
     list_display = ["id", "customer", "from_state", "to_state", "at", "recorded_at", "run_number"]
     list_filter = ["to_state", "from_state"]
     list_select_related = ["customer"]
-    search_fields = ["=customer__id"]
+    number_search_fields = ("customer_id",)
     search_help_text = _("Customer id.")
-    show_full_result_count = False
 
     @admin.display(description=_("recomputation run"), ordering="run_id")
     def run_number(self, transition: LifecycleTransition) -> str:
@@ -682,9 +687,8 @@ class SegmentMembershipAdmin(ReadOnlyAdmin):
     list_display = ["segment", "customer", "rule_version", "entered_at"]
     list_filter = ["segment"]
     list_select_related = ["segment", "customer"]
-    search_fields = ["=customer__id"]
+    number_search_fields = ("customer_id",)
     search_help_text = _("Customer id.")
-    show_full_result_count = False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -69,7 +69,11 @@ def campaign_dry_run(*, campaign: Campaign, at: datetime | None = None) -> DryRu
     verdicts, verdict_params = verdict_sql(
         rules,
         at,
-        customers="d.customer_id IN (SELECT customer_id FROM b)",
+        # An array, not `IN (SELECT ...)`: the ledger is then read by index
+        # delivery_counted_by_customer for the audience's customers only, whatever its size,
+        # where a semi-join over the audience's CTE (whose size the planner cannot know) may
+        # read every counted delivery of the window.
+        customers="d.customer_id = ANY(ARRAY(SELECT customer_id FROM b))",
         is_consent_checked=True,  # as in planning: b holds those who did not opt out
     )
     params.update(verdict_params)

@@ -68,11 +68,22 @@ def customer_list(
     return customers
 
 
+# Trigrams (index customer_name_trigram) serve a name search for a term of at least this
+# many characters anywhere in the name, and a shorter one at either end of it.
+TRIGRAM_LENGTH = 3
+
+
 def customer_search_condition(term: str) -> Q:
     """Name contains the term, or an identity equals it (matched by keyed hash, never by
     decrypting): phone numbers in any usual form, unionids and ids of any namespace already
-    stored."""
-    condition = Q(display_name__icontains=term)
+    stored. A term shorter than three characters (a surname, a two-character given name)
+    matches names beginning or ending with it: of a name of up to three characters, as most
+    Chinese names are, that is every place it can be, and the index serves it, where a
+    two-character substring anywhere would read every name."""
+    if len(term) < TRIGRAM_LENGTH:
+        condition = Q(display_name__istartswith=term) | Q(display_name__iendswith=term)
+    else:
+        condition = Q(display_name__icontains=term)
     hashes: list[str] = []
     if (phone := phone_search_value(term)) is not None:
         hashes.append(hash_identity("phone", "", phone))
