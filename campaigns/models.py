@@ -576,6 +576,13 @@ class Delivery(models.Model):
                 condition=Q(channel_send__isnull=False),
                 name="delivery_by_channel_send",
             ),
+            # The overview's contact pressure: the messages sent in a period, per customer.
+            models.Index(
+                fields=["sent_at"],
+                condition=Q(status="sent"),
+                include=["customer"],
+                name="delivery_sent_by_time",
+            ),
         ]
 
     def __str__(self) -> str:
