@@ -539,7 +539,7 @@ def _pressure_panel(period: Period) -> dict[str, Any]:
                 for count in range(1, shown + 1)
             ],
             "received": [pressure.received.get(count, 0) for count in range(1, shown + 1)],
-            "received_name": gettext("Customers"),
+            "received_name": gettext("Customers by messages received"),
             "received_axis": gettext("Messages received in the last %(days)d days")
             % {"days": PRESSURE_DAYS},
             "caps": [

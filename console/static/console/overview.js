@@ -252,7 +252,11 @@
             silent: true,
             symbol: "none",
             lineStyle: {color: CAP_COLOUR, type: "dashed"},
-            label: {color: CAP_COLOUR, position: "insideEndTop", formatter: "{b}"},
+            label: {
+                color: CAP_COLOUR,
+                position: axis === "yAxis" ? "insideEndTop" : "end",
+                formatter: "{b}"
+            },
             data: shown.map(function (cap) {
                 var line = {name: cap.name};
                 line[axis] = axis === "xAxis" ? cap.weekly - 1 : cap.weekly;
@@ -265,10 +269,19 @@
         draw("overview-pressure-weeks-chart", "overview-pressure-data", function (data, colour) {
             return Object.assign({
                 animation: false,
-                grid: {left: 8, right: 16, top: 28, bottom: 8, containLabel: true},
+                grid: {left: 8, right: 16, top: 36, bottom: 8, containLabel: true},
                 title: {text: data.per_customer_name, textStyle: {color: colour, fontSize: 13}},
                 tooltip: {trigger: "axis"},
-                yAxis: {type: "value", axisLabel: {color: colour}}
+                yAxis: {
+                    type: "value",
+                    axisLabel: {color: colour},
+                    // Up to the highest cap, so that its line shows however few the messages.
+                    max: function (extent) {
+                        return Math.max.apply(null, [extent.max].concat(data.caps.map(function (cap) {
+                            return cap.weekly;
+                        })));
+                    }
+                }
             }, {xAxis: axes(colour, data.weeks).xAxis}, {
                 series: [{
                     name: data.per_customer_name,
@@ -283,7 +296,7 @@
         draw("overview-pressure-received-chart", "overview-pressure-data", function (data, colour) {
             return Object.assign({
                 animation: false,
-                grid: {left: 8, right: 16, top: 28, bottom: 28, containLabel: true},
+                grid: {left: 8, right: 16, top: 48, bottom: 28, containLabel: true},
                 title: {text: data.received_name, textStyle: {color: colour, fontSize: 13}},
                 tooltip: {trigger: "axis", axisPointer: {type: "shadow"}}
             }, axes(colour, data.received_labels, {
