@@ -46,6 +46,7 @@ from console.selectors import (
     overview_kpis,
     overview_lifecycle,
     overview_period,
+    overview_pinned_segment_ids,
     overview_pinned_segments,
 )
 from crm.models import SourceChannel
@@ -363,7 +364,9 @@ def _acquisition_panel(period: Period) -> dict[str, Any]:
 
 
 def _pinned_panel(period: Period) -> dict[str, Any]:
-    key = f"console:overview:pinned:{period.days}:{period.business_day.isoformat()}"
+    # Keyed by the pinned segments too: a segment just pinned or unpinned shows at once.
+    pinned = ",".join(str(pk) for pk in overview_pinned_segment_ids())
+    key = f"console:overview:pinned:{period.days}:{period.business_day.isoformat()}:{pinned}"
     figures = _computed(
         key, lambda: {"period": period, "segments": overview_pinned_segments(period=period)}
     )

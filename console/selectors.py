@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignState, Delivery, FrequencyRule
@@ -253,14 +253,19 @@ ORDER BY segment_id, day, at DESC, id DESC
 """
 
 
+def _pinned() -> QuerySet[Segment]:
+    return Segment.objects.filter(pinned=True).order_by("name")[:MAX_PINNED_SEGMENTS]
+
+
+def overview_pinned_segment_ids() -> list[int]:
+    """The ids of the segments the overview draws (at most MAX_PINNED_SEGMENTS, by name)."""
+    return list(_pinned().values_list("pk", flat=True))
+
+
 def overview_pinned_segments(*, period: Period) -> list[PinnedSegment]:
     """The pinned segments (at most MAX_PINNED_SEGMENTS, by name) with their daily sizes over
     the period. Two queries."""
-    segments = list(
-        Segment.objects.filter(pinned=True)
-        .order_by("name")
-        .values_list("pk", "name", "member_count")[:MAX_PINNED_SEGMENTS]
-    )
+    segments = list(_pinned().values_list("pk", "name", "member_count"))
     if not segments:
         return []
     sizes: dict[int, dict[date, int]] = {pk: {} for pk, _name, _count in segments}

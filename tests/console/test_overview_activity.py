@@ -397,3 +397,11 @@ def test_the_page_s_queries_do_not_grow_with_the_data(admin_user: object) -> Non
     data(5)
     many = first_visit()
     assert len(few) == len(many)
+
+
+@pytest.mark.django_db
+def test_a_segment_just_pinned_shows_on_the_overview_at_once() -> None:
+    user = _user("view_segment")
+    assert _overview(user)["pinned"]["segments"] == []
+    SegmentFactory(name="复购人群", pinned=True)
+    assert [segment["name"] for segment in _overview(user)["pinned"]["segments"]] == ["复购人群"]
