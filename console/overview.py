@@ -39,6 +39,7 @@ from console.selectors import (
     Kpis,
     Period,
     PinnedSegment,
+    WeekPressure,
     overview_acquisition,
     overview_campaigns,
     overview_contact_pressure,
@@ -289,6 +290,14 @@ def _day_label(day: date) -> str:
     return gettext("%(month)d/%(day)d") % {"month": day.month, "day": day.day}
 
 
+def _weeks(period: Period) -> list[tuple[date, str]]:
+    """The Monday of every week the period touches, with its label."""
+    mondays = sorted({day - timedelta(days=day.weekday()) for day in _days(period)})
+    return [
+        (monday, gettext("Week of %(day)s") % {"day": _day_label(monday)}) for monday in mondays
+    ]
+
+
 def _buckets(period: Period) -> list[tuple[date, str]]:
     """The acquisition chart's buckets (BUCKET_UNITS) with their labels: every day of the
     period, the Monday of every week it touches, or the first of every month."""
@@ -297,10 +306,7 @@ def _buckets(period: Period) -> list[tuple[date, str]]:
     if unit == "day":
         return [(day, _day_label(day)) for day in days]
     if unit == "week":
-        mondays = sorted({day - timedelta(days=day.weekday()) for day in days})
-        return [
-            (monday, gettext("Week of %(day)s") % {"day": _day_label(monday)}) for monday in mondays
-        ]
+        return _weeks(period)
     months = sorted({day.replace(day=1) for day in days})
     return [
         (month, gettext("%(year)d/%(month)d") % {"year": month.year, "month": month.month})
@@ -492,12 +498,14 @@ def _pressure_panel(period: Period) -> dict[str, Any]:
     figures = _computed(
         key,
         lambda: {
+            "period": period,
             "pressure": overview_contact_pressure(period=period),
             "rules": overview_frequency_rules(),
         },
     )
     pressure: ContactPressure = figures["pressure"]
     rules: list[FrequencyRule] = figures["rules"]
+    sent = {week.week: week for week in pressure.weeks}
     caps = [
         {
             "name": rule.name,
@@ -510,13 +518,15 @@ def _pressure_panel(period: Period) -> dict[str, Any]:
     ]
     weeks = [
         {
-            "label": gettext("Week of %(day)s") % {"day": _day_label(week.week)},
+            "label": label,
             "messages": format_count(week.messages),
             "customers": format_count(week.customers),
             "per_customer": (f"{week.per_customer:.2f}" if week.per_customer is not None else "–"),
             "value": round(week.per_customer, 2) if week.per_customer is not None else None,
         }
-        for week in pressure.weeks
+        # Every week of the period, those without a message too.
+        for monday, label in _weeks(figures["period"])
+        for week in [sent.get(monday, WeekPressure(week=monday, messages=0, customers=0))]
     ]
     # The bars go one past the highest cap, so that a customer over it shows.
     most = max([*pressure.received, *(weekly_limit(rule) + 1 for rule in rules), 1])

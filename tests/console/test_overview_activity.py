@@ -316,6 +316,15 @@ def test_contact_pressure_counts_messages_sent_per_week_and_per_customer() -> No
     assert pressure.weeks[1].per_customer == 2.0
     assert pressure.received == {1: 1, 3: 1}
 
+    weeks = _overview(_user("view_delivery", "view_frequencyrule"))["pressure"]["weeks"]
+    assert [(week["label"], week["messages"], week["per_customer"]) for week in weeks] == [
+        ("Week of 2/9", "0", "–"),
+        ("Week of 2/16", "0", "–"),
+        ("Week of 2/23", "0", "–"),
+        ("Week of 3/2", "1", "1.00"),
+        ("Week of 3/9", "4", "2.00"),
+    ]
+
 
 @pytest.mark.django_db
 def test_a_rule_s_weekly_limit_is_what_it_lets_a_customer_receive_in_a_week() -> None:
@@ -355,6 +364,7 @@ def test_the_pressure_panel_draws_the_active_caps_over_the_distribution() -> Non
     # Up to one past the highest cap: 8 bars, the customer in the third.
     assert chart["received_labels"] == ["1", "2", "3", "4", "5", "6", "7", "8"]
     assert chart["received"] == [0, 0, 1, 0, 0, 0, 0, 0]
+    assert chart["weeks"] == ["Week of 3/9"]
     assert chart["per_customer"] == [3.0]
     assert [cap["weekly"] for cap in chart["caps"]] == [7, 2]
     assert panel["reached"] == "1"
