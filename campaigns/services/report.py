@@ -246,19 +246,24 @@ class CampaignSummary:
     lift: Lift
 
 
-# Per campaign and arm (sent, held out): deliveries, those converted and their revenue within
-# the window. Index delivery_by_campaign, then conversion_by_campaign.
+# Per campaign and arm (sent, held out): deliveries, then those converted and their revenue
+# within the window. The deliveries are counted on index delivery_by_campaign alone, and the
+# conversions (index conversion_by_campaign) find their deliveries by key: no join of every
+# delivery with the conversions, which cost twice the count at a campaign of millions.
 _SUMMARIES_SQL = """
-    WITH conv AS (
+    SELECT campaign_id, status, count(*), 0, 0
+    FROM campaigns_delivery
+    WHERE campaign_id = ANY(%(campaigns)s) AND status = ANY(%(statuses)s)
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT d.campaign_id, d.status, 0, count(*), sum(conv.window_revenue)
+    FROM (
         SELECT delivery_id, sum(revenue) AS window_revenue
         FROM campaigns_conversion WHERE campaign_id = ANY(%(campaigns)s)
         GROUP BY delivery_id
-    )
-    SELECT d.campaign_id, d.status, count(*), count(conv.delivery_id),
-           coalesce(sum(conv.window_revenue), 0)
-    FROM campaigns_delivery d
-    LEFT JOIN conv ON conv.delivery_id = d.id
-    WHERE d.campaign_id = ANY(%(campaigns)s) AND d.status = ANY(%(statuses)s)
+    ) conv
+    JOIN campaigns_delivery d ON d.id = conv.delivery_id
+    WHERE d.status = ANY(%(statuses)s)
     GROUP BY 1, 2
 """
 
@@ -277,7 +282,12 @@ def campaign_summaries(*, campaign_ids: Collection[int]) -> dict[int, CampaignSu
                 },
             )
             for campaign_id, status, count, converted, revenue in cursor.fetchall():
-                arms[campaign_id, status] = (count, converted, Decimal(revenue))
+                before = arms.get((campaign_id, status), (0, 0, _ZERO))
+                arms[campaign_id, status] = (
+                    before[0] + count,
+                    before[1] + converted,
+                    before[2] + Decimal(revenue),
+                )
     summaries = {}
     for campaign_id in campaign_ids:
         sent, converted, revenue = arms.get((campaign_id, DeliveryStatus.SENT), (0, 0, _ZERO))
