@@ -583,6 +583,13 @@ class Delivery(models.Model):
                 fields=["reason", "id"], condition=~Q(reason=""), name="delivery_by_reason"
             ),
             models.Index(fields=["id"], condition=Q(is_holdout=True), name="delivery_held_out"),
+            # The overview's contact pressure: the messages sent in a period, per customer.
+            models.Index(
+                fields=["sent_at"],
+                condition=Q(status="sent"),
+                include=["customer"],
+                name="delivery_sent_by_time",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -3,8 +3,9 @@
 reader, and the data of their charts. A panel's figures are cached per period and business
 day for a few minutes; each panel says when they were computed."""
 
+import math
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +17,8 @@ from django.utils.dateformat import format as format_date
 from django.utils.http import urlencode
 from django.utils.translation import gettext, ngettext, pgettext
 
+from campaigns.models import CalendarUnit, FrequencyRule, RuleScope, WindowKind
+from campaigns.presenters.formatting import format_interval, format_percent, format_points
 from console.formatting import (
     format_count,
     format_money,
@@ -25,17 +28,32 @@ from console.formatting import (
     zone_label,
 )
 from console.selectors import (
+    BUCKET_UNITS,
     DEFAULT_PERIOD_DAYS,
+    MAX_CAMPAIGNS,
+    MAX_RECEIVED_SHOWN,
     PERIOD_DAYS,
+    PRESSURE_DAYS,
     REPEAT_WITHIN_DAYS,
     RETENTION_COHORTS,
+    CampaignFigures,
+    ChannelBucket,
+    ContactPressure,
     Kpis,
     Period,
+    PinnedSegment,
     Retention,
+    WeekPressure,
+    overview_acquisition,
+    overview_campaigns,
+    overview_contact_pressure,
+    overview_frequency_rules,
     overview_kpis,
     overview_lifecycle,
     overview_lifecycle_flow,
     overview_period,
+    overview_pinned_segment_ids,
+    overview_pinned_segments,
     overview_retention,
     overview_rfm_tiers,
 )
@@ -500,4 +518,314 @@ def overview_context(request: HttpRequest) -> dict[str, Any]:
         context["rfm"] = _rfm_panel(period)
     if user.has_perms(RETENTION_PERMISSIONS):
         context["retention"] = _retention_panel(period)
+    context.update(_more_panels(user, period))
     return context
+
+
+# Acquisition, pinned segments, campaigns and contact pressure ----------------------------
+
+ACQUISITION_PERMISSIONS = ("crm.view_customer", "crm.view_order")
+PINNED_PERMISSIONS = ("segments.view_segment",)
+CAMPAIGNS_PERMISSIONS = ("campaigns.view_campaign",)
+PRESSURE_PERMISSIONS = ("campaigns.view_delivery", "campaigns.view_frequencyrule")
+
+
+def _days(period: Period) -> list[date]:
+    first = timezone.localtime(period.start).date()
+    return [first + timedelta(days=offset) for offset in range(period.days)]
+
+
+def _day_label(day: date) -> str:
+    return gettext("%(month)d/%(day)d") % {"month": day.month, "day": day.day}
+
+
+def _weeks(period: Period) -> list[tuple[date, str]]:
+    """The Monday of every week the period touches, with its label."""
+    mondays = sorted({day - timedelta(days=day.weekday()) for day in _days(period)})
+    return [
+        (monday, gettext("Week of %(day)s") % {"day": _day_label(monday)}) for monday in mondays
+    ]
+
+
+def _buckets(period: Period) -> list[tuple[date, str]]:
+    """The acquisition chart's buckets (BUCKET_UNITS) with their labels: every day of the
+    period, the Monday of every week it touches, or the first of every month."""
+    unit = BUCKET_UNITS[period.days]
+    days = _days(period)
+    if unit == "day":
+        return [(day, _day_label(day)) for day in days]
+    if unit == "week":
+        return _weeks(period)
+    months = sorted({day.replace(day=1) for day in days})
+    return [
+        (month, gettext("%(year)d/%(month)d") % {"year": month.year, "month": month.month})
+        for month in months
+    ]
+
+
+def _channel_label(channel: str) -> str:
+    return str(SourceChannel(channel).label) if channel else gettext("Channel not known")
+
+
+def _acquisition_panel(period: Period) -> dict[str, Any]:
+    key = f"console:overview:acquisition:{period.days}:{period.business_day.isoformat()}"
+    figures = _computed(
+        key, lambda: {"period": period, "rows": overview_acquisition(period=period)}
+    )
+    computed_period: Period = figures["period"]
+    rows: list[ChannelBucket] = figures["rows"]
+    buckets = _buckets(computed_period)
+    position = {bucket: index for index, (bucket, _label) in enumerate(buckets)}
+    counts: dict[str, list[int]] = {}
+    converted: dict[str, int] = {}
+    for row in rows:
+        series = counts.setdefault(row.source_channel, [0] * len(buckets))
+        series[position[row.bucket]] += row.new_customers
+        converted[row.source_channel] = converted.get(row.source_channel, 0) + row.converted
+    channels = sorted(counts, key=lambda channel: (-sum(counts[channel]), channel))
+    changelist = reverse("admin:crm_customer_changelist")
+
+    def table_row(label: str, new: int, paid: int, url: str | None) -> dict[str, Any]:
+        return {
+            "label": label,
+            "new_customers": format_count(new),
+            "converted": format_count(paid),
+            "rate": format_rate(paid / new) if new else "–",
+            "url": url,
+        }
+
+    total_new = sum(sum(series) for series in counts.values())
+    return {
+        "computed_at": _computed_at_text(figures["computed_at"]),
+        "period_text": _period_text(computed_period.start, computed_period.end),
+        "rows": [
+            table_row(
+                _channel_label(channel),
+                sum(counts[channel]),
+                converted[channel],
+                f"{changelist}?source_channel__exact={channel}" if channel else None,
+            )
+            for channel in channels
+        ],
+        "total": table_row(gettext("Total"), total_new, sum(converted.values()), None),
+        "chart": {
+            "buckets": [label for _bucket, label in buckets],
+            "series": [
+                {"name": _channel_label(channel), "channel": channel, "counts": counts[channel]}
+                for channel in channels
+            ],
+        },
+    }
+
+
+def _pinned_panel(period: Period) -> dict[str, Any]:
+    # Keyed by the pinned segments too: a segment just pinned or unpinned shows at once.
+    pinned = ",".join(str(pk) for pk in overview_pinned_segment_ids())
+    key = f"console:overview:pinned:{period.days}:{period.business_day.isoformat()}:{pinned}"
+    figures = _computed(
+        key, lambda: {"period": period, "segments": overview_pinned_segments(period=period)}
+    )
+    computed_period: Period = figures["period"]
+    days = _days(computed_period)
+    segments: list[PinnedSegment] = figures["segments"]
+    lines = []
+    for segment in segments:
+        size = segment.sizes.get(days[0] - timedelta(days=1))
+        sizes: list[int | None] = []
+        for day in days:  # each day's last size, or the one before it when not refreshed
+            size = segment.sizes.get(day, size)
+            sizes.append(size)
+        lines.append(
+            {
+                "name": segment.name,
+                "url": reverse("admin:segments_segment_change", args=[segment.segment_id]),
+                "member_count": format_count(segment.member_count),
+                "sizes": sizes,
+            }
+        )
+    return {
+        "computed_at": _computed_at_text(figures["computed_at"]),
+        "segments": lines,
+        "changelist": reverse("admin:segments_segment_changelist"),
+        "chart": {
+            "days": [_day_label(day) for day in days],
+            "lines": [{key: line[key] for key in ("name", "url", "sizes")} for line in lines],
+        },
+    }
+
+
+def _campaigns_panel(period: Period) -> dict[str, Any]:
+    key = f"console:overview:campaigns:{period.days}:{period.business_day.isoformat()}"
+    figures = _computed(key, lambda: {"campaigns": overview_campaigns(period=period)})
+    campaigns: list[CampaignFigures] = figures["campaigns"]
+    rows = []
+    for campaign in campaigns:
+        summary = campaign.summary
+        rows.append(
+            {
+                "name": campaign.name,
+                "url": reverse("admin:campaigns_campaign_change", args=[campaign.campaign_id]),
+                "state": campaign.state_label,
+                "finished_at": (
+                    _business_time(campaign.finished_at) if campaign.finished_at else "–"
+                ),
+                "sent": format_count(summary.sent),
+                "conversion_rate": format_percent(summary.conversion_rate),
+                "lift": format_points(summary.lift.absolute),
+                "interval": format_interval(summary.lift.ci_low, summary.lift.ci_high),
+                # Points, for the chart: None where the lift cannot be computed.
+                "lift_points": _points(summary.lift.absolute),
+                "low_points": _points(summary.lift.ci_low),
+                "high_points": _points(summary.lift.ci_high),
+            }
+        )
+    measured = [row for row in rows if row["lift_points"] is not None]
+    return {
+        "computed_at": _computed_at_text(figures["computed_at"]),
+        "rows": rows,
+        "most": MAX_CAMPAIGNS,
+        "interval_header": gettext("%(level)s%% confidence interval") % {"level": 95},
+        "changelist": reverse("admin:campaigns_campaign_changelist"),
+        "chart": {
+            "names": [row["name"] for row in measured],
+            "urls": [row["url"] for row in measured],
+            "lift": [row["lift_points"] for row in measured],
+            "low": [row["low_points"] for row in measured],
+            "high": [row["high_points"] for row in measured],
+            "tooltips": [
+                gettext("%(name)s: lift %(lift)s (95%% interval %(interval)s)")
+                % {"name": row["name"], "lift": row["lift"], "interval": row["interval"]}
+                for row in measured
+            ],
+            "axis_name": gettext("Lift against the holdout (pp)"),
+        },
+    }
+
+
+def _points(share: float | None) -> float | None:
+    return None if share is None else round(share * 100, 2)
+
+
+def weekly_limit(rule: FrequencyRule) -> int:
+    """The most sends `rule` lets one customer receive in a calendar week (Monday to
+    Sunday): its count per week, seven times its count per day, its count per month (a week
+    within one month), or its count per rolling window times the windows a week holds."""
+    if rule.window_kind == WindowKind.ROLLING:
+        assert rule.window_hours is not None
+        return rule.max_count * math.ceil(7 * 24 / rule.window_hours)
+    if rule.calendar_unit == CalendarUnit.DAY:
+        return rule.max_count * 7
+    return rule.max_count
+
+
+def _rule_scope(rule: FrequencyRule) -> str:
+    if rule.scope == RuleScope.CHANNEL:
+        return str(rule.get_channel_display())
+    if rule.scope == RuleScope.LABEL:
+        return gettext("Campaigns labelled %(label)s") % {"label": rule.label}
+    return str(rule.get_scope_display())
+
+
+def _rule_window(rule: FrequencyRule) -> str:
+    if rule.window_hours is not None:
+        return gettext("At most %(count)d in %(hours)d hours") % {
+            "count": rule.max_count,
+            "hours": rule.window_hours,
+        }
+    return gettext("At most %(count)d per %(unit)s") % {
+        "count": rule.max_count,
+        "unit": {
+            CalendarUnit.DAY: gettext("day"),
+            CalendarUnit.WEEK: gettext("week"),
+            CalendarUnit.MONTH: gettext("month"),
+        }[CalendarUnit(rule.calendar_unit)],
+    }
+
+
+def _pressure_panel(period: Period) -> dict[str, Any]:
+    key = f"console:overview:pressure:{period.days}:{period.business_day.isoformat()}"
+    figures = _computed(
+        key,
+        lambda: {
+            "period": period,
+            "pressure": overview_contact_pressure(period=period),
+            "rules": overview_frequency_rules(),
+        },
+    )
+    pressure: ContactPressure = figures["pressure"]
+    rules: list[FrequencyRule] = figures["rules"]
+    sent = {week.week: week for week in pressure.weeks}
+    caps = [
+        {
+            "name": rule.name,
+            "scope": _rule_scope(rule),
+            "window": _rule_window(rule),
+            "weekly": weekly_limit(rule),
+            "weekly_text": gettext("%(count)d a week") % {"count": weekly_limit(rule)},
+        }
+        for rule in rules
+    ]
+    weeks = [
+        {
+            "label": label,
+            "messages": format_count(week.messages),
+            "customers": format_count(week.customers),
+            "per_customer": (f"{week.per_customer:.2f}" if week.per_customer is not None else "–"),
+            "value": round(week.per_customer, 2) if week.per_customer is not None else None,
+        }
+        # Every week of the period, those without a message too.
+        for monday, label in _weeks(figures["period"])
+        for week in [sent.get(monday, WeekPressure(week=monday, messages=0, customers=0))]
+    ]
+    # The bars go one past the highest cap, so that a customer over it shows.
+    most = max([*pressure.received, *(weekly_limit(rule) + 1 for rule in rules), 1])
+    shown = min(most, MAX_RECEIVED_SHOWN)
+    reached = sum(pressure.received.values())
+    return {
+        "computed_at": _computed_at_text(figures["computed_at"]),
+        "days": PRESSURE_DAYS,
+        "weeks": weeks,
+        "caps": caps,
+        "reached": format_count(reached),
+        "rules_changelist": reverse("admin:campaigns_frequencyrule_changelist"),
+        "chart": {
+            "weeks": [week["label"] for week in weeks],
+            "per_customer": [week["value"] for week in weeks],
+            "per_customer_name": gettext("Messages per reached customer"),
+            "received_labels": [
+                (
+                    gettext("%(count)d or more") % {"count": count}
+                    if count == MAX_RECEIVED_SHOWN
+                    else str(count)
+                )
+                for count in range(1, shown + 1)
+            ],
+            "received": [pressure.received.get(count, 0) for count in range(1, shown + 1)],
+            "received_name": gettext("Customers by messages received"),
+            "received_axis": gettext("Messages received in the last %(days)d days")
+            % {"days": PRESSURE_DAYS},
+            "caps": [
+                {
+                    "name": gettext("%(rule)s: %(count)d a week")
+                    % {"rule": cap["name"], "count": cap["weekly"]},
+                    "weekly": cap["weekly"],
+                }
+                for cap in caps
+            ],
+        },
+    }
+
+
+def _more_panels(user: Any, period: Period) -> dict[str, Any]:
+    """The acquisition, pinned segments, campaigns and contact pressure panels the user may
+    see."""
+    panels: dict[str, Any] = {}
+    if user.has_perms(ACQUISITION_PERMISSIONS):
+        panels["acquisition"] = _acquisition_panel(period)
+    if user.has_perms(PINNED_PERMISSIONS):
+        panels["pinned"] = _pinned_panel(period)
+    if user.has_perms(CAMPAIGNS_PERMISSIONS):
+        panels["campaigns"] = _campaigns_panel(period)
+    if user.has_perms(PRESSURE_PERMISSIONS):
+        panels["pressure"] = _pressure_panel(period)
+    return panels

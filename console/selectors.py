@@ -6,17 +6,30 @@ business day N-1 days before today (business time zone) to now. Its previous per
 same span shifted back N days, so that a period read at 10:00 is compared with one that also
 ends at 10:00, never with N whole days."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
-from django.db.models import Count, Sum
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
+from campaigns.models import Campaign, CampaignState, Delivery, FrequencyRule
+from campaigns.selectors import frequency_rule_list
+from campaigns.services.report import CampaignSummary, campaign_summaries
 from crm.models import PURCHASE_STATUSES, Customer, Order
-from segments.models import CustomerMetrics, LifecycleTransition, RfmTier
+from segments.models import (
+    CustomerMetrics,
+    LifecycleTransition,
+    RfmTier,
+    Segment,
+    SegmentSizeSnapshot,
+)
 from segments.rules.values import business_zone, start_of_day
 from segments.selectors import lifecycle_distribution
 
@@ -371,3 +384,265 @@ def overview_retention(*, now: datetime) -> Retention:
             key=lambda row: (-row.customers, row.channel),
         ),
     )
+
+
+# Acquisition ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _panel_cursor() -> Iterator[CursorWrapper]:
+    """A cursor for one panel's aggregate, with JIT compilation off: on a million customers
+    it compiled for over a second to save less than it cost."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        yield cursor
+
+
+# The buckets of the acquisition chart: days for a week, weeks (from Monday) for a month,
+# months for a quarter, each taken in business time.
+BUCKET_UNITS = {7: "day", 30: "week", 90: "month"}
+
+
+@dataclass(frozen=True)
+class ChannelBucket:
+    source_channel: str  # "" when the customer's channel is not known
+    bucket: date  # the first day of the day, week or month, in business time
+    new_customers: int
+    converted: int  # of them, those with a purchase paid in the period
+
+
+# New customers of the period by channel and bucket, each with whether they paid a purchase
+# in the period (their first order, since they are new). The customers table is scanned once
+# (a period is a large share of it at the dashboard's periods); each new customer's purchase
+# is probed on index order_by_customer_paid (customer_id, paid_at, with status).
+_ACQUISITION_SQL = """
+SELECT c.source_channel,
+       date_trunc(%(unit)s, c.first_seen_at AT TIME ZONE %(zone)s)::date AS bucket,
+       count(*) AS new_customers,
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM {order} o
+           WHERE o.customer_id = c.id AND o.status = ANY(%(statuses)s)
+             AND o.paid_at >= %(start)s AND o.paid_at < %(end)s
+       )) AS converted
+FROM {customer} c
+WHERE c.first_seen_at >= %(start)s AND c.first_seen_at < %(end)s
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+
+def overview_acquisition(*, period: Period) -> list[ChannelBucket]:
+    """New customers and those of them who paid a first order in the period, per source
+    channel and bucket (see BUCKET_UNITS); only the pairs with new customers. One query."""
+    sql = _ACQUISITION_SQL.format(customer=Customer._meta.db_table, order=Order._meta.db_table)
+    with _panel_cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "unit": BUCKET_UNITS[period.days],
+                "zone": settings.TIME_ZONE,
+                "start": period.start,
+                "end": period.end,
+                "statuses": list(PURCHASE_STATUSES),
+            },
+        )
+        return [ChannelBucket(*row) for row in cursor.fetchall()]
+
+
+# Pinned segments ------------------------------------------------------------------------
+
+# How many pinned segments the overview draws, by name: a chart of more lines is unreadable.
+MAX_PINNED_SEGMENTS = 8
+
+
+@dataclass(frozen=True)
+class PinnedSegment:
+    segment_id: int
+    name: str
+    member_count: int
+    sizes: dict[date, int]  # business day -> size at its last refresh that day
+
+
+# Per pinned segment, its size at the last refresh of each business day of the period, and
+# its last size before the period (dated the day before it starts, so that the line starts at
+# the size the period began with). Index size_snapshot_by_segment (segment_id, at).
+_PINNED_SIZES_SQL = """
+SELECT DISTINCT ON (segment_id, day) segment_id, day, size
+FROM (
+    SELECT segment_id, id, at, size,
+           (at AT TIME ZONE %(zone)s)::date AS day
+    FROM {snapshot}
+    WHERE segment_id = ANY(%(segments)s) AND at >= %(start)s AND at < %(end)s
+    UNION ALL
+    SELECT before.* FROM unnest(%(segments)s::bigint[]) AS pinned(id)
+    CROSS JOIN LATERAL (
+        SELECT segment_id, id, at, size, %(first_day)s::date - 1 AS day
+        FROM {snapshot}
+        WHERE segment_id = pinned.id AND at < %(start)s
+        ORDER BY at DESC, id DESC
+        LIMIT 1
+    ) before
+) snapshots
+ORDER BY segment_id, day, at DESC, id DESC
+"""
+
+
+def _pinned() -> QuerySet[Segment]:
+    return Segment.objects.filter(pinned=True).order_by("name")[:MAX_PINNED_SEGMENTS]
+
+
+def overview_pinned_segment_ids() -> list[int]:
+    """The ids of the segments the overview draws (at most MAX_PINNED_SEGMENTS, by name)."""
+    return list(_pinned().values_list("pk", flat=True))
+
+
+def overview_pinned_segments(*, period: Period) -> list[PinnedSegment]:
+    """The pinned segments (at most MAX_PINNED_SEGMENTS, by name) with their daily sizes over
+    the period. Two queries."""
+    segments = list(_pinned().values_list("pk", "name", "member_count"))
+    if not segments:
+        return []
+    sizes: dict[int, dict[date, int]] = {pk: {} for pk, _name, _count in segments}
+    with _panel_cursor() as cursor:
+        cursor.execute(
+            _PINNED_SIZES_SQL.format(snapshot=SegmentSizeSnapshot._meta.db_table),
+            {
+                "zone": settings.TIME_ZONE,
+                "segments": list(sizes),
+                "start": period.start,
+                "end": period.end,
+                "first_day": timezone.localtime(period.start).date(),
+            },
+        )
+        for segment_id, day, size in cursor.fetchall():
+            sizes[segment_id][day] = size
+    return [
+        PinnedSegment(segment_id=pk, name=name, member_count=count, sizes=sizes[pk])
+        for pk, name, count in segments
+    ]
+
+
+# Campaigns ------------------------------------------------------------------------------
+
+# How many campaigns the panel lists, the latest launched first.
+MAX_CAMPAIGNS = 20
+
+
+@dataclass(frozen=True)
+class CampaignFigures:
+    campaign_id: int
+    name: str
+    state: str
+    state_label: str
+    launched_at: datetime | None
+    finished_at: datetime | None
+    summary: CampaignSummary
+
+
+def overview_campaigns(*, period: Period) -> list[CampaignFigures]:
+    """The campaigns sending now or finished in the period (at most MAX_CAMPAIGNS, the latest
+    launched first), each with its report's total figures. Two queries, whatever their number."""
+    campaigns = list(
+        Campaign.objects.filter(
+            Q(state=CampaignState.SENDING)
+            | Q(
+                state=CampaignState.COMPLETED,
+                finished_at__gte=period.start,
+                finished_at__lt=period.end,
+            )
+        )
+        .order_by(F("launched_at").desc(nulls_last=True), "-id")
+        .only("pk", "name", "state", "launched_at", "finished_at")[:MAX_CAMPAIGNS]
+    )
+    with _panel_cursor():  # the summaries' query runs in its transaction, JIT off
+        summaries = campaign_summaries(campaign_ids=[campaign.pk for campaign in campaigns])
+    return [
+        CampaignFigures(
+            campaign_id=campaign.pk,
+            name=campaign.name,
+            state=campaign.state,
+            state_label=campaign.get_state_display(),
+            launched_at=campaign.launched_at,
+            finished_at=campaign.finished_at,
+            summary=summaries[campaign.pk],
+        )
+        for campaign in campaigns
+    ]
+
+
+# Contact pressure -----------------------------------------------------------------------
+
+# The distribution of the last days' messages per customer groups every customer who
+# received this many or more into its last bar.
+MAX_RECEIVED_SHOWN = 15
+PRESSURE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class WeekPressure:
+    week: date  # its Monday, in business time
+    messages: int
+    customers: int  # customers reached that week
+
+    @property
+    def per_customer(self) -> float | None:
+        return self.messages / self.customers if self.customers else None
+
+
+@dataclass(frozen=True)
+class ContactPressure:
+    weeks: list[WeekPressure]  # the weeks of the period with messages sent
+    # messages received in the last PRESSURE_DAYS days (MAX_RECEIVED_SHOWN: that many or
+    # more) -> customers who received that many
+    received: dict[int, int]
+
+
+# Messages sent in the period per week (with the customers they reached), and per customer in
+# the last days grouped by how many each received, in one statement: both read index
+# delivery_sent_by_time (sent_at, with customer_id) over the rows sent in their span.
+_PRESSURE_SQL = """
+SELECT 'week', date_trunc('week', sent_at AT TIME ZONE %(zone)s)::date, count(*),
+       count(DISTINCT customer_id)
+FROM {delivery}
+WHERE status = 'sent' AND sent_at >= %(start)s AND sent_at < %(end)s
+GROUP BY 2
+UNION ALL
+SELECT 'received', NULL, least(received, %(most)s), count(*)
+FROM (
+    SELECT customer_id, count(*) AS received
+    FROM {delivery}
+    WHERE status = 'sent' AND sent_at >= %(recent)s AND sent_at < %(end)s
+    GROUP BY customer_id
+) per_customer
+GROUP BY 3
+"""
+
+
+def overview_contact_pressure(*, period: Period) -> ContactPressure:
+    """Messages sent per week of the period and the customers they reached, and how many
+    customers received 1, 2, … messages in the last PRESSURE_DAYS days. One query."""
+    weeks: list[WeekPressure] = []
+    received: dict[int, int] = {}
+    with _panel_cursor() as cursor:
+        cursor.execute(
+            _PRESSURE_SQL.format(delivery=Delivery._meta.db_table),
+            {
+                "zone": settings.TIME_ZONE,
+                "start": period.start,
+                "end": period.end,
+                "recent": period.end - timedelta(days=PRESSURE_DAYS),
+                "most": MAX_RECEIVED_SHOWN,
+            },
+        )
+        for kind, week, count, customers in cursor.fetchall():
+            if kind == "week":
+                weeks.append(WeekPressure(week=week, messages=count, customers=customers))
+            else:
+                received[count] = customers
+    weeks.sort(key=lambda item: item.week)
+    return ContactPressure(weeks=weeks, received=dict(sorted(received.items())))
+
+
+def overview_frequency_rules() -> list[FrequencyRule]:
+    """The active frequency rules, by name."""
+    return list(frequency_rule_list(is_active=True))

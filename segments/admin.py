@@ -23,7 +23,7 @@ from django.http import (
 from django.urls import path, reverse
 from django.utils.dateparse import parse_date
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import (
@@ -89,6 +89,7 @@ from segments.services.segments import (
     segment_preview,
     segment_refresh_enqueue,
     segment_update,
+    segments_pin,
 )
 
 
@@ -484,8 +485,9 @@ class SegmentAdmin(ServiceAdmin):
         "refreshed_at",
         "members_link",
         "refresh_error",
+        "pinned",
     ]
-    list_filter = ["kind"]
+    list_filter = ["kind", "pinned"]
     search_fields = ["name"]
     readonly_fields = [
         "preview_size",
@@ -498,7 +500,7 @@ class SegmentAdmin(ServiceAdmin):
         "created_at",
     ]
     inlines = [SizeSnapshotInline]
-    actions = ["refresh_now"]
+    actions = ["refresh_now", "pin", "unpin"]
 
     @admin.display(description=_("size if refreshed now"))
     def preview_size(self, segment: Segment) -> str:
@@ -617,6 +619,28 @@ class SegmentAdmin(ServiceAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         segment_refresh_enqueue(ids)
         self.message_user(request, _("Refresh queued."), messages.SUCCESS)
+
+    @admin.action(description=_("Pin to the overview"), permissions=["change"])
+    def pin(self, request: HttpRequest, queryset: Any) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        segments_pin(segment_ids=ids, pinned=True, actor=f"user:{request.user.pk}")
+        message = ngettext(
+            "%(count)d segment pinned: the overview draws its size over time.",
+            "%(count)d segments pinned: the overview draws their size over time.",
+            len(ids),
+        )
+        self.message_user(request, message % {"count": len(ids)}, messages.SUCCESS)
+
+    @admin.action(description=_("Unpin from the overview"), permissions=["change"])
+    def unpin(self, request: HttpRequest, queryset: Any) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        segments_pin(segment_ids=ids, pinned=False, actor=f"user:{request.user.pk}")
+        message = ngettext(
+            "%(count)d segment unpinned from the overview.",
+            "%(count)d segments unpinned from the overview.",
+            len(ids),
+        )
+        self.message_user(request, message % {"count": len(ids)}, messages.SUCCESS)
 
 
 class PermissionRefused(DomainError):

@@ -380,6 +380,8 @@ class Segment(models.Model):
     rule = models.JSONField(_("rule"), null=True, blank=True)
     rule_version = models.PositiveIntegerField(_("rule version"), default=1)
     member_count = models.PositiveIntegerField(_("members"), default=0)
+    # Pinned segments draw their size over time on the overview (运营看板).
+    pinned = models.BooleanField(_("pinned to the overview"), default=False)
     refreshed_at = models.DateTimeField(_("refreshed at"), null=True, blank=True)
     refresh_error = models.TextField(_("refresh error"), blank=True)
     created_by = models.CharField(_("created by"), max_length=128, blank=True)
@@ -497,6 +499,8 @@ class SegmentSizeSnapshot(models.Model):
         verbose_name = _("segment size")
         verbose_name_plural = _("segment sizes")
         ordering = ["-at", "-id"]
+        # The overview reads the pinned segments' sizes over a period, and the size before it.
+        indexes = [models.Index(fields=["segment", "at"], name="size_snapshot_by_segment")]
 
     def __str__(self) -> str:
         return f"#{self.segment_id} {timezone.localtime(self.at):%Y-%m-%d %H:%M}: {self.size}"

@@ -1,5 +1,6 @@
 """The campaign report: what happened to the audience, per campaign and per variant, and the
-lift the campaign caused against its holdout. Reads only (two aggregate queries).
+lift the campaign caused against its holdout. Reads only (two aggregate queries; the
+total rows of many campaigns at once in one).
 
 Treated members are the deliveries sent; the control group is the holdout members who would
 have been sent (status held_out). Both arms passed the same consent and cap checks, so their
@@ -14,6 +15,7 @@ not credit-weighted) times the number treated.
 """
 
 import math
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -23,6 +25,7 @@ from django.db import connection
 from campaigns.models import Campaign, DeliveryStatus, FrequencyRule
 
 Z_95 = 1.959963984540054  # the 97.5th percentile of the standard normal
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -230,3 +233,78 @@ def _finish(arm: ArmReport, *, held_out: int, converted: int, revenue: Decimal) 
         treated_revenue=Decimal(arm.window_revenue),
         holdout_revenue=revenue,
     )
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """A campaign's figures as a whole, as its report's total row has them: deliveries sent,
+    those converted, and the lift against the holdout."""
+
+    sent: int
+    converted: int
+    conversion_rate: float | None
+    lift: Lift
+
+
+# Per campaign and arm (sent, held out): deliveries, then those converted and their revenue
+# within the window. The deliveries are counted on index delivery_by_campaign alone, and the
+# conversions (index conversion_by_campaign) find their deliveries by key: no join of every
+# delivery with the conversions, which cost twice the count at a campaign of millions.
+_SUMMARIES_SQL = """
+    SELECT campaign_id, status, count(*), 0, 0
+    FROM campaigns_delivery
+    WHERE campaign_id = ANY(%(campaigns)s) AND status = ANY(%(statuses)s)
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT d.campaign_id, d.status, 0, count(*), sum(conv.window_revenue)
+    FROM (
+        SELECT delivery_id, sum(revenue) AS window_revenue
+        FROM campaigns_conversion WHERE campaign_id = ANY(%(campaigns)s)
+        GROUP BY delivery_id
+    ) conv
+    JOIN campaigns_delivery d ON d.id = conv.delivery_id
+    WHERE d.status = ANY(%(statuses)s)
+    GROUP BY 1, 2
+"""
+
+
+def campaign_summaries(*, campaign_ids: Collection[int]) -> dict[int, CampaignSummary]:
+    """The total row of each campaign's report (sent, converted, conversion rate, lift), for
+    many campaigns in one query: the figures `campaign_report` gives, by the same rules."""
+    arms: dict[tuple[int, str], tuple[int, int, Decimal]] = {}
+    if campaign_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _SUMMARIES_SQL,
+                {
+                    "campaigns": list(campaign_ids),
+                    "statuses": [DeliveryStatus.SENT, DeliveryStatus.HELD_OUT],
+                },
+            )
+            for campaign_id, status, count, converted, revenue in cursor.fetchall():
+                before = arms.get((campaign_id, status), (0, 0, _ZERO))
+                arms[campaign_id, status] = (
+                    before[0] + count,
+                    before[1] + converted,
+                    before[2] + Decimal(revenue),
+                )
+    summaries = {}
+    for campaign_id in campaign_ids:
+        sent, converted, revenue = arms.get((campaign_id, DeliveryStatus.SENT), (0, 0, _ZERO))
+        held, held_converted, held_revenue = arms.get(
+            (campaign_id, DeliveryStatus.HELD_OUT), (0, 0, _ZERO)
+        )
+        summaries[campaign_id] = CampaignSummary(
+            sent=sent,
+            converted=converted,
+            conversion_rate=converted / sent if sent else None,
+            lift=lift_statistics(
+                treated=sent,
+                treated_converted=converted,
+                holdout=held,
+                holdout_converted=held_converted,
+                treated_revenue=revenue,
+                holdout_revenue=held_revenue,
+            ),
+        )
+    return summaries

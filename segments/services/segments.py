@@ -167,6 +167,20 @@ def segment_delete(*, segment_id: int, actor: str) -> None:
     logger.info("segment.deleted", extra={"segment_id": segment_id, "actor": actor})
 
 
+def segments_pin(*, segment_ids: Sequence[int], pinned: bool, actor: str) -> int:
+    """Pin the segments to the overview (运营看板), or unpin them; how many changed."""
+    changed = (
+        Segment.objects.filter(pk__in=segment_ids)
+        .exclude(pinned=pinned)
+        .update(pinned=pinned, updated_at=timezone.now())
+    )
+    logger.info(
+        "segment.pinned" if pinned else "segment.unpinned",
+        extra={"segment_ids": sorted(segment_ids), "actor": actor},
+    )
+    return changed
+
+
 # The reconciliation of one segment's stored members with `wanted` (a statement selecting
 # customer_id), in one statement: a single hashed full join finds who leaves and who comes;
 # leavers are deleted by the unique index segment_membership_unique, newcomers inserted in

@@ -216,3 +216,250 @@
     document.addEventListener("DOMContentLoaded", drawRfm);
     document.addEventListener("DOMContentLoaded", drawRetention);
 })();
+
+/* Acquisition by channel (stacked bars), pinned segments' sizes (lines, a click opens the
+   segment), campaigns' lift with its interval, and contact pressure against the frequency
+   caps (the caps as mark lines). */
+(function () {
+    // One colour per source channel, the same whatever the order or the language.
+    var CHANNEL_COLOURS = {
+        douyin: "#1d1d1f",
+        kuaishou: "#ff7a00",
+        wechat_channels: "#fa8c16",
+        xiaohongshu: "#ff2442",
+        bilibili: "#00a1d6",
+        miniprogram: "#07c160",
+        offline_store: "#722ed1",
+        wecom: "#1677ff",
+        other: "#8c8c8c",
+        "": "#bfbfbf"
+    };
+    var CAP_COLOUR = "#cf1322";
+
+    function readData(id) {
+        var element = document.getElementById(id);
+        return element ? JSON.parse(element.textContent) : null;
+    }
+
+    function textColour() {
+        return getComputedStyle(document.documentElement).getPropertyValue("--body-fg").trim() || "#333";
+    }
+
+    function draw(targetId, dataId, option) {
+        var data = readData(dataId);
+        var target = document.getElementById(targetId);
+        if (!data || !target) {
+            return null;
+        }
+        var chart = echarts.init(target, null, {renderer: "svg"});
+        chart.setOption(option(data, textColour()));
+        window.addEventListener("resize", function () {
+            chart.resize();
+        });
+        return {chart: chart, data: data};
+    }
+
+    function axes(colour, categories, extra) {
+        return {
+            xAxis: Object.assign({type: "category", data: categories, axisLabel: {color: colour}}, extra || {}),
+            yAxis: {type: "value", minInterval: 1, axisLabel: {color: colour}}
+        };
+    }
+
+    function drawAcquisition() {
+        draw("overview-acquisition-chart", "overview-acquisition-data", function (data, colour) {
+            return Object.assign({
+                animation: false,
+                grid: {left: 8, right: 8, top: 36, bottom: 8, containLabel: true},
+                legend: {top: 0, textStyle: {color: colour}},
+                tooltip: {trigger: "axis", axisPointer: {type: "shadow"}}
+            }, axes(colour, data.buckets), {
+                series: data.series.map(function (series) {
+                    return {
+                        name: series.name,
+                        type: "bar",
+                        stack: "customers",
+                        barMaxWidth: 48,
+                        itemStyle: {color: CHANNEL_COLOURS[series.channel]},
+                        data: series.counts
+                    };
+                })
+            });
+        });
+    }
+
+    function drawPinned() {
+        var drawn = draw("overview-pinned-chart", "overview-pinned-data", function (data, colour) {
+            return Object.assign({
+                animation: false,
+                grid: {left: 8, right: 16, top: 36, bottom: 8, containLabel: true},
+                legend: {top: 0, textStyle: {color: colour}},
+                tooltip: {trigger: "axis"}
+            }, axes(colour, data.days, {boundaryGap: false}), {
+                series: data.lines.map(function (line) {
+                    return {
+                        name: line.name,
+                        type: "line",
+                        cursor: "pointer",
+                        showSymbol: false,
+                        triggerLineEvent: true,
+                        data: line.sizes
+                    };
+                })
+            });
+        });
+        if (drawn) {
+            drawn.chart.on("click", function (event) {
+                window.location.assign(drawn.data.lines[event.seriesIndex].url);
+            });
+        }
+    }
+
+    function drawCampaigns() {
+        var drawn = draw("overview-campaigns-chart", "overview-campaigns-data", function (data, colour) {
+            return {
+                animation: false,
+                grid: {left: 8, right: 24, top: 16, bottom: 28, containLabel: true},
+                tooltip: {
+                    trigger: "item",
+                    formatter: function (item) {
+                        return echarts.format.encodeHTML(data.tooltips[item.dataIndex]);
+                    }
+                },
+                xAxis: {
+                    type: "value",
+                    name: data.axis_name,
+                    nameLocation: "middle",
+                    nameGap: 24,
+                    axisLabel: {color: colour}
+                },
+                yAxis: {type: "category", data: data.names, inverse: true, axisLabel: {color: colour}},
+                series: [{
+                    // The interval as a whisker from its low to its high end.
+                    type: "custom",
+                    renderItem: function (params, api) {
+                        var low = api.coord([api.value(0), api.value(2)]);
+                        var high = api.coord([api.value(1), api.value(2)]);
+                        var half = 6;
+                        var style = {stroke: colour, lineWidth: 1.5};
+                        return {
+                            type: "group",
+                            children: [
+                                {type: "line", shape: {x1: low[0], y1: low[1], x2: high[0], y2: high[1]}, style: style},
+                                {type: "line", shape: {x1: low[0], y1: low[1] - half, x2: low[0], y2: low[1] + half}, style: style},
+                                {type: "line", shape: {x1: high[0], y1: high[1] - half, x2: high[0], y2: high[1] + half}, style: style}
+                            ]
+                        };
+                    },
+                    encode: {x: [0, 1], y: 2},
+                    data: data.low.map(function (low, index) {
+                        return [low, data.high[index], index];
+                    })
+                }, {
+                    type: "scatter",
+                    symbolSize: 12,
+                    cursor: "pointer",
+                    itemStyle: {color: "#1677ff"},
+                    data: data.lift.map(function (lift, index) {
+                        return [lift, index];
+                    }),
+                    markLine: {
+                        silent: true,
+                        symbol: "none",
+                        lineStyle: {color: colour, type: "dashed"},
+                        label: {show: false},
+                        data: [{xAxis: 0}]
+                    }
+                }]
+            };
+        });
+        if (drawn) {
+            drawn.chart.on("click", function (event) {
+                window.location.assign(drawn.data.urls[event.dataIndex]);
+            });
+        }
+    }
+
+    // The caps as lines across the chart: at a number of messages on the value axis, or at
+    // its bar on the axis of categories (1 message is the first bar; a cap past the last bar
+    // is not drawn).
+    function capLines(caps, axis, categories) {
+        var shown = caps.filter(function (cap) {
+            return axis === "yAxis" || cap.weekly <= categories;
+        });
+        return {
+            silent: true,
+            symbol: "none",
+            lineStyle: {color: CAP_COLOUR, type: "dashed"},
+            label: {
+                color: CAP_COLOUR,
+                position: axis === "yAxis" ? "insideEndTop" : "end",
+                formatter: "{b}"
+            },
+            data: shown.map(function (cap) {
+                var line = {name: cap.name};
+                line[axis] = axis === "xAxis" ? cap.weekly - 1 : cap.weekly;
+                return line;
+            })
+        };
+    }
+
+    function drawPressure() {
+        draw("overview-pressure-weeks-chart", "overview-pressure-data", function (data, colour) {
+            return Object.assign({
+                animation: false,
+                grid: {left: 8, right: 16, top: 36, bottom: 8, containLabel: true},
+                title: {text: data.per_customer_name, textStyle: {color: colour, fontSize: 13}},
+                tooltip: {trigger: "axis"},
+                yAxis: {
+                    type: "value",
+                    axisLabel: {color: colour},
+                    // Up to the highest cap, so that its line shows however few the messages.
+                    max: function (extent) {
+                        return Math.max.apply(null, [extent.max].concat(data.caps.map(function (cap) {
+                            return cap.weekly;
+                        })));
+                    }
+                }
+            }, {xAxis: axes(colour, data.weeks).xAxis}, {
+                series: [{
+                    name: data.per_customer_name,
+                    type: "bar",
+                    barMaxWidth: 40,
+                    itemStyle: {color: "#1677ff"},
+                    data: data.per_customer,
+                    markLine: capLines(data.caps, "yAxis", 0)
+                }]
+            });
+        });
+        draw("overview-pressure-received-chart", "overview-pressure-data", function (data, colour) {
+            return Object.assign({
+                animation: false,
+                grid: {left: 8, right: 16, top: 48, bottom: 28, containLabel: true},
+                title: {text: data.received_name, textStyle: {color: colour, fontSize: 13}},
+                tooltip: {trigger: "axis", axisPointer: {type: "shadow"}}
+            }, axes(colour, data.received_labels, {
+                name: data.received_axis,
+                nameLocation: "middle",
+                nameGap: 24,
+                nameTextStyle: {color: colour}
+            }), {
+                series: [{
+                    name: data.received_name,
+                    type: "bar",
+                    barMaxWidth: 40,
+                    itemStyle: {color: "#faad14"},
+                    data: data.received,
+                    markLine: capLines(data.caps, "xAxis", data.received_labels.length)
+                }]
+            });
+        });
+    }
+
+    document.addEventListener("DOMContentLoaded", function () {
+        drawAcquisition();
+        drawPinned();
+        drawCampaigns();
+        drawPressure();
+    });
+})();
