@@ -394,8 +394,8 @@ def test_each_panel_is_one_query_whatever_the_data_and_is_cached() -> None:
     _cohorts()
     many = first_visit()
     assert len(few) == len(many)
-    # Key figures, lifecycle, and one each for the flow, the tiers and retention.
-    assert len(panel_queries(many)) == 5
+    # Key figures, lifecycle, and one each for the flow, the tiers, retention and acquisition.
+    assert len(panel_queries(many)) == 6
 
     with CaptureQueriesContext(connection) as cached:
         client.get("/admin/")
@@ -419,4 +419,5 @@ def test_retention_is_kept_longer_than_the_other_panels(monkeypatch: pytest.Monk
         "lifecycle_flow": 300,
         "rfm": 300,
         "retention": 3600,
+        "acquisition": 300,
     }
