@@ -155,13 +155,20 @@ _ORDERS_SQL = f"""
         WHERE d.campaign_id = %(campaign)s
           AND d.status IN (%(sent_status)s, %(held_out)s)
     ),
+    ranked AS (
+        SELECT *, row_number() OVER (PARTITION BY is_holdout ORDER BY draw, customer_id) AS place,
+               count(*) OVER (PARTITION BY is_holdout) AS arm_size
+        FROM chosen
+    ),
     buyers AS (
         SELECT customer_id, touched_at + make_interval(hours => 6 + draw * 3) AS paid_at,
                'DMC' || %(campaign)s || '-' || customer_id AS external_id,
                (ARRAY[129, 199, 369, 599])[1 + draw %% 4]::numeric AS amount
-        FROM chosen
-        WHERE draw < CASE WHEN is_holdout THEN %(holdout_percent)s
-                          ELSE %(treated_percent)s END
+        FROM ranked
+        -- The first share of each arm by its draw, rounded up: however small the holdout, at
+        -- least one of its members buys, so that the lift is never against an empty figure.
+        WHERE place <= ceil(arm_size * CASE WHEN is_holdout THEN %(holdout_percent)s
+                                            ELSE %(treated_percent)s END / 100.0)
     ),
     written AS (
         INSERT INTO crm_order (customer_id, source, external_id, status, total_amount,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from django.urls import reverse
-from django_celery_beat.models import PeriodicTask
+from django.conf import settings
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from playwright.sync_api import Page, expect
 
 from tests.factories import CampaignFactory
@@ -20,6 +21,20 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_periodic_tasks_read_in_chinese(
     operator_page: Page, screenshot: Callable[..., Path]
 ) -> None:
+    # The schedule as the migrations write it (a transactional test before this one may have
+    # flushed their rows).
+    nightly_at, _ = CrontabSchedule.objects.get_or_create(
+        minute="30",
+        hour="2",
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
+        timezone=settings.TIME_ZONE,
+    )
+    PeriodicTask.objects.get_or_create(
+        name="每晚全量重算（RFM、生命周期、人群）",
+        defaults={"task": "segments.recompute_full", "crontab": nightly_at},
+    )
     operator_page.goto(reverse("admin:django_celery_beat_periodictask_changelist"))
     table = operator_page.locator("#result_list")
     expect(table).to_contain_text("每晚全量重算（RFM、生命周期、人群）")
