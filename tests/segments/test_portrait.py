@@ -311,3 +311,71 @@ def test_a_wrong_rule_is_refused_before_anything_is_read(brand: dict[str, Any]) 
     assert refused.value.code == "invalid_rule"
     assert refused.value.detail["rule"][0]["path"] == "$.all[0].value"
     assert not any("crm_customer" in query["sql"] for query in read.captured_queries)
+
+
+# --- Over the API ---------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("every_cell")
+def test_the_api_answers_a_segments_and_a_rules_portrait(
+    api_client_with_scopes: Any, brand: dict[str, Any]
+) -> None:
+    client = api_client_with_scopes("segments:read")
+
+    answer = client.get(f"/api/v1/segments/{brand['segment']}/portrait")
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    assert (body["size"], body["base_size"], body["min_cell_size"]) == (5, 10, 1)
+    gender = next(d for d in body["dimensions"] if d["name"] == "gender")
+    assert gender["cells"][0] == {
+        "value": "female",
+        "label": gender["cells"][0]["label"],
+        "count": 4,
+        "share": 0.8,
+        "base_count": 6,
+        "base_share": 0.6,
+        "tgi": 133,
+    }
+
+    rule = {"field": "city", "op": "eq", "value": "深圳"}
+    answer = client.post("/api/v1/segments/portrait", {"rule": rule}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["size"] == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "field"),
+    [
+        ({"rule": {"field": "gender", "op": "eq", "value": "robot"}}, "invalid_rule", "rule"),
+        ({"rule": {"field": "nope", "op": "eq", "value": 1}}, "invalid_rule", "rule"),
+        ({"rule": {"all": []}}, "invalid_rule", "rule"),
+        ({"rule": "gender = female"}, "invalid_rule", "rule"),
+        ({"rule": {"field": "segment", "op": "in", "value": [10**12]}}, "invalid_rule", "rule"),
+        ({}, "invalid_input", "rule"),
+        ([1, 2], "invalid_input", None),
+    ],
+)
+def test_a_hostile_rule_is_a_400_with_a_code(
+    api_client_with_scopes: Any, body: Any, code: str, field: str | None
+) -> None:
+    answer = api_client_with_scopes("segments:read").post(
+        "/api/v1/segments/portrait", body, format="json"
+    )
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["code"] == code
+    if field:
+        assert field in answer.json()["errors"]
+
+
+def test_the_api_needs_the_segments_scope(
+    api_client_with_scopes: Any, brand: dict[str, Any]
+) -> None:
+    client = api_client_with_scopes("customers:read")
+    assert client.get(f"/api/v1/segments/{brand['segment']}/portrait").status_code == 403
+    rule = {"field": "gender", "op": "eq", "value": "female"}
+    refused = client.post("/api/v1/segments/portrait", {"rule": rule}, format="json")
+    assert refused.status_code == 403
+
+    missing = api_client_with_scopes("segments:read").get("/api/v1/segments/404/portrait")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "segment_not_found"
