@@ -383,8 +383,9 @@ class SizeSnapshotInline(ReadOnlyInline):
     max_num = 30
 
 
-@admin.register(Segment)
 class SegmentAdmin(ServiceAdmin):
+    """Registered by the console (console.admin), which adds the portrait page."""
+
     form = SegmentForm
     created_by_label = actor_column("created_by", _("created by"))
     list_display = [

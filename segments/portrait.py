@@ -43,7 +43,6 @@ from crm.models import Gender, SourceChannel
 from segments.models import LifecycleState, RfmTier
 from segments.rules import RULE_SESSION_SQL, rule_members_sql
 from segments.rules.sql import Sql
-from segments.services.segments import segment_get_or_404
 
 MIN_CELL_SIZE = 5
 # Long enough that an afternoon of portraits shares a handful of base computations (the
@@ -378,8 +377,8 @@ def _portrait(counts: _Counts, base: PortraitBase) -> Portrait:
 
 
 def segment_portrait(*, segment_id: int) -> Portrait:
-    """The portrait of a segment's current members (NotFound for no such segment)."""
-    segment_get_or_404(segment_id)
+    """The portrait of a segment's current members (of none for no such segment: callers
+    look the segment up first)."""
     base = portrait_base()
     members = Sql(
         "SELECT customer_id FROM segments_segmentmembership WHERE segment_id = %s", (segment_id,)

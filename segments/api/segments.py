@@ -221,6 +221,7 @@ class SegmentPortraitView(APIView):
 
     @extend_schema(responses=PortraitOutSerializer)
     def get(self, request: Request, segment_id: int) -> Response:
+        segment_get_or_404(segment_id)
         return Response(PortraitOutSerializer(segment_portrait(segment_id=segment_id)).data)
 
 
