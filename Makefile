@@ -44,4 +44,7 @@ bench-models: install ## Predictive models benchmark, fit and scoring, at 1M cus
 bench-campaigns: install ## Campaign pipeline benchmark at 1M recipients (see bench/README.md)
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0} $(BIN)/python bench/campaign_pipeline.py
 
-.PHONY: help install run test fuzz lint bench bench-seg bench-models bench-campaigns
+bench-portrait: install ## Segment portrait of 100k and 10k members at 1M customers (see bench/README.md)
+	$(BIN)/python bench/portrait.py --customers 1000000 --reuse
+
+.PHONY: help install run test fuzz lint bench bench-seg bench-models bench-campaigns bench-portrait
