@@ -5,9 +5,10 @@ TGI = share in the group ÷ share in all customers × 100. Reads only.
 
 A group is a segment's current members (its membership rows, as the last refresh left them)
 or the customers a rule matches now (the builder's live portrait, nothing saved). Its figures
-are ONE statement: a materialised set of member ids, one pass over their customer, metrics and
-prediction rows grouped by GROUPING SETS (every single-valued dimension at once), and one over
-their purchased items (customers per category). The figures of every customer (the base) are
+are ONE statement of two parts, which run side by side on parallel workers: one pass over
+the members' customer, metrics and prediction rows grouped by GROUPING SETS (every
+single-valued dimension at once), and one over their purchased items (customers per
+category). The figures of every customer (the base) are
 the same statement without the member set, plus the quintile breakpoints of predicted value;
 they are the same for every segment, so they are cached for BASE_CACHE_SECONDS with the time
 they were computed.
@@ -174,8 +175,11 @@ def _counts_sql(members: Sql | None, value_breakpoints: list[Decimal]) -> Sql:
         if members is None
         else "FROM crm_orderitem i JOIN members s ON s.customer_id = i.customer_id",
     )
-    # The members once, read by both parts (a rule is evaluated once).
-    with_members = Sql("") if members is None else "WITH members AS MATERIALIZED (" + members + ")"
+    # Inlined into each part, not materialised: a materialised CTE is read by the leader only,
+    # which keeps the statement off the parallel workers (that runs both parts side by side).
+    with_members = (
+        Sql("") if members is None else "WITH members AS NOT MATERIALIZED (" + members + ")"
+    )
     spend = [Decimal(point) for point in SPEND_BREAKPOINTS]
     return with_members + Sql(text, (spend, value_breakpoints))
 
@@ -185,6 +189,9 @@ def _counts(members: Sql | None, value_breakpoints: list[Decimal]) -> _Counts:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(RULE_SESSION_SQL)  # room for the hash aggregates and a rule's subplans
         cursor.execute("SET LOCAL jit = off")
+        # Both parts on parallel workers, as the preview runs (segments.services.segments).
+        cursor.execute("SET LOCAL parallel_setup_cost = 100")
+        cursor.execute("SET LOCAL parallel_tuple_cost = 0.01")
         cursor.execute(sql.text, sql.params)
         rows = cursor.fetchall()
     size = 0

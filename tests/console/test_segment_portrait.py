@@ -91,7 +91,7 @@ def test_the_portrait_page_shows_every_dimension_in_chinese(
 ) -> None:
     client = client_of(admin_user)
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-hans"
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(20):
         page = client.get(portrait_url(segment))
     assert page.status_code == 200
     text = page.content.decode()
