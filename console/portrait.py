@@ -11,7 +11,7 @@ from django.utils.dateformat import format as format_date
 from django.utils.translation import gettext
 
 from console.formatting import format_count, format_rate, zone_label
-from segments.portrait import Portrait, PortraitCell
+from segments.portrait import CATEGORY_SAMPLE, Portrait, PortraitCell
 
 # A value over-represented by more than a fifth: what operators look for in a portrait.
 HIGH_TGI = 120
@@ -57,6 +57,12 @@ def portrait_context(portrait: Portrait) -> dict[str, Any]:
                 "name": dimension.name,
                 "label": dimension.label,
                 "is_multi_valued": dimension.is_multi_valued,
+                "estimate_note": (
+                    gettext("Estimated from a sample of %(count)s customers.")
+                    % {"count": format_count(CATEGORY_SAMPLE)}
+                    if dimension.is_estimated
+                    else None
+                ),
                 "rows": rows,
                 "chart": {
                     "labels": [row["label"] for row in rows],

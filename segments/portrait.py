@@ -15,8 +15,9 @@ they were computed.
 
 Shares are of the group's size (of every customer's, for the base); a category's share is the
 share of the group that bought it at least once (a customer counts under every category
-bought, so these shares add up to more than 100 %). Missing values (a blank province, no paid
-order, never scored) are cells of their own.
+bought, so these shares add up to more than 100 %), estimated from a fixed sample of
+CATEGORY_SAMPLE customers in a larger group (and in the base), its counts scaled to the
+group. Missing values (a blank province, no paid order, never scored) are cells of their own.
 
 Small cells: a cell of 1 to MIN_CELL_SIZE - 1 customers is reported without its count, share
 or TGI (`count` None, `is_suppressed` True), in the group and in the base alike. A handful of
@@ -52,6 +53,10 @@ BASE_CACHE_SECONDS = 300
 BASE_CACHE_KEY = "segments:portrait:base:v1"
 # Provinces, cities and categories: the most frequent in the group, the rest in one cell.
 TOP_VALUES = 10
+# Categories bought are counted over at most this many customers of a group (a fixed sample,
+# by a hash of their ids), each read through its orders: the shares of a larger group are
+# estimates, within about 1.4 points (95 %) of the exact ones.
+CATEGORY_SAMPLE = 5000
 # Lifetime net spend bands (yuan): under 200, 200-500, ..., 3000 and over; no paid order apart.
 SPEND_BREAKPOINTS = (200, 500, 1000, 3000)
 # Predicted value bands: quintiles of every scored customer's value, in whole yuan.
@@ -116,6 +121,7 @@ class PortraitDimension:
     name: str
     label: str
     is_multi_valued: bool
+    is_estimated: bool  # from a sample of the group or of all customers (CATEGORY_SAMPLE)
     cells: list[PortraitCell]
 
 
@@ -150,17 +156,24 @@ FROM (SELECT {columns}
       LEFT JOIN segments_customerprediction pv ON pv.customer_id = c.id) AS g
 GROUP BY GROUPING SETS ((), {sets})
 UNION ALL
-SELECT 'category', b.category, count(*)
-FROM (SELECT DISTINCT i.category, i.customer_id
-      {items}
-      WHERE i.purchased_at IS NOT NULL AND i.category <> '') AS b
-GROUP BY b.category
+SELECT 'category', bought.category, count(*)
+FROM (SELECT customer_id FROM {sampled} ORDER BY hashint8(customer_id) LIMIT %s) AS sample
+CROSS JOIN LATERAL (
+    SELECT DISTINCT i.category
+    FROM crm_order o JOIN crm_orderitem i ON i.order_id = o.id
+    WHERE o.customer_id = sample.customer_id
+      AND i.purchased_at IS NOT NULL AND i.category <> '') AS bought
+GROUP BY bought.category
 """
 
 
 def _counts_sql(members: Sql | None, value_breakpoints: list[Decimal]) -> Sql:
     """The group's figures, rows (dimension, value, customers); the row of dimension NULL
-    holds the size. `members` selects `customer_id`s; None: every customer."""
+    holds the size. `members` selects `customer_id`s; None: every customer. Categories are
+    counted over the CATEGORY_SAMPLE members first by a hash of their id (all of them in a
+    smaller group), each member's items found through its orders (order_by_customer_paid,
+    then order_item_unique_line): items have no index by customer, and reading all of them
+    takes seconds at a million customers."""
     text = _COUNTS_SQL.format(
         dimension_of_row=" ".join(
             f"WHEN GROUPING(g.{d.name}) = 0 THEN '{d.name}'" for d in _GROUPED
@@ -171,9 +184,9 @@ def _counts_sql(members: Sql | None, value_breakpoints: list[Decimal]) -> Sql:
         if members is None
         else "FROM members s JOIN crm_customer c ON c.id = s.customer_id",
         sets=", ".join(f"(g.{d.name})" for d in _GROUPED),
-        items="FROM crm_orderitem i"
+        sampled="(SELECT id AS customer_id FROM crm_customer) AS everyone"
         if members is None
-        else "FROM crm_orderitem i JOIN members s ON s.customer_id = i.customer_id",
+        else "members",
     )
     # Inlined into each part, not materialised: a materialised CTE is read by the leader only,
     # which keeps the statement off the parallel workers (that runs both parts side by side).
@@ -181,7 +194,7 @@ def _counts_sql(members: Sql | None, value_breakpoints: list[Decimal]) -> Sql:
         Sql("") if members is None else "WITH members AS NOT MATERIALIZED (" + members + ")"
     )
     spend = [Decimal(point) for point in SPEND_BREAKPOINTS]
-    return with_members + Sql(text, (spend, value_breakpoints))
+    return with_members + Sql(text, (spend, value_breakpoints, CATEGORY_SAMPLE))
 
 
 def _counts(members: Sql | None, value_breakpoints: list[Decimal]) -> _Counts:
@@ -201,6 +214,11 @@ def _counts(members: Sql | None, value_breakpoints: list[Decimal]) -> _Counts:
             size = customers
         else:
             by_dimension[dimension][value] = customers
+    if size > CATEGORY_SAMPLE:  # the sample's counts, scaled to the group
+        by_dimension["category"] = {
+            category: round(customers * size / CATEGORY_SAMPLE)
+            for category, customers in by_dimension["category"].items()
+        }
     return _Counts(size=size, by_dimension=by_dimension)
 
 
@@ -368,6 +386,8 @@ def _portrait(counts: _Counts, base: PortraitBase) -> Portrait:
                 name=dimension.name,
                 label=str(dimension.label),
                 is_multi_valued=dimension.is_multi_valued,
+                is_estimated=dimension.is_multi_valued
+                and max(counts.size, base.counts.size) > CATEGORY_SAMPLE,
                 cells=cells,
             )
         )

@@ -197,6 +197,9 @@ class PortraitDimensionSerializer(serializers.Serializer):
     is_multi_valued = serializers.BooleanField(
         help_text=_("A customer counts under several values (categories bought).")
     )
+    is_estimated = serializers.BooleanField(
+        help_text=_("Estimated from a fixed sample of the customers (categories bought).")
+    )
     cells = PortraitCellSerializer(many=True)
 
 

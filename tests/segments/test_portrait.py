@@ -260,6 +260,31 @@ def test_beyond_the_top_values_the_rest_is_one_cell(
     assert list(figures(result, "category")) == ["护肤"]
 
 
+@pytest.mark.usefixtures("every_cell")
+def test_categories_of_a_larger_group_are_estimated_from_a_fixed_sample(
+    brand: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(portrait, "CATEGORY_SAMPLE", 4)
+    sampled = {
+        customer.pk
+        for customer in Customer.objects.raw(
+            "SELECT c.id FROM crm_customer c JOIN segments_segmentmembership s"
+            " ON s.customer_id = c.id WHERE s.segment_id = %s ORDER BY hashint8(c.id) LIMIT 4",
+            [brand["segment"]],
+        )
+    }
+    skincare_buyers = {brand["hz1"].pk, brand["hz2"].pk}
+
+    result = segment_portrait(segment_id=brand["segment"])
+
+    category = next(d for d in result.dimensions if d.name == "category")
+    assert category.is_estimated
+    # The sample's buyers, scaled from 4 sampled members to the 5.
+    expected = round(len(sampled & skincare_buyers) * 5 / 4)
+    assert cells(result, "category")["护肤"].count == expected
+    assert not next(d for d in result.dimensions if d.name == "gender").is_estimated
+
+
 def test_cells_of_fewer_than_five_customers_are_suppressed(brand: dict[str, Any]) -> None:
     result = segment_portrait(segment_id=brand["segment"])
 
