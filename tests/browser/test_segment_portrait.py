@@ -76,6 +76,7 @@ def test_an_operator_reads_a_segment_s_portrait(
     segment = brand()
 
     operator_page.goto("/admin/segments/segment/")
+    screenshot(operator_page, "list")
     operator_page.locator("#result_list tr", has_text=segment.name).get_by_role(
         "link", name="查看人群画像"
     ).click()
