@@ -47,4 +47,7 @@ bench-campaigns: install ## Campaign pipeline benchmark at 1M recipients (see be
 bench-console: install ## Admin pages and a campaign's dry run at 1M customers, 10M orders (see bench/README.md)
 	$(BIN)/python bench/console_pages.py --reuse
 
-.PHONY: help install run test fuzz lint bench bench-seg bench-models bench-campaigns bench-console
+bench-portrait: install ## Segment portrait of 100k and 10k members at 1M customers (see bench/README.md)
+	$(BIN)/python bench/portrait.py --customers 1000000 --reuse
+
+.PHONY: help install run test fuzz lint bench bench-seg bench-models bench-campaigns bench-console bench-portrait

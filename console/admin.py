@@ -1,10 +1,12 @@
-"""The customer page of the admin, composed here from the CRM's page and the sections the
-other apps offer for it: segmentation's scores, lifecycle, predictions and segments (inlines),
-campaigns' recent deliveries, and the console's own sections (latest interactions, campaign
-history). Its list exports what it shows (导出, console.exports), every export recorded.
-Registered once, from explicit imports, so the page is the same whatever the order of
-INSTALLED_APPS."""
+"""The pages of the admin composed here from the apps' own. The customer page, from the CRM's
+page and the sections the other apps offer for it: segmentation's scores, lifecycle,
+predictions and segments (inlines), campaigns' recent deliveries, and the console's own
+sections (latest interactions, campaign history); its list exports what it shows (导出,
+console.exports), every export recorded. The segment pages, segmentation's with the portrait
+(人群画像) of a segment and, as JSON for the builder, of a rule. Registered once, from explicit
+imports, so the pages are the same whatever the order of INSTALLED_APPS."""
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -20,17 +22,21 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponseRedirect,
+    JsonResponse,
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.dateformat import format as format_date
 from django.utils.functional import Promise
+from django.utils.html import format_html
 from django.utils.http import content_disposition_header
 from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
 from campaigns.admin import customers as campaigns_admin
 from console import customer_sections
@@ -41,11 +47,14 @@ from console.exports import (
     customer_export_values,
     customer_export_xlsx,
 )
-from console.formatting import format_count
+from console.formatting import format_count, zone_label
 from console.models import CustomerExport, ExportFormat
+from console.portrait import portrait_context
 from console.services.exports import customer_export_record
 from core.admin import ActorLabelsAdmin, ReadOnlyAdmin, actor_column
+from core.api.errors import error_body
 from core.errors import DomainError
+from core.validators import ERROR_INVALID_TEXT, json_error
 from crm.admin import PERSONAL_DATA_PERMISSION, CustomerAdmin
 from crm.models import Customer, Tag, TagSource
 from crm.services.tags import tags_assign, tags_remove
@@ -55,8 +64,10 @@ from segments.admin import (
     CustomerSegmentInline,
     LifecycleMoveListFilter,
     LifecycleTransitionInline,
+    SegmentAdmin,
 )
 from segments.models import Segment, SegmentKind
+from segments.portrait import rule_portrait, segment_portrait
 from segments.services.segments import segment_members_change
 
 # A bulk action names its customers in one statement; beyond this many, a segment is the tool
@@ -361,3 +372,108 @@ class CustomerExportAdmin(ActorLabelsAdmin, ReadOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --- Segments ------------------------------------------------------------------------------
+
+ERROR_INVALID_JSON = "invalid_json"
+
+
+def _after(names: list[Any], anchor: str, name: str) -> list[Any]:
+    """`names` with `name` right after `anchor`."""
+    position = names.index(anchor) + 1
+    return [*names[:position], name, *names[position:]]
+
+
+@admin.register(Segment)
+class SegmentPageAdmin(SegmentAdmin):
+    """Segmentation's segment pages, with a link to each segment's portrait (人群画像) in its
+    list row and on its page; the portrait page; and the portrait of a rule as JSON, for the
+    builder (`POST portrait/` with `{"rule": ...}`)."""
+
+    list_display = _after(SegmentAdmin.list_display, "members_link", "portrait_link")
+    readonly_fields = _after(SegmentAdmin.readonly_fields, "members_link", "portrait_link")
+
+    @admin.display(description=_("segment portrait"))
+    def portrait_link(self, segment: Segment) -> str:
+        if segment.pk is None:
+            return "-"
+        url = reverse("admin:segments_segment_portrait", args=[segment.pk])
+        return format_html('<a href="{}">{}</a>', url, _("View portrait"))
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "portrait/",
+                wrap(require_POST(self.rule_portrait_view)),
+                name="segments_segment_rule_portrait",
+            ),
+            path(
+                "<int:segment_id>/portrait/",
+                wrap(self.portrait_view),
+                name="segments_segment_portrait",
+            ),
+            *super().get_urls(),
+        ]
+
+    def portrait_view(self, request: HttpRequest, segment_id: int) -> TemplateResponse:
+        segment = self.get_object(request, str(segment_id))
+        if segment is None:
+            raise Http404
+        if not self.has_view_permission(request, segment):
+            raise PermissionDenied
+        portrait = portrait_context(segment_portrait(segment_id=segment.pk))
+        refreshed = (
+            gettext("Members as of %(time)s (%(zone)s)")
+            % {
+                "time": format_date(timezone.localtime(segment.refreshed_at), "Y-m-d H:i"),
+                "zone": zone_label(),
+            }
+            if segment.refreshed_at
+            else None
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": gettext("Portrait of %(segment)s") % {"segment": segment.name},
+            "segment": segment,
+            "refreshed": refreshed,
+            "portrait": portrait,
+        }
+        return TemplateResponse(request, "admin/console/segment_portrait.html", context)
+
+    def rule_portrait_view(self, request: HttpRequest) -> JsonResponse:
+        """The portrait of a rule (`{"rule": ...}`), as the page's data; a wrong body or rule
+        answers 400 in the API's error shape."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return JsonResponse(
+                error_body(ERROR_INVALID_JSON, gettext("The body is not JSON.")), status=400
+            )
+        if not isinstance(body, dict) or "rule" not in body:
+            return JsonResponse(
+                error_body(
+                    ERROR_INVALID_JSON,
+                    gettext("Send an object with the rule."),
+                    {"rule": [gettext("This field is required.")]},
+                ),
+                status=400,
+            )
+        if found := json_error(body["rule"], max_bytes=None):
+            where, message = found
+            return JsonResponse(
+                error_body(ERROR_INVALID_TEXT, message, {"rule": [f"{where}: {message}"]}),
+                status=400,
+            )
+        try:
+            portrait = rule_portrait(rule=body["rule"])
+        except DomainError as refusal:
+            return JsonResponse(
+                error_body(refusal.code, refusal.message, refusal.detail),
+                status=refusal.status_code,
+            )
+        return JsonResponse(portrait_context(portrait))

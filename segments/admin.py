@@ -468,11 +468,11 @@ def _refusal(error: DomainError) -> JsonResponse:
     return JsonResponse(body, status=error.status_code)
 
 
-@admin.register(Segment)
 class SegmentAdmin(ServiceAdmin):
     """The segment form carries the builder (segments/static/segments/builder.js): the rule is
     picked from lists, previewed live through `builder_preview` (the service the API's preview
-    uses), and submitted in the rule's textarea, which stays the builder's JSON view."""
+    uses), and submitted in the rule's textarea, which stays the builder's JSON view.
+    Registered by the console (console.admin), which adds the portrait page."""
 
     form = SegmentForm
     change_form_template = "admin/segments/segment/change_form.html"

@@ -1,5 +1,6 @@
-"""Segment endpoints: CRUD, preview without saving, refresh, members (cursor-paginated, with
-identities), size history, and the segments a customer is in."""
+"""Segment endpoints: CRUD, preview without saving, portrait (of a segment or of a rule),
+refresh, members (cursor-paginated, with identities), size history, and the segments a
+customer is in."""
 
 from typing import Any
 
@@ -23,6 +24,7 @@ from crm.services.customers import ERROR_CUSTOMER_NOT_FOUND
 from crm.services.identities import customers_named
 from segments.api.serializers import CustomerSegmentSerializer
 from segments.models import Segment, SegmentKind, SegmentSizeSnapshot
+from segments.portrait import rule_portrait, segment_portrait
 from segments.selectors import (
     customer_memberships,
     segment_list,
@@ -167,6 +169,77 @@ class SegmentPreviewView(APIView):
         serializer.is_valid(raise_exception=True)
         preview = segment_preview(rule=serializer.validated_data["rule"])
         return Response(PreviewOutSerializer(preview).data)
+
+
+class PortraitCellSerializer(serializers.Serializer):
+    value = serializers.CharField(
+        allow_null=True,
+        help_text=_(
+            "The value's code (a spend or predicted value band's number from 0, `__others__` "
+            "for the values beyond the ten most frequent); null: missing."
+        ),
+    )
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label
+    count = serializers.IntegerField(
+        allow_null=True, help_text=_("Customers of the group; null: fewer than five, not shown.")
+    )
+    share = serializers.FloatField(allow_null=True, help_text=_("Of the group's size, 0-1."))
+    base_count = serializers.IntegerField(allow_null=True)
+    base_share = serializers.FloatField(allow_null=True, help_text=_("Of all customers, 0-1."))
+    tgi = serializers.IntegerField(
+        allow_null=True, help_text=_("share ÷ base_share × 100; null when either is missing.")
+    )
+
+
+class PortraitDimensionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label
+    is_multi_valued = serializers.BooleanField(
+        help_text=_("A customer counts under several values (categories bought).")
+    )
+    is_estimated = serializers.BooleanField(
+        help_text=_("Estimated from a fixed sample of the customers (categories bought).")
+    )
+    cells = PortraitCellSerializer(many=True)
+
+
+class PortraitOutSerializer(serializers.Serializer):
+    size = serializers.IntegerField()
+    base_size = serializers.IntegerField(help_text=_("All customers."))
+    base_computed_at = serializers.DateTimeField(
+        help_text=_("When the figures of all customers were computed (cached a few minutes).")
+    )
+    min_cell_size = serializers.IntegerField(
+        help_text=_("Cells of fewer customers (but not none) are shown without figures.")
+    )
+    dimensions = PortraitDimensionSerializer(many=True)
+
+
+class SegmentPortraitView(APIView):
+    """How the segment's current members are distributed over gender, province, city,
+    source channel, lifecycle state, RFM tier, spend, predicted value and categories bought,
+    each against all customers, with the TGI."""
+
+    scope_resource = "segments"
+
+    @extend_schema(responses=PortraitOutSerializer)
+    def get(self, request: Request, segment_id: int) -> Response:
+        segment_get_or_404(segment_id)
+        return Response(PortraitOutSerializer(segment_portrait(segment_id=segment_id)).data)
+
+
+class RulePortraitView(APIView):
+    """The portrait of the customers a rule matches now, nothing saved."""
+
+    scope_resource = "segments"
+    post_is_read = True
+
+    @extend_schema(request=PreviewInSerializer, responses=PortraitOutSerializer)
+    def post(self, request: Request) -> Response:
+        serializer = PreviewInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        portrait = rule_portrait(rule=serializer.validated_data["rule"])
+        return Response(PortraitOutSerializer(portrait).data)
 
 
 class SegmentRefreshView(APIView):

@@ -21,7 +21,13 @@ urlpatterns = [
     path("models/<str:name>/versions", models.ModelVersionsView.as_view(), name="model-versions"),
     path("segments", segments.SegmentListView.as_view(), name="segment-list"),
     path("segments/preview", segments.SegmentPreviewView.as_view(), name="segment-preview"),
+    path("segments/portrait", segments.RulePortraitView.as_view(), name="segment-rule-portrait"),
     path("segments/<int:segment_id>", segments.SegmentDetailView.as_view(), name="segment-detail"),
+    path(
+        "segments/<int:segment_id>/portrait",
+        segments.SegmentPortraitView.as_view(),
+        name="segment-portrait",
+    ),
     path(
         "segments/<int:segment_id>/refresh",
         segments.SegmentRefreshView.as_view(),
