@@ -63,6 +63,17 @@ def _brand(seed: int, customers: int = 60) -> None:
             if status in PURCHASE_STATUSES:
                 paid.append(moment)
         CustomerMetricsFactory(customer=customer, first_paid_at=min(paid, default=None))
+    # At the bounds: a first order exactly 60 days before NOW (old enough for 60 days) and a
+    # second exactly 30 days after it (back within 30 days); a first order at midnight on 1
+    # February in business time (31 January in UTC) and an order at NOW (not yet counted).
+    for channel, paid in (
+        ("wecom", (NOW - timedelta(days=60), NOW - timedelta(days=30))),
+        ("douyin", (datetime(2026, 2, 1, 0, 0, tzinfo=SHANGHAI), NOW)),
+    ):
+        customer = CustomerFactory(source_channel=channel)
+        for moment in paid:
+            OrderFactory(customer=customer, paid_at=moment)
+        CustomerMetricsFactory(customer=customer, first_paid_at=paid[0])
 
 
 def _month(moment: datetime) -> date:
