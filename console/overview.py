@@ -34,15 +34,12 @@ from console.selectors import (
     MAX_RECEIVED_SHOWN,
     PERIOD_DAYS,
     PRESSURE_DAYS,
-    REPEAT_WITHIN_DAYS,
-    RETENTION_COHORTS,
     CampaignFigures,
     ChannelBucket,
     ContactPressure,
     Kpis,
     Period,
     PinnedSegment,
-    Retention,
     WeekPressure,
     overview_acquisition,
     overview_campaigns,
@@ -60,13 +57,15 @@ from console.selectors import (
 from crm.models import SourceChannel
 from segments.models import LifecycleState, RfmTier
 from segments.presenters.lifecycle_moves import LIFECYCLE_MOVE_PARAMETER, LifecycleMove
+from segments.services.retention import (
+    REPEAT_WITHIN_DAYS,
+    RETENTION_COHORTS,
+    retention_compute_missing,
+)
 
 # Long enough that a morning's visits share one computation of the heavy panels, short
 # enough that the figures of today stay close to live.
 CACHE_SECONDS = 300
-# Retention moves by the month, and its query costs the most (it reads every later order of
-# a year's first-time buyers): an hour-old figure, dated, serves as well.
-RETENTION_CACHE_SECONDS = 3600
 PERIOD_PARAMETER = "period"
 
 KPIS_PERMISSIONS = ("crm.view_customer", "crm.view_order")
@@ -414,15 +413,17 @@ def _rate_cell(part: int, whole: int, highest: float) -> dict[str, Any]:
     }
 
 
-def _retention_panel(period: Period) -> dict[str, Any]:
+def _retention_panel() -> dict[str, Any]:
     """Retention (留存) of the last twelve months' first-time buyers: per cohort (month of the
     first order), the share buying again in each later month, as a heat table and a curve
-    per cohort; and per source channel, the share buying again within 30, 60 and 90 days."""
-    key = f"console:overview:retention:{period.business_day.isoformat()}"
-    figures = _computed(
-        key, lambda: {"retention": overview_retention(now=period.end)}, RETENTION_CACHE_SECONDS
-    )
-    retention: Retention = figures["retention"]
+    per cohort; and per source channel, the share buying again within 30, 60 and 90 days.
+    Read from the pre-aggregate the nightly recomputation leaves, dated by it; computed on
+    the spot (or queued, for a large brand) the first time none is found."""
+    retention = overview_retention()
+    if retention is None and retention_compute_missing():
+        retention = overview_retention()
+    if retention is None:
+        return {"is_pending": True}
     rates = [
         buyers / cohort.customers
         for cohort in retention.cohorts
@@ -477,7 +478,7 @@ def _retention_panel(period: Period) -> dict[str, Any]:
         "within": [gettext("Within %(days)d days") % {"days": days} for days in REPEAT_WITHIN_DAYS],
         "channels": channels,
         "is_empty": not any(cohort.customers for cohort in retention.cohorts),
-        "computed_at": _computed_at_text(figures["computed_at"]),
+        "computed_at": _computed_at_text(retention.computed_at),
         "chart": {
             "months": month_labels,
             "series": [
@@ -517,7 +518,7 @@ def overview_context(request: HttpRequest) -> dict[str, Any]:
     if user.has_perms(RFM_PERMISSIONS):
         context["rfm"] = _rfm_panel(period)
     if user.has_perms(RETENTION_PERMISSIONS):
-        context["retention"] = _retention_panel(period)
+        context["retention"] = _retention_panel()
     context.update(_more_panels(user, period))
     return context
 

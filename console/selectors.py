@@ -26,11 +26,13 @@ from crm.models import PURCHASE_STATUSES, Customer, Order
 from segments.models import (
     CustomerMetrics,
     LifecycleTransition,
+    RetentionChannel,
+    RetentionCohort,
     RfmTier,
     Segment,
     SegmentSizeSnapshot,
 )
-from segments.rules.values import business_zone, start_of_day
+from segments.rules.values import start_of_day
 from segments.selectors import lifecycle_distribution
 
 PERIOD_DAYS = (7, 30, 90)
@@ -225,15 +227,11 @@ def overview_rfm_tiers() -> list[TierFigures]:
     ]
 
 
-RETENTION_COHORTS = 12  # months of first orders the retention panel follows
-REPEAT_WITHIN_DAYS = (30, 60, 90)
-
-
 @dataclass(frozen=True)
 class Cohort:
     """The customers whose first purchase fell in `month`, and how many of them bought again
     in each later month (`repeat_buyers[k - 1]`: in month k after it), up to the month the
-    period ends in."""
+    figures were computed in."""
 
     month: date
     customers: int
@@ -257,132 +255,51 @@ class ChannelRetention:
 class Retention:
     cohorts: list[Cohort]
     channels: list[ChannelRetention]
-
-
-def retention_first_month(now: datetime) -> date:
-    """The first month of the retention cohorts: the last RETENTION_COHORTS months, the
-    current business month included."""
-    today = timezone.localtime(now).date()
-    index = today.year * 12 + today.month - 1 - (RETENTION_COHORTS - 1)
-    return date(index // 12, index % 12 + 1, 1)
-
-
-# The month of a moment in the business time zone, as a number (year * 12 + month) so that
-# the difference of two is a number of months.
-_MONTH = (
-    "(extract(year FROM ({moment}) AT TIME ZONE %(zone)s) * 12"
-    " + extract(month FROM ({moment}) AT TIME ZONE %(zone)s))::int"
-)
-
-# The cohorts (customers by the month of their first purchase, from the metrics: the
-# recomputation keeps first_paid_at over every order) and their later purchases, read through
-# the index order_by_customer_paid (customer_id, paid_at; covering status): a range of each
-# cohort customer's orders, never the orders of anyone else. Three aggregates of those two
-# sets come back as JSON in one row.
-_RETENTION_SQL = """
-WITH cohort AS MATERIALIZED (
-    SELECT m.customer_id, m.first_paid_at, c.source_channel,
-           date_trunc('month', m.first_paid_at AT TIME ZONE %(zone)s)::date AS month,
-           {first_month} AS month_index
-    FROM {metrics} m
-    JOIN {customer} c ON c.id = m.customer_id
-    WHERE m.first_paid_at >= %(start)s AND m.first_paid_at < %(end)s
-),
-later AS MATERIALIZED (
-    SELECT o.customer_id, cohort.month, {order_month} - cohort.month_index AS month_number,
-           o.paid_at - cohort.first_paid_at AS gap
-    FROM cohort
-    JOIN {order} o ON o.customer_id = cohort.customer_id
-    WHERE o.status = ANY(%(statuses)s)
-      AND o.paid_at > cohort.first_paid_at AND o.paid_at < %(end)s
-),
-first_repeat AS (
-    SELECT customer_id, min(gap) AS gap FROM later GROUP BY customer_id
-)
-SELECT
-    (SELECT coalesce(json_agg(json_build_array(month, customers)), '[]')
-     FROM (SELECT month, count(*) AS customers FROM cohort GROUP BY month) sizes),
-    (SELECT coalesce(json_agg(json_build_array(month, month_number, customers)), '[]')
-     FROM (SELECT month, month_number, count(DISTINCT customer_id) AS customers
-           FROM later WHERE month_number >= 1 GROUP BY month, month_number) repeats),
-    (SELECT coalesce(json_agg(json_build_array(source_channel, customers, figures)), '[]')
-     FROM (SELECT cohort.source_channel, count(*) AS customers,
-                  json_build_array({channel_figures}) AS figures
-           FROM cohort LEFT JOIN first_repeat r ON r.customer_id = cohort.customer_id
-           GROUP BY cohort.source_channel) channels)
-"""
-
-_CHANNEL_FIGURES = """
-    count(*) FILTER (WHERE cohort.first_paid_at <= %(end)s - interval '{days} days'),
-    count(*) FILTER (WHERE cohort.first_paid_at <= %(end)s - interval '{days} days'
-                     AND r.gap <= interval '{days} days')"""
+    computed_at: datetime
 
 
 def _months_between(first: date, second: date) -> int:
     return (second.year - first.year) * 12 + second.month - first.month
 
 
-def overview_retention(*, now: datetime) -> Retention:
-    """The retention cohorts of the last RETENTION_COHORTS business months up to `now`
-    (every month listed, the oldest first) and the same customers per source channel (the
-    most numerous first). One query."""
-    first_month = retention_first_month(now)
-    sql = _RETENTION_SQL.format(
-        metrics=CustomerMetrics._meta.db_table,
-        customer=Customer._meta.db_table,
-        order=Order._meta.db_table,
-        first_month=_MONTH.format(moment="m.first_paid_at"),
-        order_month=_MONTH.format(moment="o.paid_at"),
-        channel_figures=",".join(_CHANNEL_FIGURES.format(days=days) for days in REPEAT_WITHIN_DAYS),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            {
-                "zone": str(business_zone()),
-                "start": start_of_day(first_month),
-                "end": now,
-                "statuses": list(PURCHASE_STATUSES),
-            },
+def overview_retention() -> Retention | None:
+    """The retention cohorts (every month, the oldest first) and the same customers per
+    source channel (the most numerous first), as of the last computation of the
+    pre-aggregate (segments.services.retention): two queries of a few hundred rows at most.
+    None: never computed."""
+    rows = list(RetentionCohort.objects.order_by("month", "months_since_first"))
+    if not rows:
+        return None
+    computed_at = rows[0].computed_at
+    current_month = timezone.localtime(computed_at).date().replace(day=1)
+    customers = {row.month: row.customers for row in rows if row.months_since_first == 0}
+    repeat_buyers = {
+        (row.month, row.months_since_first): row.customers for row in rows if row.months_since_first
+    }
+    channels: dict[str, ChannelRetention] = {}
+    for row in RetentionChannel.objects.order_by("source_channel", "within_days"):
+        channel = channels.setdefault(
+            row.source_channel,
+            ChannelRetention(
+                channel=row.source_channel, customers=row.customers, eligible={}, repeat_buyers={}
+            ),
         )
-        sizes, repeats, channels = cursor.fetchone()
-    current_month = timezone.localtime(now).date().replace(day=1)
-    customers = {date.fromisoformat(month): count for month, count in sizes}
-    repeat_buyers = {(date.fromisoformat(month), number): count for month, number, count in repeats}
-    cohorts = []
-    for offset in range(RETENTION_COHORTS):
-        index = first_month.year * 12 + first_month.month - 1 + offset
-        month = date(index // 12, index % 12 + 1, 1)
-        cohorts.append(
+        channel.eligible[row.within_days] = row.eligible
+        channel.repeat_buyers[row.within_days] = row.repeat_buyers
+    return Retention(
+        cohorts=[
             Cohort(
                 month=month,
-                customers=customers.get(month, 0),
+                customers=count,
                 repeat_buyers=[
                     repeat_buyers.get((month, number), 0)
                     for number in range(1, _months_between(month, current_month) + 1)
                 ],
             )
-        )
-    return Retention(
-        cohorts=cohorts,
-        channels=sorted(
-            (
-                ChannelRetention(
-                    channel=channel,
-                    customers=count,
-                    eligible={
-                        days: figures[2 * position]
-                        for position, days in enumerate(REPEAT_WITHIN_DAYS)
-                    },
-                    repeat_buyers={
-                        days: figures[2 * position + 1]
-                        for position, days in enumerate(REPEAT_WITHIN_DAYS)
-                    },
-                )
-                for channel, count, figures in channels
-            ),
-            key=lambda row: (-row.customers, row.channel),
-        ),
+            for month, count in customers.items()
+        ],
+        channels=sorted(channels.values(), key=lambda row: (-row.customers, row.channel)),
+        computed_at=computed_at,
     )
 
 

@@ -65,6 +65,9 @@ class Lock(enum.Enum):
 
     # segments. One recomputation at a time (session; segments.services.recompute).
     RECOMPUTE = (Form.SINGLE, 0x5345475F52454300)  # "SEG_REC\0"
+    # segments. One computation of the retention pre-aggregate at a time (transaction;
+    # segments.services.retention).
+    RETENTION = (Form.SINGLE, 0x5345475F52455400)  # "SEG_RET\0"
     # segments. One model fit or scoring at a time (session; segments.services.predictions).
     PREDICT = (Form.SINGLE, 0x5345475F50524544)  # "SEG_PRED"
     # segments. Writers of a policy queue, each reading the version the previous one made

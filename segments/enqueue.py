@@ -34,3 +34,8 @@ def segment_refresh(*, segment_id: int) -> None:
 def models_fit(*, trigger: str, as_of: date | None = None, wait: bool) -> None:
     """`segments.fit_models`: fit every model (`wait` false: skipped while a fit runs)."""
     enqueue_on_commit("segments.fit_models", trigger=trigger, as_of=_iso(as_of), wait=wait)
+
+
+def retention_recompute() -> None:
+    """`segments.retention_recompute`: compute the retention figures if none are there yet."""
+    enqueue_on_commit("segments.retention_recompute")

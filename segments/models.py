@@ -324,6 +324,57 @@ class RecomputeRun(models.Model):
         return (self.finished_at - self.started_at).total_seconds()
 
 
+class RetentionCohort(models.Model):
+    """The overview's retention (留存) pre-aggregate by month of first purchase, as of
+    `computed_at` (segments.services.retention replaces the whole table at once): for each of
+    the RETENTION_COHORTS business months up to then, the customers whose first purchase fell
+    in it (`months_since_first` 0) and those of them who bought again k months later
+    (`months_since_first` k, a row only where someone did)."""
+
+    month = models.DateField(_("month of first order"))
+    months_since_first = models.PositiveSmallIntegerField(_("months since the first order"))
+    customers = models.PositiveIntegerField(pgettext_lazy("count", "customers"))
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("retention cohort")
+        verbose_name_plural = _("retention cohorts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["month", "months_since_first"], name="retention_cohort_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} +{self.months_since_first}: {self.customers}"
+
+
+class RetentionChannel(models.Model):
+    """The same first-time buyers per source channel ("": none recorded), as of
+    `computed_at`, one row per number of days of REPEAT_WITHIN_DAYS: the channel's buyers
+    (`customers`), those whose first order is at least `within_days` old (`eligible`) and, of
+    them, those who bought again within that many days of it (`repeat_buyers`)."""
+
+    source_channel = models.CharField(_("source channel"), max_length=32, blank=True)
+    within_days = models.PositiveSmallIntegerField(_("within days"))
+    customers = models.PositiveIntegerField(pgettext_lazy("count", "customers"))
+    eligible = models.PositiveIntegerField(_("first order old enough"))
+    repeat_buyers = models.PositiveIntegerField(_("repeat buyers"))
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("retention by channel")
+        verbose_name_plural = _("retention by channel")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_channel", "within_days"], name="retention_channel_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_channel or '—'} ≤{self.within_days}: {self.repeat_buyers}"
+
+
 class BackfillCount(models.Model):
     """What a backfill found: the customers in each RFM tier and lifecycle state as of the
     run's date (`rfm_tier` NULL: no paid order in the window), one row per pair. A backfill

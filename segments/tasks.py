@@ -9,6 +9,7 @@ from celery import shared_task
 from crm.models import DirtyMark
 from segments.models import Segment
 from segments.services.recompute import RunSkipped, recompute_customers, recompute_full
+from segments.services.retention import retention_after_run, retention_recompute
 from segments.services.segments import (
     segment_refresh,
     segment_refresh_failed,
@@ -27,6 +28,7 @@ def recompute_full_task(trigger: str = "schedule", as_of: str | None = None) -> 
         trigger=trigger, as_of=date.fromisoformat(as_of) if as_of else None, wait=True
     )
     segments_refresh_after_run(run)
+    retention_after_run(run)
     return run.pk
 
 
@@ -42,6 +44,7 @@ def recompute_customers_task(
         wait=True,
     )
     segments_refresh_after_run(run)
+    retention_after_run(run)
     return run.pk
 
 
@@ -57,7 +60,15 @@ def recompute_dirty_task() -> int | None:
         logger.info("recompute_dirty.skipped", extra={"run_id": skipped.run.pk})
         return None
     segments_refresh_after_run(run)
+    retention_after_run(run)
     return run.pk
+
+
+@shared_task(name="segments.retention_recompute")
+def retention_recompute_task() -> None:
+    """The first retention figures, asked for by a page that found none (the nightly run
+    computes them after; a copy queued twice computes once)."""
+    retention_recompute(if_missing=True)
 
 
 @shared_task(name="segments.segment_refresh")

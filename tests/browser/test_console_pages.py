@@ -73,6 +73,10 @@ def test_every_overview_panel_renders(operator_page: Page, screenshot: Callable[
     expect(operator_page.locator("#overview-retention h2")).to_have_text("留存")
     expect(operator_page.locator("#overview-retention-chart svg")).to_be_visible()
     expect(operator_page.locator("#overview-retention")).to_contain_text("小红书")
+    # Computed on the first look (no nightly run yet), and dated.
+    expect(operator_page.locator("#overview-retention .overview-computed")).to_contain_text(
+        "北京时间"
+    )
     screenshot(operator_page, "overview")
 
     # A flow of the matrix opens the customers who made that move.

@@ -1,8 +1,9 @@
 """The overview's lifecycle flow, RFM tiers and retention panels: their figures on hand-built
 data, the customers list each count links to, who may see them, and their queries."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,7 +24,9 @@ from console.selectors import (
     overview_rfm_tiers,
 )
 from crm.models import OrderStatus
-from segments.models import LifecycleState, RfmTier
+from segments.models import LifecycleState, RetentionCohort, RfmTier
+from segments.services import retention as retention_service
+from segments.services.retention import retention_recompute
 from tests.factories import (
     CustomerFactory,
     CustomerMetricsFactory,
@@ -165,7 +168,10 @@ def _cohorts() -> dict[str, object]:
 @pytest.mark.django_db
 def test_retention_follows_the_last_twelve_first_order_months_in_business_time() -> None:
     _cohorts()
-    retention = overview_retention(now=NOW)
+    retention_recompute(now=NOW)
+    retention = overview_retention()
+    assert retention is not None
+    assert retention.computed_at == NOW
     by_month = {cohort.month: cohort for cohort in retention.cohorts}
     assert list(by_month) == [
         date(2025 + (3 + offset) // 12, (3 + offset) % 12 + 1, 1) for offset in range(12)
@@ -191,7 +197,10 @@ def test_retention_follows_the_last_twelve_first_order_months_in_business_time()
 @pytest.mark.django_db
 def test_retention_per_channel_counts_those_old_enough_and_who_came_back_in_time() -> None:
     _cohorts()
-    channels = overview_retention(now=NOW).channels
+    retention_recompute(now=NOW)
+    retention = overview_retention()
+    assert retention is not None
+    channels = retention.channels
     assert channels == [
         # February's buyer came back 29 days 23.5 hours later; March's is too recent.
         ChannelRetention(
@@ -219,10 +228,60 @@ def test_retention_per_channel_counts_those_old_enough_and_who_came_back_in_time
 
 @pytest.mark.django_db
 def test_nothing_to_follow_gives_empty_cohorts() -> None:
-    retention = overview_retention(now=NOW)
+    assert overview_retention() is None  # never computed
+    retention_recompute(now=NOW)
+    retention = overview_retention()
+    assert retention is not None
     assert [cohort.customers for cohort in retention.cohorts] == [0] * 12
     assert retention.cohorts[0].repeat_buyers == [0] * 11
     assert retention.channels == []
+
+
+@pytest.mark.django_db
+def test_the_panel_shows_when_its_figures_were_computed_not_when_it_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _cohorts()
+    retention_recompute(now=NOW)
+    _cohorts()  # bought after the computation: not counted until the next
+    monkeypatch.setattr(timezone, "now", lambda: NOW + timedelta(hours=5))
+    client = client_of(_operator(*ALL_PERMISSIONS))
+    retention = client.get("/admin/").context["overview"]["retention"]
+    assert retention["computed_at"] == "Computed at 2026-03-15 10:00 (Beijing time)"
+    assert retention["cohorts"][9]["customers"] == "2"
+
+
+@pytest.mark.django_db
+def test_before_any_computation_the_page_computes_the_figures_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(timezone, "now", lambda: NOW)
+    _cohorts()
+    client = client_of(_operator(*ALL_PERMISSIONS))
+    retention = client.get("/admin/").context["overview"]["retention"]
+    assert retention["cohorts"][9]["customers"] == "2"
+    monkeypatch.setattr(timezone, "now", lambda: NOW + timedelta(hours=1))
+    retention = client.get("/admin/").context["overview"]["retention"]
+    assert retention["computed_at"] == "Computed at 2026-03-15 10:00 (Beijing time)"
+
+
+@pytest.mark.django_db
+def test_before_any_computation_a_large_brand_s_page_queues_it_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+    enqueued: list[Any],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    monkeypatch.setattr(timezone, "now", lambda: NOW)
+    monkeypatch.setattr(retention_service, "ON_DEMAND_CUSTOMERS", 1)
+    _cohorts()
+    client = client_of(_operator(*ALL_PERMISSIONS))
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-hans"
+    with django_capture_on_commit_callbacks(execute=True):
+        page = client.get("/admin/")
+    assert page.context["overview"]["retention"] == {"is_pending": True}
+    assert "留存数据正在首次计算" in page.content.decode()
+    assert not RetentionCohort.objects.exists()
+    assert [task.name for task in enqueued] == ["segments.retention_recompute"]
 
 
 def _operator(*codenames: str) -> object:
@@ -373,16 +432,18 @@ def test_the_panels_read_chinese(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_each_panel_is_one_query_whatever_the_data_and_is_cached() -> None:
     client = client_of(_operator(*ALL_PERMISSIONS))
     tables = ("segments_lifecycletransition", "segments_customermetrics", "crm_order")
+    retention_tables = ("segments_retentioncohort", "segments_retentionchannel")
 
-    def panel_queries(queries: CaptureQueriesContext) -> list[str]:
+    def queries_of(queries: CaptureQueriesContext, names: tuple[str, ...]) -> list[str]:
         return [
             query["sql"]
             for query in queries.captured_queries
-            if any(table in query["sql"] for table in tables)
+            if any(table in query["sql"] for table in names)
         ]
 
     def first_visit() -> CaptureQueriesContext:
         cache.clear()
+        retention_recompute()  # the nightly run's
         with CaptureQueriesContext(connection) as queries:
             assert client.get("/admin/").status_code == 200
         return queries
@@ -394,16 +455,21 @@ def test_each_panel_is_one_query_whatever_the_data_and_is_cached() -> None:
     _cohorts()
     many = first_visit()
     assert len(few) == len(many)
-    # Key figures, lifecycle, and one each for the flow, the tiers, retention and acquisition.
-    assert len(panel_queries(many)) == 6
+    # Key figures, lifecycle, and one each for the flow, the tiers and acquisition; retention
+    # reads its pre-aggregate (two tables) and never the orders.
+    assert len(queries_of(many, tables)) == 5
+    assert len(queries_of(many, retention_tables)) == 2
 
     with CaptureQueriesContext(connection) as cached:
         client.get("/admin/")
-    assert panel_queries(cached) == []
+    assert queries_of(cached, tables) == []
+    assert len(queries_of(cached, retention_tables)) == 2
 
 
 @pytest.mark.django_db
-def test_retention_is_kept_longer_than_the_other_panels(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_panels_are_cached_but_retention_which_is_read_as_last_computed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     kept: dict[str, int] = {}
     store = cache.set
 
@@ -418,6 +484,5 @@ def test_retention_is_kept_longer_than_the_other_panels(monkeypatch: pytest.Monk
         "lifecycle": 300,
         "lifecycle_flow": 300,
         "rfm": 300,
-        "retention": 3600,
         "acquisition": 300,
     }

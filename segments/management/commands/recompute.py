@@ -25,6 +25,7 @@ from segments.services.recompute import (
     recompute_customers,
     recompute_full,
 )
+from segments.services.retention import retention_after_run
 from segments.services.segments import segments_refresh_after_run
 
 
@@ -98,6 +99,7 @@ class Command(BaseCommand):
             self._report_backfill(run)
             return
         segments_refresh_after_run(run)
+        retention_after_run(run)
         self.stdout.write(
             f"Run #{run.pk} ({run.kind}, as of {run.as_of}): {run.customers_processed} customers, "
             f"{run.rows_changed} rows changed, {run.transitions_written} lifecycle transitions, "
