@@ -41,7 +41,7 @@ def test_every_resource_has_routes() -> None:
 
 @pytest.mark.parametrize(("method", "url", "resource"), ROUTES)
 def test_refused_without_a_valid_key_with_the_scope(method, url, resource) -> None:
-    view_reads = method == "post" and url.endswith("/preview")
+    view_reads = method == "post" and url.endswith(("/preview", "/portrait"))
     access = "read" if method == "get" or view_reads else "write"
     anonymous = APIClient()
     assert getattr(anonymous, method)(url, {}, format="json").status_code in (401, 403)
