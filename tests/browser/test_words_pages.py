@@ -8,8 +8,8 @@ from datetime import time
 from pathlib import Path
 
 import pytest
-from django.urls import reverse
 from django.conf import settings
+from django.urls import reverse
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from playwright.sync_api import Page, expect
 
