@@ -389,8 +389,9 @@ def _after(names: list[Any], anchor: str, name: str) -> list[Any]:
 class SegmentPageAdmin(SegmentAdmin):
     """Segmentation's segment pages, with a link to each segment's portrait (人群画像) in its
     list row and on its page; the portrait page; and the portrait of a rule as JSON, for the
-    builder (`POST portrait/` with `{"rule": ...}`)."""
+    builder (`POST portrait/` with `{"rule": ...}`), which draws it under its live preview."""
 
+    change_form_template = "admin/console/segment_change_form.html"
     list_display = _after(SegmentAdmin.list_display, "members_link", "portrait_link")
     readonly_fields = _after(SegmentAdmin.readonly_fields, "members_link", "portrait_link")
 

@@ -420,9 +420,14 @@ class SegmentForm(forms.ModelForm):
 
     class Meta:
         model = Segment
-        fields = ["name", "description", "kind", "rule"]
+        fields = ["name", "description", "kind", "rule", "pinned"]
         widgets = {"rule": forms.Textarea(attrs={"rows": 14, "class": "segment-rule-json"})}
-        labels = {"rule": _("targeting conditions")}
+        labels = {"rule": _("targeting conditions"), "pinned": _("Pin to the overview")}
+        help_texts = {
+            "pinned": _(
+                "A pinned segment's size over time is drawn on the overview; untick to unpin it."
+            )
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -531,6 +536,8 @@ class SegmentAdmin(ServiceAdmin):
                 rule=data["rule"] if obj.kind == SegmentKind.DYNAMIC else None,
                 actor=actor,
             )
+            if "pinned" in form.changed_data:
+                segments_pin(segment_ids=[obj.pk], pinned=data["pinned"], actor=actor)
         else:
             saved = segment_create(
                 name=data["name"],
@@ -543,6 +550,10 @@ class SegmentAdmin(ServiceAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [*self.readonly_fields, "kind"] if obj is not None else self.readonly_fields
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        """A segment is pinned from its own page once it exists."""
+        return ["pinned"] if obj is None else []
 
     def render_change_form(
         self,

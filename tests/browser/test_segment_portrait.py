@@ -114,3 +114,55 @@ def test_an_operator_reads_a_segment_s_portrait(
     assert answer["status"] == 200, answer
     assert answer["body"]["size"] == "10"
     assert [d["name"] for d in answer["body"]["dimensions"]] == DIMENSIONS
+
+
+def test_the_builder_draws_the_portrait_of_the_rule_being_built(
+    operator_page: Page, screenshot: Callable[..., Path]
+) -> None:
+    brand()
+    page = operator_page
+    portraits: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            portraits.append(request.post_data or "")
+            if request.url.endswith("/admin/segments/segment/portrait/")
+            else None
+        ),
+    )
+    page.goto("/admin/segments/segment/add/")
+    section = page.locator("#segment-builder-portrait")
+    toggle = section.get_by_role("button", name="查看人群画像")
+    expect(toggle).to_be_visible()
+    expect(section.locator(".builder-portrait-body")).to_be_hidden()
+
+    page.locator(".segment-builder-json-toggle").click()
+    page.locator("#id_rule").fill('{"field": "rfm_tier", "op": "eq", "value": "important_value"}')
+    # The preview alone: the folded portrait is not asked for.
+    expect(page.locator(".segment-builder-size-value")).to_have_text("30 人")
+    assert portraits == []
+
+    toggle.click()
+    status = section.locator(".builder-portrait-status")
+    expect(status).to_contain_text("30")
+    for name in DIMENSIONS:
+        expect(section.locator(f'.portrait-chart[data-dimension="{name}"] svg')).to_be_visible()
+    expect(section.get_by_role("button", name="收起人群画像")).to_be_visible()
+    assert len(portraits) == 1
+    screenshot(page, "open")
+
+    # A changed rule, previewed, redraws the open portrait once.
+    page.locator("#id_rule").fill('{"field": "city", "op": "eq", "value": "广州"}')
+    expect(page.locator(".segment-builder-size-value")).to_have_text("10 人")
+    expect(status).to_contain_text("10")
+    expect(section.locator('.portrait-chart[data-dimension="city"] svg')).to_be_visible()
+    assert len(portraits) == 2
+    assert "广州" in portraits[1]
+    screenshot(page, "redrawn")
+
+    # Folded again: later previews ask for nothing.
+    section.get_by_role("button", name="收起人群画像").click()
+    page.locator("#id_rule").fill('{"field": "city", "op": "eq", "value": "杭州"}')
+    expect(page.locator(".sb-previewing")).to_have_count(0)
+    page.wait_for_timeout(1500)
+    assert len(portraits) == 2

@@ -1,13 +1,17 @@
-"""The demo brand's segments: created once, materialised from a recomputation of demo data."""
+"""The demo brand's segments: created once, materialised from a recomputation of demo data,
+three of them pinned so that the overview's 钉选人群 panel draws their size from the start."""
 
 from datetime import date
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 
 from devstack import demo
 from segments.models import Segment, SegmentMembership
+from tests.factories import UserFactory
+from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
 
@@ -33,3 +37,21 @@ def test_demo_segments_have_members_and_load_once() -> None:
     call_command("load_demo_segments", "--if-empty", stdout=out)
     assert Segment.objects.count() == 5
     assert "not loaded" in out.getvalue()
+
+
+def test_the_overview_draws_the_pinned_demo_segments_from_their_first_refresh() -> None:
+    as_of = date(2026, 6, 30)
+    demo.generate(customers=400, seed=3, orders_per_customer=4, as_of=as_of, progress=False)
+    call_command("recompute", "--as-of", as_of.isoformat(), "--no-progress", stdout=StringIO())
+    call_command("load_demo_segments", "--if-empty", stdout=StringIO())
+    pinned = dict(Segment.objects.filter(pinned=True).values_list("name", "member_count"))
+    assert set(pinned) == {"沉睡高消费客户", "近 30 天新客", "重要价值客户"}
+
+    viewer = UserFactory(permissions=Permission.objects.filter(codename="view_segment"))
+    panel = client_of(viewer).get("/admin/").context["overview"]["pinned"]
+    lines = {line["name"]: line["sizes"] for line in panel["chart"]["lines"]}
+    assert set(lines) == set(pinned)
+    for name, sizes in lines.items():
+        # Today's point, the size of the first refresh; no history made up before it.
+        assert sizes[-1] == pinned[name]
+        assert set(sizes[:-1]) == {None}

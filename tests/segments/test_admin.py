@@ -17,7 +17,7 @@ from segments.services.recompute import recompute_full
 from segments.services.segments import segment_create, segment_members_change
 from tests.factories import CustomerFactory, SegmentFactory, UserFactory
 from tests.segments.recompute_support import AS_OF, buyer, order
-from tests.support import client_of
+from tests.support import client_of, form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -238,3 +238,40 @@ def test_recompute_now_as_of_an_earlier_date_queues_a_backfill_and_shows_its_fig
         reverse("admin:segments_recomputerun_change", args=[RecomputeRun.objects.earliest("id").pk])
     )
     assert "Only a backfill records its figures; see the current ones." in live.content.decode()
+
+
+def test_a_segment_is_pinned_and_unpinned_from_its_own_page() -> None:
+    segment = segment_create(
+        name="高消费", kind="dynamic", rule={"field": "spend", "op": "gte", "value": 100}, actor="t"
+    )
+    editor = client_of(
+        UserFactory(
+            permissions=Permission.objects.filter(
+                codename__in=["view_segment", "add_segment", "change_segment"]
+            )
+        )
+    )
+    url = reverse("admin:segments_segment_change", args=[segment.pk])
+    page = editor.get(url)
+    assert '<input type="checkbox" name="pinned"' in page.content.decode()
+    assert "Pin to the overview" in page.content.decode()
+
+    assert editor.post(url, form_data(page, pinned=True)).status_code == 302
+    segment.refresh_from_db()
+    assert segment.pinned
+    assert segment.rule_version == 1  # pinning leaves the rule as it was
+    page = editor.get(url)
+    assert "checked" in str(page.context["adminform"].form["pinned"])
+    assert editor.post(url, form_data(page, pinned=None)).status_code == 302  # unticked
+    segment.refresh_from_db()
+    assert not segment.pinned
+
+    # A new segment is pinned from its page once saved; a reader cannot pin.
+    adding = editor.get(reverse("admin:segments_segment_add"))
+    assert "pinned" not in adding.context["adminform"].form.fields
+    reader = client_of(UserFactory(permissions=Permission.objects.filter(codename="view_segment")))
+    assert 'name="pinned"' not in reader.get(url).content.decode()
+    reader.raise_request_exception = False
+    assert reader.post(url, {**form_data(page), "pinned": "on"}).status_code == 403
+    segment.refresh_from_db()
+    assert not segment.pinned

@@ -292,16 +292,19 @@
         var drawn = draw("overview-pinned-chart", "overview-pinned-data", function (data, colour) {
             return Object.assign({
                 animation: false,
-                grid: {left: 8, right: 16, top: 36, bottom: 8, containLabel: true},
+                grid: {left: 8, right: 32, top: 36, bottom: 8, containLabel: true},
                 legend: {top: 0, textStyle: {color: colour}},
                 tooltip: {trigger: "axis"}
             }, axes(colour, data.days, {boundaryGap: false}), {
                 series: data.lines.map(function (line) {
+                    var known = line.sizes.filter(function (size) { return size !== null; });
                     return {
                         name: line.name,
                         type: "line",
                         cursor: "pointer",
-                        showSymbol: false,
+                        // A segment refreshed on one day only (just created) is a dot.
+                        showSymbol: known.length < 2,
+                        symbolSize: known.length < 2 ? 8 : 4,
                         triggerLineEvent: true,
                         data: line.sizes
                     };

@@ -1,12 +1,14 @@
 """`load_demo_segments [--if-empty]`: a few segments an operator of the demo brand would keep,
-materialised at once (run after the demo data and a recomputation)."""
+materialised at once (run after the demo data and a recomputation), those it follows pinned
+to the overview (运营看板). Their size history starts at this first refresh: the demo's past
+is not replayed, since members' states are known only as of now."""
 
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from segments.models import Segment
-from segments.services.segments import segment_create, segment_refresh
+from segments.services.segments import segment_create, segment_refresh, segments_pin
 
 DEMO_SEGMENTS: list[tuple[str, str, dict[str, Any]]] = [
     (
@@ -56,6 +58,9 @@ DEMO_SEGMENTS: list[tuple[str, str, dict[str, Any]]] = [
     ),
 ]
 
+# Followed on the overview: whom to wake, whom to welcome, whom to keep.
+DEMO_PINNED = ["沉睡高消费客户", "近 30 天新客", "重要价值客户"]
+
 
 class Command(BaseCommand):
     help = "Create and materialise the demo brand's segments."
@@ -75,3 +80,5 @@ class Command(BaseCommand):
             )
             outcome = segment_refresh(segment_id=segment.pk)
             self.stdout.write(f"Segment {name}: {outcome.size} members.")
+        pinned = Segment.objects.filter(name__in=DEMO_PINNED).values_list("pk", flat=True)
+        segments_pin(segment_ids=list(pinned), pinned=True, actor="demo")
