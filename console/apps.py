@@ -7,6 +7,10 @@ class ConsoleConfig(AppConfig):
     name = "console"
     verbose_name = _("Console")
 
+    def ready(self) -> None:
+        # Registers the console's Celery tasks with the app.
+        from console import tasks  # noqa: F401
+
 
 class ConsoleAdminConfig(admin_apps.AdminConfig):
     """Django's admin with the console's site (console.sites) as its default site. Named in

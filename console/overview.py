@@ -56,6 +56,7 @@ from console.selectors import (
 )
 from crm.models import SourceChannel
 from segments.models import LifecycleState, RfmTier
+from segments.portrait import portrait_base
 from segments.presenters.lifecycle_moves import LIFECYCLE_MOVE_PARAMETER, LifecycleMove
 from segments.services.retention import (
     REPEAT_WITHIN_DAYS,
@@ -63,9 +64,12 @@ from segments.services.retention import (
     retention_compute_missing,
 )
 
-# Long enough that a morning's visits share one computation of the heavy panels, short
-# enough that the figures of today stay close to live.
-CACHE_SECONDS = 300
+# The panels' figures are computed ahead by `overview_refresh` (console.tasks), which beat
+# runs every REFRESH_SECONDS, so that no visitor waits for them: at a million customers the key
+# figures and the contact pressure take seconds to compute. They are kept long enough to
+# outlive a missed refresh; a visitor who comes before the first one computes them.
+REFRESH_SECONDS = 300
+CACHE_SECONDS = 3 * REFRESH_SECONDS
 PERIOD_PARAMETER = "period"
 
 KPIS_PERMISSIONS = ("crm.view_customer", "crm.view_order")
@@ -85,9 +89,12 @@ def _business_time(moment: datetime) -> str:
     return format_date(timezone.localtime(moment), _TIME_FORMAT)
 
 
-def _computed(key: str, compute: Any, seconds: int = CACHE_SECONDS) -> dict[str, Any]:
-    """The cached figures under `key`, or `compute()`'s, stored with when they were made."""
-    figures = cache.get(key)
+def _computed(
+    key: str, compute: Any, seconds: int = CACHE_SECONDS, *, fresh: bool = False
+) -> dict[str, Any]:
+    """The cached figures under `key`, or `compute()`'s, stored with when they were made;
+    `fresh` computes and stores them anyway."""
+    figures = None if fresh else cache.get(key)
     if figures is None:
         figures = {"computed_at": timezone.now(), **compute()}
         cache.set(key, figures, seconds)
@@ -215,9 +222,11 @@ def _period_text(start: datetime, end: datetime) -> str:
     }
 
 
-def _kpis_panel(period: Period) -> dict[str, Any]:
+def _kpis_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
     key = f"console:overview:kpis:{period.days}:{period.business_day.isoformat()}"
-    figures = _computed(key, lambda: {"period": period, "kpis": overview_kpis(period=period)})
+    figures = _computed(
+        key, fresh=fresh, compute=lambda: {"period": period, "kpis": overview_kpis(period=period)}
+    )
     computed_period: Period = figures["period"]
     return {
         "cards": kpi_cards(figures["kpis"]),
@@ -227,9 +236,9 @@ def _kpis_panel(period: Period) -> dict[str, Any]:
     }
 
 
-def _lifecycle_panel(period: Period) -> dict[str, Any]:
+def _lifecycle_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
     key = f"console:overview:lifecycle:{period.business_day.isoformat()}"
-    figures = _computed(key, lambda: {"states": overview_lifecycle()})
+    figures = _computed(key, fresh=fresh, compute=lambda: {"states": overview_lifecycle()})
     changelist = reverse("admin:segments_customermetrics_changelist")
     states = [
         {
@@ -273,14 +282,15 @@ def _count_cell(count: int, url: str | None) -> dict[str, Any]:
     return {"count": format_count(count), "exact": f"{count:,}", "url": url if count else None}
 
 
-def _lifecycle_flow_panel(period: Period) -> dict[str, Any]:
+def _lifecycle_flow_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
     """The customers who moved between lifecycle states in the period: a Sankey (states
     where they came from on the left, where they went on the right, named apart so that the
     chart has no cycle) and a from × to table, each count linking to those customers."""
     key = f"console:overview:lifecycle_flow:{period.days}:{period.business_day.isoformat()}"
     figures = _computed(
         key,
-        lambda: {
+        fresh=fresh,
+        compute=lambda: {
             "flows": overview_lifecycle_flow(period=period),
             "since": timezone.localtime(period.start).date(),
         },
@@ -343,11 +353,11 @@ def _share_text(part: Decimal | int, whole: Decimal | int) -> str:
     return format_rate(float(part / whole)) if whole else "–"
 
 
-def _rfm_panel(period: Period) -> dict[str, Any]:
+def _rfm_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
     """The eight RFM tiers now: customers, their share, their share of the revenue (net
     spend in the RFM window) and their average spend, each tier linking to its customers."""
     key = f"console:overview:rfm:{period.business_day.isoformat()}"
-    figures = _computed(key, lambda: {"tiers": overview_rfm_tiers()})
+    figures = _computed(key, fresh=fresh, compute=lambda: {"tiers": overview_rfm_tiers()})
     tiered = [tier for tier in figures["tiers"] if tier.tier is not None]
     untiered = sum(tier.customers for tier in figures["tiers"] if tier.tier is None)
     customers = sum(tier.customers for tier in tiered)
@@ -568,10 +578,12 @@ def _channel_label(channel: str) -> str:
     return str(SourceChannel(channel).label) if channel else gettext("Channel not known")
 
 
-def _acquisition_panel(period: Period) -> dict[str, Any]:
+def _acquisition_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
     key = f"console:overview:acquisition:{period.days}:{period.business_day.isoformat()}"
     figures = _computed(
-        key, lambda: {"period": period, "rows": overview_acquisition(period=period)}
+        key,
+        fresh=fresh,
+        compute=lambda: {"period": period, "rows": overview_acquisition(period=period)},
     )
     computed_period: Period = figures["period"]
     rows: list[ChannelBucket] = figures["rows"]
@@ -619,12 +631,14 @@ def _acquisition_panel(period: Period) -> dict[str, Any]:
     }
 
 
-def _pinned_panel(period: Period) -> dict[str, Any]:
+def _pinned_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
     # Keyed by the pinned segments too: a segment just pinned or unpinned shows at once.
     pinned = ",".join(str(pk) for pk in overview_pinned_segment_ids())
     key = f"console:overview:pinned:{period.days}:{period.business_day.isoformat()}:{pinned}"
     figures = _computed(
-        key, lambda: {"period": period, "segments": overview_pinned_segments(period=period)}
+        key,
+        fresh=fresh,
+        compute=lambda: {"period": period, "segments": overview_pinned_segments(period=period)},
     )
     computed_period: Period = figures["period"]
     days = _days(computed_period)
@@ -655,9 +669,11 @@ def _pinned_panel(period: Period) -> dict[str, Any]:
     }
 
 
-def _campaigns_panel(period: Period) -> dict[str, Any]:
+def _campaigns_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
     key = f"console:overview:campaigns:{period.days}:{period.business_day.isoformat()}"
-    figures = _computed(key, lambda: {"campaigns": overview_campaigns(period=period)})
+    figures = _computed(
+        key, fresh=fresh, compute=lambda: {"campaigns": overview_campaigns(period=period)}
+    )
     campaigns: list[CampaignFigures] = figures["campaigns"]
     rows = []
     for campaign in campaigns:
@@ -743,11 +759,12 @@ def _rule_window(rule: FrequencyRule) -> str:
     }
 
 
-def _pressure_panel(period: Period) -> dict[str, Any]:
+def _pressure_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
     key = f"console:overview:pressure:{period.days}:{period.business_day.isoformat()}"
     figures = _computed(
         key,
-        lambda: {
+        fresh=fresh,
+        compute=lambda: {
             "period": period,
             "pressure": overview_contact_pressure(period=period),
             "rules": overview_frequency_rules(),
@@ -830,3 +847,23 @@ def _more_panels(user: Any, period: Period) -> dict[str, Any]:
     if user.has_perms(PRESSURE_PERMISSIONS):
         panels["pressure"] = _pressure_panel(period)
     return panels
+
+
+def overview_refresh(*, now: datetime | None = None) -> None:
+    """Compute every panel of every period afresh and cache it, with the portraits' figures
+    of all customers: what beat runs every REFRESH_SECONDS (console.tasks), so that visitors
+    read figures at most that old and never wait for them. The lifecycle and the RFM tiers,
+    the same for every period, are computed once."""
+    now = now or timezone.now()
+    for days in PERIOD_DAYS:
+        period = overview_period(days=days, now=now)
+        _kpis_panel(period, fresh=True)
+        _lifecycle_flow_panel(period, fresh=True)
+        _acquisition_panel(period, fresh=True)
+        _pinned_panel(period, fresh=True)
+        _campaigns_panel(period, fresh=True)
+        _pressure_panel(period, fresh=True)
+    period = overview_period(days=DEFAULT_PERIOD_DAYS, now=now)
+    _lifecycle_panel(period, fresh=True)
+    _rfm_panel(period, fresh=True)
+    portrait_base(fresh=True)
