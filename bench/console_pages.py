@@ -2,7 +2,7 @@
 bare-SQL floor measured in the same run.
 
     python bench/console_pages.py [--customers 1000000] [--orders 10000000] [--deliveries 5000000]
-                            [--reuse] [--database-url URL] [--url PATH ...]
+                            [--reuse] [--database-url URL] [--url PATH ...] [--overview-only]
 
 A scratch database `<name>_console_<customers>` on the server of `--database-url` (default
 BENCH_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/crm_bench) is dropped, created and
@@ -19,6 +19,12 @@ Timed, each the best of RUNS, with Django's test client logged in as a superuser
   the first choice of each of its filters, found in the unfiltered page, and with a search when
   it offers one, the term taken from a row), a customer's page, the segment portrait if the
   admin has one (any URL named `*portrait*`), and the paths given with `--url`;
+- the overview's panels uncached, as of OVERVIEW_NOW (the evening of AS_OF, where the data's
+  history ends): each selector of console.selectors called directly for each period, the
+  retention pre-aggregate's nightly computation and its read; the whole index for each period
+  with the cache cleared before every request (the first visit) and warm; the portrait of the
+  largest segment with its base dropped from the cache and warm (`--overview-only`: these
+  and not the other pages);
 - the dry run of a campaign on the static segment, once before the ledger is written and once
   after, next to its own floor (the bare count of the audience's deliveries in the caps'
   window): it must grow with the audience, not with the ledger.
