@@ -2,7 +2,7 @@
 bare-SQL floor measured in the same run.
 
     python bench/console_pages.py [--customers 1000000] [--orders 10000000] [--deliveries 5000000]
-                            [--reuse] [--database-url URL] [--url PATH ...]
+                            [--reuse] [--database-url URL] [--url PATH ...] [--overview-only]
 
 A scratch database `<name>_console_<customers>` on the server of `--database-url` (default
 BENCH_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/crm_bench) is dropped, created and
@@ -19,6 +19,12 @@ Timed, each the best of RUNS, with Django's test client logged in as a superuser
   the first choice of each of its filters, found in the unfiltered page, and with a search when
   it offers one, the term taken from a row), a customer's page, the segment portrait if the
   admin has one (any URL named `*portrait*`), and the paths given with `--url`;
+- the overview's panels uncached, as of OVERVIEW_NOW (the evening of AS_OF, where the data's
+  history ends): each selector of console.selectors called directly for each period, the
+  retention pre-aggregate's nightly computation and its read; the whole index for each period
+  with the cache cleared before every request (the first visit) and warm; the portrait of the
+  largest segment with its base dropped from the cache and warm (`--overview-only`: these
+  and not the other pages);
 - the dry run of a campaign on the static segment, once before the ledger is written and once
   after, next to its own floor (the bare count of the audience's deliveries in the caps'
   window): it must grow with the audience, not with the ledger.
@@ -37,6 +43,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from functools import partial
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -164,6 +171,7 @@ def generate(customers: int, orders: int) -> None:
 
 def derive() -> None:
     """What the customers and orders lead to: scores, segments, campaigns (not the ledger)."""
+    from segments.models import Segment
     from segments.services.recompute import recompute_full
     from segments.services.segments import segment_create, segment_refresh
 
@@ -188,7 +196,9 @@ def derive() -> None:
         actor=BENCH_MARK,
     )
     segment_refresh(segment_id=dynamic.pk)
-    _dry_run_segment()
+    static = _dry_run_segment()
+    # Drawn by the overview's pinned segments panel.
+    Segment.objects.filter(pk__in=[dynamic.pk, static]).update(pinned=True)
     say("ledger campaigns")
     make_ledger_campaigns()
 
@@ -231,8 +241,9 @@ def make_ledger_campaigns() -> list[int]:
         )
         ids.append(campaign.pk)
     execute(
-        "UPDATE campaigns_campaign SET state = 'finished', launched_at = %s WHERE id = ANY(%s)",
-        [LAUNCH - timedelta(days=LEDGER_DAYS), ids[:-1]],
+        "UPDATE campaigns_campaign SET state = 'completed', launched_at = %s, finished_at = %s"
+        " WHERE id = ANY(%s)",
+        [LAUNCH - timedelta(days=LEDGER_DAYS), LAUNCH - timedelta(days=1), ids[:-1]],
     )
     return ids
 
@@ -246,7 +257,7 @@ def write_ledger(deliveries: int) -> float:
     campaigns = [
         row[0]
         for row in _fetch_all(
-            "SELECT id FROM campaigns_campaign WHERE created_by = %s AND state = 'finished'"
+            "SELECT id FROM campaigns_campaign WHERE created_by = %s AND state = 'completed'"
             " ORDER BY id",
             [BENCH_MARK],
         )
@@ -257,9 +268,9 @@ def write_ledger(deliveries: int) -> float:
     execute(
         """
         INSERT INTO campaigns_delivery (customer_id, campaign_id, step, is_holdout, status,
-            reason, due_at, first_due_at, reserved_at, planned_at, attempts, error)
+            reason, due_at, first_due_at, reserved_at, planned_at, sent_at, attempts, error)
         SELECT %(first)s + (n * 7919 + k * 104729) %% %(customers)s, c.id, 0, false, 'sent', '',
-               t, t, t, t, 1, ''
+               t, t, t, t, t, 1, ''
         FROM unnest(%(campaigns)s::bigint[]) WITH ORDINALITY AS c(id, k),
              generate_series(0, %(per)s - 1) AS n,
              LATERAL (SELECT %(launch)s::timestamptz
@@ -440,8 +451,8 @@ def time_page(client: Any, label: str, path: str, target: float) -> dict[str, An
     }
 
 
-def time_pages(extra: list[str]) -> list[dict[str, Any]]:
-    from django.contrib.admin.sites import site
+def logged_in_client() -> Any:
+    """Django's test client logged in as a superuser."""
     from django.contrib.auth import get_user_model
     from django.test import Client
 
@@ -450,6 +461,12 @@ def time_pages(extra: list[str]) -> list[dict[str, Any]]:
     )
     client = Client()
     client.force_login(user)
+    return client
+
+
+def time_pages(client: Any, extra: list[str]) -> list[dict[str, Any]]:
+    from django.contrib.admin.sites import site
+
     results = []
     listed = [*pages(), *((path, path, PAGE_TARGET) for path in extra)]
     changelists = {f"{model._meta.app_label}.{model._meta.model_name}" for model in site._registry}
@@ -465,6 +482,126 @@ def time_pages(extra: list[str]) -> list[dict[str, Any]]:
                 filtered.pop("html")
                 results.append(filtered)
     return results
+
+
+# --- the overview's panels, uncached -------------------------------------------------------
+
+# The overview reads its periods up to "now"; the bench data's history ends on AS_OF, so the
+# panels are timed as of that evening in business time, when the periods are full.
+OVERVIEW_NOW = datetime(2026, 11, 23, 20, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def _timed(panel: str, days: int | None, seconds: float, target: float | None) -> dict[str, Any]:
+    say(f"overview {panel} {days or ''} {seconds:.3f} s")
+    return {"panel": panel, "days": days, "seconds": round(seconds, 3), "target": target}
+
+
+def time_overview_panels() -> list[dict[str, Any]]:
+    """Each panel's selector called directly (no cache), as of OVERVIEW_NOW, for every period;
+    the retention pre-aggregate's nightly computation (no page waits for it: no target) before
+    the panel's read of it."""
+    from console import selectors
+    from segments.services.retention import retention_recompute
+
+    rows = [
+        _timed(
+            "retention pre-aggregate (nightly)",
+            None,
+            best_of(lambda: retention_recompute(now=OVERVIEW_NOW)),
+            None,
+        )
+    ]
+    unperiodic: dict[str, Callable[[], Any]] = {
+        "lifecycle": selectors.overview_lifecycle,
+        "rfm tiers": selectors.overview_rfm_tiers,
+        "retention (read)": selectors.overview_retention,
+        "frequency rules": selectors.overview_frequency_rules,
+    }
+    for panel, read in unperiodic.items():
+        rows.append(_timed(panel, None, best_of(read), PAGE_TARGET))
+    periodic: dict[str, Callable[..., Any]] = {
+        "kpis": selectors.overview_kpis,
+        "lifecycle flow": selectors.overview_lifecycle_flow,
+        "acquisition": selectors.overview_acquisition,
+        "pinned segments": selectors.overview_pinned_segments,
+        "campaigns": selectors.overview_campaigns,
+        "contact pressure": selectors.overview_contact_pressure,
+    }
+    for days in selectors.PERIOD_DAYS:
+        period = selectors.overview_period(days=days, now=OVERVIEW_NOW)
+        for panel, read in periodic.items():
+            rows.append(
+                _timed(
+                    panel,
+                    days,
+                    best_of(partial(read, period=period)),
+                    PAGE_TARGET,
+                )
+            )
+    return rows
+
+
+def time_first_visits(client: Any) -> list[dict[str, Any]]:
+    """The admin's index as of OVERVIEW_NOW for every period with the cache cleared before
+    each request (the first visit of the day: every panel computed), then warm; the portrait
+    of the largest segment with the portrait's base dropped from the cache (the first visit
+    in five minutes), then warm. Each the best of RUNS."""
+    from unittest import mock
+
+    from django.core.cache import cache
+    from django.urls import reverse
+
+    from console import selectors
+    from segments.models import Segment
+    from segments.portrait import BASE_CACHE_KEY
+
+    def first_visit(path: str, forget: Callable[[], Any]) -> tuple[float, int]:
+        best, status = float("inf"), 0
+        for _ in range(RUNS):
+            forget()
+            started = time.perf_counter()
+            status = client.get(path).status_code
+            best = min(best, time.perf_counter() - started)
+        return best, status
+
+    rows = []
+
+    def add(panel: str, days: int | None, path: str, target: float, forget: Any) -> None:
+        cold, status = first_visit(path, forget)
+        rows.append({**_timed(f"{panel}, first visit", days, cold, target), "status": status})
+        warm = best_of(lambda: client.get(path))
+        rows.append({**_timed(f"{panel}, warm", days, warm, target), "status": status})
+
+    as_of_evening = mock.patch(
+        "console.overview.overview_period",
+        lambda *, days, now: selectors.overview_period(days=days, now=OVERVIEW_NOW),
+    )
+    with as_of_evening:
+        for days in selectors.PERIOD_DAYS:
+            path = f"{reverse('admin:index')}?period={days}"
+            add("admin index (whole page)", days, path, PAGE_TARGET, cache.clear)
+    segment = Segment.objects.order_by("-member_count").values_list("pk", flat=True).first()
+    path = reverse("admin:segments_segment_portrait", args=[segment])
+    add("segment portrait", None, path, PORTRAIT_TARGET, lambda: cache.delete(BASE_CACHE_KEY))
+    return rows
+
+
+def print_overview(rows: list[dict[str, Any]]) -> None:
+    print(
+        f"\n{'overview panel (uncached, as of ' + str(OVERVIEW_NOW) + ')':<60} {'period':>7}"
+        f" {'seconds':>8} {'target':>7}  verdict"
+    )
+    for row in rows:
+        target = row["target"]
+        row["ok"] = row.get("status", 200) == 200 and (target is None or row["seconds"] <= target)
+        verdict = "nightly" if target is None else "OK" if row["ok"] else f"over {target:g} s"
+        if row.get("status", 200) != 200:
+            verdict = f"HTTP {row['status']}"
+        period = f"{row['days']} d" if row["days"] else "–"
+        print(
+            f"{row['panel'][:60]:<60} {period:>7} {row['seconds']:>8.3f}"
+            f" {'–' if target is None else f'{target:g} s':>7}  {verdict}"
+        )
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -489,6 +626,11 @@ def main() -> None:
     parser.add_argument(
         "--prepare-only", action="store_true", help="write the data and the ledger, time nothing"
     )
+    parser.add_argument(
+        "--overview-only",
+        action="store_true",
+        help="time the overview's panels, the index and the portrait, not the other pages",
+    )
     args = parser.parse_args()
     url = database_url_for(args.database_url, args.customers)
     os.environ["DATABASE_URL"] = url
@@ -511,7 +653,9 @@ def main() -> None:
     if args.prepare_only:
         return
     dry_runs.append(time_dry_run())
-    results = time_pages(args.url)
+    client = logged_in_client()
+    overview = [*time_overview_panels(), *time_first_visits(client)]
+    results = [] if args.overview_only else time_pages(client, args.url)
     load_after = os.getloadavg()[0]
 
     print(f"\nfloor (one page of orders, bare SQL): {floor:.4f} s")
@@ -536,9 +680,12 @@ def main() -> None:
             f"{'':<30} {row['ledger']:>12,} {row['audience']:>9,} {row['capped']:>7,}"
             f" {row['seconds']:>8.3f} {row['floor_seconds']:>8.4f}"
         )
+    print_overview(overview)
     print(f"\nload average {load_before:.1f} before, {load_after:.1f} after")
     over = [row["page"] for row in results if not row["ok"]]
     print(f"{len(results) - len(over)} of {len(results)} pages within target")
+    over = [row for row in overview if not row["ok"]]
+    print(f"{len(overview) - len(over)} of {len(overview)} overview timings within target")
     out = ROOT / "bench" / "results" / "console.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
@@ -550,6 +697,8 @@ def main() -> None:
                 )[0],
                 "floor_seconds": round(floor, 4),
                 "pages": results,
+                "overview_now": OVERVIEW_NOW.isoformat(),
+                "overview": overview,
                 "dry_runs": dry_runs,
                 "load_average": [load_before, load_after],
             },
