@@ -170,7 +170,8 @@ class CustomerPageAdmin(CustomerAdmin):
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
             return HttpResponseRedirect(f"{list_url}?{ERROR_FLAG}=1")
-        row_count = changelist.result_count  # the filtered count the list itself takes
+        # Exact up to one past the limit (the list's own count may be the planner's estimate).
+        row_count = changelist.queryset[: EXPORT_ROW_LIMIT + 1].count()
         if row_count > EXPORT_ROW_LIMIT:
             self.message_user(
                 request,

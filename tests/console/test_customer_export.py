@@ -17,6 +17,7 @@ from django.urls import reverse
 from openpyxl import load_workbook
 
 import console.admin
+import core.admin
 from console.exports import cell_text
 from console.models import CustomerExport
 from tests.factories import (
@@ -247,6 +248,21 @@ def test_an_export_is_recorded_with_who_what_and_how_many(sleeping_customer) -> 
     assert not export_admin.has_add_permission(request)
     assert not export_admin.has_change_permission(request, record)
     assert not export_admin.has_delete_permission(request, record)
+
+
+@pytest.mark.django_db
+def test_the_record_counts_the_rows_exported_where_the_list_shows_an_estimate(
+    monkeypatch,
+) -> None:
+    # Past EXACT_COUNT_LIMIT the list shows the planner's estimate (here of a table never
+    # analysed); the export and its record count the rows themselves.
+    monkeypatch.setattr(core.admin, "EXACT_COUNT_LIMIT", 2)
+    CustomerMetricsFactory.create_batch(7, lifecycle_state="new")
+
+    exported = _chinese_client(_viewer()).get(CSV_URL)
+
+    assert len(_csv_rows(exported)) == 1 + 7  # the header, then every customer
+    assert CustomerExport.objects.get().row_count == 7
 
 
 @pytest.mark.django_db
