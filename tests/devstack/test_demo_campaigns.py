@@ -70,7 +70,8 @@ def test_demo_campaigns_tell_a_story_and_load_once(demo_brand: None) -> None:
     assert paused[DeliveryStatus.PENDING] > paused[DeliveryStatus.SENT] > 0
     finished = _statuses("沉睡高消费客户唤醒")
     assert DeliveryStatus.PENDING not in finished
-    assert finished[DeliveryStatus.SENT] > 5 * finished[DeliveryStatus.HELD_OUT] > 0
+    # A tenth held out, drawn by hash: at this size the share varies with the ids (up to ~20 %).
+    assert finished[DeliveryStatus.SENT] > 2 * finished[DeliveryStatus.HELD_OUT] > 0
 
     # Nobody who opted out is sent to or held out: each is suppressed.
     opted_out = Consent.objects.filter(status=ConsentStatus.OPTED_OUT).values("customer_id")
