@@ -69,6 +69,9 @@ def test_the_customer_pages_sections_are_labelled_by_what_they_hold(chinese: Cli
     assert {"高净值", "上海老客群", "双十一召回"} <= set(originals)
     assert not [line for line in originals if line.startswith("#")]
     assert not [line for line in originals if re.fullmatch(r"\d+:\d+", line)]
+    # Read-only sections hide that line altogether: their columns already say it.
+    assert "core/readonly_inline.css" in text
+    assert text.count('class="module readonly-inline"') >= 3
     providers = _column(text, "provider")
     assert sorted(providers) == ["企业微信客户", "微信用户（开放平台）"]
     assert "ww_demo_corp" not in text
