@@ -73,7 +73,8 @@ CACHE_SECONDS = 3 * REFRESH_SECONDS
 PERIOD_PARAMETER = "period"
 
 KPIS_PERMISSIONS = ("crm.view_customer", "crm.view_order")
-LIFECYCLE_PERMISSIONS = ("segments.view_customermetrics",)
+# Each count opens the customers list filtered to those customers.
+LIFECYCLE_PERMISSIONS = ("segments.view_customermetrics", "crm.view_customer")
 
 _TIME_FORMAT = "Y-m-d H:i"
 
@@ -239,14 +240,14 @@ def _kpis_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
 def _lifecycle_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
     key = f"console:overview:lifecycle:{period.business_day.isoformat()}"
     figures = _computed(key, fresh=fresh, compute=lambda: {"states": overview_lifecycle()})
-    changelist = reverse("admin:segments_customermetrics_changelist")
+    changelist = reverse("admin:crm_customer_changelist")
     states = [
         {
             "label": state["label"],
             "count": format_count(state["count"]),
             "exact": f"{state['count']:,}",
             "share": format_rate(state["share"]),
-            "url": f"{changelist}?lifecycle_state__exact={state['state']}",
+            "url": f"{changelist}?metrics__lifecycle_state__exact={state['state']}",
         }
         for state in figures["states"]
     ]
@@ -274,7 +275,7 @@ def _lifecycle_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
 # Lifecycle flow, RFM tiers and retention (issue 16, section 1).
 
 LIFECYCLE_FLOW_PERMISSIONS = ("segments.view_lifecycletransition", "crm.view_customer")
-RFM_PERMISSIONS = ("segments.view_customermetrics",)
+RFM_PERMISSIONS = ("segments.view_customermetrics", "crm.view_customer")
 RETENTION_PERMISSIONS = ("segments.view_customermetrics", "crm.view_customer", "crm.view_order")
 
 
@@ -362,7 +363,7 @@ def _rfm_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
     untiered = sum(tier.customers for tier in figures["tiers"] if tier.tier is None)
     customers = sum(tier.customers for tier in tiered)
     revenue = sum((tier.revenue for tier in tiered), Decimal(0))
-    metrics = reverse("admin:segments_customermetrics_changelist")
+    customer_list = reverse("admin:crm_customer_changelist")
     rows = [
         {
             "label": str(RfmTier(tier.tier).label),
@@ -371,7 +372,7 @@ def _rfm_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
             "share": _share_text(tier.customers, customers),
             "revenue_share": _share_text(tier.revenue, revenue),
             "average": (format_money(tier.revenue / tier.customers) if tier.customers else "–"),
-            "url": f"{metrics}?rfm_tier__exact={tier.tier}",
+            "url": f"{customer_list}?metrics__rfm_tier__exact={tier.tier}",
         }
         for tier in tiered
     ]

@@ -36,7 +36,8 @@ def rate_chart(arms: list[tuple[str, float | None, bool]]) -> dict[str, Any]:
 
 def lift_chart(arms: list[tuple[str, ArmReport]]) -> dict[str, Any]:
     """The difference of conversion rate against the holdout, in percentage points, with its
-    95 % interval; None for an arm whose lift is not known (an empty arm, or no holdout)."""
+    95 % interval; None for an arm whose lift or interval is not known (an empty arm, no
+    holdout, or nobody converted)."""
     estimates: list[list[float] | None] = []
     labels = []
     for _name, arm in arms:

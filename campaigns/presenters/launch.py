@@ -5,6 +5,7 @@ variant's message as an example customer would read it."""
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.formats import time_format
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -15,6 +16,7 @@ from campaigns.presenters.formatting import format_count, format_percent
 from campaigns.services.dry_run import DryRun
 from campaigns.services.launch_check import LaunchCheck
 from campaigns.services.templates import template_render
+from core.business_time import business_time_label, business_zone_name
 
 # "Most of": a warning is worth showing past this share.
 MOSTLY = 0.5
@@ -81,6 +83,22 @@ def launch_warnings(
                     }
                 )
             )
+    start, end = campaign.quiet_hours_start, campaign.quiet_hours_end
+    if dry.quiet_until is not None and start is not None and end is not None:
+        warnings.append(
+            LaunchWarning(
+                _(
+                    "Now is within the campaign's quiet hours (%(start)s–%(end)s, %(zone)s): "
+                    "launched now, its sends would wait until %(until)s."
+                )
+                % {
+                    "start": time_format(start, "H:i"),
+                    "end": time_format(end, "H:i"),
+                    "zone": business_zone_name(),
+                    "until": business_time_label(dry.quiet_until),
+                }
+            )
+        )
     if campaign.channel == Channel.WECOM_CUSTOMER and check.tasks > check.shared_tasks:
         names = "、".join(f"{{{{ {name} }}}}" for name in check.personal_variables)
         warnings.append(

@@ -8,8 +8,9 @@ conversion rates compare like with like. Per variant, each variant's treated mem
 against the whole holdout.
 
 Lift is the difference of conversion rates (treated minus holdout) with a 95 % confidence
-interval (unpooled standard error) and the two-sided p-value of the two-proportion z-test
-(pooled standard error); relative lift divides by the holdout's rate. Incremental revenue is
+interval (unpooled standard error; none where neither rate varies, as when nobody converted)
+and the two-sided p-value of the two-proportion z-test (pooled standard error); relative lift
+divides by the holdout's rate. Incremental revenue is
 the difference of revenue per member of the two arms (every qualifying order in the window,
 not credit-weighted) times the number treated.
 """
@@ -50,7 +51,9 @@ def lift_statistics(
     holdout_revenue: Decimal = Decimal(0),
 ) -> Lift:
     """Lift of the treated arm over the holdout; None where an arm is empty (or, for the
-    relative lift, the holdout never converted; for the p-value, nobody's rate varies)."""
+    relative lift, the holdout never converted; for the interval and the p-value, the rates
+    do not vary: nobody converted, say). A Wald interval of no variance would be a single
+    point, 0.00 to 0.00 when nobody converted: it would look precise where there is no data."""
     rate_t = treated_converted / treated if treated else None
     rate_h = holdout_converted / holdout if holdout else None
     if rate_t is None or rate_h is None:
@@ -66,8 +69,8 @@ def lift_statistics(
         holdout_rate=rate_h,
         absolute=difference,
         relative=difference / rate_h if rate_h else None,
-        ci_low=difference - Z_95 * spread,
-        ci_high=difference + Z_95 * spread,
+        ci_low=difference - Z_95 * spread if spread else None,
+        ci_high=difference + Z_95 * spread if spread else None,
         p_value=p_value,
         incremental_revenue=incremental.quantize(Decimal("0.01")),
     )

@@ -7,6 +7,7 @@ here is the page); the WeCom calls go to the fake over real HTTP."""
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from celery import current_app
@@ -154,3 +155,23 @@ def test_the_confirmation_warns_of_a_personalised_text_and_of_another_campaigns_
     expect(operator_page.locator(".campaign-tasks tbody tr")).to_have_count(2)
     expect(operator_page.locator(".campaign-examples")).to_contain_text("王小美（示例）")
     screenshot(operator_page, "warnings")
+
+
+def test_the_confirmation_warns_of_launching_within_the_quiet_hours(
+    operator_page: Page, screenshot: Callable[..., Path]
+) -> None:
+    now = timezone.now().astimezone(ZoneInfo("Asia/Shanghai"))
+    campaign = make_campaign(
+        audience(wecom_customers(2), name="老客"),
+        name="早安问候",
+        quiet_hours_start=(now - timedelta(hours=1)).time().replace(second=0, microsecond=0),
+        quiet_hours_end=(now + timedelta(hours=2)).time().replace(second=0, microsecond=0),
+    )
+
+    operator_page.goto(f"/admin/campaigns/campaign/{campaign.pk}/launch/")
+
+    warnings = operator_page.locator(".campaign-warnings li")
+    expect(warnings).to_have_count(1)
+    expect(warnings.nth(0)).to_contain_text("现在处于该活动的免打扰时段")
+    expect(warnings.nth(0)).to_contain_text("北京时间")
+    screenshot(operator_page, "quiet-hours")

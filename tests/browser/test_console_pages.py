@@ -172,3 +172,32 @@ def test_the_acquisition_segments_campaigns_and_pressure_panels_render(
 
     operator_page.locator("#overview-pinned a", has_text="沉睡高价值客户").click()
     expect(operator_page).to_have_url(re.compile(rf"/admin/segments/segment/{segment.pk}/change/"))
+
+
+def test_a_campaign_where_nobody_converted_shows_its_lift_without_an_interval(
+    operator_page: Page, screenshot: Callable[..., Path]
+) -> None:
+    now = timezone.now()
+    campaign = CampaignFactory(
+        name="冷启动",
+        state=CampaignState.COMPLETED,
+        launched_at=now - timedelta(days=5),
+        finished_at=now - timedelta(days=4),
+    )
+    for index in range(6):
+        held = index >= 4
+        DeliveryFactory(
+            campaign=campaign,
+            is_holdout=held,
+            status=DeliveryStatus.HELD_OUT if held else DeliveryStatus.SENT,
+            at=now - timedelta(days=5),
+        )
+
+    operator_page.goto("/admin/")
+
+    panel = operator_page.locator("#overview-campaigns")
+    expect(panel.locator("tbody tr", has_text="冷启动")).to_contain_text("0.00 个百分点")
+    expect(panel.locator("tbody tr", has_text="冷启动")).not_to_contain_text("0.00 至")
+    # The lift's dot is drawn, without whiskers (no page error from the missing interval).
+    expect(operator_page.locator("#overview-campaigns-chart svg")).to_be_visible()
+    screenshot(operator_page, "campaign-without-interval")

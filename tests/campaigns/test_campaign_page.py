@@ -4,7 +4,7 @@ member and the warnings worth reading; the state shown while deliveries still wa
 platform, and its progress as JSON; each variant's message for an example customer."""
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.html import escape
 from pytest_django.asserts import assertContains, assertNotContains
 
 from campaigns.models import Campaign, CampaignState, Channel, DeliveryStatus
@@ -235,6 +236,57 @@ def test_a_small_holdout_overlap_or_an_old_one_is_not_warned_of(launcher: Client
     page = confirmation(launcher, campaign)
 
     assert "holdout (control group) of the campaign" not in page
+
+
+def test_launching_within_the_quiet_hours_is_warned_of_with_when_the_sends_start(
+    launcher: Client,
+) -> None:
+    customers = wecom_customers(3)
+    campaign = make_campaign(
+        audience(customers),
+        name="早安问候",
+        quiet_hours_start=time(9, 0),  # T0 is 10:00
+        quiet_hours_end=time(11, 0),
+    )
+
+    page = confirmation(launcher, campaign)
+
+    warnings = page.split('<ul class="messagelist campaign-warnings">')[1].split("</ul>")[0]
+    expected = (
+        "Now is within the campaign's quiet hours (09:00–11:00, Beijing time): launched now, "
+        "its sends would wait until March 2, 2026, 11 a.m. (Beijing time)."
+    )
+    assert escape(expected) in warnings
+
+
+def test_launching_outside_the_quiet_hours_is_not_warned_of(launcher: Client) -> None:
+    customers = wecom_customers(3)
+    campaign = make_campaign(
+        audience(customers),
+        name="晚安问候",
+        quiet_hours_start=time(21, 0),  # T0 is 10:00
+        quiet_hours_end=time(9, 0),
+    )
+
+    page = confirmation(launcher, campaign)
+
+    assert "quiet hours" not in page
+    assert "campaign-warnings" not in page
+
+
+def test_the_quiet_hours_warning_is_in_chinese(launcher: Client) -> None:
+    campaign = make_campaign(
+        audience(wecom_customers(1)), quiet_hours_start=time(9, 0), quiet_hours_end=time(11, 0)
+    )
+
+    with time_machine.travel(T0, tick=False):
+        page = launcher.get(action_url(campaign, "launch"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+
+    assertContains(
+        page,
+        "现在处于该活动的免打扰时段（09:00–11:00，北京时间）：现在启动的话，消息将等到 "
+        "2026年3月2日 11:00（北京时间） 再发送。",
+    )
 
 
 def test_a_personalised_wecom_text_is_warned_of_with_its_tasks_per_staff_member(

@@ -574,6 +574,27 @@ def test_an_empty_report_shows_unknown_figures(viewer: Client) -> None:
     assert (lifts["estimates"], lifts["labels"]) == ([None, None, None], ["—", "—", "—"])
 
 
+def test_a_report_where_nobody_converted_shows_no_interval(viewer: Client) -> None:
+    """Nobody converted in either arm: the lift is 0 points, but a Wald interval of no
+    variance (0.00 to 0.00) would look precise where there is no data: it is unknown."""
+    campaign = CampaignFactory(name="冷启动", variants=["A"], state=CampaignState.COMPLETED)
+    variant = campaign.variants.get()
+    for _sent in range(3):
+        DeliveryFactory(campaign=campaign, variant=variant, at=T0)
+    for _held in range(2):
+        DeliveryFactory(campaign=campaign, is_holdout=True, status=DeliveryStatus.HELD_OUT, at=T0)
+
+    page = viewer.get(report_url(campaign))
+
+    for name in ("All variants", "A"):
+        lift = [name, "0.00%", "0.00%", "0.00 pp", "—", "—", "—", "0.00"]
+        assertContains(page, row(*lift), count=1, html=True)
+    assertNotContains(page, "0.00 to 0.00")
+    lifts = json_script_data(page, "lift-chart-data")
+    assert (lifts["estimates"], lifts["labels"]) == ([None, None], ["—", "—"])
+    assertContains(page, "the confidence interval and the p-value also when nobody converted")
+
+
 def test_the_pages_need_the_view_permission(segment: Segment) -> None:
     campaign = launched(segment, name="进行中")
     others = staff_client("view_delivery", "view_frequencyrule")

@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.test import Client, override_settings
 
-from campaigns.models import Delivery, DeliveryStatus, FrequencyRule, LinkClick
+from campaigns.models import CampaignState, Delivery, DeliveryStatus, FrequencyRule, LinkClick
 from campaigns.services.campaigns import VariantInput, campaign_launch, campaign_plan
 from campaigns.services.dry_run import campaign_dry_run
 from campaigns.services.links import links_rewrite
 from campaigns.services.reservation import deliveries_reserve_batch
 from tests.campaigns.support import audience, make_campaign, opt_out, wecom_customers
-from tests.factories import CustomerFactory
+from tests.factories import CampaignFactory, CustomerFactory, DeliveryFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -99,6 +99,29 @@ def test_tracked_links_record_clicks_and_redirect(client: Client) -> None:
     ]
     assert client.get(f"/l/{first[:-2]}xx").status_code == 404
     assert LinkClick.objects.count() == 2
+
+
+def test_the_reports_interval_over_the_api_is_null_when_nobody_converted(
+    api_client_with_scopes: Callable[..., Any],
+) -> None:
+    campaign = CampaignFactory(variants=["A"], state=CampaignState.COMPLETED)
+    DeliveryFactory(campaign=campaign, variant=campaign.variants.get())
+    DeliveryFactory(campaign=campaign, is_holdout=True, status=DeliveryStatus.HELD_OUT)
+
+    report = api_client_with_scopes("campaigns:read").get(f"/api/v1/campaigns/{campaign.pk}/report")
+
+    assert report.status_code == 200
+    for arm in (report.json()["total"], report.json()["variants"][0]):
+        assert arm["lift"] == {
+            "treated_rate": 0.0,
+            "holdout_rate": 0.0,
+            "absolute": 0.0,
+            "relative": None,
+            "ci_low": None,
+            "ci_high": None,
+            "p_value": None,
+            "incremental_revenue": 0.0,
+        }
 
 
 def test_dry_run_and_report_over_the_api(api_client_with_scopes: Callable[..., Any]) -> None:

@@ -14,15 +14,18 @@ from scipy import stats
 
 from campaigns.presenters.formatting import format_credit
 from campaigns.presenters.report import report_context
-from campaigns.services.report import campaign_report, lift_statistics
+from campaigns.services.report import Lift, campaign_report, lift_statistics
 from tests.campaigns.support import report_case
 from tests.factories import CampaignFactory, CustomerFactory, LinkClickFactory
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
-def scipy_lift(n1: int, x1: int, n2: int, x2: int) -> tuple[float, float, float, float | None]:
-    """Difference and its 95 % interval (unpooled, scipy's normal quantile); the p-value of
+def scipy_lift(
+    n1: int, x1: int, n2: int, x2: int
+) -> tuple[float, float | None, float | None, float | None]:
+    """Difference and its 95 % interval (unpooled, scipy's normal quantile; None when neither
+    rate varies, the interval's standard error being 0); the p-value of
     Pearson's chi-square test on the 2x2 table without continuity correction, which is the
     pooled two-proportion z-test's (None when a column of the table is empty)."""
     p1, p2 = x1 / n1, x2 / n2
@@ -32,6 +35,8 @@ def scipy_lift(n1: int, x1: int, n2: int, x2: int) -> tuple[float, float, float,
     if 0 < x1 + x2 < n1 + n2:
         table = [[x1, n1 - x1], [x2, n2 - x2]]
         p_value = float(stats.chi2_contingency(table, correction=False).pvalue)
+    if not se:
+        return p1 - p2, None, None, p_value
     return p1 - p2, p1 - p2 - z975 * se, p1 - p2 + z975 * se, p_value
 
 
@@ -47,13 +52,37 @@ def test_lift_statistics_equal_scipy(n1: int, n2: int, r1: float, r2: float) -> 
     lift = lift_statistics(treated=n1, treated_converted=x1, holdout=n2, holdout_converted=x2)
     expected = scipy_lift(n1, x1, n2, x2)
     assert lift.absolute == pytest.approx(expected[0], abs=1e-12)
-    assert lift.ci_low == pytest.approx(expected[1], abs=1e-9)
-    assert lift.ci_high == pytest.approx(expected[2], abs=1e-9)
+    if expected[1] is None:
+        assert (lift.ci_low, lift.ci_high) == (None, None)  # no variance: no interval
+    else:
+        assert lift.ci_low == pytest.approx(expected[1], abs=1e-9)
+        assert lift.ci_high == pytest.approx(expected[2], abs=1e-9)
     if expected[3] is None:
         assert lift.p_value is None  # nobody's rate varies: no test
     else:
         assert lift.p_value == pytest.approx(expected[3], rel=1e-6, abs=1e-12)
     assert lift.relative == (pytest.approx(expected[0] / (x2 / n2)) if x2 else None)
+
+
+def test_lift_when_nobody_converted_has_no_interval() -> None:
+    lift = lift_statistics(treated=200, treated_converted=0, holdout=50, holdout_converted=0)
+    assert lift == Lift(
+        treated_rate=0.0,
+        holdout_rate=0.0,
+        absolute=0.0,
+        relative=None,
+        ci_low=None,
+        ci_high=None,
+        p_value=None,
+        incremental_revenue=Decimal("0.00"),
+    )
+
+
+def test_lift_when_somebody_converted_has_an_interval() -> None:
+    lift = lift_statistics(treated=200, treated_converted=0, holdout=50, holdout_converted=1)
+    spread = math.sqrt(0.02 * 0.98 / 50)
+    assert lift.ci_low == pytest.approx(-0.02 - 1.959963984540054 * spread)
+    assert lift.ci_high == pytest.approx(-0.02 + 1.959963984540054 * spread)
 
 
 def test_lift_without_a_holdout_is_unknown() -> None:

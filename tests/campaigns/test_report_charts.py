@@ -7,7 +7,7 @@ from campaigns.presenters.charts import lift_chart, rate_chart
 from campaigns.services.report import ArmReport, Lift
 
 
-def _lift(absolute: float, low: float, high: float) -> Lift:
+def _lift(absolute: float, low: float | None, high: float | None) -> Lift:
     return Lift(
         treated_rate=None,
         holdout_rate=None,
@@ -52,3 +52,10 @@ def test_the_lift_chart_gives_each_known_lift_with_its_interval_in_points() -> N
         ],
         "axis_label": "提升（百分点），含 95% 置信区间",
     }
+
+
+def test_the_lift_chart_leaves_out_a_lift_without_an_interval() -> None:
+    arms = [("A", ArmReport(variant="A", lift=_lift(0.0, None, None)))]  # nobody converted
+    with translation.override("en"):
+        chart = lift_chart(arms)
+    assert (chart["estimates"], chart["labels"]) == ([None], ["—"])

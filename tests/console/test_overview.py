@@ -173,14 +173,14 @@ def test_an_operator_sees_the_overview_above_the_models_they_may_view() -> None:
     assert overview["lifecycle"]["chart"]["counts"] == [0, 0, 2, 1, 0, 0]
     content = page.content.decode()
     assert content.index('id="overview-kpis"') < content.index('id="content-main"')
-    assert 'href="/admin/segments/customermetrics/?lifecycle_state__exact=sleeping"' in content
+    assert 'href="/admin/crm/customer/?metrics__lifecycle_state__exact=sleeping"' in content
     assert 'id="overview-lifecycle-data"' in content
     assert "/static/core/vendor/echarts/echarts.min.js" in content
     assert 'href="/admin/crm/customer/"' in content  # the list of models stays
 
     sleeping = client.get(overview["lifecycle"]["states"][3]["url"])
     assert sleeping.status_code == 200
-    assert [m.lifecycle_state for m in sleeping.context["cl"].result_list] == ["sleeping"]
+    assert [c.metrics.lifecycle_state for c in sleeping.context["cl"].result_list] == ["sleeping"]
 
 
 @pytest.mark.django_db

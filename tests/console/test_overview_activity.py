@@ -297,6 +297,30 @@ def test_the_campaigns_panel_lists_those_sending_or_finished_in_the_period() -> 
 
 
 @pytest.mark.django_db
+def test_a_campaign_where_nobody_converted_shows_its_interval_as_unknown() -> None:
+    quiet = CampaignFactory(
+        name="冷启动", state=CampaignState.COMPLETED, finished_at=at(3, 12), launched_at=at(3, 10)
+    )
+    for index in range(5):
+        is_holdout = index >= 3
+        DeliveryFactory(
+            campaign=quiet,
+            status=DeliveryStatus.HELD_OUT if is_holdout else DeliveryStatus.SENT,
+            is_holdout=is_holdout,
+            at=at(3, 10),
+        )
+
+    summary = campaign_summaries(campaign_ids=[quiet.pk])[quiet.pk]
+    panel = _overview(_user("view_campaign"), 7)["campaigns"]
+
+    assert (summary.lift.absolute, summary.lift.ci_low, summary.lift.ci_high) == (0.0, None, None)
+    assert [(row["lift"], row["interval"]) for row in panel["rows"]] == [("0.00 pp", "—")]
+    chart = panel["chart"]
+    assert (chart["lift"], chart["low"], chart["high"]) == ([0.0], [None], [None])
+    assert chart["tooltips"] == ["冷启动: lift 0.00 pp (95% interval —)"]
+
+
+@pytest.mark.django_db
 def test_contact_pressure_counts_messages_sent_per_week_and_per_customer() -> None:
     # The 30 days' period: 14 February to 15 March; the last 7 days: from 8 March 10:00.
     busy, calm = CustomerFactory(), CustomerFactory()

@@ -338,7 +338,7 @@ def test_the_panels_show_their_figures_with_links_to_the_customers(
         "share": "50%",
         "revenue_share": "83.3%",
         "average": "¥500.00",
-        "url": "/admin/segments/customermetrics/?rfm_tier__exact=important_value",
+        "url": "/admin/crm/customer/?metrics__rfm_tier__exact=important_value",
     }
     assert rfm["tiers"][1]["average"] == "–"  # no customer in the tier
     assert rfm["tiers"][7]["revenue_share"] == "0%"
@@ -394,7 +394,7 @@ def test_each_panel_needs_the_view_permissions_of_what_it_counts_and_links_to() 
     assert panels(*ALL_PERMISSIONS) == {"lifecycle_flow", "rfm", "retention"}
     assert panels("view_lifecycletransition") == set()  # its links open the customers list
     assert panels("view_lifecycletransition", "view_customer") == {"lifecycle_flow"}
-    assert panels("view_customermetrics") == {"rfm"}
+    assert panels("view_customermetrics") == set()  # its links open the customers list
     assert panels("view_customermetrics", "view_customer") == {"rfm"}
     assert panels("view_customermetrics", "view_customer", "view_order") == {"rfm", "retention"}
     assert panels() == set()

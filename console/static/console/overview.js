@@ -341,6 +341,9 @@
                     // The interval as a whisker from its low to its high end.
                     type: "custom",
                     renderItem: function (params, api) {
+                        if (data.low[params.dataIndex] === null) {
+                            return null;  // no interval known: nobody converted, say
+                        }
                         var low = api.coord([api.value(0), api.value(2)]);
                         var high = api.coord([api.value(1), api.value(2)]);
                         var half = 6;
