@@ -4,7 +4,11 @@ not). Append-only: written by console.services.exports, never changed or deleted
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+from core.actors import actor_label
+from core.business_time import business_time_label
 
 
 class ExportFormat(models.TextChoices):
@@ -27,4 +31,7 @@ class CustomerExport(models.Model):
         indexes = [models.Index(fields=["-exported_at"], name="customer_export_by_time")]
 
     def __str__(self) -> str:
-        return f"{self.actor} {timezone.localtime(self.exported_at):%Y-%m-%d %H:%M}"
+        return gettext("Exported by %(actor)s at %(time)s") % {
+            "actor": actor_label(self.actor),
+            "time": business_time_label(self.exported_at),
+        }

@@ -211,6 +211,10 @@ class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
+    classes = ["readonly-inline"]
+
+    class Media:
+        css = {"all": ["core/readonly_inline.css"]}
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -47,6 +47,7 @@ from crm.models import (
     Tag,
     TagGroup,
     TagSource,
+    source_label,
 )
 from crm.personal_data import display_value
 from crm.selectors.customers import customer_search_condition
@@ -90,6 +91,26 @@ def _identity_display(identity: Identity) -> str:
     )
 
 
+def _source_column(field: str, description: Any) -> Any:
+    """A column showing the source or channel code in `field` by its label (see KNOWN_SOURCES)."""
+
+    @admin.display(description=description, ordering=field)
+    def column(model_admin: Any, obj: Any) -> str:
+        return source_label(getattr(obj, field))
+
+    return column
+
+
+class SourceListFilter(CommonValuesListFilter):
+    """The common values of a source or channel column, each by its label."""
+
+    def choices(self, changelist: Any) -> Any:
+        for choice in super().choices(changelist):
+            if isinstance(choice["display"], str):
+                choice["display"] = source_label(choice["display"])
+            yield choice
+
+
 def _rendered(response: Any) -> Any:
     """Render a template response now, while the context variable above is set."""
     if hasattr(response, "render"):
@@ -99,7 +120,7 @@ def _rendered(response: Any) -> Any:
 
 class IdentityInline(ReadOnlyInline):
     model = Identity
-    readonly_fields = ("provider", "namespace", "value", "is_sensitive", "created_at")
+    readonly_fields = ("provider", "value", "is_sensitive", "created_at")
     fields = readonly_fields
 
     @admin.display(description=_("value"))
@@ -169,10 +190,11 @@ class ConsentInline(ReadOnlyInline):
     readonly_fields = (
         "channel",
         "status",
-        "source",
+        "source_name",
         "changed_at",
     )
     fields = readonly_fields
+    source_name = _source_column("source", _("source"))
 
 
 class ConsentEventInline(ReadOnlyInline):
@@ -180,11 +202,12 @@ class ConsentEventInline(ReadOnlyInline):
     readonly_fields = (
         "channel",
         "status",
-        "source",
+        "source_name",
         "occurred_at",
         "recorded_at",
     )
     fields = readonly_fields
+    source_name = _source_column("source", _("source"))
     verbose_name_plural = _("consent history")
 
 
@@ -544,21 +567,23 @@ class OrderItemInline(ReadOnlyInline):
 class OrderAdmin(ReadOnlyAdmin):
     list_display = [
         "external_id",
-        "source",
+        "source_name",
         "customer",
         "status",
         "total_amount",
         "refunded_amount",
         "currency",
         "paid_at",
-        "channel",
+        "channel_name",
     ]
+    source_name = _source_column("source", _("source"))
+    channel_name = _source_column("channel", _("channel"))
     # No date hierarchy: its year links read the distinct years of every order (seconds at
     # ten million); the date filter's links are fixed.
     list_filter = [
         "status",
-        ("source", CommonValuesListFilter),
-        ("channel", CommonValuesListFilter),
+        ("source", SourceListFilter),
+        ("channel", SourceListFilter),
         ("paid_at", admin.DateFieldListFilter),
     ]
     # The order number exactly, as operators paste it (index order_by_external_id).
@@ -578,11 +603,12 @@ class GroupMembershipAdmin(ReadOnlyAdmin):
 
 @admin.register(Interaction)
 class InteractionAdmin(ReadOnlyAdmin):
-    list_display = ["kind", "customer", "occurred_at", "source"]
+    list_display = ["kind", "customer", "occurred_at", "source_name"]
+    source_name = _source_column("source", _("source"))
     # A date filter rather than a date hierarchy, as on orders.
     list_filter = [
         "kind",
-        ("source", CommonValuesListFilter),
+        ("source", SourceListFilter),
         ("occurred_at", admin.DateFieldListFilter),
     ]
     list_select_related = ["customer"]
@@ -590,7 +616,8 @@ class InteractionAdmin(ReadOnlyAdmin):
 
 @admin.register(Consent)
 class ConsentAdmin(ReadOnlyAdmin):
-    list_display = ["customer", "channel", "status", "source", "changed_at"]
+    list_display = ["customer", "channel", "status", "source_name", "changed_at"]
+    source_name = _source_column("source", _("source"))
     list_filter = ["channel", "status"]
     list_select_related = ["customer"]
 

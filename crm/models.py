@@ -26,6 +26,23 @@ class SourceChannel(models.TextChoices):
     OTHER = "other", _("Other")
 
 
+# The systems that report orders, interactions and consents, by the codes integrations send.
+# Sources are free text (an integration names its own): pages show a known code's label and any
+# other code as it is.
+KNOWN_SOURCES = {
+    **dict(SourceChannel.choices),
+    "douyin_shop": _("Douyin shop"),
+    "kuaishou_shop": _("Kuaishou shop"),
+    "xhs_shop": _("Xiaohongshu shop"),
+    "pos": _("Store POS"),
+}
+
+
+def source_label(code: str) -> str:
+    label = KNOWN_SOURCES.get(code)
+    return str(label) if label is not None else code
+
+
 class Gender(models.TextChoices):
     UNKNOWN = "unknown", _("Unknown")
     MALE = "male", _("Male")
@@ -229,7 +246,8 @@ class CustomerTag(models.Model):
         indexes = [models.Index(fields=["tag", "customer"], name="customer_tag_by_tag")]
 
     def __str__(self) -> str:
-        return f"{self.customer_id}:{self.tag_id}"
+        # What the customer page shows above each of the customer's tags.
+        return str(self.tag.name)
 
 
 class GroupKind(models.TextChoices):
@@ -303,7 +321,7 @@ class GroupMembership(models.Model):
         indexes = [models.Index(fields=["customer", "group"], name="membership_by_customer")]
 
     def __str__(self) -> str:
-        return f"{self.group_id}:{self.customer_id}"
+        return str(self.group.name)
 
 
 class OrderStatus(models.TextChoices):
@@ -379,7 +397,7 @@ class Order(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.source}:{self.external_id}"
+        return f"{source_label(self.source)} {self.external_id}"
 
     @property
     def purchased_at(self) -> datetime | None:
@@ -534,7 +552,7 @@ class Consent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.customer_id} {self.get_channel_display()}: {self.get_status_display()}"
+        return f"{self.get_channel_display()}: {self.get_status_display()}"
 
 
 class ConsentEvent(models.Model):
@@ -560,7 +578,7 @@ class ConsentEvent(models.Model):
         indexes = [models.Index(fields=["customer", "channel"], name="consent_event_by_customer")]
 
     def __str__(self) -> str:
-        return f"#{self.customer_id} {self.get_channel_display()} → {self.get_status_display()}"
+        return f"{self.get_channel_display()} → {self.get_status_display()}"
 
 
 class CustomerMerge(models.Model):

@@ -210,7 +210,7 @@ class CustomerMetrics(models.Model):
 
     def __str__(self) -> str:
         tier = self.get_rfm_tier_display() if self.rfm_tier else "—"
-        return f"#{self.customer_id} {self.get_lifecycle_state_display()} · {tier}"
+        return f"{self.get_lifecycle_state_display()} · {tier}"
 
 
 class LifecycleTransition(models.Model):
@@ -255,9 +255,7 @@ class LifecycleTransition(models.Model):
         ]
 
     def __str__(self) -> str:
-        return (
-            f"#{self.customer_id} {self.get_from_state_display()} → {self.get_to_state_display()}"
-        )
+        return f"{self.get_from_state_display()} → {self.get_to_state_display()}"
 
 
 class RecomputeKind(models.TextChoices):
@@ -492,7 +490,7 @@ class SegmentMembership(models.Model):
         indexes = [models.Index(fields=["customer", "segment"], name="membership_by_customer_seg")]
 
     def __str__(self) -> str:
-        return f"{self.segment_id}:{self.customer_id}"
+        return str(self.segment.name)
 
 
 class SegmentMembershipEventKind(models.TextChoices):

@@ -4,13 +4,16 @@ made to the channels. Written by the send pipeline only."""
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import ChannelSend, Delivery
 from core.admin import ReadOnlyAdmin
+from crm.models import Customer
 
 
 class LedgerAdmin(ReadOnlyAdmin):
@@ -21,9 +24,10 @@ class LedgerAdmin(ReadOnlyAdmin):
         return False
 
 
-def _customer_link(customer_id: int) -> str:
+def _customer_link(customer_id: int, name: str | None) -> str:
+    """The customer's name (their number when they have none) linked to their page."""
     url = reverse("admin:crm_customer_change", args=[customer_id])
-    return format_html('<a href="{}">{}</a>', url, customer_id)
+    return format_html('<a href="{}">{}</a>', url, name or f"#{customer_id}")
 
 
 @admin.register(Delivery)
@@ -32,7 +36,7 @@ class DeliveryAdmin(LedgerAdmin):
         "id",
         "campaign",
         "customer_link",
-        "step",
+        "step_number",
         "variant",
         "is_holdout",
         "status",
@@ -48,10 +52,20 @@ class DeliveryAdmin(LedgerAdmin):
     search_help_text = _("Customer id.")
     ordering = ["-id"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
+        # The name by a subquery, not a join: a delivery outlives no customer, but the table
+        # keeps no constraint to say so, and a join would hide a row that did.
+        name = Customer.objects.filter(pk=OuterRef("customer_id")).values("display_name")[:1]
+        return super().get_queryset(request).annotate(customer_name=Subquery(name))
+
     # Not named `customer`: the admin would show the field, reading each row's customer.
     @admin.display(description=_("customer"), ordering="customer_id")
-    def customer_link(self, delivery: Delivery) -> str:
-        return _customer_link(delivery.customer_id)
+    def customer_link(self, delivery: Any) -> str:
+        return _customer_link(delivery.customer_id, delivery.customer_name)
+
+    @admin.display(description=_("step"), ordering="step")
+    def step_number(self, delivery: Delivery) -> str:
+        return gettext("Step %(number)d") % {"number": delivery.step + 1}
 
 
 @admin.register(ChannelSend)

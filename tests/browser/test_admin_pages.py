@@ -19,6 +19,10 @@ from tests.factories import (
     CustomerFactory,
     CustomerMetricsFactory,
     CustomerTagFactory,
+    GroupFactory,
+    GroupMembershipFactory,
+    IdentityFactory,
+    OrderFactory,
     SegmentFactory,
     SegmentMembershipFactory,
     TagFactory,
@@ -86,10 +90,24 @@ def _customer_page() -> ShownPage:
     CustomerTagFactory(
         customer=customer, tag=TagFactory(name="面膜", group=TagGroupFactory(name="兴趣偏好"))
     )
+    GroupMembershipFactory(customer=customer, group=GroupFactory(name="上海老客群"))
+    SegmentMembershipFactory(customer=customer, segment=SegmentFactory(name="面膜复购人群"))
+    IdentityFactory(customer=customer, provider="wecom", namespace="ww_demo_corp")
+    OrderFactory(customer=customer, source="miniprogram", external_id="SO20261111")
     return ShownPage(
         f"/admin/crm/customer/{customer.pk}/change/",
         "修改 客户",
-        ("林晓雨", "重要价值", "活跃", "兴趣偏好/面膜", "最近 30 天的触达记录"),
+        (
+            "林晓雨",
+            "重要价值",
+            "活跃",
+            "兴趣偏好/面膜",
+            "最近 30 天的触达记录",
+            "上海老客群",
+            "面膜复购人群",
+            "企业微信客户",
+            "小程序 SO20261111",
+        ),
     )
 
 

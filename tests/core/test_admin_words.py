@@ -140,10 +140,10 @@ def test_captions_use_the_display_labels() -> None:
         lifecycle_state=LifecycleState.SLEEPING, rfm_tier=RfmTier.IMPORTANT_VALUE
     )
     with translation.override("zh-hans"):
-        assert str(metrics) == f"#{metrics.customer_id} 沉睡 · 重要价值客户"
+        assert str(metrics) == "沉睡 · 重要价值客户"
         assert str(Customer._meta.verbose_name_plural) == "客户"
     with translation.override("en"):
-        assert str(metrics) == f"#{metrics.customer_id} Sleeping · Important value"
+        assert str(metrics) == "Sleeping · Important value"
 
 
 def test_periodic_tasks_are_named_in_chinese() -> None:
