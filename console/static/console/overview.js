@@ -14,14 +14,8 @@
         reactivated: "#1677ff"
     };
 
-    function readData(id) {
-        var element = document.getElementById(id);
-        return element ? JSON.parse(element.textContent) : null;
-    }
-
-    function textColour() {
-        return getComputedStyle(document.documentElement).getPropertyValue("--body-fg").trim() || "#333";
-    }
+    var readData = window.crmCharts.readData;
+    var textColour = window.crmCharts.textColour;
 
     function drawLifecycle() {
         var data = readData("overview-lifecycle-data");
@@ -236,14 +230,8 @@
     };
     var CAP_COLOUR = "#cf1322";
 
-    function readData(id) {
-        var element = document.getElementById(id);
-        return element ? JSON.parse(element.textContent) : null;
-    }
-
-    function textColour() {
-        return getComputedStyle(document.documentElement).getPropertyValue("--body-fg").trim() || "#333";
-    }
+    var readData = window.crmCharts.readData;
+    var textColour = window.crmCharts.textColour;
 
     function draw(targetId, dataId, option) {
         var data = readData(dataId);

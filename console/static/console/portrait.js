@@ -10,9 +10,7 @@
     var HIGH_COLOUR = "#d4380d";
     var BASE_COLOUR = "#bfbfbf";
 
-    function textColour() {
-        return getComputedStyle(document.documentElement).getPropertyValue("--body-fg").trim() || "#333";
-    }
+    var textColour = window.crmCharts.textColour;
 
     function drawDimension(target, dimension, data) {
         var chart = echarts.init(target, null, {renderer: "svg"});
