@@ -1,4 +1,5 @@
-"""core models: what every app needs that is not about customers (the integration API keys)."""
+"""core models: what every app needs that is not about customers: the integration API keys and
+the audit trail."""
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -17,6 +18,14 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    # Addresses or networks (CIDR) the key may be used from; empty means anywhere.
+    allowed_ips = ArrayField(
+        models.CharField(max_length=64), verbose_name=_("allowed IPs"), default=list, blank=True
+    )
+    # The id of the crm staff member (跟进人) whose customers alone the key answers for, or None
+    # for every customer. An id rather than a foreign key: core sits below crm (crm checks it).
+    staff_member_id = models.BigIntegerField(_("bound to staff member"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("API key")
@@ -30,3 +39,45 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class AuditAction(models.TextChoices):
+    VIEW_PERSONAL_DATA = "view_personal_data", _("Viewed personal data")
+    EXPORT = "export", _("Export")
+    PERSONAL_EXPORT = "personal_export", _("Personal data export (PIPL)")
+    ERASE = "erase", _("Erasure (PIPL)")
+    MERGE = "merge", _("Merge")
+    CREATE = "create", _("Created")
+    CHANGE = "change", _("Changed")
+    DELETE = "delete", _("Deleted")
+    API_KEY_USE = "api_key_use", _("API key use")
+
+
+class AuditEvent(models.Model):
+    """One entry of the append-only audit trail: who (an actor code, as core.actors reads it) did
+    what to which object, and for personal data which customer and which fields. Values of
+    personal fields are never written here, only field names and ids."""
+
+    occurred_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+    actor = models.CharField(_("actor"), max_length=160)
+    action = models.CharField(_("action"), max_length=32, choices=AuditAction.choices)
+    object_type = models.CharField(_("object type"), max_length=64, blank=True)
+    object_id = models.CharField(_("object id"), max_length=64, blank=True)
+    # No foreign key: the trail outlives the customers it names (an erased one included).
+    customer_id = models.BigIntegerField(_("customer id"), null=True, blank=True)
+    fields = ArrayField(
+        models.CharField(max_length=64), verbose_name=_("fields"), default=list, blank=True
+    )
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit trail")
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer_id", "occurred_at"], name="audit_customer_time"),
+            models.Index(fields=["actor", "occurred_at"], name="audit_actor_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.object_type} {self.object_id}".strip()

@@ -4,6 +4,7 @@ consent. Every hot table carries `customer_id` so that it can be sharded by cust
 
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
@@ -54,6 +55,16 @@ class StaffMember(models.Model):
 
     wecom_userid = models.CharField(_("WeCom userid"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=64, blank=True)
+    # The admin login of this staff member: a user without `crm.view_all_customers` sees only
+    # the customers of the staff member bound to it (导购 / 客户经理).
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("admin user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="staff_member",
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
@@ -99,7 +110,10 @@ class Customer(models.Model):
     class Meta:
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
-        permissions = [("view_personal_data", _("Can see unmasked personal data"))]
+        permissions = [
+            ("view_personal_data", _("Can see unmasked personal data")),
+            ("view_all_customers", _("Can see every customer, not only those owned")),
+        ]
         indexes = [
             # The name search (display_name__icontains, UPPER(display_name) LIKE '%...%'):
             # trigrams find a name among a million without reading them all.
