@@ -1,10 +1,17 @@
 """The customer lookup of the integration API: a customer by id (read, partial update) or by
 one identity (read, upsert), answered with the 360° view that composes the CRM's profile,
 tags, groups, orders and consents with the segmentation app's metrics, predictions and
-segments."""
+segments.
+
+An identity travels in the request body (`POST customers/lookup`, `POST customers/by-identity`)
+so that no phone number or WeCom id lands in an access log; the routes that carry it in the
+path (`GET`/`PUT customers/by-identity/<provider>/<value>`) stay for compatibility, deprecated.
+Both forms of a lookup, and both forms of an upsert, run through one function each
+(`identity_lookup_response`, `identity_upsert_response`)."""
 
 from typing import Any
 
+from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -29,6 +36,7 @@ from crm.api.customers import (
 )
 from crm.api.identities import IdentitySerializer
 from crm.models import Customer
+from crm.personal_data import IdentityKey
 from crm.selectors.customers import customer_find_by_identity, customer_profile_for_sidebar
 from crm.services.customers import ERROR_CUSTOMER_NOT_FOUND, customer_update, customer_upsert
 from segments.api.serializers import (
@@ -86,52 +94,158 @@ class CustomerDetailView(APIView):
 _NAMESPACE_PARAMETER = OpenApiParameter(
     "namespace", str, description="Corp id (wecom), appid (openid) or source system (external)."
 )
+LOOKUP_ROUTE = "customer-lookup"
+IDENTITY_UPSERT_ROUTE = "customer-identity-upsert"
+
+
+class IdentityLookupInSerializer(IdentitySerializer):
+    """One identity naming the customer looked up or upserted: `{"provider", "namespace",
+    "value"}`; `validated_data` is its `IdentityKey`."""
+
+    is_sensitive = None  # type: ignore[assignment]  # a lookup names, it does not classify
+
+
+class CustomerIdentityUpsertInSerializer(CustomerUpsertInSerializer):
+    identity = IdentityLookupInSerializer(help_text=_("The identity naming the customer."))
+
+
+def identity_probe_scope(provider: Any) -> str | None:
+    """A lookup (or an upsert, 200 against 201) answers whether a guessed phone number
+    exists; the other providers' values are not guessable from their masks."""
+    return SCOPE_IDENTITY_LOOKUP if provider == "phone" else None
+
+
+def identity_key_of(*, provider: str, value: str, namespace: str) -> IdentityKey:
+    serializer = IdentityLookupInSerializer(
+        data={"provider": provider, "value": value, "namespace": namespace}
+    )
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data  # type: ignore[return-value]
+
+
+def identity_lookup_response(request: Request, key: IdentityKey) -> Response:
+    """The lookup by identity, whichever route carried the identity: the one place where a
+    scope, a masking or an audit of it is decided."""
+    customer = customer_find_by_identity(key)
+    if customer is None:
+        raise NotFound(ERROR_CUSTOMER_NOT_FOUND, gettext("No customer has this identity."))
+    return Response(_detail_payload(request, customer))
+
+
+def identity_upsert_response(
+    request: Request, key: IdentityKey, profile: dict[str, Any]
+) -> Response:
+    """The upsert by identity, whichever route carried the identity: `profile` holds the
+    validated fields of `CustomerUpsertInSerializer` (more identities included)."""
+    profile = dict(profile)
+    extra_identities = profile.pop("identities", [])
+    customer, created = customer_upsert(
+        identities=[key, *extra_identities], profile=profile, actor=actor_of(request)
+    )
+    return Response(
+        _detail_payload(request, customer),
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
+
+
+def _body_field(request: Request, *path: str) -> Any:
+    """A field of the JSON body, or None whatever the body's shape (for the rate limit,
+    which runs before the body is validated)."""
+    value: Any = request.data
+    for name in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(name)
+    return value
+
+
+_DEPRECATED_PATH = _(
+    "Deprecated: the identity in the path lands in every access log on the way (web server, "
+    "proxies). Use `POST /api/v1/customers/lookup` and `POST /api/v1/customers/by-identity`, "
+    "which carry it in the body. Answers carry `Deprecation: true` and a `Link` to the new route."
+)
 
 
 class CustomerByIdentityView(APIView):
     """`GET` looks a customer up by one identity (what a WeCom sidebar needs in one call);
-    `PUT` creates or updates the customer that identity names."""
+    `PUT` creates or updates the customer that identity names. Both carry the identity in
+    the path: deprecated for the body-carrying routes, which answer the same."""
 
     scope_resource = "customers"
 
     def probe_rate_limit_scope(self, request: Request) -> str | None:
-        """A lookup (or an upsert, 200 against 201) answers whether a guessed phone number
-        exists; the other providers' values are not guessable from their masks."""
-        return SCOPE_IDENTITY_LOOKUP if self.kwargs.get("provider") == "phone" else None
+        return identity_probe_scope(self.kwargs.get("provider"))
 
-    def _key(self, request: Request, provider: str, value: str) -> Any:
-        serializer = IdentitySerializer(
-            data={
-                "provider": provider,
-                "value": value,
-                "namespace": request.query_params.get("namespace", ""),
-            }
+    def _key(self, request: Request, provider: str, value: str) -> IdentityKey:
+        return identity_key_of(
+            provider=provider, value=value, namespace=request.query_params.get("namespace", "")
         )
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
 
-    @extend_schema(parameters=[_NAMESPACE_PARAMETER], responses=CustomerDetailSerializer)
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        successor = LOOKUP_ROUTE if request.method in ("GET", "HEAD") else IDENTITY_UPSERT_ROUTE
+        response["Deprecation"] = "true"
+        response["Link"] = f'<{reverse(successor)}>; rel="successor-version"'
+        return response
+
+    @extend_schema(
+        parameters=[_NAMESPACE_PARAMETER],
+        responses=CustomerDetailSerializer,
+        deprecated=True,
+        description=_DEPRECATED_PATH,
+    )
     def get(self, request: Request, provider: str, value: str) -> Response:
-        customer = customer_find_by_identity(self._key(request, provider, value))
-        if customer is None:
-            raise NotFound(ERROR_CUSTOMER_NOT_FOUND, gettext("No customer has this identity."))
-        return Response(_detail_payload(request, customer))
+        return identity_lookup_response(request, self._key(request, provider, value))
 
     @extend_schema(
         parameters=[_NAMESPACE_PARAMETER],
         request=CustomerUpsertInSerializer,
         responses=CustomerDetailSerializer,
+        deprecated=True,
+        description=_DEPRECATED_PATH,
     )
     def put(self, request: Request, provider: str, value: str) -> Response:
         key = self._key(request, provider, value)
         serializer = CustomerUpsertInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        return identity_upsert_response(request, key, serializer.validated_data)
+
+
+class CustomerLookupView(APIView):
+    """`POST {"provider", "namespace", "value"}`: the customer that identity names, answered
+    as `GET customers/by-identity/<provider>/<value>` answers, the identity kept out of the
+    URL. Read-only: it needs `customers:read`."""
+
+    scope_resource = "customers"
+    post_is_read = True
+
+    def probe_rate_limit_scope(self, request: Request) -> str | None:
+        return identity_probe_scope(_body_field(request, "provider"))
+
+    @extend_schema(request=IdentityLookupInSerializer, responses=CustomerDetailSerializer)
+    def post(self, request: Request) -> Response:
+        serializer = IdentityLookupInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return identity_lookup_response(request, serializer.validated_data)  # type: ignore[arg-type]
+
+
+class CustomerIdentityUpsertView(APIView):
+    """`POST {"identity": {...}, profile fields..., "identities": [...]}`: creates (201) or
+    updates (200) the customer the identity names, as `PUT customers/by-identity/<provider>/
+    <value>` does, the identity kept out of the URL."""
+
+    scope_resource = "customers"
+
+    def probe_rate_limit_scope(self, request: Request) -> str | None:
+        return identity_probe_scope(_body_field(request, "identity", "provider"))
+
+    @extend_schema(
+        request=CustomerIdentityUpsertInSerializer,
+        responses={201: CustomerDetailSerializer, 200: CustomerDetailSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = CustomerIdentityUpsertInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         profile = dict(serializer.validated_data)
-        extra_identities = profile.pop("identities", [])
-        customer, created = customer_upsert(
-            identities=[key, *extra_identities], profile=profile, actor=actor_of(request)
-        )
-        return Response(
-            _detail_payload(request, customer),
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        key = profile.pop("identity")
+        return identity_upsert_response(request, key, profile)

@@ -5,6 +5,12 @@ from django.urls import path
 from console.api import customers
 
 urlpatterns = [
+    path("customers/lookup", customers.CustomerLookupView.as_view(), name="customer-lookup"),
+    path(
+        "customers/by-identity",
+        customers.CustomerIdentityUpsertView.as_view(),
+        name="customer-identity-upsert",
+    ),
     path(
         "customers/by-identity/<str:provider>/<str:value>",
         customers.CustomerByIdentityView.as_view(),

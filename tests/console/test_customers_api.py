@@ -129,3 +129,131 @@ def test_customer_lookup_carries_metrics_and_segments(api_client_with_scopes: Cl
     assert metrics["days_since_last_order"] is not None
     assert metrics["lifetime_orders"] == 2
     assert Decimal(metrics["lifetime_net_spend"]) == Decimal("300.00")
+
+
+# --- The identity in the body: `POST customers/lookup` and `POST customers/by-identity`. ---
+
+LOOKUP = "/api/v1/customers/lookup"
+UPSERT = "/api/v1/customers/by-identity"
+
+
+def test_lookup_in_the_body_answers_what_the_get_answers(api_client_with_scopes) -> None:
+    customer = IdentityFactory(provider="phone", raw_value=PHONE).customer
+    IdentityFactory(customer=customer, provider="wecom", namespace="ww_corp", raw_value="wmLin1")
+    OrderFactory(customer=customer, total_amount="88.00")
+    customer.customer_tags.create(tag=TagFactory(name="护肤"))
+    client = api_client_with_scopes("customers:read")
+    got = client.get(f"/api/v1/customers/by-identity/phone/{PHONE}")
+    posted = client.post(LOOKUP, {"provider": "phone", "value": PHONE}, format="json")
+    assert (got.status_code, posted.status_code) == (200, 200)
+    assert posted.json() == got.json()
+    assert posted.json()["customer"]["id"] == customer.pk
+    assert posted.json()["order_summary"]["net_spend"] == "88.00"
+    # Masked without personal_data:read, as the GET masks them.
+    phones = [
+        i["value"] for i in posted.json()["customer"]["identities"] if i["provider"] == "phone"
+    ]
+    assert phones == ["13****34"]
+    by_wecom = client.post(
+        LOOKUP, {"provider": "wecom", "namespace": "ww_corp", "value": "wmLin1"}, format="json"
+    )
+    assert by_wecom.json()["customer"]["id"] == customer.pk
+    # The new route is no deprecated one.
+    assert "Deprecation" not in posted.headers
+
+
+def test_lookup_in_the_body_unmasks_for_personal_data_read(api_client_with_scopes) -> None:
+    IdentityFactory(provider="phone", raw_value=PHONE)
+    client = api_client_with_scopes("customers:read", "personal_data:read")
+    body = client.post(LOOKUP, {"provider": "phone", "value": PHONE}, format="json").json()
+    phones = [i["value"] for i in body["customer"]["identities"] if i["provider"] == "phone"]
+    assert phones == ["+8613812341234"]
+
+
+def test_lookup_in_the_body_answers_the_gets_errors(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("customers:read")
+    missing = client.post(LOOKUP, {"provider": "phone", "value": "13900000000"}, format="json")
+    assert missing.status_code == 404
+    assert missing.json() == client.get("/api/v1/customers/by-identity/phone/13900000000").json()
+    assert missing.json()["code"] == "customer_not_found"
+    bad = client.post(LOOKUP, {"provider": "phone", "value": "12345"}, format="json")
+    assert bad.status_code == 400
+    assert bad.json() == client.get("/api/v1/customers/by-identity/phone/12345").json()
+    assert set(bad.json()["errors"]) == {"value"}
+    shapeless = client.post(LOOKUP, ["phone"], format="json")
+    assert shapeless.status_code == 400
+    assert client.post(LOOKUP, {"provider": "fax", "value": "1"}, format="json").json()[
+        "errors"
+    ] == {"provider": ['"fax" is not a valid choice.']}
+
+
+def test_lookup_in_the_body_is_a_read(api_client_with_scopes, anonymous_client) -> None:
+    IdentityFactory(provider="unionid", raw_value="oU1")
+    body = {"provider": "unionid", "value": "oU1"}
+    assert api_client_with_scopes("customers:read").post(LOOKUP, body).status_code == 200
+    assert api_client_with_scopes("customers:write").post(LOOKUP, body).status_code == 403
+    assert api_client_with_scopes("orders:read").post(LOOKUP, body).status_code == 403
+    assert anonymous_client.post(LOOKUP, body).status_code in (401, 403)
+
+
+def test_upsert_in_the_body_creates_then_updates(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("customers:write", "customers:read")
+    identity = {"provider": "wecom", "namespace": "ww_corp", "value": "wmABCDEF123"}
+    created = client.post(
+        UPSERT, {"identity": identity, "display_name": "林小姐", "owner": "zhangsan"}
+    )
+    assert created.status_code == 201
+    assert created.json()["customer"]["display_name"] == "林小姐"
+    assert "Deprecation" not in created.headers
+    updated = client.post(
+        UPSERT,
+        {
+            "identity": identity,
+            "member_level": 3,
+            "identities": [{"provider": "unionid", "value": "oU-lin"}],
+        },
+    )
+    assert updated.status_code == 200
+    assert (updated.json()["customer"]["member_level"], Customer.objects.count()) == (3, 1)
+    # The PUT of the old route names the same customer, and answers the same.
+    put = client.put("/api/v1/customers/by-identity/unionid/oU-lin", {}, format="json")
+    assert put.status_code == 200
+    assert put.json() == client.post(UPSERT, {"identity": identity}).json()
+    assert client.post(LOOKUP, identity).json()["customer"]["display_name"] == "林小姐"
+
+
+def test_upsert_in_the_body_refuses_bad_fields_and_writes_nothing(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("customers:write")
+    response = client.post(
+        UPSERT,
+        {"identity": {"provider": "phone", "value": "12345"}, "gender": "robot"},
+    )
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"identity.value", "gender"}
+    assert client.post(UPSERT, {"display_name": "x"}).json()["errors"] == {
+        "identity": ["This field is required."]
+    }
+    assert (
+        api_client_with_scopes("customers:read")
+        .post(UPSERT, {"identity": {"provider": "phone", "value": PHONE}})
+        .status_code
+        == 403
+    )
+    assert Customer.objects.count() == 0
+
+
+def test_path_routes_are_deprecated_and_point_to_their_successors(api_client_with_scopes) -> None:
+    IdentityFactory(provider="unionid", raw_value="oU1")
+    client = api_client_with_scopes("customers")
+    for response, successor in [
+        (client.get("/api/v1/customers/by-identity/unionid/oU1"), LOOKUP),
+        (client.get("/api/v1/customers/by-identity/unionid/nobody"), LOOKUP),  # errors too
+        (client.put("/api/v1/customers/by-identity/unionid/oU1", {}, format="json"), UPSERT),
+    ]:
+        assert response["Deprecation"] == "true"
+        assert response["Link"] == f'<{successor}>; rel="successor-version"'
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    by_path = schema["paths"]["/api/v1/customers/by-identity/{provider}/{value}"]
+    assert (by_path["get"]["deprecated"], by_path["put"]["deprecated"]) == (True, True)
+    assert "deprecated" not in schema["paths"]["/api/v1/customers/lookup"]["post"]
+    assert "deprecated" not in schema["paths"]["/api/v1/customers/by-identity"]["post"]

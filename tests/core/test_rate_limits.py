@@ -240,3 +240,24 @@ def test_requests_counted_in_another_process_count_here() -> None:
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
     with limits(api=[(3, DAY)]):
         assert client.get("/api/v1/orders").status_code == 429
+
+
+def test_lookups_with_the_phone_in_the_body_count_as_the_path_ones(
+    api_client_with_scopes, clock
+) -> None:
+    IdentityFactory(provider="phone", raw_value=PHONE)
+    IdentityFactory(provider="unionid", raw_value="oU1")
+    client = api_client_with_scopes("customers")
+    with limits(api=[(100, MINUTE)], identity_lookup=[(3, MINUTE)]):
+        phone = {"provider": "phone", "value": PHONE}
+        assert client.post("/api/v1/customers/lookup", phone).status_code == 200
+        assert client.get(f"/api/v1/customers/by-identity/phone/{PHONE}").status_code == 200
+        upsert = {"identity": {"provider": "phone", "value": "13812340002"}}
+        assert client.post("/api/v1/customers/by-identity", upsert).status_code == 201
+        assert_rate_limited(client.post("/api/v1/customers/lookup", phone), retry_after=MINUTE)
+        assert_rate_limited(client.post("/api/v1/customers/by-identity", upsert), MINUTE)
+        # Other providers, and bodies of no shape, are not counted in the strict scope.
+        unionid = {"provider": "unionid", "value": "oU1"}
+        assert client.post("/api/v1/customers/lookup", unionid).status_code == 200
+        assert client.post("/api/v1/customers/lookup", ["phone"]).status_code == 400
+    assert Customer.objects.count() == 3
