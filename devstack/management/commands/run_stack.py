@@ -271,6 +271,10 @@ def _commands(port: int, wecom_fake_port: int | None) -> dict[str, list[str]]:
         "120",  # a customer export at its 100,000-row limit writes for up to a minute
         "--access-logfile",
         "-",
+        # Identity values, searches and phone numbers of request lines redacted (as in
+        # production: see docs/privacy.md, Logs).
+        "--logger-class",
+        "config.gunicorn_logging.RedactingLogger",
     ]
     commands["worker"] = [
         python,
