@@ -25,16 +25,45 @@ _IDENTITY_PATH = re.compile(r"(/customers/by-identity/[^/?#\s\"'<>]+/)[^?#\s\"'<
 # Query parameters whose value may be personal: a search or an admin `q`, any parameter named
 # after a phone, a name, an identity, an id of WeChat or WeCom, an e-mail address, an owner;
 # the admin's preserved filters (`_changelist_filters`, itself a query string); not an
-# identity's `namespace` (a corp id or an appid). Matched after
-# `?`, `&` or `;`, plain or percent-encoded (a `next=` or a referer carrying a URL).
-_PERSONAL_PARAMETER = re.compile(
-    r"((?:[?&;]|%3F|%26)(?:amp;)?(?!namespace(?:=|%3D))"
-    r"(?:q|search|term|keyword|owner|_changelist_filters"
-    r"|[\w.\[\]-]*(?:phone|mobile|name|identit|value|unionid|openid|userid|email)[\w.\[\]-]*)"
-    r"(?:=|%3D))"
-    r"(?:(?!%26)[^&;\s\"'#<>])*",
+# identity's `namespace` (a corp id or an appid). Found after `?`, `&` or `;`, plain or
+# percent-encoded (a `next=` or a referer carrying a URL). Names are matched whole, then
+# judged by `_is_personal_parameter`: possessive quantifiers, so that no request line, however
+# long or odd, makes the match backtrack.
+_PARAMETER = re.compile(
+    r"((?:[?&;]|%3F|%26)(?:amp;)?)([\w.\[\]-]++)(=|%3D)((?:(?!%26)[^&;\s\"'#<>])*+)",
     re.IGNORECASE | re.ASCII,
 )
+_PERSONAL_PARAMETERS = {"q", "search", "term", "keyword", "owner", "_changelist_filters"}
+_PERSONAL_PARAMETER_PARTS = (
+    "phone",
+    "mobile",
+    "name",
+    "identit",
+    "value",
+    "unionid",
+    "openid",
+    "userid",
+    "email",
+)
+_IMPERSONAL_PARAMETERS = {"namespace"}
+
+
+def _is_personal_parameter(name: str) -> bool:
+    name = name.lower()
+    if name in _IMPERSONAL_PARAMETERS:
+        return False
+    return name in _PERSONAL_PARAMETERS or any(part in name for part in _PERSONAL_PARAMETER_PARTS)
+
+
+def _redact_parameter(match: re.Match[str]) -> str:
+    """The parameter with its value redacted, or, when it is not a personal one, with the
+    parameters of an encoded URL in its value redacted (`next=/admin/…%3Fq%3D…`)."""
+    if _is_personal_parameter(match[2]):
+        value = REDACTED
+    else:
+        value = _PARAMETER.sub(_redact_parameter, match[4])
+    return f"{match[1]}{match[2]}{match[3]}{value}"
+
 
 # A phone number: a Chinese mobile number, bare or with its country code (+86, 0086, 86),
 # with or without separators (space, dash, dot, `+` or `%20` of a URL's query); or any number
@@ -58,7 +87,7 @@ def redact_personal_data(text: str) -> str:
     """`text` with every identity value, personal query parameter and phone- or WeChat-id-shaped
     token replaced by `***`."""
     text = _IDENTITY_PATH.sub(rf"\1{REDACTED}", text)
-    text = _PERSONAL_PARAMETER.sub(rf"\1{REDACTED}", text)
+    text = _PARAMETER.sub(_redact_parameter, text)
     text = _PHONE.sub(REDACTED, text)
     return _WECHAT_ID.sub(REDACTED, text)
 
