@@ -184,3 +184,27 @@ def test_a_long_odd_request_line_is_redacted_at_once() -> None:
     redacted = redact_personal_data(line)
     assert time.perf_counter() - started < 0.5
     assert redacted.endswith("?name=***")
+
+
+# Task arguments a worker logs (at DEBUG, and in every failure's traceback) that are not ids:
+# who or what asked (an actor code or `schedule`), a date, a flag.
+NOT_IDS = {"trigger": str, "as_of": str | None, "wait": bool}
+
+
+def test_tasks_take_ids_only() -> None:
+    import inspect
+
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    tasks = {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
+    assert len(tasks) >= 15
+    for name, task in tasks.items():
+        for parameter in inspect.signature(task.run).parameters.values():
+            if parameter.name.endswith("_id"):
+                expected: object = int
+            elif parameter.name.endswith("_ids"):
+                expected = list[int]
+            else:
+                expected = NOT_IDS.get(parameter.name)
+            assert parameter.annotation == expected, (name, parameter.name)
