@@ -78,9 +78,10 @@ def build_person(
     `campaign_sent` (converted by their order) and held out in `campaign_holdout`."""
     phone = f"1391234{n:04d}"
     name = f"测试顾客甲{n}号"
-    wecom = f"wmExternalUser{n:04d}Zq"
-    unionid = f"oUnionPersonId{n:04d}Xy"
-    openid = f"oOpenPersonId{n:04d}Wv"
+    # Each value ends in the person's number, so that their masks differ too.
+    wecom = f"wmExternalUserZq{n:04d}"
+    unionid = f"oUnionPersonIdXy{n:04d}"
+    openid = f"oOpenPersonIdWv{n:04d}"
     external = f"MEMBER-CARD-{n:04d}"
     owner = StaffMemberFactory(wecom_userid=f"owner{n}", name=f"导购{n}")
     customer = CustomerFactory(
@@ -185,7 +186,7 @@ def build_person(
     merged_name = f"被合并顾客{n}"
     merge = CustomerMergeFactory(
         survivor=customer,
-        merged_profile={"display_name": merged_name, "birthday": "1991-02-03"},
+        merged_profile={"display_name": merged_name, "birthday": f"1991-02-1{n}"},
     )
     if admin_user is not None:
         LogEntry.objects.log_actions(
@@ -204,6 +205,7 @@ def build_person(
         openid,
         external,
         merged_name,
+        f"1991-02-1{n}",
         f"备注{name}",
         f"西湖路{n}号",
     ]

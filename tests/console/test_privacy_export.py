@@ -29,7 +29,7 @@ EXPORT_QUERIES = 1 + 18 + 2 + 2
 
 
 def test_export_holds_every_kind_of_data_unmasked() -> None:
-    first, second, setting = two_people()
+    first, _second, _setting = two_people()
     data = customer_personal_export(customer_id=first.pk, actor="user:1")
 
     assert data["profile"]["id"] == first.pk
