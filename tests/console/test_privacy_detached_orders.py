@@ -19,6 +19,7 @@ from segments.services.recompute import recompute_customers, recompute_full
 from segments.services.retention import retention_recompute
 from tests.console.privacy_support import AT, two_people
 from tests.segments.rules_support import sql_members
+from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +42,7 @@ def test_key_figures_count_the_orders_and_no_buyer_for_them(erased) -> None:
 
 
 def test_purchase_conditions_are_not_blinded_by_customer_less_items(erased) -> None:
-    first, second = erased
+    _first, second = erased
     rule = {
         "field": "purchased",
         "op": "eq",
@@ -78,8 +79,6 @@ def test_retention_is_computed(erased) -> None:
 
 def test_the_order_pages_show_an_order_without_customer(erased, admin_user: User) -> None:
     first, _second = erased
-    from tests.support import client_of
-
     client = client_of(admin_user)
     listing = client.get(reverse("admin:crm_order_changelist"))
     assert listing.status_code == 200
