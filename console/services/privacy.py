@@ -100,7 +100,9 @@ def check_customer_exportable(*, customer_id: int) -> None:
     """Validation of an export: the customer exists (an erased one is named as such)."""
     if Customer.objects.filter(pk=customer_id).exists():
         return
-    if PrivacyRequest.objects.filter(kind=PrivacyRequestKind.ERASE, customer_id=customer_id):
+    if PrivacyRequest.objects.filter(
+        kind=PrivacyRequestKind.ERASE, customer_id=customer_id
+    ).exists():
         raise NotFound(ERROR_CUSTOMER_ERASED, _("This customer's personal data was erased."))
     raise NotFound(ERROR_CUSTOMER_NOT_FOUND, _("No such customer."))
 
@@ -280,7 +282,10 @@ def customer_personal_export(*, customer_id: int, actor: str) -> dict[str, Any]:
     Recorded as a PrivacyRequest and one audit event."""
     check_customer_exportable(customer_id=customer_id)
     with transaction.atomic():
-        data = _personal_data(customer_id)
+        try:
+            data = _personal_data(customer_id)
+        except Customer.DoesNotExist:  # erased or merged away since the check
+            raise NotFound(ERROR_CUSTOMER_NOT_FOUND, _("No such customer.")) from None
         counts = {kind: len(data[kind]) for kind in _COUNTED_KINDS}
         counts["metrics"] = int(data["metrics"] is not None)
         counts["predictions"] = int(data["predictions"] is not None)
@@ -451,7 +456,7 @@ def customer_erase(*, customer_id: int, actor: str, reason: str = "") -> Privacy
             return earlier
         list_exports = _scrub_list_exports(_personal_values(customer_id))
         counts: dict[str, int] = {}
-        params = {
+        params: dict[str, int | str] = {
             "customer": customer_id,
             "customer_text": str(customer_id),
             "content_type": ContentType.objects.get_for_model(Customer).pk,

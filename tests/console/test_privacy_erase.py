@@ -26,6 +26,7 @@ from crm.selectors.customers import customer_find_by_identity
 from crm.services.orders import orders_bulk_upsert
 from segments.models import CustomerMetrics, Segment, SegmentMembership
 from tests.console.privacy_support import Person, two_people
+from tests.crm.support import second_waits_for_first
 
 pytestmark = pytest.mark.django_db
 
@@ -353,3 +354,20 @@ def test_a_re_sent_old_order_of_an_erased_customer_is_written_without_error(peop
     order_in = msgspec.json.decode(msgspec.json.encode(row), type=OrderIn)
     outcome = orders_bulk_upsert(orders=[order_in], actor="test")
     assert outcome.updated == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_erasures_erase_once_and_answer_the_same_record() -> None:
+    """The second request waits for the first's locks, then finds the customer gone and
+    answers the first one's record."""
+    first, second, _setting = two_people()
+    answers = second_waits_for_first(
+        lambda: customer_erase(customer_id=first.pk, actor="user:1"),
+        lambda: customer_erase(customer_id=first.pk, actor="user:2"),
+    )
+    assert answers[0].pk == answers[1].pk
+    assert answers[1].requested_by == "user:1"
+    assert PrivacyRequest.objects.count() == 1
+    assert AuditEvent.objects.count() == 1
+    assert not Customer.objects.filter(pk=first.pk).exists()
+    assert Customer.objects.filter(pk=second.pk).exists()

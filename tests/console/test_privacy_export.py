@@ -39,9 +39,9 @@ def test_export_holds_every_kind_of_data_unmasked() -> None:
     assert sorted(i["value"] for i in data["identities"]) == sorted(
         [
             "+8613912340001",
-            "wmExternalUser0001Zq",
-            "oUnionPersonId0001Xy",
-            "oOpenPersonId0001Wv",
+            "wmExternalUserZq0001",
+            "oUnionPersonIdXy0001",
+            "oOpenPersonIdWv0001",
             "MEMBER-CARD-0001",
         ]
     )
