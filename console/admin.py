@@ -31,7 +31,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
 from django.utils.functional import Promise
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import content_disposition_header
 from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext, pgettext
@@ -48,11 +48,13 @@ from console.exports import (
     customer_export_xlsx,
 )
 from console.formatting import format_count, zone_label
-from console.models import CustomerExport, ExportFormat
+from console.models import CustomerExport, ExportFormat, PrivacyRequest
 from console.portrait import portrait_context
 from console.services.exports import customer_export_record
+from console.services.privacy import customer_erase, customer_personal_export
 from core.admin import ActorLabelsAdmin, ReadOnlyAdmin, actor_column
 from core.api.errors import error_body
+from core.business_time import business_time_label
 from core.errors import DomainError
 from core.validators import ERROR_INVALID_TEXT, json_error
 from crm.admin import PERSONAL_DATA_PERMISSION, CustomerAdmin
@@ -70,6 +72,11 @@ from segments.models import Segment, SegmentKind
 from segments.portrait import rule_portrait, segment_portrait
 from segments.services.segments import segment_members_change
 
+# Who may erase a customer's personal data (PIPL) from its page; exporting it takes the CRM's
+# personal-data permission (PERSONAL_DATA_PERMISSION).
+ERASE_PERMISSION = "console.erase_personal_data"
+ERASE_REASON_MAX_LENGTH = 500
+
 # A bulk action names its customers in one statement; beyond this many, a segment is the tool
 # (a dynamic one, or a static list filled over the API).
 BULK_ACTION_LIMIT = 10_000
@@ -79,6 +86,17 @@ class TagChoiceForm(forms.Form):
     tag = forms.ModelChoiceField(
         label=_("tag"), queryset=Tag.objects.select_related("group").order_by("group__name", "name")
     )
+
+
+class EraseForm(forms.Form):
+    reason = forms.CharField(
+        label=_("reason"),
+        required=False,
+        max_length=ERASE_REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text=_("The request's reference, for the record; no personal data."),
+    )
+    confirm = forms.BooleanField(label=_("I understand that this cannot be undone."), required=True)
 
 
 class StaticSegmentChoiceForm(forms.Form):
@@ -111,6 +129,7 @@ class CustomerPageAdmin(CustomerAdmin):
         *CustomerAdmin.inlines,
     ]
     change_list_template = "admin/console/customer_change_list.html"
+    change_form_template = "admin/console/customer_change_form.html"
     # Sections of their own, each after the profile (see get_fieldsets).
     sections = {
         "recent_interactions": customer_sections.recent_interactions_title,
@@ -150,12 +169,86 @@ class CustomerPageAdmin(CustomerAdmin):
         return super().changelist_view(request, context)
 
     def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
         export = path(
             "export/<str:file_format>/",
-            self.admin_site.admin_view(self.export_view),
+            wrap(self.export_view),
             name="crm_customer_export",
         )
-        return [export, *super().get_urls()]
+        personal_export = path(
+            "<int:customer_id>/personal-data/",
+            wrap(self.personal_export_view),
+            name="crm_customer_personal_export",
+        )
+        erase = path("<int:customer_id>/erase/", wrap(self.erase_view), name="crm_customer_erase")
+        return [export, personal_export, erase, *super().get_urls()]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        context = {
+            "may_export_personal_data": self._may_export_personal_data(request),
+            "may_erase_personal_data": request.user.has_perm(ERASE_PERMISSION),
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    def _may_export_personal_data(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request) and request.user.has_perm(PERSONAL_DATA_PERMISSION)
+
+    def _visible_customer(self, request: HttpRequest, customer_id: int) -> Customer:
+        """The customer as this user's list would show it (a scoped user sees only theirs)."""
+        customer = self.get_object(request, str(customer_id))
+        if customer is None:
+            raise Http404
+        return customer
+
+    def personal_export_view(self, request: HttpRequest, customer_id: int) -> HttpResponseBase:
+        """Everything held about the customer as a JSON file (PIPL: access and portability),
+        for users who may see personal data; recorded and audited."""
+        if not self._may_export_personal_data(request):
+            raise PermissionDenied
+        customer = self._visible_customer(request, customer_id)
+        data = customer_personal_export(customer_id=customer.pk, actor=f"user:{request.user.pk}")
+        response = JsonResponse(data, json_dumps_params={"ensure_ascii": False, "indent": 2})
+        filename = f"customer-{customer.pk}-personal-data.json"
+        response["Content-Disposition"] = content_disposition_header(True, filename) or ""
+        return response
+
+    def erase_view(self, request: HttpRequest, customer_id: int) -> HttpResponseBase:
+        """The confirmation page of an erasure (what goes, what stays), then the erasure."""
+        if not request.user.has_perm(ERASE_PERMISSION):
+            raise PermissionDenied
+        customer = self._visible_customer(request, customer_id)
+        form = EraseForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                record = customer_erase(
+                    customer_id=customer.pk,
+                    actor=f"user:{request.user.pk}",
+                    reason=form.cleaned_data["reason"],
+                )
+            except DomainError as refusal:
+                self.message_user(request, refusal.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    gettext(
+                        "The personal data of customer #%(id)d was erased; its orders stay, "
+                        "without the person. Request record #%(record)d."
+                    )
+                    % {"id": customer_id, "record": record.pk},
+                    messages.SUCCESS,
+                )
+            return HttpResponseRedirect(reverse("admin:crm_customer_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": gettext("Erase personal data"),
+            "customer": customer,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/console/customer_erase.html", context)
 
     def export_view(self, request: HttpRequest, file_format: str) -> HttpResponseBase:
         """The list as filtered and searched (every page of it) as a CSV or .xlsx file, masked
@@ -373,6 +466,90 @@ class CustomerExportAdmin(ActorLabelsAdmin, ReadOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(PrivacyRequest)
+class PrivacyRequestAdmin(ActorLabelsAdmin, ReadOnlyAdmin):
+    """The requests of people under PIPL answered here (exports and erasures): append-only,
+    so not even deleted here."""
+
+    list_display = [
+        "requested_at_label",
+        "kind",
+        "customer_id",
+        "requested_by_label",
+        "completed_at_label",
+        "reason",
+    ]
+    list_filter = ["kind", "requested_at"]
+    search_fields = ["=customer_id"]
+    search_help_text = _("A customer id.")
+    actor_fields = ("requested_by",)
+    requested_by_label = actor_column("requested_by", _("requested by"))
+    date_hierarchy = "requested_at"
+    fields = readonly_fields = (
+        "kind",
+        "customer_id",
+        "requested_by_label",
+        "requested_at_label",
+        "completed_at_label",
+        "reason",
+        "outcome_counts",
+    )
+
+    @admin.display(description=_("requested at"), ordering="requested_at")
+    def requested_at_label(self, record: PrivacyRequest) -> str:
+        return business_time_label(record.requested_at)
+
+    @admin.display(description=_("completed at"), ordering="completed_at")
+    def completed_at_label(self, record: PrivacyRequest) -> str:
+        return business_time_label(record.completed_at)
+
+    @admin.display(description=_("outcome"))
+    def outcome_counts(self, record: PrivacyRequest) -> str:
+        """What was exported or erased, by kind of data, as the operator reads it."""
+        if not record.outcome:
+            return "-"
+        lines = format_html_join(
+            "",
+            "<li>{}: {}</li>",
+            (
+                (_privacy_kind_label(kind), format_count(count))
+                for kind, count in record.outcome.items()
+            ),
+        )
+        return format_html("<ul>{}</ul>", lines)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _privacy_kind_label(kind: str) -> str:
+    labels = {
+        "identities": _("identities"),
+        "tags": _("tags"),
+        "group_stays": _("group stays"),
+        "orders": _("orders"),
+        "interactions": _("interactions"),
+        "consents": _("consents"),
+        "consent_events": _("consent history"),
+        "metrics": _("metrics"),
+        "lifecycle_transitions": _("lifecycle transitions"),
+        "predictions": _("predictions"),
+        "segment_memberships": _("segment memberships"),
+        "segment_membership_events": _("segment membership history"),
+        "deliveries": _("deliveries"),
+        "link_clicks": _("link clicks"),
+        "conversions": _("conversions"),
+        "merges": _("merge records"),
+        "order_items_detached": _("order items kept, detached"),
+        "orders_detached": _("orders kept, detached"),
+        "admin_log_entries": _("admin history entries"),
+        "customer": _("customer"),
+        "list_export_records_scrubbed": _("list export records cleaned"),
+    }
+    label = labels.get(kind)
+    return str(label) if label is not None else kind
 
 
 # --- Segments ------------------------------------------------------------------------------

@@ -92,7 +92,8 @@ class Kpis:
 
 # Two one-row aggregates joined: the customers table scanned once for both periods' counts,
 # and the purchases of both periods grouped by buyer and period (the gap between the
-# previous period's end and the current period's start belongs to neither).
+# previous period's end and the current period's start belongs to neither). Orders of erased
+# customers (customer NULL) count in orders and revenue, and as no buyer.
 _KPIS_SQL = """
 SELECT c.customers, c.new_customers, c.previous_customers, c.previous_new_customers,
        o.buyers, o.repeat_buyers, o.orders, o.revenue,
@@ -109,12 +110,13 @@ FROM (
     FROM {customer}
 ) c CROSS JOIN (
     SELECT
-        count(*) FILTER (WHERE is_current) AS buyers,
-        count(*) FILTER (WHERE is_current AND orders >= 2) AS repeat_buyers,
+        count(customer_id) FILTER (WHERE is_current) AS buyers,
+        count(customer_id) FILTER (WHERE is_current AND orders >= 2) AS repeat_buyers,
         coalesce(sum(orders) FILTER (WHERE is_current), 0) AS orders,
         coalesce(sum(revenue) FILTER (WHERE is_current), 0) AS revenue,
-        count(*) FILTER (WHERE NOT is_current) AS previous_buyers,
-        count(*) FILTER (WHERE NOT is_current AND orders >= 2) AS previous_repeat_buyers,
+        count(customer_id) FILTER (WHERE NOT is_current) AS previous_buyers,
+        count(customer_id) FILTER (WHERE NOT is_current AND orders >= 2)
+            AS previous_repeat_buyers,
         coalesce(sum(orders) FILTER (WHERE NOT is_current), 0) AS previous_orders,
         coalesce(sum(revenue) FILTER (WHERE NOT is_current), 0) AS previous_revenue
     FROM (

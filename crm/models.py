@@ -358,10 +358,13 @@ class Order(models.Model):
     # No database constraint: its per-row check (a query and a row lock per order, at commit)
     # cost a sixth of ingestion. The order services check the batch's customers in one query
     # under the customer-removal lock instead (see crm.services.removals), and merges move
-    # orders before deleting a customer.
+    # orders before deleting a customer. NULL: the customer was erased (PIPL); the order stays
+    # in the brand's accounts, detached from the person.
     customer = models.ForeignKey(
         Customer,
         verbose_name=_("customer"),
+        null=True,
+        blank=True,
         on_delete=models.CASCADE,
         related_name="orders",
         db_index=False,
@@ -434,9 +437,12 @@ class OrderItem(models.Model):
         db_index=False,
         db_constraint=False,
     )
+    # NULL with its order's, once the customer was erased.
     customer = models.ForeignKey(
         Customer,
         verbose_name=_("customer"),
+        null=True,
+        blank=True,
         on_delete=models.DO_NOTHING,
         related_name="+",
         db_index=False,

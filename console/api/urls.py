@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from console.api import customers
+from console.api import customers, privacy
 
 urlpatterns = [
     path("customers/lookup", customers.CustomerLookupView.as_view(), name="customer-lookup"),
@@ -20,5 +20,15 @@ urlpatterns = [
         "customers/<int:customer_id>",
         customers.CustomerDetailView.as_view(),
         name="customer-detail",
+    ),
+    path(
+        "customers/<int:customer_id>/export",
+        privacy.CustomerPersonalExportView.as_view(),
+        name="customer-personal-export",
+    ),
+    path(
+        "customers/<int:customer_id>/erase",
+        privacy.CustomerEraseView.as_view(),
+        name="customer-erase",
     ),
 ]

@@ -1,8 +1,10 @@
 """API authentication and authorisation: `Authorization: Api-Key <key>`, and deny by default.
 
 Every API view names its `scope_resource`; safe methods need `<resource>:read`, others
-`<resource>:write`. A view without a resource is refused to everyone. Staff users logged in to
-the admin may use the browsable API read-only views and the docs.
+`<resource>:write`. A view may instead name one `scope` that every method needs (the PIPL
+export and erasure: `personal_data:read`, `personal_data:erase`). A view without either is
+refused to everyone. Staff users logged in to the admin may use the browsable API read-only
+views and the docs.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
 KEYWORD = "Api-Key"
 PERSONAL_DATA_SCOPE = "personal_data:read"
+PERSONAL_DATA_ERASE_SCOPE = "personal_data:erase"
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -51,6 +54,9 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 
 def required_scope(request: Request, view: "APIView") -> str | None:
+    scope = getattr(view, "scope", None)
+    if scope is not None:
+        return str(scope)
     resource = getattr(view, "scope_resource", None)
     if resource is None:
         return None

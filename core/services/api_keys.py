@@ -25,6 +25,8 @@ RESOURCES = (
 SCOPES = (
     *(f"{resource}:{access}" for resource in RESOURCES for access in ("read", "write")),
     "personal_data:read",
+    # Erasing a customer's personal data (PIPL), which nothing else grants.
+    "personal_data:erase",
 )
 ERROR_UNKNOWN_SCOPE = "unknown_scope"
 ERROR_NO_SCOPES = "no_scopes"

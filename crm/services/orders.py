@@ -314,7 +314,9 @@ def _orders_write(
 
     touched = {customer_id for _position, customer_id in inserted}
     for _position, _order_id, customer_id, previous_customer_id, _purchased_at in updated:
-        touched.update((customer_id, previous_customer_id))
+        touched.add(customer_id)
+        if previous_customer_id is not None:  # None: detached when its customer was erased
+            touched.add(previous_customer_id)
     customers_mark_dirty(touched)
     _orders_changed_after_commit(touched)
     outcome = OrdersOutcome(

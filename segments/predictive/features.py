@@ -84,6 +84,7 @@ _ORDERS_SQL = """
            count(*) FILTER (WHERE o.paid_at >= %(end)s) AS future_orders
     FROM crm_order o
     WHERE o.paid_at < %(label_end)s
+      AND o.customer_id IS NOT NULL  -- NULL: orders of erased customers, nobody's
     GROUP BY o.customer_id
     HAVING min(o.paid_at) < %(end)s
 """

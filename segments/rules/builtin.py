@@ -411,7 +411,9 @@ def _compile_purchased(leaf: Leaf, ctx: CompileContext) -> Sql:
     # items of these SKUs or categories in purchased orders, newest last, with their customer
     # and order.
     items = Sql(f"SELECT i.customer_id FROM crm_orderitem i WHERE i.{key} = ANY(")  # noqa: S608
+    # Items of erased customers' orders have no customer (is_member needs no NULL).
     items = items + param(list(leaf.params[key])) + "::text[]) AND i.purchased_at IS NOT NULL"
+    items = items + " AND i.customer_id IS NOT NULL"
     within_days = leaf.params["within_days"]
     if within_days is not None:
         purchased_at = Sql("i.purchased_at")
