@@ -202,6 +202,16 @@ WEBHOOK_TIMEOUT_SECONDS = get_from_env("WEBHOOK_TIMEOUT_SECONDS", 5.0, cast=floa
 WEBHOOK_MAX_ATTEMPTS = get_from_env("WEBHOOK_MAX_ATTEMPTS", 6, cast=int)
 WEBHOOK_RETRY_BASE_SECONDS = get_from_env("WEBHOOK_RETRY_BASE_SECONDS", 30, cast=int)
 
+# --- Who is calling: the client's address (core.client_ip) for API keys' allowed addresses and
+# the admin login's lockout. Behind N proxies that each append to X-Forwarded-For, set N; with 0
+# the header is ignored (a client could write anything in it). ---
+TRUSTED_PROXY_COUNT = get_from_env("TRUSTED_PROXY_COUNT", 0, cast=int)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
+# API keys unused for this many days (never-used keys this old included) are flagged in the
+# admin (长期未使用).
+API_KEY_UNUSED_DAYS = get_from_env("API_KEY_UNUSED_DAYS", 90, cast=int)
+
 # --- REST API: deny by default; API keys carry scopes. ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
