@@ -23,7 +23,10 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from core import beat_admin  # noqa: F401 - replaces django-celery-beat's admins
+from core import (
+    beat_admin,  # noqa: F401 - replaces django-celery-beat's admins
+    otp_admin,  # noqa: F401 - replaces django-otp's TOTP devices' admin
+)
 from core.actors import actor_label, actor_labels
 from core.api_key_owners import owner_choices, owner_names
 from core.business_time import business_time_label
