@@ -10,9 +10,11 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path
 
 from console.overview import overview_context
 from core.admin_login import AdminLoginForm, is_verified, otp_required_for
+from core.two_step import two_step_view
 
 
 class ConsoleAdminSite(admin.AdminSite):
@@ -24,6 +26,13 @@ class ConsoleAdminSite(admin.AdminSite):
         if not super().has_permission(request):
             return False
         return not otp_required_for(request.user) or is_verified(request.user)
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        # Each user's own authenticator apps (二次验证), before the admin's catch-all patterns.
+        return [
+            path("two-step/", self.admin_view(two_step_view), name="two_step"),
+            *super().get_urls(),
+        ]
 
     def index(self, request: HttpRequest, extra_context: Any = None) -> TemplateResponse:
         context = {"overview": overview_context(request), **(extra_context or {})}

@@ -62,3 +62,21 @@ def test_a_superuser_logs_in_with_the_code_of_their_app(
     page.get_by_role("button", name="登录").click()
     expect(page).to_have_url(re.compile(r"/admin/$"))
     expect(page.locator("#user-tools")).to_contain_text("注销")
+
+
+def test_an_operator_sets_up_their_authenticator_app(
+    operator_page: Page, operator: User, screenshot: Callable[..., Path]
+) -> None:
+    page = operator_page
+    page.goto("/admin/two-step/")
+    expect(page.locator("#two-step-devices")).to_have_text("暂无。")
+    page.get_by_role("button", name="绑定身份验证器").click()
+    expect(page.locator("#two-step-qrcode")).to_be_visible()
+    screenshot(page, "qrcode")
+    device = TOTPDevice.objects.get(user=operator)
+    code = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    code.time = time.time()
+    page.get_by_label("验证码").fill(f"{code.token():06d}")
+    page.get_by_role("button", name="确认").click()
+    expect(page.locator(".messagelist")).to_contain_text("身份验证器已绑定。")
+    expect(page.locator("#two-step-devices")).to_contain_text("authenticator")
