@@ -116,9 +116,10 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 # A username is locked from one address after this many failed admin logins in a row, for this
-# many minutes (a failure while locked starts the wait again).
+# many minutes (a failure while locked starts the wait again; 0: until an administrator unlocks).
 AXES_FAILURE_LIMIT = get_from_env("ADMIN_LOGIN_FAILURE_LIMIT", 5, cast=int)
-AXES_COOLOFF_TIME = timedelta(minutes=get_from_env("ADMIN_LOGIN_LOCKOUT_MINUTES", 30, cast=int))
+_LOCKOUT_MINUTES = get_from_env("ADMIN_LOGIN_LOCKOUT_MINUTES", 30, cast=int)
+AXES_COOLOFF_TIME = timedelta(minutes=_LOCKOUT_MINUTES) if _LOCKOUT_MINUTES > 0 else None
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_ONLY_ADMIN_SITE = True  # the API's keys are no passwords: only the admin login is guarded
 AXES_RESET_ON_SUCCESS = True  # a successful login forgets the failures before it

@@ -237,3 +237,16 @@ def test_a_session_opened_without_the_code_is_refused_once_the_setting_is_on(
         response = client.get(INDEX)
     assert response.status_code == 302
     assert response["Location"].startswith(LOGIN)
+
+
+@override_settings(AXES_COOLOFF_TIME=None)  # ADMIN_LOGIN_LOCKOUT_MINUTES=0
+def test_without_a_cool_off_the_lock_holds_until_an_administrator_lifts_it(staff: User) -> None:
+    with time_machine.travel(NOW, tick=False):
+        client = _client()
+        for _attempt in range(5):
+            response = _login(client, "yunying", "wrong")
+    assert "请联系管理员解锁" in response.content.decode()
+    with time_machine.travel(NOW + dt.timedelta(days=30), tick=False):
+        assert _login(client, "yunying", PASSWORD).status_code == 429
+        AccessAttempt.objects.all().delete()  # 后台登录 › 登录失败记录: deleted
+        assert _login(client, "yunying", PASSWORD).status_code == 302
