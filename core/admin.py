@@ -6,22 +6,30 @@ created with their secret shown once, revoked, never edited."""
 import json
 from collections.abc import Mapping
 from contextvars import ContextVar
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, cast
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, ImproperlyConfigured
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from core import beat_admin  # noqa: F401 - replaces django-celery-beat's admins
+from core import (
+    beat_admin,  # noqa: F401 - replaces django-celery-beat's admins
+    otp_admin,  # noqa: F401 - replaces django-otp's TOTP devices' admin
+)
 from core.actors import actor_label, actor_labels
+from core.api_key_owners import owner_choices, owner_names
+from core.business_time import business_time_label
 from core.errors import DomainError
 from core.models import ApiKey
 from core.services.api_keys import SCOPES, api_key_create, api_key_revoke
@@ -349,25 +357,135 @@ class ServiceAdmin(LargeListAdmin):
             self.message_refusal(request, refusal)
 
 
+def unused_since() -> datetime:
+    """Keys neither used nor created after this moment are flagged unused (长期未使用)."""
+    return timezone.now() - timedelta(days=settings.API_KEY_UNUSED_DAYS)
+
+
+def unused_keys(queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+    """The active keys of `queryset` unused for API_KEY_UNUSED_DAYS: last used before then, or
+    never used and created before then."""
+    since = unused_since()
+    return queryset.filter(revoked_at__isnull=True).filter(
+        Q(last_used_at__lt=since) | Q(last_used_at__isnull=True, created_at__lt=since)
+    )
+
+
+def is_unused(api_key: ApiKey) -> bool:
+    """Whether an active key is flagged unused (a revoked one no longer needs attention)."""
+    if api_key.revoked_at is not None:
+        return False
+    return (api_key.last_used_at or api_key.created_at) < unused_since()
+
+
+class UnusedKeyFilter(admin.SimpleListFilter):
+    title = _("usage")
+    parameter_name = "unused"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Unused for a long time")), ("no", _("Used recently"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+        if self.value() == "yes":
+            return unused_keys(queryset)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=unused_keys(queryset).values("pk"))
+        return queryset
+
+
+class ExpiredKeyFilter(admin.SimpleListFilter):
+    title = _("expiry")
+    parameter_name = "expired"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Expired")), ("no", _("Not expired"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+        now = timezone.now()
+        if self.value() == "yes":
+            return queryset.filter(expires_at__lte=now)
+        if self.value() == "no":
+            return queryset.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        return queryset
+
+
 class ApiKeyCreateForm(forms.ModelForm):
     scope_choices = forms.MultipleChoiceField(
         label=_("scopes"),
         choices=[(scope, scope) for scope in SCOPES],
         widget=forms.CheckboxSelectMultiple,
     )
+    expires_at = forms.DateTimeField(
+        label=_("expires at"),
+        required=False,
+        help_text=_("Business time, e.g. 2027-06-30 18:00. Empty: never expires."),
+    )
+    allowed_ips_text = forms.CharField(
+        label=_("allowed IPs"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            "Addresses (203.0.113.7) or networks (203.0.113.0/24), one per line or "
+            "separated by commas. Empty: anywhere."
+        ),
+    )
+    staff_member = forms.TypedChoiceField(
+        label=_("bound to staff member"),
+        required=False,
+        coerce=int,
+        empty_value=None,
+        help_text=_(
+            "The key answers only for this staff member's customers. Empty: every customer."
+        ),
+    )
 
     class Meta:
         model = ApiKey
         fields = ["name"]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["staff_member"].choices = [("", "---------"), *owner_choices()]  # type: ignore[attr-defined]
+
+    def allowed_ips(self) -> list[str]:
+        text = self.cleaned_data.get("allowed_ips_text") or ""
+        return [entry for entry in text.replace(",", "\n").splitlines() if entry.strip()]
+
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "scope_list", "created_at", "last_used_at", "revoked_at"]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+class ApiKeyAdmin(ServiceAdmin):
+    list_display = [
+        "name",
+        "prefix",
+        "scope_list",
+        "owner",
+        "expiry",
+        "allowed_ip_list",
+        "created",
+        "last_used",
+        "unused",
+        "revoked_at",
+    ]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), UnusedKeyFilter, ExpiredKeyFilter]
     search_fields = ["name", "=prefix"]
-    readonly_fields = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = [
+        "name",
+        "prefix",
+        "scopes",
+        "owner",
+        "expiry",
+        "allowed_ip_list",
+        "created",
+        "last_used",
+        "unused",
+        "revoked_at",
+    ]
     actions = ["revoke"]
+    service_field_names = {
+        "scopes": "scope_choices",
+        "allowed_ips": "allowed_ips_text",
+        "staff_member_id": "staff_member",
+    }
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -380,14 +498,29 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return self.readonly_fields if obj is not None else []
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self.readonly_fields if obj is not None else ["name", "scope_choices"]
+        if obj is not None:
+            return self.readonly_fields
+        return ["name", "scope_choices", "expires_at", "allowed_ips_text", "staff_member"]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # keys are created and revoked, never edited
 
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        # The bound staff members' names for the whole page, in one query.
+        rows = list(changelist.result_list)
+        names = owner_names({row.staff_member_id for row in rows if row.staff_member_id})
+        for row in rows:
+            row._owner_names = names
+        return changelist
+
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         api_key, raw_key = api_key_create(
-            name=form.cleaned_data["name"], scopes=form.cleaned_data["scope_choices"]
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scope_choices"],
+            expires_at=form.cleaned_data.get("expires_at"),
+            allowed_ips=form.allowed_ips(),
+            staff_member_id=form.cleaned_data.get("staff_member"),
         )
         obj.pk = api_key.pk
         self.message_user(
@@ -399,6 +532,42 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.display(description=_("scopes"))
     def scope_list(self, api_key: ApiKey) -> str:
         return ", ".join(api_key.scopes)
+
+    @admin.display(description=_("bound to staff member"))
+    def owner(self, api_key: ApiKey) -> str:
+        if api_key.staff_member_id is None:
+            return gettext("Every customer")
+        names = getattr(api_key, "_owner_names", None)
+        if names is None:
+            names = owner_names([api_key.staff_member_id])
+        return names.get(api_key.staff_member_id) or gettext("Deleted staff member #%(id)d") % {
+            "id": api_key.staff_member_id
+        }
+
+    @admin.display(description=_("expires at"), ordering="expires_at")
+    def expiry(self, api_key: ApiKey) -> str:
+        if api_key.expires_at is None:
+            return gettext("Never")
+        label = business_time_label(api_key.expires_at)
+        if api_key.expires_at <= timezone.now():
+            return gettext("Expired (%(time)s)") % {"time": label}
+        return label
+
+    @admin.display(description=_("allowed IPs"))
+    def allowed_ip_list(self, api_key: ApiKey) -> str:
+        return ", ".join(api_key.allowed_ips) or gettext("Anywhere")
+
+    @admin.display(description=_("created at"), ordering="created_at")
+    def created(self, api_key: ApiKey) -> str:
+        return business_time_label(api_key.created_at)
+
+    @admin.display(description=_("last used"), ordering="last_used_at")
+    def last_used(self, api_key: ApiKey) -> str:
+        return business_time_label(api_key.last_used_at, empty=gettext("Never used"))
+
+    @admin.display(description=_("usage"))
+    def unused(self, api_key: ApiKey) -> str:
+        return gettext("Unused for a long time") if is_unused(api_key) else ""
 
     @admin.action(description=_("Revoke the selected keys"))
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:

@@ -14,8 +14,9 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
+from core.client_ip import client_ip
 from core.models import ApiKey
-from core.services.api_keys import api_key_authenticate
+from core.services.api_keys import ApiKeyRefused, api_key_authenticate
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -31,7 +32,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         keyword, _sep, raw_key = header.partition(" ")
         if keyword != KEYWORD:
             return None
-        api_key = api_key_authenticate(raw_key.strip())
+        try:
+            api_key = api_key_authenticate(raw_key.strip(), client_ip=client_ip(request._request))
+        except ApiKeyRefused as refusal:  # expired, or not from an allowed address: say which
+            raise exceptions.AuthenticationFailed(refusal.message, code=refusal.code) from None
         if api_key is None:
             raise exceptions.AuthenticationFailed(_("Invalid or revoked API key."))
         return (None, api_key)
