@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from core.api.auth import actor_of, may_see_personal_data
 from core.api.throttling import SCOPE_IDENTITY_LOOKUP
-from core.errors import NotFound
+from core.errors import NotFound, ValidationFailed
 from crm.api.customers import (
     ConsentOutSerializer,
     CustomerOutSerializer,
@@ -28,6 +28,12 @@ from crm.api.customers import (
     customer_or_404,
 )
 from crm.api.identities import IdentitySerializer
+from crm.api.scoping import (
+    ERROR_OWNER_OUT_OF_SCOPE,
+    customer_visible,
+    refs_in_scope_or_404,
+    scope_owner_userid,
+)
 from crm.models import Customer
 from crm.selectors.customers import customer_find_by_identity, customer_profile_for_sidebar
 from crm.services.customers import ERROR_CUSTOMER_NOT_FOUND, customer_update, customer_upsert
@@ -67,20 +73,20 @@ def _detail_payload(request: Request, customer: Customer) -> dict[str, Any]:
 
 class CustomerDetailView(APIView):
     scope_resource = "customers"
+    customer_scope = "owner"
 
     @extend_schema(responses=CustomerDetailSerializer)
     def get(self, request: Request, customer_id: int) -> Response:
-        return Response(_detail_payload(request, customer_or_404(customer_id)))
+        return Response(_detail_payload(request, customer_or_404(customer_id, request)))
 
     @extend_schema(request=ProfileInSerializer, responses=CustomerDetailSerializer)
     def patch(self, request: Request, customer_id: int) -> Response:
         serializer = ProfileInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        customer_or_404(customer_id)
-        customer_update(
-            customer_id=customer_id, profile=serializer.validated_data, actor=actor_of(request)
-        )
-        return Response(_detail_payload(request, customer_or_404(customer_id)))
+        customer_or_404(customer_id, request)
+        profile = _profile_in_scope(request, serializer.validated_data)
+        customer_update(customer_id=customer_id, profile=profile, actor=actor_of(request))
+        return Response(_detail_payload(request, customer_or_404(customer_id, request)))
 
 
 _NAMESPACE_PARAMETER = OpenApiParameter(
@@ -93,6 +99,7 @@ class CustomerByIdentityView(APIView):
     `PUT` creates or updates the customer that identity names."""
 
     scope_resource = "customers"
+    customer_scope = "owner"
 
     def probe_rate_limit_scope(self, request: Request) -> str | None:
         """A lookup (or an upsert, 200 against 201) answers whether a guessed phone number
@@ -113,7 +120,7 @@ class CustomerByIdentityView(APIView):
     @extend_schema(parameters=[_NAMESPACE_PARAMETER], responses=CustomerDetailSerializer)
     def get(self, request: Request, provider: str, value: str) -> Response:
         customer = customer_find_by_identity(self._key(request, provider, value))
-        if customer is None:
+        if customer is None or not customer_visible(request, customer):
             raise NotFound(ERROR_CUSTOMER_NOT_FOUND, gettext("No customer has this identity."))
         return Response(_detail_payload(request, customer))
 
@@ -128,6 +135,8 @@ class CustomerByIdentityView(APIView):
         serializer.is_valid(raise_exception=True)
         profile = dict(serializer.validated_data)
         extra_identities = profile.pop("identities", [])
+        refs_in_scope_or_404(request, customer_ids=[], identities=[key, *extra_identities])
+        profile = _profile_in_scope(request, profile)
         customer, created = customer_upsert(
             identities=[key, *extra_identities], profile=profile, actor=actor_of(request)
         )
@@ -135,3 +144,18 @@ class CustomerByIdentityView(APIView):
             _detail_payload(request, customer),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+
+def _profile_in_scope(request: Request, profile: dict[str, Any]) -> dict[str, Any]:
+    """For a key bound to a staff member: its customers stay (or become) that owner's; a
+    profile naming another owner is refused."""
+    owner = scope_owner_userid(request)
+    if owner is None:
+        return profile
+    if profile.get("owner", owner) != owner:
+        raise ValidationFailed(
+            ERROR_OWNER_OUT_OF_SCOPE,
+            gettext("This key may not give customers to others."),
+            detail={"owner": [gettext("This key may not give customers to others.")]},
+        )
+    return {**profile, "owner": owner}

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 KEYWORD = "Api-Key"
 PERSONAL_DATA_SCOPE = "personal_data:read"
+# Users without it see only the customers they own (crm.selectors.scoping).
+VIEW_ALL_CUSTOMERS_PERMISSION = "crm.view_all_customers"
+ERROR_OWNER_SCOPE = "owner_scope_refused"
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -76,6 +79,33 @@ class HasScope(permissions.BasePermission):
         if isinstance(request.auth, ApiKey):
             return scope in request.auth.scopes
         return _is_staff(request) and scope.endswith(":read")
+
+
+def is_owner_scoped(request: Request) -> bool:
+    """Whether the caller answers for one owner's customers only: a key bound to a staff
+    member, or a user without `crm.view_all_customers` (a 导购's login)."""
+    if isinstance(request.auth, ApiKey):
+        return request.auth.staff_member_id is not None
+    user = getattr(request, "user", None)
+    return not (user is not None and user.has_perm(VIEW_ALL_CUSTOMERS_PERMISSION))
+
+
+class RespectsOwnerScope(permissions.BasePermission):
+    """Deny by default for callers scoped to one owner's customers. A view declares
+    `customer_scope = "owner"` when it narrows what it reads and writes to the caller's
+    customers (crm.api.scoping), or `"none"` when it touches no customer and counts none;
+    any other view (a segment's size, a campaign's report, a tag's holders) counts every
+    customer and is refused to them."""
+
+    message = _(
+        "This endpoint counts every customer; a key bound to a staff member may not use it."
+    )
+    code = ERROR_OWNER_SCOPE
+
+    def has_permission(self, request: Request, view: "APIView") -> bool:
+        if getattr(view, "customer_scope", None) in ("owner", "none"):
+            return True
+        return not is_owner_scoped(request)
 
 
 class CanReadSchema(permissions.BasePermission):

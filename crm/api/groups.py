@@ -11,11 +11,12 @@ from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.auth import actor_of
+from core.api.auth import ERROR_OWNER_SCOPE, actor_of
 from core.api.filters import SelectorFilterSet
 from core.errors import NotFound
 from core.validators import validate_event_time
 from crm.api.customer_refs import CustomerRefsSerializer
+from crm.api.scoping import OwnerScopedMixin, OwnerScopeRefused, request_customer_scope
 from crm.models import Group, GroupKind, GroupMembership
 from crm.selectors.groups import group_list, group_memberships
 from crm.services.groups import (
@@ -124,7 +125,7 @@ class MembersSyncOutSerializer(serializers.Serializer):
     )
 
 
-class GroupMembersView(generics.ListAPIView):
+class GroupMembersView(OwnerScopedMixin, generics.ListAPIView):
     """`GET`: the current members (`?include_left=true`: every stay, past ones too).
     `PUT`: the full member list; joins and leaves are recorded, history kept."""
 
@@ -146,6 +147,11 @@ class GroupMembersView(generics.ListAPIView):
 
     @extend_schema(request=MembersSyncInSerializer, responses=MembersSyncOutSerializer)
     def put(self, request: Request, group_id: int) -> Response:
+        if not request_customer_scope(request).sees_all:
+            # The full member list names every owner's customers: not for one owner's key.
+            raise OwnerScopeRefused(
+                ERROR_OWNER_SCOPE, gettext("A key bound to a staff member may not sync members.")
+            )
         serializer = MembersSyncInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from core.api.auth import actor_of
 from core.api.filters import SelectorFilterSet
 from crm.api.customer_refs import CustomerRefsSerializer
+from crm.api.scoping import refs_in_scope_or_404
 from crm.models import Tag, TagGroup, TagSource
 from crm.selectors.tags import tag_group_list, tag_list
 from crm.services.identities import customers_named
@@ -86,6 +87,7 @@ class TagFilter(NameSearchFilter):
 
 class TagGroupListView(generics.ListAPIView):
     scope_resource = "tags"
+    customer_scope = "none"
     serializer_class = TagGroupOutSerializer
     filterset_class = TagGroupFilter
     queryset = TagGroup.objects.all()
@@ -103,6 +105,7 @@ class TagGroupListView(generics.ListAPIView):
 
 class TagGroupDetailView(generics.RetrieveAPIView):
     scope_resource = "tags"
+    customer_scope = "none"
     serializer_class = TagGroupOutSerializer
     queryset = tag_group_list()
     lookup_url_kwarg = "group_id"
@@ -204,12 +207,16 @@ class TagsAssignView(APIView):
     customer's other tag of that group."""
 
     scope_resource = "tags"
+    customer_scope = "owner"
 
     @extend_schema(request=TagsChangeInSerializer, responses=TagsAssignOutSerializer)
     def post(self, request: Request) -> Response:
         serializer = TagsChangeInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        refs_in_scope_or_404(
+            request, customer_ids=data["customer_ids"], identities=data["identities"]
+        )
         tags = tags_resolve(refs=data["tags"], create_missing=data["create_missing"])
         customer_ids, _unknown = customers_named(
             customer_ids=data["customer_ids"],
@@ -234,12 +241,16 @@ class TagsRemoveView(APIView):
     counted and skipped."""
 
     scope_resource = "tags"
+    customer_scope = "owner"
 
     @extend_schema(request=TagsChangeInSerializer, responses=TagsRemoveOutSerializer)
     def post(self, request: Request) -> Response:
         serializer = TagsChangeInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        refs_in_scope_or_404(
+            request, customer_ids=data["customer_ids"], identities=data["identities"]
+        )
         tags = tags_resolve(refs=data["tags"], create_missing=False)
         customer_ids, unknown = customers_named(
             customer_ids=data["customer_ids"],
