@@ -30,7 +30,7 @@ from crm.api.scoping import (
 )
 from crm.inputs import CustomerIn
 from crm.models import Customer, CustomerMerge, Gender, Identity, SourceChannel
-from crm.personal_data import display_value
+from crm.personal_data import display_value, mask_birthday
 from crm.selectors.customers import customer_list
 from crm.services.customers import (
     ERROR_CUSTOMER_NOT_FOUND,
@@ -63,6 +63,9 @@ class CustomerOutSerializer(serializers.ModelSerializer):
         source="owner.wecom_userid", default=None, allow_null=True, read_only=True
     )
     identities = IdentityOutSerializer(many=True, read_only=True)
+    birthday = serializers.SerializerMethodField(
+        help_text=_("YYYY-MM-DD; masked (****-**-**) without the personal_data:read scope.")
+    )
 
     class Meta:
         model = Customer
@@ -82,6 +85,14 @@ class CustomerOutSerializer(serializers.ModelSerializer):
             "updated_at",
             "identities",
         ]
+
+    def get_birthday(self, customer: Customer) -> str | None:
+        """The birthday is 敏感个人信息: shown only to who may see personal data."""
+        if customer.birthday is None:
+            return None
+        if self.context.get("may_see_personal_data", False):
+            return customer.birthday.isoformat()
+        return mask_birthday(customer.birthday)
 
 
 class ProfileInSerializer(serializers.Serializer):

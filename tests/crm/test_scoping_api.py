@@ -4,6 +4,7 @@ customers only, on every endpoint that reads or writes customer data; every othe
 everyone."""
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import pytest
@@ -93,8 +94,8 @@ class World:
     unbound: APIClient
 
 
-def _client(*, staff_member: StaffMember | None) -> APIClient:
-    api_key, raw_key = api_key_create(name="sidebar", scopes=SCOPES)
+def _client(*, staff_member: StaffMember | None, scopes: Any = SCOPES) -> APIClient:
+    api_key, raw_key = api_key_create(name="sidebar", scopes=scopes)
     api_key.staff_member_id = staff_member.pk if staff_member else None
     api_key.save(update_fields=["staff_member_id"])
     client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
@@ -419,3 +420,20 @@ def test_a_scoped_session_user_of_the_browsable_api_sees_their_own(world: World)
     rows = client.get("/api/v1/customers").json()["results"]
     assert sorted(row["id"] for row in rows) == sorted([world.a1.pk, world.a2.pk])
     assert client.get("/api/v1/segments").json()["code"] == "owner_scope_refused"
+
+
+def test_the_birthday_is_masked_without_the_personal_data_scope(world: World) -> None:
+    world.a1.birthday = date(1990, 5, 6)
+    world.a1.save(update_fields=["birthday"])
+    reader = _client(staff_member=None, scopes=["customers:read"])
+    for url in ("/api/v1/customers", f"/api/v1/customers/{world.a1.pk}"):
+        masked = reader.get(url).json()
+        unmasked = world.unbound.get(url).json()
+        if "results" in masked:
+            masked, unmasked = (
+                next(row for row in body["results"] if row["id"] == world.a1.pk)
+                for body in (masked, unmasked)
+            )
+        else:
+            masked, unmasked = masked["customer"], unmasked["customer"]
+        assert (masked["birthday"], unmasked["birthday"]) == ("****-**-**", "1990-05-06")
