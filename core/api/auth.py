@@ -93,17 +93,22 @@ def is_owner_scoped(request: Request) -> bool:
 class RespectsOwnerScope(permissions.BasePermission):
     """Deny by default for callers scoped to one owner's customers. A view declares
     `customer_scope = "owner"` when it narrows what it reads and writes to the caller's
-    customers (crm.api.scoping), or `"none"` when it touches no customer and counts none;
-    any other view (a segment's size, a campaign's report, a tag's holders) counts every
-    customer and is refused to them."""
+    customers (crm.api.scoping), or `"reads"` when its reads are narrowed so (or touch no
+    customer) but its writes would reach every owner's customers (deleting a tag untags
+    everyone): those are refused. Any other view (a segment's size, a campaign's report)
+    counts every customer and is refused to them."""
 
     message = _(
-        "This endpoint counts every customer; a key bound to a staff member may not use it."
+        "This endpoint reaches every owner's customers; a key bound to a staff member may not"
+        " use it."
     )
     code = ERROR_OWNER_SCOPE
 
     def has_permission(self, request: Request, view: "APIView") -> bool:
-        if getattr(view, "customer_scope", None) in ("owner", "none"):
+        declared = getattr(view, "customer_scope", None)
+        if declared == "owner":
+            return True
+        if declared == "reads" and request.method in permissions.SAFE_METHODS:
             return True
         return not is_owner_scoped(request)
 

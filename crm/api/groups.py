@@ -62,7 +62,11 @@ class GroupFilter(SelectorFilterSet):
         fields: list[str] = []
 
     def select(self, data: dict[str, Any]) -> Any:
-        return group_list(kind=data.get("kind") or None, search=data.get("search") or None)
+        return group_list(
+            kind=data.get("kind") or None,
+            search=data.get("search") or None,
+            members_in=request_customer_scope(self.request),
+        )
 
 
 def _group_out(group_id: int) -> dict[str, Any]:
@@ -70,7 +74,10 @@ def _group_out(group_id: int) -> dict[str, Any]:
 
 
 class GroupListView(generics.ListAPIView):
+    """Groups with their current member counts (of a bound key's owner's, for such a key)."""
+
     scope_resource = "groups"
+    customer_scope = "reads"
     serializer_class = GroupOutSerializer
     filterset_class = GroupFilter
     queryset = Group.objects.all()
@@ -85,9 +92,13 @@ class GroupListView(generics.ListAPIView):
 
 class GroupDetailView(generics.RetrieveAPIView):
     scope_resource = "groups"
+    customer_scope = "reads"
     serializer_class = GroupOutSerializer
     queryset = group_list()
     lookup_url_kwarg = "group_id"
+
+    def get_queryset(self) -> Any:
+        return group_list(members_in=request_customer_scope(self.request))
 
     @extend_schema(request=GroupUpdateInSerializer, responses=GroupOutSerializer)
     def patch(self, request: Request, group_id: int) -> Response:

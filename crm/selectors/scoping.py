@@ -80,6 +80,16 @@ def scope_by_owner(
     return queryset.filter(**{f"{customer_field}__in": _owned_customer_ids(scope.owner_id)})
 
 
+def owned_condition(scope: CustomerScope, *, customer_path: str) -> Q:
+    """A condition on rows joined to their customer through `customer_path` (e.g.
+    "customer", "memberships__customer"): true of the rows `scope` may see. For annotations
+    (a count of a tag's holders), where an empty queryset cannot stand."""
+    if scope.sees_all:
+        return Q()
+    # No customer has owner 0 (ids start at 1): a scope seeing nobody counts nothing.
+    return Q(**{f"{customer_path}__owner_id": scope.owner_id or 0})
+
+
 def customers_visible_to_user(user: Any) -> QuerySet[Customer]:
     return scope_by_owner(Customer.objects.all(), customer_scope_of_user(user), customer_field="")
 

@@ -74,7 +74,16 @@ SCOPED_VIEWS = {
     "CustomerSegmentsView",
     "CustomerDeliveryListView",
 }
-CUSTOMER_FREE_VIEWS = {"TagGroupListView", "TagGroupDetailView"}
+# Views whose reads are narrowed to the caller's customers (or touch none) but whose writes
+# would reach every owner's customers: reads only for a bound key.
+READ_VIEWS = {
+    "TagGroupListView",
+    "TagGroupDetailView",
+    "TagListView",
+    "TagDetailView",
+    "GroupListView",
+    "GroupDetailView",
+}
 
 PHONE_A = "13800000001"
 PHONE_B = "13800000002"
@@ -393,12 +402,16 @@ def test_every_view_touching_customers_is_classified() -> None:
         for view in [pattern.callback.view_class.__name__]  # type: ignore[attr-defined]
     }
     assert {view for view, scope in declared.items() if scope == "owner"} == SCOPED_VIEWS
-    assert {view for view, scope in declared.items() if scope == "none"} == CUSTOMER_FREE_VIEWS
+    assert {view for view, scope in declared.items() if scope == "reads"} == READ_VIEWS
 
 
 @pytest.mark.parametrize(
     ("method", "url", "view"),
-    [route for route in ROUTES if route[2] not in SCOPED_VIEWS | CUSTOMER_FREE_VIEWS],
+    [
+        route
+        for route in ROUTES
+        if route[2] not in SCOPED_VIEWS and not (route[2] in READ_VIEWS and route[0] == "get")
+    ],
 )
 def test_endpoints_counting_every_customer_refuse_a_bound_key(world, method, url, view) -> None:
     response = getattr(world.bound, method)(url, {}, format="json")
@@ -437,3 +450,34 @@ def test_the_birthday_is_masked_without_the_personal_data_scope(world: World) ->
         else:
             masked, unmasked = masked["customer"], unmasked["customer"]
         assert (masked["birthday"], unmasked["birthday"]) == ("****-**-**", "1990-05-06")
+
+
+def test_a_bound_key_counts_only_its_owners_tag_holders_and_group_members(world) -> None:
+    tag = TagFactory()
+    for customer in (world.a1, world.b1):
+        CustomerTag.objects.create(customer=customer, tag=tag)
+    bound_tags = world.bound.get("/api/v1/tags").json()["results"]
+    assert [(row["id"], row["customer_count"]) for row in bound_tags] == [(tag.pk, 1)]
+    assert world.bound.get(f"/api/v1/tags/{tag.pk}").json()["customer_count"] == 1
+    assert world.unbound.get(f"/api/v1/tags/{tag.pk}").json()["customer_count"] == 2
+
+    groups = world.bound.get("/api/v1/groups").json()["results"]
+    assert [(row["id"], row["member_count"]) for row in groups] == [(world.group_id, 2)]
+    assert world.bound.get(f"/api/v1/groups/{world.group_id}").json()["member_count"] == 2
+    assert world.unbound.get(f"/api/v1/groups/{world.group_id}").json()["member_count"] == 3
+
+
+def test_a_bound_key_may_not_change_what_every_owners_customers_hold(world: World) -> None:
+    tag = TagFactory()
+    CustomerTag.objects.create(customer=world.b1, tag=tag)
+    for method, url in [
+        ("delete", f"/api/v1/tags/{tag.pk}"),
+        ("delete", f"/api/v1/tag-groups/{tag.group_id}"),
+        ("delete", f"/api/v1/groups/{world.group_id}"),
+        ("post", "/api/v1/tags"),
+    ]:
+        response = getattr(world.bound, method)(url, {}, format="json")
+        assert response.status_code == 403, url
+        assert response.json()["code"] == "owner_scope_refused"
+    assert CustomerTag.objects.filter(customer=world.b1, tag=tag).exists()
+    assert GroupMembership.objects.filter(group_id=world.group_id).count() == 3
