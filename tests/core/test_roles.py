@@ -160,3 +160,15 @@ def test_sync_is_idempotent() -> None:
     assert {name: _permissions(name) for name in first} == first
     assert counts == {name: len(held) for name, held in first.items()}
     assert Group.objects.filter(name__in=[role.name for role in ROLES]).count() == len(ROLES)
+
+
+def test_migrate_puts_the_roles_back() -> None:
+    """The post_migrate hook: a `migrate` with nothing to apply still sets the roles."""
+    expected = _permissions(SALES)
+    Group.objects.get(name=SALES).permissions.clear()
+    Group.objects.filter(name=AUDITOR).delete()
+
+    call_command("migrate", verbosity=0)
+
+    assert _permissions(SALES) == expected
+    assert _permissions(AUDITOR) == {"core.view_auditevent"}
