@@ -249,7 +249,7 @@ REST_FRAMEWORK = {
         "core.api.auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["core.api.auth.HasScope"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.auth.HasScope", "core.api.auth.RespectsOwnerScope"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,

@@ -58,6 +58,7 @@ from core.business_time import business_time_label
 from core.errors import DomainError
 from core.validators import ERROR_INVALID_TEXT, json_error
 from crm.admin import PERSONAL_DATA_PERMISSION, CustomerAdmin
+from crm.admin_scoping import sees_all_customers
 from crm.models import Customer, Tag, TagSource
 from crm.services.tags import tags_assign, tags_remove
 from segments.admin import (
@@ -76,6 +77,14 @@ from segments.services.segments import segment_members_change
 # personal-data permission (PERSONAL_DATA_PERMISSION).
 ERASE_PERMISSION = "console.erase_personal_data"
 ERASE_REASON_MAX_LENGTH = 500
+
+# Who may export a customer list (导出): it writes an export record.
+EXPORT_PERMISSION = "console.add_customerexport"
+
+
+def may_export(request: HttpRequest) -> bool:
+    return request.user.has_perm(EXPORT_PERMISSION)
+
 
 # A bulk action names its customers in one statement; beyond this many, a segment is the tool
 # (a dynamic one, or a static list filled over the API).
@@ -165,7 +174,11 @@ class CustomerPageAdmin(CustomerAdmin):
         ]
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        context = {"export_limit": format_count(EXPORT_ROW_LIMIT), **(extra_context or {})}
+        context = {
+            "export_limit": format_count(EXPORT_ROW_LIMIT),
+            "may_export": may_export(request),
+            **(extra_context or {}),
+        }
         return super().changelist_view(request, context)
 
     def get_urls(self) -> list[URLPattern]:
@@ -256,7 +269,7 @@ class CustomerPageAdmin(CustomerAdmin):
         Takes the list's own query string, so the list's filters decide the rows."""
         if file_format not in ExportFormat.values:
             raise Http404
-        if not self.has_view_permission(request):
+        if not self.has_view_permission(request) or not may_export(request):
             raise PermissionDenied
         list_url = reverse("admin:crm_customer_changelist")
         try:
@@ -349,7 +362,19 @@ class CustomerPageAdmin(CustomerAdmin):
         }
         return TemplateResponse(request, "admin/console/customer_bulk_action.html", context)
 
-    @admin.action(description=_("Tag the selected customers"))
+    # Actions that write offered only to who may make the write (Django offers an action
+    # without permissions to every viewer of the list: 数据分析 and 审计 read only).
+    def has_tag_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("crm.add_customertag")
+
+    def has_untag_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("crm.delete_customertag")
+
+    def has_add_to_segment_permission(self, request: HttpRequest) -> bool:
+        # A segment's size counts every customer: not for a user scoped to their own.
+        return request.user.has_perm("segments.change_segment") and sees_all_customers(request)
+
+    @admin.action(description=_("Tag the selected customers"), permissions=["tag"])
     def tag_customers(
         self, request: HttpRequest, queryset: QuerySet[Customer]
     ) -> TemplateResponse | None:
@@ -373,7 +398,7 @@ class CustomerPageAdmin(CustomerAdmin):
             apply=apply,
         )
 
-    @admin.action(description=_("Remove a tag from the selected customers"))
+    @admin.action(description=_("Remove a tag from the selected customers"), permissions=["untag"])
     def untag_customers(
         self, request: HttpRequest, queryset: QuerySet[Customer]
     ) -> TemplateResponse | None:
@@ -397,7 +422,10 @@ class CustomerPageAdmin(CustomerAdmin):
             apply=apply,
         )
 
-    @admin.action(description=_("Add the selected customers to a static segment"))
+    @admin.action(
+        description=_("Add the selected customers to a static segment"),
+        permissions=["add_to_segment"],
+    )
     def add_to_segment(
         self, request: HttpRequest, queryset: QuerySet[Customer]
     ) -> TemplateResponse | None:

@@ -1,5 +1,7 @@
 """The export of a customer list (导出) as operators read it: Chinese headers, choices by
-their labels, times in business time, personal data masked unless the viewer may see it,
+their labels, times in business time, personal data masked unless the viewer may see it
+(the phone number and the birthday, 敏感个人信息, and the display name: a list exported
+without that permission names nobody),
 text made safe from spreadsheet formulas. Written as CSV (streamed, with a byte-order mark
 so that Excel reads it as UTF-8) or as .xlsx (openpyxl's write-only mode, row by row into
 a temporary file, so memory stays flat whatever the row count).
@@ -26,7 +28,7 @@ from openpyxl import Workbook
 
 from console.formatting import zone_label
 from crm.models import Customer, CustomerTag, Gender, Identity, IdentityProvider, SourceChannel
-from crm.personal_data import decrypt
+from crm.personal_data import decrypt, mask_birthday, mask_display_name
 from segments.models import CustomerMetrics, LifecycleState, RfmTier
 
 # Above this many rows an export is refused: the operator narrows the list first. A list
@@ -88,11 +90,22 @@ def customer_export_columns(*, may_see_personal_data: bool) -> list[Column]:
         # masks show them; a spreadsheet would take "+86…" for a sum to compute.
         return decrypt(value).removeprefix(home_prefix)
 
+    def display_name(row: dict[str, Any]) -> str:
+        name = row["display_name"]
+        return name if may_see_personal_data else mask_display_name(name)
+
+    def birthday(row: dict[str, Any]) -> str:
+        value = row["birthday"]
+        if not may_see_personal_data:
+            return mask_birthday(value)
+        return value.isoformat() if value else ""
+
     return [
         Column(gettext("Customer number"), lambda row: row["id"]),
-        Column(_field_header(Customer, "display_name"), lambda row: row["display_name"]),
+        Column(_field_header(Customer, "display_name"), display_name),
         Column(capfirst(gettext("phone")), phone),
         Column(_field_header(Customer, "gender"), lambda row: genders.get(row["gender"], "")),
+        Column(_field_header(Customer, "birthday"), birthday),
         Column(_field_header(Customer, "province"), lambda row: row["province"]),
         Column(_field_header(Customer, "city"), lambda row: row["city"]),
         Column(
@@ -158,6 +171,7 @@ def customer_export_values(
             "display_name",
             phone_key,
             "gender",
+            "birthday",
             "province",
             "city",
             "source_channel",

@@ -55,6 +55,7 @@ from console.selectors import (
     overview_rfm_tiers,
 )
 from crm.models import SourceChannel
+from crm.selectors.scoping import VIEW_ALL_CUSTOMERS_PERMISSION
 from segments.models import LifecycleState, RfmTier
 from segments.portrait import portrait_base
 from segments.presenters.lifecycle_moves import LIFECYCLE_MOVE_PARAMETER, LifecycleMove
@@ -520,6 +521,13 @@ def overview_context(request: HttpRequest) -> dict[str, Any]:
         ],
         "parameter": PERIOD_PARAMETER,
     }
+    if not user.has_perm(VIEW_ALL_CUSTOMERS_PERMISSION):
+        # Every panel counts every customer: not for a 导购, who sees their own only.
+        context["scoped_notice"] = gettext(
+            "The overview counts every customer; this account sees only the customers it"
+            " follows up. They are in the customer list."
+        )
+        return context
     if user.has_perms(KPIS_PERMISSIONS):
         context["kpis"] = _kpis_panel(period)
     if user.has_perms(LIFECYCLE_PERMISSIONS):

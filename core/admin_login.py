@@ -23,8 +23,9 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from core.services.roles import BRAND_ADMIN
+
 # The permission group whose members need a second factor (as superusers do).
-BRAND_ADMIN_GROUP = "品牌管理员"
 
 # Too Many Requests, as django-axes answers a lockout by default.
 LOCKOUT_STATUS = 429
@@ -79,7 +80,7 @@ def otp_required_for(user: Any) -> bool:
         return True
     cached = getattr(user, "_otp_required", None)
     if cached is None:
-        cached = user.groups.filter(name=BRAND_ADMIN_GROUP).exists()
+        cached = user.groups.filter(name=BRAND_ADMIN).exists()
         user._otp_required = cached
     return bool(cached)
 

@@ -7,6 +7,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
@@ -28,6 +30,7 @@ from core.admin import (
 )
 from core.api.throttling import SCOPE_SEARCH, rate_limit_consume
 from core.validators import validate_birthday
+from crm.admin_scoping import CustomerScopedAdmin, sees_all_customers
 from crm.models import (
     Consent,
     ConsentChannel,
@@ -49,7 +52,7 @@ from crm.models import (
     TagSource,
     source_label,
 )
-from crm.personal_data import display_value
+from crm.personal_data import display_value, mask_birthday
 from crm.selectors.customers import customer_search_condition
 from crm.selectors.tags import tag_group_list, tag_holder_estimates, tag_list
 from crm.services.customers import customer_create, customer_update, customers_delete
@@ -73,6 +76,8 @@ from crm.services.tags import (
 )
 
 PERSONAL_DATA_PERMISSION = "crm.view_personal_data"
+# The customer form's birthday for whoever may not see personal data: masked, read-only.
+BIRTHDAY_MASKED = "birthday_masked"
 
 
 # Whether whoever the current request serves may see personal data. Set around each customer
@@ -283,9 +288,13 @@ class ConsentListFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=holders)
 
 
-class CustomerAdmin(ServiceAdmin):
+class CustomerAdmin(CustomerScopedAdmin, ServiceAdmin):
     """The CRM's customer page. console.admin registers it, composed with the other apps'
-    sections. Deleting goes through customers_delete, all selected customers at once."""
+    sections. Deleting goes through customers_delete, all selected customers at once. A 导购
+    sees their own customers only (crm.admin_scoping), and may not give one away; the
+    birthday, 敏感个人信息, is shown masked to whoever may not see personal data."""
+
+    customer_field = ""
 
     list_display = [
         "id",
@@ -319,6 +328,31 @@ class CustomerAdmin(ServiceAdmin):
         OrderInline,
     ]
     actions = ["merge_customers", "mark_for_recomputation"]
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = super().get_list_filter(request)
+        if sees_all_customers(request):
+            return filters
+        # Scoped to one owner: the other staff members are no choice.
+        return [spec for spec in filters if spec != "owner"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_fields(request, obj))
+        if request.user.has_perm(PERSONAL_DATA_PERMISSION):
+            return fields
+        return [BIRTHDAY_MASKED if name == "birthday" else name for name in fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.has_perm(PERSONAL_DATA_PERMISSION):
+            readonly.append(BIRTHDAY_MASKED)
+        if not sees_all_customers(request):
+            readonly.append("owner")
+        return readonly
+
+    @admin.display(description=_("birthday"))
+    def birthday_masked(self, customer: Customer) -> str:
+        return mask_birthday(customer.birthday) or "-"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         phones = Identity.objects.filter(provider=IdentityProvider.PHONE).order_by("id")
@@ -390,7 +424,7 @@ class CustomerAdmin(ServiceAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         customers_delete(customer_ids=ids, actor=f"user:{request.user.pk}")
 
-    @admin.action(description=_("Merge the selected customers into one"))
+    @admin.action(description=_("Merge the selected customers into one"), permissions=["change"])
     def merge_customers(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         if len(ids) < 2:
@@ -408,7 +442,9 @@ class CustomerAdmin(ServiceAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description=_("Recompute scores of the selected customers"))
+    @admin.action(
+        description=_("Recompute scores of the selected customers"), permissions=["change"]
+    )
     def mark_for_recomputation(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         customers_mark_dirty(ids)
@@ -425,14 +461,20 @@ class CustomerAdmin(ServiceAdmin):
 
 @admin.register(StaffMember)
 class StaffMemberAdmin(ServiceAdmin):
-    list_display = ["wecom_userid", "name", "is_active", "created_at"]
+    """Staff members, each optionally bound to the admin login (`user`) that sees its
+    customers (a 导购 without `crm.view_all_customers`, see crm.admin_scoping)."""
+
+    list_display = ["wecom_userid", "name", "user", "is_active", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["wecom_userid", "name"]
-    fields = ["wecom_userid", "name", "is_active", "created_at"]
+    list_select_related = ["user"]
+    fields = ["wecom_userid", "name", "user", "is_active", "created_at"]
     readonly_fields = ["created_at"]
 
     def save_model(self, request: HttpRequest, obj: StaffMember, form: Any, change: bool) -> None:
-        data = form.cleaned_data
+        data = dict(form.cleaned_data)
+        user = data.pop("user", None)
+        data["user_id"] = user.pk if user is not None else None
         actor = f"user:{request.user.pk}"
         if change:
             staff_member_update(staff_member_id=obj.pk, actor=actor, **data)
@@ -441,6 +483,27 @@ class StaffMemberAdmin(ServiceAdmin):
 
     def delete_through_service(self, request: HttpRequest, object_id: int) -> None:
         staff_member_delete(staff_member_id=object_id, actor=f"user:{request.user.pk}")
+
+
+class BoundStaffMemberInline(ReadOnlyInline):
+    """On an admin user's page: the staff member bound to the login, whose customers a user
+    without `crm.view_all_customers` sees. Bound from the staff member's page."""
+
+    model = StaffMember
+    fk_name = "user"
+    fields = readonly_fields = ("wecom_userid", "name", "is_active")
+    verbose_name = verbose_name_plural = _("bound staff member")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class UserWithStaffMemberAdmin(UserAdmin):
+    inlines = [*UserAdmin.inlines, BoundStaffMemberInline]
+
+
+admin.site.unregister(User)
+admin.site.register(User, UserWithStaffMemberAdmin)
 
 
 @admin.register(TagGroup)
@@ -479,6 +542,15 @@ class TagAdmin(ServiceAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tag]:
         return tag_list(count_limit=EXACT_COUNT_LIMIT)
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        # The count is of every customer: not for a user who sees only their own.
+        columns = super().get_list_display(request)
+        return (
+            columns
+            if sees_all_customers(request)
+            else [c for c in columns if c != "customer_count"]
+        )
 
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         """Tags held by more customers than EXACT_COUNT_LIMIT show the statistics' estimate
@@ -532,6 +604,13 @@ class GroupAdmin(ServiceAdmin):
         )
         return super().get_queryset(request).annotate(member_count=Coalesce(Subquery(members), 0))
 
+    def get_list_display(self, request: HttpRequest) -> Any:
+        # The count is of every customer: not for a user who sees only their own.
+        columns = super().get_list_display(request)
+        return (
+            columns if sees_all_customers(request) else [c for c in columns if c != "member_count"]
+        )
+
     @admin.display(description=_("current members"), ordering="member_count")
     def member_count(self, group: Group) -> int:
         return group.member_count  # type: ignore[attr-defined]
@@ -564,7 +643,7 @@ class OrderItemInline(ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdmin):
+class OrderAdmin(CustomerScopedAdmin, ReadOnlyAdmin):
     list_display = [
         "external_id",
         "source_name",
@@ -594,7 +673,7 @@ class OrderAdmin(ReadOnlyAdmin):
 
 
 @admin.register(GroupMembership)
-class GroupMembershipAdmin(ReadOnlyAdmin):
+class GroupMembershipAdmin(CustomerScopedAdmin, ReadOnlyAdmin):
     list_display = ["group", "customer", "joined_at", "left_at"]
     list_filter = ["group__kind", ("left_at", admin.EmptyFieldListFilter)]
     search_fields = ["group__name"]
@@ -602,7 +681,7 @@ class GroupMembershipAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Interaction)
-class InteractionAdmin(ReadOnlyAdmin):
+class InteractionAdmin(CustomerScopedAdmin, ReadOnlyAdmin):
     list_display = ["kind", "customer", "occurred_at", "source_name"]
     source_name = _source_column("source", _("source"))
     # A date filter rather than a date hierarchy, as on orders.
@@ -615,7 +694,7 @@ class InteractionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Consent)
-class ConsentAdmin(ReadOnlyAdmin):
+class ConsentAdmin(CustomerScopedAdmin, ReadOnlyAdmin):
     list_display = ["customer", "channel", "status", "source_name", "changed_at"]
     source_name = _source_column("source", _("source"))
     list_filter = ["channel", "status"]
@@ -623,7 +702,8 @@ class ConsentAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CustomerMerge)
-class CustomerMergeAdmin(ActorLabelsAdmin, ReadOnlyAdmin):
+class CustomerMergeAdmin(CustomerScopedAdmin, ActorLabelsAdmin, ReadOnlyAdmin):
+    customer_field = "survivor_id"
     list_display = ["merged_customer_id", "survivor", "actor_label", "reason", "merged_at"]
     actor_fields = ("actor",)
     actor_label = actor_column("actor", _("actor"))

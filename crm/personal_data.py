@@ -5,6 +5,7 @@ MultiFernet), found by a keyed HMAC-SHA256 hash and shown masked to anyone witho
 import hashlib
 import hmac
 import re
+from datetime import date
 from functools import cache
 from typing import NamedTuple
 
@@ -198,3 +199,19 @@ def display_value(
     if may_see_personal_data or not is_sensitive:
         return decrypt(value_encrypted)
     return value_masked
+
+
+# What a viewer without the personal-data permission sees of a birthday (敏感个人信息): nothing
+# of it, only that there is one.
+BIRTHDAY_MASK = "****-**-**"
+
+
+def mask_birthday(birthday: date | None) -> str:
+    return BIRTHDAY_MASK if birthday is not None else ""
+
+
+def mask_display_name(name: str) -> str:
+    """A display name as an export without personal data shows it: its first character and
+    two stars (王**), whatever its length, so that the mask tells neither the given name nor
+    the name's length."""
+    return f"{name[:1]}**" if name else ""

@@ -40,6 +40,7 @@ from core.api.parsers import body_too_large_error
 from core.errors import DomainError, NotFound, ValidationFailed
 from core.json_body import json_decode
 from core.validators import ERROR_INVALID_TEXT, json_error, text_error, validate_json_text
+from crm.admin_scoping import AllCustomersAdmin, CustomerScopedAdmin
 from segments.models import (
     BackfillCount,
     CustomerMetrics,
@@ -169,7 +170,7 @@ class LifecyclePolicyAdmin(PolicyAdmin):
 
 
 @admin.register(RecomputeRun)
-class RecomputeRunAdmin(ActorLabelsAdmin, ServiceAdmin, ReadOnlyAdmin):
+class RecomputeRunAdmin(AllCustomersAdmin, ActorLabelsAdmin, ServiceAdmin, ReadOnlyAdmin):
     change_list_template = "admin/segments/recomputerun/change_list.html"
     actor_fields = ("trigger",)
     trigger_label = actor_column("trigger", _("trigger"))
@@ -271,7 +272,7 @@ class RecomputeRunAdmin(ActorLabelsAdmin, ServiceAdmin, ReadOnlyAdmin):
 
 
 @admin.register(CustomerMetrics)
-class CustomerMetricsAdmin(ReadOnlyAdmin):
+class CustomerMetricsAdmin(CustomerScopedAdmin, ReadOnlyAdmin):
     list_display = [
         "customer",
         "lifecycle_state",
@@ -300,7 +301,7 @@ class CustomerMetricsAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LifecycleTransition)
-class LifecycleTransitionAdmin(ReadOnlyAdmin):
+class LifecycleTransitionAdmin(CustomerScopedAdmin, ReadOnlyAdmin):
     list_display = ["id", "customer", "from_state", "to_state", "at", "recorded_at", "run_number"]
     list_filter = ["to_state", "from_state"]
     list_select_related = ["customer"]
@@ -473,7 +474,7 @@ def _refusal(error: DomainError) -> JsonResponse:
     return JsonResponse(body, status=error.status_code)
 
 
-class SegmentAdmin(ServiceAdmin):
+class SegmentAdmin(AllCustomersAdmin, ServiceAdmin):
     """The segment form carries the builder (segments/static/segments/builder.js): the rule is
     picked from lists, previewed live through `builder_preview` (the service the API's preview
     uses), and submitted in the rule's textarea, which stays the builder's JSON view.
@@ -718,7 +719,7 @@ def _options_request(query: Any, *, keyed_by_text: bool) -> tuple[str, list[int 
 
 
 @admin.register(SegmentMembership)
-class SegmentMembershipAdmin(ReadOnlyAdmin):
+class SegmentMembershipAdmin(CustomerScopedAdmin, ReadOnlyAdmin):
     list_display = ["segment", "customer", "rule_version", "entered_at"]
     list_filter = ["segment"]
     list_select_related = ["segment", "customer"]
@@ -733,7 +734,7 @@ class SegmentMembershipAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ModelFit)
-class ModelFitAdmin(ActorLabelsAdmin, ServiceAdmin, ReadOnlyAdmin):
+class ModelFitAdmin(AllCustomersAdmin, ActorLabelsAdmin, ServiceAdmin, ReadOnlyAdmin):
     actor_fields = ("trigger",)
     trigger_label = actor_column("trigger", _("trigger"))
     change_list_template = "admin/segments/modelfit/change_list.html"

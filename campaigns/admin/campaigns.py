@@ -57,6 +57,7 @@ from campaigns.services.report import campaign_report
 from core.admin import ServiceAdmin, actor_column
 from core.business_time import business_time_label
 from core.errors import DomainError
+from crm.admin_scoping import AllCustomersAdmin
 
 ERROR_PERMISSION_DENIED = "permission_denied"
 
@@ -110,7 +111,7 @@ def business_time_field(name: str, description: Any) -> Any:
 
 
 @admin.register(Campaign)
-class CampaignAdmin(ServiceAdmin):
+class CampaignAdmin(AllCustomersAdmin, ServiceAdmin):
     created_by_label = actor_column("created_by", _("created by"))
     created_at_shown = business_time_field("created_at", _("created at"))
     updated_at_shown = business_time_field("updated_at", _("updated at"))

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import ChannelSend, Delivery
 from core.admin import ReadOnlyAdmin
+from crm.admin_scoping import CustomerScopedAdmin
 from crm.models import Customer
 
 
@@ -31,7 +32,7 @@ def _customer_link(customer_id: int, name: str | None) -> str:
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(LedgerAdmin):
+class DeliveryAdmin(CustomerScopedAdmin, LedgerAdmin):
     list_display = [
         "id",
         "campaign",

@@ -19,6 +19,7 @@ from campaigns.services.campaigns import campaign_get_or_404
 from core.api.filters import SelectorFilterSet
 from core.api.pagination import IdCursorPagination
 from core.errors import NotFound
+from crm.api.scoping import customer_in_scope_or_404
 from crm.models import Customer
 from crm.services.customers import ERROR_CUSTOMER_NOT_FOUND
 
@@ -141,6 +142,7 @@ class CustomerDeliveryListView(generics.ListAPIView):
     newest first."""
 
     scope_resource = "campaigns"
+    customer_scope = "owner"
     serializer_class = CustomerDeliveryOutSerializer
     filterset_class = CustomerDeliveryFilter
     pagination_class = IdCursorPagination
@@ -151,6 +153,7 @@ class CustomerDeliveryListView(generics.ListAPIView):
         customer_id = self.kwargs["customer_id"]
         if not Customer.objects.filter(pk=customer_id).exists():
             raise NotFound(ERROR_CUSTOMER_NOT_FOUND, str(_("No such customer.")))
+        customer_in_scope_or_404(self.request, customer_id)
         return customer_delivery_list(
             customer_id=customer_id,
             since=timezone.now() - timedelta(days=CONTACT_PRESSURE_DAYS),

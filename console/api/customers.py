@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from core.api.auth import actor_of, may_see_personal_data
 from core.api.throttling import SCOPE_IDENTITY_LOOKUP
-from core.errors import NotFound
+from core.errors import NotFound, ValidationFailed
 from crm.api.customers import (
     ConsentOutSerializer,
     CustomerOutSerializer,
@@ -35,6 +35,12 @@ from crm.api.customers import (
     customer_or_404,
 )
 from crm.api.identities import IdentitySerializer
+from crm.api.scoping import (
+    ERROR_OWNER_OUT_OF_SCOPE,
+    customer_visible,
+    refs_in_scope_or_404,
+    scope_owner_userid,
+)
 from crm.models import Customer
 from crm.personal_data import IdentityKey
 from crm.selectors.customers import customer_find_by_identity, customer_profile_for_sidebar
@@ -75,20 +81,20 @@ def _detail_payload(request: Request, customer: Customer) -> dict[str, Any]:
 
 class CustomerDetailView(APIView):
     scope_resource = "customers"
+    customer_scope = "owner"
 
     @extend_schema(responses=CustomerDetailSerializer)
     def get(self, request: Request, customer_id: int) -> Response:
-        return Response(_detail_payload(request, customer_or_404(customer_id)))
+        return Response(_detail_payload(request, customer_or_404(customer_id, request)))
 
     @extend_schema(request=ProfileInSerializer, responses=CustomerDetailSerializer)
     def patch(self, request: Request, customer_id: int) -> Response:
         serializer = ProfileInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        customer_or_404(customer_id)
-        customer_update(
-            customer_id=customer_id, profile=serializer.validated_data, actor=actor_of(request)
-        )
-        return Response(_detail_payload(request, customer_or_404(customer_id)))
+        customer_or_404(customer_id, request)
+        profile = _profile_in_scope(request, serializer.validated_data)
+        customer_update(customer_id=customer_id, profile=profile, actor=actor_of(request))
+        return Response(_detail_payload(request, customer_or_404(customer_id, request)))
 
 
 _NAMESPACE_PARAMETER = OpenApiParameter(
@@ -127,7 +133,7 @@ def identity_lookup_response(request: Request, key: IdentityKey) -> Response:
     """The lookup by identity, whichever route carried the identity: the one place where a
     scope, a masking or an audit of it is decided."""
     customer = customer_find_by_identity(key)
-    if customer is None:
+    if customer is None or not customer_visible(request, customer):
         raise NotFound(ERROR_CUSTOMER_NOT_FOUND, gettext("No customer has this identity."))
     return Response(_detail_payload(request, customer))
 
@@ -139,6 +145,8 @@ def identity_upsert_response(
     validated fields of `CustomerUpsertInSerializer` (more identities included)."""
     profile = dict(profile)
     extra_identities = profile.pop("identities", [])
+    refs_in_scope_or_404(request, customer_ids=[], identities=[key, *extra_identities])
+    profile = _profile_in_scope(request, profile)
     customer, created = customer_upsert(
         identities=[key, *extra_identities], profile=profile, actor=actor_of(request)
     )
@@ -172,6 +180,7 @@ class CustomerByIdentityView(APIView):
     the path: deprecated for the body-carrying routes, which answer the same."""
 
     scope_resource = "customers"
+    customer_scope = "owner"
 
     def probe_rate_limit_scope(self, request: Request) -> str | None:
         return identity_probe_scope(self.kwargs.get("provider"))
@@ -217,6 +226,7 @@ class CustomerLookupView(APIView):
     URL. Read-only: it needs `customers:read`."""
 
     scope_resource = "customers"
+    customer_scope = "owner"
     post_is_read = True
 
     def probe_rate_limit_scope(self, request: Request) -> str | None:
@@ -235,6 +245,7 @@ class CustomerIdentityUpsertView(APIView):
     <value>` does, the identity kept out of the URL."""
 
     scope_resource = "customers"
+    customer_scope = "owner"
 
     def probe_rate_limit_scope(self, request: Request) -> str | None:
         return identity_probe_scope(_body_field(request, "identity", "provider"))
@@ -249,3 +260,18 @@ class CustomerIdentityUpsertView(APIView):
         profile = dict(serializer.validated_data)
         key = profile.pop("identity")
         return identity_upsert_response(request, key, profile)
+
+
+def _profile_in_scope(request: Request, profile: dict[str, Any]) -> dict[str, Any]:
+    """For a key bound to a staff member: its customers stay (or become) that owner's; a
+    profile naming another owner is refused."""
+    owner = scope_owner_userid(request)
+    if owner is None:
+        return profile
+    if profile.get("owner", owner) != owner:
+        raise ValidationFailed(
+            ERROR_OWNER_OUT_OF_SCOPE,
+            gettext("This key may not give customers to others."),
+            detail={"owner": [gettext("This key may not give customers to others.")]},
+        )
+    return {**profile, "owner": owner}

@@ -22,6 +22,7 @@ from core.api.auth import (
     actor_of,
     may_see_personal_data,
 )
+from crm.api.scoping import customer_in_scope_or_404
 
 REASON_MAX_LENGTH = 500
 
@@ -52,6 +53,7 @@ class EraseInSerializer(serializers.Serializer):
 
 class CustomerPersonalExportView(APIView):
     scope = PERSONAL_DATA_SCOPE
+    customer_scope = "owner"
 
     @extend_schema(
         operation_id="customers_personal_export",
@@ -72,6 +74,7 @@ class CustomerPersonalExportView(APIView):
         # A staff user of the admin reads it only with the personal-data permission.
         if not may_see_personal_data(request):
             raise exceptions.PermissionDenied()
+        customer_in_scope_or_404(request, customer_id)
         data = customer_personal_export(customer_id=customer_id, actor=actor_of(request))
         response = Response(data)
         filename = f"customer-{customer_id}-personal-data.json"
@@ -81,6 +84,7 @@ class CustomerPersonalExportView(APIView):
 
 class CustomerEraseView(APIView):
     scope = PERSONAL_DATA_ERASE_SCOPE
+    customer_scope = "owner"
 
     @extend_schema(
         operation_id="customers_erase",
@@ -97,6 +101,7 @@ class CustomerEraseView(APIView):
         body: Any = request.data if request.data is not None else {}
         serializer = EraseInSerializer(data=body)
         serializer.is_valid(raise_exception=True)
+        customer_in_scope_or_404(request, customer_id)
         record = customer_erase(
             customer_id=customer_id,
             actor=actor_of(request),

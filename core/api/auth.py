@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 KEYWORD = "Api-Key"
 PERSONAL_DATA_SCOPE = "personal_data:read"
 PERSONAL_DATA_ERASE_SCOPE = "personal_data:erase"
+# Users without it see only the customers they own (crm.selectors.scoping).
+VIEW_ALL_CUSTOMERS_PERMISSION = "crm.view_all_customers"
+ERROR_OWNER_SCOPE = "owner_scope_refused"
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -86,6 +89,38 @@ class HasScope(permissions.BasePermission):
         if isinstance(request.auth, ApiKey):
             return scope in request.auth.scopes
         return _is_staff(request) and scope.endswith(":read")
+
+
+def is_owner_scoped(request: Request) -> bool:
+    """Whether the caller answers for one owner's customers only: a key bound to a staff
+    member, or a user without `crm.view_all_customers` (a 导购's login)."""
+    if isinstance(request.auth, ApiKey):
+        return request.auth.staff_member_id is not None
+    user = getattr(request, "user", None)
+    return not (user is not None and user.has_perm(VIEW_ALL_CUSTOMERS_PERMISSION))
+
+
+class RespectsOwnerScope(permissions.BasePermission):
+    """Deny by default for callers scoped to one owner's customers. A view declares
+    `customer_scope = "owner"` when it narrows what it reads and writes to the caller's
+    customers (crm.api.scoping), or `"reads"` when its reads are narrowed so (or touch no
+    customer) but its writes would reach every owner's customers (deleting a tag untags
+    everyone): those are refused. Any other view (a segment's size, a campaign's report)
+    counts every customer and is refused to them."""
+
+    message = _(
+        "This endpoint reaches every owner's customers; a key bound to a staff member may not"
+        " use it."
+    )
+    code = ERROR_OWNER_SCOPE
+
+    def has_permission(self, request: Request, view: "APIView") -> bool:
+        declared = getattr(view, "customer_scope", None)
+        if declared == "owner":
+            return True
+        if declared == "reads" and request.method in permissions.SAFE_METHODS:
+            return True
+        return not is_owner_scoped(request)
 
 
 class CanReadSchema(permissions.BasePermission):

@@ -208,6 +208,9 @@ def rows_last_per_key(
 
 class RejectedRowSerializer(serializers.Serializer):
     index = serializers.IntegerField()
+    code = serializers.CharField(
+        required=False, help_text=_lazy("Why the row was refused, when not for its values.")
+    )
     errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField())
     )

@@ -15,6 +15,7 @@ from core.api.pagination import IdCursorPagination
 from core.validators import validate_event_time
 from crm.api.customers import customer_or_404
 from crm.api.identities import IdentityListField
+from crm.api.scoping import OwnerScopedMixin, refs_in_scope_or_404
 from crm.models import Consent, ConsentChannel, ConsentEvent, ConsentStatus
 from crm.services.consents import consent_record
 
@@ -84,7 +85,7 @@ class ConsentEventFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class ConsentView(generics.ListAPIView):
+class ConsentView(OwnerScopedMixin, generics.ListAPIView):
     """`GET`: current consent states (no row: no decision recorded). `POST`: record one
     decision; the response shows the state that stands after it."""
 
@@ -99,7 +100,9 @@ class ConsentView(generics.ListAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if "customer_id" in data:
-            customer_or_404(data["customer_id"])
+            customer_or_404(data["customer_id"], request)
+        else:
+            refs_in_scope_or_404(request, customer_ids=[], identities=data["identities"])
         outcome = consent_record(
             customer_id=data.get("customer_id"),
             identities=data.get("identities"),
@@ -123,7 +126,7 @@ class EventCursorPagination(IdCursorPagination):
     ordering = "-occurred_at"  # nearly unique; the cursor breaks ties by offset
 
 
-class ConsentEventListView(generics.ListAPIView):
+class ConsentEventListView(OwnerScopedMixin, generics.ListAPIView):
     """Consent history as reported, newest decision first."""
 
     scope_resource = "consents"

@@ -20,9 +20,17 @@ from core.errors import NotFound
 from core.validators import validate_birthday, validate_event_time
 from crm.api.bulk import BulkOutSerializer, rows_decode
 from crm.api.identities import IdentityListField
+from crm.api.scoping import (
+    ERROR_OWNER_OUT_OF_SCOPE,
+    OwnerScopedMixin,
+    request_customer_scope,
+    row_out_of_scope,
+    rows_outside_scope,
+    scope_owner_userid,
+)
 from crm.inputs import CustomerIn
 from crm.models import Customer, CustomerMerge, Gender, Identity, SourceChannel
-from crm.personal_data import display_value
+from crm.personal_data import display_value, mask_birthday
 from crm.selectors.customers import customer_list
 from crm.services.customers import (
     ERROR_CUSTOMER_NOT_FOUND,
@@ -55,6 +63,9 @@ class CustomerOutSerializer(serializers.ModelSerializer):
         source="owner.wecom_userid", default=None, allow_null=True, read_only=True
     )
     identities = IdentityOutSerializer(many=True, read_only=True)
+    birthday = serializers.SerializerMethodField(
+        help_text=_("YYYY-MM-DD; masked (****-**-**) without the personal_data:read scope.")
+    )
 
     class Meta:
         model = Customer
@@ -74,6 +85,14 @@ class CustomerOutSerializer(serializers.ModelSerializer):
             "updated_at",
             "identities",
         ]
+
+    def get_birthday(self, customer: Customer) -> str | None:
+        """The birthday is 敏感个人信息: shown only to who may see personal data."""
+        if customer.birthday is None:
+            return None
+        if self.context.get("may_see_personal_data", False):
+            return customer.birthday.isoformat()
+        return mask_birthday(customer.birthday)
 
 
 class ProfileInSerializer(serializers.Serializer):
@@ -147,8 +166,9 @@ class PersonalDataContextMixin:
         return context
 
 
-class CustomerListView(PersonalDataContextMixin, generics.ListAPIView):
+class CustomerListView(PersonalDataContextMixin, OwnerScopedMixin, generics.ListAPIView):
     scope_resource = "customers"
+    customer_field = ""
     serializer_class = CustomerOutSerializer
     filterset_class = CustomerFilter
     queryset = Customer.objects.all()
@@ -158,13 +178,20 @@ class CustomerListView(PersonalDataContextMixin, generics.ListAPIView):
         return SCOPE_SEARCH if request.query_params.get("search") else None
 
 
-def customer_or_404(customer_id: int) -> Customer:
+def customer_or_404(customer_id: int, request: Request | None = None) -> Customer:
     """The customer with this id (its owner joined), or a 404: `customer_merged` naming the
-    survivor when a merge removed it, else `customer_not_found`."""
-    customer = Customer.objects.select_related("owner").filter(pk=customer_id).first()
+    survivor when a merge removed it, else `customer_not_found`. With `request`, a customer
+    the caller may not see (crm.api.scoping) is unknown to it, a merged one too."""
+    scope = request_customer_scope(request) if request is not None else None
+    customers = Customer.objects.select_related("owner").filter(pk=customer_id)
+    if scope is not None and not scope.sees_all:
+        customers = customers.filter(owner_id=scope.owner_id)
+    customer = customers.first()
     if customer is not None:
         return customer
-    merge = CustomerMerge.objects.filter(merged_customer_id=customer_id).first()
+    merge = None
+    if scope is None or scope.sees_all:
+        merge = CustomerMerge.objects.filter(merged_customer_id=customer_id).first()
     if merge is not None:
         raise NotFound(
             ERROR_CUSTOMER_MERGED,
@@ -242,17 +269,21 @@ class CustomerBulkView(APIView):
 
     scope_resource = "customers"
     rate_limit_scope = SCOPE_BULK
+    customer_scope = "owner"
 
     @extend_schema(request=_CUSTOMERS_BULK_REQUEST, responses=BulkOutSerializer)
     def post(self, request: Request) -> Response:
         valid, rejected = rows_decode(request, CustomerIn, field="customers")
+        valid, rejected = _rows_in_scope(request, valid, rejected)
         counts = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0}
+        owner = scope_owner_userid(request)
         if valid:
             outcome = customers_bulk_upsert(
                 rows=[
                     CustomerInput(
                         identities=row.keys,
-                        profile=row.profile,
+                        # A bound key's customers are its owner's, new ones included.
+                        profile=row.profile if owner is None else {**row.profile, "owner": owner},
                         source_updated_at=row.source_updated_at,
                     )
                     for _, row in valid
@@ -266,3 +297,33 @@ class CustomerBulkView(APIView):
                 "stale": outcome.stale,
             }
         return Response({**counts, "rejected": rejected})
+
+
+def _rows_in_scope(
+    request: Request,
+    valid: list[tuple[int, CustomerIn]],
+    rejected: list[dict[str, Any]],
+) -> tuple[list[tuple[int, CustomerIn]], list[dict[str, Any]]]:
+    """For a caller scoped to one owner: each row naming another owner's customer, or giving
+    a customer to another owner, rejected on its own."""
+    scope = request_customer_scope(request)
+    if scope.sees_all:
+        return valid, rejected
+    owner = scope_owner_userid(request)
+    outside = rows_outside_scope(request, [row.keys for _, row in valid])
+    kept: list[tuple[int, CustomerIn]] = []
+    refused: list[dict[str, Any]] = []
+    for position, (index, row) in enumerate(valid):
+        if position in outside:
+            refused.append(row_out_of_scope(index))
+        elif "owner" in row.profile and row.profile["owner"] != owner:
+            refused.append(
+                {
+                    "index": index,
+                    "code": ERROR_OWNER_OUT_OF_SCOPE,
+                    "errors": {"owner": [gettext("This key may not give customers to others.")]},
+                }
+            )
+        else:
+            kept.append((index, row))
+    return kept, sorted([*rejected, *refused], key=lambda row: row["index"])

@@ -11,11 +11,12 @@ from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.auth import actor_of
+from core.api.auth import ERROR_OWNER_SCOPE, actor_of
 from core.api.filters import SelectorFilterSet
 from core.errors import NotFound
 from core.validators import validate_event_time
 from crm.api.customer_refs import CustomerRefsSerializer
+from crm.api.scoping import OwnerScopedMixin, OwnerScopeRefused, request_customer_scope
 from crm.models import Group, GroupKind, GroupMembership
 from crm.selectors.groups import group_list, group_memberships
 from crm.services.groups import (
@@ -61,7 +62,11 @@ class GroupFilter(SelectorFilterSet):
         fields: list[str] = []
 
     def select(self, data: dict[str, Any]) -> Any:
-        return group_list(kind=data.get("kind") or None, search=data.get("search") or None)
+        return group_list(
+            kind=data.get("kind") or None,
+            search=data.get("search") or None,
+            members_in=request_customer_scope(self.request),
+        )
 
 
 def _group_out(group_id: int) -> dict[str, Any]:
@@ -69,7 +74,10 @@ def _group_out(group_id: int) -> dict[str, Any]:
 
 
 class GroupListView(generics.ListAPIView):
+    """Groups with their current member counts (of a bound key's owner's, for such a key)."""
+
     scope_resource = "groups"
+    customer_scope = "reads"
     serializer_class = GroupOutSerializer
     filterset_class = GroupFilter
     queryset = Group.objects.all()
@@ -84,9 +92,13 @@ class GroupListView(generics.ListAPIView):
 
 class GroupDetailView(generics.RetrieveAPIView):
     scope_resource = "groups"
+    customer_scope = "reads"
     serializer_class = GroupOutSerializer
     queryset = group_list()
     lookup_url_kwarg = "group_id"
+
+    def get_queryset(self) -> Any:
+        return group_list(members_in=request_customer_scope(self.request))
 
     @extend_schema(request=GroupUpdateInSerializer, responses=GroupOutSerializer)
     def patch(self, request: Request, group_id: int) -> Response:
@@ -124,7 +136,7 @@ class MembersSyncOutSerializer(serializers.Serializer):
     )
 
 
-class GroupMembersView(generics.ListAPIView):
+class GroupMembersView(OwnerScopedMixin, generics.ListAPIView):
     """`GET`: the current members (`?include_left=true`: every stay, past ones too).
     `PUT`: the full member list; joins and leaves are recorded, history kept."""
 
@@ -146,6 +158,11 @@ class GroupMembersView(generics.ListAPIView):
 
     @extend_schema(request=MembersSyncInSerializer, responses=MembersSyncOutSerializer)
     def put(self, request: Request, group_id: int) -> Response:
+        if not request_customer_scope(request).sees_all:
+            # The full member list names every owner's customers: not for one owner's key.
+            raise OwnerScopeRefused(
+                ERROR_OWNER_SCOPE, gettext("A key bound to a staff member may not sync members.")
+            )
         serializer = MembersSyncInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

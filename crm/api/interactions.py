@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from core.api.auth import actor_of
 from core.api.throttling import SCOPE_BULK
 from crm.api.bulk import RejectedRowSerializer, rows_decode, rows_last_per_key
+from crm.api.scoping import OwnerScopedMixin, rows_refuse_outside_scope
 from crm.inputs import InteractionIn
 from crm.models import Interaction, InteractionKind
 from crm.services.interactions import interactions_ingest
@@ -44,7 +45,7 @@ class InteractionFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class InteractionListView(generics.ListAPIView):
+class InteractionListView(OwnerScopedMixin, generics.ListAPIView):
     scope_resource = "interactions"
     serializer_class = InteractionOutSerializer
     filterset_class = InteractionFilter
@@ -84,10 +85,14 @@ class InteractionBulkView(APIView):
 
     scope_resource = "interactions"
     rate_limit_scope = SCOPE_BULK
+    customer_scope = "owner"
 
     @extend_schema(request=_INTERACTIONS_BULK_REQUEST, responses=InteractionsBulkOutSerializer)
     def post(self, request: Request) -> Response:
         valid, rejected = rows_decode(request, InteractionIn, field="interactions")
+        valid, rejected = rows_refuse_outside_scope(
+            request, valid, rejected, keys_of=lambda interaction: interaction.customer.keys
+        )
         valid = rows_last_per_key(
             valid,
             lambda i: (i.source, i.idempotency_key),

@@ -14,6 +14,7 @@ from core.api.auth import actor_of
 from core.api.filters import SelectorFilterSet
 from core.api.throttling import SCOPE_BULK
 from crm.api.bulk import BulkOutSerializer, rows_decode, rows_last_per_key
+from crm.api.scoping import OwnerScopedMixin, rows_refuse_outside_scope
 from crm.inputs import OrderIn
 from crm.models import Order, OrderItem, OrderStatus
 from crm.selectors.orders import order_list
@@ -73,14 +74,14 @@ class OrderFilter(SelectorFilterSet):
         )
 
 
-class OrderListView(generics.ListAPIView):
+class OrderListView(OwnerScopedMixin, generics.ListAPIView):
     scope_resource = "orders"
     serializer_class = OrderOutSerializer
     filterset_class = OrderFilter
     queryset = Order.objects.all()
 
 
-class OrderDetailView(generics.RetrieveAPIView):
+class OrderDetailView(OwnerScopedMixin, generics.RetrieveAPIView):
     scope_resource = "orders"
     serializer_class = OrderOutSerializer
     queryset = order_list()
@@ -112,10 +113,14 @@ class OrderBulkView(APIView):
 
     scope_resource = "orders"
     rate_limit_scope = SCOPE_BULK
+    customer_scope = "owner"
 
     @extend_schema(request=_ORDERS_BULK_REQUEST, responses=BulkOutSerializer)
     def post(self, request: Request) -> Response:
         valid, rejected = rows_decode(request, OrderIn, field="orders")
+        valid, rejected = rows_refuse_outside_scope(
+            request, valid, rejected, keys_of=lambda order: order.customer.keys
+        )
         valid = rows_last_per_key(
             valid,
             lambda o: (o.source, o.external_id),

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from core.api.auth import actor_of
 from core.api.filters import SelectorFilterSet
 from crm.api.customer_refs import CustomerRefsSerializer
+from crm.api.scoping import refs_in_scope_or_404, request_customer_scope
 from crm.models import Tag, TagGroup, TagSource
 from crm.selectors.tags import tag_group_list, tag_list
 from crm.services.identities import customers_named
@@ -81,11 +82,16 @@ class TagFilter(NameSearchFilter):
         fields: list[str] = []
 
     def select(self, data: dict[str, Any]) -> Any:
-        return tag_list(group_id=data.get("group"), search=data.get("search") or None)
+        return tag_list(
+            group_id=data.get("group"),
+            search=data.get("search") or None,
+            holders_in=request_customer_scope(self.request),
+        )
 
 
 class TagGroupListView(generics.ListAPIView):
     scope_resource = "tags"
+    customer_scope = "reads"
     serializer_class = TagGroupOutSerializer
     filterset_class = TagGroupFilter
     queryset = TagGroup.objects.all()
@@ -103,6 +109,7 @@ class TagGroupListView(generics.ListAPIView):
 
 class TagGroupDetailView(generics.RetrieveAPIView):
     scope_resource = "tags"
+    customer_scope = "reads"
     serializer_class = TagGroupOutSerializer
     queryset = tag_group_list()
     lookup_url_kwarg = "group_id"
@@ -120,7 +127,10 @@ class TagGroupDetailView(generics.RetrieveAPIView):
 
 
 class TagListView(generics.ListAPIView):
+    """Tags with how many customers hold each (of a bound key's owner's, for such a key)."""
+
     scope_resource = "tags"
+    customer_scope = "reads"
     serializer_class = TagOutSerializer
     filterset_class = TagFilter
     queryset = Tag.objects.all()
@@ -140,9 +150,13 @@ class TagListView(generics.ListAPIView):
 
 class TagDetailView(generics.RetrieveAPIView):
     scope_resource = "tags"
+    customer_scope = "reads"
     serializer_class = TagOutSerializer
     queryset = tag_list()
     lookup_url_kwarg = "tag_id"
+
+    def get_queryset(self) -> Any:
+        return tag_list(holders_in=request_customer_scope(self.request))
 
     @extend_schema(request=TagInSerializer, responses=TagOutSerializer)
     def patch(self, request: Request, tag_id: int) -> Response:
@@ -204,12 +218,16 @@ class TagsAssignView(APIView):
     customer's other tag of that group."""
 
     scope_resource = "tags"
+    customer_scope = "owner"
 
     @extend_schema(request=TagsChangeInSerializer, responses=TagsAssignOutSerializer)
     def post(self, request: Request) -> Response:
         serializer = TagsChangeInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        refs_in_scope_or_404(
+            request, customer_ids=data["customer_ids"], identities=data["identities"]
+        )
         tags = tags_resolve(refs=data["tags"], create_missing=data["create_missing"])
         customer_ids, _unknown = customers_named(
             customer_ids=data["customer_ids"],
@@ -234,12 +252,16 @@ class TagsRemoveView(APIView):
     counted and skipped."""
 
     scope_resource = "tags"
+    customer_scope = "owner"
 
     @extend_schema(request=TagsChangeInSerializer, responses=TagsRemoveOutSerializer)
     def post(self, request: Request) -> Response:
         serializer = TagsChangeInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        refs_in_scope_or_404(
+            request, customer_ids=data["customer_ids"], identities=data["identities"]
+        )
         tags = tags_resolve(refs=data["tags"], create_missing=False)
         customer_ids, unknown = customers_named(
             customer_ids=data["customer_ids"],

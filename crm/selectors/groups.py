@@ -3,11 +3,21 @@
 from django.db.models import Count, Q, QuerySet
 
 from crm.models import Group, GroupMembership
+from crm.selectors.scoping import ALL_CUSTOMERS, CustomerScope, owned_condition
 
 
-def group_list(*, kind: str | None = None, search: str | None = None) -> QuerySet[Group]:
+def group_list(
+    *,
+    kind: str | None = None,
+    search: str | None = None,
+    members_in: CustomerScope = ALL_CUSTOMERS,
+) -> QuerySet[Group]:
+    """Groups with `member_count`, their current members (of those `members_in` may see)."""
+    counted = Q(memberships__left_at__isnull=True) & owned_condition(
+        members_in, customer_path="memberships__customer"
+    )
     groups = Group.objects.select_related("owner").annotate(
-        member_count=Count("memberships", filter=Q(memberships__left_at__isnull=True))
+        member_count=Count("memberships", filter=counted)
     )
     if kind:
         groups = groups.filter(kind=kind)

@@ -8,6 +8,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from crm.models import CustomerTag, Tag, TagGroup
+from crm.selectors.scoping import ALL_CUSTOMERS, CustomerScope, owned_condition
 
 
 def tag_group_list(*, search: str | None = None) -> QuerySet[TagGroup]:
@@ -18,15 +19,22 @@ def tag_group_list(*, search: str | None = None) -> QuerySet[TagGroup]:
 
 
 def tag_list(
-    *, group_id: int | None = None, search: str | None = None, count_limit: int | None = None
+    *,
+    group_id: int | None = None,
+    search: str | None = None,
+    count_limit: int | None = None,
+    holders_in: CustomerScope = ALL_CUSTOMERS,
 ) -> QuerySet[Tag]:
     """Tags with `customer_count`, their holders counted per listed tag (a subquery, not a
     join over every tagging grouped afterwards) from the index customer_tag_by_tag (tag,
     customer) alone. With `count_limit`, counted up to that many only: a count above it reads
-    `count_limit + 1` (see tag_holder_estimates for how many about)."""
+    `count_limit + 1` (see tag_holder_estimates for how many about). `holders_in`: only the
+    holders that scope may see are counted (a key bound to a staff member); not with
+    `count_limit`."""
     if count_limit is None:
         holders: Any = Subquery(
             CustomerTag.objects.filter(tag_id=OuterRef("pk"))
+            .filter(owned_condition(holders_in, customer_path="customer"))
             .order_by()
             .values("tag_id")
             .annotate(n=Count("*"))

@@ -28,14 +28,38 @@ def _staff_member_for_update(staff_member_id: int) -> StaffMember:
     return staff_member
 
 
+# Leave a field as it is (where None is a value).
+KEEP: object = object()
+ERROR_USER_TAKEN = "user_taken"
+
+
+def _check_user_free(user_id: int | None, *, staff_member_id: int | None) -> None:
+    """An admin login is bound to one staff member at most."""
+    if user_id is None:
+        return
+    others = StaffMember.objects.filter(user_id=user_id)
+    if staff_member_id is not None:
+        others = others.exclude(pk=staff_member_id)
+    if others.exists():
+        message = _("This admin user is bound to another staff member.")
+        raise Conflict(ERROR_USER_TAKEN, message, detail={"user": [message]})
+
+
 @transaction.atomic
 def staff_member_create(
-    *, wecom_userid: str, name: str = "", is_active: bool = True, actor: str
+    *,
+    wecom_userid: str,
+    name: str = "",
+    is_active: bool = True,
+    user_id: int | None = None,
+    actor: str,
 ) -> StaffMember:
+    """`user_id`: the admin login bound to the staff member (who then sees its customers)."""
     if StaffMember.objects.filter(wecom_userid=wecom_userid).exists():
         raise _userid_taken()
+    _check_user_free(user_id, staff_member_id=None)
     staff_member = StaffMember.objects.create(
-        wecom_userid=wecom_userid, name=name, is_active=is_active
+        wecom_userid=wecom_userid, name=name, is_active=is_active, user_id=user_id
     )
     logger.info("staff_member.created", extra={"actor": actor, "staff_member_id": staff_member.pk})
     return staff_member
@@ -48,9 +72,11 @@ def staff_member_update(
     wecom_userid: str | None = None,
     name: str | None = None,
     is_active: bool | None = None,
+    user_id: int | object | None = KEEP,
     actor: str,
 ) -> StaffMember:
-    """Change the fields given; the others keep their values."""
+    """Change the fields given; the others keep their values (`user_id`: None unbinds the
+    admin login, KEEP leaves it)."""
     staff_member = _staff_member_for_update(staff_member_id)
     if wecom_userid is not None and wecom_userid != staff_member.wecom_userid:
         if StaffMember.objects.filter(wecom_userid=wecom_userid).exists():
@@ -60,6 +86,10 @@ def staff_member_update(
         staff_member.name = name
     if is_active is not None:
         staff_member.is_active = is_active
+    if user_id is not KEEP:
+        assert user_id is None or isinstance(user_id, int)
+        _check_user_free(user_id, staff_member_id=staff_member_id)
+        staff_member.user_id = user_id
     staff_member.save()
     logger.info("staff_member.updated", extra={"actor": actor, "staff_member_id": staff_member_id})
     return staff_member

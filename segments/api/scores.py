@@ -17,6 +17,7 @@ from core.api.auth import actor_of
 from core.api.filters import SelectorFilterSet
 from core.api.pagination import IdCursorPagination
 from core.errors import ValidationFailed
+from crm.api.scoping import OwnerScopedMixin
 from segments.models import (
     LifecyclePolicy,
     LifecycleState,
@@ -207,8 +208,9 @@ class FeedCursorPagination(IdCursorPagination):
     ordering = "id"
 
 
-class TransitionFeedView(generics.ListAPIView):
-    """Lifecycle transitions as a feed, oldest first, by cursor (what campaigns trigger on)."""
+class TransitionFeedView(OwnerScopedMixin, generics.ListAPIView):
+    """Lifecycle transitions as a feed, oldest first, by cursor (what campaigns trigger on).
+    A key bound to a staff member reads its owner's customers' transitions only."""
 
     scope_resource = "segments"
     serializer_class = TransitionSerializer

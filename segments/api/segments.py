@@ -19,6 +19,7 @@ from core.errors import NotFound
 from core.validators import validate_json_text
 from crm.api.customer_refs import CustomerRefsSerializer
 from crm.api.customers import CustomerOutSerializer, PersonalDataContextMixin
+from crm.api.scoping import customer_in_scope_or_404
 from crm.models import Customer
 from crm.services.customers import ERROR_CUSTOMER_NOT_FOUND
 from crm.services.identities import customers_named
@@ -346,10 +347,12 @@ class CustomerSegmentsView(APIView):
     """The segments a customer is in now, with when it entered each."""
 
     scope_resource = "segments"
+    customer_scope = "owner"
 
     @extend_schema(responses=CustomerSegmentSerializer(many=True))
     def get(self, request: Request, customer_id: int) -> Response:
         if not Customer.objects.filter(pk=customer_id).exists():
             raise NotFound(ERROR_CUSTOMER_NOT_FOUND, str(_("No such customer.")))
+        customer_in_scope_or_404(request, customer_id)
         memberships = customer_memberships(customer_id)
         return Response(CustomerSegmentSerializer(memberships, many=True).data)

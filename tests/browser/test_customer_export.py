@@ -53,7 +53,7 @@ def test_an_operator_exports_the_filtered_customers(
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0][:3] == ["客户编号", "昵称", "手机号"]
     assert sorted(row[1] for row in rows[1:]) == ["林晓雨", "陈一鸣"]
-    assert {row[10] for row in rows[1:]} == {"沉睡"}
+    assert {row[11] for row in rows[1:]} == {"沉睡"}  # after the birthday
     record = CustomerExport.objects.get()
     assert (record.row_count, record.filters) == (2, "生命周期状态：沉睡")
 

@@ -35,6 +35,7 @@ from tests.factories import (
     StaffMemberFactory,
     UserFactory,
 )
+from tests.factories.users import seeing_every_customer
 from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
@@ -47,8 +48,10 @@ def staff_client(*codenames: str) -> Client:
     """Staff holding the campaigns app's permissions named."""
     return client_of(
         UserFactory(
-            permissions=Permission.objects.filter(
-                content_type__app_label="campaigns", codename__in=codenames
+            permissions=seeing_every_customer(
+                Permission.objects.filter(
+                    content_type__app_label="campaigns", codename__in=codenames
+                )
             )
         )
     )

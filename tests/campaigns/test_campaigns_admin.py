@@ -52,6 +52,7 @@ from tests.factories import (
     OrderFactory,
     UserFactory,
 )
+from tests.factories.users import seeing_every_customer
 from tests.support import client_of, form_data, json_script_data
 
 pytestmark = pytest.mark.django_db
@@ -267,8 +268,10 @@ def test_state_changes_need_the_launch_permission(segment: Segment) -> None:
     campaign = make_campaign(segment, name="会员日")
     client = client_of(
         UserFactory(
-            permissions=Permission.objects.filter(content_type__app_label="campaigns").exclude(
-                codename="launch_campaign"
+            permissions=seeing_every_customer(
+                Permission.objects.filter(content_type__app_label="campaigns").exclude(
+                    codename="launch_campaign"
+                )
             )
         )
     )
@@ -368,8 +371,10 @@ def staff_client(*codenames: str) -> Client:
     """Staff holding the campaigns app's permissions named."""
     return client_of(
         UserFactory(
-            permissions=Permission.objects.filter(
-                content_type__app_label="campaigns", codename__in=codenames
+            permissions=seeing_every_customer(
+                Permission.objects.filter(
+                    content_type__app_label="campaigns", codename__in=codenames
+                )
             )
         )
     )

@@ -5,7 +5,7 @@ rows."""
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -29,12 +29,14 @@ from tests.factories import (
     TagFactory,
     UserFactory,
 )
+from tests.factories.users import seeing_every_customer
 
 HEADERS = [
     "客户编号",
     "昵称",
     "手机号",
     "性别",
+    "生日",
     "省份",
     "城市",
     "来源渠道",
@@ -60,11 +62,16 @@ def _chinese_client(user) -> Client:
     return client
 
 
-def _viewer(*, personal_data: bool = False):
+def _viewer(*, personal_data: bool = False, may_export: bool = True):
     codenames = ["view_customer", *(["view_personal_data"] if personal_data else [])]
-    return UserFactory(
-        permissions=Permission.objects.filter(content_type__app_label="crm", codename__in=codenames)
-    )
+    permissions = [
+        *Permission.objects.filter(content_type__app_label="crm", codename__in=codenames),
+        *Permission.objects.filter(
+            content_type__app_label="console",
+            codename__in=["add_customerexport"] if may_export else [],
+        ),
+    ]
+    return UserFactory(permissions=seeing_every_customer(permissions))
 
 
 def _csv_rows(response) -> list[list[str]]:
@@ -80,6 +87,7 @@ def sleeping_customer():
     customer = CustomerFactory(
         display_name="王小美",
         gender="female",
+        birthday=date(1992, 3, 4),
         province="浙江",
         city="杭州",
         source_channel="xiaohongshu",
@@ -102,12 +110,15 @@ def sleeping_customer():
     return customer
 
 
-def _expected_row(customer, phone: str) -> list[str]:
+def _expected_row(customer, phone: str, *, masked: bool) -> list[str]:
+    """The row of `sleeping_customer`; its name and birthday masked for a viewer without
+    personal data (a list exported without that permission names nobody)."""
     return [
         str(customer.pk),
-        "王小美",
+        "王**" if masked else "王小美",
         phone,
         "女",
+        "****-**-**" if masked else "1992-03-04",
         "浙江",
         "杭州",
         "小红书",
@@ -137,7 +148,7 @@ def test_the_csv_holds_the_filtered_list_masked_for_a_viewer_without_personal_da
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert "attachment" in response["Content-Disposition"]
     rows = _csv_rows(response)
-    assert rows == [HEADERS, _expected_row(sleeping_customer, "13****34")]
+    assert rows == [HEADERS, _expected_row(sleeping_customer, "13****34", masked=True)]
     assert active.pk not in {row[0] for row in rows}
 
 
@@ -148,7 +159,7 @@ def test_a_viewer_who_may_see_personal_data_gets_the_numbers_unmasked(sleeping_c
 
     rows = _csv_rows(client.get(CSV_URL, {"q": "王小美"}))
 
-    assert rows[1] == _expected_row(sleeping_customer, "13812341234")
+    assert rows[1] == _expected_row(sleeping_customer, "13812341234", masked=False)
     IdentityFactory(customer=foreigner, provider="phone", raw_value="+4915112345678")
     rows = _csv_rows(client.get(CSV_URL, {"q": "Anna"}))
     assert rows[1][2] == "'+4915112345678"  # text, never a formula
@@ -174,9 +185,10 @@ def test_the_xlsx_holds_the_same_rows_as_the_csv(sleeping_customer) -> None:
     assert rows[1:] == [
         [
             sleeping_customer.pk,
-            "王小美",
+            "王**",
             "13****34",
             "女",
+            "****-**-**",
             "浙江",
             "杭州",
             "小红书",
@@ -202,14 +214,17 @@ def test_text_that_a_spreadsheet_would_run_as_a_formula_is_made_plain() -> None:
     ]
     customers[0].display_name = "=1+2\x07"  # a control character too
     customers[0].save()
-    client = _chinese_client(_viewer())
+    client = _chinese_client(_viewer(personal_data=True))  # names unmasked
+    # By customer number, the list's first column (this viewer may run no action, so the
+    # list has no checkbox column before it).
+    by_number = {"o": "0"}
 
-    csv_rows = _csv_rows(client.get(CSV_URL, {"o": "1"}))
-    book = load_workbook(io.BytesIO(b"".join(client.get(XLSX_URL, {"o": "1"}).streaming_content)))
+    csv_rows = _csv_rows(client.get(CSV_URL, by_number))
+    book = load_workbook(io.BytesIO(b"".join(client.get(XLSX_URL, by_number).streaming_content)))
 
     names = ["'=1+2", "'+86 号码", "'-SUM(A1)", "'@cmd", "'\tTab", "正常"]
     assert [row[1] for row in csv_rows[1:]] == names
-    assert {row[5] for row in csv_rows[1:]} == {'\'=HYPERLINK("http://evil")'}
+    assert {row[6] for row in csv_rows[1:]} == {'\'=HYPERLINK("http://evil")'}
     sheet = book.active
     assert [sheet.cell(row=i, column=2).value for i in range(2, 8)] == names
     assert all(sheet.cell(row=i, column=2).data_type == "s" for i in range(2, 8))
@@ -297,6 +312,17 @@ def test_a_user_without_the_view_permission_is_refused() -> None:
 
 
 @pytest.mark.django_db
+def test_a_viewer_without_the_export_permission_is_refused_and_not_offered_it() -> None:
+    CustomerFactory()
+    client = _chinese_client(_viewer(may_export=False))
+
+    assert client.get(CSV_URL).status_code == 403
+    assert client.get(XLSX_URL).status_code == 403
+    assert not CustomerExport.objects.exists()
+    assert "customer-export" not in client.get("/admin/crm/customer/").content.decode()
+
+
+@pytest.mark.django_db
 def test_unknown_formats_and_filters_are_answered_without_an_error() -> None:
     client = _chinese_client(_viewer())
 
@@ -353,5 +379,5 @@ def test_a_tag_filter_decides_the_rows_and_is_recorded_by_its_name() -> None:
 
     rows = _csv_rows(client.get(CSV_URL, {"tag": str(tag.pk)}))
 
-    assert [row[1] for row in rows[1:]] == ["林晓雨"]
+    assert [row[1] for row in rows[1:]] == ["林**"]
     assert CustomerExport.objects.get().filters == f"标签：{tag}"

@@ -19,6 +19,7 @@ from crm.models import OrderStatus
 from segments.models import LifecycleState
 from segments.services.retention import retention_recompute
 from tests.factories import CustomerFactory, CustomerMetricsFactory, OrderFactory, UserFactory
+from tests.factories.users import seeing_every_customer
 from tests.support import client_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -138,8 +139,10 @@ def _brand(customers: int) -> None:
 
 def _operator() -> object:
     return UserFactory(
-        permissions=Permission.objects.filter(
-            codename__in=["view_customer", "view_order", "view_customermetrics"]
+        permissions=seeing_every_customer(
+            Permission.objects.filter(
+                codename__in=["view_customer", "view_order", "view_customermetrics"]
+            )
         )
     )
 
@@ -213,7 +216,9 @@ def test_the_period_is_chosen_among_7_30_and_90_days() -> None:
 def test_a_panel_needs_the_view_permissions_of_what_it_counts() -> None:
     _brand(1)
     orders_only = UserFactory(
-        permissions=Permission.objects.filter(codename__in=["view_customer", "view_order"])
+        permissions=seeing_every_customer(
+            Permission.objects.filter(codename__in=["view_customer", "view_order"])
+        )
     )
     overview = client_of(orders_only).get("/admin/").context["overview"]
     assert "kpis" in overview

@@ -43,6 +43,7 @@ from tests.factories import (
     SegmentFactory,
     UserFactory,
 )
+from tests.factories.users import seeing_every_customer
 from tests.support import client_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -60,7 +61,9 @@ def empty_cache(db: None) -> None:
 
 
 def _user(*codenames: str) -> object:
-    return UserFactory(permissions=Permission.objects.filter(codename__in=codenames))
+    return UserFactory(
+        permissions=seeing_every_customer(Permission.objects.filter(codename__in=codenames))
+    )
 
 
 def _overview(user: object, period: int = 30) -> dict:

@@ -34,6 +34,7 @@ from tests.factories import (
     OrderFactory,
     UserFactory,
 )
+from tests.factories.users import seeing_every_customer
 from tests.support import client_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -285,7 +286,9 @@ def test_before_any_computation_a_large_brand_s_page_queues_it_and_says_so(
 
 
 def _operator(*codenames: str) -> object:
-    return UserFactory(permissions=Permission.objects.filter(codename__in=codenames))
+    return UserFactory(
+        permissions=seeing_every_customer(Permission.objects.filter(codename__in=codenames))
+    )
 
 
 ALL_PERMISSIONS = (

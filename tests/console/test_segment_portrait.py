@@ -28,6 +28,7 @@ from tests.factories import (
     SegmentMembershipFactory,
     UserFactory,
 )
+from tests.factories.users import seeing_every_customer
 from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
@@ -143,7 +144,11 @@ def test_the_portrait_needs_the_view_permission(segment: Segment) -> None:
         == 403
     )
 
-    viewer = client_of(UserFactory(permissions=Permission.objects.filter(codename="view_segment")))
+    viewer = client_of(
+        UserFactory(
+            permissions=seeing_every_customer(Permission.objects.filter(codename="view_segment"))
+        )
+    )
     assert viewer.get(portrait_url(segment)).status_code == 200
     answer = post_rule(viewer, {"rule": {"field": "gender", "op": "eq", "value": "male"}})
     assert answer.status_code == 200

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 from core.services.api_keys import api_key_create
 from crm.models import Customer, Identity
 from tests.factories import CustomerFactory, IdentityFactory, UserFactory
+from tests.factories.users import seeing_every_customer
 from tests.support import client_of, subprocess_database_url
 
 pytestmark = pytest.mark.django_db
@@ -161,8 +162,8 @@ def test_the_admin_search_of_an_operator_without_personal_data_is_limited(clock)
     IdentityFactory(provider="phone", raw_value=PHONE, customer=CustomerFactory(display_name="林"))
     client = client_of(
         UserFactory(
-            permissions=Permission.objects.filter(
-                content_type__app_label="crm", codename="view_customer"
+            permissions=seeing_every_customer(
+                Permission.objects.filter(content_type__app_label="crm", codename="view_customer")
             )
         )
     )

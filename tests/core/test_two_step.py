@@ -11,7 +11,7 @@ from django.urls import reverse
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from core.admin_login import BRAND_ADMIN_GROUP
+from core.services.roles import BRAND_ADMIN
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def _code(device: TOTPDevice) -> str:
 @pytest.fixture
 def brand_admin() -> User:
     user = User.objects.create_user("pinpai", password="secret-pass-123", is_staff=True)
-    user.groups.add(Group.objects.get_or_create(name=BRAND_ADMIN_GROUP)[0])
+    user.groups.add(Group.objects.get_or_create(name=BRAND_ADMIN)[0])
     return user
 
 

@@ -11,6 +11,7 @@ from django.core.management import call_command
 from devstack import demo
 from segments.models import Segment, SegmentMembership
 from tests.factories import UserFactory
+from tests.factories.users import seeing_every_customer
 from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,9 @@ def test_the_overview_draws_the_pinned_demo_segments_from_their_first_refresh() 
     pinned = dict(Segment.objects.filter(pinned=True).values_list("name", "member_count"))
     assert set(pinned) == {"沉睡高消费客户", "近 30 天新客", "重要价值客户"}
 
-    viewer = UserFactory(permissions=Permission.objects.filter(codename="view_segment"))
+    viewer = UserFactory(
+        permissions=seeing_every_customer(Permission.objects.filter(codename="view_segment"))
+    )
     panel = client_of(viewer).get("/admin/").context["overview"]["pinned"]
     lines = {line["name"]: line["sizes"] for line in panel["chart"]["lines"]}
     assert set(lines) == set(pinned)

@@ -25,3 +25,10 @@ class UserFactory(factory.django.DjangoModelFactory):
     def permissions(self, create: bool, extracted: Iterable[Permission] | None, **_: Any) -> None:
         if create and extracted is not None:
             self.user_permissions.set(extracted)
+
+
+def seeing_every_customer(permissions: Iterable[Permission]) -> list[Permission]:
+    """`permissions` and `crm.view_all_customers`: an operator not scoped to the customers of
+    one owner (as the 运营 and 数据分析 roles are), for tests about other permissions."""
+    every = Permission.objects.get(content_type__app_label="crm", codename="view_all_customers")
+    return [*permissions, every]

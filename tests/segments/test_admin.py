@@ -16,6 +16,7 @@ from segments.models import CustomerMetrics, LifecyclePolicy, RecomputeRun, RfmP
 from segments.services.recompute import recompute_full
 from segments.services.segments import segment_create, segment_members_change
 from tests.factories import CustomerFactory, SegmentFactory, UserFactory
+from tests.factories.users import seeing_every_customer
 from tests.segments.recompute_support import AS_OF, buyer, order
 from tests.support import client_of, form_data
 
@@ -80,7 +81,11 @@ def test_runs_list_and_recompute_now(
     assert response.status_code == 302
     assert len(callbacks) == 1
     client = client_of(
-        UserFactory(permissions=Permission.objects.filter(codename="view_recomputerun"))
+        UserFactory(
+            permissions=seeing_every_customer(
+                Permission.objects.filter(codename="view_recomputerun")
+            )
+        )
     )
     page = client.get(reverse("admin:segments_recomputerun_changelist"))
     assert page.status_code == 200
@@ -246,8 +251,10 @@ def test_a_segment_is_pinned_and_unpinned_from_its_own_page() -> None:
     )
     editor = client_of(
         UserFactory(
-            permissions=Permission.objects.filter(
-                codename__in=["view_segment", "add_segment", "change_segment"]
+            permissions=seeing_every_customer(
+                Permission.objects.filter(
+                    codename__in=["view_segment", "add_segment", "change_segment"]
+                )
             )
         )
     )
@@ -269,7 +276,11 @@ def test_a_segment_is_pinned_and_unpinned_from_its_own_page() -> None:
     # A new segment is pinned from its page once saved; a reader cannot pin.
     adding = editor.get(reverse("admin:segments_segment_add"))
     assert "pinned" not in adding.context["adminform"].form.fields
-    reader = client_of(UserFactory(permissions=Permission.objects.filter(codename="view_segment")))
+    reader = client_of(
+        UserFactory(
+            permissions=seeing_every_customer(Permission.objects.filter(codename="view_segment"))
+        )
+    )
     assert 'name="pinned"' not in reader.get(url).content.decode()
     reader.raise_request_exception = False
     assert reader.post(url, {**form_data(page), "pinned": "on"}).status_code == 403

@@ -31,6 +31,7 @@ from tests.factories import (
     TagGroupFactory,
     UserFactory,
 )
+from tests.factories.users import seeing_every_customer
 from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +52,7 @@ def staff_client(*codenames: str) -> Client:
     permissions = Permission.objects.filter(
         content_type__app_label="segments", codename__in=codenames
     )
-    return client_of(UserFactory(permissions=permissions))
+    return client_of(UserFactory(permissions=seeing_every_customer(permissions)))
 
 
 def catalogue_fields(catalogue: dict[str, Any]) -> dict[str, dict[str, Any]]:
