@@ -12,6 +12,7 @@ from console.models import PrivacyRequest
 from core.models import AuditEvent
 from crm.models import Customer, Order
 from tests.console.privacy_support import two_people
+from tests.factories.users import seeing_every_customer
 from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
@@ -20,8 +21,12 @@ pytestmark = pytest.mark.django_db
 def _user(*codenames: str) -> User:
     user = User.objects.create_user("operator", is_staff=True, first_name="小", last_name="李")
     user.user_permissions.add(
-        Permission.objects.get(codename="view_customer"),
-        *(Permission.objects.get(codename=c) for c in codenames),
+        *seeing_every_customer(
+            [
+                Permission.objects.get(codename="view_customer"),
+                *(Permission.objects.get(codename=c) for c in codenames),
+            ]
+        )
     )
     return User.objects.get(pk=user.pk)
 

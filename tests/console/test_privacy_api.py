@@ -13,6 +13,7 @@ from core.models import ApiKey, AuditEvent
 from core.services.api_keys import SCOPES
 from crm.models import Customer, Order
 from tests.console.privacy_support import two_people
+from tests.factories.users import seeing_every_customer
 from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
@@ -178,7 +179,9 @@ def test_staff_in_the_browser_export_only_with_the_personal_data_permission() ->
     first, _second, _setting = two_people()
     staff = User.objects.create_user("operator", is_staff=True)
     assert client_of(staff).get(export_url(first.pk)).status_code == 403
-    staff.user_permissions.add(Permission.objects.get(codename="view_personal_data"))
+    staff.user_permissions.add(
+        *seeing_every_customer([Permission.objects.get(codename="view_personal_data")])
+    )
     staff = User.objects.get(pk=staff.pk)
     response = client_of(staff).get(export_url(first.pk), HTTP_ACCEPT="application/json")
     assert response.status_code == 200

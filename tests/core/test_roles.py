@@ -59,6 +59,8 @@ def test_the_brand_admin_holds_every_permission_of_the_product() -> None:
                 "console",
                 "core",
                 "django_celery_beat",
+                "axes",
+                "otp_totp",
             ]
         ).values_list("content_type__app_label", "codename")
     }

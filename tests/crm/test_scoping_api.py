@@ -60,6 +60,10 @@ SCOPED_VIEWS = {
     "CustomerBulkView",
     "CustomerDetailView",
     "CustomerByIdentityView",
+    "CustomerLookupView",
+    "CustomerIdentityUpsertView",
+    "CustomerPersonalExportView",
+    "CustomerEraseView",
     "OrderListView",
     "OrderDetailView",
     "OrderBulkView",
@@ -360,6 +364,40 @@ def test_tags_of_another_owners_customer_are_not_changed(world: World, action) -
         f"/api/v1/tags/{action}", {"tags": [{"id": tag.pk}], "customer_ids": [world.a1.pk]}
     )
     assert response.status_code == 200
+
+
+def test_lookups_with_the_identity_in_the_body_are_scoped(world: World) -> None:
+    lookup = {"provider": "phone", "value": PHONE_B}
+    response = world.bound.post("/api/v1/customers/lookup", lookup, format="json")
+    assert response.status_code == 404
+    assert response.json()["code"] == "customer_not_found"
+    found = world.unbound.post("/api/v1/customers/lookup", lookup, format="json").json()
+    assert found["customer"]["id"] == world.b1.pk
+    mine = {"provider": "phone", "value": PHONE_A}
+    response = world.bound.post("/api/v1/customers/lookup", mine, format="json")
+    assert response.json()["customer"]["id"] == world.a1.pk
+    before = Customer.objects.get(pk=world.b1.pk).display_name
+    response = world.bound.post(
+        "/api/v1/customers/by-identity",
+        {"identity": lookup, "display_name": "Taken over"},
+        format="json",
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "customer_out_of_scope"
+    assert Customer.objects.get(pk=world.b1.pk).display_name == before
+
+
+def test_personal_export_and_erase_of_another_owners_customer_are_unknown(world: World) -> None:
+    response = world.bound.get(f"/api/v1/customers/{world.b1.pk}/export")
+    assert response.status_code == 404
+    assert response.json()["code"] == "customer_not_found"
+    response = world.bound.post(f"/api/v1/customers/{world.b1.pk}/erase", {}, format="json")
+    assert response.status_code == 404
+    assert Customer.objects.filter(pk=world.b1.pk).exists()
+    assert world.bound.get(f"/api/v1/customers/{world.a1.pk}/export").status_code == 200
+    response = world.bound.post(f"/api/v1/customers/{world.a1.pk}/erase", {}, format="json")
+    assert response.status_code == 200
+    assert not Customer.objects.filter(pk=world.a1.pk).exists()
 
 
 def test_a_bound_key_may_not_sync_a_groups_members(world: World) -> None:
