@@ -6,6 +6,7 @@ created with their secret shown once, revoked, never edited."""
 import json
 from collections.abc import Mapping
 from contextvars import ContextVar
+from datetime import timedelta
 from functools import cached_property
 from typing import Any, cast
 
@@ -14,16 +15,19 @@ from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, ImproperlyConfigured
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.formats import number_format
+from django.utils.html import format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from core import beat_admin  # noqa: F401 - replaces django-celery-beat's admins
 from core.actors import actor_label, actor_labels
+from core.business_time import business_time_label
 from core.errors import DomainError
-from core.models import ApiKey
+from core.models import ApiKey, ApiKeyUsage, AuditAction, AuditEvent
 from core.services.api_keys import SCOPES, api_key_create, api_key_revoke
 
 admin.site.site_header = _("Private-domain CRM")
@@ -363,7 +367,15 @@ class ApiKeyCreateForm(forms.ModelForm):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "scope_list", "created_at", "last_used_at", "revoked_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "scope_list",
+        "created_at",
+        "last_used_at",
+        "requests_last_day",
+        "revoked_at",
+    ]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "=prefix"]
     readonly_fields = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
@@ -387,7 +399,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         api_key, raw_key = api_key_create(
-            name=form.cleaned_data["name"], scopes=form.cleaned_data["scope_choices"]
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scope_choices"],
+            actor=f"user:{request.user.pk}",
         )
         obj.pk = api_key.pk
         self.message_user(
@@ -395,6 +409,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
             _("The new key, shown this once only: %(key)s") % {"key": raw_key},
             messages.WARNING,
         )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
+        # The hourly counts folded in so far (every few minutes), summed in the page's query.
+        since = timezone.now() - timedelta(hours=24)
+        day = (
+            ApiKeyUsage.objects.filter(api_key=OuterRef("pk"), hour__gte=since)
+            .values("api_key")
+            .annotate(total=Sum("request_count"))
+            .values("total")
+        )
+        return super().get_queryset(request).annotate(requests_last_day=Subquery(day))
+
+    @admin.display(description=_("requests in the last 24 hours"))
+    def requests_last_day(self, api_key: ApiKey) -> str:
+        count = getattr(api_key, "requests_last_day", None) or 0
+        return number_format(count, force_grouping=True)
 
     @admin.display(description=_("scopes"))
     def scope_list(self, api_key: ApiKey) -> str:
@@ -404,9 +434,171 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         prefixes = list(queryset.values_list("prefix", flat=True))
         for prefix in prefixes:
-            api_key_revoke(prefix=prefix)
+            api_key_revoke(prefix=prefix, actor=f"user:{request.user.pk}")
         self.message_user(
             request,
             ngettext("%(count)d key revoked.", "%(count)d keys revoked.", len(prefixes))
             % {"count": len(prefixes)},
         )
+
+
+# --- The audit trail: read-only for everyone, superusers included. ---
+
+# The audit trail's names of the objects it records (AuditEvent.object_type).
+AUDITED_OBJECT_TYPES = {
+    "customer": _("customer"),
+    "customer_export": _("customer export"),
+    "segment": _("segment"),
+    "campaign": _("campaign"),
+    "frequency_rule": _("frequency rule"),
+    "rfm_policy": _("RFM policy"),
+    "lifecycle_policy": _("lifecycle policy"),
+    "api_key": _("API key"),
+}
+# The steps a change may name (AuditEvent.detail["operation"]).
+AUDITED_OPERATIONS = {
+    "launch": _("launched"),
+    "pause": _("paused"),
+    "resume": _("resumed"),
+    "cancel": _("cancelled"),
+    "revoke": _("revoked"),
+    "rotate_webhook_secret": _("signing secret replaced"),
+}
+
+
+def _shown_value(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def audit_detail_lines(event: AuditEvent) -> list[str]:
+    """An event's detail as an operator reads it: one line per changed field
+    (`name: before → after`), then the other facts (ids, counts, filter)."""
+    detail = event.detail or {}
+    lines: list[str] = []
+    operation = detail.get("operation")
+    if operation:
+        lines.append(str(AUDITED_OPERATIONS.get(operation, operation)))
+    before, after = detail.get("before"), detail.get("after")
+    if isinstance(before, dict) and isinstance(after, dict):
+        for name in sorted({*before, *after}):
+            lines.append(
+                gettext("%(field)s: %(before)s → %(after)s")
+                % {
+                    "field": name,
+                    "before": _shown_value(before.get(name)),
+                    "after": _shown_value(after.get(name)),
+                }
+            )
+    for name, value in sorted(detail.items()):
+        if name not in {"before", "after", "operation"}:
+            lines.append(f"{name}: {_shown_value(value)}")
+    return lines
+
+
+class AuditEventActionFilter(admin.SimpleListFilter):
+    title = _("action")
+    parameter_name = "action"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return list(AuditAction.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ActorLabelsAdmin):
+    """The audit trail, for the 审计 role (view permission on audit events): filters by actor,
+    action and time, a search by customer id. Never added to, changed or deleted here, not even
+    by a superuser (the table refuses changes in the database too)."""
+
+    list_display = [
+        "occurred_at_label",
+        "actor_label",
+        "action",
+        "object_label",
+        "customer_id",
+        "field_list",
+        "detail_summary",
+    ]
+    list_filter = [actor_list_filter("actor", _("actor")), AuditEventActionFilter]
+    date_hierarchy = "occurred_at"
+    number_search_fields = ("customer_id",)
+    search_help_text = _("A customer's id.")
+    actor_fields = ("actor",)
+    actor_label = actor_column("actor", _("actor"))
+    fields = [
+        "occurred_at_label",
+        "actor_label",
+        "action",
+        "object_label",
+        "customer_id",
+        "field_list",
+        "detail_lines",
+    ]
+    readonly_fields = fields
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("time"), ordering="occurred_at")
+    def occurred_at_label(self, event: AuditEvent) -> str:
+        return business_time_label(event.occurred_at)
+
+    @admin.display(description=_("object"))
+    def object_label(self, event: AuditEvent) -> str:
+        if not event.object_type:
+            return "-"
+        kind = AUDITED_OBJECT_TYPES.get(event.object_type, event.object_type)
+        return f"{kind} #{event.object_id}" if event.object_id else str(kind)
+
+    @admin.display(description=_("fields"))
+    def field_list(self, event: AuditEvent) -> str:
+        return ", ".join(event.fields) or "-"
+
+    @admin.display(description=_("detail"))
+    def detail_summary(self, event: AuditEvent) -> str:
+        lines = audit_detail_lines(event)
+        summary = "; ".join(lines[:3])
+        return f"{summary} …" if len(lines) > 3 else summary or "-"
+
+    @admin.display(description=_("detail"))
+    def detail_lines(self, event: AuditEvent) -> str:
+        lines = audit_detail_lines(event)
+        return format_html_join("", "<div>{}</div>", ((line,) for line in lines)) if lines else "-"
+
+
+@admin.register(ApiKeyUsage)
+class ApiKeyUsageAdmin(LargeListAdmin):
+    """Each API key's requests per hour (folded in from the cache every few minutes): read
+    only, beside the audit trail."""
+
+    list_display = ["hour_label", "api_key", "request_count"]
+    list_filter = ["api_key"]
+    list_select_related = ["api_key"]
+    date_hierarchy = "hour"
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("hour"), ordering="hour")
+    def hour_label(self, usage: ApiKeyUsage) -> str:
+        return business_time_label(usage.hour)

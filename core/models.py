@@ -81,3 +81,27 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.object_type} {self.object_id}".strip()
+
+
+class ApiKeyUsage(models.Model):
+    """How many requests one API key made in one hour (the hour's start, UTC). Counted in the
+    shared cache as requests arrive and folded in here by a scheduled task
+    (core.services.api_key_usage): the request path never writes this table."""
+
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.CASCADE, related_name="usage", verbose_name=_("API key")
+    )
+    hour = models.DateTimeField(_("hour"))
+    request_count = models.PositiveIntegerField(_("requests"), default=0)
+
+    class Meta:
+        verbose_name = _("API key use")
+        verbose_name_plural = _("API key use (per hour)")
+        ordering = ["-hour", "api_key_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "hour"], name="api_key_usage_key_hour")
+        ]
+        indexes = [models.Index(fields=["hour"], name="api_key_usage_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.hour:%Y-%m-%d %H:00}"

@@ -27,7 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, name: str, scopes: str, **options: Any) -> None:
         requested = [scope for scope in scopes.split(",") if scope.strip()]
         try:
-            api_key, raw_key = api_key_create(name=name, scopes=requested)
+            api_key, raw_key = api_key_create(name=name, scopes=requested, actor="command")
         except DomainError as error:
             raise CommandError(_message(error)) from error
         self.stdout.write(
