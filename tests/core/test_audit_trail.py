@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 import core.services.audit
-from core.models import ApiKeyUsage, AuditAction, AuditEvent
+from core.models import ApiKey, ApiKeyUsage, AuditAction, AuditEvent
 from core.services.api_keys import api_key_create
 from core.services.audit import (
     SECRET_CHANGED,
@@ -75,11 +75,14 @@ def test_a_delete_through_the_orm_is_refused() -> None:
 )
 def test_raw_sql_cannot_change_the_trail(statement: str) -> None:
     event = _event()
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            # The test database allows a flush's TRUNCATE (tests/conftest.py); no other does.
-            cursor.execute("SET LOCAL crm.audit_truncate = 'off'")
-            cursor.execute(statement)
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        # The test database allows a flush's TRUNCATE (tests/conftest.py); no other does.
+        cursor.execute("SET LOCAL crm.audit_truncate = 'off'")
+        cursor.execute(statement)
     assert list(AuditEvent.objects.values_list("pk", "actor")) == [(event.pk, "user:1")]
 
 
@@ -321,3 +324,45 @@ def test_the_create_api_key_command_is_recorded_as_the_command_line() -> None:
     (event,) = _events(AuditAction.CREATE)
     assert (event.actor, event.object_type) == ("command", "api_key")
     assert event.detail["after"]["secret_hash"] == SECRET_CHANGED
+
+
+# --- API keys: created and revoked, in the admin and by command ---
+
+
+def test_admin_key_create_and_revoke_are_one_event_each(admin_user) -> None:
+    client = client_of(admin_user)
+    response = client.post(
+        reverse("admin:core_apikey_add"), {"name": "erp", "scope_choices": ["orders:read"]}
+    )
+    assert response.status_code == 302
+    api_key = ApiKey.objects.get(name="erp")
+    for _ in range(2):  # a second revocation changes nothing, and records nothing
+        revoked = client.post(
+            reverse("admin:core_apikey_changelist"),
+            {"action": "revoke", "_selected_action": [api_key.pk]},
+        )
+        assert revoked.status_code == 302
+    created, revoke = AuditEvent.objects.order_by("id")
+    assert (created.actor, created.action, created.object_id) == (
+        f"user:{admin_user.pk}",
+        AuditAction.CREATE,
+        str(api_key.pk),
+    )
+    assert created.detail["after"]["name"] == "erp"
+    assert created.detail["after"]["scopes"] == ["orders:read"]
+    assert created.detail["after"]["secret_hash"] == SECRET_CHANGED
+    assert api_key.secret_hash not in json.dumps(created.detail)
+    assert (revoke.actor, revoke.action, revoke.detail["operation"]) == (
+        f"user:{admin_user.pk}",
+        AuditAction.CHANGE,
+        "revoke",
+    )
+    assert revoke.detail["before"] == {"revoked_at": None}
+    assert revoke.fields == ["revoked_at"]
+
+
+def test_the_revoke_command_is_recorded_as_the_command_line() -> None:
+    api_key, _raw = api_key_create(name="erp", scopes=["orders:read"], actor="user:1")
+    call_command("revoke_api_key", api_key.prefix, stdout=io.StringIO())
+    revoke = AuditEvent.objects.order_by("id").last()
+    assert (revoke.actor, revoke.detail["operation"]) == ("command", "revoke")
