@@ -11,8 +11,9 @@ from functools import cached_property
 from typing import Any, cast
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, ImproperlyConfigured
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ImproperlyConfigured
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
@@ -455,6 +456,15 @@ AUDITED_OBJECT_TYPES = {
     "lifecycle_policy": _("lifecycle policy"),
     "api_key": _("API key"),
 }
+# The models whose fields the events name, by label (core may not import the apps above it).
+AUDITED_MODELS = {
+    "segment": "segments.Segment",
+    "campaign": "campaigns.Campaign",
+    "frequency_rule": "campaigns.FrequencyRule",
+    "rfm_policy": "segments.RfmPolicy",
+    "lifecycle_policy": "segments.LifecyclePolicy",
+    "api_key": "core.ApiKey",
+}
 # The steps a change may name (AuditEvent.detail["operation"]).
 AUDITED_OPERATIONS = {
     "launch": _("launched"),
@@ -474,6 +484,18 @@ def _shown_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _field_label(object_type: str, name: str) -> str:
+    """A field's name as its model's form shows it (最大次数), else as recorded."""
+    label = AUDITED_MODELS.get(object_type)
+    if label is None:
+        return name
+    try:
+        field = apps.get_model(label)._meta.get_field(name)
+    except (LookupError, FieldDoesNotExist):
+        return name
+    return str(getattr(field, "verbose_name", name))
+
+
 def audit_detail_lines(event: AuditEvent) -> list[str]:
     """An event's detail as an operator reads it: one line per changed field
     (`name: before → after`), then the other facts (ids, counts, filter)."""
@@ -488,7 +510,7 @@ def audit_detail_lines(event: AuditEvent) -> list[str]:
             lines.append(
                 gettext("%(field)s: %(before)s → %(after)s")
                 % {
-                    "field": name,
+                    "field": _field_label(event.object_type, name),
                     "before": _shown_value(before.get(name)),
                     "after": _shown_value(after.get(name)),
                 }
@@ -531,7 +553,7 @@ class AuditEventAdmin(ActorLabelsAdmin):
     search_help_text = _("A customer's id.")
     actor_fields = ("actor",)
     actor_label = actor_column("actor", _("actor"))
-    fields = [
+    fields = (
         "occurred_at_label",
         "actor_label",
         "action",
@@ -539,7 +561,7 @@ class AuditEventAdmin(ActorLabelsAdmin):
         "customer_id",
         "field_list",
         "detail_lines",
-    ]
+    )
     readonly_fields = fields
     actions = None
 

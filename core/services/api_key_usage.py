@@ -5,14 +5,15 @@ beat every few minutes and by the audit prune, copies the counters of the last h
 `ApiKeyUsage`, writing each hour's absolute count with GREATEST: a counter only grows within
 its hour, so a second fold of the same counts changes nothing and never counts twice.
 
-A counter outlives its hour by COUNTER_HOURS, during which folds keep reading it; with Redis
-`incr` is atomic; with the database cache it is Django's read-then-write, which may lose a
-count when two requests of one key meet (a usage record, not a limit)."""
+A counter lives COUNTER_HOURS from its hour's first request, during which folds keep reading
+it. Counting is one atomic operation: an upsert of the PostgreSQL cache table's row
+(config.cache `count_up`) or a Redis INCR."""
 
 import logging
 from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 
 from core.models import ApiKey
@@ -33,14 +34,27 @@ def _counter_key(api_key_id: int, hour: datetime) -> str:
 
 
 def api_key_use_count(*, api_key_id: int, now: datetime) -> None:
-    """Count one request of the key in `now`'s hour: one cache operation (two in the first
-    request of an hour)."""
+    """Count one request of the key in `now`'s hour: one atomic cache operation."""
     key = _counter_key(api_key_id, hour_of(now))
-    try:
+    timeout = COUNTER_HOURS * 3600
+    count_up = getattr(cache, "count_up", None)
+    if count_up is not None:  # the PostgreSQL cache table (config.cache): one statement
+        count_up(key, timeout=timeout)
+        return
+    if isinstance(cache, RedisCache):
+        # INCR creates a missing counter at 1, atomically; Django's serializer stores ints as
+        # Redis integers, so `get_many` reads it back. One round trip with its expiry.
+        client = cache._cache.get_client(key, write=True)  # type: ignore[attr-defined]
+        redis_key = cache.make_and_validate_key(key)
+        pipeline = client.pipeline(transaction=False)
+        pipeline.incr(redis_key)
+        pipeline.expire(redis_key, timeout, nx=True)
+        pipeline.execute()
+        return
+    try:  # another backend: Django's read-then-write
         cache.incr(key)
     except ValueError:
-        # The hour's first request (or two racing for it: the loser of `add` increments).
-        if not cache.add(key, 1, timeout=COUNTER_HOURS * 3600):
+        if not cache.add(key, 1, timeout=timeout):
             cache.incr(key)
 
 

@@ -2,14 +2,17 @@
 its own written per request), folded into ApiKeyUsage by the scheduled task with absolute
 counts, so that a repeated fold never counts twice; shown in the API key admin."""
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from core.models import ApiKey, ApiKeyUsage
 from core.services.api_key_usage import api_key_usage_fold, api_key_use_count, hour_of
@@ -19,6 +22,9 @@ from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
 
+# The Redis the tests' broker runs on (counters under a prefix of their own; nothing is emptied).
+_BROKER = os.environ.get("CELERY_BROKER_URL", "")
+REDIS_URL = _BROKER if _BROKER.startswith("redis://") else "redis://127.0.0.1:6379/0"
 NOW = datetime(2026, 12, 5, 10, 30, tzinfo=UTC)
 HOUR = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 
@@ -143,3 +149,34 @@ def test_the_usage_admin_is_read_only(admin_user) -> None:
     delete = reverse("admin:core_apikeyusage_delete", args=[usage.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 403
     assert _usage() == [("erp", HOUR, 5)]
+
+
+def test_the_database_cache_counts_in_one_atomic_statement_and_restarts_when_expired() -> None:
+    with CaptureQueriesContext(connection) as queries:
+        assert [cache.count_up("counter", timeout=60) for _ in range(3)] == [1, 2, 3]
+    assert len(queries) == 3
+    assert cache.get("counter") == 3
+    assert cache.get_many(["counter"]) == {"counter": 3}
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE crm_cache SET expires = now() - interval '1 second'")
+    assert cache.count_up("counter", timeout=60) == 1
+
+
+def test_redis_counts_with_incr(monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.services.api_key_usage as usage
+
+    redis = RedisCache(REDIS_URL, {"KEY_PREFIX": "crm-test-usage"})
+    try:
+        redis._cache.get_client().ping()
+    except RedisError:
+        pytest.skip("no Redis at " + REDIS_URL)
+    monkeypatch.setattr(usage, "cache", redis)
+    erp = _key()
+    redis.delete(f"api_key_use:{erp.pk}:{int(HOUR.timestamp())}")  # a run before this one's
+    for _ in range(3):
+        api_key_use_count(api_key_id=erp.pk, now=NOW)
+    assert api_key_usage_fold(now=NOW) == 1
+    assert _usage() == [("erp", HOUR, 3)]
+    key = redis.make_and_validate_key(f"api_key_use:{erp.pk}:{int(HOUR.timestamp())}")
+    assert 0 < redis._cache.get_client().ttl(key) <= 6 * 3600
+    redis.delete(f"api_key_use:{erp.pk}:{int(HOUR.timestamp())}")

@@ -71,7 +71,7 @@ def test_the_list_reads_in_chinese_with_names_and_business_time(events, auditor)
     assert "张三" in text  # the user's name, not user:<id>
     assert "API 密钥「erp」" in text
     assert "定时任务" in text
-    assert "max_count: 3 → 5" in text
+    assert "最多发送次数：3 → 5" in text  # the field by its label
     assert "2026年12月5日 10:30" in text and "北京时间" in text
     assert event.pk
 
@@ -80,7 +80,7 @@ def test_the_change_page_shows_the_detail_line_by_line(events, auditor) -> None:
     page = _zh(auditor).get(reverse("admin:core_auditevent_change", args=[events["change"].pk]))
     assert page.status_code == 200
     text = page.content.decode()
-    assert "<div>max_count: 3 → 5</div>" in text
+    assert "<div>最多发送次数：3 → 5</div>" in text
     assert 'name="max_count"' not in text and "<form" in text  # no input of any field
     assert "_save" not in text
 
