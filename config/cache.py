@@ -63,19 +63,43 @@ class PostgresCache(DatabaseCache):
 
     def count_up(self, key: str, *, timeout: float) -> int:
         """Add one to the counter `key` (created at 1, or restarted at 1 once expired, living
-        `timeout` seconds from its creation) and answer its new value; one statement."""
+        `timeout` seconds from its creation) and answer its new value: one statement, which
+        outside a caller's transaction commits without waiting for the disk (a usage count,
+        not data: a crash may lose its last moment)."""
         key = self.make_and_validate_key(key)
         db = router.db_for_write(self.cache_model_class)
         connection = connections[db]
         table = connection.ops.quote_name(self._table)  # type: ignore[attr-defined]
         now = timezone.now()
         expires = now + timedelta(seconds=timeout)
+        # Outside a caller's transaction the statement is one of its own, whose commit need not
+        # wait for the disk (set in the same statement: one round trip); inside one, the
+        # caller's commit keeps its own durability.
+        is_own_transaction = not connection.in_atomic_block
+        return self._count_up(
+            connection, table, key, now=now, expires=expires, is_async=is_own_transaction
+        )
+
+    def _count_up(
+        self,
+        connection: Any,
+        table: str,
+        key: str,
+        *,
+        now: datetime,
+        expires: datetime,
+        is_async: bool,
+    ) -> int:
+        asynchronous = (
+            "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS s" if is_async else ""
+        )
         with connection.cursor() as cursor:
             # The table name comes from settings, never from input.
             cursor.execute(
                 f"""
                 INSERT INTO {table} AS c (cache_key, value, expires)
-                VALUES (%(key)s, encode(convert_to(E'I1\\n.', 'UTF8'), 'base64'), %(expires)s)
+                SELECT %(key)s, encode(convert_to(E'I1\\n.', 'UTF8'), 'base64'), %(expires)s
+                {asynchronous}
                 ON CONFLICT (cache_key) DO UPDATE SET
                     value = CASE WHEN c.expires < %(now)s THEN EXCLUDED.value ELSE encode(
                         convert_to(

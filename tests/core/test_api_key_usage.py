@@ -180,3 +180,13 @@ def test_redis_counts_with_incr(monkeypatch: pytest.MonkeyPatch) -> None:
     key = redis.make_and_validate_key(f"api_key_use:{erp.pk}:{int(HOUR.timestamp())}")
     assert 0 < redis._cache.get_client().ttl(key) <= 6 * 3600
     redis.delete(f"api_key_use:{erp.pk}:{int(HOUR.timestamp())}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_cache_counts_outside_a_transaction_too() -> None:
+    cache.delete("counter")
+    assert [cache.count_up("counter", timeout=60) for _ in range(2)] == [1, 2]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)  # the session's own setting is left alone
+    assert cache.get("counter") == 2
