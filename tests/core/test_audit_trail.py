@@ -25,7 +25,12 @@ from core.services.audit import (
 )
 from core.tasks import audit_prune_task
 from crm.services.merges import customers_merge
-from tests.factories import CustomerFactory, IdentityFactory, UserFactory
+from tests.factories import (
+    CustomerFactory,
+    IdentityFactory,
+    SegmentMembershipFactory,
+    UserFactory,
+)
 from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
@@ -298,6 +303,25 @@ def test_one_event_per_api_customer_answer_with_personal_data(api_client_with_sc
     assert event.customer_id == customer.pk
     assert event.fields == ["birthday", "identities"]
     assert event.actor.startswith("api_key:test:")
+
+
+def test_a_new_endpoint_using_the_mixin_is_audited_too(api_client_with_scopes) -> None:
+    """The segment member list answers customers through PersonalDataContextMixin."""
+    member = _customer_with_phone()
+    segment = SegmentMembershipFactory(customer=member).segment
+    client = api_client_with_scopes("segments:read", "personal_data:read")
+    response = client.get(f"/api/v1/segments/{segment.pk}/members")
+    assert response.status_code == 200
+    (event,) = _events(AuditAction.VIEW_PERSONAL_DATA)
+    assert (event.customer_id, event.detail) == (member.pk, {})
+
+
+def test_an_upsert_answer_with_personal_data_is_one_view(api_client_with_scopes) -> None:
+    client = api_client_with_scopes("customers:read", "customers:write", "personal_data:read")
+    response = client.put(f"/api/v1/customers/by-identity/phone/{PHONE}", {}, format="json")
+    assert response.status_code == 201
+    (event,) = _events(AuditAction.VIEW_PERSONAL_DATA)
+    assert event.customer_id == response.json()["customer"]["id"]
 
 
 @pytest.mark.parametrize(
