@@ -327,14 +327,18 @@ def _save(campaign: Campaign, data: CampaignInput) -> Campaign:
     return campaign
 
 
-def _audited(campaign: Campaign) -> dict[str, Any]:
-    """What the audit trail compares of a campaign: everything an operator sets, its state,
-    and its signing secret (written only as changed, see core.services.audit)."""
-    return {
-        **dataclasses.asdict(input_of(campaign)),
-        "state": campaign.state,
-        "webhook_secret": campaign.webhook_secret_encrypted,
-    }
+def _audited(values: CampaignInput, campaign: Campaign) -> dict[str, Any]:
+    """What the audit trail compares of a campaign: everything an operator sets (as the input
+    `input_of` would read back: variants by name, segments by id), its state, and its signing
+    secret (written only as changed, see core.services.audit)."""
+    snapshot = dataclasses.asdict(values)
+    snapshot["variants"] = sorted(snapshot["variants"], key=lambda variant: variant["name"])
+    snapshot["include_segment_ids"] = sorted(values.include_segment_ids)
+    snapshot["exclude_segment_ids"] = sorted(values.exclude_segment_ids)
+    snapshot["labels"] = list(values.labels)
+    snapshot["state"] = campaign.state
+    snapshot["webhook_secret"] = campaign.webhook_secret_encrypted
+    return snapshot
 
 
 def _audit(
@@ -343,7 +347,7 @@ def _audit(
     actor: str,
     action: AuditAction,
     before: dict[str, Any] | None,
-    operation: str = "",
+    after: dict[str, Any] | None,
 ) -> None:
     audit_change(
         actor=actor,
@@ -351,9 +355,8 @@ def _audit(
         object_type="campaign",
         object_id=campaign.pk,
         before=before,
-        after=None if action == AuditAction.DELETE else _audited(campaign),
+        after=after,
         secret_fields=("webhook_secret",),
-        operation=operation,
     )
 
 
@@ -404,7 +407,8 @@ def campaign_webhook_secret_rotate(*, campaign_id: int, actor: str) -> Campaign:
 def campaign_create(*, data: CampaignInput, actor: str) -> Campaign:
     data = _check(data, campaign_id=None)
     campaign = _save(Campaign(created_by=actor), data)
-    _audit(campaign, actor=actor, action=AuditAction.CREATE, before=None)
+    after = _audited(data, campaign)
+    _audit(campaign, actor=actor, action=AuditAction.CREATE, before=None, after=after)
     logger.info("campaign.created", extra={"campaign_id": campaign.pk, "actor": actor})
     return campaign
 
@@ -415,13 +419,15 @@ def campaign_update(*, campaign_id: int, actor: str, changes: dict[str, Any]) ->
     campaign = campaign_get_or_404(campaign_id, for_update=True)
     if campaign.state != CampaignState.DRAFT:
         raise Conflict(ERROR_NOT_A_DRAFT, _("Only a draft campaign can be changed."))
-    data = dataclasses.replace(input_of(campaign), **changes)
+    current = input_of(campaign)
+    before = _audited(current, campaign)
+    data = dataclasses.replace(current, **changes)
     is_url_changed = "webhook_url" in changes or "channel" in changes
     data = _check(data, campaign_id=campaign.pk, is_url_resolved=is_url_changed)
-    before = _audited(campaign)
     campaign.updated_at = timezone.now()
     _save(campaign, data)
-    _audit(campaign, actor=actor, action=AuditAction.CHANGE, before=before)
+    after = _audited(data, campaign)
+    _audit(campaign, actor=actor, action=AuditAction.CHANGE, before=before, after=after)
     logger.info("campaign.updated", extra={"campaign_id": campaign.pk, "actor": actor})
     return campaign
 
@@ -433,10 +439,10 @@ def campaign_delete(*, campaign_id: int, actor: str) -> None:
         raise Conflict(
             ERROR_NOT_A_DRAFT, _("Only a draft campaign can be deleted; cancel it instead.")
         )
-    before = _audited(campaign)
+    before = _audited(input_of(campaign), campaign)
     campaign.delete()
     campaign.pk = campaign_id
-    _audit(campaign, actor=actor, action=AuditAction.DELETE, before=before)
+    _audit(campaign, actor=actor, action=AuditAction.DELETE, before=before, after=None)
     logger.info("campaign.deleted", extra={"campaign_id": campaign_id, "actor": actor})
 
 
