@@ -21,7 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.html import format_html_join
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from core import beat_admin  # noqa: F401 - replaces django-celery-beat's admins
@@ -445,25 +445,26 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 # --- The audit trail: read-only for everyone, superusers included. ---
 
-# The audit trail's names of the objects it records (AuditEvent.object_type).
-AUDITED_OBJECT_TYPES = {
-    "customer": _("customer"),
-    "customer_export": _("customer export"),
-    "segment": _("segment"),
-    "campaign": _("campaign"),
-    "frequency_rule": _("frequency rule"),
-    "rfm_policy": _("RFM policy"),
-    "lifecycle_policy": _("lifecycle policy"),
-    "api_key": _("API key"),
-}
 # The models whose fields the events name, by label (core may not import the apps above it).
 AUDITED_MODELS = {
+    "customer": "crm.Customer",
     "segment": "segments.Segment",
     "campaign": "campaigns.Campaign",
     "frequency_rule": "campaigns.FrequencyRule",
     "rfm_policy": "segments.RfmPolicy",
     "lifecycle_policy": "segments.LifecyclePolicy",
     "api_key": "core.ApiKey",
+}
+# The facts other than changes an event's detail holds (merges, exports, views of lists).
+AUDITED_FACTS = {
+    "customer_ids": _("customers"),
+    "survivor_id": _("customer kept"),
+    "absorbed_ids": _("customers merged into it"),
+    "filter": _("filter"),
+    "is_searched": _("narrowed by a search"),
+    "row_count": _("rows"),
+    "format": _("format"),
+    "is_unmasked": _("unmasked"),
 }
 # The steps a change may name (AuditEvent.detail["operation"]).
 AUDITED_OPERATIONS = {
@@ -477,6 +478,8 @@ AUDITED_OPERATIONS = {
 
 
 def _shown_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
     if value is None or value == "":
         return "-"
     if isinstance(value, str):
@@ -493,6 +496,8 @@ def _field_label(object_type: str, name: str) -> str:
         field = apps.get_model(label)._meta.get_field(name)
     except (LookupError, FieldDoesNotExist):
         return name
+    if field.is_relation and not hasattr(field, "verbose_name"):  # a reverse relation
+        return str(field.related_model._meta.verbose_name_plural)  # type: ignore[union-attr]
     return str(getattr(field, "verbose_name", name))
 
 
@@ -517,7 +522,10 @@ def audit_detail_lines(event: AuditEvent) -> list[str]:
             )
     for name, value in sorted(detail.items()):
         if name not in {"before", "after", "operation"}:
-            lines.append(f"{name}: {_shown_value(value)}")
+            fact = AUDITED_FACTS.get(name, name)
+            lines.append(
+                gettext("%(fact)s: %(value)s") % {"fact": fact, "value": _shown_value(value)}
+            )
     return lines
 
 
@@ -580,14 +588,12 @@ class AuditEventAdmin(ActorLabelsAdmin):
 
     @admin.display(description=_("object"))
     def object_label(self, event: AuditEvent) -> str:
-        if not event.object_type:
-            return "-"
-        kind = AUDITED_OBJECT_TYPES.get(event.object_type, event.object_type)
-        return f"{kind} #{event.object_id}" if event.object_id else str(kind)
+        return event.object_label
 
     @admin.display(description=_("fields"))
     def field_list(self, event: AuditEvent) -> str:
-        return ", ".join(event.fields) or "-"
+        labels = [_field_label(event.object_type, name) for name in event.fields]
+        return pgettext("list separator", ", ").join(labels) or "-"
 
     @admin.display(description=_("detail"))
     def detail_summary(self, event: AuditEvent) -> str:

@@ -53,6 +53,19 @@ class AuditAction(models.TextChoices):
     API_KEY_USE = "api_key_use", _("API key use")
 
 
+# The audit trail's names of the objects it records (AuditEvent.object_type).
+AUDITED_OBJECT_TYPES = {
+    "customer": _("customer"),
+    "customer_export": _("customer export"),
+    "segment": _("segment"),
+    "campaign": _("campaign"),
+    "frequency_rule": _("frequency rule"),
+    "rfm_policy": _("RFM policy"),
+    "lifecycle_policy": _("lifecycle policy"),
+    "api_key": _("API key"),
+}
+
+
 class AuditEvent(models.Model):
     """One entry of the append-only audit trail: who (an actor code, as core.actors reads it) did
     what to which object, and for personal data which customer and which fields. Values of
@@ -80,7 +93,15 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} {self.object_type} {self.object_id}".strip()
+        return f"{self.get_action_display()} {self.object_label}"
+
+    @property
+    def object_label(self) -> str:
+        """The object by its kind's name and id: 频控规则 #3."""
+        if not self.object_type:
+            return "-"
+        kind = AUDITED_OBJECT_TYPES.get(self.object_type, self.object_type)
+        return f"{kind} #{self.object_id}" if self.object_id else str(kind)
 
 
 class ApiKeyUsage(models.Model):
