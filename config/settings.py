@@ -276,6 +276,11 @@ API_RATE_LIMITS: dict[str, list[tuple[int, int]]] = {
     "search": get_from_env("API_RATE_LIMIT_SEARCH", [(30, 60), (1000, 86400)], cast=str_to_rates),
 }
 API_BULK_MAX_ROWS = get_from_env("API_BULK_MAX_ROWS", 1000, cast=int)
+# Days the audit trail (and the hourly counts of API key use) is kept; a nightly task
+# (core.audit_prune) deletes what is older.
+AUDIT_RETENTION_DAYS = get_from_env("AUDIT_RETENTION_DAYS", 365, cast=int)
+if AUDIT_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("AUDIT_RETENTION_DAYS must be at least 1")
 # Largest request body: a bulk request of API_BULK_MAX_ROWS orders with their items fits.
 DATA_UPLOAD_MAX_MEMORY_SIZE = get_from_env("API_MAX_BODY_BYTES", 16 * 1024 * 1024, cast=int)
 SPECTACULAR_SETTINGS = {

@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/v1/", include("segments.api.urls")),
     path("api/v1/", include("campaigns.api.urls")),
     path("api/v1/", include("console.api.urls")),
+    path("api/v1/", include("core.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -11,16 +11,18 @@ from functools import cached_property
 from typing import Any, cast
 
 from django import forms
+from django.apps import apps
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, ImproperlyConfigured
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ImproperlyConfigured
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.formats import number_format
-from django.utils.translation import gettext, ngettext
+from django.utils.html import format_html_join
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from core import (
@@ -31,7 +33,7 @@ from core.actors import actor_label, actor_labels
 from core.api_key_owners import owner_choices, owner_names
 from core.business_time import business_time_label
 from core.errors import DomainError
-from core.models import ApiKey
+from core.models import ApiKey, ApiKeyUsage, AuditAction, AuditEvent
 from core.services.api_keys import SCOPES, api_key_create, api_key_revoke
 
 admin.site.site_header = _("Private-domain CRM")
@@ -464,6 +466,7 @@ class ApiKeyAdmin(ServiceAdmin):
         "created",
         "last_used",
         "unused",
+        "requests_last_day",
         "revoked_at",
     ]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), UnusedKeyFilter, ExpiredKeyFilter]
@@ -521,6 +524,7 @@ class ApiKeyAdmin(ServiceAdmin):
             expires_at=form.cleaned_data.get("expires_at"),
             allowed_ips=form.allowed_ips(),
             staff_member_id=form.cleaned_data.get("staff_member"),
+            actor=f"user:{request.user.pk}",
         )
         obj.pk = api_key.pk
         self.message_user(
@@ -528,6 +532,22 @@ class ApiKeyAdmin(ServiceAdmin):
             _("The new key, shown this once only: %(key)s") % {"key": raw_key},
             messages.WARNING,
         )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
+        # The hourly counts folded in so far (every few minutes), summed in the page's query.
+        since = timezone.now() - timedelta(hours=24)
+        day = (
+            ApiKeyUsage.objects.filter(api_key=OuterRef("pk"), hour__gte=since)
+            .values("api_key")
+            .annotate(total=Sum("request_count"))
+            .values("total")
+        )
+        return super().get_queryset(request).annotate(requests_last_day=Subquery(day))
+
+    @admin.display(description=_("requests in the last 24 hours"))
+    def requests_last_day(self, api_key: ApiKey) -> str:
+        count = getattr(api_key, "requests_last_day", None) or 0
+        return number_format(count, force_grouping=True)
 
     @admin.display(description=_("scopes"))
     def scope_list(self, api_key: ApiKey) -> str:
@@ -573,9 +593,198 @@ class ApiKeyAdmin(ServiceAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         prefixes = list(queryset.values_list("prefix", flat=True))
         for prefix in prefixes:
-            api_key_revoke(prefix=prefix)
+            api_key_revoke(prefix=prefix, actor=f"user:{request.user.pk}")
         self.message_user(
             request,
             ngettext("%(count)d key revoked.", "%(count)d keys revoked.", len(prefixes))
             % {"count": len(prefixes)},
         )
+
+
+# --- The audit trail: read-only for everyone, superusers included. ---
+
+# The models whose fields the events name, by label (core may not import the apps above it).
+AUDITED_MODELS = {
+    "customer": "crm.Customer",
+    "segment": "segments.Segment",
+    "campaign": "campaigns.Campaign",
+    "frequency_rule": "campaigns.FrequencyRule",
+    "rfm_policy": "segments.RfmPolicy",
+    "lifecycle_policy": "segments.LifecyclePolicy",
+    "api_key": "core.ApiKey",
+}
+# The facts other than changes an event's detail holds (merges, exports, views of lists).
+AUDITED_FACTS = {
+    "customer_ids": _("customers"),
+    "survivor_id": _("customer kept"),
+    "absorbed_ids": _("customers merged into it"),
+    "filter": _("filter"),
+    "is_searched": _("narrowed by a search"),
+    "row_count": _("rows"),
+    "format": _("format"),
+    "is_unmasked": _("unmasked"),
+}
+# The steps a change may name (AuditEvent.detail["operation"]).
+AUDITED_OPERATIONS = {
+    "launch": _("launched"),
+    "pause": _("paused"),
+    "resume": _("resumed"),
+    "cancel": _("cancelled"),
+    "revoke": _("revoked"),
+    "rotate_webhook_secret": _("signing secret replaced"),
+}
+
+
+def _shown_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _field_label(object_type: str, name: str) -> str:
+    """A field's name as its model's form shows it (最大次数), else as recorded."""
+    label = AUDITED_MODELS.get(object_type)
+    if label is None:
+        return name
+    try:
+        field = apps.get_model(label)._meta.get_field(name)
+    except (LookupError, FieldDoesNotExist):
+        return name
+    if field.is_relation and not hasattr(field, "verbose_name"):  # a reverse relation
+        return str(field.related_model._meta.verbose_name_plural)  # type: ignore[union-attr]
+    return str(getattr(field, "verbose_name", name))
+
+
+def audit_detail_lines(event: AuditEvent) -> list[str]:
+    """An event's detail as an operator reads it: one line per changed field
+    (`name: before → after`), then the other facts (ids, counts, filter)."""
+    detail = event.detail or {}
+    lines: list[str] = []
+    operation = detail.get("operation")
+    if operation:
+        lines.append(str(AUDITED_OPERATIONS.get(operation, operation)))
+    before, after = detail.get("before"), detail.get("after")
+    if isinstance(before, dict) and isinstance(after, dict):
+        for name in sorted({*before, *after}):
+            lines.append(
+                gettext("%(field)s: %(before)s → %(after)s")
+                % {
+                    "field": _field_label(event.object_type, name),
+                    "before": _shown_value(before.get(name)),
+                    "after": _shown_value(after.get(name)),
+                }
+            )
+    for name, value in sorted(detail.items()):
+        if name not in {"before", "after", "operation"}:
+            fact = AUDITED_FACTS.get(name, name)
+            lines.append(
+                gettext("%(fact)s: %(value)s") % {"fact": fact, "value": _shown_value(value)}
+            )
+    return lines
+
+
+class AuditEventActionFilter(admin.SimpleListFilter):
+    title = _("action")
+    parameter_name = "action"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return list(AuditAction.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ActorLabelsAdmin):
+    """The audit trail, for the 审计 role (view permission on audit events): filters by actor,
+    action and time, a search by customer id. Never added to, changed or deleted here, not even
+    by a superuser (the table refuses changes in the database too)."""
+
+    list_display = [
+        "occurred_at_label",
+        "actor_label",
+        "action",
+        "object_label",
+        "customer_id",
+        "field_list",
+        "detail_summary",
+    ]
+    list_filter = [actor_list_filter("actor", _("actor")), AuditEventActionFilter]
+    date_hierarchy = "occurred_at"
+    number_search_fields = ("customer_id",)
+    search_help_text = _("A customer's id.")
+    actor_fields = ("actor",)
+    actor_label = actor_column("actor", _("actor"))
+    fields = (
+        "occurred_at_label",
+        "actor_label",
+        "action",
+        "object_label",
+        "customer_id",
+        "field_list",
+        "detail_lines",
+    )
+    readonly_fields = fields
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("time"), ordering="occurred_at")
+    def occurred_at_label(self, event: AuditEvent) -> str:
+        return business_time_label(event.occurred_at)
+
+    @admin.display(description=_("object"))
+    def object_label(self, event: AuditEvent) -> str:
+        return event.object_label
+
+    @admin.display(description=_("fields"))
+    def field_list(self, event: AuditEvent) -> str:
+        labels = [_field_label(event.object_type, name) for name in event.fields]
+        return pgettext("list separator", ", ").join(labels) or "-"
+
+    @admin.display(description=_("detail"))
+    def detail_summary(self, event: AuditEvent) -> str:
+        lines = audit_detail_lines(event)
+        summary = "; ".join(lines[:3])
+        return f"{summary} …" if len(lines) > 3 else summary or "-"
+
+    @admin.display(description=_("detail"))
+    def detail_lines(self, event: AuditEvent) -> str:
+        lines = audit_detail_lines(event)
+        return format_html_join("", "<div>{}</div>", ((line,) for line in lines)) if lines else "-"
+
+
+@admin.register(ApiKeyUsage)
+class ApiKeyUsageAdmin(LargeListAdmin):
+    """Each API key's requests per hour (folded in from the cache every few minutes): read
+    only, beside the audit trail."""
+
+    list_display = ["hour_label", "api_key", "request_count"]
+    list_filter = ["api_key"]
+    list_select_related = ["api_key"]
+    date_hierarchy = "hour"
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("hour"), ordering="hour")
+    def hour_label(self, usage: ApiKeyUsage) -> str:
+        return business_time_label(usage.hour)

@@ -53,6 +53,19 @@ class AuditAction(models.TextChoices):
     API_KEY_USE = "api_key_use", _("API key use")
 
 
+# The audit trail's names of the objects it records (AuditEvent.object_type).
+AUDITED_OBJECT_TYPES = {
+    "customer": _("customer"),
+    "customer_export": _("customer export"),
+    "segment": _("segment"),
+    "campaign": _("campaign"),
+    "frequency_rule": _("frequency rule"),
+    "rfm_policy": _("RFM policy"),
+    "lifecycle_policy": _("lifecycle policy"),
+    "api_key": _("API key"),
+}
+
+
 class AuditEvent(models.Model):
     """One entry of the append-only audit trail: who (an actor code, as core.actors reads it) did
     what to which object, and for personal data which customer and which fields. Values of
@@ -80,4 +93,36 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} {self.object_type} {self.object_id}".strip()
+        return f"{self.get_action_display()} {self.object_label}"
+
+    @property
+    def object_label(self) -> str:
+        """The object by its kind's name and id: 频控规则 #3."""
+        if not self.object_type:
+            return "-"
+        kind = AUDITED_OBJECT_TYPES.get(self.object_type, self.object_type)
+        return f"{kind} #{self.object_id}" if self.object_id else str(kind)
+
+
+class ApiKeyUsage(models.Model):
+    """How many requests one API key made in one hour (the hour's start, UTC). Counted in the
+    shared cache as requests arrive and folded in here by a scheduled task
+    (core.services.api_key_usage): the request path never writes this table."""
+
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.CASCADE, related_name="usage", verbose_name=_("API key")
+    )
+    hour = models.DateTimeField(_("hour"))
+    request_count = models.PositiveIntegerField(_("requests"), default=0)
+
+    class Meta:
+        verbose_name = _("API key use")
+        verbose_name_plural = _("API key use (per hour)")
+        ordering = ["-hour", "api_key_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "hour"], name="api_key_usage_key_hour")
+        ]
+        indexes = [models.Index(fields=["hour"], name="api_key_usage_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.hour:%Y-%m-%d %H:00}"

@@ -3,6 +3,7 @@ data is shown masked unless the operator holds `crm.view_personal_data`. Lists s
 prefetch what they show, so a page costs the same queries whatever its length."""
 
 import math
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -29,6 +30,7 @@ from core.admin import (
     estimated_count,
 )
 from core.api.throttling import SCOPE_SEARCH, rate_limit_consume
+from core.services.audit import personal_data_view_record
 from core.validators import validate_birthday
 from crm.admin_scoping import CustomerScopedAdmin, sees_all_customers
 from crm.models import (
@@ -86,7 +88,23 @@ BIRTHDAY_MASKED = "birthday_masked"
 _may_see_personal_data: ContextVar[bool] = ContextVar("may_see_personal_data", default=False)
 
 
+# The customers whose sensitive data the current request's page showed unmasked, with the
+# fields shown: filled while the page renders, written as one audit event after it (see
+# CustomerAdmin._render_audited).
+_shown_personal_data: ContextVar[dict[int, set[str]] | None] = ContextVar(
+    "shown_personal_data", default=None
+)
+
+
+def _personal_data_shown(customer_id: int, field: str) -> None:
+    shown = _shown_personal_data.get()
+    if shown is not None:
+        shown.setdefault(customer_id, set()).add(field)
+
+
 def _identity_display(identity: Identity) -> str:
+    if identity.is_sensitive and _may_see_personal_data.get():
+        _personal_data_shown(identity.customer_id, "identities")
     return display_value(
         provider=identity.provider,
         value_masked=identity.value_masked,
@@ -387,18 +405,48 @@ class CustomerAdmin(CustomerScopedAdmin, ServiceAdmin):
         return queryset.filter(customer_search_condition(term)), False
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        token = _may_see_personal_data.set(request.user.has_perm(PERSONAL_DATA_PERMISSION))
-        try:
-            return _rendered(super().changelist_view(request, extra_context))
-        finally:
-            _may_see_personal_data.reset(token)
+        return self._render_audited(
+            request, lambda: super(CustomerAdmin, self).changelist_view(request, extra_context)
+        )
 
-    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        token = _may_see_personal_data.set(request.user.has_perm(PERSONAL_DATA_PERMISSION))
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        def render() -> Any:
+            response = super(CustomerAdmin, self).changeform_view(
+                request, object_id, form_url, extra_context
+            )
+            # A customer's own page shows the birthday in its form.
+            if object_id is not None and object_id.isdigit() and response.status_code == 200:
+                _personal_data_shown(int(object_id), "birthday")
+            return response
+
+        return self._render_audited(request, render)
+
+    def _render_audited(self, request: HttpRequest, render: Callable[[], Any]) -> Any:
+        """Render a customer page (the list or one customer) with personal data unmasked for
+        a user who holds crm.view_personal_data, and audit what it showed unmasked: one
+        `view_personal_data` event per page, naming the customers and the fields."""
+        may_see = request.user.has_perm(PERSONAL_DATA_PERMISSION)
+        token = _may_see_personal_data.set(may_see)
+        shown: dict[int, set[str]] = {}
+        shown_token = _shown_personal_data.set(shown if may_see else None)
         try:
-            return _rendered(super().changeform_view(request, *args, **kwargs))
+            response = _rendered(render())
         finally:
+            _shown_personal_data.reset(shown_token)
             _may_see_personal_data.reset(token)
+        if shown:
+            personal_data_view_record(
+                actor=f"user:{request.user.pk}",
+                customer_ids=list(shown),
+                fields=set().union(*shown.values()),
+            )
+        return response
 
     @admin.display(description=_("phone"))
     def phone(self, customer: Customer) -> str:

@@ -535,10 +535,9 @@ class SegmentAdmin(AllCustomersAdmin, ServiceAdmin):
                 name=data["name"],
                 description=data["description"],
                 rule=data["rule"] if obj.kind == SegmentKind.DYNAMIC else None,
+                pinned=data["pinned"] if "pinned" in form.changed_data else None,
                 actor=actor,
             )
-            if "pinned" in form.changed_data:
-                segments_pin(segment_ids=[obj.pk], pinned=data["pinned"], actor=actor)
         else:
             saved = segment_create(
                 name=data["name"],

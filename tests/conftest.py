@@ -36,6 +36,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         embedded.postgres_stop()
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """The test database lets a transactional test's flush TRUNCATE the audit trail, which
+    core migration 0004 refuses everywhere else (the setting is this database's alone)."""
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        (name,) = cursor.fetchone()
+        cursor.execute(
+            f"ALTER DATABASE {connection.ops.quote_name(name)} SET crm.audit_truncate = 'on'"
+        )
+        cursor.execute("SET crm.audit_truncate = 'on'")
+
+
 @pytest.fixture(autouse=True)
 def platform_preset(request: pytest.FixtureRequest) -> None:
     """The WeCom platform limit preset exists in every test's database, as in production: a

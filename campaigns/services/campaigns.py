@@ -42,6 +42,8 @@ from campaigns.services.templates import (
 )
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.locks import Lock, session_lock
+from core.models import AuditAction
+from core.services.audit import audit_change
 from crm.personal_data import encrypt
 from segments.models import Segment
 from segments.rules import InvalidRule, rule_check
@@ -325,6 +327,39 @@ def _save(campaign: Campaign, data: CampaignInput) -> Campaign:
     return campaign
 
 
+def _audited(values: CampaignInput, campaign: Campaign) -> dict[str, Any]:
+    """What the audit trail compares of a campaign: everything an operator sets (as the input
+    `input_of` would read back: variants by name, segments by id), its state, and its signing
+    secret (written only as changed, see core.services.audit)."""
+    snapshot = dataclasses.asdict(values)
+    snapshot["variants"] = sorted(snapshot["variants"], key=lambda variant: variant["name"])
+    snapshot["include_segment_ids"] = sorted(values.include_segment_ids)
+    snapshot["exclude_segment_ids"] = sorted(values.exclude_segment_ids)
+    snapshot["labels"] = list(values.labels)
+    snapshot["state"] = campaign.state
+    snapshot["webhook_secret"] = campaign.webhook_secret_encrypted
+    return snapshot
+
+
+def _audit(
+    campaign: Campaign,
+    *,
+    actor: str,
+    action: AuditAction,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    audit_change(
+        actor=actor,
+        action=action,
+        object_type="campaign",
+        object_id=campaign.pk,
+        before=before,
+        after=after,
+        secret_fields=("webhook_secret",),
+    )
+
+
 def new_webhook_secret() -> str:
     return WEBHOOK_SECRET_PREFIX + secrets.token_urlsafe(32)
 
@@ -349,8 +384,19 @@ def campaign_webhook_secret_rotate(*, campaign_id: int, actor: str) -> Campaign:
             _("Only a webhook campaign has a signing secret."),
             detail={"channel": [campaign.channel]},
         )
+    before = {"webhook_secret": campaign.webhook_secret_encrypted}
     _webhook_secret_issue(campaign)
     campaign.save(update_fields=["webhook_secret_encrypted"])
+    audit_change(
+        actor=actor,
+        action=AuditAction.CHANGE,
+        object_type="campaign",
+        object_id=campaign.pk,
+        before=before,
+        after={"webhook_secret": campaign.webhook_secret_encrypted},
+        secret_fields=("webhook_secret",),
+        operation="rotate_webhook_secret",
+    )
     logger.info(
         "campaign.webhook_secret_rotated", extra={"campaign_id": campaign.pk, "actor": actor}
     )
@@ -361,6 +407,8 @@ def campaign_webhook_secret_rotate(*, campaign_id: int, actor: str) -> Campaign:
 def campaign_create(*, data: CampaignInput, actor: str) -> Campaign:
     data = _check(data, campaign_id=None)
     campaign = _save(Campaign(created_by=actor), data)
+    after = _audited(data, campaign)
+    _audit(campaign, actor=actor, action=AuditAction.CREATE, before=None, after=after)
     logger.info("campaign.created", extra={"campaign_id": campaign.pk, "actor": actor})
     return campaign
 
@@ -371,11 +419,15 @@ def campaign_update(*, campaign_id: int, actor: str, changes: dict[str, Any]) ->
     campaign = campaign_get_or_404(campaign_id, for_update=True)
     if campaign.state != CampaignState.DRAFT:
         raise Conflict(ERROR_NOT_A_DRAFT, _("Only a draft campaign can be changed."))
-    data = dataclasses.replace(input_of(campaign), **changes)
+    current = input_of(campaign)
+    before = _audited(current, campaign)
+    data = dataclasses.replace(current, **changes)
     is_url_changed = "webhook_url" in changes or "channel" in changes
     data = _check(data, campaign_id=campaign.pk, is_url_resolved=is_url_changed)
     campaign.updated_at = timezone.now()
     _save(campaign, data)
+    after = _audited(data, campaign)
+    _audit(campaign, actor=actor, action=AuditAction.CHANGE, before=before, after=after)
     logger.info("campaign.updated", extra={"campaign_id": campaign.pk, "actor": actor})
     return campaign
 
@@ -387,7 +439,10 @@ def campaign_delete(*, campaign_id: int, actor: str) -> None:
         raise Conflict(
             ERROR_NOT_A_DRAFT, _("Only a draft campaign can be deleted; cancel it instead.")
         )
+    before = _audited(input_of(campaign), campaign)
     campaign.delete()
+    campaign.pk = campaign_id
+    _audit(campaign, actor=actor, action=AuditAction.DELETE, before=before, after=None)
     logger.info("campaign.deleted", extra={"campaign_id": campaign_id, "actor": actor})
 
 
@@ -407,6 +462,7 @@ def campaign_launch(*, campaign_id: int, actor: str, at: datetime | None = None)
     at = at or timezone.now()
     campaign = campaign_get_or_404(campaign_id, for_update=True)
     _require_state(campaign, [CampaignState.DRAFT], _("launched"))
+    before = {"state": campaign.state}
     _check(input_of(campaign), campaign_id=campaign.pk)
     campaign.launched_at = at
     if campaign.scheduled_at is not None and campaign.scheduled_at > at:
@@ -417,6 +473,7 @@ def campaign_launch(*, campaign_id: int, actor: str, at: datetime | None = None)
         if campaign.schedule_kind in (ScheduleKind.NOW, ScheduleKind.AT):
             enqueue.campaign_plan(campaign_id=campaign.pk)
     campaign.save(update_fields=["state", "launched_at", "trigger_cursor"])
+    _audit_state(campaign, actor=actor, before=before, operation="launch")
     logger.info(
         "campaign.launched",
         extra={"campaign_id": campaign.pk, "actor": actor, "state": campaign.state},
@@ -430,8 +487,10 @@ def campaign_pause(*, campaign_id: int, actor: str) -> Campaign:
     queue (and release what they took from the caps). Calls already attempted finish."""
     campaign = campaign_get_or_404(campaign_id, for_update=True)
     _require_state(campaign, [CampaignState.SENDING, CampaignState.SCHEDULED], _("paused"))
+    before = {"state": campaign.state}
     campaign.state = CampaignState.PAUSED
     campaign.save(update_fields=["state"])
+    _audit_state(campaign, actor=actor, before=before, operation="pause")
     released = channel_sends_release(campaign_id=campaign.pk)
     logger.info(
         "campaign.paused",
@@ -444,6 +503,7 @@ def campaign_pause(*, campaign_id: int, actor: str) -> Campaign:
 def campaign_resume(*, campaign_id: int, actor: str) -> Campaign:
     campaign = campaign_get_or_404(campaign_id, for_update=True)
     _require_state(campaign, [CampaignState.PAUSED], _("resumed"))
+    before = {"state": campaign.state}
     is_due = campaign.scheduled_at is None or campaign.scheduled_at <= timezone.now()
     if is_due or campaign.planned_at is not None:
         campaign.state = CampaignState.SENDING
@@ -454,6 +514,7 @@ def campaign_resume(*, campaign_id: int, actor: str) -> Campaign:
     else:
         campaign.state = CampaignState.SCHEDULED
     campaign.save(update_fields=["state"])
+    _audit_state(campaign, actor=actor, before=before, operation="resume")
     logger.info("campaign.resumed", extra={"campaign_id": campaign.pk, "actor": actor})
     return campaign
 
@@ -467,9 +528,11 @@ def campaign_cancel(*, campaign_id: int, actor: str) -> Campaign:
         [CampaignState.SCHEDULED, CampaignState.SENDING, CampaignState.PAUSED],
         _("cancelled"),
     )
+    before = {"state": campaign.state}
     campaign.state = CampaignState.CANCELLED
     campaign.finished_at = timezone.now()
     campaign.save(update_fields=["state", "finished_at"])
+    _audit_state(campaign, actor=actor, before=before, operation="cancel")
     channel_sends_release(campaign_id=campaign.pk)
     cancelled = campaign.deliveries.filter(status=DeliveryStatus.PENDING).update(
         status=DeliveryStatus.CANCELLED, reason=DeliveryReason.CAMPAIGN_CANCELLED
@@ -479,6 +542,19 @@ def campaign_cancel(*, campaign_id: int, actor: str) -> Campaign:
         extra={"campaign_id": campaign.pk, "actor": actor, "cancelled": cancelled},
     )
     return campaign
+
+
+def _audit_state(campaign: Campaign, *, actor: str, before: dict[str, Any], operation: str) -> None:
+    """One change of a campaign's state (launch, pause, resume, cancel)."""
+    audit_change(
+        actor=actor,
+        action=AuditAction.CHANGE,
+        object_type="campaign",
+        object_id=campaign.pk,
+        before=before,
+        after={"state": campaign.state},
+        operation=operation,
+    )
 
 
 def _is_one_shot(campaign: Campaign) -> bool:

@@ -11,6 +11,8 @@ from django.utils.translation import gettext as _
 
 from campaigns.models import FrequencyRule
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.models import AuditAction
+from core.services.audit import audit_change, audit_values
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +53,25 @@ def _check(rule: FrequencyRule) -> None:
         ) from None
 
 
+def _audit(
+    rule: FrequencyRule, *, actor: str, action: AuditAction, before: dict[str, Any] | None
+) -> None:
+    audit_change(
+        actor=actor,
+        action=action,
+        object_type="frequency_rule",
+        object_id=rule.pk,
+        before=before,
+        after=None if action == AuditAction.DELETE else audit_values(rule, EDITABLE_FIELDS),
+    )
+
+
 @transaction.atomic
 def frequency_rule_create(*, actor: str, **fields: Any) -> FrequencyRule:
     rule = FrequencyRule(**{key: fields[key] for key in EDITABLE_FIELDS if key in fields})
     _check(rule)
     rule.save()
+    _audit(rule, actor=actor, action=AuditAction.CREATE, before=None)
     logger.info("frequency_rule.created", extra={"rule_id": rule.pk, "actor": actor})
     return rule
 
@@ -64,12 +80,14 @@ def frequency_rule_create(*, actor: str, **fields: Any) -> FrequencyRule:
 def frequency_rule_update(*, rule_id: int, actor: str, **changes: Any) -> FrequencyRule:
     """Change the fields given; the others keep their values."""
     rule = frequency_rule_get_or_404(rule_id, for_update=True)
+    before = audit_values(rule, EDITABLE_FIELDS)
     for key in EDITABLE_FIELDS:
         if key in changes:
             setattr(rule, key, changes[key])
     rule.updated_at = timezone.now()
     _check(rule)
     rule.save()
+    _audit(rule, actor=actor, action=AuditAction.CHANGE, before=before)
     logger.info("frequency_rule.updated", extra={"rule_id": rule.pk, "actor": actor})
     return rule
 
@@ -84,5 +102,8 @@ def frequency_rule_delete(*, rule_id: int, actor: str) -> None:
             ERROR_PRESET_KEPT,
             _("The platform limit preset cannot be deleted; deactivate or change it instead."),
         )
+    before = audit_values(rule, EDITABLE_FIELDS)
     rule.delete()
+    rule.pk = rule_id
+    _audit(rule, actor=actor, action=AuditAction.DELETE, before=before)
     logger.info("frequency_rule.deleted", extra={"rule_id": rule_id, "actor": actor})

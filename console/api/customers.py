@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from core.api.auth import actor_of, may_see_personal_data
 from core.api.throttling import SCOPE_IDENTITY_LOOKUP
 from core.errors import NotFound, ValidationFailed
+from core.services.audit import personal_data_view_record
 from crm.api.customers import (
     ConsentOutSerializer,
     CustomerOutSerializer,
@@ -70,7 +71,11 @@ class CustomerDetailSerializer(serializers.Serializer):
 
 
 def _detail_payload(request: Request, customer: Customer) -> dict[str, Any]:
+    """The 360° answer of every customer endpoint here; with unmasked identities and birthday
+    (personal_data:read) audited as one view of the customer's personal data."""
     context = {"may_see_personal_data": may_see_personal_data(request)}
+    if context["may_see_personal_data"]:
+        personal_data_view_record(actor=actor_of(request), customer_ids=[customer.pk])
     payload = {
         "customer": customer,
         **customer_profile_for_sidebar(customer),

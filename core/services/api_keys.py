@@ -8,6 +8,7 @@ import ipaddress
 import secrets
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -15,7 +16,9 @@ from django.utils.translation import gettext as _
 
 from core.api_key_owners import owner_names
 from core.errors import DomainError, NotFound, ValidationFailed
-from core.models import ApiKey
+from core.models import ApiKey, AuditAction
+from core.services.api_key_usage import api_key_use_count
+from core.services.audit import audit_change, audit_values
 
 RESOURCES = (
     "customers",
@@ -32,6 +35,7 @@ SCOPES = (
     "personal_data:read",
     # Erasing a customer's personal data (PIPL), which nothing else grants.
     "personal_data:erase",
+    "audit:read",
 )
 ERROR_UNKNOWN_SCOPE = "unknown_scope"
 ERROR_NO_SCOPES = "no_scopes"
@@ -134,6 +138,34 @@ def check_staff_member(staff_member_id: int | None) -> None:
         )
 
 
+# The fields an audit event shows of a key; its digest only as "changed".
+AUDITED_FIELDS = ("name", "prefix", "scopes", "expires_at", "allowed_ips", "staff_member_id")
+
+
+def api_key_audit(
+    *, actor: str, action: AuditAction, api_key: ApiKey, before: dict[str, Any], operation: str = ""
+) -> None:
+    """The audit event of a key's creation, change or revocation (see core.services.audit)."""
+    after = {} if action == AuditAction.DELETE else _audited(api_key)
+    audit_change(
+        actor=actor,
+        action=action,
+        object_type="api_key",
+        object_id=api_key.pk,
+        before=before,
+        after=after,
+        secret_fields=("secret_hash",),
+        operation=operation,
+    )
+
+
+def _audited(api_key: ApiKey) -> dict[str, Any]:
+    values = audit_values(api_key, (*AUDITED_FIELDS, "revoked_at"))
+    values["secret_hash"] = api_key.secret_hash
+    return values
+
+
+@transaction.atomic
 def api_key_create(
     *,
     name: str,
@@ -141,6 +173,7 @@ def api_key_create(
     expires_at: datetime | None = None,
     allowed_ips: Iterable[str] = (),
     staff_member_id: int | None = None,
+    actor: str = "system",
 ) -> tuple[ApiKey, str]:
     """Create a key; return it with the plain key, which is shown once and never stored.
     `expires_at` (future), `allowed_ips` (addresses or CIDR networks; none: anywhere) and
@@ -162,6 +195,7 @@ def api_key_create(
         allowed_ips=checked_ips,
         staff_member_id=staff_member_id,
     )
+    api_key_audit(actor=actor, action=AuditAction.CREATE, api_key=api_key, before={})
     return api_key, f"{prefix}.{secret}"
 
 
@@ -222,15 +256,25 @@ def api_key_authenticate(raw_key: str, *, client_ip: str | None = None) -> ApiKe
     if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
+    api_key_use_count(api_key_id=api_key.pk, now=now)
     return api_key
 
 
 @transaction.atomic
-def api_key_revoke(*, prefix: str) -> ApiKey:
+def api_key_revoke(*, prefix: str, actor: str = "system") -> ApiKey:
+    """Revoke a key (once: revoking a revoked key changes nothing and records nothing)."""
     api_key = ApiKey.objects.select_for_update().filter(prefix=prefix).first()
     if api_key is None:
         raise NotFound(ERROR_API_KEY_NOT_FOUND, _("No such API key."))
     if api_key.revoked_at is None:
+        before = _audited(api_key)
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        api_key_audit(
+            actor=actor,
+            action=AuditAction.CHANGE,
+            api_key=api_key,
+            before=before,
+            operation="revoke",
+        )
     return api_key

@@ -8,7 +8,7 @@ import django_filters
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
-from rest_framework import generics, serializers
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +17,7 @@ from core.api.auth import actor_of, may_see_personal_data
 from core.api.filters import IntegerInFilter, SelectorFilterSet
 from core.api.throttling import SCOPE_BULK, SCOPE_SEARCH
 from core.errors import NotFound
+from core.services.audit import personal_data_view_record
 from core.validators import validate_birthday, validate_event_time
 from crm.api.bulk import BulkOutSerializer, rows_decode
 from crm.api.identities import IdentityListField
@@ -160,10 +161,31 @@ class CustomerFilter(SelectorFilterSet):
 
 
 class PersonalDataContextMixin:
+    """Views that answer customers (CustomerOutSerializer): identities and birthdays unmasked
+    for a caller that may see personal data, and then each answer audited as one
+    `view_personal_data` event naming the customers it showed (one INSERT per request)."""
+
     def get_serializer_context(self) -> dict[str, Any]:
         context = super().get_serializer_context()  # type: ignore[misc]
         context["may_see_personal_data"] = may_see_personal_data(self.request)  # type: ignore[attr-defined]
         return context
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        serializer = super().get_serializer(*args, **kwargs)  # type: ignore[misc]
+        shown = args[0] if args else kwargs.get("instance")
+        if shown is not None and serializer.context["may_see_personal_data"]:
+            customers = [shown] if isinstance(shown, Customer) else shown
+            self._shown_customer_ids = [customer.pk for customer in customers]
+        return serializer
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        shown = getattr(self, "_shown_customer_ids", None)
+        if shown and status.is_success(response.status_code):
+            personal_data_view_record(actor=actor_of(request), customer_ids=shown)
+        return response
 
 
 class CustomerListView(PersonalDataContextMixin, OwnerScopedMixin, generics.ListAPIView):

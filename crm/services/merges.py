@@ -8,6 +8,8 @@ from datetime import date, datetime
 
 from django.db import connection, transaction
 
+from core.models import AuditAction
+from core.services.audit import audit_record
 from crm.models import Customer, CustomerMerge
 from crm.services.marks import customers_mark_dirty
 from crm.services.removals import customers_removal_lock
@@ -196,5 +198,14 @@ def customers_merge(*, customer_ids: Collection[int], actor: str, reason: str) -
                 "customers.merged",
                 extra={"actor": actor, "survivor_id": survivor_id, "merged_id": loser["pk"]},
             )
+    if losers:
+        audit_record(
+            actor=actor,
+            action=AuditAction.MERGE,
+            object_type="customer",
+            object_id=survivor_id,
+            customer_id=survivor_id,
+            detail={"survivor_id": survivor_id, "absorbed_ids": [c["pk"] for c in losers]},
+        )
     customers_mark_dirty([survivor_id])
     return survivor_id

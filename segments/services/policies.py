@@ -12,6 +12,8 @@ from django.utils.translation import gettext as _
 
 from core.errors import ValidationFailed
 from core.locks import Lock, xact_lock
+from core.models import AuditAction
+from core.services.audit import audit_change, audit_values
 from segments import enqueue
 from segments.models import LifecyclePolicy, PolicyBase, RfmPolicy, RfmScoringMethod
 
@@ -108,15 +110,33 @@ def check_lifecycle_policy(values: Mapping[str, Any]) -> None:
         raise _invalid(errors)
 
 
-def _new_version(model: type[P], values: Mapping[str, Any], actor: str) -> P:
-    """Write the active version, and queue a full recomputation once it is committed."""
+# The audit trail's names of the policies (core.models.AuditEvent.object_type).
+_AUDIT_TYPES: dict[type[PolicyBase], str] = {
+    RfmPolicy: "rfm_policy",
+    LifecyclePolicy: "lifecycle_policy",
+}
+
+
+def _new_version(model: type[P], current: P, values: Mapping[str, Any], actor: str) -> P:
+    """Write the active version, and queue a full recomputation once it is committed; audited
+    as one change of the policy (its fields and version, before -> after)."""
     # The caller locked the active row: concurrent updates take their versions one by one.
     latest = model._default_manager.aggregate(latest=Max("version"))["latest"] or 0
     model._default_manager.filter(is_active=True).update(is_active=False)
     enqueue.recompute_full(trigger="policy")
-    return model._default_manager.create(
+    policy = model._default_manager.create(
         version=latest + 1, is_active=True, created_by=actor, **dict(values)
     )
+    fields = ["version", *values]
+    audit_change(
+        actor=actor,
+        action=AuditAction.CHANGE,
+        object_type=_AUDIT_TYPES[model],
+        object_id=policy.pk,
+        before=audit_values(current, fields),
+        after=audit_values(policy, fields),
+    )
+    return policy
 
 
 def _merged(
@@ -138,7 +158,7 @@ def rfm_policy_update(*, changes: Mapping[str, Any], actor: str) -> RfmPolicy:
     check_rfm_policy(values)
     if all(getattr(current, field) == values[field] for field in RFM_FIELDS):
         return current
-    return _new_version(RfmPolicy, values, actor)
+    return _new_version(RfmPolicy, current, values, actor)
 
 
 @transaction.atomic
@@ -149,4 +169,4 @@ def lifecycle_policy_update(*, changes: Mapping[str, Any], actor: str) -> Lifecy
     check_lifecycle_policy(values)
     if all(getattr(current, field) == values[field] for field in LIFECYCLE_FIELDS):
         return current
-    return _new_version(LifecyclePolicy, values, actor)
+    return _new_version(LifecyclePolicy, current, values, actor)

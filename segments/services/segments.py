@@ -19,6 +19,8 @@ from django.utils.translation import gettext as _
 
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.locks import Lock, xact_try_lock
+from core.models import AuditAction, AuditEvent
+from core.services.audit import audit_change, audit_values
 from crm.services.removals import customers_removal_lock
 from segments import enqueue
 from segments.feeds import Feed, feed_writer_register
@@ -51,6 +53,8 @@ ERROR_SEGMENT_REFERENCED = "segment_referenced"
 ERROR_CLUSTER_NOT_IN_USE = "cluster_not_in_use"
 ERROR_MODELS_BUSY = "models_busy"
 PREVIEW_SAMPLE_SIZE = 20
+# What the audit trail shows of a segment's changes (its members are not a change of it).
+AUDITED_FIELDS = ("name", "kind", "description", "rule", "rule_version", "pinned")
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,13 @@ def segment_create(
     )
     if kind == SegmentKind.DYNAMIC:
         segment_refresh_enqueue([segment.pk])
+    audit_change(
+        actor=actor,
+        action=AuditAction.CREATE,
+        object_type="segment",
+        object_id=segment.pk,
+        after=audit_values(segment, AUDITED_FIELDS),
+    )
     logger.info("segment.created", extra={"segment_id": segment.pk, "actor": actor})
     return segment
 
@@ -127,11 +138,15 @@ def segment_update(
     name: str | None = None,
     description: str | None = None,
     rule: Any = None,
+    pinned: bool | None = None,
     actor: str,
 ) -> Segment:
     """Change a segment. A new rule (dynamic segments only) gets the next rule version and the
     segment is materialised again after commit."""
     segment = segment_get_or_404(segment_id, for_update=True)
+    before = audit_values(segment, AUDITED_FIELDS)
+    if pinned is not None:
+        segment.pinned = pinned
     if name is not None:
         segment.name = _check_name(name, segment_id=segment.pk)
     if description is not None:
@@ -149,6 +164,14 @@ def segment_update(
         segment_refresh_enqueue([segment.pk, *(s.pk for s in segments_reaching(segment.pk))])
     segment.updated_at = timezone.now()
     segment.save()
+    audit_change(
+        actor=actor,
+        action=AuditAction.CHANGE,
+        object_type="segment",
+        object_id=segment.pk,
+        before=before,
+        after=audit_values(segment, AUDITED_FIELDS),
+    )
     logger.info("segment.updated", extra={"segment_id": segment.pk, "actor": actor})
     return segment
 
@@ -163,16 +186,42 @@ def segment_delete(*, segment_id: int, actor: str) -> None:
             "names": ", ".join(s.name for s in users)
         }
         raise Conflict(ERROR_SEGMENT_REFERENCED, message)
+    before = audit_values(segment, AUDITED_FIELDS)
     segment.delete()
+    audit_change(
+        actor=actor,
+        action=AuditAction.DELETE,
+        object_type="segment",
+        object_id=segment_id,
+        before=before,
+    )
     logger.info("segment.deleted", extra={"segment_id": segment_id, "actor": actor})
 
 
+@transaction.atomic
 def segments_pin(*, segment_ids: Sequence[int], pinned: bool, actor: str) -> int:
-    """Pin the segments to the overview (运营看板), or unpin them; how many changed."""
-    changed = (
+    """Pin the segments to the overview (运营看板), or unpin them; how many changed. Audited
+    as one change of each segment that changed (one statement for all of them)."""
+    changed_ids = list(
         Segment.objects.filter(pk__in=segment_ids)
         .exclude(pinned=pinned)
-        .update(pinned=pinned, updated_at=timezone.now())
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    changed = Segment.objects.filter(pk__in=changed_ids).update(
+        pinned=pinned, updated_at=timezone.now()
+    )
+    detail = {"before": {"pinned": not pinned}, "after": {"pinned": pinned}}
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            actor=actor,
+            action=AuditAction.CHANGE,
+            object_type="segment",
+            object_id=str(segment_id),
+            fields=["pinned"],
+            detail=detail,
+        )
+        for segment_id in changed_ids
     )
     logger.info(
         "segment.pinned" if pinned else "segment.unpinned",

@@ -83,6 +83,7 @@ class Command(BaseCommand):
                 expires_at=_expiry(expires_in_days, expires_at),
                 allowed_ips=allow_ip,
                 staff_member_id=staff_member_id,
+                actor="command",
             )
         except DomainError as error:
             raise CommandError(_message(error)) from error

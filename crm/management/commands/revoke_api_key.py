@@ -18,7 +18,7 @@ class Command(BaseCommand):
         # A whole key pasted by mistake still names its prefix; the secret part is ignored.
         prefix = prefix.strip().partition(".")[0]
         try:
-            api_key = api_key_revoke(prefix=prefix)
+            api_key = api_key_revoke(prefix=prefix, actor="command")
         except DomainError as error:
             raise CommandError(f"{error.message} (prefix {prefix!r})") from error
         self.stdout.write(

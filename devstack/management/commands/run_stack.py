@@ -237,7 +237,7 @@ def _quickstart_key(local: Path) -> str:
         api_key = api_key_authenticate(raw_key) if raw_key else None
         if api_key is not None and api_key.name == QUICKSTART_KEY_NAME:
             return raw_key
-    _, raw_key = api_key_create(name=QUICKSTART_KEY_NAME, scopes=["*"])
+    _, raw_key = api_key_create(name=QUICKSTART_KEY_NAME, scopes=["*"], actor="command")
     _write_secret(path, raw_key)
     return raw_key
 
