@@ -9,9 +9,10 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, generics, permissions, serializers
 from rest_framework.request import Request
 
+from core.api.auth import ERROR_OWNER_SCOPE, RespectsOwnerScope
 from core.api.filters import SelectorFilterSet
 from core.api.pagination import IdCursorPagination
-from core.models import AuditAction, AuditEvent
+from core.models import ApiKey, AuditAction, AuditEvent
 from core.selectors import audit_event_list
 
 
@@ -60,10 +61,17 @@ class AuditEventFilter(SelectorFilterSet):
         )
 
 
+# A user of the admin reads the trail over the browsable API with the 审计 role's permission.
+VIEW_PERMISSION = "core.view_auditevent"
+
+
 class AuditEventListView(generics.ListAPIView):
     """`GET`: audit events, newest first."""
 
     scope_resource = "audit"
+    # The trail names customers by id only: the 审计 role, which sees no customer, reads it
+    # (with `core.view_auditevent`); a key bound to one staff member never does (below).
+    customer_scope = "reads"
     serializer_class = AuditEventOutSerializer
     filterset_class = AuditEventFilter
     pagination_class = IdCursorPagination
@@ -76,3 +84,10 @@ class AuditEventListView(generics.ListAPIView):
         if request.method not in permissions.SAFE_METHODS and is_known:
             raise exceptions.MethodNotAllowed(request.method or "")
         super().check_permissions(request)
+        if isinstance(request.auth, ApiKey):
+            if request.auth.staff_member_id is not None:
+                self.permission_denied(
+                    request, message=RespectsOwnerScope.message, code=ERROR_OWNER_SCOPE
+                )
+        elif not request.user.has_perm(VIEW_PERMISSION):
+            self.permission_denied(request)

@@ -135,7 +135,7 @@ ROLES: tuple[Role, ...] = (
         view_apps=("segments", "campaigns"),
         excluded=(PERSONAL_DATA,),
     ),
-    Role(name=AUDITOR, permissions=("core.view_auditevent",)),
+    Role(name=AUDITOR, permissions=("core.view_auditevent", "core.view_apikeyusage")),
 )
 
 

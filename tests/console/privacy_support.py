@@ -11,8 +11,10 @@ from decimal import Decimal
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
+from django.db.models import QuerySet
 
 from campaigns.models import Conversion, Delivery, DeliveryStatus
+from core.models import AuditAction, AuditEvent
 from crm.models import (
     ConsentChannel,
     ConsentStatus,
@@ -239,3 +241,9 @@ def two_people(admin_user: User | None = None) -> tuple[Person, Person, dict[str
 
 def customer_log_content_type() -> int:
     return ContentType.objects.get_for_model(Customer).pk
+
+
+def privacy_events() -> QuerySet[AuditEvent]:
+    """The audit events of PIPL requests (exports and erasures): creating a test's API key or
+    showing a page unmasked writes events of its own."""
+    return AuditEvent.objects.filter(action__in=[AuditAction.PERSONAL_EXPORT, AuditAction.ERASE])

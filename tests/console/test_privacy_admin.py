@@ -9,9 +9,8 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from console.models import PrivacyRequest
-from core.models import AuditEvent
 from crm.models import Customer, Order
-from tests.console.privacy_support import two_people
+from tests.console.privacy_support import privacy_events, two_people
 from tests.factories.users import seeing_every_customer
 from tests.support import client_of
 
@@ -79,7 +78,7 @@ def test_export_and_erase_are_refused_without_the_permissions() -> None:
     assert client.post(_erase_url(first.pk), {"confirm": "on"}).status_code == 403
     assert Customer.objects.filter(pk=first.pk).exists()
     assert not PrivacyRequest.objects.exists()
-    assert not AuditEvent.objects.exists()
+    assert not privacy_events().exists()
 
 
 def test_export_downloads_the_json_and_is_audited_with_the_user() -> None:
@@ -96,7 +95,7 @@ def test_export_downloads_the_json_and_is_audited_with_the_user() -> None:
     data = json.loads(text)
     assert data["profile"]["id"] == first.pk
     assert second.values[2] not in text
-    [event] = AuditEvent.objects.all()
+    [event] = privacy_events().all()
     assert (event.action, event.actor, event.customer_id) == (
         "personal_export",
         f"user:{user.pk}",
@@ -120,7 +119,7 @@ def test_the_confirmation_page_says_what_goes_and_what_stays() -> None:
     assert "This field is required." in response.content.decode()
     assert Customer.objects.filter(pk=first.pk).exists()
     assert not PrivacyRequest.objects.exists()
-    assert not AuditEvent.objects.exists()
+    assert not privacy_events().exists()
 
 
 def test_the_confirmation_page_reads_in_chinese() -> None:
@@ -149,7 +148,7 @@ def test_erasure_from_the_page_is_recorded_and_audited_with_the_user() -> None:
         f"user:{user.pk}",
         "工单 118",
     )
-    [event] = AuditEvent.objects.all()
+    [event] = privacy_events().all()
     assert (event.action, event.actor, event.customer_id) == ("erase", f"user:{user.pk}", first.pk)
     # The customer is gone: its pages answer 404 (or the admin's redirect), not an error.
     assert client_of(user).get(_erase_url(first.pk)).status_code == 404

@@ -9,10 +9,10 @@ from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
 from console.models import PrivacyRequest
-from core.models import ApiKey, AuditEvent
+from core.models import ApiKey
 from core.services.api_keys import SCOPES
 from crm.models import Customer, Order
-from tests.console.privacy_support import two_people
+from tests.console.privacy_support import privacy_events, two_people
 from tests.factories.users import seeing_every_customer
 from tests.support import client_of
 
@@ -50,7 +50,7 @@ def test_export_needs_the_personal_data_scope(api_client_with_scopes, scopes) ->
     assert response.status_code == 403
     assert response.json()["code"]
     assert not PrivacyRequest.objects.exists()
-    assert not AuditEvent.objects.filter(action="personal_export").exists()
+    assert not privacy_events().filter(action="personal_export").exists()
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_erase_needs_the_erase_scope(api_client_with_scopes, scopes) -> None:
     assert response.status_code == 403
     assert Customer.objects.filter(pk=first.pk).exists()
     assert not PrivacyRequest.objects.exists()
-    assert not AuditEvent.objects.exists()
+    assert not privacy_events().exists()
 
 
 def test_export_answers_the_file(api_client_with_scopes) -> None:
@@ -81,7 +81,7 @@ def test_export_answers_the_file(api_client_with_scopes) -> None:
     assert body["profile"]["id"] == first.pk
     assert "+8613912340001" in [i["value"] for i in body["identities"]]
     assert second.values[2] not in json.dumps(body, ensure_ascii=False)
-    [event] = AuditEvent.objects.all()
+    [event] = privacy_events().all()
     assert (event.action, event.actor, event.customer_id) == (
         "personal_export",
         _key_actor(),
@@ -99,7 +99,7 @@ def test_unknown_customer_is_a_404_with_a_code(api_client_with_scopes) -> None:
         assert response.status_code == 404
         assert response.json()["code"] == "customer_not_found"
     assert not PrivacyRequest.objects.exists()
-    assert not AuditEvent.objects.exists()
+    assert not privacy_events().exists()
 
 
 def test_erase_answers_the_record_then_the_same_again(api_client_with_scopes) -> None:
@@ -120,14 +120,14 @@ def test_erase_answers_the_record_then_the_same_again(api_client_with_scopes) ->
     assert body["outcome"]["orders_detached"] == 1
     assert not Customer.objects.filter(pk=first.pk).exists()
     assert Order.objects.get(pk=first.order.pk).customer_id is None
-    [event] = AuditEvent.objects.all()
+    [event] = privacy_events().all()
     assert (event.action, event.actor, event.customer_id) == ("erase", _key_actor(), first.pk)
 
     again = client.post(erase_url(first.pk), format="json")
     assert again.status_code == 200
     assert again.json() == body
     assert PrivacyRequest.objects.count() == 1
-    assert AuditEvent.objects.count() == 1
+    assert privacy_events().count() == 1
     assert Customer.objects.filter(pk=second.pk).exists()
 
     # Its export now says the customer was erased.
@@ -163,7 +163,7 @@ def test_a_bad_body_is_a_400_and_erases_nothing(api_client_with_scopes, body, fi
         assert field in payload["errors"]
     assert Customer.objects.filter(pk=first.pk).exists()
     assert not PrivacyRequest.objects.exists()
-    assert not AuditEvent.objects.exists()
+    assert not privacy_events().exists()
 
 
 def test_a_body_that_is_not_json_is_refused(api_client_with_scopes) -> None:
@@ -185,7 +185,7 @@ def test_staff_in_the_browser_export_only_with_the_personal_data_permission() ->
     staff = User.objects.get(pk=staff.pk)
     response = client_of(staff).get(export_url(first.pk), HTTP_ACCEPT="application/json")
     assert response.status_code == 200
-    assert AuditEvent.objects.get().actor == f"user:{staff.pk}"
+    assert privacy_events().get().actor == f"user:{staff.pk}"
     # Erasing is never a session's: the admin has its own page for it.
     assert client_of(staff).post(erase_url(first.pk)).status_code == 403
     assert Customer.objects.filter(pk=first.pk).exists()

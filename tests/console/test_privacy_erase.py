@@ -18,14 +18,13 @@ from campaigns.services.report import campaign_report
 from console.models import CustomerExport, PrivacyRequest, PrivacyRequestKind
 from console.services.privacy import customer_erase
 from core.errors import NotFound
-from core.models import AuditEvent
 from crm.inputs import OrderIn
 from crm.models import Customer, CustomerMerge, Identity, Order, OrderItem
 from crm.personal_data import hash_identity, identity_key
 from crm.selectors.customers import customer_find_by_identity
 from crm.services.orders import orders_bulk_upsert
 from segments.models import CustomerMetrics, Segment, SegmentMembership
-from tests.console.privacy_support import Person, two_people
+from tests.console.privacy_support import Person, privacy_events, two_people
 from tests.crm.support import second_waits_for_first
 
 pytestmark = pytest.mark.django_db
@@ -269,7 +268,7 @@ def test_erasure_is_recorded_and_audited_once(people) -> None:
         "本人要求",
     )
     assert stored.completed_at is not None
-    [event] = AuditEvent.objects.all()
+    [event] = privacy_events().all()
     assert (event.action, event.actor, event.customer_id) == ("erase", "admin:user:7", first.pk)
     assert event.detail["counts"] == stored.outcome
     assert event.detail["privacy_request_id"] == stored.pk
@@ -285,7 +284,7 @@ def test_a_second_erasure_changes_nothing_and_answers_the_first(people) -> None:
     assert again.pk == request.pk
     assert again.requested_by == "user:1"
     assert PrivacyRequest.objects.count() == 1
-    assert AuditEvent.objects.count() == 1
+    assert privacy_events().count() == 1
     assert list(Order.objects.order_by("pk").values_list("pk", "customer_id", "updated_at")) == (
         orders
     )
@@ -299,7 +298,7 @@ def test_erasure_of_an_unknown_customer_is_refused_and_changes_nothing(people) -
     assert refusal.value.code == "customer_not_found"
     assert Customer.objects.count() == customers
     assert not PrivacyRequest.objects.exists()
-    assert not AuditEvent.objects.exists()
+    assert not privacy_events().exists()
 
 
 def test_a_later_order_from_the_same_phone_makes_a_new_customer(people) -> None:
@@ -368,6 +367,6 @@ def test_two_concurrent_erasures_erase_once_and_answer_the_same_record() -> None
     assert answers[0].pk == answers[1].pk
     assert answers[1].requested_by == "user:1"
     assert PrivacyRequest.objects.count() == 1
-    assert AuditEvent.objects.count() == 1
+    assert privacy_events().count() == 1
     assert not Customer.objects.filter(pk=first.pk).exists()
     assert Customer.objects.filter(pk=second.pk).exists()

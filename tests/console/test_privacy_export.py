@@ -16,8 +16,7 @@ from console.services.privacy import (
     customer_personal_export,
 )
 from core.errors import NotFound
-from core.models import AuditEvent
-from tests.console.privacy_support import two_people
+from tests.console.privacy_support import privacy_events, two_people
 
 pytestmark = pytest.mark.django_db
 
@@ -134,7 +133,7 @@ def test_export_is_recorded_and_audited_once() -> None:
     assert request.outcome["orders"] == 1
     assert request.outcome["deliveries"] == 2
     assert request.outcome["metrics"] == 1
-    [event] = AuditEvent.objects.all()
+    [event] = privacy_events().all()
     assert (event.action, event.actor, event.customer_id, event.object_id) == (
         "personal_export",
         "api_key:crm:abc123",
@@ -153,7 +152,7 @@ def test_export_of_an_unknown_customer_is_refused_and_records_nothing() -> None:
         customer_personal_export(customer_id=987654, actor="user:1")
     assert refusal.value.code == "customer_not_found"
     assert not PrivacyRequest.objects.exists()
-    assert not AuditEvent.objects.exists()
+    assert not privacy_events().exists()
 
 
 def test_export_of_an_erased_customer_says_so() -> None:
@@ -162,4 +161,4 @@ def test_export_of_an_erased_customer_says_so() -> None:
     with pytest.raises(NotFound) as refusal:
         customer_personal_export(customer_id=first.pk, actor="user:1")
     assert refusal.value.code == ERROR_CUSTOMER_ERASED
-    assert AuditEvent.objects.filter(action="personal_export").count() == 0
+    assert privacy_events().filter(action="personal_export").count() == 0

@@ -4,11 +4,16 @@ newest first by cursor; no method writes it (405 method_not_allowed, nothing cha
 from datetime import UTC, datetime
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
 
 from core.models import AuditAction, AuditEvent
-from core.services.api_keys import check_scopes
+from core.services.api_keys import api_key_create, check_scopes
+from core.services.roles import AUDITOR, roles_sync
+from tests.factories import StaffMemberFactory
+from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
 
@@ -132,3 +137,23 @@ def test_no_method_writes_the_trail(api_client_with_scopes, events, method) -> N
 def test_without_a_key_it_is_a_401(anonymous_client) -> None:
     assert anonymous_client.get(URL).status_code == 401
     assert anonymous_client.post(URL, {}).status_code == 401
+
+
+def test_who_reads_the_trail_besides_keys_with_the_scope(events) -> None:
+    """A key bound to one staff member never; a user of the admin only with the 审计 role's
+    permission (through the browsable API)."""
+    bound, raw_key = api_key_create(name="sidebar", scopes=["audit:read"])
+    bound.staff_member_id = StaffMemberFactory().pk
+    bound.save(update_fields=["staff_member_id"])
+    client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    response = client.get(URL)
+    assert response.status_code == 403
+    assert response.json()["code"] == "owner_scope_refused"
+
+    staff = User.objects.create_user("operator", is_staff=True)
+    assert client_of(staff).get(URL).status_code == 403
+    roles_sync()
+    staff.groups.add(Group.objects.get(name=AUDITOR))
+    staff = User.objects.get(pk=staff.pk)
+    assert {event.pk for event in events.values()} <= set(_ids(client_of(staff).get(URL)))

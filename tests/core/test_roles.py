@@ -137,7 +137,7 @@ def test_a_role_holds_what_it_needs_and_not_more(role, present, absent) -> None:
 
 
 def test_the_auditor_holds_the_audit_trails_view_alone() -> None:
-    assert _permissions(AUDITOR) == {"core.view_auditevent"}
+    assert _permissions(AUDITOR) == {"core.view_auditevent", "core.view_apikeyusage"}
 
 
 def test_sync_puts_back_a_role_edited_by_hand_and_leaves_other_groups() -> None:
@@ -173,4 +173,4 @@ def test_migrate_puts_the_roles_back() -> None:
     call_command("migrate", verbosity=0)
 
     assert _permissions(SALES) == expected
-    assert _permissions(AUDITOR) == {"core.view_auditevent"}
+    assert _permissions(AUDITOR) == {"core.view_auditevent", "core.view_apikeyusage"}
