@@ -31,6 +31,7 @@ from tests.factories import (
     SegmentMembershipFactory,
     UserFactory,
 )
+from tests.factories.users import seeing_every_customer
 from tests.support import client_of
 
 pytestmark = pytest.mark.django_db
@@ -195,11 +196,14 @@ def test_a_merge_of_one_customer_writes_nothing() -> None:
 
 
 def _customer_viewer(*, personal_data: bool):
+    """An operator who sees every customer (not a 导购 scoped to their own) and may export."""
     codenames = ["view_customer", "view_identity"]
     codenames += ["view_personal_data"] if personal_data else []
-    return UserFactory(
-        permissions=Permission.objects.filter(content_type__app_label="crm", codename__in=codenames)
+    crm = Permission.objects.filter(content_type__app_label="crm", codename__in=codenames)
+    export = Permission.objects.filter(
+        content_type__app_label="console", codename="add_customerexport"
     )
+    return UserFactory(permissions=seeing_every_customer([*crm, *export]))
 
 
 def test_an_export_writes_one_event_with_its_filter_count_and_format() -> None:

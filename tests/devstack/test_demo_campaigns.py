@@ -85,7 +85,9 @@ def test_demo_campaigns_tell_a_story_and_load_once(demo_brand: None) -> None:
     lift = report.total.lift
     assert lift is not None and lift.absolute is not None
     assert report.total.converted > 0 and report.holdout_converted > 0
-    assert lift.absolute > 0.05
+    # The holdout's buyers are its first 3 % by draw, rounded up: at this size (a holdout of a
+    # few dozen at most, varying with the ids) that is one or two, so only the sign is sure.
+    assert lift.absolute > 0
     assert Order.objects.count() > orders_before
     assert not Order.objects.filter(paid_at__gt=AT).exists()
 
