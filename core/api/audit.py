@@ -87,7 +87,7 @@ class AuditEventListView(generics.ListAPIView):
         if isinstance(request.auth, ApiKey):
             if request.auth.staff_member_id is not None:
                 self.permission_denied(
-                    request, message=RespectsOwnerScope.message, code=ERROR_OWNER_SCOPE
+                    request, message=str(RespectsOwnerScope.message), code=ERROR_OWNER_SCOPE
                 )
         elif not request.user.has_perm(VIEW_PERMISSION):
             self.permission_denied(request)
