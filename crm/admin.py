@@ -103,13 +103,12 @@ def _personal_data_shown(customer_id: int, field: str) -> None:
 
 
 def _identity_display(identity: Identity) -> str:
-    if identity.is_sensitive and _may_see_personal_data.get():
+    if _may_see_personal_data.get():
         _personal_data_shown(identity.customer_id, "identities")
     return display_value(
         provider=identity.provider,
         value_masked=identity.value_masked,
         value_encrypted=identity.value_encrypted,
-        is_sensitive=identity.is_sensitive,
         may_see_personal_data=_may_see_personal_data.get(),
     )
 

@@ -192,11 +192,12 @@ def display_value(
     provider: str,
     value_masked: str,
     value_encrypted: str,
-    is_sensitive: bool,
     may_see_personal_data: bool,
 ) -> str:
-    """The identity value as a given viewer may see it."""
-    if may_see_personal_data or not is_sensitive:
+    """The identity value as a given viewer may see it: every identity value is 敏感个人信息
+    (docs/privacy.md), masked without the personal-data permission whatever its
+    `is_sensitive` flag (which records the sender's own classification)."""
+    if may_see_personal_data:
         return decrypt(value_encrypted)
     return value_masked
 

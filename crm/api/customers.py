@@ -54,7 +54,6 @@ class IdentityOutSerializer(serializers.ModelSerializer):
             provider=identity.provider,
             value_masked=identity.value_masked,
             value_encrypted=identity.value_encrypted,
-            is_sensitive=identity.is_sensitive,
             may_see_personal_data=self.context.get("may_see_personal_data", False),
         )
 

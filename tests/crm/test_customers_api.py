@@ -44,6 +44,23 @@ def test_list_masks_phones_without_the_personal_data_scope(api_client_with_scope
     assert full.json()["results"][0]["identities"][0]["value"] == "+8613812341234"
 
 
+def test_every_identity_value_is_masked_without_the_personal_data_scope(
+    api_client_with_scopes,
+) -> None:
+    """WeCom ids and unionids are 敏感个人信息 too, whatever the sender's is_sensitive flag."""
+    customer = CustomerFactory()
+    IdentityFactory(customer=customer, provider="wecom", raw_value="wmAbCdEf0123456789xyz")
+    IdentityFactory(customer=customer, provider="unionid", raw_value="oUnion0123456789abcdef")
+    assert not customer.identities.filter(is_sensitive=True).exists()
+    masked = api_client_with_scopes("customers:read").get("/api/v1/customers").json()
+    values = sorted(identity["value"] for identity in masked["results"][0]["identities"])
+    assert values == sorted(customer.identities.values_list("value_masked", flat=True))
+    assert all("****" in value for value in values)
+    full = api_client_with_scopes("customers:read", "personal_data:read").get("/api/v1/customers")
+    values = sorted(identity["value"] for identity in full.json()["results"][0]["identities"])
+    assert values == ["oUnion0123456789abcdef", "wmAbCdEf0123456789xyz"]
+
+
 def test_list_filters_by_tag_and_source_channel(api_client_with_scopes) -> None:
     tagged, _untagged = CustomerFactory(source_channel="douyin"), CustomerFactory()
     tag = TagFactory()
