@@ -522,11 +522,19 @@ def overview_context(request: HttpRequest) -> dict[str, Any]:
         "parameter": PERIOD_PARAMETER,
     }
     if not user.has_perm(VIEW_ALL_CUSTOMERS_PERMISSION):
-        # Every panel counts every customer: not for a 导购, who sees their own only.
-        context["scoped_notice"] = gettext(
-            "The overview counts every customer; this account sees only the customers it"
-            " follows up. They are in the customer list."
-        )
+        # Every panel counts every customer: not for a 导购, who sees their own only, nor
+        # for a role that sees no customer at all (审计), who is not sent to the list.
+        if user.has_perm("crm.view_customer"):
+            context["scoped_notice"] = gettext(
+                "The overview counts every customer; this account sees only the customers it"
+                " follows up. They are in the customer list."
+            )
+            context["scoped_list_link"] = True
+        else:
+            context["scoped_notice"] = gettext(
+                "The overview counts every customer, which this account does not see. The"
+                " pages it may open are listed on this page."
+            )
         return context
     if user.has_perms(KPIS_PERMISSIONS):
         context["kpis"] = _kpis_panel(period)

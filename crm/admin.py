@@ -357,7 +357,10 @@ class CustomerAdmin(CustomerScopedAdmin, ServiceAdmin):
         fields = list(super().get_fields(request, obj))
         if request.user.has_perm(PERSONAL_DATA_PERMISSION):
             return fields
-        return [BIRTHDAY_MASKED if name == "birthday" else name for name in fields]
+        # In the birthday's place; Django also lists every read-only field after the form's
+        # (the masked birthday among them): shown once, where the birthday stands.
+        masked = [BIRTHDAY_MASKED if name == "birthday" else name for name in fields]
+        return list(dict.fromkeys(masked))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         readonly = list(super().get_readonly_fields(request, obj))
