@@ -170,8 +170,8 @@ def generate(customers: int) -> None:
     )
     execute(
         "INSERT INTO segments_segment (name, description, kind, rule_version, member_count,"
-        " refresh_error, created_by, created_at, updated_at)"
-        " VALUES ('bench_everyone', '', 'static', 1, %s, '', 'bench', now(), now())",
+        " refresh_error, created_by, created_at, updated_at, pinned)"
+        " VALUES ('bench_everyone', '', 'static', 1, %s, '', 'bench', now(), now(), false)",
         [customers],
     )
     execute(

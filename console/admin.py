@@ -73,9 +73,11 @@ from segments.models import Segment, SegmentKind
 from segments.portrait import rule_portrait, segment_portrait
 from segments.services.segments import segment_members_change
 
-# Who may erase a customer's personal data (PIPL) from its page; exporting it takes the CRM's
-# personal-data permission (PERSONAL_DATA_PERMISSION).
+# Who may erase a customer's personal data (PIPL) from its page.
 ERASE_PERMISSION = "console.erase_personal_data"
+# Who may answer a request for a copy of a customer's data (PIPL) from its page: with the
+# personal-data permission too, as the file holds every value unmasked (品牌管理员).
+PERSONAL_EXPORT_PERMISSION = "console.export_personal_data"
 ERASE_REASON_MAX_LENGTH = 500
 
 # Who may export a customer list (导出): it writes an export record.
@@ -207,7 +209,9 @@ class CustomerPageAdmin(CustomerAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def _may_export_personal_data(self, request: HttpRequest) -> bool:
-        return self.has_view_permission(request) and request.user.has_perm(PERSONAL_DATA_PERMISSION)
+        return self.has_view_permission(request) and request.user.has_perms(
+            [PERSONAL_DATA_PERMISSION, PERSONAL_EXPORT_PERMISSION]
+        )
 
     def _visible_customer(self, request: HttpRequest, customer_id: int) -> Customer:
         """The customer as this user's list would show it (a scoped user sees only theirs)."""

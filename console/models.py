@@ -62,7 +62,10 @@ class PrivacyRequest(models.Model):
         verbose_name = _("personal data request")
         verbose_name_plural = _("personal data requests (PIPL)")
         ordering = ["-requested_at", "-id"]
-        permissions = [("erase_personal_data", _("Can erase a customer's personal data (PIPL)"))]
+        permissions = [
+            ("erase_personal_data", _("Can erase a customer's personal data (PIPL)")),
+            ("export_personal_data", _("Can export a customer's personal data (PIPL)")),
+        ]
         constraints = [
             # One erasure per customer: a second request is answered with the first.
             models.UniqueConstraint(

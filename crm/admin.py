@@ -474,7 +474,9 @@ class CustomerAdmin(CustomerScopedAdmin, ServiceAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         customers_delete(customer_ids=ids, actor=f"user:{request.user.pk}")
 
-    @admin.action(description=_("Merge the selected customers into one"), permissions=["change"])
+    # A merge deletes the customers it absorbs: the right to delete customers, which neither a
+    # 导购 nor 运营 holds.
+    @admin.action(description=_("Merge the selected customers into one"), permissions=["delete"])
     def merge_customers(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         if len(ids) < 2:

@@ -625,7 +625,7 @@ class SegmentAdmin(AllCustomersAdmin, ServiceAdmin):
         """The service refuses a segment another rule names."""
         segment_delete(segment_id=object_id, actor=f"user:{request.user.pk}")
 
-    @admin.action(description=_("Refresh the selected segments now"))
+    @admin.action(description=_("Refresh the selected segments now"), permissions=["change"])
     def refresh_now(self, request: HttpRequest, queryset: Any) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         segment_refresh_enqueue(ids)

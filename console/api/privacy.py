@@ -22,6 +22,7 @@ from core.api.auth import (
     actor_of,
     may_see_personal_data,
 )
+from core.models import ApiKey
 from crm.api.scoping import customer_in_scope_or_404
 
 REASON_MAX_LENGTH = 500
@@ -71,8 +72,12 @@ class CustomerPersonalExportView(APIView):
         },
     )
     def get(self, request: Request, customer_id: int) -> Response:
-        # A staff user of the admin reads it only with the personal-data permission.
-        if not may_see_personal_data(request):
+        # A staff user of the admin reads it only with the personal-data permission and the
+        # right to answer PIPL requests (as on the customer's page).
+        if not may_see_personal_data(request) or (
+            not isinstance(request.auth, ApiKey)
+            and not request.user.has_perm("console.export_personal_data")
+        ):
             raise exceptions.PermissionDenied()
         customer_in_scope_or_404(request, customer_id)
         data = customer_personal_export(customer_id=customer_id, actor=actor_of(request))

@@ -183,6 +183,10 @@ def test_staff_in_the_browser_export_only_with_the_personal_data_permission() ->
         *seeing_every_customer([Permission.objects.get(codename="view_personal_data")])
     )
     staff = User.objects.get(pk=staff.pk)
+    # Seeing personal data is not answering PIPL requests.
+    assert client_of(staff).get(export_url(first.pk)).status_code == 403
+    staff.user_permissions.add(Permission.objects.get(codename="export_personal_data"))
+    staff = User.objects.get(pk=staff.pk)
     response = client_of(staff).get(export_url(first.pk), HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert privacy_events().get().actor == f"user:{staff.pk}"
