@@ -220,12 +220,14 @@ def shown_value(value: Any, *, field: Any = None) -> str:
     if value is None or value == "" or value == []:
         return "-"
     if isinstance(value, list):
-        return _separator().join(shown_value(item, field=field) for item in value)
+        item_field = getattr(field, "base_field", field)  # an ArrayField's items: its base's
+        return _separator().join(shown_value(item, field=item_field) for item in value)
     if isinstance(field, models.BooleanField) and isinstance(value, str):
         return _yes_no(value.lower() in {"1", "true"})
-    choices = dict(field.flatchoices) if field is not None and field.choices else {}
-    if value in choices:
-        return str(choices[value])
+    if isinstance(value, str | int) and getattr(field, "choices", None):
+        choices = dict(field.flatchoices)
+        if value in choices:
+            return str(choices[value])
     if isinstance(value, str):
         if isinstance(field, models.DateTimeField) or (field is None and ISO_MOMENT.match(value)):
             return _moment(value) or value

@@ -207,3 +207,35 @@ def test_the_search_by_a_listed_customer_can_use_its_index() -> None:
         cursor.execute("SET LOCAL enable_seqscan = off")  # a few rows: make the choice visible
     plan = AuditEvent.objects.filter(detail__customer_ids__contains=[77]).explain()
     assert "audit_detail_customer_ids" in plan
+
+
+def test_a_campaigns_change_reads_its_relations_moments_and_secret(auditor) -> None:
+    event = audit_change(
+        actor="system",
+        action=AuditAction.CHANGE,
+        object_type="campaign",
+        object_id=5,
+        before={
+            "state": "draft",
+            "variants": [{"name": "A", "weight": 1}],
+            "include_segment_ids": [1],
+            "scheduled_at": None,
+            "webhook_secret": "old",
+        },
+        after={
+            "state": "scheduled",
+            "variants": [{"name": "A", "weight": 2}],
+            "include_segment_ids": [1, 2],
+            "scheduled_at": "2026-12-05T02:00:00Z",
+            "webhook_secret": "new",
+        },
+        secret_fields=("webhook_secret",),
+    )
+    lines = _lines_zh(event)
+    assert "定时发送时间：- → 2026年12月5日 10:00（北京时间）" in lines
+    assert "人群：1 → 1、2" in lines
+    assert "签名密钥：已更改 → 已更改" in lines
+    assert '版本：{"name": "A", "weight": 1} → {"name": "A", "weight": 2}' in lines
+    assert any(line.startswith("状态：草稿 → ") for line in lines)
+    assert not any("scheduled" in line for line in lines)
+    assert "签名密钥" in _page(auditor, event)
