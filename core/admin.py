@@ -10,18 +10,18 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, cast
 
+from axes.admin import AccessAttemptAdmin
 from django import forms
-from django.apps import apps
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ImproperlyConfigured
+from django.core.exceptions import NON_FIELD_ERRORS, ImproperlyConfigured
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.formats import number_format
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
@@ -31,10 +31,14 @@ from core import (
 )
 from core.actors import actor_label, actor_labels
 from core.api_key_owners import owner_choices, owner_names
+from core.audit_display import audit_detail_lines, field_label, joined, staff_member_ids
 from core.business_time import business_time_label
 from core.errors import DomainError
 from core.models import ApiKey, ApiKeyUsage, AuditAction, AuditEvent
-from core.services.api_keys import SCOPES, api_key_create, api_key_revoke
+from core.services.api_keys import SCOPES, api_key_create, api_key_revoke, scope_label
+
+# django-axes' lockout column (登录失败记录) has no label of its own: Django would show "Status".
+AccessAttemptAdmin.status.short_description = _("status")  # type: ignore[attr-defined]
 
 admin.site.site_header = _("Private-domain CRM")
 admin.site.site_title = _("Private-domain CRM")
@@ -411,10 +415,29 @@ class ExpiredKeyFilter(admin.SimpleListFilter):
         return queryset
 
 
+def scope_with_code(scope: str) -> str:
+    """A scope by its label, its code beside it in small type for integrators."""
+    return format_html('{} <code class="scope-code">{}</code>', scope_label(scope), scope)
+
+
+class RevokedKeyFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "revoked"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("no", _("Valid")), ("yes", _("revoked"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+        if self.value() == "yes":
+            return queryset.filter(revoked_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(revoked_at__isnull=True)
+        return queryset
+
+
 class ApiKeyCreateForm(forms.ModelForm):
     scope_choices = forms.MultipleChoiceField(
         label=_("scopes"),
-        choices=[(scope, scope) for scope in SCOPES],
         widget=forms.CheckboxSelectMultiple,
     )
     expires_at = forms.DateTimeField(
@@ -448,6 +471,9 @@ class ApiKeyCreateForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["staff_member"].choices = [("", "---------"), *owner_choices()]  # type: ignore[attr-defined]
+        self.fields["scope_choices"].choices = [  # type: ignore[attr-defined]
+            (scope, scope_with_code(scope)) for scope in SCOPES
+        ]
 
     def allowed_ips(self) -> list[str]:
         text = self.cleaned_data.get("allowed_ips_text") or ""
@@ -467,21 +493,21 @@ class ApiKeyAdmin(ServiceAdmin):
         "last_used",
         "unused",
         "requests_last_day",
-        "revoked_at",
+        "status",
     ]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter), UnusedKeyFilter, ExpiredKeyFilter]
+    list_filter = [RevokedKeyFilter, UnusedKeyFilter, ExpiredKeyFilter]
     search_fields = ["name", "=prefix"]
     readonly_fields = [
         "name",
         "prefix",
-        "scopes",
+        "scope_lines",
         "owner",
         "expiry",
         "allowed_ip_list",
         "created",
         "last_used",
         "unused",
-        "revoked_at",
+        "status",
     ]
     actions = ["revoke"]
     service_field_names = {
@@ -508,6 +534,9 @@ class ApiKeyAdmin(ServiceAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # keys are created and revoked, never edited
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoked, never deleted: the audit trail and the usage counts name them
+
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         changelist = super().get_changelist_instance(request)
         # The bound staff members' names for the whole page, in one query.
@@ -526,7 +555,8 @@ class ApiKeyAdmin(ServiceAdmin):
             staff_member_id=form.cleaned_data.get("staff_member"),
             actor=f"user:{request.user.pk}",
         )
-        obj.pk = api_key.pk
+        # The saved key, so that the admin's "added" message names it as its page does.
+        obj.pk, obj.prefix, obj.created_at = api_key.pk, api_key.prefix, api_key.created_at
         self.message_user(
             request,
             _("The new key, shown this once only: %(key)s") % {"key": raw_key},
@@ -544,14 +574,26 @@ class ApiKeyAdmin(ServiceAdmin):
         )
         return super().get_queryset(request).annotate(requests_last_day=Subquery(day))
 
-    @admin.display(description=_("requests in the last 24 hours"))
+    @admin.display(description=_("requests in the last 24 hours (updated every 5 minutes)"))
     def requests_last_day(self, api_key: ApiKey) -> str:
         count = getattr(api_key, "requests_last_day", None) or 0
         return number_format(count, force_grouping=True)
 
     @admin.display(description=_("scopes"))
     def scope_list(self, api_key: ApiKey) -> str:
-        return ", ".join(api_key.scopes)
+        return pgettext("list separator", ", ").join(scope_label(s) for s in api_key.scopes)
+
+    @admin.display(description=_("scopes"))
+    def scope_lines(self, api_key: ApiKey) -> str:
+        return format_html_join(
+            "", "<div>{}</div>", ((scope_with_code(scope),) for scope in api_key.scopes)
+        )
+
+    @admin.display(description=_("status"), ordering="revoked_at")
+    def status(self, api_key: ApiKey) -> str:
+        if api_key.revoked_at is None:
+            return gettext("Valid")
+        return gettext("Revoked (%(time)s)") % {"time": business_time_label(api_key.revoked_at)}
 
     @admin.display(description=_("bound to staff member"))
     def owner(self, api_key: ApiKey) -> str:
@@ -603,89 +645,6 @@ class ApiKeyAdmin(ServiceAdmin):
 
 # --- The audit trail: read-only for everyone, superusers included. ---
 
-# The models whose fields the events name, by label (core may not import the apps above it).
-AUDITED_MODELS = {
-    "customer": "crm.Customer",
-    "segment": "segments.Segment",
-    "campaign": "campaigns.Campaign",
-    "frequency_rule": "campaigns.FrequencyRule",
-    "rfm_policy": "segments.RfmPolicy",
-    "lifecycle_policy": "segments.LifecyclePolicy",
-    "api_key": "core.ApiKey",
-}
-# The facts other than changes an event's detail holds (merges, exports, views of lists).
-AUDITED_FACTS = {
-    "customer_ids": _("customers"),
-    "survivor_id": _("customer kept"),
-    "absorbed_ids": _("customers merged into it"),
-    "filter": _("filter"),
-    "is_searched": _("narrowed by a search"),
-    "row_count": _("rows"),
-    "format": _("format"),
-    "is_unmasked": _("unmasked"),
-}
-# The steps a change may name (AuditEvent.detail["operation"]).
-AUDITED_OPERATIONS = {
-    "launch": _("launched"),
-    "pause": _("paused"),
-    "resume": _("resumed"),
-    "cancel": _("cancelled"),
-    "revoke": _("revoked"),
-    "rotate_webhook_secret": _("signing secret replaced"),
-}
-
-
-def _shown_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return gettext("Yes") if value else gettext("No")
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _field_label(object_type: str, name: str) -> str:
-    """A field's name as its model's form shows it (最大次数), else as recorded."""
-    label = AUDITED_MODELS.get(object_type)
-    if label is None:
-        return name
-    try:
-        field = apps.get_model(label)._meta.get_field(name)
-    except (LookupError, FieldDoesNotExist):
-        return name
-    if field.is_relation and not hasattr(field, "verbose_name"):  # a reverse relation
-        return str(field.related_model._meta.verbose_name_plural)  # type: ignore[union-attr]
-    return str(getattr(field, "verbose_name", name))
-
-
-def audit_detail_lines(event: AuditEvent) -> list[str]:
-    """An event's detail as an operator reads it: one line per changed field
-    (`name: before → after`), then the other facts (ids, counts, filter)."""
-    detail = event.detail or {}
-    lines: list[str] = []
-    operation = detail.get("operation")
-    if operation:
-        lines.append(str(AUDITED_OPERATIONS.get(operation, operation)))
-    before, after = detail.get("before"), detail.get("after")
-    if isinstance(before, dict) and isinstance(after, dict):
-        for name in sorted({*before, *after}):
-            lines.append(
-                gettext("%(field)s: %(before)s → %(after)s")
-                % {
-                    "field": _field_label(event.object_type, name),
-                    "before": _shown_value(before.get(name)),
-                    "after": _shown_value(after.get(name)),
-                }
-            )
-    for name, value in sorted(detail.items()):
-        if name not in {"before", "after", "operation"}:
-            fact = AUDITED_FACTS.get(name, name)
-            lines.append(
-                gettext("%(fact)s: %(value)s") % {"fact": fact, "value": _shown_value(value)}
-            )
-    return lines
-
 
 class AuditEventActionFilter(admin.SimpleListFilter):
     title = _("action")
@@ -716,7 +675,9 @@ class AuditEventAdmin(ActorLabelsAdmin):
     list_filter = [actor_list_filter("actor", _("actor")), AuditEventActionFilter]
     date_hierarchy = "occurred_at"
     number_search_fields = ("customer_id",)
-    search_help_text = _("A customer's id.")
+    search_help_text = _(
+        "A customer's id: the events about that customer, and the pages that showed it."
+    )
     actor_fields = ("actor",)
     actor_label = actor_column("actor", _("actor"))
     fields = (
@@ -740,6 +701,18 @@ class AuditEventAdmin(ActorLabelsAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        """A customer's id finds the events about that customer and the list pages that showed
+        it among others (detail.customer_ids, a JSON containment its GIN index serves)."""
+        term = search_term.strip()
+        if not term.isdigit() or int(term) > LARGEST_ID:
+            return super().get_search_results(request, queryset, search_term)
+        customer_id = int(term)
+        condition = Q(customer_id=customer_id) | Q(detail__customer_ids__contains=[customer_id])
+        return queryset.filter(condition), False
+
     @admin.display(description=_("time"), ordering="occurred_at")
     def occurred_at_label(self, event: AuditEvent) -> str:
         return business_time_label(event.occurred_at)
@@ -748,20 +721,34 @@ class AuditEventAdmin(ActorLabelsAdmin):
     def object_label(self, event: AuditEvent) -> str:
         return event.object_label
 
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        # The staff members the page's changes name (API keys' bindings), in one query.
+        rows = list(changelist.result_list)
+        names = owner_names(staff_member_ids(rows))
+        for row in rows:
+            row._staff_names = names
+        return changelist
+
+    def _lines(self, event: AuditEvent) -> list[str]:
+        return audit_detail_lines(event, staff_names=getattr(event, "_staff_names", None))
+
     @admin.display(description=_("fields"))
     def field_list(self, event: AuditEvent) -> str:
-        labels = [_field_label(event.object_type, name) for name in event.fields]
+        labels = [field_label(event.object_type, name) for name in event.fields]
         return pgettext("list separator", ", ").join(labels) or "-"
 
     @admin.display(description=_("detail"))
     def detail_summary(self, event: AuditEvent) -> str:
-        lines = audit_detail_lines(event)
-        summary = "; ".join(lines[:3])
-        return f"{summary} …" if len(lines) > 3 else summary or "-"
+        lines = self._lines(event)
+        if not lines:
+            return "-"
+        summary = joined(lines[:3], pgettext("filter separator", "; "))
+        return format_html("{} …", summary) if len(lines) > 3 else summary
 
     @admin.display(description=_("detail"))
     def detail_lines(self, event: AuditEvent) -> str:
-        lines = audit_detail_lines(event)
+        lines = self._lines(event)
         return format_html_join("", "<div>{}</div>", ((line,) for line in lines)) if lines else "-"
 
 

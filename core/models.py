@@ -2,7 +2,9 @@
 the audit trail."""
 
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -90,6 +92,11 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["customer_id", "occurred_at"], name="audit_customer_time"),
             models.Index(fields=["actor", "occurred_at"], name="audit_actor_time"),
+            # The customers a list page showed (detail.customer_ids), for the search by id.
+            GinIndex(
+                OpClass(KeyTransform("customer_ids", "detail"), name="jsonb_path_ops"),
+                name="audit_detail_customer_ids",
+            ),
         ]
 
     def __str__(self) -> str:

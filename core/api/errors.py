@@ -9,9 +9,11 @@ Nothing a caller sends may produce a 500."""
 import logging
 from typing import Any
 
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DataError, IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -138,12 +140,21 @@ def _rate_limited(exc: exceptions.Throttled, context: dict[str, Any]) -> Respons
     )
 
 
-# Django's own error views (config.urls' handler404 and friends): JSON under /api/, the
-# usual pages elsewhere (the admin).
+# Django's own error views (config.urls' handler404 and friends): JSON under /api/; elsewhere
+# (the admin) 403 and 404 as pages of the admin (core/templates/403.html and 404.html), in the
+# operator's language with a way back to the index.
 
 
 def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith(API_PREFIX)
+
+
+def _admin_error_page(request: HttpRequest, template: str, status: int) -> HttpResponse:
+    """The admin's page for an error, with the admin's header, menu and user links."""
+    if not hasattr(request, "user"):  # refused before the middleware ran: no admin to show
+        view = defaults.permission_denied if status == 403 else defaults.page_not_found
+        return view(request, PermissionDenied() if status == 403 else Http404())
+    return render(request, template, admin.site.each_context(request), status=status)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -151,7 +162,7 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
         return JsonResponse(
             error_body(ERROR_NOT_FOUND, str(exceptions.NotFound.default_detail)), status=404
         )
-    return defaults.page_not_found(request, exception)
+    return _admin_error_page(request, "404.html", 404)
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -167,7 +178,7 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     if _is_api(request):
         detail = str(exceptions.PermissionDenied.default_detail)
         return JsonResponse(error_body(ERROR_PERMISSION_DENIED, detail), status=403)
-    return defaults.permission_denied(request, exception)
+    return _admin_error_page(request, "403.html", 403)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

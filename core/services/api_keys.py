@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.api_key_owners import owner_names
 from core.errors import DomainError, NotFound, ValidationFailed
@@ -37,6 +38,36 @@ SCOPES = (
     "personal_data:erase",
     "audit:read",
 )
+# Each scope as operators read it (客户：读取); the code stays what integrators send.
+SCOPE_LABELS = {
+    "customers:read": gettext_lazy("Customers: read"),
+    "customers:write": gettext_lazy("Customers: write"),
+    "orders:read": gettext_lazy("Orders: read"),
+    "orders:write": gettext_lazy("Orders: write"),
+    "tags:read": gettext_lazy("Tags: read"),
+    "tags:write": gettext_lazy("Tags: write"),
+    "groups:read": gettext_lazy("Customer groups: read"),
+    "groups:write": gettext_lazy("Customer groups: write"),
+    "interactions:read": gettext_lazy("Interactions: read"),
+    "interactions:write": gettext_lazy("Interactions: write"),
+    "consents:read": gettext_lazy("Marketing consents: read"),
+    "consents:write": gettext_lazy("Marketing consents: write"),
+    "segments:read": gettext_lazy("Segments: read"),
+    "segments:write": gettext_lazy("Segments: write"),
+    "campaigns:read": gettext_lazy("Campaigns: read"),
+    "campaigns:write": gettext_lazy("Campaigns: write"),
+    "personal_data:read": gettext_lazy("Personal data: see unmasked"),
+    "personal_data:erase": gettext_lazy("Personal data: erase (PIPL)"),
+    "audit:read": gettext_lazy("Audit trail: read"),
+}
+
+
+def scope_label(scope: str) -> str:
+    """A scope as operators read it; an unknown one (of an older release) as its code."""
+    label = SCOPE_LABELS.get(scope)
+    return str(label) if label is not None else scope
+
+
 ERROR_UNKNOWN_SCOPE = "unknown_scope"
 ERROR_NO_SCOPES = "no_scopes"
 ERROR_NAME_REQUIRED = "name_required"
