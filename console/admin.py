@@ -31,7 +31,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
 from django.utils.functional import Promise
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.http import content_disposition_header
 from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext, pgettext
@@ -48,14 +48,16 @@ from console.exports import (
     customer_export_xlsx,
 )
 from console.formatting import format_count, zone_label
-from console.models import CustomerExport, ExportFormat, PrivacyRequest
+from console.models import CustomerExport, ExportFormat, PrivacyRequest, PrivacyRequestKind
 from console.portrait import portrait_context
 from console.services.exports import customer_export_record
 from console.services.privacy import customer_erase, customer_personal_export
 from core.admin import ActorLabelsAdmin, ReadOnlyAdmin, actor_column
 from core.api.errors import error_body
+from core.audit_display import joined, privacy_count_lines
 from core.business_time import business_time_label
 from core.errors import DomainError
+from core.models import AuditAction
 from core.validators import ERROR_INVALID_TEXT, json_error
 from crm.admin import PERSONAL_DATA_PERMISSION, CustomerAdmin
 from crm.admin_scoping import sees_all_customers
@@ -539,49 +541,18 @@ class PrivacyRequestAdmin(ActorLabelsAdmin, ReadOnlyAdmin):
 
     @admin.display(description=_("outcome"))
     def outcome_counts(self, record: PrivacyRequest) -> str:
-        """What was exported or erased, by kind of data, as the operator reads it."""
+        """What was exported, or erased, kept and cleaned, in the audit trail's words."""
         if not record.outcome:
             return "-"
-        lines = format_html_join(
-            "",
-            "<li>{}: {}</li>",
-            (
-                (_privacy_kind_label(kind), format_count(count))
-                for kind, count in record.outcome.items()
-            ),
+        action = (
+            AuditAction.ERASE
+            if record.kind == PrivacyRequestKind.ERASE
+            else AuditAction.PERSONAL_EXPORT
         )
-        return format_html("<ul>{}</ul>", lines)
+        return joined(privacy_count_lines(action, record.outcome), "<br>")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-def _privacy_kind_label(kind: str) -> str:
-    labels = {
-        "identities": _("identities"),
-        "tags": _("tags"),
-        "group_stays": _("group stays"),
-        "orders": _("orders"),
-        "interactions": _("interactions"),
-        "consents": _("consents"),
-        "consent_events": _("consent history"),
-        "metrics": _("metrics"),
-        "lifecycle_transitions": _("lifecycle transitions"),
-        "predictions": _("predictions"),
-        "segment_memberships": _("segment memberships"),
-        "segment_membership_events": _("segment membership history"),
-        "deliveries": _("deliveries"),
-        "link_clicks": _("link clicks"),
-        "conversions": _("conversions"),
-        "merges": _("merge records"),
-        "order_items_detached": _("order items kept, detached"),
-        "orders_detached": _("orders kept, detached"),
-        "admin_log_entries": _("admin history entries"),
-        "customer": _("customer"),
-        "list_export_records_scrubbed": _("list export records cleaned"),
-    }
-    label = labels.get(kind)
-    return str(label) if label is not None else kind
 
 
 # --- Segments ------------------------------------------------------------------------------
