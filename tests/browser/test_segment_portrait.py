@@ -116,6 +116,9 @@ def test_an_operator_reads_a_segment_s_portrait(
     assert [d["name"] for d in answer["body"]["dimensions"]] == DIMENSIONS
 
 
+PORTRAIT_PATH = "/admin/segments/segment/portrait/"
+
+
 def test_the_builder_draws_the_portrait_of_the_rule_being_built(
     operator_page: Page, screenshot: Callable[..., Path]
 ) -> None:
@@ -126,7 +129,7 @@ def test_the_builder_draws_the_portrait_of_the_rule_being_built(
         "request",
         lambda request: (
             portraits.append(request.post_data or "")
-            if request.url.endswith("/admin/segments/segment/portrait/")
+            if request.url.endswith(PORTRAIT_PATH)
             else None
         ),
     )
@@ -151,8 +154,10 @@ def test_the_builder_draws_the_portrait_of_the_rule_being_built(
     assert len(portraits) == 1
     screenshot(page, "open")
 
-    # A changed rule, previewed, redraws the open portrait once.
-    page.locator("#id_rule").fill('{"field": "city", "op": "eq", "value": "广州"}')
+    # A changed rule, previewed, redraws the open portrait once (waited for: on a loaded
+    # machine the request may leave after the size is shown).
+    with page.expect_request(lambda request: request.url.endswith(PORTRAIT_PATH)):
+        page.locator("#id_rule").fill('{"field": "city", "op": "eq", "value": "广州"}')
     expect(page.locator(".segment-builder-size-value")).to_have_text("10 人")
     expect(status).to_contain_text("10")
     expect(section.locator('.portrait-chart[data-dimension="city"] svg')).to_be_visible()
