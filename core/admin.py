@@ -248,6 +248,22 @@ class ReadOnlyAdmin(LargeListAdmin):
         return False
 
 
+class NeverEditedAdmin:
+    """A mixin for records nobody adds, changes or deletes in the admin, superusers included,
+    and with no actions: the audit trail and the API keys' use it counts."""
+
+    actions: Any = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 # What a service refused on the first attempt to save a change form; set around the second
 # attempt, which shows the form again with it (see ServiceAdmin.changeform_view). A context
 # variable, so concurrent requests never see each other's.
@@ -658,7 +674,7 @@ class AuditEventActionFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ActorLabelsAdmin):
+class AuditEventAdmin(NeverEditedAdmin, ActorLabelsAdmin):
     """The audit trail, for the 审计 role (view permission on audit events): filters by actor,
     action and time, a search by customer id. Never added to, changed or deleted here, not even
     by a superuser (the table refuses changes in the database too)."""
@@ -690,16 +706,6 @@ class AuditEventAdmin(ActorLabelsAdmin):
         "detail_lines",
     )
     readonly_fields = fields
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
@@ -753,7 +759,7 @@ class AuditEventAdmin(ActorLabelsAdmin):
 
 
 @admin.register(ApiKeyUsage)
-class ApiKeyUsageAdmin(LargeListAdmin):
+class ApiKeyUsageAdmin(NeverEditedAdmin, LargeListAdmin):
     """Each API key's requests per hour (folded in from the cache every few minutes): read
     only, beside the audit trail."""
 
@@ -761,16 +767,6 @@ class ApiKeyUsageAdmin(LargeListAdmin):
     list_filter = ["api_key"]
     list_select_related = ["api_key"]
     date_hierarchy = "hour"
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("hour"), ordering="hour")
     def hour_label(self, usage: ApiKeyUsage) -> str:

@@ -289,22 +289,8 @@ def customer_personal_export(*, customer_id: int, actor: str) -> dict[str, Any]:
         counts = {kind: len(data[kind]) for kind in _COUNTED_KINDS}
         counts["metrics"] = int(data["metrics"] is not None)
         counts["predictions"] = int(data["predictions"] is not None)
-        now = timezone.now()
-        request = PrivacyRequest.objects.create(
-            kind=PrivacyRequestKind.EXPORT,
-            customer_id=customer_id,
-            requested_by=actor,
-            requested_at=now,
-            completed_at=now,
-            outcome=counts,
-        )
-        audit_record(
-            actor=actor,
-            action=AuditAction.PERSONAL_EXPORT,
-            object_type="customer",
-            object_id=customer_id,
-            customer_id=customer_id,
-            detail={"privacy_request_id": request.pk, "counts": counts},
+        request = _request_record(
+            kind=PrivacyRequestKind.EXPORT, customer_id=customer_id, actor=actor, counts=counts
         )
     data["request_id"] = request.pk
     logger.info("customer.personal_exported", extra={"customer_id": customer_id, "actor": actor})
@@ -466,23 +452,43 @@ def customer_erase(*, customer_id: int, actor: str, reason: str = "") -> Privacy
                 cursor.execute(statement, params)
                 counts[name] = cursor.rowcount
         counts["list_export_records_scrubbed"] = list_exports
-        now = timezone.now()
-        request = PrivacyRequest.objects.create(
+        request = _request_record(
             kind=PrivacyRequestKind.ERASE,
             customer_id=customer_id,
-            requested_by=actor,
-            requested_at=now,
-            completed_at=now,
-            outcome=counts,
+            actor=actor,
+            counts=counts,
             reason=reason,
         )
-        audit_record(
-            actor=actor,
-            action=AuditAction.ERASE,
-            object_type="customer",
-            object_id=customer_id,
-            customer_id=customer_id,
-            detail={"privacy_request_id": request.pk, "counts": counts},
-        )
     logger.info("customer.erased", extra={"customer_id": customer_id, "actor": actor})
+    return request
+
+
+def _request_record(
+    *,
+    kind: PrivacyRequestKind,
+    customer_id: int,
+    actor: str,
+    counts: dict[str, int],
+    reason: str = "",
+) -> PrivacyRequest:
+    """The request's record and its one audit event, in the caller's transaction."""
+    now = timezone.now()
+    request = PrivacyRequest.objects.create(
+        kind=kind,
+        customer_id=customer_id,
+        requested_by=actor,
+        requested_at=now,
+        completed_at=now,
+        outcome=counts,
+        reason=reason,
+    )
+    action = AuditAction.ERASE if kind == PrivacyRequestKind.ERASE else AuditAction.PERSONAL_EXPORT
+    audit_record(
+        actor=actor,
+        action=action,
+        object_type="customer",
+        object_id=customer_id,
+        customer_id=customer_id,
+        detail={"privacy_request_id": request.pk, "counts": counts},
+    )
     return request
