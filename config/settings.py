@@ -214,6 +214,13 @@ WECOM_SECRET = get_from_env("WECOM_SECRET", "")
 WECOM_POLL_SECONDS = get_from_env("WECOM_POLL_SECONDS", 300, cast=int)
 # Hours a staff member has to confirm a bulk message before its unsent part is given up.
 WECOM_CONFIRM_HOURS = get_from_env("WECOM_CONFIRM_HOURS", 72, cast=int)
+# Callbacks of 客户联系 events (/wecom/callback): the Token and EncodingAESKey set for the
+# callback URL in the WeCom admin console (43 characters). Empty: the endpoint answers 404.
+WECOM_CALLBACK_TOKEN = get_from_env("WECOM_CALLBACK_TOKEN", "")
+WECOM_CALLBACK_AES_KEY = get_from_env("WECOM_CALLBACK_AES_KEY", "")
+# Seconds a callback's timestamp may differ from this server's clock; older (or later) ones are
+# refused as replays.
+WECOM_CALLBACK_MAX_AGE_SECONDS = get_from_env("WECOM_CALLBACK_MAX_AGE_SECONDS", 300, cast=int)
 # Seconds after which a channel call still unanswered, held by no worker, is looked up and
 # retried; above the clients' timeouts (10 s WeCom, WEBHOOK_TIMEOUT_SECONDS), so that a dead
 # worker's request has reached the platform, or never will, before anything is sent again.

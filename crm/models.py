@@ -180,6 +180,18 @@ class TagGroup(models.Model):
         help_text=_("A customer holds at most one tag of an exclusive group."),
     )
     description = models.CharField(_("description"), max_length=255, blank=True)
+    # The WeCom corp tag group this group mirrors (企业客户标签组), by its id there.
+    wecom_group_id = models.CharField(
+        _("WeCom tag group id"), max_length=64, null=True, blank=True, unique=True
+    )
+    is_wecom_mirrored = models.BooleanField(
+        _("mirrored to WeCom"),
+        default=False,
+        help_text=_(
+            "Tags of this group that are given or taken away here are also given or taken away "
+            "in WeCom, on every staff member's relation with the customer."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -197,6 +209,9 @@ class Tag(models.Model):
     )
     name = models.CharField(_("name"), max_length=64)
     description = models.CharField(_("description"), max_length=255, blank=True)
+    wecom_tag_id = models.CharField(
+        _("WeCom tag id"), max_length=64, null=True, blank=True, unique=True
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -214,6 +229,7 @@ class TagSource(models.TextChoices):
     IMPORT = "import", _("Import")
     RULE = "rule", _("Rule")
     MODEL = "model", _("Model")
+    WECOM = "wecom", _("WeCom")
 
 
 class CustomerTag(models.Model):
@@ -286,6 +302,8 @@ class Group(models.Model):
     )
     # When the member list last applied was observed: an older list changes nothing.
     members_observed_at = models.DateTimeField(_("members observed at"), null=True, blank=True)
+    # When the group chat was dismissed (解散) in WeCom; its stays are closed then.
+    dismissed_at = models.DateTimeField(_("dismissed at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -644,3 +662,281 @@ class DirtyMark(models.Model):
 
     def __str__(self) -> str:
         return f"{len(self.customer_ids)} @ {timezone.localtime(self.marked_at):%Y-%m-%d %H:%M}"
+
+
+# --- WeCom (企业微信) as a source: follow relations, channel QR codes, callbacks, sync runs ---
+
+
+class FollowDeletedBy(models.TextChoices):
+    STAFF = "staff", _("Staff member deleted the customer")  # del_external_contact
+    CUSTOMER = "customer", _("Customer deleted the staff member")  # del_follow_user
+
+
+class WeComFollow(models.Model):
+    """A staff member's relation with a customer in WeCom (添加客户关系): who added whom, when
+    and how. A relation ended in WeCom is kept with when and by whom it ended, not deleted;
+    adding the customer again reopens it. `observed_at` is the time of the WeCom event or sync
+    observation applied last: an older one changes nothing."""
+
+    customer = models.ForeignKey(
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="wecom_follows",
+        db_index=False,  # served by wecom_follow_unique (customer, staff_member)
+    )
+    staff_member = models.ForeignKey(
+        StaffMember,
+        verbose_name=_("staff member"),
+        on_delete=models.CASCADE,
+        related_name="wecom_follows",
+    )
+    added_at = models.DateTimeField(_("added at"), null=True, blank=True)
+    # WeCom's add_way code (来源): 1 scanned a QR code, 2 searched a phone number, ...
+    add_way = models.PositiveSmallIntegerField(_("added by way of"), null=True, blank=True)
+    state = models.CharField(_("channel parameter"), max_length=64, blank=True)
+    # Ids of the corp tags this staff member gave the customer in WeCom.
+    wecom_tag_ids = ArrayField(
+        models.CharField(max_length=64), verbose_name=_("WeCom tags"), default=list, blank=True
+    )
+    deleted_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    deleted_by = models.CharField(
+        _("ended by"), max_length=16, choices=FollowDeletedBy.choices, blank=True
+    )
+    observed_at = models.DateTimeField(_("observed at"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("WeCom relation")
+        verbose_name_plural = _("WeCom relations")
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "staff_member"], name="wecom_follow_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.staff_member} → {self.customer}"
+
+
+class ContactWayKind(models.IntegerChoices):
+    SINGLE = 1, _("One staff member")
+    MULTI = 2, _("Several staff members")
+
+
+class ContactWay(models.Model):
+    """A channel QR code (渠道活码): WeCom's contact way (联系我), one per video, live room or
+    poster, told apart by its `state` (渠道参数), which WeCom hands back with every customer
+    added through it."""
+
+    name = models.CharField(_("name"), max_length=64)
+    # WeCom takes at most 30 characters of state.
+    state = models.CharField(_("channel parameter"), max_length=30, unique=True)
+    config_id = models.CharField(
+        _("WeCom configuration id"), max_length=64, null=True, blank=True, unique=True
+    )
+    kind = models.PositiveSmallIntegerField(
+        _("kind"), choices=ContactWayKind.choices, default=ContactWayKind.SINGLE
+    )
+    staff_members = models.ManyToManyField(
+        StaffMember, verbose_name=_("staff members"), related_name="contact_ways"
+    )
+    auto_tags = models.ManyToManyField(
+        Tag, verbose_name=_("tags on add"), related_name="contact_ways", blank=True
+    )
+    # Where the code is placed: the customers it brings get this source channel if they have none.
+    source_channel = models.CharField(
+        _("source channel"), max_length=32, choices=SourceChannel.choices, blank=True
+    )
+    skip_verify = models.BooleanField(_("add without confirmation"), default=True)
+    qr_code_url = models.CharField(_("QR code address"), max_length=512, blank=True)
+    qr_code_image = models.BinaryField(_("QR code image"), null=True, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("channel QR code")
+        verbose_name_plural = _("channel QR codes")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomerAcquisition(models.Model):
+    """How a customer first came into the private domain through WeCom (first touch): the
+    channel QR code and staff member of their first relation. Written once, never moved."""
+
+    customer = models.OneToOneField(
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="acquisition",
+    )
+    contact_way = models.ForeignKey(
+        ContactWay,
+        verbose_name=_("channel QR code"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="acquisitions",
+    )
+    state = models.CharField(_("channel parameter"), max_length=64, blank=True)
+    staff_member = models.ForeignKey(
+        StaffMember,
+        verbose_name=_("staff member"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    acquired_at = models.DateTimeField(_("acquired at"))
+
+    class Meta:
+        verbose_name = _("customer acquisition")
+        verbose_name_plural = _("customer acquisitions")
+        indexes = [
+            models.Index(fields=["contact_way", "acquired_at"], name="acquisition_by_way"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.contact_way or self.state)
+
+
+class WeComEventStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting")
+    APPLIED = "applied", _("Applied")
+    IGNORED = "ignored", _("Not handled")
+    FAILED = "failed", _("Failed")
+
+
+class WeComEvent(models.Model):
+    """A callback event from WeCom as it arrived, decrypted and then encrypted again at rest
+    (it names customers). Append-only: only the processing columns ever change. WeCom retries
+    an event it thinks undelivered; the same message is stored once (`message_hash`)."""
+
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    # SHA-256 of the decrypted message: a retry carries the same bytes.
+    message_hash = models.CharField(max_length=64, unique=True, db_collation="C")
+    event = models.CharField(_("event"), max_length=64)
+    change_type = models.CharField(_("change"), max_length=64, blank=True)
+    event_at = models.DateTimeField(_("event time"))
+    message_encrypted = models.TextField()
+    # Keyed hash of the external_userid the event names, if any: erasure finds its events.
+    subject_hash = models.CharField(max_length=64, blank=True, db_collation="C", db_index=True)
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=WeComEventStatus.choices,
+        default=WeComEventStatus.PENDING,
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    error_code = models.CharField(_("error"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("WeCom event")
+        verbose_name_plural = _("WeCom events")
+        ordering = ["-received_at"]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=Q(status="pending"),
+                name="wecom_event_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event}/{self.change_type}"
+
+
+class WeComSyncStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    FINISHED = "finished", _("Finished")
+    FAILED = "failed", _("Failed")
+
+
+class WeComSyncRun(models.Model):
+    """One full walk of WeCom (contacts, tags, group chats): its progress and cursor, so that a
+    run stopped halfway resumes where it was, and what it found different (`changes`)."""
+
+    scopes = ArrayField(models.CharField(max_length=16), verbose_name=_("scope"))
+    trigger = models.CharField(_("started by"), max_length=128)
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=WeComSyncStatus.choices,
+        default=WeComSyncStatus.RUNNING,
+    )
+    # Where the walk is: per scope, the staff member and cursor reached (see crm.wecom.sync).
+    cursor = models.JSONField(_("cursor"), default=dict, blank=True)
+    # Counts per kind of change applied, e.g. {"contacts_created": 3, "follows_ended": 1}.
+    changes = models.JSONField(_("changes"), default=dict, blank=True)
+    items_done = models.PositiveIntegerField(_("items read"), default=0)
+    items_total = models.PositiveIntegerField(_("items expected"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=255, blank=True)
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    heartbeat_at = models.DateTimeField(_("last progress"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("WeCom sync run")
+        verbose_name_plural = _("WeCom sync runs")
+        ordering = ["-started_at"]
+        constraints = [
+            # One run at a time: a second start resumes the running one.
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="running"), name="wecom_sync_one_running"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{timezone.localtime(self.started_at):%Y-%m-%d %H:%M}"
+
+
+class TagPushAction(models.TextChoices):
+    ADD = "add", _("Give")
+    REMOVE = "remove", _("Take away")
+
+
+class TagPushStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class WeComTagPush(models.Model):
+    """A tag given or taken away here, to be done in WeCom too (mark_tag on each of the
+    customer's relations). Pushed in batches by a task; the outcome is kept."""
+
+    customer = models.ForeignKey(
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # served by wecom_tag_push_by_customer
+    )
+    tag = models.ForeignKey(Tag, verbose_name=_("tag"), on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(_("action"), max_length=8, choices=TagPushAction.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=TagPushStatus.choices, default=TagPushStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    error_code = models.CharField(_("error"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("tag push to WeCom")
+        verbose_name_plural = _("tag pushes to WeCom")
+        indexes = [
+            models.Index(fields=["customer", "tag"], name="wecom_tag_push_by_customer"),
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="pending"),
+                name="wecom_tag_push_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.tag}"

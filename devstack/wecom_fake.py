@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
+import importlib
 import ipaddress
 import itertools
 import json
@@ -40,6 +42,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeGuard, TypeVar
 from urllib.parse import parse_qs, urlsplit
+
+from devstack.wecom_directory import Directory
 
 logger = logging.getLogger(__name__)
 
@@ -290,6 +294,7 @@ class FakeWeCom:
         self._deliveries: dict[tuple[str, str], list[float]] = {}  # (chat_type, id) -> times
         self._faults: dict[str, deque[_Fault]] = {}
         self._calls: list[JSONDict] = []
+        self.directory = Directory()
 
     # --- lifecycle ---
 
@@ -379,8 +384,9 @@ class FakeWeCom:
         self._inject(endpoint, _Fault(None, f"injected HTTP {status}", status, times))
 
     def _inject(self, endpoint: str, fault: _Fault) -> None:
-        if endpoint != ANY_ENDPOINT and endpoint not in ENDPOINTS:
-            raise ValueError(f"endpoint must be one of {', '.join(ENDPOINTS)} or {ANY_ENDPOINT}")
+        if endpoint != ANY_ENDPOINT and not _is_endpoint(endpoint):
+            known = ", ".join([*ENDPOINTS, *_directory_routes()])
+            raise ValueError(f"endpoint must be one of {known} or {ANY_ENDPOINT}")
         if not _is_int(fault.remaining) or fault.remaining < 1:
             raise ValueError("times must be a positive integer")
         with self._lock:
@@ -432,7 +438,7 @@ class FakeWeCom:
         if url.path.startswith(ADMIN_PREFIX):
             return self._handle_admin(method, url.path[len(ADMIN_PREFIX) :], body)
         endpoint = url.path[len(API_PREFIX) :] if url.path.startswith(API_PREFIX) else None
-        if endpoint not in ENDPOINTS:
+        if endpoint is None or not _is_endpoint(endpoint):
             return HTTPStatus.NOT_FOUND, {"error": "not found"}
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
 
@@ -476,6 +482,9 @@ class FakeWeCom:
         return None
 
     def _dispatch(self, endpoint: str, body: JSONDict, now: float) -> JSONDict:
+        route = _directory_routes().get(endpoint)
+        if route is not None:
+            return route(self, body, now)
         if endpoint == ENDPOINT_ADD_MSG_TEMPLATE:
             return self._add_msg_template(body, now)
         if endpoint == ENDPOINT_GET_GROUPMSG_TASK:
@@ -787,6 +796,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 
 # --- helpers ---
+
+
+# Modules serving the directory's endpoints, each with ROUTES: endpoint ->
+# handler(fake, body, now) -> JSON (called under the fake's lock; raise WeComError to refuse).
+_ROUTE_MODULES: tuple[str, ...] = ()
+
+
+@functools.cache
+def _directory_routes() -> dict[str, Callable[[FakeWeCom, JSONDict, float], JSONDict]]:
+    routes: dict[str, Callable[[FakeWeCom, JSONDict, float], JSONDict]] = {}
+    for name in _ROUTE_MODULES:
+        routes.update(importlib.import_module(name).ROUTES)
+    return routes
+
+
+def _is_endpoint(endpoint: str) -> bool:
+    return endpoint in ENDPOINTS or endpoint in _directory_routes()
 
 
 def check_loopback(host: str) -> None:

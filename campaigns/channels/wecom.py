@@ -12,16 +12,13 @@ never sent one message twice.
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 import requests
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
-from wechatpy.enterprise import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
 from campaigns.models import (
@@ -33,6 +30,7 @@ from campaigns.models import (
 )
 from campaigns.services.channel_calls import consent_hold, delivery_outcomes_record
 from crm.personal_data import decrypt, hash_identity
+from crm.wecom.client import WeComClient, wecom_client
 
 logger = logging.getLogger(__name__)
 
@@ -43,48 +41,10 @@ CHATS_PER_CALL = 200
 # The platform's clock and ours may differ; a task created this long before the request was
 # written is still taken for it when looking up an unknown outcome.
 CLOCK_SKEW = timedelta(seconds=60)
-# Seconds a WeCom call may take (each read of its answer): an opt-out waits at most this long
-# for a call in flight to its customer (campaigns.services.channel_calls.consent_hold).
-CALL_TIMEOUT_SECONDS = 10
 # get_groupmsg_send_result status of one customer
 RESULT_SENT = 1
 RESULT_NOT_CONTACT = 2
 RESULT_OVER_PLATFORM_CAP = 3
-
-
-class WeComClient(WeChatClient):
-    """wechatpy's enterprise client, its token request included, on WECOM_API_BASE_URL
-    (wechatpy 1.8.18 fetches tokens from a hard-coded host otherwise)."""
-
-    def __init__(self, api_base_url: str, corp_id: str, secret: str, **kwargs: Any) -> None:
-        super().__init__(corp_id, secret, timeout=CALL_TIMEOUT_SECONDS, **kwargs)
-        self.API_BASE_URL = api_base_url
-
-    def fetch_access_token(self) -> dict[str, Any]:
-        return self._fetch_access_token(
-            url=f"{self.API_BASE_URL}gettoken",
-            params={"corpid": self.corp_id, "corpsecret": self.secret},
-        )
-
-    def pages(self, endpoint: str, body: dict[str, Any], field: str) -> Iterator[dict[str, Any]]:
-        """Every entry of a paged list endpoint (wechatpy has no methods for these)."""
-        cursor = ""
-        while True:
-            page: dict[str, Any] = self.post(endpoint, data={**body, "cursor": cursor})
-            yield from page.get(field, [])
-            cursor = page.get("next_cursor", "")
-            if not cursor:
-                return
-
-
-@cache
-def _client(api_base_url: str, corp_id: str, secret: str) -> WeComClient:
-    return WeComClient(api_base_url, corp_id, secret)
-
-
-def wecom_client() -> WeComClient:
-    """One client per process and configuration: it keeps its access token between calls."""
-    return _client(settings.WECOM_API_BASE_URL, settings.WECOM_CORP_ID, settings.WECOM_SECRET)
 
 
 def _is_unknown_outcome(error: Exception) -> bool:

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from campaigns.channels import wecom
 from campaigns.models import Campaign, Channel, Delivery, DeliveryReason, DeliveryStatus
 from campaigns.services import dispatch
 from campaigns.services.campaigns import campaign_launch, campaign_plan
@@ -21,6 +20,7 @@ from campaigns.services.dispatch import attempt_begin, channel_sends_run
 from campaigns.services.pipeline import campaigns_tick
 from campaigns.services.reservation import deliveries_reserve_batch
 from crm.models import Consent, Customer
+from crm.wecom import client as wecom_client_module
 from devstack.wecom_fake import ENDPOINT_ADD_MSG_TEMPLATE, FakeWeCom
 from tests.campaigns.support import (
     WebhookReceiver,
@@ -200,7 +200,7 @@ def test_an_opt_out_arriving_while_its_post_is_in_flight_is_answered_after_it(
     # longer than the clients' timeouts: a call given up would be retried or looked up and sent
     # again, which other tests cover (test_dispatch's lost answers and retries).
     settings.WEBHOOK_TIMEOUT_SECONDS = 60
-    monkeypatch.setattr(wecom, "CALL_TIMEOUT_SECONDS", 60)
+    monkeypatch.setattr(wecom_client_module, "CALL_TIMEOUT_SECONDS", 60)
     if channel == Channel.WEBHOOK:
         webhook_receiver.is_holding = True
         arrived, release = webhook_receiver.arrived, webhook_receiver.release
