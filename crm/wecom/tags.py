@@ -37,7 +37,7 @@ def customer_wecom_tags_apply(*, customer_ids: Sequence[int], actor: str) -> dic
                 SELECT 1 FROM ({wanted}) AS w
                 WHERE w.customer_id = ct.customer_id AND w.tag_id = ct.tag_id
               )
-            """,
+            """,  # noqa: S608 (`wanted` is a constant of this function)
             {"customers": customers},
         )
         taken = cursor.rowcount
@@ -49,7 +49,7 @@ def customer_wecom_tags_apply(*, customer_ids: Sequence[int], actor: str) -> dic
             FROM ({wanted}) AS w
             ORDER BY customer_id, tag_id
             ON CONFLICT DO NOTHING
-            """,
+            """,  # noqa: S608
             {"customers": customers},
         )
         given = cursor.rowcount
