@@ -1,5 +1,5 @@
-"""URL map: the root (to the admin), admin, health check, tracked-link redirects, the
-integration API v1 and its OpenAPI docs."""
+"""URL map: the root (to the admin), admin, health check, tracked-link redirects, WeCom's
+callback, the integration API v1 and its OpenAPI docs."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -8,12 +8,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from campaigns.views import link_redirect
 from config.health import healthz
+from crm.views import wecom_callback
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index"), name="root"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("l/<str:token>", link_redirect, name="link-redirect"),
+    path("wecom/callback", wecom_callback, name="wecom-callback"),
     path("api/v1/", include("crm.api.urls")),
     path("api/v1/", include("segments.api.urls")),
     path("api/v1/", include("campaigns.api.urls")),

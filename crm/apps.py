@@ -12,3 +12,5 @@ class CrmConfig(AppConfig):
         from crm.selectors.staff_members import staff_member_choices, staff_member_names
 
         register(OwnerDirectory(names=staff_member_names, choices=staff_member_choices))
+        # The tasks crm.enqueue names, held by every process (see core.enqueue).
+        from crm import tasks  # noqa: F401

@@ -843,7 +843,14 @@ class WeComEvent(models.Model):
                 fields=["received_at"],
                 condition=Q(status="pending"),
                 name="wecom_event_pending",
-            )
+            ),
+            # The sweep's other half (crm.services.wecom_events.wecom_events_requeue): failed
+            # events, few, by their last attempt.
+            models.Index(
+                fields=["processed_at"],
+                condition=Q(status="failed"),
+                name="wecom_event_failed",
+            ),
         ]
 
     def __str__(self) -> str:
