@@ -32,6 +32,7 @@ from core.admin import (
 from core.api.throttling import SCOPE_SEARCH, rate_limit_consume
 from core.services.audit import personal_data_view_record
 from core.validators import validate_birthday
+from crm import admin_wecom_events  # noqa: F401 - registers WeCom's callback events
 from crm.admin_scoping import CustomerScopedAdmin, sees_all_customers
 from crm.models import (
     Consent,

@@ -4,7 +4,8 @@ JSON (`customer_personal_export`), and its erasure (`customer_erase`). Each requ
 never a personal value.
 
 The console sits above every app holding a customer's rows, so it is the one place that knows
-them all: the CRM's (identities, tags, group stays, orders, interactions, consents, merges),
+them all: the CRM's (identities, tags, group stays, orders, interactions, consents, merges,
+WeCom's callback events naming them),
 segmentation's (metrics, lifecycle transitions, predictions, segment membership and its
 history) and campaigns' (deliveries, their conversions and link clicks). Both functions read or
 write each kind in one set-based statement, never row by row.
@@ -348,6 +349,15 @@ _ERASE_STATEMENTS: tuple[tuple[str, str], ...] = (
     ("interactions", "DELETE FROM crm_interaction WHERE customer_id = %(customer)s"),
     ("group_stays", "DELETE FROM crm_groupmembership WHERE customer_id = %(customer)s"),
     ("tags", "DELETE FROM crm_customertag WHERE customer_id = %(customer)s"),
+    # WeCom's callback events naming the person (by the keyed hash of their external
+    # contact id, as their `wecom` identities hold it): found through the identities, so
+    # before them.
+    (
+        "wecom_events",
+        """DELETE FROM crm_wecomevent WHERE subject_hash IN (
+                SELECT value_hash FROM crm_identity
+                WHERE customer_id = %(customer)s AND provider = 'wecom')""",
+    ),
     # The identities and their keyed hashes: the person is not found again by them.
     ("identities", "DELETE FROM crm_identity WHERE customer_id = %(customer)s"),
     # Merged customers' profiles, kept on their merge records.

@@ -2,7 +2,7 @@
 erasure tests: identities of every provider, profile, tags, a group stay, an order with items,
 interactions with properties, consents and their history, metrics, a lifecycle transition, a
 prediction, segment membership and its history, deliveries with a conversion and a link click,
-a merge record, and entries of the admin's history."""
+a merge record, entries of the admin's history, and a WeCom callback event naming them."""
 
 import datetime as dt
 from dataclasses import dataclass, field
@@ -23,7 +23,9 @@ from crm.models import (
     Identity,
     IdentityProvider,
     Order,
+    WeComEvent,
 )
+from crm.personal_data import encrypt
 from segments.models import LifecycleState, Segment, SegmentMembershipEventKind
 from tests.factories.campaigns import CampaignFactory, DeliveryFactory, LinkClickFactory
 from tests.factories.crm import (
@@ -189,6 +191,20 @@ def build_person(
     merge = CustomerMergeFactory(
         survivor=customer,
         merged_profile={"display_name": merged_name, "birthday": f"1991-02-1{n}"},
+    )
+    # WeCom's callback of the person's add, found by the keyed hash of their external id.
+    message = (
+        "<xml><MsgType>event</MsgType><Event>change_external_contact</Event>"
+        f"<ChangeType>add_external_contact</ChangeType><UserID>owner{n}</UserID>"
+        f"<ExternalUserID>{wecom}</ExternalUserID><CreateTime>1772359200</CreateTime></xml>"
+    )
+    WeComEvent.objects.create(
+        message_hash=f"{n:064d}",
+        event="change_external_contact",
+        change_type="add_external_contact",
+        event_at=AT,
+        message_encrypted=encrypt(message),
+        subject_hash=identities[1].value_hash,
     )
     if admin_user is not None:
         LogEntry.objects.log_actions(

@@ -19,7 +19,7 @@ from console.models import CustomerExport, PrivacyRequest, PrivacyRequestKind
 from console.services.privacy import customer_erase
 from core.errors import NotFound
 from crm.inputs import OrderIn
-from crm.models import Customer, CustomerMerge, Identity, Order, OrderItem
+from crm.models import Customer, CustomerMerge, Identity, Order, OrderItem, WeComEvent
 from crm.personal_data import hash_identity, identity_key
 from crm.selectors.customers import customer_find_by_identity
 from crm.services.orders import orders_bulk_upsert
@@ -142,6 +142,7 @@ def test_the_scan_finds_the_values_before_the_erasure(people) -> None:
         "crm_customermerge",
         "django_admin_log",
         "console_customerexport",
+        "crm_wecomevent",
     } <= tables
     for identity in first.identities:
         assert ("crm_identity", identity.value_encrypted) in found
@@ -172,6 +173,10 @@ def test_erasure_leaves_no_personal_value_anywhere(people) -> None:
     assert LogEntry.objects.filter(object_id=str(second.pk)).count() == 1
     assert not LogEntry.objects.filter(object_id=str(first.pk)).exists()
     assert not CustomerMetrics.objects.filter(customer_id=first.pk).exists()
+    # The other person's WeCom event stays.
+    assert list(WeComEvent.objects.values_list("subject_hash", flat=True)) == [
+        second.identities[1].value_hash
+    ]
     # The brand's accounts stay, with their amounts, detached from the person.
     assert (
         Order.objects.count(),
@@ -201,6 +206,7 @@ def test_erasure_leaves_no_personal_value_anywhere(people) -> None:
         "interactions": 1,
         "group_stays": 1,
         "tags": 1,
+        "wecom_events": 1,
         "identities": 5,
         "merges": 1,
         "order_items_detached": 2,
