@@ -50,4 +50,7 @@ bench-console: install ## Admin pages and a campaign's dry run at 1M customers, 
 bench-portrait: install ## Segment portrait of 100k and 10k members at 1M customers (see bench/README.md)
 	$(BIN)/python bench/portrait.py --customers 1000000 --reuse
 
-.PHONY: help install run test fuzz lint bench bench-seg bench-models bench-campaigns bench-console bench-portrait
+bench-callbacks: install ## WeCom callbacks through /wecom/callback with processing, 5,000 events (see bench/README.md)
+	$(BIN)/python bench/wecom_callbacks.py --events 5000
+
+.PHONY: help install run test fuzz lint bench bench-seg bench-models bench-campaigns bench-console bench-portrait bench-callbacks
