@@ -53,6 +53,10 @@ READY_TIMEOUT_SECONDS = 60.0
 # too); another stack on the machine may hold it, and then any free port is taken.
 WECOM_FAKE_PORT = 8811
 WECOM_FAKE_SECRET = "local-wecom-fake-secret"  # noqa: S105 - the fake accepts any secret
+# The local stack's callback Token and EncodingAESKey (unless set), with which
+# `manage.py wecom_callback_send` signs the events it plays as WeCom.
+WECOM_LOCAL_CALLBACK_TOKEN = "local-callback-token"  # noqa: S105 - loopback only
+WECOM_LOCAL_CALLBACK_AES_KEY = "bG9jYWwtY2FsbGJhY2stYWVzLWtleS0zMi1ieXRlcyE"
 
 
 class Command(BaseCommand):
@@ -173,6 +177,12 @@ def _wecom_fake_env(port: int) -> dict[str, str]:
         "WECOM_API_BASE_URL": f"{_wecom_fake_url(port)}{API_PREFIX}",
         "WECOM_CORP_ID": os.environ.get("WECOM_CORP_ID") or DEMO_CORP_ID,
         "WECOM_SECRET": os.environ.get("WECOM_SECRET") or WECOM_FAKE_SECRET,
+        "WECOM_CALLBACK_TOKEN": (
+            os.environ.get("WECOM_CALLBACK_TOKEN") or WECOM_LOCAL_CALLBACK_TOKEN
+        ),
+        "WECOM_CALLBACK_AES_KEY": (
+            os.environ.get("WECOM_CALLBACK_AES_KEY") or WECOM_LOCAL_CALLBACK_AES_KEY
+        ),
     }
 
 

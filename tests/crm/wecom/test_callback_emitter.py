@@ -125,3 +125,28 @@ def test_over_http_to_a_live_server(live_server, settings, enqueued) -> None:
     assert [(e.name, e.args) for e in enqueued] == [("crm.wecom_event_process", (event.pk,))]
     with handler_registered("change_external_contact", "add_external_contact", lambda e: "applied"):
         assert wecom_event_process(event_id=event.pk) == WeComEventStatus.APPLIED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_sends_events_to_a_running_server(live_server, settings, enqueued) -> None:
+    from django.core.management import call_command
+
+    for name, value in CALLBACK_SETTINGS.items():
+        setattr(settings, name, value)
+    url = f"{live_server.url}/wecom/callback"
+    call_command("wecom_callback_send", "verify", url=url)
+    call_command(
+        "wecom_callback_send",
+        "chat",
+        "update",
+        url=url,
+        chat_id="wrC9",
+        update_detail="add_member",
+        members="wmA,wmB",
+        join_scene=3,
+    )
+    call_command("wecom_callback_send", "tag", "shuffle", url=url, id="etG2")
+    assert sorted(WeComEvent.objects.values_list("event", "change_type")) == [
+        ("change_external_chat", "update"),
+        ("change_external_tag", "shuffle"),
+    ]
