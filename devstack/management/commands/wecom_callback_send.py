@@ -1,5 +1,6 @@
 """`wecom_callback_send`: play WeCom and send one 客户联系 event, signed and encrypted, to a
-running server's /wecom/callback (`make run` sets the Token and EncodingAESKey it signs with).
+running server's /wecom/callback. It signs with WECOM_CALLBACK_TOKEN / WECOM_CALLBACK_AES_KEY
+and WECOM_CORP_ID, or, where unset, with the values `make run` gives its stack.
 
     manage.py wecom_callback_send contact add_external_contact --user-id zhangsan \\
         --external-userid wmDemo0001 --state video-42
@@ -14,6 +15,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from devstack.demo import DEMO_CORP_ID
+from devstack.management.commands.run_stack import (
+    WECOM_LOCAL_CALLBACK_AES_KEY,
+    WECOM_LOCAL_CALLBACK_TOKEN,
+)
 from devstack.wecom_callbacks import (
     CHAT_CHANGES,
     CONTACT_CHANGES,
@@ -54,13 +60,11 @@ class Command(BaseCommand):
         parser.add_argument("--strategy-id", type=int)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not (settings.WECOM_CALLBACK_TOKEN and settings.WECOM_CALLBACK_AES_KEY):
-            raise CommandError("WECOM_CALLBACK_TOKEN and WECOM_CALLBACK_AES_KEY are not set.")
         emitter = CallbackEmitter(
             options["url"],
-            token=settings.WECOM_CALLBACK_TOKEN,
-            aes_key=settings.WECOM_CALLBACK_AES_KEY,
-            corp_id=settings.WECOM_CORP_ID,
+            token=settings.WECOM_CALLBACK_TOKEN or WECOM_LOCAL_CALLBACK_TOKEN,
+            aes_key=settings.WECOM_CALLBACK_AES_KEY or WECOM_LOCAL_CALLBACK_AES_KEY,
+            corp_id=_corp_id(),
         )
         if options["kind"] == "verify":
             status, body = emitter.verify_url()
@@ -72,7 +76,7 @@ class Command(BaseCommand):
 
     def _message(self, options: dict[str, Any]) -> str:
         kind, change_type = options["kind"], options["change_type"]
-        corp_id = settings.WECOM_CORP_ID
+        corp_id = _corp_id()
         if kind == "contact" and change_type in CONTACT_CHANGES:
             return contact_event_xml(
                 change_type,
@@ -104,3 +108,7 @@ class Command(BaseCommand):
                 strategy_id=options["strategy_id"],
             )
         raise CommandError(f"unknown change type {change_type!r} for {kind}")
+
+
+def _corp_id() -> str:
+    return str(settings.WECOM_CORP_ID or DEMO_CORP_ID)
