@@ -220,7 +220,7 @@ WECOM_CALLBACK_TOKEN = get_from_env("WECOM_CALLBACK_TOKEN", "")
 WECOM_CALLBACK_AES_KEY = get_from_env("WECOM_CALLBACK_AES_KEY", "")
 # Window of a callback's timestamp: at most this many seconds before or after this server's
 # clock (±300 s by default); a callback outside it is refused (403 stale_timestamp) as a
-# replay. WeCom signs each delivery, retries included, with the time it sends it.
+# replay. WeCom retries an unanswered callback within seconds (three times), well inside it.
 WECOM_CALLBACK_MAX_AGE_SECONDS = get_from_env("WECOM_CALLBACK_MAX_AGE_SECONDS", 300, cast=int)
 # Seconds after which a channel call still unanswered, held by no worker, is looked up and
 # retried; above the clients' timeouts (10 s WeCom, WEBHOOK_TIMEOUT_SECONDS), so that a dead
