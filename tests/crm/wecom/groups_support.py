@@ -1,0 +1,85 @@
+"""What the group chat tests share: callback events, a small corp in the WeCom fake, and the
+state of group chats here in WeCom's ids (to compare runs)."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+
+from crm.models import Group, GroupKind, GroupMembership, Identity
+from crm.personal_data import identity_key
+from crm.selectors.customers import customer_ids_by_identities
+from crm.wecom.registry import HANDLERS, CallbackEvent
+from devstack.wecom_directory import Directory
+
+EVENT = "change_external_chat"
+
+
+def at(timestamp: int) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def deliver(change_type: str, chat_id: str, event_at: datetime, **fields: Any) -> str:
+    """Run the handler of one change_external_chat event, as the callback task would."""
+    event = CallbackEvent(
+        event=EVENT,
+        change_type=change_type,
+        event_at=event_at,
+        fields={"ChatId": chat_id, "ChangeType": change_type, **fields},
+        event_id=0,
+    )
+    return HANDLERS[(EVENT, change_type)](event)
+
+
+def small_corp(chats: int = 3, contacts: int = 300) -> Directory:
+    return Directory.generate(staff=3, contacts=contacts, chats=chats, tags=0)
+
+
+def customer_of(external_userid: str) -> int | None:
+    key = identity_key(provider="wecom", value=external_userid, namespace=settings.WECOM_CORP_ID)
+    return customer_ids_by_identities([key]).get(key.unique_key)
+
+
+def state(directory: Directory) -> dict[str, Any]:
+    """Every WeCom chat here: (name, owner userid, dismissed, its stays as (external_userid,
+    joined_at, is open)), keyed by chat_id; customers named by the directory's ids."""
+    keys = {
+        userid: identity_key(provider="wecom", value=userid, namespace=settings.WECOM_CORP_ID)
+        for userid in directory.contacts
+    }
+    known = customer_ids_by_identities(list(keys.values()))
+    customer_to_userid = {
+        known[key.unique_key]: userid for userid, key in keys.items() if key.unique_key in known
+    }
+    chats: dict[str, Any] = {}
+    for group in Group.objects.filter(kind=GroupKind.WECOM_GROUP).select_related("owner"):
+        stays = sorted(
+            (customer_to_userid.get(customer_id, f"#{customer_id}"), joined_at, left_at is None)
+            for customer_id, joined_at, left_at in GroupMembership.objects.filter(
+                group=group
+            ).values_list("customer_id", "joined_at", "left_at")
+        )
+        chats[group.external_id] = (
+            group.name,
+            group.owner.wecom_userid if group.owner else None,
+            group.dismissed_at is not None,
+            stays,
+        )
+    return chats
+
+
+def expected_state(directory: Directory) -> dict[str, Any]:
+    """What `state` should read after applying every chat of `directory` to an empty CRM."""
+    return {
+        chat.chat_id: (
+            chat.name,
+            chat.owner,
+            False,
+            sorted((m.userid, at(m.join_time), True) for m in chat.members if m.type == 2),
+        )
+        for chat in directory.chats.values()
+    }
+
+
+def identity_count() -> int:
+    return Identity.objects.count()
