@@ -13,7 +13,6 @@ Rules:
 - Set-based: a chat costs the same number of queries whatever its number of members."""
 
 import logging
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -332,57 +331,62 @@ def group_chat_dismissed(event: CallbackEvent) -> str:
 # --- full sync ---
 
 
+def _chat_sync(context: SyncContext, chat_id: str) -> bool:
+    """Read one listed chat and apply it, its changes counted with its writes; False when the
+    app may not read it (60011)."""
+    try:
+        answer = wecom_call(context.client.external_contact_group_chat.get, chat_id)
+    except WeChatClientException as error:
+        if error.errcode == ERRCODE_NO_PRIVILEGE:
+            return False
+        if error.errcode != ERRCODE_CHAT_NOT_FOUND:
+            raise
+        answer = {}  # dismissed since it was listed
+    observed_at = timezone.now()
+    group_chat = answer.get("group_chat")
+    with transaction.atomic():
+        if group_chat:
+            outcome = group_chat_apply(group_chat=group_chat, observed_at=observed_at, actor=ACTOR)
+        else:
+            outcome = group_chat_dismiss(chat_id=chat_id, dismissed_at=observed_at, actor=ACTOR)
+        if outcome.is_changed:
+            context.count(outcome.changes)
+    return True
+
+
 @sync_step("groups")
 def groups_sync(context: SyncContext) -> None:
     """Every chat WeCom lists, page by page (groupchat/list), each read with groupchat/get and
     applied as observed when read; then the chats here that the walk did not see are
     dismissed (their dismiss event never came). Chats the app may not read (60011) are
-    skipped and counted, and not taken for dismissed."""
+    skipped and counted, and not taken for dismissed.
+
+    Each chat is applied in its own transaction (a page of new customers in one would hold an
+    advisory lock per new identity, past PostgreSQL's lock table); the cursor moves past a page
+    once all its chats are applied, so a crash repeats at most a page, whose chats applied
+    already then change nothing."""
     place = context.cursor("groups")
-    chats_api = context.client.external_contact_group_chat
     while not place.get("listed_all"):
         page = wecom_call(
-            chats_api.list,
+            context.client.external_contact_group_chat.list,
             status_filter=0,
             cursor=place.get("next") or None,
             limit=GROUPCHAT_PAGE_SIZE,
         )
-        entries = [e for e in page.get("group_chat_list") or [] if e.get("chat_id")]
-        context.expect(len(entries))
-        read: list[tuple[str, Mapping[str, Any] | None, datetime]] = []
-        skipped = list(place.get("skipped", []))
-        for entry in entries:
-            chat_id = str(entry["chat_id"])
-            try:
-                answer = wecom_call(chats_api.get, chat_id)
-            except WeChatClientException as error:
-                if error.errcode == ERRCODE_NO_PRIVILEGE:
-                    skipped.append(chat_id)
-                    continue
-                if error.errcode != ERRCODE_CHAT_NOT_FOUND:
-                    raise
-                answer = {}  # dismissed since it was listed
-            read.append((chat_id, answer.get("group_chat"), timezone.now()))
+        chat_ids = [
+            str(e["chat_id"]) for e in page.get("group_chat_list") or [] if e.get("chat_id")
+        ]
+        context.expect(len(chat_ids))
+        unreadable = [chat_id for chat_id in chat_ids if not _chat_sync(context, chat_id)]
         next_cursor = str(page.get("next_cursor") or "")
-        changes: Counter[str] = Counter(group_chats_skipped=len(entries) - len(read))
+        place = {
+            "next": next_cursor,
+            "skipped": sorted({*place.get("skipped", []), *unreadable}),
+            "listed_all": not next_cursor,
+        }
         with transaction.atomic():
-            for chat_id, group_chat, observed_at in read:
-                if group_chat:
-                    outcome = group_chat_apply(
-                        group_chat=group_chat, observed_at=observed_at, actor=ACTOR
-                    )
-                else:
-                    outcome = group_chat_dismiss(
-                        chat_id=chat_id, dismissed_at=observed_at, actor=ACTOR
-                    )
-                changes.update(outcome.changes)
-            place = {
-                "next": next_cursor,
-                "skipped": sorted(set(skipped)),
-                "listed_all": not next_cursor,
-            }
             context.cursor_save("groups", place)
-            context.count(dict(changes), items_read=len(entries))
+            context.count({"group_chats_skipped": len(unreadable)}, items_read=len(chat_ids))
     with transaction.atomic():
         # The run's start: every chat listed in this run was observed since (a resumed run
         # too), and a chat not listed is taken for dismissed then.

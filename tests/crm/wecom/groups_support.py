@@ -6,11 +6,11 @@ from typing import Any
 
 from django.conf import settings
 
-from crm.models import Group, GroupKind, GroupMembership, Identity
+from crm.models import Group, GroupKind, GroupMembership
 from crm.personal_data import identity_key
 from crm.selectors.customers import customer_ids_by_identities
 from crm.wecom.registry import HANDLERS, CallbackEvent
-from devstack.wecom_directory import Directory
+from devstack.wecom_directory import CHAT_MEMBER_EXTERNAL, Directory
 
 EVENT = "change_external_chat"
 
@@ -42,10 +42,13 @@ def customer_of(external_userid: str) -> int | None:
 
 def state(directory: Directory) -> dict[str, Any]:
     """Every WeCom chat here: (name, owner userid, dismissed, its stays as (external_userid,
-    joined_at, is open)), keyed by chat_id; customers named by the directory's ids."""
+    joined_at, is open)), keyed by chat_id; customers named by their ids in `directory`."""
+    # The chats' members (customers who left every chat show as "#<customer id>").
     keys = {
-        userid: identity_key(provider="wecom", value=userid, namespace=settings.WECOM_CORP_ID)
-        for userid in directory.contacts
+        m.userid: identity_key(provider="wecom", value=m.userid, namespace=settings.WECOM_CORP_ID)
+        for chat in directory.chats.values()
+        for m in chat.members
+        if m.type == CHAT_MEMBER_EXTERNAL
     }
     known = customer_ids_by_identities(list(keys.values()))
     customer_to_userid = {
@@ -75,11 +78,11 @@ def expected_state(directory: Directory) -> dict[str, Any]:
             chat.name,
             chat.owner,
             False,
-            sorted((m.userid, at(m.join_time), True) for m in chat.members if m.type == 2),
+            sorted(
+                (m.userid, at(m.join_time), True)
+                for m in chat.members
+                if m.type == CHAT_MEMBER_EXTERNAL
+            ),
         )
         for chat in directory.chats.values()
     }
-
-
-def identity_count() -> int:
-    return Identity.objects.count()
