@@ -39,8 +39,8 @@ EVENT_CHANGE_EXTERNAL_CHAT = "change_external_chat"
 # dismissed chat answers it, so does one dismissed before its create event was processed.
 ERRCODE_CHAT_NOT_FOUND = 40050
 MEMBER_TYPE_EXTERNAL = 2
-# Chats per groupchat/list page (the API allows 1-1000): the details of a page are read, then
-# applied and its cursor saved in one transaction, so a page is also what a crash repeats.
+# Chats per groupchat/list page (the API allows 1-1000): the cursor moves a page at a time, so
+# a page is what a crash repeats (its chats applied already change nothing the second time).
 GROUPCHAT_PAGE_SIZE = 100
 # Join times outside these bounds are not WeCom's: the stay opens at the observation instead.
 _EARLIEST_JOIN = datetime(2015, 1, 1, tzinfo=UTC)

@@ -13,6 +13,7 @@ from crm.wecom.registry import HANDLERS, CallbackEvent
 from devstack.wecom_directory import CHAT_MEMBER_EXTERNAL, Directory
 
 EVENT = "change_external_chat"
+START = 1_700_000_000  # the generated corp's first chat
 
 
 def at(timestamp: int) -> datetime:
@@ -85,4 +86,31 @@ def expected_state(directory: Directory) -> dict[str, Any]:
             ),
         )
         for chat in directory.chats.values()
+    }
+
+
+def group_chat(
+    chat_id: str, members: range, *, name: str = "社群", member_prefix: str | None = None
+) -> dict:
+    """groupchat/get's `group_chat` with the owner and external members numbered `members`
+    (ids from `member_prefix`, the chat id by default; every other one with a unionid)."""
+    prefix = chat_id if member_prefix is None else member_prefix
+    return {
+        "chat_id": chat_id,
+        "name": name,
+        "owner": "staff000",
+        "create_time": START,
+        "notice": "",
+        "member_list": [{"userid": "staff000", "type": 1, "join_time": START, "join_scene": 1}]
+        + [
+            {
+                "userid": f"wm{prefix}{n:05d}",
+                "type": 2,
+                "join_time": START + n,
+                "join_scene": 3,
+                **({"unionid": f"o{prefix}{n:05d}"} if n % 2 else {}),
+            }
+            for n in members
+        ],
+        "admin_list": [],
     }

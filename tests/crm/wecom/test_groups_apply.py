@@ -11,38 +11,14 @@ from django.utils import timezone
 from crm.models import Customer, Group, GroupMembership
 from crm.wecom.groups import group_chat_apply, group_chat_dismiss
 from tests.campaigns.support import CORP_ID
-from tests.crm.wecom.groups_support import at
+from tests.crm.wecom.groups_support import START, at, group_chat
 
 pytestmark = pytest.mark.django_db
-
-START = 1_700_000_000
 
 
 @pytest.fixture(autouse=True)
 def corp_id(settings) -> None:
     settings.WECOM_CORP_ID = CORP_ID
-
-
-def group_chat(chat_id: str, members: range, *, name: str = "社群") -> dict:
-    return {
-        "chat_id": chat_id,
-        "name": name,
-        "owner": "staff000",
-        "create_time": START,
-        "notice": "",
-        "member_list": [{"userid": "staff000", "type": 1, "join_time": START, "join_scene": 1}]
-        + [
-            {
-                "userid": f"wm{chat_id}{n:05d}",
-                "type": 2,
-                "join_time": START + n,
-                "join_scene": 3,
-                **({"unionid": f"o{chat_id}{n:05d}"} if n % 2 else {}),
-            }
-            for n in members
-        ],
-        "admin_list": [],
-    }
 
 
 def queries(chat: dict, observed_at) -> int:
