@@ -1,9 +1,10 @@
 """The WeCom fake's customer group chat endpoints (客户群管理), over the corp directory:
 
 - ``externalcontact/groupchat/list`` (获取客户群列表): `status_filter` (0 all, 1-3 the chats of
-  staff who left, none here), `owner_filter.userid_list` (at most 100), `cursor`, `limit`
-  (1-1000); answers `group_chat_list` [{chat_id, status}] and `next_cursor`. A dismissed chat
-  is no longer listed.
+  staff who left, none here), `owner_filter.userid_list` (at most 100; required, errcode
+  81017, when the corp has more than 1000 staff), `cursor`, `limit` (1-1000); answers
+  `group_chat_list` [{chat_id, status}] and `next_cursor`. A dismissed chat is no longer
+  listed.
 - ``externalcontact/groupchat/get`` (获取客户群详情): `chat_id`, `need_name`; answers
   `group_chat` {chat_id, name, owner, create_time, notice, member_list, admin_list}. An unknown
   or dismissed chat answers errcode 40050 (chatid 不存在), as the real API does.
@@ -28,6 +29,9 @@ ENDPOINT_GROUPCHAT_GET = "externalcontact/groupchat/get"
 ERRCODE_INVALID_CHATID = 40050  # 全局错误码: chatid 不存在 (unknown or dismissed chat)
 GROUPCHAT_PAGE_DEFAULT, GROUPCHAT_PAGE_MAX = 100, 1000
 MAX_OWNER_FILTER = 100
+# Without owner_filter the real API refuses to list for an app that sees more than 1000 staff.
+ERRCODE_OWNER_FILTER_REQUIRED = 81017
+MAX_STAFF_WITHOUT_OWNER_FILTER = 1000
 CHAT_STATUS_NORMAL = 0  # 跟进人正常
 JOIN_SCENES_WITH_INVITOR = (1, 2)  # invited directly or by link: WeCom names who invited
 
@@ -45,6 +49,8 @@ def _groupchat_list(fake: FakeWeCom, body: JSONDict, now: float) -> JSONDict:
         if len(userids) > MAX_OWNER_FILTER:
             raise WeComError(ERRCODE_INVALID_PARAMETER, "owner_filter holds more than 100 ids")
         owners = set(userids)
+    elif len(fake.directory.staff) > MAX_STAFF_WITHOUT_OWNER_FILTER:
+        raise WeComError(ERRCODE_OWNER_FILTER_REQUIRED, "owner_filter is required")
     limit = body.get("limit")
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= GROUPCHAT_PAGE_MAX:
         limit = GROUPCHAT_PAGE_DEFAULT

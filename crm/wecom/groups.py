@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from wechatpy.exceptions import WeChatClientException
 
-from crm.models import Group, GroupKind
+from crm.models import Group, GroupKind, StaffMember
 from crm.personal_data import IdentityError, IdentityKey, identity_key
 from crm.services.customers import staff_members_ensure
 from crm.services.groups import group_members_sync
@@ -42,6 +42,10 @@ MEMBER_TYPE_EXTERNAL = 2
 # Chats per groupchat/list page (the API allows 1-1000): the cursor moves a page at a time, so
 # a page is what a crash repeats (its chats applied already change nothing the second time).
 GROUPCHAT_PAGE_SIZE = 100
+# groupchat/list without owner_filter when the app sees more than 1000 staff members: the list
+# is then walked by owner, 100 at a time (the filter's maximum).
+ERRCODE_OWNER_FILTER_REQUIRED = 81017
+OWNER_FILTER_MAX = 100
 # Join times outside these bounds are not WeCom's: the stay opens at the observation instead.
 _EARLIEST_JOIN = datetime(2015, 1, 1, tzinfo=UTC)
 
@@ -246,16 +250,23 @@ def group_chat_dismiss(*, chat_id: str, dismissed_at: datetime, actor: str) -> G
 
 @transaction.atomic
 def group_chats_missing_dismiss(
-    *, listed_since: datetime, skipped_chat_ids: Sequence[str], dismissed_at: datetime, actor: str
+    *,
+    listed_since: datetime,
+    skipped_chat_ids: Sequence[str],
+    dismissed_at: datetime,
+    actor: str,
+    is_by_owner: bool = False,
 ) -> dict[str, int]:
     """The nightly reconciliation: WeCom chats here, not dismissed, that no observation since
     `listed_since` saw (a full walk of WeCom's list reads every chat it lists), other than the
     chats the app may not read, are dismissed at `dismissed_at`: their dismiss event never
-    came. Returns {"group_chats_dismissed": n, "stays_closed": n}."""
+    came. A walk by owner (`is_by_owner`, over the staff members known here) vouches only for
+    chats with an owner here. Returns {"group_chats_dismissed": n, "stays_closed": n}."""
     dismissed, closed = _dismiss(
         "kind = %(kind)s AND dismissed_at IS NULL"
         " AND (members_observed_at IS NULL OR members_observed_at < %(since)s)"
-        " AND NOT (external_id = ANY(%(skipped)s::text[]))",
+        " AND NOT (external_id = ANY(%(skipped)s::text[]))"
+        + (" AND owner_id IS NOT NULL" if is_by_owner else ""),
         {
             "kind": GroupKind.WECOM_GROUP.value,
             "since": listed_since,
@@ -354,25 +365,47 @@ def _chat_sync(context: SyncContext, chat_id: str) -> bool:
     return True
 
 
+def _owner_batches() -> list[list[str]]:
+    """The staff members known here (the contacts scope, walked first, brings every staff
+    member with customer contact), in batches of the owner filter's size."""
+    userids = sorted(StaffMember.objects.values_list("wecom_userid", flat=True))
+    return [userids[i : i + OWNER_FILTER_MAX] for i in range(0, len(userids), OWNER_FILTER_MAX)]
+
+
 @sync_step("groups")
 def groups_sync(context: SyncContext) -> None:
     """Every chat WeCom lists, page by page (groupchat/list), each read with groupchat/get and
     applied as observed when read; then the chats here that the walk did not see are
     dismissed (their dismiss event never came). Chats the app may not read (60011) are
-    skipped and counted, and not taken for dismissed.
+    skipped and counted, and not taken for dismissed. When WeCom wants an owner filter
+    (81017: the app sees more than 1000 staff members), the list is walked owner batch by
+    owner batch.
 
     Each chat is applied in its own transaction (a page of new customers in one would hold an
     advisory lock per new identity, past PostgreSQL's lock table); the cursor moves past a page
     once all its chats are applied, so a crash repeats at most a page, whose chats applied
     already then change nothing."""
     place = context.cursor("groups")
+    batches = _owner_batches() if "owner_batch" in place else []
     while not place.get("listed_all"):
-        page = wecom_call(
-            context.client.external_contact_group_chat.list,
-            status_filter=0,
-            cursor=place.get("next") or None,
-            limit=GROUPCHAT_PAGE_SIZE,
-        )
+        batch = place.get("owner_batch")
+        if batch is not None and batch >= len(batches):
+            place = {**place, "listed_all": True}
+            break
+        try:
+            page = wecom_call(
+                context.client.external_contact_group_chat.list,
+                status_filter=0,
+                owner_userid_list=None if batch is None else batches[batch],
+                cursor=place.get("next") or None,
+                limit=GROUPCHAT_PAGE_SIZE,
+            )
+        except WeChatClientException as error:
+            if error.errcode != ERRCODE_OWNER_FILTER_REQUIRED or batch is not None:
+                raise
+            batches = _owner_batches()
+            place = {**place, "owner_batch": 0, "next": ""}
+            continue
         chat_ids = [
             str(e["chat_id"]) for e in page.get("group_chat_list") or [] if e.get("chat_id")
         ]
@@ -380,10 +413,13 @@ def groups_sync(context: SyncContext) -> None:
         unreadable = [chat_id for chat_id in chat_ids if not _chat_sync(context, chat_id)]
         next_cursor = str(page.get("next_cursor") or "")
         place = {
+            **place,
             "next": next_cursor,
             "skipped": sorted({*place.get("skipped", []), *unreadable}),
-            "listed_all": not next_cursor,
         }
+        if not next_cursor and batch is not None:
+            place["owner_batch"] = batch + 1
+        place["listed_all"] = not next_cursor and (batch is None or batch + 1 >= len(batches))
         with transaction.atomic():
             context.cursor_save("groups", place)
             context.count({"group_chats_skipped": len(unreadable)}, items_read=len(chat_ids))
@@ -396,5 +432,6 @@ def groups_sync(context: SyncContext) -> None:
                 skipped_chat_ids=place.get("skipped", []),
                 dismissed_at=context.run.started_at,
                 actor=ACTOR,
+                is_by_owner="owner_batch" in place,
             )
         )

@@ -7,6 +7,7 @@ from wechatpy.exceptions import WeChatClientException
 
 import crm.wecom.groups as wecom_groups
 from crm.models import Customer, Group, GroupMembership, WeComSyncRun, WeComSyncStatus
+from crm.services.customers import staff_members_ensure
 from crm.wecom.sync import wecom_sync_run
 from devstack.wecom_directory import CHAT_MEMBER_EXTERNAL, Directory
 from tests.crm.wecom.groups_support import customer_of, expected_state, small_corp, state
@@ -186,3 +187,21 @@ def test_a_chat_dismissed_between_list_and_read_is_dismissed(fake, monkeypatch) 
 
     assert run.changes["group_chats_dismissed"] == 1
     assert Group.objects.get(external_id=chat.chat_id).dismissed_at is not None
+
+
+def test_a_corp_too_large_to_list_at_once_is_walked_by_owner(fake) -> None:
+    fake.directory = corp = Directory.generate(staff=1_001, contacts=300, chats=5, tags=0)
+    staff_members_ensure(corp.staff)  # as the contacts scope, walked first, leaves them
+    ownerless = Group.objects.create(kind="wecom_group", external_id="wr-no-owner", name="无群主")
+
+    run = sync()
+
+    assert run.changes["group_chats_created"] == 5
+    assert state(corp) == {**expected_state(corp), "wr-no-owner": ("无群主", None, False, [])}
+    lists = [c for c in fake.calls() if c["endpoint"] == "externalcontact/groupchat/list"]
+    assert [c["errcode"] for c in lists] == [81017] + [0] * 11  # 1001 owners, 100 a call
+    # A chat gone from WeCom is dismissed; a chat without an owner here is not vouched for.
+    corp.chat_dismiss(next(iter(corp.chats)))
+    assert sync().changes["group_chats_dismissed"] == 1
+    ownerless.refresh_from_db()
+    assert ownerless.dismissed_at is None
