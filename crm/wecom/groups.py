@@ -213,15 +213,18 @@ _DISMISS = """
         WHERE m.group_id = dismissed.id AND m.left_at IS NULL
         RETURNING m.id
     )
-    SELECT (SELECT count(*) FROM dismissed), (SELECT count(*) FROM closed)
+    SELECT (SELECT coalesce(array_agg(id ORDER BY id), ARRAY[]::bigint[]) FROM dismissed),
+           (SELECT count(*) FROM closed)
 """
 
 
-def _dismiss(where: str, params: dict[str, Any]) -> tuple[int, int]:
+def _dismiss(where: str, params: dict[str, Any]) -> tuple[list[int], int]:
+    """Dismiss the WeCom groups `where` says, at %(at)s, closing their open stays then; the
+    ids of the groups dismissed and the number of stays closed."""
     with connection.cursor() as cursor:
         cursor.execute(_DISMISS.format(where=where), params)
-        dismissed, closed = cursor.fetchone()
-    return dismissed, closed
+        group_ids, closed = cursor.fetchone()
+    return group_ids, closed
 
 
 @transaction.atomic
@@ -230,17 +233,15 @@ def group_chat_dismiss(*, chat_id: str, dismissed_at: datetime, actor: str) -> G
     then. WeCom never brings a dismissed chat back, so a dismissal applies whatever was
     observed before it; a chat unknown here, or dismissed here already at that time or
     earlier, changes nothing."""
-    dismissed, closed = _dismiss(
+    group_ids, closed = _dismiss(
         # Served by the unique index group_unique_external (kind, external_id).
         "kind = %(kind)s AND external_id = %(chat_id)s"
         " AND (dismissed_at IS NULL OR dismissed_at > %(at)s)",
         {"kind": GroupKind.WECOM_GROUP.value, "chat_id": chat_id, "at": dismissed_at},
     )
-    if not dismissed:
+    if not group_ids:
         return GroupChatOutcome(group_id=None, is_stale=True)
-    group_id = Group.objects.filter(kind=GroupKind.WECOM_GROUP, external_id=chat_id).values_list(
-        "pk", flat=True
-    )[0]
+    (group_id,) = group_ids
     logger.info(
         "wecom.group_chat_dismissed",
         extra={"actor": actor, "group_id": group_id, "closed_count": closed},
@@ -262,7 +263,7 @@ def group_chats_missing_dismiss(
     chats the app may not read, are dismissed at `dismissed_at`: their dismiss event never
     came. A walk by owner (`is_by_owner`, over the staff members known here) vouches only for
     chats with an owner here. Returns {"group_chats_dismissed": n, "stays_closed": n}."""
-    dismissed, closed = _dismiss(
+    group_ids, closed = _dismiss(
         "kind = %(kind)s AND dismissed_at IS NULL"
         " AND (members_observed_at IS NULL OR members_observed_at < %(since)s)"
         " AND NOT (external_id = ANY(%(skipped)s::text[]))"
@@ -274,12 +275,12 @@ def group_chats_missing_dismiss(
             "at": dismissed_at,
         },
     )
-    if dismissed:
+    if group_ids:
         logger.info(
             "wecom.group_chats_missing_dismissed",
-            extra={"actor": actor, "dismissed_count": dismissed, "closed_count": closed},
+            extra={"actor": actor, "dismissed_count": len(group_ids), "closed_count": closed},
         )
-    return {"group_chats_dismissed": dismissed, "stays_closed": closed}
+    return {"group_chats_dismissed": len(group_ids), "stays_closed": closed}
 
 
 # --- callbacks ---
