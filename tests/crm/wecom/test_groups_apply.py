@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm.models import Customer, Group, GroupMembership
+from crm.services.groups import group_members_sync
 from crm.wecom.groups import group_chat_apply, group_chat_dismiss
 from tests.campaigns.support import CORP_ID
 from tests.crm.wecom.groups_support import START, at, group_chat
@@ -93,3 +94,24 @@ def test_a_chat_seen_alive_after_an_assumed_dismissal_is_restored() -> None:
     assert outcome.is_restored and outcome.stays_opened == 3
     assert Group.objects.get().dismissed_at is None
     assert GroupMembership.objects.filter(left_at=None).count() == 3
+
+
+def test_group_members_sync_opens_each_stay_at_its_join_time() -> None:
+    now = timezone.now()
+    group = Group.objects.create(kind="community", external_id="c1", name="社群")
+    first, second, third = (Customer.objects.create() for _ in range(3))
+
+    group_members_sync(
+        group_id=group.pk,
+        # `second` named twice: the earlier time stands; `third` has no time: the observation.
+        customer_ids=[first.pk, second.pk, second.pk, third.pk],
+        joined_at=[at(START), at(START + 20), at(START + 10)],
+        observed_at=now,
+        actor="t",
+    )
+
+    assert dict(GroupMembership.objects.values_list("customer_id", "joined_at")) == {
+        first.pk: at(START),
+        second.pk: at(START + 10),
+        third.pk: now,
+    }
