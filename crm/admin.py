@@ -633,17 +633,48 @@ class TagAdmin(ServiceAdmin):
         tag_delete(tag_id=object_id)
 
 
+class GroupDismissedListFilter(admin.SimpleListFilter):
+    """Group chats dismissed (解散) in WeCom or not, rather than the empty/not empty of a date."""
+
+    title = _("chat status")
+    parameter_name = "dismissed"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Dismissed")), ("no", _("Not dismissed"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(dismissed_at__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(Group)
 class GroupAdmin(ServiceAdmin):
-    list_display = ["name", "kind", "external_id", "owner", "member_count", "created_at"]
-    list_filter = ["kind"]
+    list_display = [
+        "name",
+        "kind",
+        "external_id",
+        "owner",
+        "member_count",
+        "created_at",
+        "dismissed_at",
+    ]
+    list_filter = ["kind", GroupDismissedListFilter]
     search_fields = ["name", "external_id"]
     list_select_related = ["owner"]
     autocomplete_fields = ["owner"]
-    fields = ["kind", "external_id", "name", "owner", "created_at", "members_observed_at"]
+    fields = [
+        "kind",
+        "external_id",
+        "name",
+        "owner",
+        "created_at",
+        "members_observed_at",
+        "dismissed_at",
+    ]
     # Written by the services only: created_at with the group, members_observed_at by the
-    # member list sync.
-    readonly_fields = ["created_at", "members_observed_at"]
+    # member list sync, dismissed_at by WeCom's dismissal (its callback or the nightly sync).
+    readonly_fields = ["created_at", "members_observed_at", "dismissed_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
         # Counted for the page's groups only (a subquery per row, not a join over every

@@ -14,3 +14,6 @@ class CrmConfig(AppConfig):
         register(OwnerDirectory(names=staff_member_names, choices=staff_member_choices))
         # The tasks crm.enqueue names, held by every process (see core.enqueue).
         from crm import tasks  # noqa: F401
+
+        # WeCom callback handlers and full-sync steps register themselves on import.
+        import crm.wecom.groups  # noqa: F401

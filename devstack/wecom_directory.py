@@ -194,3 +194,22 @@ class Directory:
                 )
             directory.chats[chat_id] = chat
         return directory
+
+    def chat_join(
+        self, chat_id: str, userid: str, *, join_time: int, type: int = CHAT_MEMBER_EXTERNAL
+    ) -> None:
+        """`userid` joins the chat (scanning its QR code); a member already in it stays."""
+        chat = self.chats[chat_id]
+        if all(m.userid != userid for m in chat.members):
+            contact = self.contacts.get(userid)
+            unionid = contact.unionid if contact else ""
+            chat.members.append(ChatMember(userid, type, join_time, 3, unionid))
+
+    def chat_leave(self, chat_id: str, userid: str) -> None:
+        """`userid` leaves the chat (or is removed)."""
+        chat = self.chats[chat_id]
+        chat.members = [m for m in chat.members if m.userid != userid]
+
+    def chat_dismiss(self, chat_id: str) -> None:
+        """The owner dismisses the chat (解散): WeCom forgets it."""
+        del self.chats[chat_id]

@@ -6,7 +6,10 @@ alone. Leaving closes a row and re-joining opens a new one, so the history is ke
 
 Lists arrive out of order: a list observed before the last one applied to the group is stale
 and changes nothing (not even the customers its identities would create); one observed at the
-same time is applied again, which changes nothing when it is the same list."""
+same time is applied again, which changes nothing when it is the same list.
+
+A stay opens when the member joined: at the time given for them (`joined_at`, as WeCom tells
+each member's join_time), else at the observation's time."""
 
 import logging
 from collections.abc import Sequence
@@ -102,11 +105,17 @@ def group_members_sync(
     observed_at: datetime,
     actor: str,
     identities: Sequence[IdentityKey] = (),
+    joined_at: Sequence[datetime | None] = (),
 ) -> SyncOutcome:
     """Make the customers named by `customer_ids` and `identities` (unknown identities create
     customers) the group's current members as of `observed_at`, unless a list observed later
     was applied already (stale). The group row is locked, so two syncs of one group run one
-    after the other and the later observation stands whatever the order of their commits."""
+    after the other and the later observation stands whatever the order of their commits.
+
+    `joined_at` gives, in the order of `customer_ids` followed by `identities`, when each member
+    joined (None or missing: at `observed_at`); a newcomer's stay opens then. A customer named
+    twice joined at the earlier of their times."""
+    assert len(joined_at) <= len(customer_ids) + len(identities), "more join times than members"
     group = _group_for_update(group_id)
     if group.members_observed_at is not None and observed_at < group.members_observed_at:
         logger.info("group.members_sync_stale", extra={"actor": actor, "group_id": group_id})
@@ -115,7 +124,11 @@ def group_members_sync(
         customer_ids=customer_ids, identities=identities, create_missing=True, actor=actor
     )
     Group.objects.filter(pk=group_id).update(members_observed_at=observed_at)
-    members = sorted(set(named))
+    joined_of: dict[int, datetime] = {}
+    for position, customer_id in enumerate(named):
+        joined = (joined_at[position] if position < len(joined_at) else None) or observed_at
+        joined_of[customer_id] = min(joined, joined_of.get(customer_id, joined))
+    members = sorted(joined_of)
     with connection.cursor() as cursor:
         # Served by the partial unique index group_membership_one_open (group, customer).
         cursor.execute(
@@ -129,11 +142,11 @@ def group_members_sync(
         cursor.execute(
             """
             INSERT INTO crm_groupmembership (group_id, customer_id, joined_at)
-            SELECT %s, c, %s FROM unnest(%s::bigint[]) AS c
-            ORDER BY c
+            SELECT %s, m.c, m.t FROM unnest(%s::bigint[], %s::timestamptz[]) AS m(c, t)
+            ORDER BY m.c
             ON CONFLICT (group_id, customer_id) WHERE left_at IS NULL DO NOTHING
             """,
-            [group_id, observed_at, members],
+            [group_id, members, [joined_of[c] for c in members]],
         )
         joined = cursor.rowcount
     logger.info(
