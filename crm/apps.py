@@ -12,3 +12,6 @@ class CrmConfig(AppConfig):
         from crm.selectors.staff_members import staff_member_choices, staff_member_names
 
         register(OwnerDirectory(names=staff_member_names, choices=staff_member_choices))
+
+        # WeCom callback handlers and sync steps register themselves on import.
+        import crm.wecom.contacts_sync  # noqa: F401
