@@ -6,10 +6,12 @@ Decisions (where WeCom leaves a choice):
 - Profile: the contact's name becomes the display name; gender only when WeCom knows it
   (0 unknown leaves the customer's as it is). A profile read from WeCom is its state when read,
   so it is applied unversioned: only fields that differ are written.
-- Owner (跟进人): while the customer has open relations, the owner stays if they hold one of
-  them (an operator's choice among the customer's staff members is kept), else becomes the staff
-  member of the earliest open relation (the first to add the customer, ties by staff id). A
-  customer with no open relation keeps their last owner.
+- Owner (跟进人): while the customer has open relations in WeCom, the staff member of the
+  earliest of them (the first to add the customer and still connected, ties by staff id):
+  WeCom is where relations are made and handed over (在职继承), and the same rule whatever
+  order pages and events arrive in gives one answer. An owner set by hand is replaced when
+  the customer's relations are next applied. A customer with no open relation keeps their
+  last owner.
 - Relations are versioned by `observed_at`: a callback's event time, or a sync page's read
   time. An older observation never changes a newer one; a deletion older than the add applied
   last changes nothing, an add older than a deletion does not reopen it.
@@ -193,8 +195,8 @@ FROM upserted u
 LEFT JOIN old USING (customer_id, staff_member_id)
 """
 
-# The owner of each customer given: kept while they hold an open relation, else the staff
-# member of the earliest open one; customers without open relations are left alone.
+# The owner of each customer given: the staff member of their earliest open relation;
+# customers without open relations are left alone.
 _OWNERS_APPLY = """
 WITH wanted AS (
     SELECT DISTINCT ON (f.customer_id) f.customer_id, f.staff_member_id
@@ -205,9 +207,6 @@ WITH wanted AS (
 UPDATE crm_customer c SET owner_id = w.staff_member_id, updated_at = now()
 FROM wanted w
 WHERE c.id = w.customer_id AND c.owner_id IS DISTINCT FROM w.staff_member_id
-  AND NOT EXISTS (
-    SELECT 1 FROM crm_wecomfollow o
-    WHERE o.customer_id = c.id AND o.staff_member_id = c.owner_id AND o.deleted_at IS NULL)
 """
 
 

@@ -15,6 +15,7 @@ from crm.models import (
 )
 from crm.personal_data import identity_key
 from crm.services.customers import customer_upsert
+from crm.services.merges import customers_merge
 from devstack.wecom_fake import FakeWeCom
 from tests.crm.wecom.contacts_support import T0, add_contact, deliver, row_versions
 
@@ -181,3 +182,20 @@ def test_transfer_failure_keeps_the_original_staff_member(fake: FakeWeCom) -> No
 
     assert row_versions("crm_wecomfollow") == before
     assert Customer.objects.get().owner.wecom_userid == "staff001"
+
+
+def test_a_merge_keeps_the_relation_observed_last(fake: FakeWeCom) -> None:
+    add_contact(fake.directory, EXT, "staff001")
+    add_contact(fake.directory, "wmOTHER", "staff001", createtime=T0 + 1)
+    add_contact(fake.directory, "wmOTHER", "staff002", createtime=T0 + 2)
+    deliver("add_external_contact", T0 + 5, UserID="staff001", ExternalUserID=EXT)
+    deliver("add_external_contact", T0 + 9, UserID="staff001", ExternalUserID="wmOTHER")
+    survivor, loser = Customer.objects.order_by("pk")
+
+    customers_merge(customer_ids=[survivor.pk, loser.pk], actor="test", reason="test")
+
+    follows = WeComFollow.objects.filter(customer=survivor).order_by("staff_member__wecom_userid")
+    assert [(f.staff_member.wecom_userid, f.observed_at.timestamp()) for f in follows] == [
+        ("staff001", T0 + 9),
+        ("staff002", T0 + 9),
+    ]
