@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import msgspec
 from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -88,16 +89,16 @@ def _customers_write(customers: Sequence[Customer], fields: Sequence[str]) -> No
     """Write `fields` of these customers in one UPDATE ... FROM json_to_recordset: Django's
     bulk_update builds a CASE expression per row and field, which costs about 2 ms of Python a
     row (a page of 100 customers from WeCom spent most of its time there)."""
-    columns = [Customer._meta.get_field(name) for name in fields]
-    record = ", ".join(
-        f"{connection.ops.quote_name(c.column)} {c.db_type(connection)}" for c in columns
-    )
-    assignments = ", ".join(
-        f"{connection.ops.quote_name(c.column)} = v.{connection.ops.quote_name(c.column)}"
-        for c in columns
-    )
+    columns: list[Field[Any, Any]] = []
+    for name in fields:
+        column = Customer._meta.get_field(name)
+        assert isinstance(column, Field)
+        columns.append(column)
+    quote = connection.ops.quote_name
+    record = ", ".join(f"{quote(c.attname)} {c.db_type(connection)}" for c in columns)
+    assignments = ", ".join(f"{quote(c.attname)} = v.{quote(c.attname)}" for c in columns)
     rows = [
-        {"id": customer.pk, **{c.column: getattr(customer, c.attname) for c in columns}}
+        {"id": customer.pk, **{c.attname: getattr(customer, c.attname) for c in columns}}
         for customer in customers
     ]
     with connection.cursor() as cursor:
