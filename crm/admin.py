@@ -33,6 +33,7 @@ from core.api.throttling import SCOPE_SEARCH, rate_limit_consume
 from core.services.audit import personal_data_view_record
 from core.validators import validate_birthday
 from crm.admin_scoping import CustomerScopedAdmin, sees_all_customers
+from crm.admin_wecom import WeComFollowInline
 from crm.models import (
     Consent,
     ConsentChannel,
@@ -338,6 +339,7 @@ class CustomerAdmin(CustomerScopedAdmin, ServiceAdmin):
     readonly_fields = ["first_seen_at", "profile_source_updated_at", "created_at", "updated_at"]
     inlines = [
         IdentityInline,
+        WeComFollowInline,
         CustomerTagInline,
         GroupMembershipInline,
         ConsentInline,
