@@ -91,7 +91,7 @@ class WeComFollowInline(ReadOnlyInline):
 
     @admin.display(description=_("status"))
     def status_label(self, follow: WeComFollow) -> str:
-        return gettext("Deleted") if follow.deleted_at else gettext("Connected")
+        return gettext("Relation deleted") if follow.deleted_at else gettext("Connected")
 
 
 @admin.register(WeComSyncRun)
@@ -124,7 +124,7 @@ class WeComSyncRunAdmin(AllCustomersAdmin, NeverEditedAdmin, ActorLabelsAdmin, R
         "finished_at",
     )
 
-    @admin.display(description=_("scope"))
+    @admin.display(description=_("sync scope"))
     def scope_label(self, run: WeComSyncRun) -> str:
         return "、".join(str(SCOPE_LABELS.get(scope, scope)) for scope in run.scopes)
 

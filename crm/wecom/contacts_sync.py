@@ -17,6 +17,7 @@ contact that is nobody's any more (84061) has nothing to apply. Decisions:
 """
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
@@ -29,6 +30,7 @@ from crm.wecom.acquisition import acquisition_record
 from crm.wecom.client import (
     ERRCODE_NO_PRIVILEGE,
     ERRCODE_NOT_EXTERNAL_CONTACT,
+    WeComClient,
     errcode_of,
     wecom_call,
     wecom_client,
@@ -60,6 +62,23 @@ def _field(event: CallbackEvent, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _staff_names_learn(client: WeComClient, userids: Iterable[str]) -> None:
+    """Name the staff members WeCom names and nobody named here yet (a call per staff member
+    the first time only: later, they have a name)."""
+    wanted = sorted(set(userids))
+    staff_members_ensure(wanted)
+    unnamed = StaffMember.objects.filter(wecom_userid__in=wanted, name="").values_list(
+        "wecom_userid", flat=True
+    )
+    names: dict[str, str] = {}
+    for userid in unnamed:
+        try:
+            names[userid] = str(wecom_call(client.user.get, userid).get("name") or "")
+        except WeChatClientException:
+            continue  # a name is a nicety: the staff member is known by userid
+    staff_member_names_fill(names)
+
+
 @handles(EVENT, "add_external_contact", "add_half_external_contact", "edit_external_contact")
 def contact_changed(event: CallbackEvent) -> str:
     external_userid = _field(event, "ExternalUserID")
@@ -76,6 +95,7 @@ def contact_changed(event: CallbackEvent) -> str:
     contacts = contact_details_parse([details])
     if not contacts:
         return "ignored"
+    _staff_names_learn(client, contacts[0].follows)
     with transaction.atomic():
         outcome = contacts_apply(
             contacts=contacts,
@@ -147,18 +167,8 @@ def _staff_list(context: SyncContext) -> dict[str, Any]:
             skipped.append(userid)
             continue
         expected += len(listed.get("external_userid") or [])
-    staff_members_ensure(userids)
-    unnamed = StaffMember.objects.filter(wecom_userid__in=userids, name="").values_list(
-        "wecom_userid", flat=True
-    )
-    names: dict[str, str] = {}
-    for userid in unnamed:
-        try:
-            names[userid] = str(wecom_call(client.user.get, userid).get("name") or "")
-        except WeChatClientException:
-            continue  # a name is a nicety: the staff member is known by userid
+    _staff_names_learn(client, userids)
     with transaction.atomic():
-        staff_member_names_fill(names)
         context.expect(expected)
         context.count({"staff_skipped_no_privilege": len(skipped)})
         place = {"userids": userids, "skipped": skipped, "index": 0, "cursor": ""}

@@ -35,7 +35,7 @@ def test_the_customer_page_lists_relations_with_how_and_whether_they_last(
     assert "WeCom relations" in html
     assert html.count("Scanned a QR code") == 2
     assert "douyin-v1" in html
-    assert "Connected" in html and "Deleted" in html
+    assert "Connected" in html and "Relation deleted" in html
     assert "Customer deleted the staff member" in html
 
 

@@ -49,7 +49,7 @@ def test_add_applied_once_when_delivered_twice(fake: FakeWeCom) -> None:
     assert [row_versions(t) for t in ("crm_customer", "crm_wecomfollow", "crm_identity")] == before
     customer = Customer.objects.get()
     assert (customer.display_name, customer.gender) == ("王小明", Gender.FEMALE)
-    assert customer.owner == StaffMember.objects.get(wecom_userid="staff001")
+    assert customer.owner == StaffMember.objects.get(wecom_userid="staff001", name="员工staff001")
     assert sorted(customer.identities.values_list("provider", flat=True)) == ["unionid", "wecom"]
     follow = _follow()
     assert (follow.add_way, follow.state, follow.deleted_at) == (1, "douyin-v1", None)
