@@ -50,4 +50,7 @@ bench-console: install ## Admin pages and a campaign's dry run at 1M customers, 
 bench-portrait: install ## Segment portrait of 100k and 10k members at 1M customers (see bench/README.md)
 	$(BIN)/python bench/portrait.py --customers 1000000 --reuse
 
-.PHONY: help install run test fuzz lint bench bench-seg bench-models bench-campaigns bench-console bench-portrait
+bench-wecom: install ## Full sync of 100k WeCom contacts against the fake (see bench/README.md)
+	$(BIN)/python bench/wecom_sync.py --contacts 100000
+
+.PHONY: help install run test fuzz lint bench bench-seg bench-models bench-campaigns bench-console bench-portrait bench-wecom
