@@ -232,3 +232,15 @@ def test_a_page_costs_the_same_queries_whatever_its_length(fake: FakeWeCom) -> N
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
     assert counts[2] <= counts[1], counts  # the same page again: nothing to create
+
+
+def test_an_expired_access_token_is_fetched_again(fake: FakeWeCom) -> None:
+    _small_corp(fake)
+    _sync()
+    fake.expire_tokens()  # the token in the shared cache is refused from now on (42001)
+
+    run = _sync()
+
+    assert (run.status, run.changes) == (WeComSyncStatus.FINISHED, {})
+    gettokens = [c for c in fake.calls() if c["endpoint"] == "gettoken"]
+    assert len(gettokens) == 2
