@@ -53,4 +53,7 @@ bench-portrait: install ## Segment portrait of 100k and 10k members at 1M custom
 bench-callbacks: install ## WeCom callbacks through /wecom/callback with processing, 5,000 events (see bench/README.md)
 	$(BIN)/python bench/wecom_callbacks.py --events 5000
 
-.PHONY: help install run test fuzz lint bench bench-seg bench-models bench-campaigns bench-console bench-portrait bench-callbacks
+bench-wecom: install ## Full sync of 100k WeCom contacts against the fake (see bench/README.md)
+	$(BIN)/python bench/wecom_sync.py --contacts 100000
+
+.PHONY: help install run test fuzz lint bench bench-seg bench-models bench-campaigns bench-console bench-portrait bench-callbacks bench-wecom

@@ -18,6 +18,8 @@ FIXED_ACTORS = {
     "default": _("System"),
     "system": _("System"),
     "sweep": _("Scheduled task (marked customers)"),
+    "wecom": _("WeCom"),
+    "wecom_sync": _("WeCom sync"),
 }
 
 

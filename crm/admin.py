@@ -34,6 +34,7 @@ from core.services.audit import personal_data_view_record
 from core.validators import validate_birthday
 from crm import admin_wecom_events  # noqa: F401 - registers WeCom's callback events
 from crm.admin_scoping import CustomerScopedAdmin, sees_all_customers
+from crm.admin_wecom import WeComFollowInline
 from crm.models import (
     Consent,
     ConsentChannel,
@@ -339,6 +340,7 @@ class CustomerAdmin(CustomerScopedAdmin, ServiceAdmin):
     readonly_fields = ["first_seen_at", "profile_source_updated_at", "created_at", "updated_at"]
     inlines = [
         IdentityInline,
+        WeComFollowInline,
         CustomerTagInline,
         GroupMembershipInline,
         ConsentInline,

@@ -12,8 +12,8 @@ class CrmConfig(AppConfig):
         from crm.selectors.staff_members import staff_member_choices, staff_member_names
 
         register(OwnerDirectory(names=staff_member_names, choices=staff_member_choices))
-        # The tasks crm.enqueue names, held by every process (see core.enqueue).
-        from crm import tasks  # noqa: F401
-
-        # WeCom callback handlers and full-sync steps register themselves on import.
+        # The tasks crm.enqueue names, held by every process (see core.enqueue), and the WeCom
+        # callback handlers and full-sync steps, which register themselves on import.
+        import crm.wecom.contacts_sync  # noqa: F401
         import crm.wecom.groups  # noqa: F401
+        from crm import tasks  # noqa: F401

@@ -947,3 +947,22 @@ class WeComTagPush(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.tag}"
+
+
+class WeComSyncSeenFollow(models.Model):
+    """A relation a running sync found in WeCom: at its end, the relations of the staff
+    members it walked that it did not find are ended (deletions WeCom never told). Kept in
+    the database so that a resumed run still knows what it found before it stopped; removed
+    when the run finishes. Plain ids, no foreign keys: bookkeeping of one run, never joined
+    to by deletes of customers or relations."""
+
+    run_id = models.BigIntegerField()
+    follow_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run_id", "follow_id"], name="wecom_sync_seen_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.follow_id}"

@@ -4,10 +4,13 @@
 import logging
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from crm.models import WeComEventStatus
 from crm.services import wecom_events
+from crm.wecom.registry import SYNC_SCOPES, SYNC_STEPS
+from crm.wecom.sync import wecom_sync_run
 
 logger = logging.getLogger(__name__)
 
@@ -30,3 +33,14 @@ def wecom_event_process_task(self: Task, event_id: int) -> str:
 def wecom_events_sweep_task() -> int:
     """Every few minutes: queue again the events whose task was lost."""
     return wecom_events.wecom_events_requeue(now=timezone.now())
+
+
+@shared_task(name="crm.wecom_sync")
+def wecom_sync_task(trigger: str = "schedule", scopes: list[str] | None = None) -> int | None:
+    """The nightly full sync with WeCom (and on-demand runs): resumes a run left running.
+    Returns at once where WeCom is not configured (no corp id or secret)."""
+    if not (settings.WECOM_CORP_ID and settings.WECOM_SECRET):
+        logger.info("wecom.sync_not_configured")
+        return None
+    wanted = scopes or [scope for scope in SYNC_SCOPES if scope in SYNC_STEPS]
+    return wecom_sync_run(scopes=wanted, trigger=trigger).pk

@@ -465,7 +465,7 @@ class FakeWeCom:
                 result = self._gettoken(query, now)
             else:
                 self._check_token(query.get("access_token"), now)
-                result = self._dispatch(endpoint, _parse_json(body), now)
+                result = self._dispatch(endpoint, _request_json(body, query), now)
         except WeComError as error:
             return HTTPStatus.OK, {"errcode": error.errcode, "errmsg": error.errmsg}
         return HTTPStatus.OK, {"errcode": ERRCODE_OK, "errmsg": "ok", **result}
@@ -800,7 +800,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 # Modules serving the directory's endpoints, each with ROUTES: endpoint ->
 # handler(fake, body, now) -> JSON (called under the fake's lock; raise WeComError to refuse).
-_ROUTE_MODULES: tuple[str, ...] = ("devstack.wecom_fake_groups",)
+_ROUTE_MODULES: tuple[str, ...] = (
+    "devstack.wecom_fake_contacts",
+    "devstack.wecom_fake_groups",
+)
 
 
 @functools.cache
@@ -843,6 +846,13 @@ def _parse_json(body: bytes) -> JSONDict:
     if not isinstance(data, dict):
         raise WeComError(ERRCODE_INVALID_JSON, "data format error")
     return data
+
+
+def _request_json(body: bytes, query: Mapping[str, str]) -> JSONDict:
+    """A call's parameters: its JSON body, or a GET's query string (the token aside)."""
+    if body:
+        return _parse_json(body)
+    return {key: value for key, value in query.items() if key != "access_token"}
 
 
 def _admin_json(body: bytes) -> JSONDict:

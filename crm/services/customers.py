@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import msgspec
 from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -80,6 +82,36 @@ def _profile_version_verdict(
     return "stale" if version < applied else "unchanged"
 
 
+_encode = msgspec.json.Encoder().encode
+
+
+def _customers_write(customers: Sequence[Customer], fields: Sequence[str]) -> None:
+    """Write `fields` of these customers in one UPDATE ... FROM json_to_recordset: Django's
+    bulk_update builds a CASE expression per row and field, which costs about 2 ms of Python a
+    row (a page of 100 customers from WeCom spent most of its time there)."""
+    columns: list[Field[Any, Any]] = []
+    for name in fields:
+        column = Customer._meta.get_field(name)
+        assert isinstance(column, Field)
+        columns.append(column)
+    quote = connection.ops.quote_name
+    record = ", ".join(f"{quote(c.attname)} {c.db_type(connection)}" for c in columns)
+    assignments = ", ".join(f"{quote(c.attname)} = v.{quote(c.attname)}" for c in columns)
+    rows = [
+        {"id": customer.pk, **{c.attname: getattr(customer, c.attname) for c in columns}}
+        for customer in customers
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE crm_customer c SET {assignments}
+            FROM json_to_recordset(%s::json) AS v(id bigint, {record})
+            WHERE c.id = v.id
+            """,  # noqa: S608 (column names and types come from the model)
+            [_encode(rows).decode()],
+        )
+
+
 @transaction.atomic
 def customers_bulk_upsert(*, rows: Sequence[CustomerInput], actor: str) -> BulkOutcome:
     """Create or update customers named by identities. Profile fields absent from a row are
@@ -124,9 +156,7 @@ def customers_bulk_upsert(*, rows: Sequence[CustomerInput], actor: str) -> BulkO
         fields = [*changed_fields, "updated_at"]
         if versioned_ids:
             fields.append("profile_source_updated_at")
-        Customer.objects.bulk_update(
-            [customers[i] for i in changed_ids | versioned_ids], fields, batch_size=1000
-        )
+        _customers_write([customers[i] for i in sorted(changed_ids | versioned_ids)], fields)
     outcome = BulkOutcome(customer_ids=resolution.customer_ids)
     for customer_id in set(resolution.customer_ids):
         if customer_id in resolution.created:

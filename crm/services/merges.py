@@ -91,6 +91,21 @@ _MERGE_STATEMENTS: tuple[tuple[str, str], ...] = (
         "consent_events",
         "UPDATE crm_consentevent SET customer_id = %(survivor)s WHERE customer_id = %(loser)s",
     ),
+    # WeCom relations with one staff member on both: the one observed last stays.
+    (
+        "-",
+        """
+        DELETE FROM crm_wecomfollow f USING crm_wecomfollow o
+        WHERE f.customer_id IN (%(survivor)s, %(loser)s)
+          AND o.customer_id IN (%(survivor)s, %(loser)s)
+          AND f.customer_id <> o.customer_id AND f.staff_member_id = o.staff_member_id
+          AND (f.observed_at, f.id) < (o.observed_at, o.id)
+        """,
+    ),
+    (
+        "wecom_follows",
+        "UPDATE crm_wecomfollow SET customer_id = %(survivor)s WHERE customer_id = %(loser)s",
+    ),
     (
         "earlier_merges",
         "UPDATE crm_customermerge SET survivor_id = %(survivor)s WHERE survivor_id = %(loser)s",

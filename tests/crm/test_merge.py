@@ -96,6 +96,7 @@ def test_merge_moves_everything_to_the_lowest_id_and_records_it() -> None:
         "group_memberships": 1,
         "consents": 1,
         "consent_events": 1,
+        "wecom_follows": 0,
         "earlier_merges": 0,
         # Moved by the campaigns app's merge step (none here).
         "deliveries": 0,

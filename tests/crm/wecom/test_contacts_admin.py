@@ -1,0 +1,106 @@
+"""The sync records and a customer's WeCom relations in the admin, and the ways a sync is
+started: `manage.py wecom_sync` and the nightly task."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from crm.models import Customer, WeComSyncRun, WeComSyncStatus
+from crm.tasks import wecom_sync_task
+from devstack.wecom_directory import Directory
+from devstack.wecom_fake import FakeWeCom
+from tests.crm.wecom.contacts_support import T0, add_contact, deliver
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EXT = "wmEXTERNAL0000000000000000000001"
+
+
+def test_the_customer_page_lists_relations_with_how_and_whether_they_last(
+    fake: FakeWeCom, admin_client_en: Client
+) -> None:
+    add_contact(fake.directory, EXT, "staff001", state="douyin-v1")
+    add_contact(fake.directory, EXT, "staff002", createtime=T0 + 10)
+    deliver("add_external_contact", T0 + 20, UserID="staff002", ExternalUserID=EXT)
+    deliver("del_follow_user", T0 + 30, UserID="staff002", ExternalUserID=EXT)
+    customer = Customer.objects.get()
+
+    page = admin_client_en.get(reverse("admin:crm_customer_change", args=[customer.pk]))
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "WeCom relations" in html
+    assert html.count("Scanned a QR code") == 2
+    assert "douyin-v1" in html
+    assert "Connected" in html and "Relation deleted" in html
+    assert "Customer deleted the staff member" in html
+
+
+def test_sync_records_show_progress_and_changes_in_words(admin_client_en: Client) -> None:
+    WeComSyncRun.objects.create(
+        scopes=["contacts"],
+        trigger="schedule",
+        status=WeComSyncStatus.FAILED,
+        items_done=1500,
+        items_total=20000,
+        changes={"contacts_created": 3, "follows_ended": 2, "someone_elses_kind": 4},
+        error="WeChatClientException: 45009",
+    )
+
+    page = admin_client_en.get(reverse("admin:crm_wecomsyncrun_changelist"))
+
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "1,500 of 20,000" in html
+    assert "customers added: 3" in html
+    assert "relations ended: 2" in html
+    assert "other changes: 4" in html
+    assert "WeCom refused the request (error 45009)." in html
+    assert "Scheduled task" in html
+    assert "contacts_created" not in html
+
+
+def test_the_command_syncs_and_prints_progress_and_changes(fake: FakeWeCom) -> None:
+    fake.directory = Directory.generate(staff=3, contacts=120, chats=0, tags=10)
+    relations = len(fake.directory.follows)
+    out = StringIO()
+
+    call_command("wecom_sync", "--contacts", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"Sync finished: {relations} items read of {relations} expected."
+    assert "customers added: 120" in lines
+    assert f"relations added: {relations}" in lines
+    out = StringIO()
+    call_command("wecom_sync", "--contacts", stdout=out)
+    assert out.getvalue().splitlines()[-1] == "Nothing changed."
+    assert WeComSyncRun.objects.filter(trigger="command").count() == 2
+
+
+def test_the_command_refuses_a_scope_nobody_syncs(fake: FakeWeCom) -> None:
+    from crm.wecom.registry import SYNC_STEPS
+
+    if "groups" in SYNC_STEPS:
+        pytest.skip("group chats are synced in this build")
+    with pytest.raises(CommandError, match=r"Not available: groups\."):
+        call_command("wecom_sync", "--groups", stdout=StringIO())
+    assert not WeComSyncRun.objects.exists()
+
+
+def test_the_nightly_task_waits_for_wecom_to_be_configured() -> None:
+    with override_settings(WECOM_CORP_ID="", WECOM_SECRET=""):
+        assert wecom_sync_task() is None
+    assert not WeComSyncRun.objects.exists()
+
+
+def test_the_nightly_task_runs_a_sync(fake: FakeWeCom) -> None:
+    add_contact(fake.directory, EXT, "staff001")
+
+    run_id = wecom_sync_task(scopes=["contacts"])
+
+    run = WeComSyncRun.objects.get(pk=run_id)
+    assert (run.trigger, run.status) == ("schedule", WeComSyncStatus.FINISHED)
+    assert run.changes == {"contacts_created": 1, "follows_opened": 1}
