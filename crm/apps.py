@@ -12,3 +12,9 @@ class CrmConfig(AppConfig):
         from crm.selectors.staff_members import staff_member_choices, staff_member_names
 
         register(OwnerDirectory(names=staff_member_names, choices=staff_member_choices))
+
+        # Registers the tasks the services enqueue by name (crm.enqueue) in every process.
+        from crm import tasks  # noqa: F401
+
+        # WeCom corp tags: the sync step "tags" and the change_external_tag handlers.
+        from crm.wecom import tags  # noqa: F401

@@ -800,7 +800,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 # Modules serving the directory's endpoints, each with ROUTES: endpoint ->
 # handler(fake, body, now) -> JSON (called under the fake's lock; raise WeComError to refuse).
-_ROUTE_MODULES: tuple[str, ...] = ()
+_ROUTE_MODULES: tuple[str, ...] = ("devstack.wecom_fake_tags",)
 
 
 @functools.cache
