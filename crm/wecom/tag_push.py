@@ -25,6 +25,7 @@ from datetime import datetime
 import requests
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils.translation import gettext as _
 from wechatpy.exceptions import WeChatClientException
 
 from crm.models import TagPushAction, TagPushStatus, WeComTagPush
@@ -57,6 +58,22 @@ ERROR_NO_RELATION = "no_relation"  # the customer has no open relation any more
 ERROR_NO_IDENTITY = "no_wecom_identity"  # no external_userid known for the customer
 ERROR_NOT_MIRRORED = "not_mirrored"  # the group's mirroring was switched off meanwhile
 ERROR_NETWORK = "network"
+
+
+def push_error_label(code: str) -> str:
+    """Why a change was not (yet) pushed, in the operator's words ("" when it went through)."""
+    labels = {
+        str(ERRCODE_NOT_EXTERNAL_CONTACT): _("No longer this staff member's customer in WeCom"),
+        str(ERRCODE_NO_PRIVILEGE): _("The staff member is outside the app's visible range"),
+        str(ERRCODE_INVALID_TAG_ID): _("The tag no longer exists in WeCom"),
+        ERROR_NO_RELATION: _("The customer has no WeCom relation any more"),
+        ERROR_NO_IDENTITY: _("No WeCom identity is known for the customer"),
+        ERROR_NOT_MIRRORED: _("The tag group is no longer mirrored to WeCom"),
+        ERROR_NETWORK: _("WeCom could not be reached"),
+    }
+    if not code:
+        return ""
+    return labels.get(code) or _("WeCom refused (error %(code)s)") % {"code": code}
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """Tags given or taken here pushed to WeCom (mark_tag on every open relation), and the round
 trip without loops: what comes back by callback or sync writes nothing."""
 
+import importlib
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -377,3 +379,23 @@ def test_assigning_many_customers_records_their_pushes_in_one_statement(
             "customer_id", flat=True
         )
     ) == set(without)
+
+
+def test_the_task_pushes_and_beat_sweeps_every_five_minutes(
+    fake: FakeWeCom, world: tuple[Directory, dict[str, Customer]]
+) -> None:
+    from django_celery_beat.models import PeriodicTask
+
+    from crm.tasks import wecom_tag_push_task
+
+    directory, customers = world
+    external_userid, customer = next(iter(customers.items()))
+    tag = _tag_not_held(directory, external_userid)
+    tags_assign(customer_ids=[customer.pk], tags=[tag], source=TagSource.MANUAL, actor="u")
+
+    assert wecom_tag_push_task.name == "crm.wecom_tag_push"
+    assert wecom_tag_push_task.apply().get()["done"] == 1
+    # As the data migration leaves it (restored here: a transactional test's flush drops it).
+    importlib.import_module("crm.migrations.0016_wecom_tag_push").create_schedule(apps, None)
+    schedule = PeriodicTask.objects.get(task="crm.wecom_tag_push")
+    assert (schedule.interval.every, schedule.interval.period) == (300, "seconds")
