@@ -8,6 +8,7 @@ import pytest
 from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django_celery_beat.models import PeriodicTask
 
 from crm.models import (
     Customer,
@@ -19,7 +20,9 @@ from crm.models import (
     WeComFollow,
     WeComTagPush,
 )
-from crm.services.tags import tags_assign, tags_remove
+from crm.services.tags import tag_group_update, tags_assign, tags_remove
+from crm.tasks import wecom_tag_push_task
+from crm.wecom import tag_push
 from crm.wecom.sync import wecom_sync_run
 from crm.wecom.tag_push import MAX_ATTEMPTS, wecom_tag_pushes_send
 from crm.wecom.tags import customer_wecom_tags_apply
@@ -384,10 +387,6 @@ def test_assigning_many_customers_records_their_pushes_in_one_statement(
 def test_the_task_pushes_and_beat_sweeps_every_five_minutes(
     fake: FakeWeCom, world: tuple[Directory, dict[str, Customer]]
 ) -> None:
-    from django_celery_beat.models import PeriodicTask
-
-    from crm.tasks import wecom_tag_push_task
-
     directory, customers = world
     external_userid, customer = next(iter(customers.items()))
     tag = _tag_not_held(directory, external_userid)
@@ -399,3 +398,69 @@ def test_the_task_pushes_and_beat_sweeps_every_five_minutes(
     importlib.import_module("crm.migrations.0016_wecom_tag_push").create_schedule(apps, None)
     schedule = PeriodicTask.objects.get(task="crm.wecom_tag_push")
     assert (schedule.interval.every, schedule.interval.period) == (300, "seconds")
+
+
+def test_a_newer_intent_recorded_while_wecom_answers_is_not_marked_done(
+    fake: FakeWeCom,
+    world: tuple[Directory, dict[str, Customer]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    directory, customers = world
+    external_userid, customer = next(iter(customers.items()))
+    tag = _tag_not_held(directory, external_userid)
+    tags_assign(customer_ids=[customer.pk], tags=[tag], source=TagSource.MANUAL, actor="u")
+    call_through = tag_push.wecom_call
+
+    def operator_takes_it_away_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        answer = call_through(*args, **kwargs)
+        if not WeComTagPush.objects.filter(action="remove").exists():
+            tags_remove(customer_ids=[customer.pk], tags=[tag], actor="u")
+        return answer
+
+    monkeypatch.setattr(tag_push, "wecom_call", operator_takes_it_away_meanwhile)
+    wecom_tag_pushes_send()
+
+    # The add went through; the removal recorded meanwhile waited, then went through too.
+    push = WeComTagPush.objects.get()
+    assert (push.action, push.status) == ("remove", "done")
+    assert not any(tag.wecom_tag_id in t for t in _fake_tags(directory, external_userid).values())
+    relations = WeComFollow.objects.filter(customer=customer)
+    assert not any(tag.wecom_tag_id in f.wecom_tag_ids for f in relations)
+    assert not CustomerTag.objects.filter(customer=customer, tag=tag).exists()
+
+
+def test_a_tag_of_an_exclusive_mirrored_group_replaces_the_other_in_wecom_too(
+    fake: FakeWeCom, world: tuple[Directory, dict[str, Customer]]
+) -> None:
+    directory, customers = world
+    external_userid, customer = next(iter(customers.items()))
+    first = _tag_not_held(directory, external_userid)
+    group = first.group
+    group_tags = Tag.objects.filter(group=group).order_by("pk")
+    # The customer holds no other tag of the group, so that it may be made exclusive.
+    CustomerTag.objects.filter(customer=customer, tag__group=group).exclude(tag=first).delete()
+    for follow in directory.follows.values():
+        if follow.external_userid == external_userid:
+            follow.tag_ids = [
+                t for t in follow.tag_ids if t not in {x.wecom_tag_id for x in group_tags}
+            ]
+    relations_refresh(directory, customer, external_userid)
+    CustomerTag.objects.filter(tag__group=group).delete()
+    tag_group_update(group_id=group.pk, is_exclusive=True)
+    first = Tag.objects.select_related("group").get(pk=first.pk)
+    second = Tag.objects.select_related("group").exclude(pk=first.pk).filter(group=group).first()
+    assert second is not None
+    tags_assign(customer_ids=[customer.pk], tags=[first], source=TagSource.MANUAL, actor="u")
+    wecom_tag_pushes_send()
+
+    outcome = tags_assign(
+        customer_ids=[customer.pk], tags=[second], source=TagSource.MANUAL, actor="u"
+    )
+    assert (outcome.assigned, outcome.replaced) == (1, 1)
+    assert sorted(
+        WeComTagPush.objects.filter(status="pending").values_list("tag_id", "action")
+    ) == sorted([(first.pk, "remove"), (second.pk, "add")])
+    wecom_tag_pushes_send()
+
+    for tag_ids in _fake_tags(directory, external_userid).values():
+        assert second.wecom_tag_id in tag_ids and first.wecom_tag_id not in tag_ids
