@@ -33,6 +33,7 @@ from typing import Any
 from django.db import connection, transaction
 from wechatpy.exceptions import WeChatClientException
 
+from core.locks import Lock, xact_lock
 from crm.models import Tag, TagGroup
 from crm.wecom.client import WeComClient, errcode_of, wecom_call, wecom_client
 from crm.wecom.registry import CallbackEvent, SyncContext, handles, sync_step
@@ -180,10 +181,9 @@ def corp_tags_apply(
     its tags) or `tag_ids`, and only those that are missing or marked deleted are deleted.
     Returns the changes by kind (CHANGE_KINDS); a second call with the same answer changes
     nothing."""
-    # One mirror at a time (the nightly sync and a callback); operators' tag group writes
-    # wait for it, reads do not.
-    with connection.cursor() as cursor:
-        cursor.execute("LOCK TABLE crm_taggroup IN SHARE ROW EXCLUSIVE MODE")
+    # One mirror at a time (the nightly sync and a callback), each reading what the previous
+    # one wrote; operators' writes to tags only wait for the rows the mirror changes.
+    xact_lock(Lock.WECOM_CORP_TAGS)
     changes = dict.fromkeys(CHANGE_KINDS, 0)
     groups = {g.pk: g for g in TagGroup.objects.all()}
     tags = {t.pk: t for t in Tag.objects.all()}
