@@ -1,13 +1,16 @@
 """WeCom's corp tag groups and tags mirrored here: the full sync's tag step and the
 change_external_tag callbacks, each applied once even when repeated or out of order."""
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
 from crm.models import CustomerTag, Tag, TagGroup, TagSource, WeComFollow, WeComSyncStatus
 from crm.wecom.registry import HANDLERS, CallbackEvent
 from crm.wecom.sync import wecom_sync_run
+from crm.wecom.tags import corp_tags_apply
 from devstack.wecom_directory import CorpTag, CorpTagGroup, Directory
 from devstack.wecom_fake import FakeWeCom
 from tests.crm.wecom.tag_support import corp, relations_copy, writes_to
@@ -217,3 +220,39 @@ def test_a_tag_created_in_wecom_after_the_relations_gives_its_holdings(fake: Fak
     assert CustomerTag.objects.get(customer=customer, tag__wecom_tag_id="etLATE").source == (
         TagSource.WECOM
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_mirrors_at_once_apply_wecoms_tags_once() -> None:
+    directory = Directory.generate(staff=1, contacts=0, chats=0, tags=30, seed=3)
+    answer = [
+        {
+            "group_id": g.group_id,
+            "group_name": g.group_name,
+            "tag": [
+                {"id": t.id, "name": t.name} for t in directory.tags.values() if t.group_id == gid
+            ],
+        }
+        for gid, g in directory.tag_groups.items()
+    ]
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def mirror() -> None:
+        try:
+            barrier.wait()
+            outcomes.append(corp_tags_apply(tag_groups=answer, is_complete=True))
+        except Exception as error:  # reported by the assertion below
+            outcomes.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=mirror) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert all(isinstance(outcome, dict) for outcome in outcomes), outcomes
+    assert sorted(outcomes, key=len) == [{}, {"tag_groups_created": 3, "tags_created": 30}]
+    assert _mirror() == _wecom(directory)
