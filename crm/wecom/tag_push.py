@@ -102,8 +102,9 @@ class _Outcome:
 
 
 def wecom_tag_pushes_send(*, client: WeComClient | None = None) -> dict[str, int]:
-    """Push every waiting tag change; returns counts ("done", "failed", "waiting" (to be
-    retried), "calls"). Safe to run twice, or two at once."""
+    """Push every waiting tag change; returns counts of changes by outcome ("done", "failed",
+    "pending": to be retried) and of mark_tag "calls" (kinds with 0 left out). Safe to run
+    twice, or two at once."""
     client = client or wecom_client()
     totals: Counter[str] = Counter()
     for _pass in range(MAX_PASSES):
