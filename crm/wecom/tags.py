@@ -193,6 +193,9 @@ def corp_tags_apply(
     tag_names: dict[int, set[str]] = {}
     for t in tags.values():
         tag_names.setdefault(t.group_id, set()).add(t.name)
+    # Groups and tags of our own that a WeCom one of the same name may adopt.
+    unlinked_groups = {g.name: g for g in groups.values() if not g.wecom_group_id}
+    unlinked_tags = {(t.group_id, t.name): t for t in tags.values() if not t.wecom_tag_id}
 
     live_groups = _live(tag_groups)
     seen_groups: set[str] = set()
@@ -205,9 +208,7 @@ def corp_tags_apply(
         name = str(entry.get("group_name", ""))[:64]
         group = group_by_wecom.get(wecom_group_id)
         if group is None:
-            adoptable = next(
-                (g for g in groups.values() if g.name == name and not g.wecom_group_id), None
-            )
+            adoptable = unlinked_groups.pop(name, None)
             if adoptable is not None:
                 group = adoptable
                 group.wecom_group_id = wecom_group_id
@@ -236,14 +237,7 @@ def corp_tags_apply(
             taken_here = tag_names.setdefault(group.pk, set())
             tag = tag_by_wecom.get(wecom_tag_id)
             if tag is None:
-                adoptable_tag = next(
-                    (
-                        t
-                        for t in tags.values()
-                        if t.group_id == group.pk and t.name == tag_name and not t.wecom_tag_id
-                    ),
-                    None,
-                )
+                adoptable_tag = unlinked_tags.pop((group.pk, tag_name), None)
                 if adoptable_tag is not None:
                     adoptable_tag.wecom_tag_id = wecom_tag_id
                     adoptable_tag.save(update_fields=["wecom_tag_id"])
