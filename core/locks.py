@@ -62,6 +62,9 @@ class Lock(enum.Enum):
     # crm. Decisions about one (customer, channel), id "<customer id>:<channel>": a re-sent
     # event is kept once (crm.services.consents).
     CONSENT_DECISION = (Form.TEXT_HASH, "consent:")
+    # crm. One mirror of WeCom's corp tags at a time: the nightly sync and the tag callbacks
+    # (transaction; crm.wecom.tags).
+    WECOM_CORP_TAGS = (Form.SINGLE, 0x43524D5F57544147)  # "CRM_WTAG"
 
     # segments. One recomputation at a time (session; segments.services.recompute).
     RECOMPUTE = (Form.SINGLE, 0x5345475F52454300)  # "SEG_REC\0"

@@ -54,6 +54,7 @@ from crm.models import (
     Tag,
     TagGroup,
     TagSource,
+    WeComTagPush,
     source_label,
 )
 from crm.personal_data import display_value, mask_birthday
@@ -78,6 +79,7 @@ from crm.services.tags import (
     tags_assign,
     tags_remove,
 )
+from crm.wecom.tag_push import push_error_label
 
 PERSONAL_DATA_PERMISSION = "crm.view_personal_data"
 # The customer form's birthday for whoever may not see personal data: masked, read-only.
@@ -563,10 +565,12 @@ admin.site.register(User, UserWithStaffMemberAdmin)
 
 @admin.register(TagGroup)
 class TagGroupAdmin(ServiceAdmin):
-    list_display = ["name", "is_exclusive", "tag_count", "description"]
-    list_filter = ["is_exclusive"]
+    list_display = ["name", "is_exclusive", "is_wecom_mirrored", "tag_count", "description"]
+    list_filter = ["is_exclusive", "is_wecom_mirrored"]
     search_fields = ["name"]
-    fields = ["name", "is_exclusive", "description"]
+    fields = ["name", "is_exclusive", "is_wecom_mirrored", "description", "wecom_group_id"]
+    # Set by the mirror of WeCom's corp tags (crm.wecom.tags), never by hand.
+    readonly_fields = ["wecom_group_id"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TagGroup]:
         return tag_group_list()
@@ -592,8 +596,8 @@ class TagAdmin(ServiceAdmin):
     list_filter = ["group"]
     search_fields = ["name", "group__name"]
     list_select_related = ["group"]
-    fields = ["group", "name", "description", "created_at"]
-    readonly_fields = ["created_at"]
+    fields = ["group", "name", "description", "wecom_tag_id", "created_at"]
+    readonly_fields = ["wecom_tag_id", "created_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tag]:
         return tag_list(count_limit=EXACT_COUNT_LIMIT)
@@ -797,3 +801,39 @@ class CustomerMergeAdmin(CustomerScopedAdmin, ActorLabelsAdmin, ReadOnlyAdmin):
     list_select_related = ["survivor"]
     fields = ["survivor", "merged_customer_id", "actor_label", "reason", "moved", "merged_at"]
     readonly_fields = ["actor_label"]
+
+
+@admin.register(WeComTagPush)
+class WeComTagPushAdmin(CustomerScopedAdmin, ReadOnlyAdmin):
+    """标签同步记录: each tag given or taken here that was pushed (or waits to be pushed) to
+    WeCom, with its outcome; written by crm.services.tags and crm.wecom.tag_push only."""
+
+    list_display = [
+        "customer",
+        "tag",
+        "action",
+        "status",
+        "error_label",
+        "attempts",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "action"]
+    search_fields = ["tag__name", "tag__group__name"]
+    list_select_related = ["customer", "tag__group"]
+    fields = [
+        "customer",
+        "tag",
+        "action",
+        "status",
+        "error_label",
+        "attempts",
+        "created_at",
+        "finished_at",
+    ]
+    readonly_fields = ["error_label"]
+    ordering = ["-created_at"]
+
+    @admin.display(description=_("reason"))
+    def error_label(self, push: WeComTagPush) -> str:
+        return push_error_label(push.error_code)

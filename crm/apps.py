@@ -14,6 +14,7 @@ class CrmConfig(AppConfig):
         register(OwnerDirectory(names=staff_member_names, choices=staff_member_choices))
         # The tasks crm.enqueue names, held by every process (see core.enqueue), and the WeCom
         # callback handlers and full-sync steps, which register themselves on import.
-        import crm.wecom.contacts_sync  # noqa: F401
-        import crm.wecom.groups  # noqa: F401
+        import crm.wecom.contacts_sync
+        import crm.wecom.groups
+        import crm.wecom.tags  # noqa: F401
         from crm import tasks  # noqa: F401

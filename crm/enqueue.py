@@ -8,3 +8,9 @@ from core.enqueue import enqueue_on_commit
 def wecom_event_process(*, event_id: int) -> None:
     """`crm.wecom_event_process`: apply one stored WeCom callback event."""
     enqueue_on_commit("crm.wecom_event_process", event_id)
+
+
+def wecom_tag_push() -> None:
+    """`crm.wecom_tag_push`: push the tag changes waiting for WeCom (no arguments: the task
+    reads what is waiting)."""
+    enqueue_on_commit("crm.wecom_tag_push")

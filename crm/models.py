@@ -936,6 +936,15 @@ class WeComTagPush(models.Model):
     class Meta:
         verbose_name = _("tag push to WeCom")
         verbose_name_plural = _("tag pushes to WeCom")
+        constraints = [
+            # One intent waiting per customer and tag: a newer one replaces it (the latest
+            # intent wins; crm.services.tags records them with ON CONFLICT on this index).
+            models.UniqueConstraint(
+                fields=["customer", "tag"],
+                condition=Q(status="pending"),
+                name="wecom_tag_push_one_pending",
+            )
+        ]
         indexes = [
             models.Index(fields=["customer", "tag"], name="wecom_tag_push_by_customer"),
             models.Index(

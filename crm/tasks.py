@@ -11,6 +11,7 @@ from crm.models import WeComEventStatus
 from crm.services import wecom_events
 from crm.wecom.registry import SYNC_SCOPES, SYNC_STEPS
 from crm.wecom.sync import wecom_sync_run
+from crm.wecom.tag_push import wecom_tag_pushes_send
 
 logger = logging.getLogger(__name__)
 
@@ -44,3 +45,10 @@ def wecom_sync_task(trigger: str = "schedule", scopes: list[str] | None = None) 
         return None
     wanted = scopes or [scope for scope in SYNC_SCOPES if scope in SYNC_STEPS]
     return wecom_sync_run(scopes=wanted, trigger=trigger).pk
+
+
+@shared_task(name="crm.wecom_tag_push", ignore_result=True)
+def wecom_tag_push_task() -> dict[str, int]:
+    """After a tag change here, and every five minutes (beat): push the tag changes waiting for
+    WeCom. Safe to run twice, or two at once."""
+    return wecom_tag_pushes_send()

@@ -803,6 +803,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 _ROUTE_MODULES: tuple[str, ...] = (
     "devstack.wecom_fake_contacts",
     "devstack.wecom_fake_groups",
+    "devstack.wecom_fake_tags",
 )
 
 

@@ -37,11 +37,21 @@ class TagGroupOutSerializer(serializers.ModelSerializer):
     class Meta:
         model = TagGroup
         fields = ["id", "name", "is_exclusive", "description", "created_at", "tag_count"]
+        fields += ["is_wecom_mirrored", "wecom_group_id"]
+        # Set by the mirror of WeCom's corp tags only (crm.wecom.tags).
+        read_only_fields = ["wecom_group_id"]
 
 
 class TagGroupInSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=64)
     is_exclusive = serializers.BooleanField(required=False, default=False)
+    is_wecom_mirrored = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=_(
+            "Tags of this group given or taken away here are given or taken away in WeCom too."
+        ),
+    )
     description = serializers.CharField(max_length=255, required=False, allow_blank=True)
 
 
@@ -52,7 +62,8 @@ class TagOutSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tag
         fields = ["id", "group", "group_name", "name", "description", "created_at"]
-        fields += ["customer_count"]
+        fields += ["customer_count", "wecom_tag_id"]
+        read_only_fields = ["wecom_tag_id"]
 
 
 class TagInSerializer(serializers.Serializer):

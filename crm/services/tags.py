@@ -3,7 +3,13 @@
 An exclusive tag group (消费能力 高/中/低, say) lets a customer hold at most one of its tags:
 CustomerTag.exclusive_group repeats the group of such tags, and a unique constraint on
 (customer, exclusive_group) makes PostgreSQL itself refuse a second one. Assigning a tag of an
-exclusive group replaces the customer's other tag of that group in the same transaction."""
+exclusive group replaces the customer's other tag of that group in the same transaction.
+
+Tags of a group mirrored to WeCom (`TagGroup.is_wecom_mirrored`) that have a WeCom id, given
+or taken away here (any source but `wecom`) from a customer with an open WeCom relation, are
+recorded in the same statement as WeComTagPush rows, pushed to WeCom after commit
+(crm.wecom.tag_push). Holdings written from WeCom itself (crm.wecom.tags) never come through
+here, so what came from WeCom is never pushed back."""
 
 import logging
 from collections.abc import Sequence
@@ -13,6 +19,7 @@ from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from core.errors import Conflict, NotFound, ValidationFailed
+from crm import enqueue
 from crm.models import CustomerTag, Tag, TagGroup, TagSource
 from crm.selectors.tags import (
     tag_group_customers_with_several_tags,
@@ -29,6 +36,31 @@ ERROR_TAG_GROUP_HAS_TAGS = "tag_group_has_tags"
 ERROR_SEVERAL_TAGS_OF_EXCLUSIVE_GROUP = "several_tags_of_exclusive_group"
 ERROR_CUSTOMERS_HOLD_SEVERAL_TAGS = "customers_hold_several_tags_of_group"
 ERROR_UNKNOWN_TAGS = "unknown_tags"
+
+
+# The tag changes of the statement's CTE `changed` (customer_id, tag_id) to push to WeCom:
+# tags with a WeCom id in mirrored groups, for customers with an open relation (index
+# wecom_follow_unique). A change waiting already for the same customer and tag is replaced by
+# this one (the latest intent wins, index wecom_tag_push_one_pending); the sender pushes only
+# what differs from the relation's tags in WeCom, so an add then a remove before the push
+# pushes nothing. %(is_pushed)s is false for holdings from WeCom itself.
+_PUSHES_RECORD = """
+    INSERT INTO crm_wecomtagpush (customer_id, tag_id, action, status, attempts, error_code,
+                                  created_at)
+    SELECT ch.customer_id, ch.tag_id, %(action)s, 'pending', 0, '', clock_timestamp()
+    FROM changed ch
+    JOIN crm_tag t ON t.id = ch.tag_id AND t.wecom_tag_id IS NOT NULL
+    JOIN crm_taggroup g ON g.id = t.group_id AND g.is_wecom_mirrored
+    WHERE %(is_pushed)s AND EXISTS (
+        SELECT 1 FROM crm_wecomfollow f
+        WHERE f.customer_id = ch.customer_id AND f.deleted_at IS NULL
+    )
+    ORDER BY ch.customer_id, ch.tag_id
+    ON CONFLICT (customer_id, tag_id) WHERE status = 'pending'
+    DO UPDATE SET action = EXCLUDED.action, created_at = EXCLUDED.created_at, attempts = 0,
+                  error_code = ''
+    RETURNING 1
+"""
 
 
 @dataclass(frozen=True)
@@ -67,10 +99,21 @@ def _group_for_update(group_id: int) -> TagGroup:
 
 
 @transaction.atomic
-def tag_group_create(*, name: str, is_exclusive: bool = False, description: str = "") -> TagGroup:
+def tag_group_create(
+    *,
+    name: str,
+    is_exclusive: bool = False,
+    description: str = "",
+    is_wecom_mirrored: bool = False,
+) -> TagGroup:
     if TagGroup.objects.filter(name=name).exists():
         raise _name_taken(ERROR_TAG_GROUP_NAME_TAKEN, _("A tag group with this name exists."))
-    return TagGroup.objects.create(name=name, is_exclusive=is_exclusive, description=description)
+    return TagGroup.objects.create(
+        name=name,
+        is_exclusive=is_exclusive,
+        description=description,
+        is_wecom_mirrored=is_wecom_mirrored,
+    )
 
 
 @transaction.atomic
@@ -80,9 +123,13 @@ def tag_group_update(
     name: str | None = None,
     description: str | None = None,
     is_exclusive: bool | None = None,
+    is_wecom_mirrored: bool | None = None,
 ) -> TagGroup:
-    """Rename or describe a group, or switch its exclusivity. Making a group exclusive is
-    refused while any customer holds more than one of its tags."""
+    """Rename or describe a group, or switch its exclusivity or its mirroring to WeCom. Making
+    a group exclusive is refused while any customer holds more than one of its tags. Switching
+    mirroring on pushes the changes made from then on (holdings given before are not pushed
+    retroactively); switching it off stops pushing, and changes still waiting are dropped by
+    the sender."""
     group = _group_for_update(group_id)
     if name is not None and name != group.name:
         if TagGroup.objects.filter(name=name).exclude(pk=group_id).exists():
@@ -93,6 +140,8 @@ def tag_group_update(
     if is_exclusive is not None and is_exclusive != group.is_exclusive:
         _exclusivity_switch(group, is_exclusive=is_exclusive)
         group.is_exclusive = is_exclusive
+    if is_wecom_mirrored is not None:
+        group.is_wecom_mirrored = is_wecom_mirrored
     group.save()
     return group
 
@@ -222,45 +271,67 @@ def tags_assign(
         raise ValidationFailed("invalid_source", _("Unknown tag source."))
     customers = sorted(set(customer_ids))
     tag_ids = [t.pk for t in tags]
+    is_pushed = source != TagSource.WECOM
     with connection.cursor() as cursor:
         # Other tags of the same exclusive groups give way, in customer order (fixed lock order).
         cursor.execute(
-            """
-            DELETE FROM crm_customertag ct
-            USING unnest(%s::bigint[], %s::bigint[]) AS t(tag_id, group_id)
-            WHERE ct.customer_id = ANY(%s::bigint[])
-              AND ct.exclusive_group_id = t.group_id AND ct.tag_id <> t.tag_id
-            """,
-            [
-                [t.pk for t in tags if t.group.is_exclusive],
-                [t.group_id for t in tags if t.group.is_exclusive],
-                customers,
-            ],
+            f"""
+            WITH changed AS (
+                DELETE FROM crm_customertag ct
+                USING unnest(%(tag_ids)s::bigint[], %(group_ids)s::bigint[])
+                    AS t(tag_id, group_id)
+                WHERE ct.customer_id = ANY(%(customers)s::bigint[])
+                  AND ct.exclusive_group_id = t.group_id AND ct.tag_id <> t.tag_id
+                RETURNING ct.customer_id, ct.tag_id
+            ), pushed AS ({_PUSHES_RECORD})
+            SELECT (SELECT count(*) FROM changed), (SELECT count(*) FROM pushed)
+            """,  # noqa: S608 (_PUSHES_RECORD is a constant)
+            {
+                "tag_ids": [t.pk for t in tags if t.group.is_exclusive],
+                "group_ids": [t.group_id for t in tags if t.group.is_exclusive],
+                "customers": customers,
+                "action": "remove",
+                "is_pushed": is_pushed,
+            },
         )
-        replaced = cursor.rowcount
+        replaced, pushed_removals = cursor.fetchone()  # type: ignore[misc]
         cursor.execute(
-            """
-            INSERT INTO crm_customertag (customer_id, tag_id, exclusive_group_id, source,
-                                         tagged_at)
-            SELECT c, t.tag_id, t.group_id, %s, now()
-            FROM unnest(%s::bigint[]) AS c
-            CROSS JOIN unnest(%s::bigint[], %s::bigint[]) AS t(tag_id, group_id)
-            ORDER BY c
-            -- Any unique constraint: a concurrent assignment of another tag of the same
-            -- exclusive group that committed first keeps its tag.
-            ON CONFLICT DO NOTHING
-            """,
-            [
-                source,
-                customers,
-                tag_ids,
-                [t.group_id if t.group.is_exclusive else None for t in tags],
-            ],
+            f"""
+            WITH changed AS (
+                INSERT INTO crm_customertag (customer_id, tag_id, exclusive_group_id, source,
+                                             tagged_at)
+                SELECT c, t.tag_id, t.group_id, %(source)s, now()
+                FROM unnest(%(customers)s::bigint[]) AS c
+                CROSS JOIN unnest(%(tag_ids)s::bigint[], %(group_ids)s::bigint[])
+                    AS t(tag_id, group_id)
+                ORDER BY c
+                -- Any unique constraint: a concurrent assignment of another tag of the same
+                -- exclusive group that committed first keeps its tag.
+                ON CONFLICT DO NOTHING
+                RETURNING customer_id, tag_id
+            ), pushed AS ({_PUSHES_RECORD})
+            SELECT (SELECT count(*) FROM changed), (SELECT count(*) FROM pushed)
+            """,  # noqa: S608
+            {
+                "source": source,
+                "customers": customers,
+                "tag_ids": tag_ids,
+                "group_ids": [t.group_id if t.group.is_exclusive else None for t in tags],
+                "action": "add",
+                "is_pushed": is_pushed,
+            },
         )
-        assigned = cursor.rowcount
+        assigned, pushed_additions = cursor.fetchone()  # type: ignore[misc]
+    if pushed_removals or pushed_additions:
+        enqueue.wecom_tag_push()
     logger.info(
         "tags.assigned",
-        extra={"actor": actor, "assigned_count": assigned, "replaced_count": replaced},
+        extra={
+            "actor": actor,
+            "assigned_count": assigned,
+            "replaced_count": replaced,
+            "wecom_push_count": pushed_removals + pushed_additions,
+        },
     )
     return AssignOutcome(
         assigned=assigned,
@@ -272,8 +343,29 @@ def tags_assign(
 @transaction.atomic
 def tags_remove(*, customer_ids: Sequence[int], tags: Sequence[Tag], actor: str) -> int:
     """Take the tags away from the customers; returns how many holdings were removed."""
-    removed, _detail = CustomerTag.objects.filter(
-        customer_id__in=set(customer_ids), tag__in=tags
-    ).delete()
-    logger.info("tags.removed", extra={"actor": actor, "removed_count": removed})
-    return removed
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH changed AS (
+                DELETE FROM crm_customertag
+                WHERE customer_id = ANY(%(customers)s::bigint[])
+                  AND tag_id = ANY(%(tag_ids)s::bigint[])
+                RETURNING customer_id, tag_id
+            ), pushed AS ({_PUSHES_RECORD})
+            SELECT (SELECT count(*) FROM changed), (SELECT count(*) FROM pushed)
+            """,  # noqa: S608
+            {
+                "customers": sorted(set(customer_ids)),
+                "tag_ids": sorted({t.pk for t in tags}),
+                "action": "remove",
+                "is_pushed": True,
+            },
+        )
+        removed, pushed = cursor.fetchone()  # type: ignore[misc]
+    if pushed:
+        enqueue.wecom_tag_push()
+    logger.info(
+        "tags.removed",
+        extra={"actor": actor, "removed_count": removed, "wecom_push_count": pushed},
+    )
+    return int(removed)
