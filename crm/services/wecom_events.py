@@ -16,7 +16,7 @@ from wechatpy.exceptions import WeChatClientException
 from crm import enqueue
 from crm.models import WeComEvent, WeComEventStatus
 from crm.personal_data import decrypt, encrypt, hash_identity
-from crm.wecom.callbacks import ParsedEvent, event_parse
+from crm.wecom.callbacks import ParsedEvent, xml_parse
 from crm.wecom.registry import HANDLERS, CallbackEvent
 
 logger = logging.getLogger(__name__)
@@ -97,12 +97,13 @@ class BadOutcome(Exception):
 
 
 def _callback_event(event: WeComEvent) -> CallbackEvent:
-    parsed = event_parse(decrypt(event.message_encrypted), now=event.received_at)
+    # Checked when it arrived; only its fields are read again.
+    fields = xml_parse(decrypt(event.message_encrypted))
     return CallbackEvent(
         event=event.event,
         change_type=event.change_type,
         event_at=event.event_at,
-        fields=parsed.fields,
+        fields=fields,
         event_id=event.pk,
     )
 

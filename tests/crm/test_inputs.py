@@ -2,13 +2,14 @@
 endpoints; and the ingestion structs restate some model choices as literals (msgspec validates
 them in C): they must not drift apart."""
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, get_args, get_origin
 
 import pytest
 from django.db import models
-from django.utils import timezone
+from django.utils import timezone, translation
 from rest_framework.test import APIClient
 
 from core import validators
@@ -36,6 +37,13 @@ from tests.crm.input_support import (
 )
 from tests.crm.support import bulk_answer
 from tests.factories import CustomerFactory, GroupFactory
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    """Messages are asserted in English, whatever language an earlier test left active."""
+    with translation.override("en"):
+        yield
 
 
 def _literal_values(annotation: object) -> set[str]:

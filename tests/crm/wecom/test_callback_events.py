@@ -22,7 +22,7 @@ from crm.services.wecom_events import (
     wecom_events_requeue,
 )
 from crm.tasks import RETRY_COUNTDOWNS, wecom_event_process_task
-from crm.wecom.registry import CallbackEvent
+from crm.wecom.registry import HANDLERS, CallbackEvent
 from devstack.wecom_callbacks import chat_event_xml, contact_event_xml
 from tests.crm.wecom.callback_support import (
     CALLBACK_SETTINGS,
@@ -106,7 +106,8 @@ def test_the_same_event_delivered_twice_is_applied_once(client: Client, enqueued
     assert calls == [WeComEvent.objects.get().pk]
 
 
-def test_an_event_without_handler_is_ignored(client: Client, enqueued) -> None:
+def test_an_event_without_handler_is_ignored(client: Client, enqueued, monkeypatch) -> None:
+    monkeypatch.delitem(HANDLERS, (CONTACT, "edit_external_contact"))
     event = _received(client, _edit())
     assert wecom_event_process(event_id=event.pk) == WeComEventStatus.IGNORED
     event.refresh_from_db()
@@ -184,7 +185,10 @@ def test_a_gone_event_is_skipped() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_event_locked_by_another_worker_is_skipped_not_waited_for(client: Client) -> None:
+def test_an_event_locked_by_another_worker_is_skipped_not_waited_for(
+    client: Client, monkeypatch
+) -> None:
+    monkeypatch.delitem(HANDLERS, (CONTACT, "edit_external_contact"))
     event = _received(client, _edit())
     locked = threading.Event()
     release = threading.Event()
