@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.utils import timezone
 
 from crm.models import PURCHASE_STATUSES, ContactWay
@@ -62,15 +62,18 @@ def contact_way_list(
     *, is_active: bool | None = None, source_channel: str | None = None, search: str | None = None
 ) -> QuerySet[ContactWay]:
     """The codes with their staff members and tags on add (prefetched), newest first."""
-    ways = ContactWay.objects.prefetch_related("staff_members", "auto_tags").order_by(
-        "-created_at", "-id"
+    ways = (
+        ContactWay.objects.defer("qr_code_image")
+        .annotate(has_image=ExpressionWrapper(Q(qr_code_image__isnull=False), BooleanField()))
+        .prefetch_related("staff_members", "auto_tags")
+        .order_by("-created_at", "-id")
     )
     if is_active is not None:
         ways = ways.filter(is_active=is_active)
     if source_channel:
         ways = ways.filter(source_channel=source_channel)
     if search:
-        ways = ways.filter(name__icontains=search) | ways.filter(state=search)
+        ways = ways.filter(Q(name__icontains=search) | Q(state=search))
     return ways
 
 

@@ -243,7 +243,8 @@ def _wecom_delete_quietly(config_id: str) -> None:
         logger.warning("wecom.contact_way_orphaned", extra={"errcode": errcode_of(error)})
 
 
-def _contact_way(contact_way_id: int) -> ContactWay:
+def contact_way_get_or_404(*, contact_way_id: int) -> ContactWay:
+    """The code, or NotFound (`contact_way_not_found`)."""
     contact_way = ContactWay.objects.filter(pk=contact_way_id).first()
     if contact_way is None:
         raise NotFound(ERROR_CONTACT_WAY_NOT_FOUND, _("No such channel QR code."))
@@ -263,7 +264,7 @@ def contact_way_update(
     """Change the code's name, staff members, tags on add, source channel or confirmation, in
     WeCom first (update_contact_way) where WeCom holds it. The state never changes: reports
     and customers' first touch are keyed by it."""
-    contact_way = _contact_way(contact_way_id)
+    contact_way = contact_way_get_or_404(contact_way_id=contact_way_id)
     if not contact_way.is_active:
         raise Conflict(ERROR_INACTIVE, _("This channel QR code is stopped and cannot change."))
     if name is not None:
@@ -309,7 +310,7 @@ def contact_way_deactivate(*, contact_way_id: int, actor: str) -> ContactWay:
     """Stop the code: deleted in WeCom (del_contact_way; scanning it adds nobody any more),
     kept here inactive so that its customers and reports stay. Stopping a stopped code
     changes nothing."""
-    contact_way = _contact_way(contact_way_id)
+    contact_way = contact_way_get_or_404(contact_way_id=contact_way_id)
     if not contact_way.is_active:
         return contact_way
     if contact_way.config_id:
@@ -325,7 +326,7 @@ def contact_way_deactivate(*, contact_way_id: int, actor: str) -> ContactWay:
 
 def contact_way_qr_code_image(*, contact_way_id: int) -> bytes:
     """The code's PNG as stored; fetched again (and stored) if the first fetch failed."""
-    contact_way = _contact_way(contact_way_id)
+    contact_way = contact_way_get_or_404(contact_way_id=contact_way_id)
     image = contact_way.qr_code_image
     if image:
         return bytes(image)
