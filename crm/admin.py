@@ -763,3 +763,7 @@ class CustomerMergeAdmin(CustomerScopedAdmin, ActorLabelsAdmin, ReadOnlyAdmin):
     list_select_related = ["survivor"]
     fields = ["survivor", "merged_customer_id", "actor_label", "reason", "moved", "merged_at"]
     readonly_fields = ["actor_label"]
+
+
+# Channel QR codes (渠道活码) have their own module; importing it registers their admin.
+import crm.admin_contact_ways  # noqa: E402, F401
