@@ -194,3 +194,25 @@ def test_a_key_bound_to_a_staff_member_is_refused(fake: FakeWeCom) -> None:
     response = bound.get(URL)
     assert response.status_code == 403
     assert response.json()["code"] == "owner_scope_refused"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": ""},
+        {"staff_member_ids": []},
+        {"staff_member_ids": [-1]},
+        {"auto_tag_ids": ["x"]},
+        {"source_channel": "tv"},
+        {"skip_verify": "maybe"},
+        {"name": "a\x00b"},
+    ],
+)
+def test_a_hostile_change_is_a_400_and_changes_nothing(client, fake: FakeWeCom, body) -> None:
+    created = client.post(URL, _body(), format="json").json()
+    calls = len(fake.calls())
+    response = client.patch(f"{URL}/{created['id']}", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"]
+    assert ContactWay.objects.get().name == "抖音 0312 视频"
+    assert len(fake.calls()) == calls
