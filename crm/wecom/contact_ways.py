@@ -31,7 +31,9 @@ from django.utils.translation import gettext_lazy
 from wechatpy.exceptions import WeChatClientException
 
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.models import AuditAction
 from core.outbound import SCHEMES, address_is_public, host_is_internal_name, resolve_host
+from core.services.audit import audit_change, audit_values
 from crm.models import ContactWay, ContactWayKind, SourceChannel, StaffMember, Tag
 from crm.wecom.client import CALL_TIMEOUT_SECONDS, errcode_of, wecom_call, wecom_client
 
@@ -48,6 +50,10 @@ ERROR_UNKNOWN_TAGS = "contact_way_unknown_tags"
 ERROR_INACTIVE = "contact_way_inactive"
 ERROR_WECOM_REFUSED = "wecom_refused"
 ERROR_QR_CODE_UNAVAILABLE = "contact_way_qr_code_unavailable"
+
+# The fields of a code its audit events compare (staff members and tags are set apart).
+AUDITED_FIELDS = ("name", "state", "config_id", "kind", "source_channel", "skip_verify")
+AUDITED_FIELDS += ("is_active",)
 
 # WeCom's scene 2: the contact way is a QR code (1 would be a mini-program button).
 SCENE_QR_CODE = 2
@@ -218,6 +224,13 @@ def contact_way_create(
             )
             contact_way.staff_members.set(checked.staff)
             contact_way.auto_tags.set(checked.tags)
+            audit_change(
+                actor=actor,
+                action=AuditAction.CREATE,
+                object_type="contact_way",
+                object_id=contact_way.pk,
+                after=audit_values(contact_way, AUDITED_FIELDS),
+            )
     except IntegrityError:
         # Another code took the state (or WeCom repeated a config id) in the meantime: the
         # code just made in WeCom would otherwise be left behind there.
@@ -294,6 +307,7 @@ def contact_way_update(
             )
         except WeChatClientException as error:
             raise _wecom_refused(error) from None
+    before = audit_values(contact_way, AUDITED_FIELDS)
     with transaction.atomic():
         contact_way.name = new_name
         contact_way.skip_verify = new_skip_verify
@@ -302,6 +316,14 @@ def contact_way_update(
         contact_way.save(update_fields=["name", "skip_verify", "source_channel"])
         contact_way.staff_members.set(checked.staff)
         contact_way.auto_tags.set(checked.tags)
+        audit_change(
+            actor=actor,
+            action=AuditAction.CHANGE,
+            object_type="contact_way",
+            object_id=contact_way.pk,
+            before=before,
+            after=audit_values(contact_way, AUDITED_FIELDS),
+        )
     logger.info("wecom.contact_way_updated", extra={"contact_way_id": contact_way.pk})
     return contact_way
 
@@ -318,8 +340,18 @@ def contact_way_deactivate(*, contact_way_id: int, actor: str) -> ContactWay:
             wecom_call(wecom_client().external_contact.del_contact_way, contact_way.config_id)
         except WeChatClientException as error:
             raise _wecom_refused(error) from None
-    ContactWay.objects.filter(pk=contact_way.pk).update(is_active=False)
-    contact_way.is_active = False
+    before = audit_values(contact_way, AUDITED_FIELDS)
+    with transaction.atomic():
+        ContactWay.objects.filter(pk=contact_way.pk).update(is_active=False)
+        contact_way.is_active = False
+        audit_change(
+            actor=actor,
+            action=AuditAction.CHANGE,
+            object_type="contact_way",
+            object_id=contact_way.pk,
+            before=before,
+            after=audit_values(contact_way, AUDITED_FIELDS),
+        )
     logger.info("wecom.contact_way_deactivated", extra={"contact_way_id": contact_way.pk})
     return contact_way
 

@@ -265,3 +265,19 @@ def test_a_missing_image_is_fetched_when_first_asked_for(fake: FakeWeCom) -> Non
     image = contact_way_qr_code_image(contact_way_id=contact_way.pk)
     assert image == wecom_fake_contact_ways.qr_png(contact_way.config_id)
     assert bytes(ContactWay.objects.get().qr_code_image) == image
+
+
+def test_creating_changing_and_stopping_are_audited(fake: FakeWeCom) -> None:
+    from core.models import AuditEvent
+
+    contact_way = _create()
+    contact_way_update(contact_way_id=contact_way.pk, name="快手直播间", actor="张三")
+    contact_way_deactivate(contact_way_id=contact_way.pk, actor="李四")
+    events = list(AuditEvent.objects.filter(object_type="contact_way").order_by("pk"))
+    assert [(e.action, e.actor) for e in events] == [
+        ("create", "张三"),
+        ("change", "张三"),
+        ("change", "李四"),
+    ]
+    assert events[1].detail["after"] == {"name": "快手直播间"}
+    assert events[2].detail["after"] == {"is_active": False}
