@@ -52,8 +52,8 @@ ERROR_WECOM_REFUSED = "wecom_refused"
 ERROR_QR_CODE_UNAVAILABLE = "contact_way_qr_code_unavailable"
 
 # The fields of a code its audit events compare (staff members and tags are set apart).
-AUDITED_FIELDS = ("name", "state", "config_id", "kind", "source_channel", "skip_verify")
-AUDITED_FIELDS += ("is_active",)
+AUDITED_FIELDS: tuple[str, ...] = ("name", "state", "config_id", "kind", "source_channel")
+AUDITED_FIELDS += ("skip_verify", "is_active")
 
 # WeCom's scene 2: the contact way is a QR code (1 would be a mini-program button).
 SCENE_QR_CODE = 2
