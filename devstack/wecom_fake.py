@@ -265,6 +265,7 @@ class FakeWeCom:
     - ``POST /_fake/confirm``: ``{"msgid": "...", "userid": "..." (optional)}``
     - ``POST /_fake/expire_tokens``: every issued token answers 42001 from now on
     - ``POST /_fake/reset``: forget messages, tokens, faults and calls; restore the initial config
+    - ``GET /_fake/qr/<config_id>.png``: a contact way's QR image (devstack.wecom_fake_contact_ways)
     """
 
     def __init__(
