@@ -151,3 +151,24 @@ def test_the_pages_read_in_chinese(chinese: Client, fake: FakeWeCom) -> None:
     assert "下载二维码" in change
     headers = re.findall(r'<th scope="col"[^>]*>(.*?)</th>', page, flags=re.S)
     assert not [h for h in headers if re.search(r"[A-Za-z]{3,}", re.sub(r"<[^>]+>", "", h))]
+
+
+def test_a_stopped_codes_page_shows_it_read_only_with_its_image(
+    admin_client_en: Client, fake: FakeWeCom
+) -> None:
+    way = _way("v1")
+    admin_client_en.post(
+        reverse(CHANGELIST),
+        {"action": "deactivate", "_selected_action": [way.pk], "confirm": "yes"},
+    )
+    page = admin_client_en.get(reverse("admin:crm_contactway_change", args=[way.pk]))
+    content = page.content.decode()
+    assert page.status_code == 200
+    assert 'name="name"' not in content  # nothing to change
+    assert reverse("admin:crm_contactway_qr_code", args=[way.pk]) in content
+    assert 'name="_selected_action"' not in content
+    # Never deleted: its customers' first touch names it.
+    assert admin_client_en.get(
+        reverse("admin:crm_contactway_delete", args=[way.pk])
+    ).status_code in (302, 403)
+    assert ContactWay.objects.filter(pk=way.pk).exists()
