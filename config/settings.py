@@ -313,6 +313,7 @@ SPECTACULAR_SETTINGS = {
         "SourceChannelEnum": "crm.models.SourceChannel",
         "OrderStatusEnum": "crm.models.OrderStatus",
         "GroupKindEnum": "crm.models.GroupKind",
+        "ContactWayKindEnum": "crm.models.ContactWayKind",
         "InteractionKindEnum": "crm.models.InteractionKind",
         "LifecycleStateEnum": "segments.models.LifecycleState",
         "RecomputeKindEnum": "segments.models.RecomputeKind",

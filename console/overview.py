@@ -54,7 +54,8 @@ from console.selectors import (
     overview_retention,
     overview_rfm_tiers,
 )
-from crm.models import SourceChannel
+from crm.models import ContactWay, SourceChannel
+from crm.selectors.contact_ways import contact_way_reports, report_window
 from crm.selectors.scoping import VIEW_ALL_CUSTOMERS_PERMISSION
 from segments.models import LifecycleState, RfmTier
 from segments.portrait import portrait_base
@@ -851,12 +852,83 @@ def _pressure_panel(period: Period, *, fresh: bool = False) -> dict[str, Any]:
     }
 
 
+# Channel QR codes (渠道活码) -------------------------------------------------------------------
+
+CONTACT_WAYS_PERMISSIONS = ("crm.view_contactway", "crm.view_customer", "crm.view_order")
+# The codes shown: those that brought the most customers in the past 7 days.
+CONTACT_WAYS_SHOWN = 10
+
+
+def _contact_ways_panel(*, now: datetime | None = None, fresh: bool = False) -> dict[str, Any]:
+    """Yesterday's and the past 7 days' contacts per channel QR code and the first orders of
+    the customers they first brought (the same for every period: always yesterday and the
+    past 7 whole days, in business time)."""
+    now = now or timezone.now()
+    yesterday = report_window(1, now=now)
+    week = report_window(7, now=now)
+    key = f"console:overview:contact_ways:{week[1].date().isoformat()}"
+
+    def compute() -> dict[str, Any]:
+        # Two statements over every code (crm.selectors.contact_ways), not one per code.
+        by_day = contact_way_reports(added_since=yesterday[0], added_before=yesterday[1], now=now)
+        by_week = contact_way_reports(added_since=week[0], added_before=week[1], now=now)
+        shown = sorted(
+            (r for r in by_week.values() if r.added or r.acquired),
+            key=lambda r: (-r.added, -r.acquired, r.contact_way_id),
+        )[:CONTACT_WAYS_SHOWN]
+        names = dict(
+            ContactWay.objects.filter(pk__in=[r.contact_way_id for r in shown]).values_list(
+                "pk", "name"
+            )
+        )
+        return {
+            "rows": [
+                {
+                    "id": r.contact_way_id,
+                    "name": names.get(r.contact_way_id, ""),
+                    "added_yesterday": by_day[r.contact_way_id].added
+                    if r.contact_way_id in by_day
+                    else 0,
+                    "added_week": r.added,
+                    "acquired_week": r.acquired,
+                    "first_orders_week": r.first_orders_30,
+                    "revenue_week": r.first_order_revenue_30,
+                }
+                for r in shown
+            ]
+        }
+
+    figures = _computed(key, compute, fresh=fresh)
+    rows = [
+        {
+            "label": row["name"],
+            "url": reverse("admin:crm_contactway_change", args=[row["id"]]),
+            "added_yesterday": format_count(row["added_yesterday"]),
+            "added_week": format_count(row["added_week"]),
+            "first_orders": format_count(row["first_orders_week"]),
+            "revenue": format_money(row["revenue_week"]),
+            "rate": format_rate(row["first_orders_week"] / row["acquired_week"])
+            if row["acquired_week"]
+            else "–",
+        }
+        for row in figures["rows"]
+    ]
+    return {
+        "computed_at": _computed_at_text(figures["computed_at"]),
+        "period_text": _period_text(week[0], week[1]),
+        "rows": rows,
+        "list_url": reverse("admin:crm_contactway_changelist"),
+    }
+
+
 def _more_panels(user: Any, period: Period) -> dict[str, Any]:
     """The acquisition, pinned segments, campaigns and contact pressure panels the user may
     see."""
     panels: dict[str, Any] = {}
     if user.has_perms(ACQUISITION_PERMISSIONS):
         panels["acquisition"] = _acquisition_panel(period)
+    if user.has_perms(CONTACT_WAYS_PERMISSIONS):
+        panels["contact_ways"] = _contact_ways_panel()
     if user.has_perms(PINNED_PERMISSIONS):
         panels["pinned"] = _pinned_panel(period)
     if user.has_perms(CAMPAIGNS_PERMISSIONS):
@@ -880,6 +952,7 @@ def overview_refresh(*, now: datetime | None = None) -> None:
         _pinned_panel(period, fresh=True)
         _campaigns_panel(period, fresh=True)
         _pressure_panel(period, fresh=True)
+    _contact_ways_panel(now=now, fresh=True)
     period = overview_period(days=DEFAULT_PERIOD_DAYS, now=now)
     _lifecycle_panel(period, fresh=True)
     _rfm_panel(period, fresh=True)

@@ -65,6 +65,7 @@ AUDITED_OBJECT_TYPES = {
     "rfm_policy": _("RFM policy"),
     "lifecycle_policy": _("lifecycle policy"),
     "api_key": _("API key"),
+    "contact_way": _("channel QR code"),
 }
 
 

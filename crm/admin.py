@@ -837,3 +837,7 @@ class WeComTagPushAdmin(CustomerScopedAdmin, ReadOnlyAdmin):
     @admin.display(description=_("reason"))
     def error_label(self, push: WeComTagPush) -> str:
         return push_error_label(push.error_code)
+
+
+# Channel QR codes (渠道活码) have their own module; importing it registers their admin.
+import crm.admin_contact_ways  # noqa: E402, F401

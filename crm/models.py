@@ -713,6 +713,15 @@ class WeComFollow(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["customer", "staff_member"], name="wecom_follow_unique")
         ]
+        indexes = [
+            # The channel QR code report finds a code's relations by its state
+            # (crm.selectors.contact_ways); most relations have none.
+            models.Index(
+                fields=["state", "added_at"],
+                condition=~Q(state=""),
+                name="wecom_follow_by_state",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.staff_member} → {self.customer}"

@@ -265,6 +265,7 @@ class FakeWeCom:
     - ``POST /_fake/confirm``: ``{"msgid": "...", "userid": "..." (optional)}``
     - ``POST /_fake/expire_tokens``: every issued token answers 42001 from now on
     - ``POST /_fake/reset``: forget messages, tokens, faults and calls; restore the initial config
+    - ``GET /_fake/qr/<config_id>.png``: a contact way's QR image (devstack.wecom_fake_contact_ways)
     """
 
     def __init__(
@@ -431,6 +432,19 @@ class FakeWeCom:
             return [dict(call) for call in self._calls]
 
     # --- HTTP dispatch ---
+
+    def handle_file(self, raw_path: str) -> tuple[str, bytes] | None:
+        """A file a route module serves under /_fake/ (a contact way's QR image, say):
+        (content type, bytes), or None when the path names none (then answered as JSON)."""
+        path = urlsplit(raw_path).path
+        if not path.startswith(ADMIN_PREFIX):
+            return None
+        rest = path[len(ADMIN_PREFIX) :]
+        for prefix, handler in _directory_files().items():
+            if rest.startswith(prefix):
+                with self._lock:
+                    return handler(self, rest[len(prefix) :])
+        return None
 
     def handle_http(self, method: str, raw_path: str, body: bytes) -> tuple[int, JSONDict]:
         """Answer one HTTP request: (status, JSON body). Called from the server's threads."""
@@ -769,6 +783,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: _FakeWeComServer
 
     def do_GET(self) -> None:
+        file = self.server.fake.handle_file(self.path)
+        if file is not None:
+            self._respond_file(*file)
+            return
         self._respond(*self.server.fake.handle_http("GET", self.path, b""))
 
     def do_POST(self) -> None:
@@ -780,6 +798,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _respond_file(self, content_type: str, data: bytes) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -801,6 +826,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 # Modules serving the directory's endpoints, each with ROUTES: endpoint ->
 # handler(fake, body, now) -> JSON (called under the fake's lock; raise WeComError to refuse).
 _ROUTE_MODULES: tuple[str, ...] = (
+    "devstack.wecom_fake_contact_ways",
     "devstack.wecom_fake_contacts",
     "devstack.wecom_fake_groups",
     "devstack.wecom_fake_tags",
@@ -813,6 +839,15 @@ def _directory_routes() -> dict[str, Callable[[FakeWeCom, JSONDict, float], JSON
     for name in _ROUTE_MODULES:
         routes.update(importlib.import_module(name).ROUTES)
     return routes
+
+
+@functools.cache
+def _directory_files() -> dict[str, Callable[[FakeWeCom, str], tuple[str, bytes] | None]]:
+    """Files a route module serves under /_fake/ (its FILES: path prefix -> handler)."""
+    files: dict[str, Callable[[FakeWeCom, str], tuple[str, bytes] | None]] = {}
+    for name in _ROUTE_MODULES:
+        files.update(getattr(importlib.import_module(name), "FILES", {}))
+    return files
 
 
 def _is_endpoint(endpoint: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from crm.models import Customer, Group, StaffMember, Tag, TagGroup
+from crm.models import ContactWay, Customer, Group, StaffMember, Tag, TagGroup
 from crm.selectors.customers import customer_list
 from segments.feeds import Feed, feed_end
 from segments.models import (
@@ -254,7 +254,7 @@ def customer_memberships(customer_id: int) -> QuerySet[SegmentMembership]:
 
 # What a rule may name (segments.rules): the kinds of rows the segment builder picks by name.
 # Staff members are named by their WeCom userid (the field `owner`), the others by id.
-RULE_REFERENCE_KINDS = ("tag", "tag_group", "group", "segment", "staff")
+RULE_REFERENCE_KINDS = ("tag", "tag_group", "group", "segment", "staff", "contact_way")
 RULE_REFERENCE_OPTIONS = 20
 
 
@@ -288,6 +288,7 @@ def rule_reference_options(
             "tag_group": TagGroup.objects.all(),
             "group": Group.objects.all(),
             "segment": Segment.objects.all(),
+            "contact_way": ContactWay.objects.all(),
         }
         rows = named[kind].only("name").order_by("name", "pk")
         if search and not ids:

@@ -8,38 +8,25 @@ rebinding) cannot send it elsewhere. WEBHOOK_ALLOW_PRIVATE_NETWORKS lifts the ne
 refused whatever it says."""
 
 import ipaddress
-import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+# The names and addresses policy is core's (crm fetches from outside too); the tests replace
+# resolve_host here, where webhook_url_check looks it up.
+from core.outbound import (  # noqa: F401
+    BLOCKED_NAMES,
+    BLOCKED_SUFFIXES,
+    SCHEMES,
+    IPAddress,
+    address_is_public,
+    host_is_internal_name,
+    resolve_host,
+)
+
 ERROR_WEBHOOK_URL_NOT_ALLOWED = "webhook_url_not_allowed"
-
-SCHEMES = frozenset({"http", "https"})
-# Names that are internal whatever they resolve to (cloud metadata services, mDNS, RFC 6761
-# and RFC 8375 special-use names).
-BLOCKED_NAMES = frozenset({"localhost", "metadata.google.internal", "metadata", "instance-data"})
-BLOCKED_SUFFIXES = (
-    ".localhost",
-    ".local",
-    ".internal",
-    ".localdomain",
-    ".home.arpa",
-    ".lan",
-    ".intranet",
-    ".corp",
-)
-# Ranges `ipaddress` does not flag on every Python this runs on: CGNAT (shared address
-# space), "this network", and NAT64 prefixes whose embedded IPv4 address is checked apart.
-_BLOCKED_NETWORKS = tuple(
-    ipaddress.ip_network(net)
-    for net in ("0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "64:ff9b:1::/48")
-)
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class WebhookUrlRefused(ValueError):
@@ -72,45 +59,6 @@ class WebhookTarget:
         """The URL with the checked address in place of the host name."""
         address = f"[{self.address}]" if ":" in self.address else self.address
         return f"{self.scheme}://{address}:{self.port}{self.target}"
-
-
-def resolve_host(host: str, port: int) -> list[str]:
-    """Every address `host` resolves to, in the resolver's order of preference."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses: list[str] = []
-    for info in infos:
-        address = str(info[4][0]).split("%", 1)[0]  # an IPv6 zone id is not part of it
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
-
-
-def address_is_public(address: IPAddress) -> bool:
-    """Whether a post may go to `address`: not loopback, private, link-local, multicast,
-    reserved, unspecified, shared (CGNAT) or otherwise not globally routable, and not an
-    IPv6 form of such an IPv4 address (mapped, 6to4, Teredo, NAT64)."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if address.teredo is not None:
-            embedded = address.teredo[1]
-        if address in _NAT64:
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None and not address_is_public(embedded):
-            return False
-        if address.is_site_local:
-            return False
-    if any(
-        address in network for network in _BLOCKED_NETWORKS if network.version == address.version
-    ):
-        return False
-    return address.is_global and not (
-        address.is_loopback
-        or address.is_private
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
 
 
 def _literal_address(host: str) -> IPAddress | None:
@@ -146,7 +94,7 @@ def webhook_url_check(url: str) -> WebhookTarget:
         target = f"{target}?{parts.query}"
     allow_private = settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS
     literal = _literal_address(host)
-    is_internal_name = host in BLOCKED_NAMES or host.endswith(BLOCKED_SUFFIXES) or "." not in host
+    is_internal_name = host_is_internal_name(host)
     if literal is None and is_internal_name and not allow_private:
         raise WebhookUrlRefused(_("The host name belongs to an internal network."))
     if literal is not None:

@@ -30,6 +30,7 @@ RESOURCES = (
     "consents",
     "segments",
     "campaigns",
+    "contact_ways",
 )
 SCOPES = (
     *(f"{resource}:{access}" for resource in RESOURCES for access in ("read", "write")),
@@ -56,6 +57,8 @@ SCOPE_LABELS = {
     "segments:write": gettext_lazy("Segments: write"),
     "campaigns:read": gettext_lazy("Campaigns: read"),
     "campaigns:write": gettext_lazy("Campaigns: write"),
+    "contact_ways:read": gettext_lazy("Channel QR codes: read"),
+    "contact_ways:write": gettext_lazy("Channel QR codes: write"),
     "personal_data:read": gettext_lazy("Personal data: see unmasked"),
     "personal_data:erase": gettext_lazy("Personal data: erase (PIPL)"),
     "audit:read": gettext_lazy("Audit trail: read"),

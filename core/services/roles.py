@@ -102,6 +102,8 @@ ROLES: tuple[Role, ...] = (
             *_crud("crm", "taggroup", "add change"),
             *_crud("crm", "group", "change"),
             *_crud("crm", "customertag", "add change delete"),
+            # Channel QR codes (渠道活码): made, changed and stopped by operations.
+            *_crud("crm", "contactway", "view add change"),
             *_CUSTOMER_EXPORT,
         ),
     ),
@@ -130,6 +132,7 @@ ROLES: tuple[Role, ...] = (
         permissions=(
             VIEW_ALL_CUSTOMERS,
             *_CRM_READ,
+            *_crud("crm", "contactway"),
             *_CUSTOMER_EXPORT,
         ),
         view_apps=("segments", "campaigns"),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from crm.api import consents, customers, groups, interactions, orders, tags
+from crm.api import consents, contact_ways, customers, groups, interactions, orders, tags
 
 urlpatterns = [
     path("customers", customers.CustomerListView.as_view(), name="customer-list"),
@@ -23,4 +23,20 @@ urlpatterns = [
     path("groups", groups.GroupListView.as_view(), name="group-list"),
     path("groups/<int:group_id>", groups.GroupDetailView.as_view(), name="group-detail"),
     path("groups/<int:group_id>/members", groups.GroupMembersView.as_view(), name="group-members"),
+    path("contact-ways", contact_ways.ContactWayListView.as_view(), name="contact-way-list"),
+    path(
+        "contact-ways/<int:contact_way_id>",
+        contact_ways.ContactWayDetailView.as_view(),
+        name="contact-way-detail",
+    ),
+    path(
+        "contact-ways/<int:contact_way_id>/deactivate",
+        contact_ways.ContactWayDeactivateView.as_view(),
+        name="contact-way-deactivate",
+    ),
+    path(
+        "contact-ways/<int:contact_way_id>/qr-code",
+        contact_ways.ContactWayQrCodeView.as_view(),
+        name="contact-way-qr-code",
+    ),
 ]

@@ -119,6 +119,18 @@ register_field(
     ),
 )
 register_field(
+    name="contact_way",
+    label=gettext_lazy("channel QR code"),
+    category=PROFILE,
+    # The code of the customer's first touch (crm.CustomerAcquisition), by id; the builder
+    # picks it by name. Customers who came some other way have none (is_null).
+    value_type=NumberType(is_integer=True, minimum=1, maximum=2**63 - 1),
+    ops=("eq", "neq", "in", "not_in", "is_null"),
+    picks="contact_way",
+    # One row per customer (its primary key); acquisition_by_way serves the membership test.
+    column=KeyedColumn(table="crm_customeracquisition", column="contact_way_id"),
+)
+register_field(
     name="first_seen_at",
     label=gettext_lazy("first seen"),
     category=PROFILE,

@@ -13,7 +13,7 @@ from segments.api.urls import urlpatterns as segments_urlpatterns
 pytestmark = pytest.mark.django_db
 
 ARGUMENTS = {"customer_id": "1", "order_id": "1", "group_id": "1", "tag_id": "1"}
-ARGUMENTS |= {"segment_id": "1", "rule_id": "1", "campaign_id": "1"}
+ARGUMENTS |= {"segment_id": "1", "rule_id": "1", "campaign_id": "1", "contact_way_id": "1"}
 ARGUMENTS |= {"provider": "phone", "value": "13912345678"}
 
 

@@ -411,6 +411,7 @@ def test_a_bound_key_may_not_sync_a_groups_members(world: World) -> None:
 
 
 ARGUMENTS = {"customer_id": "1", "order_id": "1", "group_id": "1", "tag_id": "1"}
+ARGUMENTS |= {"contact_way_id": "1"}
 ARGUMENTS |= {"segment_id": "1", "rule_id": "1", "campaign_id": "1", "name": "clv"}
 ARGUMENTS |= {"provider": "phone", "value": PHONE_A}
 

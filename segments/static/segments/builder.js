@@ -47,7 +47,9 @@
   const csrfInput = document.querySelector("input[name=csrfmiddlewaretoken]");
 
   // Labels of the rows a rule names by id, by kind ("tag", "group", ...): id -> name.
-  const referenceLabels = { tag: new Map(), tag_group: new Map(), group: new Map(), segment: new Map(), staff: new Map() };
+  const referenceLabels = {
+    tag: new Map(), tag_group: new Map(), group: new Map(), segment: new Map(), staff: new Map(), contact_way: new Map(),
+  };
 
   // `counts`: the last preview's count of each top-level condition, shown until the tree's
   // shape changes.
@@ -1121,8 +1123,9 @@
     } else if (node.type === "leaf") {
       const field = fields.get(node.field);
       if (field && field.picks && node.op !== "contains") {
+        // Keys are texts (a staff member's userid) or ids (a channel QR code's).
         (Array.isArray(node.value) ? node.value : [node.value]).forEach(function (value) {
-          if (typeof value === "string" && value !== "") {
+          if ((typeof value === "string" && value !== "") || Number.isInteger(value)) {
             into[field.picks].add(value);
           }
         });
@@ -1140,7 +1143,9 @@
   }
 
   function loadReferenceLabels() {
-    const wanted = { tag: new Set(), tag_group: new Set(), group: new Set(), segment: new Set(), staff: new Set() };
+    const wanted = {
+      tag: new Set(), tag_group: new Set(), group: new Set(), segment: new Set(), staff: new Set(), contact_way: new Set(),
+    };
     collectReferences(state.root, wanted);
     const requests = Object.entries(wanted)
       .map(function ([kind, ids]) {
