@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache as shared_cache
+from django.db import transaction
 from wechatpy.enterprise import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.session import SessionStorage
@@ -45,20 +46,32 @@ BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0)
 class SharedSessionStorage(SessionStorage):  # type: ignore[misc]
     """wechatpy's token storage on Django's cache: one token per corp and secret for every
     worker and web process, instead of one per process (WeCom limits how often tokens are
-    fetched)."""
+    fetched).
+
+    A token is written to the shared cache once the caller's transaction commits: the
+    PostgreSQL cache writes on the caller's connection, and a row written inside a transaction
+    that then waits on WeCom (a campaign's call holds its transaction open) would make every
+    other process wanting a token wait for it. Until then this process keeps it to itself."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
+        self._own: dict[str, tuple[Any, float]] = {}  # key -> (value, monotonic expiry)
 
     def get(self, key: str, default: Any = None) -> Any:
+        own = self._own.get(key)
+        if own is not None and own[1] > time.monotonic():
+            return own[0]
         return shared_cache.get(f"{self.prefix}:{key}", default)
 
     def set(self, key: str, value: Any, ttl: int | None = None) -> None:
         # A token is used until 60 s before its end (wechatpy): keep it no longer than WeCom.
-        shared_cache.set(f"{self.prefix}:{key}", value, ttl)
+        lifetime = float(ttl) if ttl else float("inf")
+        self._own[key] = (value, time.monotonic() + lifetime)
+        transaction.on_commit(lambda: shared_cache.set(f"{self.prefix}:{key}", value, ttl))
 
     def delete(self, key: str) -> None:
-        shared_cache.delete(f"{self.prefix}:{key}")
+        self._own.pop(key, None)
+        transaction.on_commit(lambda: shared_cache.delete(f"{self.prefix}:{key}"))
 
 
 class WeComClient(WeChatClient):  # type: ignore[misc]
