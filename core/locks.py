@@ -65,6 +65,9 @@ class Lock(enum.Enum):
     # crm. One mirror of WeCom's corp tags at a time: the nightly sync and the tag callbacks
     # (transaction; crm.wecom.tags).
     WECOM_CORP_TAGS = (Form.SINGLE, 0x43524D5F57544147)  # "CRM_WTAG"
+    # crm. One process walking a WeCom full sync at a time: a second start (the command while
+    # the nightly task runs) leaves the running one alone (session; crm.wecom.sync).
+    WECOM_SYNC = (Form.SINGLE, 0x43524D5F5753594E)  # "CRM_WSYN"
 
     # segments. One recomputation at a time (session; segments.services.recompute).
     RECOMPUTE = (Form.SINGLE, 0x5345475F52454300)  # "SEG_REC\0"

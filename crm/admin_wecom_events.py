@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import LargeListAdmin, NeverEditedAdmin
@@ -60,7 +61,7 @@ class WeComEventAdmin(NeverEditedAdmin, LargeListAdmin):
         "status",
         "attempts",
         "processed_at_label",
-        "error_code",
+        "error_label",
     ]
     list_filter = [
         WeComEventKindFilter,
@@ -78,8 +79,23 @@ class WeComEventAdmin(NeverEditedAdmin, LargeListAdmin):
         "status",
         "attempts",
         "processed_at_label",
-        "error_code",
+        "error_label",
     )
+
+    @admin.display(description=_("error"), ordering="error_code")
+    def error_label(self, event: WeComEvent) -> str:
+        """Why processing failed, in words: WeCom's refusal with its errcode, or a failure
+        of this server (its kind is in the logs, by the event's number)."""
+        code = event.error_code
+        if not code:
+            return ""
+        if code.startswith("wecom_"):
+            return gettext("WeCom refused the request (error %(code)s).") % {
+                "code": code.removeprefix("wecom_")
+            }
+        return gettext("Processing failed on this server; see the logs for event %(id)d.") % {
+            "id": event.pk
+        }
 
     @admin.display(description=_("received at"), ordering="received_at")
     def received_at_label(self, event: WeComEvent) -> str:

@@ -106,6 +106,37 @@ _MERGE_STATEMENTS: tuple[tuple[str, str], ...] = (
         "wecom_follows",
         "UPDATE crm_wecomfollow SET customer_id = %(survivor)s WHERE customer_id = %(loser)s",
     ),
+    # First touch through WeCom: the earlier acquisition stays.
+    (
+        "-",
+        """
+        DELETE FROM crm_customeracquisition a USING crm_customeracquisition o
+        WHERE a.customer_id IN (%(survivor)s, %(loser)s)
+          AND o.customer_id IN (%(survivor)s, %(loser)s)
+          AND a.customer_id <> o.customer_id
+          AND (a.acquired_at, a.customer_id) > (o.acquired_at, o.customer_id)
+        """,
+    ),
+    (
+        "acquisitions",
+        """
+        UPDATE crm_customeracquisition SET customer_id = %(survivor)s
+        WHERE customer_id = %(loser)s
+        """,
+    ),
+    # Tag changes waiting for WeCom, one per (customer, tag): the survivor's stays.
+    (
+        "-",
+        """
+        DELETE FROM crm_wecomtagpush l USING crm_wecomtagpush s
+        WHERE l.customer_id = %(loser)s AND s.customer_id = %(survivor)s
+          AND l.tag_id = s.tag_id AND l.status = 'pending' AND s.status = 'pending'
+        """,
+    ),
+    (
+        "wecom_tag_pushes",
+        "UPDATE crm_wecomtagpush SET customer_id = %(survivor)s WHERE customer_id = %(loser)s",
+    ),
     (
         "earlier_merges",
         "UPDATE crm_customermerge SET survivor_id = %(survivor)s WHERE survivor_id = %(loser)s",

@@ -3,8 +3,9 @@ walks the scopes asked for, in SYNC_SCOPES order, through each scope's step. A s
 page by page and writes through the same services as the callbacks, so a second run writes
 nothing; it saves its cursor after each page it applied (`SyncContext.cursor_save`, committed
 with that page's writes), so a run stopped halfway resumes from there, and counts the changes
-it made (`SyncContext.count`). One run at a time: starting one while another is running
-resumes that one."""
+it made (`SyncContext.count`). One run at a time: starting one while a process walks another
+returns that one untouched (`is_walked_elsewhere`); a run left running by a process that died
+is resumed by the next start."""
 
 import logging
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.locks import Lock, session_lock
 from crm.models import WeComSyncRun, WeComSyncStatus
 from crm.wecom.client import wecom_client
 from crm.wecom.registry import SYNC_SCOPES, SYNC_STEPS, SyncContext
@@ -33,7 +35,26 @@ def _run_start(scopes: Sequence[str], trigger: str) -> WeComSyncRun:
 
 
 def wecom_sync_run(*, scopes: Sequence[str], trigger: str) -> WeComSyncRun:
-    """Run (or resume) a full sync of `scopes` to its end; returns the finished run."""
+    """Run (or resume) a full sync of `scopes` to its end; returns the finished run, or the
+    running one untouched when another process is walking it."""
+    with session_lock(Lock.WECOM_SYNC) as obtained:
+        if not obtained:
+            running = WeComSyncRun.objects.filter(status=WeComSyncStatus.RUNNING).first()
+            if running is not None:
+                logger.info("wecom.sync_busy", extra={"sync_run_id": running.pk})
+                return running
+            # The other process finished between the lock and the read: this one waits its turn.
+            with session_lock(Lock.WECOM_SYNC, wait=True):
+                return _walk(scopes, trigger)
+        return _walk(scopes, trigger)
+
+
+def is_walked_elsewhere(run: WeComSyncRun) -> bool:
+    """Whether `wecom_sync_run` returned a run another process is walking."""
+    return run.status == WeComSyncStatus.RUNNING
+
+
+def _walk(scopes: Sequence[str], trigger: str) -> WeComSyncRun:
     wanted = [s for s in SYNC_SCOPES if s in scopes]
     run = _run_start(wanted, trigger)
     context = SyncContext(run, wecom_client())

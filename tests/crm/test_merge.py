@@ -8,6 +8,7 @@ from crm.models import (
     Consent,
     ConsentEvent,
     Customer,
+    CustomerAcquisition,
     CustomerMerge,
     CustomerTag,
     GroupMembership,
@@ -97,6 +98,8 @@ def test_merge_moves_everything_to_the_lowest_id_and_records_it() -> None:
         "consents": 1,
         "consent_events": 1,
         "wecom_follows": 0,
+        "acquisitions": 0,
+        "wecom_tag_pushes": 0,
         "earlier_merges": 0,
         # Moved by the campaigns app's merge step (none here).
         "deliveries": 0,
@@ -114,3 +117,16 @@ def test_merging_into_a_customer_that_absorbed_another_keeps_the_chain() -> None
     # Naming a merged id again follows its record to the survivor and merges nothing.
     assert customers_merge(customer_ids=[c.pk, a.pk], actor="t", reason="r") == a.pk
     assert CustomerMerge.objects.count() == 2
+
+
+def test_the_earlier_first_touch_through_wecom_stays() -> None:
+    earlier, later = CustomerFactory(), CustomerFactory()
+    now = timezone.now()
+    CustomerAcquisition.objects.create(customer=later, state="video-2", acquired_at=now)
+    CustomerAcquisition.objects.create(
+        customer=earlier, state="video-1", acquired_at=now - timedelta(days=3)
+    )
+    survivor_id = customers_merge(customer_ids=[earlier.pk, later.pk], actor="test", reason="t")
+    assert list(CustomerAcquisition.objects.values_list("customer_id", "state")) == [
+        (survivor_id, "video-1")
+    ]

@@ -9,9 +9,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.utils.translation import gettext as _
 
+from core.actors import actor_label
 from crm.models import WeComSyncRun, WeComSyncStatus
 from crm.wecom.registry import SYNC_SCOPES, SYNC_STEPS
-from crm.wecom.sync import wecom_sync_run
+from crm.wecom.sync import is_walked_elsewhere, wecom_sync_run
 from crm.wecom.sync_labels import change_lines
 
 # How often the progress line is printed while the run goes on.
@@ -52,6 +53,12 @@ class Command(BaseCommand):
                 _("The sync failed: %(error)s") % {"error": type(outcome["error"]).__name__}
             )
         finished: WeComSyncRun = outcome["run"]
+        if is_walked_elsewhere(finished):
+            self.stdout.write(
+                _("Another sync is running (started by %(trigger)s); this one did nothing.")
+                % {"trigger": actor_label(finished.trigger)}
+            )
+            return
         self.stdout.write(
             _("Sync finished: %(done)d items read of %(total)d expected.")
             % {"done": finished.items_done, "total": finished.items_total or 0}

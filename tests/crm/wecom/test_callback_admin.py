@@ -49,7 +49,7 @@ def test_the_list_shows_kinds_times_and_outcomes_never_the_message(
     assert "Staff member added a customer" in text
     assert "Tags reordered" in text
     assert "Group chat dismissed" in text
-    assert "wecom_60011" in text
+    assert "WeCom refused the request (error 60011)." in text
     assert "10:30" in text and "Beijing time" in text
     assert EXTERNAL_USERID not in text
     assert events[0].message_encrypted not in text

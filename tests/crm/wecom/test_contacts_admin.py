@@ -1,6 +1,7 @@
 """The sync records and a customer's WeCom relations in the admin, and the ways a sync is
 started: `manage.py wecom_sync` and the nightly task."""
 
+import threading
 from io import StringIO
 
 import pytest
@@ -8,11 +9,14 @@ from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from django.urls import reverse
 
+from core.actors import actor_label
+from core.locks import Lock, session_lock
 from crm.models import Customer, WeComSyncRun, WeComSyncStatus
 from crm.tasks import wecom_sync_task
 from devstack.wecom_directory import Directory
 from devstack.wecom_fake import FakeWeCom
 from tests.crm.wecom.contacts_support import T0, add_contact, deliver
+from tests.support import on_own_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -104,3 +108,31 @@ def test_the_nightly_task_runs_a_sync(fake: FakeWeCom) -> None:
     run = WeComSyncRun.objects.get(pk=run_id)
     assert (run.trigger, run.status) == ("schedule", WeComSyncStatus.FINISHED)
     assert run.changes == {"contacts_created": 1, "follows_opened": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_sync_leaves_the_one_being_walked_alone(fake: FakeWeCom) -> None:
+    """The command while the nightly task walks a run: nothing walked or counted twice."""
+    running = WeComSyncRun.objects.create(scopes=["contacts"], trigger="schedule")
+    held, release = threading.Event(), threading.Event()
+
+    def nightly_task() -> None:
+        with session_lock(Lock.WECOM_SYNC) as obtained:
+            assert obtained
+            held.set()
+            release.wait(20)
+
+    thread = threading.Thread(target=on_own_connection(nightly_task))
+    thread.start()
+    try:
+        assert held.wait(20)
+        out = StringIO()
+        call_command("wecom_sync", stdout=out)
+    finally:
+        release.set()
+        thread.join()
+    assert actor_label("schedule") in out.getvalue()  # who is walking it
+    running.refresh_from_db()
+    assert (running.status, running.items_done, running.changes) == ("running", 0, {})
+    assert WeComSyncRun.objects.count() == 1
+    assert not fake.calls()
