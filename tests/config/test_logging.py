@@ -187,8 +187,8 @@ def test_a_long_odd_request_line_is_redacted_at_once() -> None:
 
 
 # Task arguments a worker logs (at DEBUG, and in every failure's traceback) that are not ids:
-# who or what asked (an actor code or `schedule`), a date, a flag.
-NOT_IDS = {"trigger": str, "as_of": str | None, "wait": bool}
+# who or what asked (an actor code or `schedule`), a date, a flag, the WeCom sync's scopes.
+NOT_IDS = {"trigger": str, "as_of": str | None, "wait": bool, "scopes": list[str] | None}
 
 
 def test_tasks_take_ids_only() -> None:
