@@ -30,6 +30,7 @@ import ipaddress
 import itertools
 import json
 import logging
+import os
 import secrets
 import socket
 import threading
@@ -367,6 +368,12 @@ class FakeWeCom:
         with self._lock:
             self._config = _replace_config(self._config, changes)
             return self._config
+
+    def change_directory(self, change: Callable[[Directory], _T]) -> _T:
+        """Run `change` on the directory under the fake's lock (what a staff member or customer
+        does in WeCom while the fake serves) and return its result."""
+        with self._lock:
+            return change(self.directory)
 
     def inject_errcode(
         self, endpoint: str, errcode: int, *, times: int = 1, errmsg: str | None = None
@@ -991,7 +998,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cap", type=int, default=4, help="bulk messages per customer per period")
     parser.add_argument("--cap-period", default="month", help="day, week, month or seconds")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every call")
+    parser.add_argument(
+        "--demo-corp",
+        action="store_true",
+        help="serve the demo corp (devstack.demo_wecom): staff, customers, tags, chats, codes",
+    )
+    parser.add_argument(
+        "--live-callback-url",
+        default="",
+        help="with --demo-corp: play customers arriving, told to this callback URL (signed "
+        "with WECOM_CALLBACK_TOKEN, WECOM_CALLBACK_AES_KEY and WECOM_CORP_ID)",
+    )
+    parser.add_argument(
+        "--live-every", type=float, default=20.0, help="seconds between live arrivals"
+    )
     args = parser.parse_args(argv)
+    live_keys = ("WECOM_CALLBACK_TOKEN", "WECOM_CALLBACK_AES_KEY", "WECOM_CORP_ID")
+    if args.live_callback_url and not args.demo_corp:
+        parser.error("--live-callback-url needs --demo-corp")
+    if args.live_callback_url and not all(os.environ.get(key) for key in live_keys):
+        parser.error(f"--live-callback-url needs {', '.join(live_keys)} in the environment")
     try:
         check_loopback(args.host)
         cap_period = (
@@ -1009,6 +1035,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     fake = FakeWeCom(config, host=args.host, port=args.port)
     base_url = fake.start()
+    live = None
+    if args.demo_corp:
+        # By name, like the route modules: it imports this module.
+        demo_wecom = importlib.import_module("devstack.demo_wecom")
+        demo_wecom.demo_install(fake)
+        if args.live_callback_url:
+            live = demo_wecom.LiveArrivals(
+                fake,
+                callback_url=args.live_callback_url,
+                token=os.environ["WECOM_CALLBACK_TOKEN"],
+                aes_key=os.environ["WECOM_CALLBACK_AES_KEY"],
+                corp_id=os.environ["WECOM_CORP_ID"],
+                every=args.live_every,
+            )
+            live.start()
     print(
         f"WeCom fake listening on {base_url} (wechatpy API_BASE_URL {fake.api_base_url}, "
         f"admin {base_url}{ADMIN_PREFIX})",
@@ -1019,6 +1060,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        if live is not None:
+            live.stop()
         fake.stop()
 
 

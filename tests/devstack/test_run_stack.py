@@ -57,9 +57,15 @@ def test_run_stack_runs_the_wecom_fake_and_points_web_and_worker_at_it(
     assert env["WECOM_CORP_ID"] == DEMO_CORP_ID  # the demo customers' WeCom identities
     commands = run_stack._commands(8000, port)
     assert list(commands) == ["wecom", "web", "worker", "beat"]  # the fake listens first
+    # The demo corp, its customers arriving live through web's callback URL.
+    wecom = commands["wecom"]
+    assert "--demo-corp" in wecom
+    assert wecom[wecom.index("--live-callback-url") + 1] == "http://127.0.0.1:8000/wecom/callback"
+    assert "--demo-corp" not in run_stack._commands(8000, port, demo=False)["wecom"]
     out = StringIO()
-    run_stack.Command(stdout=out)._banner(8000, "password", "key", tmp_path, port)
+    run_stack.Command(stdout=out)._banner(8000, "password", "key", tmp_path, port, live=True)
     assert f"http://127.0.0.1:{port}/_fake/messages" in out.getvalue()
+    assert "渠道活码" in out.getvalue()
 
     # The child as the stack starts it answers what web and worker will ask, with their env.
     fake = subprocess.Popen(commands["wecom"], env=env, stdout=subprocess.DEVNULL)
@@ -78,10 +84,18 @@ def test_run_stack_runs_the_wecom_fake_and_points_web_and_worker_at_it(
             except OSError:
                 assert fake.poll() is None and time.monotonic() < deadline, "fake did not start"
                 time.sleep(0.1)
+        # It serves the demo corp: the demo data's guides.
+        with urllib.request.urlopen(  # noqa: S310 - the loopback URL built above
+            f"{env['WECOM_API_BASE_URL']}externalcontact/get_follow_user_list"
+            f"?access_token={answer['access_token']}",
+            timeout=5,
+        ) as response:
+            staff = json.loads(response.read())["follow_user"]
     finally:
         fake.terminate()
         fake.wait(timeout=10)
     assert answer["errcode"] == 0 and answer["access_token"]
+    assert staff == [f"demo_guide_{n:02d}" for n in range(1, 7)]
 
 
 def test_run_stack_uses_a_configured_wecom_and_keeps_its_corp(tmp_path, monkeypatch) -> None:

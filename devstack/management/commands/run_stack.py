@@ -40,6 +40,7 @@ from django.db import connection, connections
 from config import embedded
 from console.overview import overview_refresh
 from core.services.api_keys import api_key_authenticate, api_key_create
+from crm.tasks import wecom_sync_task
 from devstack.demo import DEMO_CORP_ID
 from devstack.wecom_fake import ADMIN_PREFIX, API_PREFIX
 
@@ -52,6 +53,8 @@ READY_TIMEOUT_SECONDS = 60.0
 # The WeCom fake's port when it is free (the README's `python -m devstack.wecom_fake` uses it
 # too); another stack on the machine may hold it, and then any free port is taken.
 WECOM_FAKE_PORT = 8811
+# Seconds between the demo corp's customer arrivals (devstack.demo_wecom.LiveArrivals).
+LIVE_EVERY_SECONDS = 20
 WECOM_FAKE_SECRET = "local-wecom-fake-secret"  # noqa: S105 - the fake accepts any secret
 # The local stack's callback Token and EncodingAESKey (unless set), with which
 # `manage.py wecom_callback_send` signs the events it plays as WeCom.
@@ -92,6 +95,7 @@ class Command(BaseCommand):
         if not no_demo:
             call_command("load_demo_segments", if_empty=True, stdout=self.stdout)
             call_command("load_demo_campaigns", if_empty=True, stdout=self.stdout)
+            call_command("load_demo_contact_ways", if_empty=True, stdout=self.stdout)
             # Predictions before the first weekly fit, so that the admin shows them at once.
             call_command("fit_models", if_never_fitted=True, stdout=self.stdout)
             _analyze()
@@ -101,10 +105,15 @@ class Command(BaseCommand):
 
         wecom_fake_port = _wecom_fake_port()
         stack = _Stack(self._child_env(local, wecom_fake_port), stdout=self.stdout)
-        stack.start(port, wecom_fake_port=wecom_fake_port)
+        stack.start(port, wecom_fake_port=wecom_fake_port, demo=not no_demo)
         try:
             if stack.wait_ready(port):
-                self._banner(port, password, raw_key, local, wecom_fake_port)
+                live = wecom_fake_port is not None and not no_demo
+                if live:
+                    # The demo corp's customers, tags and chats, read by the worker while the
+                    # banner shows: a full sync takes longer than a quick start should wait.
+                    wecom_sync_task.delay(trigger="command")
+                self._banner(port, password, raw_key, local, wecom_fake_port, live=live)
             stack.supervise()
         finally:
             stack.stop()
@@ -132,6 +141,8 @@ class Command(BaseCommand):
         raw_key: str,
         local: Path,
         wecom_fake_port: int | None = None,
+        *,
+        live: bool = False,
     ) -> None:
         base = f"http://127.0.0.1:{port}"
         lines = [
@@ -148,6 +159,13 @@ class Command(BaseCommand):
                 f"  WeCom fake:  {fake}{ADMIN_PREFIX}messages  (what campaigns sent;",
                 f"               API {fake}{API_PREFIX}, switches under {fake}{ADMIN_PREFIX})",
             ]
+            if live:
+                lines += [
+                    "               Its demo corp is being synced now, and every "
+                    f"{LIVE_EVERY_SECONDS:g} s a new",
+                    "               customer scans a channel QR code: see the admin's 客户,",
+                    "               渠道活码 and 企业微信回调事件.",
+                ]
         auth = f'-H "Authorization: Api-Key {raw_key}"'
         lines += [
             f"  Login:       {OPERATOR_USERNAME} / {password}",
@@ -252,9 +270,10 @@ def _quickstart_key(local: Path) -> str:
     return raw_key
 
 
-def _commands(port: int, wecom_fake_port: int | None) -> dict[str, list[str]]:
+def _commands(port: int, wecom_fake_port: int | None, *, demo: bool = True) -> dict[str, list[str]]:
     """The children's command lines by name; the WeCom fake first, so that it listens before
-    web or worker may call it."""
+    web or worker may call it. With `demo`, the fake serves the demo corp and plays customers
+    arriving through its channel QR codes, told to web's callback URL."""
     python = sys.executable
     commands: dict[str, list[str]] = {}
     if wecom_fake_port is not None:
@@ -267,6 +286,14 @@ def _commands(port: int, wecom_fake_port: int | None) -> dict[str, list[str]]:
             "--port",
             str(wecom_fake_port),
         ]
+        if demo:
+            commands["wecom"] += [
+                "--demo-corp",
+                "--live-callback-url",
+                f"http://127.0.0.1:{port}/wecom/callback",
+                "--live-every",
+                f"{LIVE_EVERY_SECONDS:g}",
+            ]
     commands["web"] = [
         python,
         "-m",
@@ -321,8 +348,8 @@ class _Stack:
         self.stop_requested: str | None = None
         self.failure: str | None = None
 
-    def start(self, port: int, *, wecom_fake_port: int | None = None) -> None:
-        commands = _commands(port, wecom_fake_port)
+    def start(self, port: int, *, wecom_fake_port: int | None = None, demo: bool = True) -> None:
+        commands = _commands(port, wecom_fake_port, demo=demo)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
         for name, command in commands.items():
