@@ -905,6 +905,7 @@ def _contact_ways_panel(*, now: datetime | None = None, fresh: bool = False) -> 
             "url": reverse("admin:crm_contactway_change", args=[row["id"]]),
             "added_yesterday": format_count(row["added_yesterday"]),
             "added_week": format_count(row["added_week"]),
+            "acquired_week": format_count(row["acquired_week"]),
             "first_orders": format_count(row["first_orders_week"]),
             "revenue": format_money(row["revenue_week"]),
             "rate": format_rate(row["first_orders_week"] / row["acquired_week"])

@@ -38,6 +38,7 @@ AUDITED_MODELS = {
     "rfm_policy": "segments.RfmPolicy",
     "lifecycle_policy": "segments.LifecyclePolicy",
     "api_key": "core.ApiKey",
+    "contact_way": "crm.ContactWay",
 }
 # The model an export's filter starts from (the customer list's parameters).
 EXPORTED_MODEL = "crm.Customer"

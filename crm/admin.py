@@ -23,6 +23,7 @@ from core.admin import (
     EXACT_COUNT_LIMIT,
     ActorLabelsAdmin,
     CommonValuesListFilter,
+    NeverEditedAdmin,
     ReadOnlyAdmin,
     ReadOnlyInline,
     ServiceAdmin,
@@ -804,7 +805,7 @@ class CustomerMergeAdmin(CustomerScopedAdmin, ActorLabelsAdmin, ReadOnlyAdmin):
 
 
 @admin.register(WeComTagPush)
-class WeComTagPushAdmin(CustomerScopedAdmin, ReadOnlyAdmin):
+class WeComTagPushAdmin(NeverEditedAdmin, CustomerScopedAdmin, ReadOnlyAdmin):
     """标签同步记录: each tag given or taken here that was pushed (or waits to be pushed) to
     WeCom, with its outcome; written by crm.services.tags and crm.wecom.tag_push only."""
 

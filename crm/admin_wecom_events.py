@@ -54,6 +54,7 @@ class WeComEventKindFilter(admin.SimpleListFilter):
 @admin.register(WeComEvent)
 class WeComEventAdmin(NeverEditedAdmin, LargeListAdmin):
     list_display = [
+        "number",
         "received_at_label",
         "event_label",
         "change_label",
@@ -81,6 +82,10 @@ class WeComEventAdmin(NeverEditedAdmin, LargeListAdmin):
         "processed_at_label",
         "error_label",
     )
+
+    @admin.display(description=_("number"), ordering="id")
+    def number(self, event: WeComEvent) -> str:
+        return str(event)
 
     @admin.display(description=_("error"), ordering="error_code")
     def error_label(self, event: WeComEvent) -> str:

@@ -304,6 +304,9 @@ class Group(models.Model):
     members_observed_at = models.DateTimeField(_("members observed at"), null=True, blank=True)
     # When the group chat was dismissed (解散) in WeCom; its stays are closed then.
     dismissed_at = models.DateTimeField(_("dismissed at"), null=True, blank=True)
+    # Read from WeCom at least once (sync or callback): only such chats are dismissed by the
+    # nightly reconciliation when WeCom stops listing them; chats sent by an integration are not.
+    is_wecom_synced = models.BooleanField(_("synced from WeCom"), default=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -863,7 +866,8 @@ class WeComEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event}/{self.change_type}"
+        # Its number, as logs and the error column name it (the kind is shown in words).
+        return f"#{self.pk}"
 
 
 class WeComSyncStatus(models.TextChoices):

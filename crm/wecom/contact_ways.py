@@ -264,6 +264,15 @@ def contact_way_get_or_404(*, contact_way_id: int) -> ContactWay:
     return contact_way
 
 
+def _audited(contact_way: ContactWay) -> dict[str, Any]:
+    """The code's audited values, its staff members and tags on add by id included."""
+    return {
+        **audit_values(contact_way, AUDITED_FIELDS),
+        "staff_member_ids": sorted(m.pk for m in contact_way.staff_members.all()),
+        "auto_tag_ids": sorted(t.pk for t in contact_way.auto_tags.all()),
+    }
+
+
 def contact_way_update(
     *,
     contact_way_id: int,
@@ -307,7 +316,7 @@ def contact_way_update(
             )
         except WeChatClientException as error:
             raise _wecom_refused(error) from None
-    before = audit_values(contact_way, AUDITED_FIELDS)
+    before = _audited(contact_way)
     with transaction.atomic():
         contact_way.name = new_name
         contact_way.skip_verify = new_skip_verify
@@ -322,7 +331,7 @@ def contact_way_update(
             object_type="contact_way",
             object_id=contact_way.pk,
             before=before,
-            after=audit_values(contact_way, AUDITED_FIELDS),
+            after=_audited(contact_way),
         )
     logger.info("wecom.contact_way_updated", extra={"contact_way_id": contact_way.pk})
     return contact_way

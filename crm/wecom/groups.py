@@ -143,14 +143,17 @@ def _group_locked(
         # Served by the unique index group_unique_external (kind, external_id).
         cursor.execute(
             """
-            INSERT INTO crm_group (kind, external_id, name, owner_id, created_at)
-            VALUES (%s, %s, %s, %s, %s)
-            ON CONFLICT (kind, external_id) DO NOTHING
-            RETURNING id
+            INSERT INTO crm_group (kind, external_id, name, owner_id, created_at,
+                                   is_wecom_synced)
+            VALUES (%s, %s, %s, %s, %s, true)
+            ON CONFLICT (kind, external_id) DO UPDATE SET is_wecom_synced = true
+            WHERE NOT crm_group.is_wecom_synced  -- a chat an integration sent, now read
+            RETURNING xmax = 0
             """,
             [GroupKind.WECOM_GROUP.value, chat_id, name, owner_id, created_at],
         )
-        is_created = cursor.fetchone() is not None
+        row = cursor.fetchone()
+        is_created = row is not None and bool(row[0])
     group = Group.objects.select_for_update().get(kind=GroupKind.WECOM_GROUP, external_id=chat_id)
     return group, is_created
 
@@ -258,13 +261,15 @@ def group_chats_missing_dismiss(
     actor: str,
     is_by_owner: bool = False,
 ) -> dict[str, int]:
-    """The nightly reconciliation: WeCom chats here, not dismissed, that no observation since
-    `listed_since` saw (a full walk of WeCom's list reads every chat it lists), other than the
-    chats the app may not read, are dismissed at `dismissed_at`: their dismiss event never
-    came. A walk by owner (`is_by_owner`, over the staff members known here) vouches only for
-    chats with an owner here. Returns {"group_chats_dismissed": n, "stays_closed": n}."""
+    """The nightly reconciliation: chats read from WeCom before (`is_wecom_synced`: a chat an
+    integration sent over the API is not WeCom's to dismiss), not dismissed, that no
+    observation since `listed_since` saw (a full walk of WeCom's list reads every chat it
+    lists), other than the chats the app may not read, are dismissed at `dismissed_at`: their
+    dismiss event never came. A walk by owner (`is_by_owner`, over the staff members known
+    here) vouches only for chats with an owner here. Returns {"group_chats_dismissed": n,
+    "stays_closed": n}."""
     group_ids, closed = _dismiss(
-        "kind = %(kind)s AND dismissed_at IS NULL"
+        "kind = %(kind)s AND is_wecom_synced AND dismissed_at IS NULL"
         " AND (members_observed_at IS NULL OR members_observed_at < %(since)s)"
         " AND NOT (external_id = ANY(%(skipped)s::text[]))"
         + (" AND owner_id IS NOT NULL" if is_by_owner else ""),

@@ -112,7 +112,7 @@ class Command(BaseCommand):
                 if live:
                     # The demo corp's customers, tags and chats, read by the worker while the
                     # banner shows: a full sync takes longer than a quick start should wait.
-                    wecom_sync_task.delay(trigger="command")
+                    wecom_sync_task.delay(trigger="system")
                 self._banner(port, password, raw_key, local, wecom_fake_port, live=live)
             stack.supervise()
         finally:

@@ -13,6 +13,7 @@ from crm.personal_data import hash_identity
 from crm.wecom import client as client_module
 from crm.wecom.registry import SYNC_SCOPES
 from crm.wecom.sync import wecom_sync_run
+from crm.wecom.sync_labels import CHANGE_LABELS
 from devstack.wecom_directory import CHAT_MEMBER_EXTERNAL, Directory
 from devstack.wecom_fake import FakeWeCom
 from tests.campaigns.support import CORP_ID
@@ -105,6 +106,7 @@ def test_the_whole_corp_then_nothing_to_write(fake: FakeWeCom) -> None:
     assert run.changes["contacts_created"] == 20_000
     assert run.changes["tags_created"] == 200
     assert run.changes["group_chats_created"] == 50
+    assert set(run.changes) <= set(CHANGE_LABELS)  # every kind reads in words
     state = _state()
     _assert_as_wecom_says(fake.directory, state)
 

@@ -205,3 +205,20 @@ def test_a_corp_too_large_to_list_at_once_is_walked_by_owner(fake) -> None:
     assert sync().changes["group_chats_dismissed"] == 1
     ownerless.refresh_from_db()
     assert ownerless.dismissed_at is None
+
+
+def test_a_chat_an_integration_sent_is_not_wecoms_to_dismiss(fake) -> None:
+    fake.directory = corp = small_corp(chats=2)
+    sent = Group.objects.create(kind="wecom_group", external_id="wr-from-api", name="接口建的群")
+    listed = next(iter(corp.chats))
+    Group.objects.create(kind="wecom_group", external_id=listed, name="旧名")
+
+    run = sync()
+
+    sent.refresh_from_db()
+    assert (sent.dismissed_at, sent.is_wecom_synced) == (None, False)
+    assert "group_chats_dismissed" not in run.changes
+    # The chat WeCom lists is now WeCom's: dismissed when WeCom stops listing it.
+    assert Group.objects.get(external_id=listed).is_wecom_synced
+    corp.chat_dismiss(listed)
+    assert sync().changes["group_chats_dismissed"] == 1
