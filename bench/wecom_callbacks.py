@@ -8,19 +8,30 @@ processing, against the floor of one INSERT of the same rows in the same run.
 Creates `crm_bench_callbacks` on the server of `--database-url` (default BENCH_DATABASE_URL,
 else postgres://postgres@127.0.0.1:5432/crm_bench_callbacks; dropped first), migrates it and
 starts gunicorn with a callback Token / EncodingAESKey. The events (add_external_contact for
-distinct contacts, as devstack.wecom_callbacks writes them) are encrypted and signed before
-the clock starts, as WeCom would, then POSTed from `--clients` keep-alive connections.
+distinct contacts of 30 staff members, as devstack.wecom_callbacks writes them) are encrypted
+and signed before the clock starts, as WeCom would, then POSTed from `--clients` keep-alive
+connections.
 
-Processing: by default eager (CELERY_TASK_ALWAYS_EAGER in the web workers): each request
+The events are handled (crm.wecom.contacts_sync): each reads the contact from WeCom
+(`externalcontact/get`), so the script serves the WeCom fake (devstack.wecom_fake) on loopback
+from its own process, its directory holding every contact and relation the events name (70 %
+with a unionid), and points the web workers and the Celery worker at it (WECOM_API_BASE_URL,
+WECOM_CORP_ID, WECOM_SECRET). Processing an event is then: the row lock, decryption and parse,
+one HTTP call to the fake (plus `user/get` once per staff member, the first time), the
+customer, identities and relation written, the first touch (acquisition) recorded and the
+status written ("applied"). Every event must end "applied": the script exits non-zero
+otherwise, after printing the count by status.
+
+By default processing is eager (CELERY_TASK_ALWAYS_EAGER in the web workers): each request
 verifies, stores, then runs crm.wecom_event_process before answering, so the rate includes the
 processing. With `--worker`, the web workers publish to `--broker` and one Celery worker
-(concurrency 2) processes; the clock stops when no event is left pending. No handler is
-registered in this repository's slice: processing is the row lock, decryption, parse and the
-status write ("ignored"); the handlers of the other slices add their own cost.
+(concurrency 2) processes; the clock stops when no event is left pending.
 
 Phases: `first` (every event new), `again` (every event re-delivered: answered "success",
-nothing written) and `floor` (one INSERT ... SELECT FROM unnest of the same rows, already
-encrypted, rolled back). Results go to stdout and bench/results/wecom_callbacks.json.
+nothing written), `floor` (one INSERT ... SELECT FROM unnest of the same rows, already
+encrypted, rolled back) and `fake_get` (the same `externalcontact/get` calls made one after the
+other through wechatpy from this process, nothing applied: what the HTTP round trips to the
+fake alone cost). Results go to stdout and bench/results/wecom_callbacks.json.
 """
 
 import argparse
@@ -33,13 +44,46 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+if TYPE_CHECKING:
+    from devstack.wecom_directory import Directory
+
 TOKEN = "bench-callback-token"  # noqa: S105 - a scratch server's, not a secret
 AES_KEY = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"
 CORP_ID = "bench-corp"
+SECRET = "bench-secret"  # noqa: S105 - the fake's, not a secret
+STAFF = 30
+
+
+def external_userid(n: int) -> str:
+    return f"wmBench{n:010d}"
+
+
+def directory_fill(directory: "Directory", events: int, created: int) -> None:
+    """Every contact and relation the events name, as WeCom would answer for them."""
+    from devstack.wecom_directory import ADD_WAY_CONTACT_WAY, Contact, Follow
+
+    directory.staff = {f"staff{s}": f"员工{s:02d}" for s in range(STAFF)}
+    for n in range(events):
+        contact_id = external_userid(n)
+        directory.contacts[contact_id] = Contact(
+            contact_id,
+            name=f"客户{n:06d}",
+            gender=n % 3,
+            unionid=f"oBench{n:022d}" if n % 10 < 7 else "",
+        )
+        userid = f"staff{n % STAFF}"
+        directory.follows[(userid, contact_id)] = Follow(
+            userid,
+            contact_id,
+            createtime=created,
+            add_way=ADD_WAY_CONTACT_WAY,
+            state=f"video-{n % 50}",
+        )
 
 
 def wait_healthy(port: int, timeout: float = 60) -> None:
@@ -106,12 +150,20 @@ def main() -> None:
     os.environ["DJANGO_DEBUG"] = "0"
     os.environ["DATABASE_CONN_MAX_AGE"] = "86400"
     os.environ["WECOM_CORP_ID"] = CORP_ID
+    os.environ["WECOM_SECRET"] = SECRET
     os.environ["WECOM_CALLBACK_TOKEN"] = TOKEN
     os.environ["WECOM_CALLBACK_AES_KEY"] = AES_KEY
     # The events are signed before the clock starts: a run of minutes needs the window.
     os.environ["WECOM_CALLBACK_MAX_AGE_SECONDS"] = "3600"
     os.environ["CELERY_BROKER_URL"] = args.broker
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false" if args.worker else "true"
+    from devstack.wecom_fake import FakeWeCom, FakeWeComConfig
+
+    created = int(time.time())
+    fake = FakeWeCom(FakeWeComConfig(corps={CORP_ID: SECRET}, cap_per_receiver=None))
+    directory_fill(fake.directory, args.events, created)
+    fake.start()
+    os.environ["WECOM_API_BASE_URL"] = fake.api_base_url
     db_name = args.database_url.rsplit("/", 1)[1].split("?")[0]
     admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
     import psycopg
@@ -128,18 +180,18 @@ def main() -> None:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from crm.models import WeComEvent
+    from crm.models import WeComEvent, WeComEventStatus
     from crm.personal_data import encrypt
     from crm.services.wecom_events import message_hash, subject_hash
+    from crm.wecom.client import wecom_client
     from devstack.wecom_callbacks import contact_event_xml, signed_callback
 
     print(f"signing {args.events:,} events", file=sys.stderr)
-    created = int(time.time())
     messages = [
         contact_event_xml(
             "add_external_contact",
-            user_id=f"staff{n % 30}",
-            external_userid=f"wmBench{n:010d}",
+            user_id=f"staff{n % STAFF}",
+            external_userid=external_userid(n),
             state=f"video-{n % 50}",
             welcome_code=f"WELCOME{n}",
             corp_id=CORP_ID,
@@ -176,12 +228,13 @@ def main() -> None:
         )
     try:
         wait_healthy(args.port)
+        load_at_start = os.getloadavg()
         print("first delivery...", file=sys.stderr)
         first_seconds, first = send_all(args.port, requests, args.clients)
         pending_wait = 0.0
         if worker is not None:
             waited = time.perf_counter()
-            while WeComEvent.objects.filter(status="pending").exists():
+            while WeComEvent.objects.filter(status=WeComEventStatus.PENDING).exists():
                 time.sleep(0.1)
             pending_wait = time.perf_counter() - waited
         print("re-delivery of the same events...", file=sys.stderr)
@@ -201,7 +254,7 @@ def main() -> None:
     columns = {
         "hashes": [message_hash(m) for m in messages],
         "encrypted": [encrypt(m) for m in messages],
-        "subjects": [subject_hash(f"wmBench{n:010d}") for n in range(args.events)],
+        "subjects": [subject_hash(external_userid(n)) for n in range(args.events)],
     }
     floor_seconds = float("inf")
     for _ in range(3):
@@ -213,7 +266,7 @@ def main() -> None:
                 INSERT INTO crm_wecomevent (received_at, message_hash, event, change_type,
                     event_at, message_encrypted, subject_hash, status, attempts, error_code)
                 SELECT %(now)s, h, 'change_external_contact', 'add_external_contact', %(now)s,
-                    m, s, 'ignored', 1, ''
+                    m, s, 'applied', 1, ''
                 FROM unnest(%(hashes)s::text[], %(encrypted)s::text[], %(subjects)s::text[])
                     AS r(h, m, s)
                 ON CONFLICT (message_hash) DO NOTHING
@@ -222,6 +275,14 @@ def main() -> None:
             )
             floor_seconds = min(floor_seconds, time.perf_counter() - started)
             transaction.set_rollback(True)
+
+    # What the HTTP round trips to the fake cost alone: the same reads, one after the other.
+    client = wecom_client()
+    started = time.perf_counter()
+    for n in range(args.events):
+        client.external_contact.get(external_userid(n))
+    fake_get_seconds = time.perf_counter() - started
+    fake.stop()
 
     processed_seconds = first_seconds + pending_wait
     report = {
@@ -246,11 +307,21 @@ def main() -> None:
             "events_per_s": round(args.events / floor_seconds),
         },
         "first_to_floor": round(processed_seconds / floor_seconds, 1),
+        "fake_get": {
+            "seconds": round(fake_get_seconds, 2),
+            "events_per_s": round(args.events / fake_get_seconds),
+        },
+        "load_average": {
+            "start": [round(load, 2) for load in load_at_start],
+            "end": [round(load, 2) for load in os.getloadavg()],
+        },
     }
     print(json.dumps(report, indent=2))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "wecom_callbacks.json").write_text(json.dumps(report, indent=2) + "\n")
+    if statuses != {WeComEventStatus.APPLIED: args.events}:
+        raise SystemExit(f"not every event was applied: {statuses}")
 
 
 if __name__ == "__main__":
