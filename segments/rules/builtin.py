@@ -120,7 +120,7 @@ register_field(
 )
 register_field(
     name="contact_way",
-    label=gettext_lazy("channel QR code"),
+    label=gettext_lazy("channel QR code of first add"),
     category=PROFILE,
     # The code of the customer's first touch (crm.CustomerAcquisition), by id; the builder
     # picks it by name. Customers who came some other way have none (is_null).

@@ -74,7 +74,7 @@ def test_the_builder_lists_the_field_and_picks_codes_by_name(admin_client_en: Cl
             for field in category["fields"]
         }
     field = fields["contact_way"]
-    assert (field["label"], field["picks"]) == ("channel QR code", "contact_way")
+    assert (field["label"], field["picks"]) == ("channel QR code of first add", "contact_way")
     video = _way("dy0312", "抖音 0312 视频")
     _way("ks01", "快手直播间")
     url = reverse("admin:segments_segment_builder_options", kwargs={"kind": "contact_way"})
