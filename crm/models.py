@@ -306,7 +306,7 @@ class Group(models.Model):
     dismissed_at = models.DateTimeField(_("dismissed at"), null=True, blank=True)
     # Read from WeCom at least once (sync or callback): only such chats are dismissed by the
     # nightly reconciliation when WeCom stops listing them; chats sent by an integration are not.
-    is_wecom_synced = models.BooleanField(_("synced from WeCom"), default=False)
+    is_wecom_synced = models.BooleanField(_("synced from WeCom"), default=False, db_default=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:

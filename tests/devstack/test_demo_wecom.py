@@ -97,7 +97,7 @@ def test_the_demo_codes_bring_demo_customers_with_a_report(fake) -> None:
 
     now = timezone.now()
     demo.generate(
-        customers=600, seed=7, orders_per_customer=2.5, as_of=timezone.localdate(), progress=False
+        customers=3000, seed=7, orders_per_customer=2.5, as_of=timezone.localdate(), progress=False
     )
     call_command("load_demo_contact_ways", if_empty=True)
     call_command("load_demo_contact_ways", if_empty=True)  # once only
