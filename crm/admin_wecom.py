@@ -5,7 +5,7 @@ members (跟进关系), on the customer's page. Read-only: WeCom is where both c
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils.formats import number_format
 from django.utils.html import format_html_join
@@ -21,7 +21,7 @@ from core.admin import (
     actor_list_filter,
 )
 from crm.admin_scoping import AllCustomersAdmin
-from crm.models import WeComFollow, WeComSyncRun
+from crm.models import ContactWay, WeComFollow, WeComSyncRun
 from crm.wecom.client import ERRCODE_NO_PRIVILEGE
 from crm.wecom.sync_labels import change_lines
 
@@ -73,7 +73,7 @@ class WeComFollowInline(ReadOnlyInline):
         "staff_member",
         "added_at",
         "add_way_label",
-        "state",
+        "channel_label",
         "status_label",
         "deleted_at",
         "deleted_by",
@@ -83,7 +83,23 @@ class WeComFollowInline(ReadOnlyInline):
     verbose_name_plural = _("WeCom relations")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WeComFollow]:
-        return super().get_queryset(request).select_related("staff_member")
+        # The channel QR code whose state the relation carries, by name, in the same query.
+        code = ContactWay.objects.filter(state=OuterRef("state")).values("name")[:1]
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("staff_member")
+            .annotate(contact_way_name=Subquery(code))
+        )
+
+    @admin.display(description=_("channel QR code"))
+    def channel_label(self, follow: WeComFollow) -> str:
+        """The code that brought the relation, by name (its 渠道参数 after it), else the
+        state as WeCom sent it."""
+        name = getattr(follow, "contact_way_name", None)
+        if name:
+            return gettext("%(name)s (%(state)s)") % {"name": name, "state": follow.state}
+        return follow.state
 
     @admin.display(description=_("added by way of"))
     def add_way_label(self, follow: WeComFollow) -> str:

@@ -971,6 +971,24 @@ class WeComTagPush(models.Model):
         return f"{self.get_action_display()} {self.tag}"
 
 
+class WeComSyncSeenChat(models.Model):
+    """A group chat a running sync read from WeCom: at its end, the chats read from WeCom
+    before that it did not see are dismissed (dismissals WeCom never told). Kept in the
+    database so that a resumed run still knows what it saw; removed when the run finishes.
+    Plain ids, as WeComSyncSeenFollow."""
+
+    run_id = models.BigIntegerField()
+    group_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run_id", "group_id"], name="wecom_sync_seen_chat")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.group_id}"
+
+
 class WeComSyncSeenFollow(models.Model):
     """A relation a running sync found in WeCom: at its end, the relations of the staff
     members it walked that it did not find are ended (deletions WeCom never told). Kept in

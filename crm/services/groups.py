@@ -106,6 +106,7 @@ def group_members_sync(
     actor: str,
     identities: Sequence[IdentityKey] = (),
     joined_at: Sequence[datetime | None] = (),
+    is_fresh_read: bool = False,
 ) -> SyncOutcome:
     """Make the customers named by `customer_ids` and `identities` (unknown identities create
     customers) the group's current members as of `observed_at`, unless a list observed later
@@ -114,7 +115,13 @@ def group_members_sync(
 
     `joined_at` gives, in the order of `customer_ids` followed by `identities`, when each member
     joined (None or missing: at `observed_at`); a newcomer's stay opens then. A customer named
-    twice joined at the earlier of their times."""
+    twice joined at the earlier of their times.
+
+    `is_fresh_read`: the list is the source's state read just now (WeCom's sync and callbacks
+    read the chat before applying it), so an unchanged list need not move `members_observed_at`
+    forward, since an older observation applied later reads the source again too; a second
+    full sync then writes nothing. A list sent by an integration is no such read: applying it
+    always records its time, so that an older list arriving later is refused."""
     assert len(joined_at) <= len(customer_ids) + len(identities), "more join times than members"
     group = _group_for_update(group_id)
     if group.members_observed_at is not None and observed_at < group.members_observed_at:
@@ -123,7 +130,6 @@ def group_members_sync(
     named, _unknown = customers_named(
         customer_ids=customer_ids, identities=identities, create_missing=True, actor=actor
     )
-    Group.objects.filter(pk=group_id).update(members_observed_at=observed_at)
     joined_of: dict[int, datetime] = {}
     for position, customer_id in enumerate(named):
         joined = (joined_at[position] if position < len(joined_at) else None) or observed_at
@@ -149,6 +155,8 @@ def group_members_sync(
             [group_id, members, [joined_of[c] for c in members]],
         )
         joined = cursor.rowcount
+    if not (is_fresh_read and joined == left == 0 and group.members_observed_at is not None):
+        Group.objects.filter(pk=group_id).update(members_observed_at=observed_at)
     logger.info(
         "group.members_synced",
         extra={"actor": actor, "group_id": group_id, "joined_count": joined, "left_count": left},

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from wechatpy.exceptions import WeChatClientException
 
-from crm.models import Group, GroupKind, StaffMember
+from crm.models import Group, GroupKind, StaffMember, WeComSyncSeenChat
 from crm.personal_data import IdentityError, IdentityKey, identity_key
 from crm.services.customers import staff_members_ensure
 from crm.services.groups import group_members_sync
@@ -183,6 +183,7 @@ def group_chat_apply(
         observed_at=observed_at,
         actor=actor,
         joined_at=joined,
+        is_fresh_read=True,  # read from WeCom just now (see group_members_sync)
     )
     is_renamed = not is_created and group.name != name
     is_owner_changed = not is_created and group.owner_id != owner_id
@@ -255,27 +256,27 @@ def group_chat_dismiss(*, chat_id: str, dismissed_at: datetime, actor: str) -> G
 @transaction.atomic
 def group_chats_missing_dismiss(
     *,
-    listed_since: datetime,
+    run_id: int,
     skipped_chat_ids: Sequence[str],
     dismissed_at: datetime,
     actor: str,
     is_by_owner: bool = False,
 ) -> dict[str, int]:
     """The nightly reconciliation: chats read from WeCom before (`is_wecom_synced`: a chat an
-    integration sent over the API is not WeCom's to dismiss), not dismissed, that no
-    observation since `listed_since` saw (a full walk of WeCom's list reads every chat it
-    lists), other than the chats the app may not read, are dismissed at `dismissed_at`: their
-    dismiss event never came. A walk by owner (`is_by_owner`, over the staff members known
+    integration sent over the API is not WeCom's to dismiss), not dismissed, that run `run_id`
+    did not see (WeComSyncSeenChat; a full walk of WeCom's list reads every chat it lists),
+    other than the chats the app may not read, are dismissed at `dismissed_at`: their dismiss
+    event never came. A walk by owner (`is_by_owner`, over the staff members known
     here) vouches only for chats with an owner here. Returns {"group_chats_dismissed": n,
     "stays_closed": n}."""
-    group_ids, closed = _dismiss(
-        "kind = %(kind)s AND is_wecom_synced AND dismissed_at IS NULL"
-        " AND (members_observed_at IS NULL OR members_observed_at < %(since)s)"
+    group_ids, closed = _dismiss(  # constant fragments only, values as parameters
+        "kind = %(kind)s AND is_wecom_synced AND dismissed_at IS NULL"  # noqa: S608
+        " AND id NOT IN (SELECT group_id FROM crm_wecomsyncseenchat WHERE run_id = %(run_id)s)"
         " AND NOT (external_id = ANY(%(skipped)s::text[]))"
         + (" AND owner_id IS NOT NULL" if is_by_owner else ""),
         {
             "kind": GroupKind.WECOM_GROUP.value,
-            "since": listed_since,
+            "run_id": run_id,
             "skipped": list(skipped_chat_ids),
             "at": dismissed_at,
         },
@@ -368,6 +369,11 @@ def _chat_sync(context: SyncContext, chat_id: str) -> bool:
             outcome = group_chat_dismiss(chat_id=chat_id, dismissed_at=observed_at, actor=ACTOR)
         if outcome.is_changed:
             context.count(outcome.changes)
+        if outcome.group_id is not None:
+            WeComSyncSeenChat.objects.bulk_create(
+                [WeComSyncSeenChat(run_id=context.run.pk, group_id=outcome.group_id)],
+                ignore_conflicts=True,
+            )
     return True
 
 
@@ -430,14 +436,14 @@ def groups_sync(context: SyncContext) -> None:
             context.cursor_save("groups", place)
             context.count({"group_chats_skipped": len(unreadable)}, items_read=len(chat_ids))
     with transaction.atomic():
-        # The run's start: every chat listed in this run was observed since (a resumed run
-        # too), and a chat not listed is taken for dismissed then.
+        # A chat not seen in this run (a resumed run too) is taken for dismissed at its start.
         context.count(
             group_chats_missing_dismiss(
-                listed_since=context.run.started_at,
+                run_id=context.run.pk,
                 skipped_chat_ids=place.get("skipped", []),
                 dismissed_at=context.run.started_at,
                 actor=ACTOR,
                 is_by_owner="owner_batch" in place,
             )
         )
+        WeComSyncSeenChat.objects.filter(run_id=context.run.pk).delete()

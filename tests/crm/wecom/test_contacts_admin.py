@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from core.actors import actor_label
 from core.locks import Lock, session_lock
-from crm.models import Customer, WeComSyncRun, WeComSyncStatus
+from crm.models import ContactWay, Customer, WeComSyncRun, WeComSyncStatus
 from crm.tasks import wecom_sync_task
 from devstack.wecom_directory import Directory
 from devstack.wecom_fake import FakeWeCom
@@ -26,6 +26,7 @@ EXT = "wmEXTERNAL0000000000000000000001"
 def test_the_customer_page_lists_relations_with_how_and_whether_they_last(
     fake: FakeWeCom, admin_client_en: Client
 ) -> None:
+    ContactWay.objects.create(name="抖音直播间 12·12", state="douyin-v1")
     add_contact(fake.directory, EXT, "staff001", state="douyin-v1")
     add_contact(fake.directory, EXT, "staff002", createtime=T0 + 10)
     deliver("add_external_contact", T0 + 20, UserID="staff002", ExternalUserID=EXT)
@@ -38,7 +39,7 @@ def test_the_customer_page_lists_relations_with_how_and_whether_they_last(
     html = page.content.decode()
     assert "WeCom relations" in html
     assert html.count("Scanned a QR code") == 2
-    assert "douyin-v1" in html
+    assert "抖音直播间 12·12 (douyin-v1)" in html  # the code that brought them, by name
     assert "Connected" in html and "Relation deleted" in html
     assert "Customer deleted the staff member" in html
 

@@ -1,8 +1,6 @@
 """change_external_chat callbacks (create, update, dismiss) against the WeCom fake: each applied
 once when delivered twice, out of order, with each member's stay opening at their join time."""
 
-from datetime import timedelta
-
 import pytest
 from django.db import transaction
 
@@ -213,4 +211,5 @@ def test_staff_joining_opens_no_stay(fake, corp) -> None:
     assert deliver("update", chat.chat_id, at(LATER + 10), UpdateDetail="add_member") == "ignored"
 
     assert GroupMembership.objects.count() == stays
-    assert Group.objects.get().members_observed_at == at(LATER) + timedelta(seconds=10)
+    # Nothing changed: nothing is written, not even the observation's time.
+    assert Group.objects.get().members_observed_at == at(LATER)
