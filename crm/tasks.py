@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from crm.models import WeComEventStatus
 from crm.services import wecom_events
-from crm.wecom.registry import SYNC_SCOPES, SYNC_STEPS
+from crm.wecom.registry import SYNC_SCOPES
 from crm.wecom.sync import wecom_sync_run
 from crm.wecom.tag_push import wecom_tag_pushes_send
 
@@ -43,8 +43,7 @@ def wecom_sync_task(trigger: str = "schedule", scopes: list[str] | None = None) 
     if not (settings.WECOM_CORP_ID and settings.WECOM_SECRET):
         logger.info("wecom.sync_not_configured")
         return None
-    wanted = scopes or [scope for scope in SYNC_SCOPES if scope in SYNC_STEPS]
-    return wecom_sync_run(scopes=wanted, trigger=trigger).pk
+    return wecom_sync_run(scopes=scopes or list(SYNC_SCOPES), trigger=trigger).pk
 
 
 @shared_task(name="crm.wecom_tag_push", ignore_result=True)

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from core.actors import actor_label
 from crm.models import WeComSyncRun, WeComSyncStatus
-from crm.wecom.registry import SYNC_SCOPES, SYNC_STEPS
+from crm.wecom.registry import SYNC_SCOPES
 from crm.wecom.sync import is_walked_elsewhere, wecom_sync_run
 from crm.wecom.sync_labels import change_lines
 
@@ -27,11 +27,7 @@ class Command(BaseCommand):
             parser.add_argument(f"--{scope}", action="store_true", help=f"Sync {scope}.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        scopes = [scope for scope in SYNC_SCOPES if options.get(scope)]
-        scopes = scopes or [scope for scope in SYNC_SCOPES if scope in SYNC_STEPS]
-        missing = [scope for scope in scopes if scope not in SYNC_STEPS]
-        if missing:
-            raise CommandError(_("Not available: %(scopes)s.") % {"scopes": ", ".join(missing)})
+        scopes = [scope for scope in SYNC_SCOPES if options.get(scope)] or list(SYNC_SCOPES)
         outcome: dict[str, Any] = {}
 
         def run() -> None:

@@ -5,7 +5,7 @@ import threading
 from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -83,16 +83,6 @@ def test_the_command_syncs_and_prints_progress_and_changes(fake: FakeWeCom) -> N
     call_command("wecom_sync", "--contacts", stdout=out)
     assert out.getvalue().splitlines()[-1] == "Nothing changed."
     assert WeComSyncRun.objects.filter(trigger="command").count() == 2
-
-
-def test_the_command_refuses_a_scope_nobody_syncs(fake: FakeWeCom) -> None:
-    from crm.wecom.registry import SYNC_STEPS
-
-    if "groups" in SYNC_STEPS:
-        pytest.skip("group chats are synced in this build")
-    with pytest.raises(CommandError, match=r"Not available: groups\."):
-        call_command("wecom_sync", "--groups", stdout=StringIO())
-    assert not WeComSyncRun.objects.exists()
 
 
 def test_the_nightly_task_waits_for_wecom_to_be_configured() -> None:
