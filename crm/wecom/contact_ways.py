@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
@@ -90,7 +91,9 @@ class _Checked:
     tags: list[Tag]
 
 
-def _wecom_refused(error: WeChatClientException) -> Conflict:
+def _wecom_refused(error: Exception) -> Conflict:
+    """WeCom's refusal, or WeCom out of reach (no errcode: a network error, an HTTP error, or
+    no answer), as the conflict the API answers 409 and the admin shows on the form."""
     errcode = errcode_of(error)
     if errcode is None:
         message = _("WeCom could not be reached; nothing was changed. Try again later.")
@@ -205,7 +208,7 @@ def contact_way_create(
             skip_verify=skip_verify,
             remark=name[:REMARK_MAX_CHARS],
         )
-    except WeChatClientException as error:
+    except (WeChatClientException, requests.RequestException) as error:
         raise _wecom_refused(error) from None
     config_id = str(answer.get("config_id") or "")
     qr_code_url = str(answer.get("qr_code") or "")
@@ -252,7 +255,7 @@ def _wecom_delete_quietly(config_id: str) -> None:
         return
     try:
         wecom_call(wecom_client().external_contact.del_contact_way, config_id)
-    except WeChatClientException as error:
+    except (WeChatClientException, requests.RequestException) as error:
         logger.warning("wecom.contact_way_orphaned", extra={"errcode": errcode_of(error)})
 
 
@@ -314,7 +317,7 @@ def contact_way_update(
                 skip_verify=new_skip_verify,
                 user=[member.wecom_userid for member in checked.staff],
             )
-        except WeChatClientException as error:
+        except (WeChatClientException, requests.RequestException) as error:
             raise _wecom_refused(error) from None
     before = _audited(contact_way)
     with transaction.atomic():
@@ -347,7 +350,7 @@ def contact_way_deactivate(*, contact_way_id: int, actor: str) -> ContactWay:
     if contact_way.config_id:
         try:
             wecom_call(wecom_client().external_contact.del_contact_way, contact_way.config_id)
-        except WeChatClientException as error:
+        except (WeChatClientException, requests.RequestException) as error:
             raise _wecom_refused(error) from None
     before = audit_values(contact_way, AUDITED_FIELDS)
     with transaction.atomic():

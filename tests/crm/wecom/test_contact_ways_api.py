@@ -137,6 +137,16 @@ def test_wecom_refusing_is_a_409_and_nothing_is_stored(client, fake: FakeWeCom) 
     assert not ContactWay.objects.exists()
 
 
+def test_wecom_out_of_reach_is_a_409_and_nothing_is_stored(client, settings) -> None:
+    """No WeCom answers (here a closed loopback port; in CI, no route to WeCom at all): the
+    token request itself fails, which must read as WeCom being out of reach, not a 500."""
+    settings.WECOM_API_BASE_URL = "http://127.0.0.1:9/cgi-bin/"
+    response = client.post(URL, _body(), format="json")
+    assert response.status_code == 409
+    assert response.json()["code"] == "wecom_refused"
+    assert not ContactWay.objects.exists()
+
+
 def test_the_list_carries_reports_in_constant_queries(client, fake: FakeWeCom) -> None:
     staff = StaffMemberFactory(wecom_userid="zhangsan")
 
